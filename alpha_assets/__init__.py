@@ -1,0 +1,1 @@
+"""The alpha asset platform."""

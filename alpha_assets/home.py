@@ -1,0 +1,57 @@
+"""ALPHA_HOME: the one folder everything the platform writes lives under.
+
+  landing/     vendor drop zone          quarantine/  bad vendor files + reason files
+  lake/        Delta tables at lake/<layer>/<asset>
+  dagster/     DAGSTER_HOME              mlflow/      tracking database + artifacts
+  ground_truth/  the demo world's truth (written by the simulator; the pipeline never reads it)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_HOME = ".alpha"
+
+
+@dataclass(frozen=True)
+class AlphaHome:
+    root: Path
+
+    @classmethod
+    def from_env(cls) -> AlphaHome:
+        return cls(Path(os.environ.get("ALPHA_HOME", DEFAULT_HOME)).expanduser().resolve())
+
+    @property
+    def landing(self) -> Path:
+        return self.root / "landing"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.root / "quarantine"
+
+    @property
+    def lake(self) -> Path:
+        return self.root / "lake"
+
+    @property
+    def dagster(self) -> Path:
+        return self.root / "dagster"
+
+    @property
+    def mlflow(self) -> Path:
+        return self.root / "mlflow"
+
+    @property
+    def ground_truth(self) -> Path:
+        return self.root / "ground_truth"
+
+    @property
+    def outbox(self) -> Path:
+        return self.root / "outbox"
+
+    def ensure(self) -> AlphaHome:
+        for p in (self.landing, self.quarantine, self.lake, self.dagster, self.mlflow, self.outbox):
+            p.mkdir(parents=True, exist_ok=True)
+        return self

@@ -1,0 +1,1 @@
+"""Vendor file parsing and validation: every file is checked, and a bad one raises VendorFileError naming it."""
