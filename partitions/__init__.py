@@ -1,0 +1,56 @@
+"""Partitions: trading-day (XNYS) daily partitions, monthly training partitions, and lookback mappings.
+
+A trading-day partition is a cron weekday partition with every exchange holiday excluded, so partition keys are
+exactly the sessions. Its time window runs from the session's midnight to the next session's midnight (Friday's
+window ends on Monday), which the Delta store turns into the dates [start, end - 1 day].
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date, datetime, timedelta
+
+from dagster import (
+    MonthlyPartitionsDefinition,
+    TimeWindowPartitionMapping,
+    TimeWindowPartitionsDefinition,
+)
+
+from partitions.calendar import CALENDAR_END, holidays_between
+
+DEFAULT_START = "2015-01-02"
+# Features look back this many sessions (momentum 120 skipping 5, lag-60 of a 20-day return, rolling 60).
+FEATURE_LOOKBACK_SESSIONS = 125
+LABEL_HORIZONS = (1, 5, 20)
+
+
+def partitions_start() -> date:
+    return date.fromisoformat(os.environ.get("ALPHA_PARTITIONS_START", DEFAULT_START))
+
+
+def _trading_days(start: date) -> TimeWindowPartitionsDefinition:
+    holidays = [datetime(d.year, d.month, d.day) for d in holidays_between(start, CALENDAR_END)]
+    return TimeWindowPartitionsDefinition(
+        cron_schedule="0 0 * * 1-5",
+        start=datetime(start.year, start.month, start.day),
+        fmt="%Y-%m-%d",
+        timezone="UTC",
+        end_offset=1,  # today's session exists from its midnight: its vendor files land that evening
+        exclusions=holidays,
+    )
+
+
+trading_days = _trading_days(partitions_start())
+monthly_training = MonthlyPartitionsDefinition(start_date=partitions_start().replace(day=1).isoformat())
+
+feature_lookback = TimeWindowPartitionMapping(
+    start_offset=-FEATURE_LOOKBACK_SESSIONS, end_offset=0, allow_nonexistent_upstream_partitions=True
+)
+label_horizon = TimeWindowPartitionMapping(
+    start_offset=0, end_offset=max(LABEL_HORIZONS), allow_nonexistent_upstream_partitions=True
+)
+
+
+def window_dates(start: datetime, end: datetime) -> tuple[date, date]:
+    """A Dagster time window [start, end) as inclusive dates."""
+    return start.date(), (end - timedelta(days=1)).date()

@@ -117,6 +117,8 @@ class DeltaLake:
 
         name = f"{layer}.{asset}"
         uri = self.uri(layer, asset)
+        if df.width == 0:  # nothing computed (no upstream rows): leave the table as it is
+            return WriteResult(name, self.version(layer, asset) or -1, 0, start, end)
         if start is not None:
             if partition_column not in df.columns:
                 raise PartitionWindowError(f"table {name}: data has no '{partition_column}' column")

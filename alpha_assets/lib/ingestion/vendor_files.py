@@ -60,20 +60,28 @@ def _validate_prices(name: str, df: pl.DataFrame, file_date: date, today: date |
             raise VendorFileError(name, f"column '{c}' is {df.schema[c]}, expected a number")
     df = df.with_columns([pl.col(c).cast(pl.Float64) for c in num] + [pl.col("volume").cast(pl.Float64)])
     bad = df.filter(
-        pl.any_horizontal([pl.col(c).is_null() | pl.col(c).is_nan() | pl.col(c).is_infinite() for c in [*num, "volume"]])
+        pl.any_horizontal(
+            [pl.col(c).is_null() | pl.col(c).is_nan() | pl.col(c).is_infinite() for c in [*num, "volume"]]
+        )
     )
     if bad.height:
-        raise VendorFileError(name, f"{bad.height} row(s) with missing, NaN or infinite values (e.g. {bad['ticker'][0]})")
+        raise VendorFileError(
+            name, f"{bad.height} row(s) with missing, NaN or infinite values (e.g. {bad['ticker'][0]})"
+        )
     nonpos = df.filter(pl.any_horizontal([pl.col(c) <= 0 for c in num]) | (pl.col("volume") < 0))
     if nonpos.height:
         raise VendorFileError(name, f"{nonpos.height} row(s) with non-positive prices or negative volume")
-    incons = df.filter((pl.col("high") < pl.max_horizontal("open", "close", "low") * (1 - 1e-6))
-                       | (pl.col("low") > pl.min_horizontal("open", "close", "high") * (1 + 1e-6)))
+    incons = df.filter(
+        (pl.col("high") < pl.max_horizontal("open", "close", "low") * (1 - 1e-6))
+        | (pl.col("low") > pl.min_horizontal("open", "close", "high") * (1 + 1e-6))
+    )
     if incons.height:
         raise VendorFileError(name, f"{incons.height} row(s) where high/low do not bracket open/close")
     dates = df["trade_date"].unique()
     if dates.len() != 1 or dates[0] != file_date:
-        raise VendorFileError(name, f"rows are dated {sorted(dates.to_list())} but the file name says {file_date}")
+        raise VendorFileError(
+            name, f"rows are dated {sorted(dates.to_list())} but the file name says {file_date}"
+        )
     if today is not None and file_date > today:
         raise VendorFileError(name, f"trading date {file_date} is in the future (today is {today})")
     dup = df.group_by("ticker").len().filter(pl.col("len") > 1)
@@ -113,7 +121,9 @@ def parse_provider_a(name: str, data: bytes, today: date | None = None) -> Parse
         try:
             published = datetime.fromisoformat(str(raw["published_at"][0]))
         except ValueError:
-            raise VendorFileError(name, f"published_at '{raw['published_at'][0]}' is not an ISO timestamp") from None
+            raise VendorFileError(
+                name, f"published_at '{raw['published_at'][0]}' is not an ISO timestamp"
+            ) from None
     rows = _validate_prices(name, df, file_date, today)
     return ParsedPrices(name, "A", file_date, published, rows)
 
@@ -185,7 +195,11 @@ def price_cutoff(d: date, next_session: date) -> datetime:
 def is_late(parsed: ParsedPrices, next_session: date) -> bool:
     if parsed.published_at is None:
         return False
-    pub = parsed.published_at if parsed.published_at.tzinfo else parsed.published_at.replace(tzinfo=timezone.utc)
+    pub = (
+        parsed.published_at
+        if parsed.published_at.tzinfo
+        else parsed.published_at.replace(tzinfo=timezone.utc)
+    )
     return pub > price_cutoff(parsed.trade_date, next_session)
 
 

@@ -24,6 +24,9 @@ import polars as pl
 from scipy.cluster import hierarchy
 from scipy.spatial.distance import squareform
 
+# Clusters up to this size have their variances computed together in one gather.
+_BATCH_MAX_SIZE = 64
+
 LINKAGES = ("single", "complete", "average", "weighted", "centroid", "median", "ward")
 
 
@@ -57,54 +60,117 @@ def covariance(matrix: np.ndarray) -> np.ndarray:
 
 
 def correlation_distance(cov: np.ndarray) -> np.ndarray:
-    """Condensed correlation distance ``sqrt((1 - ρ) / 2)`` from a covariance matrix."""
+    """Condensed correlation distance ``sqrt(clip((1 - ρ) / 2, 0, 1))`` from a covariance matrix."""
+    n = cov.shape[0]
     std = np.sqrt(np.diag(cov))
     if (std <= 0).any():
         flat = np.flatnonzero(std <= 0).tolist()
         raise ValueError(f"returns of columns {flat[:10]} have zero variance; HRP cannot size them")
-    corr = cov / std[:, None] / std[None, :]
-    np.clip(corr, -1.0, 1.0, out=corr)
-    dist = np.sqrt(np.clip((1.0 - corr) / 2.0, 0.0, 1.0))
-    return squareform(dist, checks=False)
+    # Work on the condensed upper triangle in place: half the memory traffic of the full N×N matrix.
+    dist = squareform(cov, checks=False)
+    start = 0
+    for row in range(n - 1):
+        stop = start + n - 1 - row
+        dist[start:stop] /= std[row] * std[row + 1 :]
+        start = stop
+    np.subtract(1.0, dist, out=dist)
+    dist /= 2.0
+    np.clip(dist, 0.0, 1.0, out=dist)
+    return np.sqrt(dist, out=dist)
 
 
 def cluster_tree(cov: np.ndarray, *, linkage: str = "single", optimal_ordering: bool = False) -> np.ndarray:
     """scipy linkage matrix of the correlation-distance clustering of the assets in ``cov``."""
     if linkage not in LINKAGES:
         raise ValueError(f"linkage must be one of {LINKAGES}, got {linkage!r}")
-    return hierarchy.linkage(
-        correlation_distance(cov), method=linkage, optimal_ordering=optimal_ordering
-    )
+    return hierarchy.linkage(correlation_distance(cov), method=linkage, optimal_ordering=optimal_ordering)
 
 
-def recursive_bisection(cov: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """HRP weights from a covariance matrix and a quasi-diagonal asset order (weights in asset order)."""
+def recursive_bisection(matrix: np.ndarray, cov: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """HRP weights (in asset order) from returns, their covariance and a quasi-diagonal asset order.
+
+    Level by level: every range of the ordered list with two or more names is split at its midpoint and both
+    halves' inverse-variance cluster variances are computed in one batch.
+    """
     n = len(order)
-    ordered_cov = cov[np.ix_(order, order)]
-    inverse_variance = 1.0 / np.diag(ordered_cov)
+    ordered_inverse_variance = 1.0 / np.diag(cov)[order]
     ordered_weights = np.ones(n)
-    pending = [(0, n)]
-    while pending:
-        start, stop = pending.pop()
-        if stop - start < 2:
-            continue
-        middle = start + (stop - start) // 2
-        left_variance = _cluster_variance(ordered_cov, inverse_variance, start, middle)
-        right_variance = _cluster_variance(ordered_cov, inverse_variance, middle, stop)
+    starts, stops = np.array([0]), np.array([n])
+    while True:
+        splittable = stops - starts > 1
+        starts, stops = starts[splittable], stops[splittable]
+        if starts.size == 0:
+            break
+        middles = starts + (stops - starts) // 2
+        variances = _cluster_variances(
+            matrix,
+            cov,
+            order,
+            ordered_inverse_variance,
+            np.concatenate([starts, middles]),
+            np.concatenate([middles, stops]),
+        )
+        left_variance, right_variance = variances[: starts.size], variances[starts.size :]
         left_share = 1.0 - left_variance / (left_variance + right_variance)
-        ordered_weights[start:middle] *= left_share
-        ordered_weights[middle:stop] *= 1.0 - left_share
-        pending.append((start, middle))
-        pending.append((middle, stop))
+        ordered_weights *= _segment_factors(
+            n,
+            np.concatenate([starts, middles]),
+            np.concatenate([middles, stops]),
+            np.concatenate([left_share, 1.0 - left_share]),
+        )
+        starts, stops = np.concatenate([starts, middles]), np.concatenate([middles, stops])
     weights = np.empty(n)
     weights[order] = ordered_weights
     return weights
 
 
-def _cluster_variance(ordered_cov: np.ndarray, inverse_variance: np.ndarray, start: int, stop: int) -> float:
-    """Variance of the inverse-variance portfolio of the contiguous cluster ``[start, stop)``."""
-    weights = inverse_variance[start:stop] / inverse_variance[start:stop].sum()
-    return float(weights @ ordered_cov[start:stop, start:stop] @ weights)
+def _segment_factors(n: int, starts: np.ndarray, stops: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """A length-n vector equal to ``factors[k]`` on ``[starts[k], stops[k])`` and 1 elsewhere."""
+    lengths = stops - starts
+    positions = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+    out = np.ones(n)
+    out[positions] = np.repeat(factors, lengths)
+    return out
+
+
+def _cluster_variances(
+    matrix: np.ndarray,
+    cov: np.ndarray,
+    order: np.ndarray,
+    ordered_inverse_variance: np.ndarray,
+    starts: np.ndarray,
+    stops: np.ndarray,
+) -> np.ndarray:
+    """Variance of the inverse-variance portfolio of each ordered range ``[starts[k], stops[k])``."""
+    sizes = stops - starts
+    variances = np.empty(sizes.size)
+    # Clusters larger than the history are cheaper as the variance of their portfolio's daily returns
+    # (T·s operations) than as w'Σw on a gathered s×s covariance block.
+    large = np.flatnonzero(sizes > max(_BATCH_MAX_SIZE, matrix.shape[0]))
+    for k in large:
+        members = order[starts[k] : stops[k]]
+        inverse_variance = ordered_inverse_variance[starts[k] : stops[k]]
+        portfolio = matrix[:, members] @ (inverse_variance / inverse_variance.sum())
+        variances[k] = np.var(portfolio, ddof=1)
+    medium = np.flatnonzero((sizes > _BATCH_MAX_SIZE) & (sizes <= max(_BATCH_MAX_SIZE, matrix.shape[0])))
+    for k in medium:
+        members = order[starts[k] : stops[k]]
+        inverse_variance = ordered_inverse_variance[starts[k] : stops[k]]
+        weights = inverse_variance / inverse_variance.sum()
+        variances[k] = weights @ cov[np.ix_(members, members)] @ weights
+    small = np.flatnonzero(sizes <= _BATCH_MAX_SIZE)
+    if small.size:
+        width = int(sizes[small].max())
+        offsets = np.arange(width)
+        inside = offsets[None, :] < sizes[small, None]
+        # Padding points at the cluster's first member and carries zero weight.
+        positions = np.where(inside, starts[small, None] + offsets[None, :], starts[small, None])
+        weights = np.where(inside, ordered_inverse_variance[positions], 0.0)
+        weights /= weights.sum(axis=1, keepdims=True)
+        members = order[positions]
+        blocks = cov[members[:, :, None], members[:, None, :]]
+        variances[small] = np.einsum("bi,bij,bj->b", weights, blocks, weights)
+    return variances
 
 
 def hrp_weights(returns: Any, *, linkage: str = "single", optimal_ordering: bool = False) -> np.ndarray:
@@ -119,4 +185,4 @@ def hrp_weights(returns: Any, *, linkage: str = "single", optimal_ordering: bool
         return np.ones(1)
     cov = covariance(matrix)
     tree = cluster_tree(cov, linkage=linkage, optimal_ordering=optimal_ordering)
-    return recursive_bisection(cov, hierarchy.leaves_list(tree))
+    return recursive_bisection(matrix, cov, hierarchy.leaves_list(tree))

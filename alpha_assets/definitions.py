@@ -1,0 +1,81 @@
+"""The one Definitions object. Resources are chosen once by deployment: ALPHA_DEPLOYMENT=local (default) | prod."""
+
+from __future__ import annotations
+
+import os
+
+from dagster import (
+    AssetSelection,
+    AutomationConditionSensorDefinition,
+    DefaultSensorStatus,
+    Definitions,
+    EnvVar,
+    define_asset_job,
+    in_process_executor,
+)
+
+from alpha_assets.features.assets import labels, price_features
+from alpha_assets.home import AlphaHome
+from alpha_assets.ingestion.assets import prices, universe
+from alpha_assets.ingestion.sensors import vendor_sensors
+from partitions import trading_days
+from resources import DeltaIOManager, DeltaLakeResource, LocalVendorLanding, S3VendorLanding
+
+
+def deployment() -> str:
+    dep = os.environ.get("ALPHA_DEPLOYMENT", "local")
+    if dep not in ("local", "prod"):
+        raise ValueError(f"ALPHA_DEPLOYMENT must be 'local' or 'prod', not {dep!r}")
+    return dep
+
+
+def local_resources(home: AlphaHome | None = None) -> dict:
+    home = (home or AlphaHome.from_env()).ensure()
+    lake_root = str(home.lake)
+    return {
+        "io_manager": DeltaIOManager(lake_root=lake_root),
+        "lake_store": DeltaLakeResource(lake_root=lake_root),
+        "landing": LocalVendorLanding(root=str(home.landing), quarantine_root=str(home.quarantine)),
+    }
+
+
+def prod_resources() -> dict:
+    # Nothing is read from the environment at import time: EnvVar resolves when a run starts.
+    lake_root = EnvVar("ALPHA_LAKE_ROOT")  # e.g. s3://fund-lake/lake
+    storage = EnvVar("ALPHA_LAKE_STORAGE_OPTIONS")  # JSON, e.g. {"AWS_REGION": "us-east-1"}; "{}" for IAM roles
+    return {
+        "io_manager": DeltaIOManager(lake_root=lake_root, storage_options_json=storage),
+        "lake_store": DeltaLakeResource(lake_root=lake_root, storage_options_json=storage),
+        "landing": S3VendorLanding(bucket=EnvVar("ALPHA_LANDING_BUCKET"), endpoint_url=None),
+    }
+
+
+ALL_ASSETS = [universe, prices, price_features, labels]
+
+main_job = define_asset_job(
+    "main",
+    selection=AssetSelection.all(),
+    partitions_def=trading_days,
+    description="Every daily asset for a window of trading days (the demo and backfills run this).",
+)
+
+automation_sensor = AutomationConditionSensorDefinition(
+    "downstream_automation", target=AssetSelection.all(), default_status=DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+)  # fmt: skip
+
+
+def build_definitions(resources: dict | None = None) -> Definitions:
+    if resources is None:
+        resources = local_resources() if deployment() == "local" else prod_resources()
+    return Definitions(
+        assets=ALL_ASSETS,
+        jobs=[main_job],
+        sensors=[*vendor_sensors, automation_sensor],
+        resources=resources,
+        # One process per run: on 2 cores, spawning a process per step costs more than the steps themselves.
+        executor=in_process_executor,
+    )
+
+
+defs = build_definitions()

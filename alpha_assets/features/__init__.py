@@ -1,0 +1,1 @@
+"""Features: temporal price features, forward-return labels (and, later, alternative-data joins)."""

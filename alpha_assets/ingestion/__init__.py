@@ -1,0 +1,1 @@
+"""Ingestion: vendor files in landing/ become raw.* Delta tables; bad files go to quarantine/."""

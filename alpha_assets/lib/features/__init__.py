@@ -1,0 +1,1 @@
+"""Feature engineering: temporal price features, labels, point-in-time alternative-data joins."""

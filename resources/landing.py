@@ -1,0 +1,159 @@
+"""Vendor landing zones: where vendors drop files. A local folder or an S3 prefix, same interface.
+
+Sensors list new files through this resource (never through ``os`` or ``boto3`` directly), assets read file bytes
+through it, and bad files are moved to quarantine with a reason file next to them: nothing is deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from dagster import ConfigurableResource
+
+
+@dataclass(frozen=True)
+class LandedFile:
+    prefix: str  # vendor prefix, e.g. "prices_a"
+    name: str  # path relative to the prefix, e.g. "prices_a_2024-01-02.csv"
+    size: int
+    modified: float  # POSIX seconds
+    fingerprint: str  # content identity: sha256 (local) or ETag (S3)
+
+    def stamp(self) -> str:
+        return f"{self.size}:{self.modified}:{self.fingerprint}"
+
+
+class VendorLanding(ConfigurableResource):
+    """Interface; see LocalVendorLanding and S3VendorLanding."""
+
+    def list_files(self, prefix: str, known: dict[str, str] | None = None) -> list[LandedFile]:
+        raise NotImplementedError
+
+    def read_bytes(self, prefix: str, name: str) -> bytes:
+        raise NotImplementedError
+
+    def quarantine(self, prefix: str, name: str, reason: str) -> str:
+        raise NotImplementedError
+
+    def exists(self, prefix: str, name: str) -> bool:
+        raise NotImplementedError
+
+    def local_path(self, prefix: str, name: str) -> Path:
+        """A local path to read the file from (S3 downloads it to a cache)."""
+        raise NotImplementedError
+
+
+def _reason_doc(prefix: str, name: str, reason: str) -> str:
+    return json.dumps({"file": f"{prefix}/{name}", "reason": reason,
+                       "quarantined_at": datetime.now(timezone.utc).isoformat()}, indent=2)  # fmt: skip
+
+
+class LocalVendorLanding(VendorLanding):
+    root: str
+    quarantine_root: str
+
+    def _dir(self, prefix: str) -> Path:
+        return Path(self.root) / prefix
+
+    def list_files(self, prefix: str, known: dict[str, str] | None = None) -> list[LandedFile]:
+        """Files under the prefix; ``known`` maps name -> stamp() so unchanged files are not re-hashed."""
+        base = self._dir(prefix)
+        if not base.exists():
+            return []
+        out = []
+        for p in sorted(base.rglob("*")):
+            if not p.is_file() or p.name.startswith(".") or p.name.endswith(".tmp"):
+                continue
+            st = p.stat()
+            name = p.relative_to(base).as_posix()
+            stamp = f"{st.st_size}:{st.st_mtime}"
+            prev = (known or {}).get(name, "")
+            if prev.startswith(stamp + ":"):
+                sha = prev.rsplit(":", 1)[1]
+            else:
+                sha = hashlib.sha256(p.read_bytes()).hexdigest()[:32]
+            out.append(LandedFile(prefix, name, st.st_size, st.st_mtime, sha))
+        return out
+
+    def read_bytes(self, prefix: str, name: str) -> bytes:
+        return (self._dir(prefix) / name).read_bytes()
+
+    def exists(self, prefix: str, name: str) -> bool:
+        return (self._dir(prefix) / name).is_file()
+
+    def local_path(self, prefix: str, name: str) -> Path:
+        return self._dir(prefix) / name
+
+    def quarantine(self, prefix: str, name: str, reason: str) -> str:
+        src = self._dir(prefix) / name
+        dest_dir = Path(self.quarantine_root) / prefix
+        dest = dest_dir / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.exists():  # a second bad delivery of the same name: keep both
+            stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+            dest = dest.with_name(f"{dest.name}.{stamp}")
+        shutil.move(str(src), str(dest))
+        Path(str(dest) + ".reason.json").write_text(_reason_doc(prefix, name, reason))
+        return str(dest)
+
+
+class S3VendorLanding(VendorLanding):
+    """Landing zone on S3 (or an S3-compatible server): ``s3://bucket/<root_prefix>/<vendor prefix>/<name>``."""
+
+    bucket: str
+    root_prefix: str = "landing"
+    quarantine_prefix: str = "quarantine"
+    endpoint_url: str | None = None
+    region_name: str = "us-east-1"
+    cache_dir: str = "/tmp/alpha-landing-cache"
+
+    def _client(self):
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint_url, region_name=self.region_name)
+
+    def _key(self, prefix: str, name: str) -> str:
+        return f"{self.root_prefix.strip('/')}/{prefix}/{name}"
+
+    def list_files(self, prefix: str, known: dict[str, str] | None = None) -> list[LandedFile]:
+        base = f"{self.root_prefix.strip('/')}/{prefix}/"
+        out = []
+        # Paginated: a plain list_objects_v2 returns only the first 1,000 keys.
+        for page in self._client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=base):
+            for obj in page.get("Contents", []):
+                name = obj["Key"][len(base) :]
+                if not name or name.endswith("/"):
+                    continue
+                out.append(LandedFile(prefix, name, obj["Size"], obj["LastModified"].timestamp(),
+                                      obj["ETag"].strip('"')))  # fmt: skip
+        return sorted(out, key=lambda f: f.name)
+
+    def read_bytes(self, prefix: str, name: str) -> bytes:
+        return self._client().get_object(Bucket=self.bucket, Key=self._key(prefix, name))["Body"].read()
+
+    def exists(self, prefix: str, name: str) -> bool:
+        try:
+            self._client().head_object(Bucket=self.bucket, Key=self._key(prefix, name))
+            return True
+        except Exception:
+            return False
+
+    def local_path(self, prefix: str, name: str) -> Path:
+        dest = Path(self.cache_dir) / prefix / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(self.read_bytes(prefix, name))
+        return dest
+
+    def quarantine(self, prefix: str, name: str, reason: str) -> str:
+        s3 = self._client()
+        src = self._key(prefix, name)
+        dest = f"{self.quarantine_prefix.strip('/')}/{prefix}/{name}"
+        s3.copy_object(Bucket=self.bucket, Key=dest, CopySource={"Bucket": self.bucket, "Key": src})
+        s3.put_object(Bucket=self.bucket, Key=dest + ".reason.json", Body=_reason_doc(prefix, name, reason).encode())
+        s3.delete_object(Bucket=self.bucket, Key=src)
+        return f"s3://{self.bucket}/{dest}"
