@@ -75,7 +75,7 @@ def _write_alt_data(world, out: Path) -> None:
 
 # ----------------------------------------------------------------------------------------- materialize
 def materialize(home: AlphaHome, start: date | None = None, end: date | None = None,
-                select: list[str] | None = None, quiet: bool = False) -> dict:  # fmt: skip
+                select: list[str] | None = None, quiet: bool = False, instance=None) -> dict:  # fmt: skip
     """Materialize every selected asset over [start, end] as one single-run backfill on the local instance."""
     from dagster import AssetKey, DagsterInstance
 
@@ -93,7 +93,7 @@ def materialize(home: AlphaHome, start: date | None = None, end: date | None = N
     defs = build_definitions(local_resources(home))
     job = defs.resolve_job_def("main")
     keys = [AssetKey(k.split("/")) for k in select] if select else None
-    instance = DagsterInstance.get()
+    instance = instance or DagsterInstance.get()
     tags = {"dagster/asset_partition_range_start": sessions[0].isoformat(),
             "dagster/asset_partition_range_end": sessions[-1].isoformat(), "alpha/launched_by": "alpha-cli"}  # fmt: skip
     if not quiet:

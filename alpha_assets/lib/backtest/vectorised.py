@@ -191,20 +191,29 @@ def _concat(parts: list[tuple[np.ndarray, ...]], width: int) -> list[np.ndarray]
 
 def _fills_frame(parts, sessions: pl.Series, universe: pl.Series) -> pl.DataFrame:
     t_idx, n_idx, filled, price, impact, slippage, commission, fee = _concat(parts, 8)
-    return pl.DataFrame(
+    frame = pl.DataFrame(
         {
             "trade_date": sessions.gather(t_idx),
             "ticker": universe.gather(n_idx),
-            "side": np.where(filled > 0.0, "buy", "sell"),
-            "shares": np.abs(filled),
+            "filled": filled,
             "price": price,
             "impact_cost": impact,
             "slippage_cost": slippage,
             "commission": commission,
             "fee": fee,
-        },
-        schema=FILL_SCHEMA,
+        }
     )
+    return frame.select(
+        "trade_date",
+        "ticker",
+        pl.when(pl.col("filled") > 0.0).then(pl.lit("buy")).otherwise(pl.lit("sell")).alias("side"),
+        pl.col("filled").abs().alias("shares"),
+        "price",
+        "impact_cost",
+        "slippage_cost",
+        "commission",
+        "fee",
+    ).cast(FILL_SCHEMA)
 
 
 def _positions_frame(parts, sessions: pl.Series, universe: pl.Series) -> pl.DataFrame:

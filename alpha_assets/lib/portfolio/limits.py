@@ -109,7 +109,8 @@ def build_target_weights(
     A name is eligible when it has a finite alpha score, metadata with ``adv_usd >= min_adv_usd``, and a
     complete, non-constant returns history (HRP needs a risk estimate). The top ``long_quantile`` of eligible
     names by alpha (ties broken by ticker) are bought, the bottom ``short_quantile`` sold; book sizes are
-    ``floor(quantile * eligible)``.
+    ``floor(quantile * eligible)``. HRP sizes each book over its names in ticker order: HRP's midpoint bisection
+    depends on column order, and a fixed order makes the book independent of how the inputs were sorted.
 
     Returns one row per held name: ``ticker, side ("long"/"short"), weight`` (signed, fraction of NAV),
     ``hrp_weight`` (signed, before limits), ``alpha_score, sector, country, adv_usd, corr_group`` and
@@ -147,7 +148,7 @@ def build_target_weights(
             eligible.head(n_long).with_columns(side=pl.lit("long")),
             eligible.tail(n_short).with_columns(side=pl.lit("short")),
         ]
-    )
+    ).sort("ticker")
     tickers = books["ticker"].to_list()
     is_long = (books["side"] == "long").to_numpy()
     book_returns = np.column_stack([history[t] for t in tickers])

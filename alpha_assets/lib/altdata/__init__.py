@@ -1,0 +1,1 @@
+"""Alternative-data computation: satellite imagery, text and web signals turned into numbers."""
