@@ -221,12 +221,20 @@ def summary(home: AlphaHome) -> None:
     for i in db.table_infos():
         print(f"  {i.name:30s} {i.rows:>9,d} rows  {i.first_date}..{i.last_date}  (delta v{i.version})")
     if "raw.prices" in db.tables:
-        src = db.query("SELECT source, count(DISTINCT trade_date) AS days FROM raw.prices GROUP BY 1 ORDER BY 1")
+        src = db.query(
+            "SELECT source, count(DISTINCT trade_date) AS days FROM raw.prices GROUP BY 1 ORDER BY 1"
+        )
         print("price sources by day: " + ", ".join(f"{r['source']}={r['days']}" for r in src.to_dicts()))
-    quarantined = sorted(p for p in home.quarantine.rglob("*") if p.is_file() and not p.name.endswith(".json"))
+    quarantined = sorted(
+        p for p in home.quarantine.rglob("*") if p.is_file() and not p.name.endswith(".json")
+    )
     print(f"quarantined files: {len(quarantined)}")
     for q in quarantined[:10]:
-        reason = json.loads(Path(str(q) + ".reason.json").read_text())["reason"] if Path(str(q) + ".reason.json").exists() else ""
+        reason = (
+            json.loads(Path(str(q) + ".reason.json").read_text())["reason"]
+            if Path(str(q) + ".reason.json").exists()
+            else ""
+        )
         print(f"  {q.relative_to(home.root)}: {reason}")
     _ = pl
 
@@ -240,7 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     def world_args(sp):
         sp.add_argument("--tickers", type=int, default=50)
         sp.add_argument("--days", type=int, default=252)
-        sp.add_argument("--start", help="first session (default: the world ends on the last completed session)")
+        sp.add_argument(
+            "--start", help="first session (default: the world ends on the last completed session)"
+        )
         sp.add_argument("--seed", type=int, default=7)
         sp.add_argument("--signal-strength", type=float, default=0.05, dest="signal_strength")
 
@@ -255,7 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     world_args(d)
     d.set_defaults(fn=cmd_demo)
 
-    m = sub.add_parser("materialize", help="materialize assets over the files in landing/ (one single-run backfill)")
+    m = sub.add_parser(
+        "materialize", help="materialize assets over the files in landing/ (one single-run backfill)"
+    )
     m.add_argument("--from", dest="date_from")
     m.add_argument("--to", dest="date_to")
     m.add_argument("--select", help="comma-separated asset keys, e.g. raw/prices,features/price_features")

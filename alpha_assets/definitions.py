@@ -42,7 +42,9 @@ def local_resources(home: AlphaHome | None = None) -> dict:
 def prod_resources() -> dict:
     # Nothing is read from the environment at import time: EnvVar resolves when a run starts.
     lake_root = EnvVar("ALPHA_LAKE_ROOT")  # e.g. s3://fund-lake/lake
-    storage = EnvVar("ALPHA_LAKE_STORAGE_OPTIONS")  # JSON, e.g. {"AWS_REGION": "us-east-1"}; "{}" for IAM roles
+    storage = EnvVar(
+        "ALPHA_LAKE_STORAGE_OPTIONS"
+    )  # JSON, e.g. {"AWS_REGION": "us-east-1"}; "{}" for IAM roles
     return {
         "io_manager": DeltaIOManager(lake_root=lake_root, storage_options_json=storage),
         "lake_store": DeltaLakeResource(lake_root=lake_root, storage_options_json=storage),

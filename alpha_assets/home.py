@@ -1,9 +1,9 @@
 """ALPHA_HOME: the one folder everything the platform writes lives under.
 
-  landing/     vendor drop zone          quarantine/  bad vendor files + reason files
-  lake/        Delta tables at lake/<layer>/<asset>
-  dagster/     DAGSTER_HOME              mlflow/      tracking database + artifacts
-  ground_truth/  the demo world's truth (written by the simulator; the pipeline never reads it)
+landing/     vendor drop zone          quarantine/  bad vendor files + reason files
+lake/        Delta tables at lake/<layer>/<asset>
+dagster/     DAGSTER_HOME              mlflow/      tracking database + artifacts
+ground_truth/  the demo world's truth (written by the simulator; the pipeline never reads it)
 """
 
 from __future__ import annotations

@@ -23,7 +23,9 @@ def make_world(home: Path, tickers: int = 12, days: int = 40, seed: int = 3, sig
     from alpha_assets.world.simulate import WorldConfig, simulate_world
     from alpha_assets.world.vendors import write_world
 
-    world = simulate_world(WorldConfig(tickers=tickers, start=WORLD_START, days=days, seed=seed, signal_strength=signal))
+    world = simulate_world(
+        WorldConfig(tickers=tickers, start=WORLD_START, days=days, seed=seed, signal_strength=signal)
+    )
     meta = write_world(world, home)
     return world, meta
 

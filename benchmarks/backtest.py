@@ -58,11 +58,16 @@ def make_market(n_names: int, n_days: int, seed: int = 0) -> tuple[pl.DataFrame,
     signal -= signal.mean(axis=1, keepdims=True)
     weights = signal / np.abs(signal).sum(axis=1, keepdims=True)
 
-    session_col = pl.Series("trade_date", sessions, dtype=pl.Date).gather(np.repeat(np.arange(n_days), n_names))
+    session_col = pl.Series("trade_date", sessions, dtype=pl.Date).gather(
+        np.repeat(np.arange(n_days), n_names)
+    )
     ticker_col = tickers.gather(np.tile(np.arange(n_names), n_days))
     bars = pl.DataFrame(
         [session_col, ticker_col]
-        + [pl.Series(name, m.ravel()) for name, m in (("open", opening), ("close", close), ("volume", volume))]
+        + [
+            pl.Series(name, m.ravel())
+            for name, m in (("open", opening), ("close", close), ("volume", volume))
+        ]
     )
     target_weights = pl.DataFrame([session_col, ticker_col, pl.Series("weight", weights.ravel())])
     return bars, target_weights

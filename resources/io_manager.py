@@ -34,7 +34,9 @@ class DeltaIOManager(ConfigurableIOManager):
         if obj is None:
             return
         if not isinstance(obj, pl.DataFrame):
-            raise TypeError(f"{context.asset_key.to_user_string()} returned {type(obj).__name__}, expected polars")
+            raise TypeError(
+                f"{context.asset_key.to_user_string()} returned {type(obj).__name__}, expected polars"
+            )
         layer, asset = self._table(context.asset_key)
         start = end = None
         if context.has_asset_partitions:

@@ -84,9 +84,12 @@ class DeltaLake:
         for f in new:
             if f.name in have:
                 a, b = have[f.name], f.type
-                same = a == b or (pa.types.is_large_string(a) and pa.types.is_string(b)) or (
-                    pa.types.is_string(a) and pa.types.is_large_string(b)
-                ) or (pa.types.is_string_view(b) and (pa.types.is_string(a) or pa.types.is_large_string(a)))
+                same = (
+                    a == b
+                    or (pa.types.is_large_string(a) and pa.types.is_string(b))
+                    or (pa.types.is_string(a) and pa.types.is_large_string(b))
+                    or (pa.types.is_string_view(b) and (pa.types.is_string(a) or pa.types.is_large_string(a)))
+                )
                 if not same:
                     raise SchemaDriftError(
                         f"schema drift refused for table {name}: column '{f.name}' is {a} in the table "
@@ -144,10 +147,16 @@ class DeltaLake:
             write_deltalake(uri, data, mode="overwrite", storage_options=self.storage_options)
         elif not exists:
             write_deltalake(
-                uri, data, mode="overwrite", partition_by=[partition_column], storage_options=self.storage_options
+                uri,
+                data,
+                mode="overwrite",
+                partition_by=[partition_column],
+                storage_options=self.storage_options,
             )
         else:
-            predicate = f"{partition_column} >= '{start.isoformat()}' AND {partition_column} <= '{end.isoformat()}'"
+            predicate = (
+                f"{partition_column} >= '{start.isoformat()}' AND {partition_column} <= '{end.isoformat()}'"
+            )
             write_deltalake(
                 uri, data, mode="overwrite", predicate=predicate, storage_options=self.storage_options
             )

@@ -154,6 +154,8 @@ class S3VendorLanding(VendorLanding):
         src = self._key(prefix, name)
         dest = f"{self.quarantine_prefix.strip('/')}/{prefix}/{name}"
         s3.copy_object(Bucket=self.bucket, Key=dest, CopySource={"Bucket": self.bucket, "Key": src})
-        s3.put_object(Bucket=self.bucket, Key=dest + ".reason.json", Body=_reason_doc(prefix, name, reason).encode())
+        s3.put_object(
+            Bucket=self.bucket, Key=dest + ".reason.json", Body=_reason_doc(prefix, name, reason).encode()
+        )
         s3.delete_object(Bucket=self.bucket, Key=src)
         return f"s3://{self.bucket}/{dest}"

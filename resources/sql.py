@@ -70,7 +70,11 @@ class LakeSQL:
                     f'SELECT count(*), min(trade_date), max(trade_date) FROM "{layer}"."{asset}"'
                 ).fetchone()
             else:
-                rows, lo, hi = self.con.execute(f'SELECT count(*) FROM "{layer}"."{asset}"').fetchone()[0], None, None
+                rows, lo, hi = (
+                    self.con.execute(f'SELECT count(*) FROM "{layer}"."{asset}"').fetchone()[0],
+                    None,
+                    None,
+                )
             out.append(TableInfo(name, rows, str(lo) if lo else None, str(hi) if hi else None,
                                  self.lake.version(layer, asset)))  # fmt: skip
         return out

@@ -1,6 +1,5 @@
 """features.price_features and features.labels: windowed, so a day costs one day of work."""
 
-
 import polars as pl
 from dagster import (
     AssetCheckResult,
@@ -31,8 +30,13 @@ _ = MaterializeResult
     group_name="features",
     kinds={"polars", "delta"},
     automation_condition=downstream,
-    check_specs=[AssetCheckSpec("features_finite", asset=AssetKey(["features", "price_features"]),
-                                description="no infinite values; NaN only where the lookback is short")],
+    check_specs=[
+        AssetCheckSpec(
+            "features_finite",
+            asset=AssetKey(["features", "price_features"]),
+            description="no infinite values; NaN only where the lookback is short",
+        )
+    ],
 )
 def price_features(context: AssetExecutionContext, prices: pl.DataFrame):
     """Lags 1/5/20/60, rolling mean/std/min/max over 5/20/60, returns 1/5/20, volatility, momentum 60/120 skipping
@@ -40,10 +44,14 @@ def price_features(context: AssetExecutionContext, prices: pl.DataFrame):
     start, end = window_dates(*context.partition_time_window)
     df = compute_price_features(prices, start, end) if prices.height else pl.DataFrame()
     cols = feature_columns(df) if df.height else []
-    n_inf = int(df.select(pl.sum_horizontal([pl.col(c).is_infinite().sum() for c in cols])).item()) if cols else 0
+    n_inf = (
+        int(df.select(pl.sum_horizontal([pl.col(c).is_infinite().sum() for c in cols])).item()) if cols else 0
+    )
     yield Output(df, metadata={"rows": df.height, "feature_columns": len(cols),
                                "lookback_rows_read": prices.height})  # fmt: skip
-    yield AssetCheckResult(check_name="features_finite", passed=n_inf == 0, metadata={"infinite_values": n_inf})
+    yield AssetCheckResult(
+        check_name="features_finite", passed=n_inf == 0, metadata={"infinite_values": n_inf}
+    )
 
 
 @asset(
@@ -61,6 +69,8 @@ def labels(context: AssetExecutionContext, prices: pl.DataFrame):
     a label never uses a price that was not known."""
     start, end = window_dates(*context.partition_time_window)
     df = compute_labels(prices, start, end) if prices.height else pl.DataFrame()
-    filled = {c: int(df[c].is_not_null().sum()) for c in df.columns if c.startswith("fwd_")} if df.height else {}
+    filled = (
+        {c: int(df[c].is_not_null().sum()) for c in df.columns if c.startswith("fwd_")} if df.height else {}
+    )
     return Output(df, metadata={"rows": df.height, "known_until": str(prices["trade_date"].max()) if prices.height
                                 else "", **{f"filled_{k}": v for k, v in filled.items()}})  # fmt: skip

@@ -1,6 +1,5 @@
 """raw.universe, raw.prices and raw.price_reconciliation."""
 
-
 from datetime import date, datetime, timezone
 
 import polars as pl
@@ -77,8 +76,10 @@ def universe(context: AssetExecutionContext, landing: VendorLanding, lake_store:
         prior = lake.read("raw", "universe", shift_sessions(start, -10), shift_sessions(start, -1))
         if prior.height:
             last = prior["trade_date"].max()
-            previous = prior.filter(pl.col("trade_date") == last).drop("trade_date", "snapshot_date").with_columns(
-                pl.lit(last).alias("snapshot_date")
+            previous = (
+                prior.filter(pl.col("trade_date") == last)
+                .drop("trade_date", "snapshot_date")
+                .with_columns(pl.lit(last).alias("snapshot_date"))
             )
     for d in sessions_between(start, end):
         snap = None
@@ -109,21 +110,36 @@ def universe(context: AssetExecutionContext, landing: VendorLanding, lake_store:
 
 @multi_asset(
     outs={
-        "prices": AssetOut(key=AssetKey(["raw", "prices"]), metadata={"partition_expr": "trade_date"},
-                           kinds={"polars", "delta"}),
-        "price_reconciliation": AssetOut(key=AssetKey(["raw", "price_reconciliation"]),
-                                         metadata={"partition_expr": "trade_date"}, kinds={"polars", "delta"}),
+        "prices": AssetOut(
+            key=AssetKey(["raw", "prices"]),
+            metadata={"partition_expr": "trade_date"},
+            kinds={"polars", "delta"},
+        ),
+        "price_reconciliation": AssetOut(
+            key=AssetKey(["raw", "price_reconciliation"]),
+            metadata={"partition_expr": "trade_date"},
+            kinds={"polars", "delta"},
+        ),
     },  # fmt: skip
     partitions_def=trading_days,
     backfill_policy=BackfillPolicy.single_run(),
     group_name="raw",
     check_specs=[
-        AssetCheckSpec("every_session_has_prices", asset=AssetKey(["raw", "prices"]),
-                       description="each trading day in the window has prices from some provider"),
-        AssetCheckSpec("prices_valid", asset=AssetKey(["raw", "prices"]),
-                       description="positive finite prices, one row per ticker-day"),
-        AssetCheckSpec("providers_agree", asset=AssetKey(["raw", "price_reconciliation"]),
-                       description="disagreements above tolerance stay under the configured share of rows"),
+        AssetCheckSpec(
+            "every_session_has_prices",
+            asset=AssetKey(["raw", "prices"]),
+            description="each trading day in the window has prices from some provider",
+        ),
+        AssetCheckSpec(
+            "prices_valid",
+            asset=AssetKey(["raw", "prices"]),
+            description="positive finite prices, one row per ticker-day",
+        ),
+        AssetCheckSpec(
+            "providers_agree",
+            asset=AssetKey(["raw", "price_reconciliation"]),
+            description="disagreements above tolerance stay under the configured share of rows",
+        ),
     ],  # fmt: skip
 )
 def prices(context: AssetExecutionContext, config: PriceIngestionConfig, landing: VendorLanding,

@@ -7,7 +7,6 @@ nothing, a corrected file re-runs its day. Files whose name carries no trading d
 quarantined with a reason.
 """
 
-
 import json
 from datetime import date, datetime, timezone
 
@@ -26,15 +25,20 @@ from alpha_assets.lib.ingestion.vendor_files import date_from_name
 from partitions import trading_days
 from resources.landing import VendorLanding
 
+PRICE_KEYS = [AssetKey(["raw", "prices"]), AssetKey(["raw", "price_reconciliation"])]  # one multi-asset
 VENDOR_TARGETS: dict[str, list[AssetKey]] = {
     "reference": [AssetKey(["raw", "universe"])],
-    "prices_a": [AssetKey(["raw", "prices"])],
-    "prices_b": [AssetKey(["raw", "prices"])],
+    "prices_a": PRICE_KEYS,
+    "prices_b": PRICE_KEYS,
 }
 
 
 def evaluate_landing(
-    prefix: str, landing: VendorLanding, cursor: str | None, targets: list[AssetKey], today: date | None = None
+    prefix: str,
+    landing: VendorLanding,
+    cursor: str | None,
+    targets: list[AssetKey],
+    today: date | None = None,
 ) -> tuple[list[RunRequest], str, list[str]]:
     """Pure sensor logic: (run requests, new cursor, quarantined files)."""
     known: dict[str, str] = json.loads(cursor) if cursor else {}

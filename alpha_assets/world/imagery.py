@@ -205,7 +205,9 @@ def _parking_capacity(layout: _ParkingLayout) -> int:
     return len(layout.stalls) - len(layout.corral_stalls)
 
 
-def _oriented_rect(cx: float, cy: float, heading: float, a0: float, a1: float, b0: float, b1: float) -> np.ndarray:
+def _oriented_rect(
+    cx: float, cy: float, heading: float, a0: float, a1: float, b0: float, b1: float
+) -> np.ndarray:
     """Corners of the rectangle a∈[a0,a1] (along heading), b∈[b0,b1] (across) around (cx, cy)."""
     hx, hy = math.cos(heading), math.sin(heading)
     px, py = -hy, hx
@@ -279,14 +281,25 @@ def _render_parking(
     for stall in layout.stalls:
         for side in (-0.5, 0.5):
             poly = _oriented_rect(
-                stall.cx, stall.cy, stall.heading, -stall_d / 2, stall_d / 2, side * stall_w - line_w, side * stall_w
+                stall.cx,
+                stall.cy,
+                stall.heading,
+                -stall_d / 2,
+                stall_d / 2,
+                side * stall_w - line_w,
+                side * stall_w,
             )
             _fill(paint_layer, poly, 1.0, ss)
     for y in layout.aisle_centres:  # direction arrows and a crosswalk in the aisles
         for _ in range(int(rng.integers(1, 3))):
             ax = rng.uniform(*layout.row_x_range)
             direction = 0.0 if rng.random() < 0.5 else math.pi
-            _fill(paint_layer, _oriented_rect(ax, y, direction, -2.0 / gsd, 0.6 / gsd, -0.12 / gsd, 0.12 / gsd), 1.0, ss)
+            _fill(
+                paint_layer,
+                _oriented_rect(ax, y, direction, -2.0 / gsd, 0.6 / gsd, -0.12 / gsd, 0.12 / gsd),
+                1.0,
+                ss,
+            )
             head = np.array(
                 [
                     (ax + math.cos(direction) * 1.3 / gsd, y),
@@ -298,7 +311,9 @@ def _render_parking(
     walk_x = layout.entrance_x
     walk_y = layout.aisle_centres[0]
     for k in range(6):
-        stripe = _oriented_rect(walk_x + (k - 2.5) * 0.9 / gsd, walk_y, math.pi / 2, -3.0 / gsd, 3.0 / gsd, -0.2 / gsd, 0.2 / gsd)
+        stripe = _oriented_rect(
+            walk_x + (k - 2.5) * 0.9 / gsd, walk_y, math.pi / 2, -3.0 / gsd, 3.0 / gsd, -0.2 / gsd, 0.2 / gsd
+        )
         _fill(paint_layer, stripe, 1.0, ss)
     paint_alpha = rng.uniform(0.35, 0.7)  # faded paint
     img = img * (1 - paint_alpha * paint_layer[..., None]) + 215.0 * paint_alpha * paint_layer[..., None]
@@ -347,7 +362,13 @@ def _render_parking(
         _fill(shadow, _car_polygon(car) + shadow_dir * shadow_len, 1.0, ss)
     for stall_idx in layout.corral_stalls:
         s = layout.stalls[stall_idx]
-        _fill(shadow, _oriented_rect(s.cx, s.cy, s.heading, -2.2 / gsd, 2.2 / gsd, -0.6 / gsd, 0.6 / gsd) + shadow_dir * 1.5, 0.6, ss)
+        _fill(
+            shadow,
+            _oriented_rect(s.cx, s.cy, s.heading, -2.2 / gsd, 2.2 / gsd, -0.6 / gsd, 0.6 / gsd)
+            + shadow_dir * 1.5,
+            0.6,
+            ss,
+        )
     for lx, ly in layout.lamps:
         pole = np.array([(lx, ly), (lx, ly)]) + np.array([[0, 0], shadow_dir * 8.0 / gsd / math.tan(sun_el)])
         cv2.line(
@@ -364,25 +385,88 @@ def _render_parking(
         body = np.array(car.paint)
         half_l, half_w = car.length / 2.0, car.width / 2.0
         _fill(img, _car_polygon(car), tuple(body * 0.85), ss)  # body sides, slightly darker
-        _fill(img, _oriented_rect(car.cx, car.cy, car.heading, -half_l * 0.95, half_l * 0.95, -half_w * 0.85, half_w * 0.85), tuple(body), ss)
+        _fill(
+            img,
+            _oriented_rect(
+                car.cx, car.cy, car.heading, -half_l * 0.95, half_l * 0.95, -half_w * 0.85, half_w * 0.85
+            ),
+            tuple(body),
+            ss,
+        )
         glass = (42.0, 50.0, 62.0)
-        _fill(img, _oriented_rect(car.cx, car.cy, car.heading, 0.10 * car.length, 0.27 * car.length, -half_w * 0.8, half_w * 0.8), glass, ss)
-        _fill(img, _oriented_rect(car.cx, car.cy, car.heading, -0.36 * car.length, -0.26 * car.length, -half_w * 0.75, half_w * 0.75), glass, ss)
+        _fill(
+            img,
+            _oriented_rect(
+                car.cx, car.cy, car.heading, 0.10 * car.length, 0.27 * car.length, -half_w * 0.8, half_w * 0.8
+            ),
+            glass,
+            ss,
+        )
+        _fill(
+            img,
+            _oriented_rect(
+                car.cx,
+                car.cy,
+                car.heading,
+                -0.36 * car.length,
+                -0.26 * car.length,
+                -half_w * 0.75,
+                half_w * 0.75,
+            ),
+            glass,
+            ss,
+        )
         roof = np.clip(body * 1.06 + 6, 0, 255)
-        _fill(img, _oriented_rect(car.cx, car.cy, car.heading, -0.26 * car.length, 0.10 * car.length, -half_w * 0.7, half_w * 0.7), tuple(roof), ss)
+        _fill(
+            img,
+            _oriented_rect(
+                car.cx,
+                car.cy,
+                car.heading,
+                -0.26 * car.length,
+                0.10 * car.length,
+                -half_w * 0.7,
+                half_w * 0.7,
+            ),
+            tuple(roof),
+            ss,
+        )
 
     # Shopping carts: loose ones in the aisles and rows of carts in corrals.
     for _ in range(int(rng.integers(0, 7))):
         cx = rng.uniform(*layout.row_x_range)
         cy = layout.aisle_centres[int(rng.integers(0, len(layout.aisle_centres)))] + rng.normal(0, 1.5 / gsd)
         colour = (185.0, 188.0, 192.0) if rng.random() < 0.7 else (170.0, 40.0, 40.0)
-        _fill(img, _oriented_rect(cx, cy, rng.uniform(0, math.pi), -0.45 / gsd, 0.45 / gsd, -0.28 / gsd, 0.28 / gsd), colour, ss)
+        _fill(
+            img,
+            _oriented_rect(cx, cy, rng.uniform(0, math.pi), -0.45 / gsd, 0.45 / gsd, -0.28 / gsd, 0.28 / gsd),
+            colour,
+            ss,
+        )
     for stall_idx in layout.corral_stalls:
         s = layout.stalls[stall_idx]
-        _fill(img, _oriented_rect(s.cx, s.cy, s.heading, -2.2 / gsd, 2.2 / gsd, -0.6 / gsd, 0.6 / gsd), (150.0, 150.0, 150.0), ss)
+        _fill(
+            img,
+            _oriented_rect(s.cx, s.cy, s.heading, -2.2 / gsd, 2.2 / gsd, -0.6 / gsd, 0.6 / gsd),
+            (150.0, 150.0, 150.0),
+            ss,
+        )
         n_carts = int(rng.integers(0, 5))
         for k in range(n_carts):
-            _fill(img, _oriented_rect(s.cx, s.cy, s.heading, -2.0 / gsd + k * 0.9 / gsd, -1.3 / gsd + k * 0.9 / gsd, -0.28 / gsd, 0.28 / gsd), (190.0, 192.0, 196.0), ss)
+            _fill(
+                img,
+                _oriented_rect(
+                    s.cx,
+                    s.cy,
+                    s.heading,
+                    -2.0 / gsd + k * 0.9 / gsd,
+                    -1.3 / gsd + k * 0.9 / gsd,
+                    -0.28 / gsd,
+                    0.28 / gsd,
+                ),
+                (190.0, 192.0, 196.0),
+                ss,
+            )
 
     # Trees over everything on the ground: canopies partly hide cars; their shadows fall on cars too.
     tree_shadow = np.zeros((big, big), np.float32)
@@ -396,7 +480,14 @@ def _render_parking(
         for _ in range(7):
             ang, rad = rng.uniform(0, 2 * math.pi), rng.uniform(0, 0.55) * radius
             shade = green * rng.uniform(0.8, 1.3)
-            _disc(img, tx + rad * math.cos(ang), ty + rad * math.sin(ang), radius * rng.uniform(0.3, 0.5), tuple(shade), ss)
+            _disc(
+                img,
+                tx + rad * math.cos(ang),
+                ty + rad * math.sin(ang),
+                radius * rng.uniform(0.3, 0.5),
+                tuple(shade),
+                ss,
+            )
     for lx, ly in layout.lamps:
         _disc(img, lx, ly, 0.35 / gsd, (205.0, 205.0, 200.0), ss)
 
@@ -412,7 +503,9 @@ def _render_parking(
     return out, polygons
 
 
-def _rotate_ccw(img: np.ndarray, polygons: list[np.ndarray], turns: int) -> tuple[np.ndarray, list[np.ndarray]]:
+def _rotate_ccw(
+    img: np.ndarray, polygons: list[np.ndarray], turns: int
+) -> tuple[np.ndarray, list[np.ndarray]]:
     size = img.shape[0]
     out = np.ascontiguousarray(np.rot90(img, turns))
     rotated = []
@@ -474,7 +567,9 @@ def generate_parking_images(
                     "image_size_px": size,
                 },
             )
-            rows.append({"trade_date": day, "store_id": store_id, "ticker": ticker, "true_count": len(polygons)})
+            rows.append(
+                {"trade_date": day, "store_id": store_id, "ticker": ticker, "true_count": len(polygons)}
+            )
     truth.mkdir(parents=True, exist_ok=True)
     pl.DataFrame(
         rows,
@@ -497,7 +592,9 @@ def generate_detector_training_set(out_dir: Path, n_images: int, seed: int, size
         rng = _rng(seed, "detector-train", index)
         layout = _parking_layout(rng, size, PARKING_GSD_M)
         # Occupancy spread wider than the vendor feed's so the detector sees near-empty and packed lots.
-        wanted = int(round(rng.uniform(*BASE_CARS_RANGE) * math.exp(CAR_TRAFFIC_ELASTICITY * 1.5 * rng.normal())))
+        wanted = int(
+            round(rng.uniform(*BASE_CARS_RANGE) * math.exp(CAR_TRAFFIC_ELASTICITY * 1.5 * rng.normal()))
+        )
         img, polygons = _draw_parking_scene(layout, wanted, rng)
         name = f"lot_{index:05d}"
         _write_png(out_dir / "images" / split / f"{name}.png", img)
@@ -587,7 +684,10 @@ def _tank_farm(rng: np.random.Generator, size: int, gsd_m: float) -> _TankFarm:
             (cx - math.sin(math.radians(az)) * reach, cy + math.cos(math.radians(az)) * reach)
             for az in TANK_SUN_AZIMUTH_DEG
         ]
-        if any(not (radius + 4 < ex < size - radius - 4 and radius + 4 < ey < size - radius - 4) for ex, ey in ends):
+        if any(
+            not (radius + 4 < ex < size - radius - 4 and radius + 4 < ey < size - radius - 4)
+            for ex, ey in ends
+        ):
             continue
         if (footprint & occupied).any():
             continue
@@ -682,7 +782,9 @@ def _render_tank_farm(
         # Sunlight enters through the rim opening and lands on the roof displaced away from the sun.
         lit_cx, lit_cy = tank.cx - to_sun[0] * crescent, tank.cy - to_sun[1] * crescent
         roof_lit = (xs - lit_cx) ** 2 + (ys - lit_cy) ** 2 <= (tank.radius_px - tank.rim_px) ** 2
-        ground_shadow = _stadium_mask(xs, ys, tank.cx, tank.cy, tank.radius_px, -to_sun[0] * reach, -to_sun[1] * reach)
+        ground_shadow = _stadium_mask(
+            xs, ys, tank.cx, tank.cy, tank.radius_px, -to_sun[0] * reach, -to_sun[1] * reach
+        )
         window = (slice(y_lo, y_hi), slice(x_lo, x_hi))
         shadow[window] |= ground_shadow & ~body
         shadow[window] |= roof & ~roof_lit

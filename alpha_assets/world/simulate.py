@@ -27,7 +27,9 @@ DRIVERS = ["store_traffic", "tank_inventory", "management_tone", "filing_risk", 
 # How much each latent driver contributes to the planted alpha (signs matter: risk hurts).
 DRIVER_LOADINGS = {"store_traffic": 0.5, "tank_inventory": 0.3, "management_tone": 0.5, "filing_risk": -0.4,
                    "web_price": 0.3}  # fmt: skip
-DRIVER_PERSISTENCE = 0.97  # AR(1) coefficient: alt-data states move slowly, so a lagged read still carries alpha
+DRIVER_PERSISTENCE = (
+    0.97  # AR(1) coefficient: alt-data states move slowly, so a lagged read still carries alpha
+)
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,9 @@ def calibrate_on_sp500() -> Calibration:
         n = corr.shape[0]
         avg_corr = float((corr.sum() - n) / (n * (n - 1)))
         market = rets.mean(axis=1)
-        return Calibration(float(np.median(vols)), avg_corr, float(market.std(ddof=1)), "skfolio sp500 dataset")
+        return Calibration(
+            float(np.median(vols)), avg_corr, float(market.std(ddof=1)), "skfolio sp500 dataset"
+        )
     except Exception:  # the package or its data missing: documented long-run levels of US large caps
         return Calibration(0.018, 0.30, 0.011, "fallback constants")
 

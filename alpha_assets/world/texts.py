@@ -145,9 +145,13 @@ OPERATOR_OPENING = (
     "At this time, all participants are in a listen-only mode. "
     "After the speakers' presentation, there will be a question-and-answer session."
 )
-OPERATOR_QA = "We will now begin the question-and-answer session. Our first question comes from {analyst} with {firm}."
+OPERATOR_QA = (
+    "We will now begin the question-and-answer session. Our first question comes from {analyst} with {firm}."
+)
 OPERATOR_NEXT = "Our next question comes from {analyst} with {firm}. Please go ahead."
-OPERATOR_CLOSE = "This concludes today's conference call. Thank you for participating, and you may now disconnect."
+OPERATOR_CLOSE = (
+    "This concludes today's conference call. Thank you for participating, and you may now disconnect."
+)
 IR_OPENING = (
     "Thank you, operator, and good morning, everyone. "
     "Joining me today are our chief executive officer and our chief financial officer. "
@@ -164,8 +168,21 @@ METRICS = (
     "same-store sales",
     "operating cash flow",
 )
-REGIONS = ("North America", "Europe", "Asia Pacific", "Latin America", "the Middle East", "our domestic market")
-DRIVERS = ("Freight cost", "The currency", "Raw material pricing", "Wage inflation", "The interest rate backdrop")
+REGIONS = (
+    "North America",
+    "Europe",
+    "Asia Pacific",
+    "Latin America",
+    "the Middle East",
+    "our domestic market",
+)
+DRIVERS = (
+    "Freight cost",
+    "The currency",
+    "Raw material pricing",
+    "Wage inflation",
+    "The interest rate backdrop",
+)
 SECTOR_SEGMENTS: dict[str, tuple[str, ...]] = {
     "Energy": ("the upstream segment", "the refining business", "the midstream unit"),
     "Materials": ("the specialty chemicals unit", "the packaging business", "the metals division"),
@@ -426,8 +443,14 @@ def render_transcript(
     for q in range(n_questions):
         analyst = f"{FIRST_NAMES[analysts[q]]} {LAST_NAMES[(analysts[q] * 7 + q) % len(LAST_NAMES)]}"
         firm = BROKER_FIRMS[int(rng.integers(len(BROKER_FIRMS)))]
-        lines += ["Operator", (OPERATOR_QA if q == 0 else OPERATOR_NEXT).format(analyst=analyst, firm=firm), ""]
-        question = render_phrase(ANALYST_QUESTIONS[rng.integers(len(ANALYST_QUESTIONS))], rng, company.segments, when)
+        lines += [
+            "Operator",
+            (OPERATOR_QA if q == 0 else OPERATOR_NEXT).format(analyst=analyst, firm=firm),
+            "",
+        ]
+        question = render_phrase(
+            ANALYST_QUESTIONS[rng.integers(len(ANALYST_QUESTIONS))], rng, company.segments, when
+        )
         lines += [f"{analyst} -- Analyst, {firm}", f"Thanks for taking my question. {question}", ""]
         # answers are less scripted than prepared remarks: same latent tone, a little noise
         answer_tone = tone + float(rng.normal(0.0, 0.3))
@@ -505,7 +528,9 @@ def render_filing(
     for _ in range(n_risk):
         pool = RISK_FACTOR_SEVERE if rng.random() < p_severe else RISK_FACTOR_BENIGN
         lead = render_phrase(pool[rng.integers(len(pool))], rng, company.segments, when)
-        extra = render_phrase(RISK_FACTOR_BENIGN[rng.integers(len(RISK_FACTOR_BENIGN))], rng, company.segments, when)
+        extra = render_phrase(
+            RISK_FACTOR_BENIGN[rng.integers(len(RISK_FACTOR_BENIGN))], rng, company.segments, when
+        )
         risk_paras.append(f"{lead} {extra}")
     p_neg = _logistic(1.4 * risk - 0.3) * 0.8
     p_pos = (1.0 - p_neg) * 0.45

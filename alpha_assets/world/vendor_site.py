@@ -33,7 +33,14 @@ from urllib.parse import unquote, urlsplit
 import numpy as np
 import polars as pl
 
-__all__ = ["PRICE_ELASTICITY", "SiteFaults", "VendorSiteServer", "build_site", "product_page_url", "serve_site"]
+__all__ = [
+    "PRICE_ELASTICITY",
+    "SiteFaults",
+    "VendorSiteServer",
+    "build_site",
+    "product_page_url",
+    "serve_site",
+]
 
 PRICE_ELASTICITY = 0.08  # log-price move per unit of the latent web_price driver
 ROBOTS_TXT = """User-agent: *
@@ -43,7 +50,17 @@ Disallow: /checkout/
 User-agent: BadBot
 Disallow: /
 """
-PRODUCT_NOUNS = ("Router", "Blender", "Jacket", "Drill", "Headset", "Kettle", "Backpack", "Monitor", "Sneaker")
+PRODUCT_NOUNS = (
+    "Router",
+    "Blender",
+    "Jacket",
+    "Drill",
+    "Headset",
+    "Kettle",
+    "Backpack",
+    "Monitor",
+    "Sneaker",
+)
 PRODUCT_TIERS = ("Basic", "Plus", "Pro", "Max")
 
 
@@ -72,11 +89,11 @@ def _page(ticker: str, name: str, day: date, products: list[tuple[str, str, floa
         for sku, title, price, availability in products
     )
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en">\n<head><meta charset="utf-8">'
         f"<title>{html.escape(name)} catalogue {day.isoformat()}</title></head>\n<body>\n"
         '  <nav><a href="/index.html">Home</a> <a href="/checkout/cart.html">Cart</a></nav>\n'
         f'  <main id="catalogue" data-ticker="{html.escape(ticker)}" data-date="{day.isoformat()}">\n'
-        f"  <h1>{html.escape(name)}</h1>\n  <ul class=\"products\">\n{items}\n  </ul>\n  </main>\n</body>\n</html>\n"
+        f'  <h1>{html.escape(name)}</h1>\n  <ul class="products">\n{items}\n  </ul>\n  </main>\n</body>\n</html>\n'
     )
 
 
@@ -139,8 +156,12 @@ def build_site(
             f"<html><body><h1>Catalogue {day.isoformat()}</h1><ul>\n{links}\n</ul>"
             '<a href="/private/pricing-feed.html">partner feed</a></body></html>\n'
         )
-    day_links = "\n".join(f'<li><a href="/products/{d.isoformat()}/index.html">{d}</a></li>' for d in sorted(days))
-    (site / "index.html").write_text(f"<html><body><h1>Vendor catalogue</h1><ul>\n{day_links}\n</ul></body></html>\n")
+    day_links = "\n".join(
+        f'<li><a href="/products/{d.isoformat()}/index.html">{d}</a></li>' for d in sorted(days)
+    )
+    (site / "index.html").write_text(
+        f"<html><body><h1>Vendor catalogue</h1><ul>\n{day_links}\n</ul></body></html>\n"
+    )
     out = pl.DataFrame(
         rows,
         schema={
@@ -177,7 +198,9 @@ class SiteFaults:
     throttle_times: int = 1
     retry_after_s: float = 1.0
     malformed_paths: set[str] = field(default_factory=set)
-    error_paths: set[str] = field(default_factory=set)  # answer 503 to their first ``throttle_times`` requests
+    error_paths: set[str] = field(
+        default_factory=set
+    )  # answer 503 to their first ``throttle_times`` requests
     slow_share: float = 0.0
     missing_share: float = 0.0
     throttled_share: float = 0.0
@@ -222,7 +245,9 @@ def _malformed(body: bytes) -> bytes:
 class VendorSiteServer:
     """A threaded HTTP server over a site folder, with faults. Use ``start()``/``stop()`` or ``with``."""
 
-    def __init__(self, site_dir: str | Path, host: str = "127.0.0.1", port: int = 0, faults: SiteFaults | None = None):
+    def __init__(
+        self, site_dir: str | Path, host: str = "127.0.0.1", port: int = 0, faults: SiteFaults | None = None
+    ):
         self.site_dir = Path(site_dir).resolve()
         self.faults = faults or SiteFaults()
         self.requests: list[RequestRecord] = []
@@ -311,12 +336,12 @@ class VendorSiteServer:
                     return 404, b"<html><body>not found</body></html>", {}
                 if faults.missing(path) or not target.is_file():
                     return 404, b"<html><body>not found</body></html>", {}
-                if faults.throttled(path) or path in faults.error_paths:
-                    if server._hit(path) <= faults.throttle_times:
-                        if path in faults.error_paths:
-                            return 503, b"<html><body>service unavailable</body></html>", {}
-                        retry = f"{faults.retry_after_s:g}"
-                        return 429, b"<html><body>too many requests</body></html>", {"Retry-After": retry}
+                faulted = faults.throttled(path) or path in faults.error_paths
+                if faulted and server._hit(path) <= faults.throttle_times:
+                    if path in faults.error_paths:
+                        return 503, b"<html><body>service unavailable</body></html>", {}
+                    retry = f"{faults.retry_after_s:g}"
+                    return 429, b"<html><body>too many requests</body></html>", {"Retry-After": retry}
                 body = target.read_bytes()
                 if faults.malformed(path):
                     body = _malformed(body)

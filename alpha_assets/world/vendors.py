@@ -64,7 +64,9 @@ def write_world(world: World, home: Path, *, fault_rate: float = 0.03) -> dict:
         members = uni.filter(
             (pl.col("list_date") <= d) & (pl.col("delist_date").is_null() | (pl.col("delist_date") > d))
         ).select("ticker", "name", "sector", "country", "adv_usd", "shares_outstanding")
-        members.with_columns(pl.lit(d).alias("as_of")).write_csv(landing / "reference" / f"universe_{tag}.csv")
+        members.with_columns(pl.lit(d).alias("as_of")).write_csv(
+            landing / "reference" / f"universe_{tag}.csv"
+        )
 
         day_a = by_day_a.get((d,))
         day_b = by_day_b.get((d,))

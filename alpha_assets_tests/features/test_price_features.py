@@ -13,9 +13,9 @@ from alpha_assets.lib.features.price_features import (
     feature_columns,
 )
 from alpha_assets.world.simulate import WorldConfig, simulate_world
+from alpha_assets_tests.conftest import WORLD_START
 from partitions import FEATURE_LOOKBACK_SESSIONS
 from partitions.calendar import shift_sessions
-from alpha_assets_tests.conftest import WORLD_START
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,9 @@ def test_features_use_only_the_past(prices):
     shocked = prices.with_columns(
         pl.when(pl.col("trade_date") > d).then(pl.col("close") * 3).otherwise(pl.col("close")).alias("close")
     )
-    assert_frame_equal(compute_price_features(shocked, d, d), base, check_exact=False, rel_tol=1e-12, abs_tol=1e-12)
+    assert_frame_equal(
+        compute_price_features(shocked, d, d), base, check_exact=False, rel_tol=1e-12, abs_tol=1e-12
+    )
 
 
 def test_momentum_matches_its_definition(prices):
@@ -80,9 +82,10 @@ def test_labels_never_extend_past_known_data(prices):
     for h in (1, 5, 20):
         filled = lab.filter(pl.col(f"fwd_ret_{h}").is_not_null())["trade_date"]
         assert filled.max() == days[100 - h]
-        assert lab.filter(pl.col("trade_date") > days[100 - h])[f"fwd_ret_{h}"].null_count() == lab.filter(
-            pl.col("trade_date") > days[100 - h]
-        ).height
+        assert (
+            lab.filter(pl.col("trade_date") > days[100 - h])[f"fwd_ret_{h}"].null_count()
+            == lab.filter(pl.col("trade_date") > days[100 - h]).height
+        )
 
 
 def test_labels_are_the_forward_returns(prices):

@@ -10,7 +10,12 @@ import polars as pl
 import pytest
 
 from alpha_assets.lib.ingestion.prices import DayInputs, choose_day
-from alpha_assets.lib.ingestion.vendor_files import VendorFileError, is_late, parse_provider_a, parse_provider_b
+from alpha_assets.lib.ingestion.vendor_files import (
+    VendorFileError,
+    is_late,
+    parse_provider_a,
+    parse_provider_b,
+)
 
 D = date(2024, 3, 5)
 
@@ -65,7 +70,9 @@ def test_disagreements_above_tolerance_are_listed():
     recon = choose_day(DayInputs(D, a=a, b=b), tolerance=0.005).reconciliation
     assert set(recon["ticker"]) == {"BBB"}
     close = recon.filter(pl.col("field") == "close").row(0, named=True)
-    assert close["value_a"] == 20.0 and close["value_b"] == 21.0 and close["rel_diff"] == pytest.approx(1 / 21)
+    assert (
+        close["value_a"] == 20.0 and close["value_b"] == 21.0 and close["rel_diff"] == pytest.approx(1 / 21)
+    )
 
 
 @pytest.mark.parametrize(
@@ -73,7 +80,11 @@ def test_disagreements_above_tolerance_are_listed():
     [
         ("prices_a_2024-03-05.csv", b"", "empty"),
         ("prices_a.csv", b"ticker,date\n", "no valid YYYY-MM-DD"),
-        ("prices_a_2024-03-05.csv", b"ticker,date,open,high,low,close\nAAA,2024-03-05,1,1,1,1\n", "missing column"),
+        (
+            "prices_a_2024-03-05.csv",
+            b"ticker,date,open,high,low,close\nAAA,2024-03-05,1,1,1,1\n",
+            "missing column",
+        ),
         ("prices_a_2024-03-05.csv", _csv([_row(close=float("nan"))]), "NaN"),
         ("prices_a_2024-03-05.csv", _csv([_row(close=float("inf"))]), "infinite"),
         ("prices_a_2024-03-05.csv", _csv([_row(close=-1.0)]), "non-positive"),
@@ -94,9 +105,9 @@ def test_a_future_dated_file_is_refused():
 
 def test_a_corrupt_file_is_quarantined_and_no_rows_are_lost(home, instance):
     from alpha_assets.cli import materialize
+    from alpha_assets_tests.conftest import WORLD_START
     from partitions.calendar import sessions_from
     from resources.lake import DeltaLake
-    from alpha_assets_tests.conftest import WORLD_START
 
     days = sessions_from(WORLD_START, 40)
     d = days[5]

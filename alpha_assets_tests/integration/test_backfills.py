@@ -5,9 +5,9 @@ from __future__ import annotations
 import polars as pl
 
 from alpha_assets.cli import materialize
+from alpha_assets_tests.conftest import WORLD_START
 from partitions.calendar import sessions_from
 from resources.lake import DeltaLake
-from alpha_assets_tests.conftest import WORLD_START
 
 
 def test_a_five_day_single_run_backfill_writes_all_days_and_downstream_sees_them(home, instance):
@@ -54,6 +54,8 @@ def test_the_demo_pipeline_records_failovers_and_quarantines_bad_files(home, ins
     for d in meta["faults"]["provider_a_corrupt"]:
         assert src[d][0] == "B" and "corrupt" in src[d][1]
         q = home.quarantine / "prices_a" / f"prices_a_{d}.csv"
-        assert q.exists() and "corrupt" in json.loads(q.with_name(q.name + ".reason.json").read_text())["reason"]
+        assert (
+            q.exists() and "corrupt" in json.loads(q.with_name(q.name + ".reason.json").read_text())["reason"]
+        )
     # Every session of the world has prices: failover kept trading through every fault.
     assert len(src) == meta["days"]

@@ -118,7 +118,9 @@ def test_a_process_killed_mid_write_leaves_the_previous_version_readable(tmp_pat
     lake = DeltaLake(tmp_path)
     lake.write_window("raw", "t", _frame(D[:3]), D[0], D[2])
     before, v = lake.read("raw", "t"), lake.version("raw", "t")
-    proc = subprocess.run([sys.executable, "-c", KILLER.format(root=root, lake=str(tmp_path))], capture_output=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLER.format(root=root, lake=str(tmp_path))], capture_output=True
+    )
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
     assert lake.version("raw", "t") == v
     assert lake.read("raw", "t").equals(before)

@@ -171,7 +171,9 @@ def test_without_carry_over_the_unfilled_part_of_a_capped_order_is_dropped(run):
 
 
 def test_pre_trade_sigma_and_adv_use_only_earlier_sessions():
-    bars = one_name_bars([10.0, 10.5, 10.0, 11.0, 12.0], [10.0, 11.0, 10.0, 12.0, 9.0], [100.0, 200.0, 300.0, 400.0, 0.0])
+    bars = one_name_bars(
+        [10.0, 10.5, 10.0, 11.0, 12.0], [10.0, 11.0, 10.0, 12.0, 9.0], [100.0, 200.0, 300.0, 400.0, 0.0]
+    )
     bars = bars.drop("sigma", "adv_shares")
     prepared = prepare_bars(bars, CostModel(vol_window=3, adv_window=2, default_sigma=0.05))
     returns = np.array([11 / 10 - 1, 10 / 11 - 1, 12 / 10 - 1])
@@ -180,7 +182,9 @@ def test_pre_trade_sigma_and_adv_use_only_earlier_sessions():
     )
     assert prepared["adv_shares"].to_list() == pytest.approx([100.0, 100.0, 150.0, 250.0, 350.0])
     shocked = prepare_bars(
-        bars.with_columns(pl.when(pl.col("trade_date") == D4).then(50.0).otherwise(pl.col("close")).alias("close")),
+        bars.with_columns(
+            pl.when(pl.col("trade_date") == D4).then(50.0).otherwise(pl.col("close")).alias("close")
+        ),
         CostModel(vol_window=3, adv_window=2, default_sigma=0.05),
     )
     assert shocked["sigma"][3] == prepared["sigma"][3]  # a shock at the close of D4 is unknown at its open

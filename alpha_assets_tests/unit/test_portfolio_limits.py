@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from alpha_assets.lib.portfolio import (
@@ -13,6 +13,7 @@ from alpha_assets.lib.portfolio import (
     PortfolioLimits,
     build_target_weights,
     check_limits,
+    correlation_groups,
     hrp_weights,
     wide_returns,
 )
@@ -165,6 +166,42 @@ def test_sector_gross_is_capped_across_both_books():
     assert check_limits(target, meta, limits) == []
 
 
+def test_every_pair_in_a_correlation_group_is_correlated_at_least_at_the_threshold():
+    _, returns, _ = make_universe(120, n_sectors=5, seed=12)
+    matrix = returns.to_numpy()
+    limits = PortfolioLimits(corr_group_threshold=0.4)  # distance 0.4 <=> correlation 0.68
+
+    groups = correlation_groups(matrix, limits)
+
+    corr = np.corrcoef(matrix, rowvar=False)
+    sizes = np.bincount(groups)
+    assert sizes.max() > 1
+    for group in np.flatnonzero(sizes > 1):
+        members = np.flatnonzero(groups == group)
+        assert corr[np.ix_(members, members)].min() >= 1 - 2 * 0.4**2 - 1e-12
+
+
+def test_a_correlated_cluster_spanning_both_books_is_capped_in_gross():
+    alpha, returns, meta = make_universe(200, seed=13)
+    ranked = alpha.sort("alpha_score")["ticker"].to_list()
+    twins = ranked[:8] + ranked[-8:]
+    rng = np.random.default_rng(0)
+    common = rng.standard_normal(returns.height) * 0.005
+    # Sixteen quiet names, half in each book, that move almost as one: HRP likes their low variance.
+    returns = returns.with_columns(
+        [pl.Series(t, common + rng.standard_normal(returns.height) * 0.0005) for t in twins]
+    )
+    limits = PortfolioLimits(max_corr_group_weight=0.1)
+
+    target = build_target_weights(alpha, returns, meta, limits)
+
+    twin_rows = target.filter(pl.col("ticker").is_in(twins))
+    assert twin_rows["corr_group"].n_unique() == 1
+    assert twin_rows["weight"].abs().sum() == pytest.approx(0.1, abs=TOLERANCE)
+    assert set(twin_rows["binding_limit"]) == {"max_corr_group_weight"}
+    assert check_limits(target, meta, limits) == []
+
+
 def test_too_few_names_for_the_name_cap_is_infeasible_with_the_numbers():
     alpha, returns, meta = make_universe(45, seed=7)
     meta = meta.with_columns(adv_usd=pl.lit(5e6))
@@ -303,40 +340,42 @@ def test_when_greedy_capping_gets_stuck_the_closest_feasible_book_is_found(monke
         assert np.bincount(groups[column], weights=magnitudes).max() <= cap + TOLERANCE
 
 
-limit_settings = st.fixed_dictionaries(
-    {
-        "max_name_weight": st.floats(0.02, 0.5),
-        "max_sector_weight": st.floats(0.08, 1.0),
-        "max_country_weight": st.floats(0.15, 1.0),
-        "max_corr_group_weight": st.floats(0.08, 1.0),
-        "corr_group_threshold": st.floats(0.2, 0.8),
-        "long_quantile": st.floats(0.05, 0.5),
-        "short_quantile": st.floats(0.05, 0.5),
-        "gross_leverage": st.floats(0.5, 3.0),
-    }
-)
-
-
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    n_names=st.integers(8, 160),
-    n_sectors=st.integers(1, 10),
-    n_countries=st.integers(1, 5),
+    data=st.data(),
+    n_names=st.integers(20, 200),
+    n_sectors=st.integers(2, 12),
+    n_countries=st.integers(1, 6),
     seed=st.integers(0, 10_000),
-    settings_=limit_settings,
 )
-def test_every_limit_holds_or_the_book_is_refused(n_names, n_sectors, n_countries, seed, settings_):
+def test_every_limit_holds_or_the_book_is_refused(data, n_names, n_sectors, n_countries, seed):
     alpha, returns, meta = make_universe(
         n_names, n_sectors=n_sectors, n_countries=n_countries, n_days=60, seed=seed
     )
-    limits = PortfolioLimits(**settings_)
+    # Caps drawn around the tightest level the universe can bear, so books both bind and break.
+    gross = data.draw(st.floats(0.5, 2.0), label="gross_leverage")
+    quantiles = data.draw(st.tuples(st.floats(0.05, 0.5), st.floats(0.05, 0.5)), label="quantiles")
+    n_eligible = meta.filter(pl.col("adv_usd") >= 1_000_000).height
+    smallest_book = max(1, int(min(quantiles) * n_eligible))
+    limits = PortfolioLimits(
+        gross_leverage=gross,
+        long_quantile=quantiles[0],
+        short_quantile=quantiles[1],
+        max_name_weight=gross / 2 / smallest_book * data.draw(st.floats(0.95, 3.0), label="name slack"),
+        max_sector_weight=gross / n_sectors * data.draw(st.floats(1.0, 4.0), label="sector slack"),
+        max_country_weight=gross / n_countries * data.draw(st.floats(1.0, 4.0), label="country slack"),
+        max_corr_group_weight=gross * data.draw(st.floats(0.1, 1.0), label="corr group share"),
+        corr_group_threshold=data.draw(st.floats(0.2, 0.8), label="corr_group_threshold"),
+    )
 
     try:
         target = build_target_weights(alpha, returns, meta, limits)
     except InfeasibleLimitsError as err:
+        event("refused: " + str(err).removeprefix("infeasible limits: ").split("=")[0].split(" ")[0])
         assert "infeasible" in str(err) or "needs at least" in str(err) or "selects no" in str(err)
         return
 
+    event("limits bind" if target["binding_limit"].null_count() < target.height else "no limit binds")
     assert check_limits(target, meta, limits) == []
     long_sum, short_sum = book_sums(target)
     assert abs(long_sum - limits.book_gross) <= TOLERANCE
@@ -354,30 +393,57 @@ def test_every_limit_holds_or_the_book_is_refused(n_names, n_sectors, n_countrie
     )
 
 
+def book_exists(is_long: np.ndarray, groups: dict[str, np.ndarray], limits: PortfolioLimits) -> bool:
+    """Independent feasibility check: is there any magnitude vector meeting every cap with full books?"""
+    from scipy.optimize import linprog
+
+    rows, caps = [], []
+    for column, cap_name in limits_module.GROUP_LIMITS:
+        for code in np.unique(groups[column]):
+            rows.append((groups[column] == code).astype(float))
+            caps.append(getattr(limits, cap_name))
+    result = linprog(
+        c=np.zeros(is_long.size),
+        A_ub=np.array(rows),
+        b_ub=np.array(caps),
+        A_eq=np.vstack([is_long, ~is_long]).astype(float),
+        b_eq=[limits.book_gross, limits.book_gross],
+        bounds=(0, limits.max_name_weight),
+        method="highs",
+    )
+    return result.status == 0
+
+
 @settings(max_examples=200, deadline=None)
-@given(
-    data=st.data(),
-    n_long=st.integers(1, 15),
-    n_short=st.integers(1, 15),
-    settings_=limit_settings,
-)
-def test_capping_meets_every_cap_or_proves_none_can_be_met(data, n_long, n_short, settings_):
+@given(data=st.data(), n_long=st.integers(1, 15), n_short=st.integers(1, 15))
+def test_capping_meets_every_cap_or_proves_none_can_be_met(data, n_long, n_short):
     n = n_long + n_short
     is_long = np.arange(n) < n_long
-    raw = np.array(data.draw(st.lists(st.floats(0.01, 1.0), min_size=n, max_size=n)))
+    raw = np.array(data.draw(st.lists(st.floats(0.01, 1.0), min_size=n, max_size=n), label="hrp"))
     hrp = np.where(is_long, raw / raw[is_long].sum(), raw / raw[~is_long].sum())
+    n_groups = {"sector": 5, "country": 3, "corr_group": 6}
     groups = {
-        column: np.array(data.draw(st.lists(st.integers(0, k), min_size=n, max_size=n)))
-        for column, k in (("sector", 4), ("country", 2), ("corr_group", 5))
+        column: np.array(data.draw(st.lists(st.integers(0, k - 1), min_size=n, max_size=n), label=column))
+        for column, k in n_groups.items()
     }
-    limits = PortfolioLimits(**settings_)
+    gross = data.draw(st.floats(0.5, 2.0), label="gross_leverage")
+    limits = PortfolioLimits(
+        gross_leverage=gross,
+        max_name_weight=gross / 2 / min(n_long, n_short) * data.draw(st.floats(1.0, 3.0), label="name slack"),
+        max_sector_weight=gross / 5 * data.draw(st.floats(1.0, 4.0), label="sector slack"),
+        max_country_weight=gross / 3 * data.draw(st.floats(1.0, 3.0), label="country slack"),
+        max_corr_group_weight=gross / 6 * data.draw(st.floats(1.0, 6.0), label="corr group slack"),
+    )
 
     try:
         magnitudes = cap_book_weights(hrp, is_long, groups, limits)
     except InfeasibleLimitsError as err:
+        event("refused: " + str(err).removeprefix("infeasible limits: ").split("=")[0].split(" ")[0])
         assert str(err).startswith("infeasible limits")
+        assert not book_exists(is_long, groups, limits)
         return
 
+    event("feasible")
     assert (magnitudes >= 0).all()
     assert abs(magnitudes[is_long].sum() - limits.book_gross) <= TOLERANCE
     assert abs(magnitudes[~is_long].sum() - limits.book_gross) <= TOLERANCE

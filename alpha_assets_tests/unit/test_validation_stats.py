@@ -39,7 +39,9 @@ def test_psr_matches_the_formula_with_raw_kurtosis():
     sr, sr_star, t, skew, kurt = 0.12, 0.03, 500, -0.8, 6.0
     sigma = math.sqrt((1.0 - skew * sr + (kurt - 1.0) / 4.0 * sr**2) / (t - 1))
     assert sharpe_ratio_std(sr, t, skew, kurt) == pytest.approx(sigma, rel=1e-14)
-    assert probabilistic_sharpe_ratio(sr, sr_star, t, skew, kurt) == pytest.approx(phi((sr - sr_star) / sigma), abs=1e-12)
+    assert probabilistic_sharpe_ratio(sr, sr_star, t, skew, kurt) == pytest.approx(
+        phi((sr - sr_star) / sigma), abs=1e-12
+    )
 
 
 def test_psr_of_normal_returns_uses_the_one_half_sr_squared_term():
@@ -90,7 +92,9 @@ def test_sharpe_and_moments_of_a_known_series():
 def test_cpcv_yields_n_choose_k_splits_and_phi_paths_covering_every_group_once(n_groups, k):
     splits = cpcv_splits(120, n_groups, k)
     assert len(splits) == math.comb(n_groups, k)
-    assert cpcv_n_paths(n_groups, k) == math.comb(n_groups, k) * k // n_groups == math.comb(n_groups - 1, k - 1)
+    assert (
+        cpcv_n_paths(n_groups, k) == math.comb(n_groups, k) * k // n_groups == math.comb(n_groups - 1, k - 1)
+    )
     assignment = cpcv_path_assignment(n_groups, k)
     assert assignment.shape == (cpcv_n_paths(n_groups, k), n_groups)
     for path in assignment:
@@ -146,7 +150,9 @@ def test_cpcv_path_sharpes_give_one_sharpe_per_path():
     same = cpcv_path_sharpes([series[s.test_idx] for s in splits], splits)
     assert same.shape == (10,)
     np.testing.assert_allclose(same, sharpe_ratio(series), rtol=1e-12)
-    noisy = cpcv_path_sharpes([series[s.test_idx] + rng.normal(0, 0.01, s.test_idx.size) for s in splits], splits)
+    noisy = cpcv_path_sharpes(
+        [series[s.test_idx] + rng.normal(0, 0.01, s.test_idx.size) for s in splits], splits
+    )
     assert len(set(np.round(noisy, 12))) == 10
 
 
@@ -154,7 +160,9 @@ def test_cpcv_path_sharpes_sum_panel_rows_per_date():
     dates = np.repeat(np.arange(30), 2)
     row_pnl = np.random.default_rng(8).normal(0.0005, 0.01, 60)
     splits = cpcv_splits(dates, 5, 2)
-    sharpes = cpcv_path_sharpes([row_pnl[s.test_idx] for s in splits], splits, dates=dates, periods_per_year=252)
+    sharpes = cpcv_path_sharpes(
+        [row_pnl[s.test_idx] for s in splits], splits, dates=dates, periods_per_year=252
+    )
     daily = row_pnl.reshape(30, 2).sum(axis=1)
     np.testing.assert_allclose(sharpes, sharpe_ratio(daily, periods_per_year=252), rtol=1e-12)
 
@@ -170,7 +178,9 @@ def walk_forward_predictions(perfect: bool) -> pl.DataFrame:
             prediction = realised if perfect else rng.normal(size=10)
             rows += [(session, f"T{j}", trained_until, fold, prediction[j], realised[j]) for j in range(10)]
     return pl.DataFrame(
-        rows, schema=["trade_date", "ticker", "trained_until", "fold", "prediction", "realised_return"], orient="row"
+        rows,
+        schema=["trade_date", "ticker", "trained_until", "fold", "prediction", "realised_return"],
+        orient="row",
     )
 
 
@@ -188,7 +198,10 @@ def test_walk_forward_scores_perfect_out_of_sample_predictions_with_ic_one():
 def test_walk_forward_refuses_in_sample_rows():
     predictions = walk_forward_predictions(perfect=False)
     leaked = predictions.with_columns(
-        pl.when(pl.col("fold") == 1).then(pl.col("trade_date")).otherwise(pl.col("trained_until")).alias("trained_until")
+        pl.when(pl.col("fold") == 1)
+        .then(pl.col("trade_date"))
+        .otherwise(pl.col("trained_until"))
+        .alias("trained_until")
     )
     with pytest.raises(InSampleRowsError, match="200 in-sample rows"):
         walk_forward_evaluate(leaked)
@@ -196,7 +209,9 @@ def test_walk_forward_refuses_in_sample_rows():
 
 def test_walk_forward_refuses_a_date_predicted_by_two_folds():
     predictions = walk_forward_predictions(perfect=False)
-    duplicated = pl.concat([predictions, predictions.head(3).with_columns(pl.lit(9, dtype=pl.Int64).alias("fold"))])
+    duplicated = pl.concat(
+        [predictions, predictions.head(3).with_columns(pl.lit(9, dtype=pl.Int64).alias("fold"))]
+    )
     with pytest.raises(ValueError, match="more than once"):
         walk_forward_evaluate(duplicated)
 

@@ -27,7 +27,7 @@ from typing import Literal, NamedTuple
 import polars as pl
 
 from alpha_assets.lib.backtest.costs import CostModel, daily_financing, trade_costs
-from alpha_assets.lib.backtest.data import prepare_bars, prepare_target_weights
+from alpha_assets.lib.backtest.data import index_bars, index_target_weights
 from alpha_assets.lib.backtest.results import FILL_SCHEMA, PNL_SCHEMA, POSITION_SCHEMA, BacktestResult
 
 
@@ -195,10 +195,10 @@ class EventDrivenBacktest:
     ) -> None:
         self.costs = costs or CostModel()
         self.initial_capital = float(initial_capital)
-        prepared = prepare_bars(bars, self.costs)
-        self.sessions: list[date] = prepared["trade_date"].unique().sort().to_list()
-        universe = prepared["ticker"].unique().sort().to_list()
-        weights = prepare_target_weights(target_weights, self.sessions, universe)
+        indexed = index_bars(bars, self.costs)
+        self.sessions: list[date] = indexed.sessions.to_list()
+        weights = index_target_weights(target_weights, indexed).sort("session_idx", "name_idx")
+        prepared = indexed.frame.sort("session_idx", "name_idx")
         self._bars: dict[date, dict[str, Bar]] = {}
         for (session,), rows in prepared.partition_by(
             "trade_date", as_dict=True, maintain_order=True

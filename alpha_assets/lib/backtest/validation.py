@@ -223,7 +223,7 @@ def cpcv_path_returns(split_returns: Sequence[np.ndarray], splits: Sequence[CPCV
 def cpcv_path_sharpes(
     split_returns: Sequence[np.ndarray],
     splits: Sequence[CPCVSplit],
-    dates: Sequence | np.ndarray | pl.Series | None = None,
+    dates: int | Sequence | np.ndarray | pl.Series | None = None,
     periods_per_year: int | None = None,
 ) -> np.ndarray:
     """Sharpe ratio of each of the phi CPCV backtest paths: the distribution, not one number.
@@ -233,7 +233,7 @@ def cpcv_path_sharpes(
     """
     paths = cpcv_path_returns(split_returns, splits)
     if dates is not None:
-        positions, n_dates = _date_positions(dates if not isinstance(dates, int) else np.arange(dates))
+        positions, n_dates = _date_positions(dates)
         daily = np.zeros((paths.shape[0], n_dates))
         for p in range(paths.shape[0]):
             daily[p] = np.bincount(positions, weights=paths[p], minlength=n_dates)

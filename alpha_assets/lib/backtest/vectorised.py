@@ -14,19 +14,8 @@ import numpy as np
 import polars as pl
 
 from alpha_assets.lib.backtest.costs import CostModel, daily_financing, trade_costs
-from alpha_assets.lib.backtest.data import prepare_bars, prepare_target_weights
+from alpha_assets.lib.backtest.data import index_bars, index_target_weights
 from alpha_assets.lib.backtest.results import FILL_SCHEMA, PNL_SCHEMA, POSITION_SCHEMA, BacktestResult
-
-
-def _panel_index(
-    frame: pl.DataFrame, sessions: pl.Series, universe: pl.Series
-) -> tuple[np.ndarray, np.ndarray]:
-    """Row -> (session index, name index) for scattering a long frame into dense panels."""
-    session_days = sessions.to_physical().to_numpy()
-    row_days = frame["trade_date"].to_physical().to_numpy()
-    session_idx = np.searchsorted(session_days, row_days)
-    name_idx = frame["ticker"].cast(pl.Enum(universe.to_list())).to_physical().to_numpy().astype(np.int64)
-    return session_idx, name_idx
 
 
 def _dense(
@@ -45,14 +34,14 @@ def run_vectorised(
 ) -> BacktestResult:
     """Run the fast path; same inputs, outputs and conventions as ``engine.run_backtest``."""
     costs = costs or CostModel()
-    prepared = prepare_bars(bars, costs)
-    sessions = prepared["trade_date"].unique().sort()
-    universe = prepared["ticker"].unique().sort()
-    weights = prepare_target_weights(target_weights, sessions, universe)
+    indexed = index_bars(bars, costs)
+    weights = index_target_weights(target_weights, indexed)
+    sessions, universe, prepared = indexed.sessions, indexed.universe, indexed.frame
+    del indexed
 
     n_sessions, n_names = sessions.len(), universe.len()
     shape = (n_sessions, n_names)
-    session_idx, name_idx = _panel_index(prepared, sessions, universe)
+    session_idx, name_idx = prepared["session_idx"].to_numpy(), prepared["name_idx"].to_numpy()
     open_ = _dense(prepared["open"].to_numpy(), session_idx, name_idx, shape, np.nan)
     close = _dense(prepared["close"].to_numpy(), session_idx, name_idx, shape, np.nan)
     volume = _dense(prepared["volume"].to_numpy(), session_idx, name_idx, shape, 0.0)
@@ -62,10 +51,11 @@ def run_vectorised(
     has_bar[session_idx, name_idx] = True
     del prepared, session_idx, name_idx
 
-    w_session, w_name = _panel_index(weights, sessions, universe)
-    weight_panel = _dense(weights["weight"].to_numpy(), w_session, w_name, shape, 0.0)
+    w_session = weights["session_idx"].to_numpy()
+    weight_panel = _dense(weights["weight"].to_numpy(), w_session, weights["name_idx"].to_numpy(), shape, 0.0)
     is_rebalance = np.zeros(n_sessions, dtype=bool)
     is_rebalance[w_session] = True
+    del weights
 
     cap_rate = costs.max_participation
     cash = float(initial_capital)

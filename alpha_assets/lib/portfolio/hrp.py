@@ -11,8 +11,13 @@ rm="MV")`` to floating-point precision:
    tree's branches); each half gets inverse-variance weights inside, its cluster variance is ``w' Σ w``, and
    the left half receives ``1 - v_left / (v_left + v_right)`` of the parent's weight.
 
-The ordered covariance is permuted once so that every cluster is a contiguous block (a view, no copy): the
-whole bisection costs about ``2 N²`` multiply-adds.
+scipy is imported inside the functions that use it (about a second on 2 cores) so that importing this module,
+and the code location with it, stays fast.
+
+Speed: the correlation distance is built on the condensed upper triangle in place, and the bisection runs level
+by level: the variances of all clusters of up to 64 names on a level come from one batched gather of their
+covariance blocks, and clusters larger than the history from their portfolio's daily returns (T·s work rather
+than s²). At 5,000 names × 500 days the covariance product and scipy's linkage dominate.
 """
 
 from __future__ import annotations
@@ -21,8 +26,6 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from scipy.cluster import hierarchy
-from scipy.spatial.distance import squareform
 
 # Clusters up to this size have their variances computed together in one gather.
 _BATCH_MAX_SIZE = 64
@@ -72,6 +75,8 @@ def correlation_distance(cov: np.ndarray) -> np.ndarray:
         flat = np.flatnonzero(std <= 0).tolist()
         raise ValueError(f"returns of columns {flat[:10]} have zero variance; HRP cannot size them")
     # Work on the condensed upper triangle in place: half the memory traffic of the full N×N matrix.
+    from scipy.spatial.distance import squareform
+
     dist = squareform(cov, checks=False)
     start = 0
     for row in range(n - 1):
@@ -88,6 +93,8 @@ def cluster_tree(cov: np.ndarray, *, linkage: str = "single", optimal_ordering: 
     """scipy linkage matrix of the correlation-distance clustering of the assets in ``cov``."""
     if linkage not in LINKAGES:
         raise ValueError(f"linkage must be one of {LINKAGES}, got {linkage!r}")
+    from scipy.cluster import hierarchy
+
     return hierarchy.linkage(correlation_distance(cov), method=linkage, optimal_ordering=optimal_ordering)
 
 
@@ -190,4 +197,6 @@ def hrp_weights(returns: Any, *, linkage: str = "single", optimal_ordering: bool
         return np.ones(1)
     cov = covariance(matrix)
     tree = cluster_tree(cov, linkage=linkage, optimal_ordering=optimal_ordering)
+    from scipy.cluster import hierarchy
+
     return recursive_bisection(matrix, cov, hierarchy.leaves_list(tree))

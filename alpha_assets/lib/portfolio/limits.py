@@ -32,7 +32,6 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from scipy.cluster import hierarchy
 
 from alpha_assets.lib.portfolio.hrp import LINKAGES, cluster_tree, covariance, hrp_weights
 
@@ -51,9 +50,11 @@ class InfeasibleLimitsError(ValueError):
 class PortfolioLimits:
     """What a PM tunes for target books. Weights and caps are fractions of NAV; group caps bound gross |w|.
 
-    ``corr_group_threshold`` cuts the correlation-distance tree (``d = sqrt((1 - rho) / 2)``, same linkage as
-    HRP, built on all names of both books) into correlation groups: with single linkage, 0.5 groups names joined
-    by a chain of pairwise correlations of at least 0.5 (d = 0.5 <=> rho = 0.5).
+    Correlation groups: the correlation-distance tree (``d = sqrt((1 - rho) / 2)``, HRP's distance) of all names
+    of both books, built with ``corr_group_linkage`` and cut at ``corr_group_threshold``. With the default
+    complete linkage and 0.5, every pair inside a group has correlation of at least 0.5 (d = 0.5 <=> rho = 0.5).
+    Single linkage (HRP's default) would chain names through intermediaries: on a 5,000-name universe it put
+    half of both books into one "group", which is not what a PM means by a correlation group.
     """
 
     long_quantile: float = 0.2
@@ -65,6 +66,7 @@ class PortfolioLimits:
     corr_group_threshold: float = 0.5
     min_adv_usd: float = 1_000_000.0
     gross_leverage: float = 1.0
+    corr_group_linkage: str = "complete"
     linkage: str = "single"
     optimal_ordering: bool = False
     tolerance: float = 1e-9
@@ -83,8 +85,8 @@ class PortfolioLimits:
             raise ValueError("corr_group_threshold is a correlation distance in [0, 1]")
         if self.min_adv_usd < 0:
             raise ValueError("min_adv_usd must not be negative")
-        if self.linkage not in LINKAGES:
-            raise ValueError(f"linkage must be one of {LINKAGES}")
+        if self.linkage not in LINKAGES or self.corr_group_linkage not in LINKAGES:
+            raise ValueError(f"linkage and corr_group_linkage must be one of {LINKAGES}")
 
     @property
     def book_gross(self) -> float:
@@ -114,12 +116,17 @@ def build_target_weights(
 
     Returns one row per held name: ``ticker, side ("long"/"short"), weight`` (signed, fraction of NAV),
     ``hrp_weight`` (signed, before limits), ``alpha_score, sector, country, adv_usd, corr_group`` and
-    ``binding_limit`` (the first limit that capped the name, null if none). Raises ``InfeasibleLimitsError``
-    when no book can satisfy the limits.
+    ``binding_limit`` (the limit the name sits at in the final book: its own cap first, then its sector's,
+    country's or correlation group's; null if none binds). Names without a returns column are not eligible.
+    Raises ``InfeasibleLimitsError`` when no book can satisfy the limits.
     """
     limits = limits or PortfolioLimits()
     _require_columns(alpha, ("ticker", "alpha_score"), "alpha")
     _require_columns(meta, ("ticker", "sector", "country", "adv_usd"), "meta")
+    if meta["ticker"].is_duplicated().any():
+        raise ValueError(
+            f"meta has duplicate tickers: {meta.filter(pl.col('ticker').is_duplicated())['ticker'].unique().to_list()[:10]}"
+        )
     history = _returns_by_ticker(returns, alpha)
 
     eligible = (
@@ -193,10 +200,12 @@ def build_target_weights(
 
 
 def correlation_groups(book_returns: np.ndarray, limits: PortfolioLimits) -> np.ndarray:
-    """Correlation-group label (1..k) per column: the HRP tree of all book names cut at the threshold."""
+    """Correlation-group label (1..k) per column: the correlation-distance tree cut at the threshold."""
     if book_returns.shape[1] == 1:
         return np.ones(1, dtype=np.int64)
-    tree = cluster_tree(covariance(book_returns), linkage=limits.linkage, optimal_ordering=False)
+    from scipy.cluster import hierarchy
+
+    tree = cluster_tree(covariance(book_returns), linkage=limits.corr_group_linkage, optimal_ordering=False)
     return hierarchy.fcluster(tree, t=limits.corr_group_threshold, criterion="distance").astype(np.int64)
 
 

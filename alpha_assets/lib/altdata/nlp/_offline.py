@@ -58,7 +58,9 @@ def _torchvision_ops_missing() -> bool:
         return False
     except (AttributeError, RuntimeError):
         pass
-    for lib in sorted(Path(spec.origin).parent.glob("_C*.so")) + sorted(Path(spec.origin).parent.glob("_C*.pyd")):
+    for lib in sorted(Path(spec.origin).parent.glob("_C*.so")) + sorted(
+        Path(spec.origin).parent.glob("_C*.pyd")
+    ):
         try:
             torch.ops.load_library(str(lib))
             return False

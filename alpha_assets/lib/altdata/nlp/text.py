@@ -167,8 +167,40 @@ def gunning_fog(text: str) -> float:
 
 
 _STOP_WORDS = frozenset(
-    "a an and are as at be by for from has have in is it its of on or that the this to was were will with we our "
-    "us not no".split()
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "for",
+        "from",
+        "has",
+        "have",
+        "in",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "that",
+        "the",
+        "this",
+        "to",
+        "was",
+        "were",
+        "will",
+        "with",
+        "we",
+        "our",
+        "us",
+        "not",
+        "no",
+    ]
 )
 
 
@@ -188,7 +220,9 @@ def tfidf_cosine(text_a: str, text_b: str) -> float:
     idf_single = math.log(3.0 / 2.0) + 1.0
 
     def weight(counts: Counter[str], other: Counter[str]) -> dict[str, float]:
-        return {t: (1.0 + math.log(c)) * (idf_shared if t in other else idf_single) for t, c in counts.items()}
+        return {
+            t: (1.0 + math.log(c)) * (idf_shared if t in other else idf_single) for t, c in counts.items()
+        }
 
     wa, wb = weight(a, b), weight(b, a)
     dot = sum(v * wb[t] for t, v in wa.items() if t in wb)

@@ -133,22 +133,29 @@ def _find_tanks(gray: np.ndarray, min_r: float, max_r: float) -> list[tuple[floa
         if not (min_r * 0.9 <= r <= max_r * 1.1):
             continue
         accepted.append((cx, cy, r, rms, score))
+    # A circle inside another is the lit part of a roof, not a tank: consider the larger circles first. Two
+    # tanks cannot overlap, so of two overlapping circles the weaker is a shadow arc or a duplicate.
     accepted.sort(key=lambda c: -c[4])
     tanks: list[tuple[float, float, float, float]] = []
     for cx, cy, r, rms, _ in accepted:
-        # Two tanks cannot overlap; the weaker of two overlapping circles is a shadow arc or a duplicate.
+        inside_other = any(
+            math.hypot(cx - ox, cy - oy) + r <= o_r + 2.0 and o_r > r for ox, oy, o_r, _, _ in accepted
+        )
+        if inside_other:
+            continue
         if all(math.hypot(cx - tx, cy - ty) > (r + tr) - 2.0 for tx, ty, tr, _ in tanks):
             tanks.append((cx, cy, r, rms))
     return tanks
 
 
 def _fit_outer_edge(
-    gray: np.ndarray, cx: float, cy: float, r: float, n_angles: int = 120
+    gray: np.ndarray, cx: float, cy: float, r: float, n_angles: int = 96
 ) -> tuple[float, float, float, float, float] | None:
     """Least-squares circle through the tank's outer edge (bright wall to darker ground), or None if not a tank.
 
-    Along each ray the edge is the outermost strong bright-to-dark step near the candidate radius; the crescent
-    boundary on the roof is also bright-to-dark but lies further in, so taking the outermost step avoids it.
+    Along each ray the edge is the outermost clear bright-to-dark step near the candidate radius. The crescent
+    boundary on the roof is a stronger bright-to-dark step but lies further in, so taking the outermost step
+    (not the strongest) avoids it; rays that still land on something else are dropped as outliers.
     """
     for _ in range(2):  # a second pass re-centres the rays on the refined circle
         theta = np.linspace(0.0, 2 * math.pi, n_angles, endpoint=False)
@@ -158,43 +165,35 @@ def _fit_outer_edge(
         profile = _sample(gray, xs, ys)
         if np.isnan(profile).mean() > 0.2:
             return None
-        slope = np.gradient(np.nan_to_num(profile, nan=np.nanmedian(profile)), _STEP_PX, axis=1)
-        drop = -slope
-        strongest = drop.max(axis=1)
-        edge_x, edge_y, strengths = [], [], []
-        for k in range(n_angles):
-            if strongest[k] <= 0:
-                continue
-            strong = np.flatnonzero(drop[k] >= 0.6 * strongest[k])
-            j = int(strong[-1])
-            # Walk to the local maximum of this step, then refine to sub-sample precision.
-            while j + 1 < drop.shape[1] and drop[k, j + 1] > drop[k, j]:
-                j += 1
-            while j - 1 >= 0 and drop[k, j - 1] > drop[k, j]:
-                j -= 1
-            offset = 0.0
-            if 0 < j < drop.shape[1] - 1:
-                a, b, c = drop[k, j - 1], drop[k, j], drop[k, j + 1]
-                denom = a - 2 * b + c
-                offset = 0.5 * (a - c) / denom if denom < 0 else 0.0
-            radius_k = rho[j] + offset * _STEP_PX
-            edge_x.append(cx + math.cos(theta[k]) * radius_k)
-            edge_y.append(cy + math.sin(theta[k]) * radius_k)
-            strengths.append(drop[k, j])
-        if len(edge_x) < n_angles * 0.6:
-            return None
-        ex, ey, st = np.array(edge_x), np.array(edge_y), np.array(strengths)
+        drop = -np.gradient(np.nan_to_num(profile, nan=float(np.nanmedian(profile))), _STEP_PX, axis=1)
+        strongest = drop.max(axis=1, keepdims=True)
+        n = drop.shape[1]
+        clear = drop >= 0.3 * strongest
+        last = n - 1 - np.argmax(clear[:, ::-1], axis=1)
+        # The peak of that step: the largest drop within ±1 px of where it was first seen from outside.
+        window = np.clip(last[:, None] + np.arange(-4, 5)[None, :], 0, n - 1)
+        j = np.take_along_axis(
+            window, np.argmax(np.take_along_axis(drop, window, axis=1), axis=1)[:, None], 1
+        )[:, 0]
+        j = np.clip(j, 1, n - 2)
+        a, b, c = (np.take_along_axis(drop, (j + k)[:, None], 1)[:, 0] for k in (-1, 0, 1))
+        denom = a - 2 * b + c
+        offset = np.where(denom < 0, 0.5 * (a - c) / np.where(denom < 0, denom, -1.0), 0.0)
+        radius_k = rho[j] + np.clip(offset, -1.0, 1.0) * _STEP_PX
+        valid = strongest[:, 0] > 0
+        ex, ey = cx + np.cos(theta) * radius_k, cy + np.sin(theta) * radius_k
+        ex, ey, st = ex[valid], ey[valid], b[valid]
         keep = np.ones(len(ex), bool)
         for _ in range(3):
+            if keep.sum() < n_angles * 0.6:
+                return None
             fit = _kasa_circle(ex[keep], ey[keep])
             if fit is None:
                 return None
             cx, cy, r = fit
             resid = np.abs(np.hypot(ex - cx, ey - cy) - r)
-            keep = resid < max(1.0, 3.0 * np.median(resid[keep]))
-            if keep.sum() < n_angles * 0.6:
-                return None
-    inlier_share = keep.mean()
+            keep = resid < max(1.0, 3.0 * float(np.median(resid[keep])))
+    inlier_share = keep.sum() / n_angles
     rms = float(np.sqrt(np.mean(resid[keep] ** 2)))
     contrast = float(np.median(st[keep]))
     if inlier_share < 0.75 or rms > 1.0 or contrast < 8.0:
@@ -251,7 +250,16 @@ def _shadow_widths(
         t = np.arange(-half, half + 1e-9, _STEP_PX)
         v = _sample(gray, *points(t, np.full_like(t, p_j)))
         share = np.clip((roof_lit - v) / (roof_lit - roof_dark), 0.0, 1.0)
-        width = float(np.nansum(share) * _STEP_PX)
+        # Integrate only from just before the lit-to-shadow boundary: summed over the whole lit chord, sensor
+        # noise clipped at zero would add a bias proportional to the chord's length.
+        from_t = half - 5.0
+        shadowed = np.flatnonzero(share >= 0.5)
+        if len(shadowed):
+            end = shadowed[-1]  # the crescent is the last shadowed run before the sun-side wall
+            lit_before = np.flatnonzero(share[:end] < 0.5)
+            start = lit_before[-1] + 1 if len(lit_before) else 0
+            from_t = min(t[start], from_t) - 2.0
+        width = float(np.nansum(share[t >= from_t]) * _STEP_PX)
         if width < 2.0 * half - 4.0:  # a chord wholly in shadow only bounds the crescent from below
             crescents.append(width)
 

@@ -1,0 +1,47 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both set up .venv first when it is missing.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+ALPHA_HOME ?= $(CURDIR)/.alpha
+export ALPHA_HOME
+export DAGSTER_HOME := $(ALPHA_HOME)/dagster
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export YOLO_OFFLINE := True
+export YOLO_AUTOINSTALL := False
+export MLFLOW_ALLOW_FILE_STORE := true
+
+.PHONY: setup demo test test-fast test-all lint ui bench clean
+
+$(VENV)/bin/alpha:
+	bash .ci/setup-venv.sh
+
+setup:
+	bash .ci/setup-venv.sh
+
+demo: $(VENV)/bin/alpha
+	$(VENV)/bin/alpha demo
+
+# The lean default run (no slow or service-backed tests).
+test-fast: $(VENV)/bin/alpha
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest -q -m "not slow and not service and not postgres"
+
+# Everything, as CI runs it. PostgreSQL-backed tests run when ALPHA_TEST_PG_URL is set (.ci/run sets it).
+test: $(VENV)/bin/alpha
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/pytest -q
+
+lint: $(VENV)/bin/alpha
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/lint-imports
+
+ui: $(VENV)/bin/alpha
+	mkdir -p $(DAGSTER_HOME) && [ -f $(DAGSTER_HOME)/dagster.yaml ] || cp deploy/local/dagster.yaml $(DAGSTER_HOME)/
+	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+bench: $(VENV)/bin/alpha
+	for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b --quick || exit 1; done
+
+clean:
+	rm -rf .alpha .pytest_cache

@@ -1,0 +1,201 @@
+"""Satellite-imagery throughput on this machine: car counting (YOLO, CPU) and tank analysis, images per second.
+
+Run: ``.venv/bin/python benchmarks/altdata_vision.py [--quick] [--weights PATH] [--threads 2]``.
+
+Car detection: the platform's ``count_cars`` (decodes and validates every PNG, batched CPU inference) timed
+against ultralytics' own ``model.predict`` on the same file paths (its loader, batch of one image at a time as
+a sensor-driven pipeline would call it, and its batched mode), at the detector's training size (320) and at
+ultralytics' default 640. Throughput does not depend on the weights' quality: without ``--weights`` an untrained
+YOLOv8n built from its architecture file is timed (same network, same NMS). Tank analysis has no peer library;
+its throughput is reported alone. The simulator's rendering speed is reported for sizing demo worlds.
+The last line of output is one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+
+def _timed(fn, repeat: int = 1) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small smoke sizes")
+    parser.add_argument("--weights", type=Path, default=None, help="trained detector weights (optional)")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from alpha_assets.lib.altdata.vision.car_detector import count_cars, load_car_detector, new_car_detector
+    from alpha_assets.lib.altdata.vision.tank_analyzer import analyze_tank_image
+    from alpha_assets.lib.altdata.vision.torchvision_shim import ensure_torchvision_ops
+    from alpha_assets.world.imagery import generate_parking_images, generate_tank_images
+
+    n_parking = 8 if args.quick else 48
+    n_tank_days = 2 if args.quick else 10
+    sizes = [320] if args.quick else [320, 640]
+    nms_mode = ensure_torchvision_ops()
+
+    with tempfile.TemporaryDirectory(prefix="bench-vision-") as tmp:
+        root = Path(tmp)
+        n_stores = 8
+        days = [date(2024, 1, 2) + timedelta(days=i) for i in range(max(1, n_parking // n_stores))]
+        stores = pl.DataFrame(
+            {"store_id": [f"S{i:03d}" for i in range(n_stores)], "ticker": ["AAA"] * n_stores}
+        )
+        traffic = pl.DataFrame(
+            {"trade_date": days, "ticker": ["AAA"] * len(days), "store_traffic": [0.0] * len(days)}
+        )
+        render_parking_s = _timed(
+            lambda: generate_parking_images(root / "landing", root / "truth", stores, days, traffic, seed=1)
+        )
+        parking = sorted((root / "landing" / "parking").rglob("*.png"))
+
+        farms = pl.DataFrame({"farm_id": ["F0", "F1"], "ticker": ["OIL", "OIL"]})
+        tank_days = [date(2024, 1, 2) + timedelta(days=i) for i in range(n_tank_days)]
+        inventory = pl.DataFrame(
+            {
+                "trade_date": tank_days,
+                "ticker": ["OIL"] * n_tank_days,
+                "tank_inventory": np.linspace(-1, 1, n_tank_days),
+            }
+        )
+        render_tanks_s = _timed(
+            lambda: generate_tank_images(
+                root / "landing", root / "truth", farms, tank_days, inventory, seed=1
+            )
+        )
+        tank_pngs = sorted((root / "landing" / "tanks").rglob("*.png"))
+        metas = [json.loads(p.with_suffix(".json").read_text()) for p in tank_pngs]
+
+        model = load_car_detector(args.weights) if args.weights else new_car_detector()
+        count_cars(model, parking[:2], imgsz=sizes[0])  # warm-up: first call builds the predictor
+        rows = []
+        for imgsz in sizes:
+            ours_batched = _timed(
+                lambda s=imgsz: count_cars(model, parking, imgsz=s, batch_size=16), repeat=2
+            )
+            ours_single = _timed(lambda s=imgsz: count_cars(model, parking, imgsz=s, batch_size=1))
+            peer_single = _timed(
+                lambda s=imgsz: [
+                    model.predict(str(p), imgsz=s, conf=0.25, device="cpu", verbose=False) for p in parking
+                ]
+            )
+            peer_batched = _timed(
+                lambda s=imgsz: [
+                    model.predict(
+                        [str(p) for p in parking[i : i + 16]], imgsz=s, conf=0.25, device="cpu", verbose=False
+                    )
+                    for i in range(0, len(parking), 16)
+                ],
+                repeat=2,
+            )
+            for impl, mode, seconds in (
+                ("count_cars", "batch 16", ours_batched),
+                ("count_cars", "batch 1", ours_single),
+                ("ultralytics predict", "batch 16", peer_batched),
+                ("ultralytics predict", "batch 1", peer_single),
+            ):
+                rows.append(
+                    {
+                        "task": "car detection",
+                        "impl": impl,
+                        "mode": mode,
+                        "imgsz": imgsz,
+                        "images": len(parking),
+                        "seconds": seconds,
+                        "images_per_s": len(parking) / seconds,
+                    }
+                )
+
+        def analyze_all() -> int:
+            return sum(
+                len(analyze_tank_image(p, m["sun_elevation_deg"], m["sun_azimuth_deg"], m["gsd_m"]))
+                for p, m in zip(tank_pngs, metas, strict=True)
+            )
+
+        n_tanks = analyze_all()
+        tank_s = _timed(analyze_all, repeat=2)
+        rows.append(
+            {
+                "task": "tank analysis",
+                "impl": "analyze_tank_image",
+                "mode": "1 image",
+                "imgsz": 320,
+                "images": len(tank_pngs),
+                "seconds": tank_s,
+                "images_per_s": len(tank_pngs) / tank_s,
+            }
+        )
+
+    machine = {
+        "nproc": os.cpu_count(),
+        "torch_threads": args.threads,
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "torchvision_nms": nms_mode,
+        "weights": str(args.weights) if args.weights else "untrained yolov8n.yaml",
+    }
+    print(f"machine: {machine}")
+    print(
+        f"simulator: parking {len(parking) / render_parking_s:.1f} img/s, tanks {len(tank_pngs) / render_tanks_s:.1f} img/s"
+    )
+    print(
+        f"{'task':<15} {'implementation':<20} {'mode':<9} {'imgsz':>5} {'images':>6} {'seconds':>8} {'img/s':>7}"
+    )
+    for r in rows:
+        print(
+            f"{r['task']:<15} {r['impl']:<20} {r['mode']:<9} {r['imgsz']:>5} {r['images']:>6} "
+            f"{r['seconds']:>8.2f} {r['images_per_s']:>7.1f}"
+        )
+    for imgsz in sizes:
+        ours = next(
+            r for r in rows if r["impl"] == "count_cars" and r["mode"] == "batch 16" and r["imgsz"] == imgsz
+        )
+        peer = next(
+            r for r in rows if r["impl"] != "count_cars" and r["mode"] == "batch 1" and r["imgsz"] == imgsz
+        )
+        print(
+            f"imgsz {imgsz}: count_cars (batch 16) is {ours['images_per_s'] / peer['images_per_s']:.2f}x "
+            f"ultralytics predict one image at a time"
+        )
+    print(
+        json.dumps(
+            {
+                "benchmark": "altdata_vision",
+                "quick": args.quick,
+                "machine": machine,
+                "tanks_found": n_tanks,
+                "simulator_images_per_s": {
+                    "parking": len(parking) / render_parking_s,
+                    "tanks": len(tank_pngs) / render_tanks_s,
+                },
+                "results": rows,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
