@@ -31,7 +31,7 @@ class LandedFile:
 class VendorLanding(ConfigurableResource):
     """Interface; see LocalVendorLanding and S3VendorLanding."""
 
-    def list_files(self, prefix: str, known: dict[str, str] | None = None) -> list[LandedFile]:
+    def list_files(self, prefix: str, known: dict[str, str] | None = None, fingerprints: bool = True) -> list[LandedFile]:
         raise NotImplementedError
 
     def read_bytes(self, prefix: str, name: str) -> bytes:
@@ -60,8 +60,9 @@ class LocalVendorLanding(VendorLanding):
     def _dir(self, prefix: str) -> Path:
         return Path(self.root) / prefix
 
-    def list_files(self, prefix: str, known: dict[str, str] | None = None) -> list[LandedFile]:
-        """Files under the prefix; ``known`` maps name -> stamp() so unchanged files are not re-hashed."""
+    def list_files(self, prefix: str, known: dict[str, str] | None = None, fingerprints: bool = True) -> list[LandedFile]:
+        """Files under the prefix; ``known`` maps name -> stamp() so unchanged files are not re-hashed.
+        ``fingerprints=False`` skips hashing (assets only need names and times)."""
         base = self._dir(prefix)
         if not base.exists():
             return []
@@ -73,7 +74,9 @@ class LocalVendorLanding(VendorLanding):
             name = p.relative_to(base).as_posix()
             stamp = f"{st.st_size}:{st.st_mtime}"
             prev = (known or {}).get(name, "")
-            if prev.startswith(stamp + ":"):
+            if not fingerprints:
+                sha = ""
+            elif prev.startswith(stamp + ":"):
                 sha = prev.rsplit(":", 1)[1]
             else:
                 sha = hashlib.sha256(p.read_bytes()).hexdigest()[:32]
@@ -120,7 +123,7 @@ class S3VendorLanding(VendorLanding):
     def _key(self, prefix: str, name: str) -> str:
         return f"{self.root_prefix.strip('/')}/{prefix}/{name}"
 
-    def list_files(self, prefix: str, known: dict[str, str] | None = None) -> list[LandedFile]:
+    def list_files(self, prefix: str, known: dict[str, str] | None = None, fingerprints: bool = True) -> list[LandedFile]:
         base = f"{self.root_prefix.strip('/')}/{prefix}/"
         out = []
         # Paginated: a plain list_objects_v2 returns only the first 1,000 keys.

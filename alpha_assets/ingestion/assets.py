@@ -43,7 +43,7 @@ class PriceIngestionConfig(Config):
 def _files_by_date(landing: VendorLanding, prefix: str) -> dict[date, str]:
     """The newest delivered file for each trading date under a prefix."""
     out: dict[date, tuple[float, str]] = {}
-    for f in landing.list_files(prefix):
+    for f in landing.list_files(prefix, fingerprints=False):
         d = date_from_name(f.name)
         if d is not None and (d not in out or f.modified >= out[d][0]):
             out[d] = (f.modified, f.name)

@@ -184,3 +184,25 @@ def test_features_from_files_carry_form_ticker_and_date_from_the_file_name(tmp_p
     assert (features["form"], features["ticker"], str(features["filed"])) == ("10-K", "NWT", "2025-02-20")
     assert features["file"] == str(current)
     assert features["risk_factors_similarity"] == pytest.approx(1.0)
+
+
+def test_a_batch_of_filings_is_compared_with_each_company_s_previous_filing(tmp_path):
+    from alpha_assets.lib.altdata.nlp import filing_features_frame
+
+    body = _ten_k("Item 1A. Risk Factors", "Item 7. Management's Discussion and Analysis")
+    body = body.replace("Ticker: NWT\nFiled: 2024-02-20\n", "")
+    grown = body.replace(RISK, RISK + "\nNew sanctions could halt our exports entirely.").replace("10-K", "10-Q")
+    (tmp_path / "NWT_10-Q_2024-05-01.txt").write_text(grown)
+    (tmp_path / "NWT_10-K_2024-02-20.txt").write_text(body)
+    (tmp_path / "ZZZ_10-K_2024-03-01.txt").write_text(body)
+    (tmp_path / "BAD_10-Q_2024-05-01.txt").write_bytes(b"")
+    earlier = tmp_path / "old" / "ZZZ_10-Q_2023-11-01.txt"
+    earlier.parent.mkdir()
+    earlier.write_text(grown)
+    frame, errors = filing_features_frame(sorted(tmp_path.glob("*.txt")), previous_by_ticker={"ZZZ": earlier})
+    assert [e.source for e in errors] == [str(tmp_path / "BAD_10-Q_2024-05-01.txt")]
+    assert frame.select("ticker", "form").rows() == [("NWT", "10-K"), ("NWT", "10-Q"), ("ZZZ", "10-K")]
+    change = frame["risk_factors_words_change"].to_list()
+    assert math.isnan(change[0])  # NWT's first filing here has no previous one
+    assert change[1] == pytest.approx(math.log((24 + 7 + 1) / (24 + 1)))
+    assert change[2] == pytest.approx(math.log((24 + 1) / (24 + 7 + 1)))  # vs the earlier partition's file

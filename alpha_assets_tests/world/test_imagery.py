@@ -70,7 +70,7 @@ def test_car_counts_follow_store_traffic_from_a_store_base(parking_world: Path) 
         assert low == round(base * math.exp(-0.5)) and high == round(base * math.exp(0.5))
 
 
-def test_parking_truth_counts_the_cars_actually_drawn(tmp_path: Path) -> None:
+def test_detector_training_set_labels_every_car_in_yolo_format(tmp_path: Path) -> None:
     yaml_path = imagery.generate_detector_training_set(tmp_path / "ds", n_images=5, seed=3)
     labels = sorted((tmp_path / "ds" / "labels").rglob("*.txt"))
     images = sorted((tmp_path / "ds" / "images").rglob("*.png"))
@@ -86,6 +86,15 @@ def test_parking_truth_counts_the_cars_actually_drawn(tmp_path: Path) -> None:
     assert long_side_m.min() > 4.0 and long_side_m.max() < 5.5
     spec = yaml_path.read_text()
     assert f"path: {(tmp_path / 'ds').resolve()}" in spec and "0: car" in spec
+
+
+def test_truth_is_the_number_of_cars_drawn_even_when_the_lot_is_full(tmp_path: Path) -> None:
+    stores = pl.DataFrame({"store_id": ["S-full"], "ticker": ["AAA"]})
+    traffic = _drivers("store_traffic", {"AAA": [12.0, 12.0, 12.0]})  # exp(3) × base: more cars than stalls
+    imagery.generate_parking_images(tmp_path, tmp_path / "truth", stores, DATES[:1], traffic, seed=5)
+    drawn = pl.read_parquet(tmp_path / "truth" / "parking_counts.parquet")["true_count"].item()
+    layout = imagery._parking_layout(imagery._rng(5, "parking-layout", "S-full"), 320, imagery.PARKING_GSD_M)
+    assert drawn == imagery._parking_capacity(layout) < round(15 * math.exp(3.0))
 
 
 def test_imagery_is_reproducible_from_the_seed(tmp_path: Path) -> None:

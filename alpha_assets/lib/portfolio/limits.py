@@ -397,6 +397,7 @@ def check_limits(
     limits = limits or PortfolioLimits()
     tolerance = limits.tolerance
     _require_columns(weights, ("ticker", "weight"), "weights")
+    _require_columns(meta, ("ticker", "sector", "country", "adv_usd"), "meta")
     held = weights.filter(pl.col("weight") != 0)
     meta_columns = [c for c in ("ticker", "sector", "country", "adv_usd", "corr_group") if c in meta.columns]
     joined = held.select([c for c in held.columns if c == "ticker" or c not in meta_columns]).join(

@@ -3,7 +3,8 @@
 - ``sentiment``: ``SentimentModel`` (any local Hugging Face classifier, or the offline default: all-MiniLM-L6-v2
   embeddings + a head trained on the shipped ``financial_sentences.csv``), ``train_default_head``.
 - ``transcripts``: ``parse_transcript``, ``score_transcript``, ``score_transcripts``, ``TranscriptError``.
-- ``filings``: ``parse_filing``, ``filing_features``, ``filing_features_from_file``, ``FilingError``.
+- ``filings``: ``parse_filing``, ``filing_features``, ``filing_features_from_file``, ``filing_features_frame``,
+  ``FilingError``.
 - ``text``: sentence splitting, Gunning fog, TF-IDF cosine, safe document reading.
 
 Importing this package is cheap: torch and transformers load only when a model is built.
@@ -13,6 +14,7 @@ from alpha_assets.lib.altdata.nlp.filings import (
     FilingError,
     ParsedFiling,
     filing_features,
+    filing_features_frame,
     filing_features_from_file,
     parse_filing,
     read_filing,
@@ -36,6 +38,7 @@ from alpha_assets.lib.altdata.nlp.transcripts import (
     score_transcript_text,
     score_transcripts,
     transcript_row,
+    transcript_row_schema,
 )
 
 __all__ = [
@@ -48,6 +51,7 @@ __all__ = [
     "SentimentModelError",
     "TranscriptError",
     "filing_features",
+    "filing_features_frame",
     "filing_features_from_file",
     "gunning_fog",
     "load_training_sentences",
@@ -64,4 +68,5 @@ __all__ = [
     "train_default_head",
     "training_file",
     "transcript_row",
+    "transcript_row_schema",
 ]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -33,6 +34,8 @@ from alpha_assets.lib.altdata.nlp.text import (
 )
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from alpha_assets.lib.altdata.nlp.sentiment import SentimentModel
 
 __all__ = [
@@ -40,7 +43,9 @@ __all__ = [
     "FilingError",
     "ParsedFiling",
     "filing_features",
+    "filing_features_frame",
     "filing_features_from_file",
+    "filing_row_schema",
     "parse_filing",
     "read_filing",
 ]
@@ -259,3 +264,71 @@ def filing_features_from_file(
     text, _ = read_filing(path)
     previous = read_filing(previous_path)[0] if previous_path is not None else None
     return filing_features(text, previous, model, source=path, previous_source=previous_path)
+
+
+def filing_features_frame(
+    paths: Iterable[str | Path],
+    model: SentimentModel | None = None,
+    previous_by_ticker: Mapping[str, str | Path] | None = None,
+) -> tuple[pl.DataFrame, list[FilingError]]:
+    """Features of many filings, each compared with the company's previous one.
+
+    Filings are taken in (ticker, filed) order; the previous filing of a ticker is the one before it in
+    ``paths`` or, for its first filing here, ``previous_by_ticker[ticker]`` (e.g. the last file of an earlier
+    partition). Returns (one row per good filing, the errors of bad files); a bad previous filing only loses the
+    change features.
+    """
+    import polars as pl
+
+    parsed: list[tuple[Path, str, ParsedFiling]] = []
+    errors: list[FilingError] = []
+    for path in paths:
+        try:
+            text, filing = read_filing(path)
+            parsed.append((Path(path), text, filing))
+        except FilingError as exc:
+            errors.append(exc)
+    parsed.sort(key=lambda item: (item[2].ticker or "", item[2].filed or date.min, item[0].name))
+    last: dict[str, tuple[Path, str]] = {}
+    for ticker, prev_path in (previous_by_ticker or {}).items():
+        try:
+            last[ticker] = (Path(prev_path), read_filing(prev_path)[0])
+        except FilingError:
+            continue
+    rows = []
+    for path, text, filing in parsed:
+        before = last.get(filing.ticker or "")
+        rows.append(
+            filing_features(
+                text,
+                before[1] if before else None,
+                model,
+                source=path,
+                previous_source=before[0] if before else None,
+            )
+        )
+        if filing.ticker:
+            last[filing.ticker] = (path, text)
+    frame = pl.DataFrame(rows, schema=filing_row_schema())
+    return frame, errors
+
+
+def filing_row_schema() -> dict[str, Any]:
+    """Polars schema of the rows ``filing_features_frame`` returns."""
+    import polars as pl
+
+    schema: dict[str, Any] = {
+        "file": pl.String,
+        "form": pl.String,
+        "ticker": pl.String,
+        "filed": pl.Date,
+        "total_words": pl.Int64,
+    }
+    for name in SECTIONS:
+        schema |= {f"{name}_words": pl.Int64, f"{name}_sentences": pl.Int64}
+        for suffix in ("fog", "negative_terms", "sentiment", "negative_share"):
+            schema[f"{name}_{suffix}"] = pl.Float64
+    for name in SECTIONS:
+        schema |= {f"{name}_words_change": pl.Float64, f"{name}_similarity": pl.Float64}
+    schema["document_similarity"] = pl.Float64
+    return schema

@@ -13,7 +13,7 @@ speaker turns raise ``TranscriptError`` naming the file, so the caller can quara
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -41,6 +41,7 @@ __all__ = [
     "score_transcripts",
     "speaker_role",
     "transcript_row",
+    "transcript_row_schema",
 ]
 
 ROLES = ("CEO", "CFO", "Executive", "Analyst", "Operator", "Unknown")
@@ -341,6 +342,25 @@ def transcript_row(result: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def transcript_row_schema() -> dict[str, Any]:
+    """Polars schema of the rows ``score_transcripts`` returns (one row per call)."""
+    import polars as pl
+
+    floats = [
+        "call_sentiment", "management_sentiment", "prepared_sentiment", "qa_sentiment", "positive_share",
+        "negative_share", "ceo_sentiment", "cfo_sentiment", "executive_sentiment", "analyst_sentiment",
+    ]  # fmt: skip
+    return {
+        "file": pl.String,
+        "ticker": pl.String,
+        "call_date": pl.Date,
+        "company": pl.String,
+        "model": pl.String,
+        "n_sentences": pl.Int64,
+        **dict.fromkeys(floats, pl.Float64),
+    }
+
+
 def score_transcripts(
     model: SentimentModel, paths: Iterable[str | Path]
 ) -> tuple[pl.DataFrame, list[TranscriptError]]:
@@ -365,22 +385,4 @@ def score_transcripts(
         transcript_row(_aggregate(p, probs[a:b], src, model.name))
         for (src, p), (a, b) in zip(parsed, bounds, strict=True)
     ]
-    schema: Sequence[tuple[str, Any]] = [
-        ("file", pl.String),
-        ("ticker", pl.String),
-        ("call_date", pl.Date),
-        ("company", pl.String),
-        ("model", pl.String),
-        ("n_sentences", pl.Int64),
-        ("call_sentiment", pl.Float64),
-        ("management_sentiment", pl.Float64),
-        ("prepared_sentiment", pl.Float64),
-        ("qa_sentiment", pl.Float64),
-        ("positive_share", pl.Float64),
-        ("negative_share", pl.Float64),
-        ("ceo_sentiment", pl.Float64),
-        ("cfo_sentiment", pl.Float64),
-        ("executive_sentiment", pl.Float64),
-        ("analyst_sentiment", pl.Float64),
-    ]
-    return pl.DataFrame(rows, schema=dict(schema), orient="row" if not rows else None), errors
+    return pl.DataFrame(rows, schema=transcript_row_schema()), errors

@@ -93,41 +93,53 @@ def _nms_op_exists() -> bool:
         return False
 
 
+def _let_box_ops_through() -> None:
+    import torchvision.ops.boxes as tv_boxes
+
+    # torchvision guards its box ops with a "compiled ops loaded" check; the NMS ops exist, so let the box ops
+    # (nms, batched_nms) through. Other ops keep their guard and fail with torchvision's own message.
+    tv_boxes._assert_has_ops = lambda: None
+
+
 def ensure_torchvision_ops() -> TorchvisionOps:
     """Make ``torchvision.ops.nms`` usable on CPU; returns which implementation is active.
 
-    ``"compiled"``: torchvision's own ops work (nothing changed). ``"shim"``: the pure-torch NMS kernels are
-    registered and torchvision's box ops accept them. ``"absent"``: torchvision is not installed (ultralytics then
-    falls back to its own NMS). Idempotent and thread-safe; call it before importing ultralytics or torchvision.
+    ``"compiled"``: torchvision's own ops work (nothing changed). ``"shim"``: pure-torch NMS kernels are
+    registered (these, or an equivalent shim registered earlier in the process) and torchvision's box ops accept
+    them. ``"absent"``: torchvision is not installed (ultralytics then uses its own NMS). Idempotent and
+    thread-safe; call it before importing ultralytics or torchvision.
     """
     with _LOCK:
         if "mode" in _STATE:
             return _STATE["mode"]  # type: ignore[return-value]
         if importlib.util.find_spec("torchvision") is None:
-            _STATE["mode"] = "absent"
-            return "absent"
-        if _nms_op_exists() or _compiled_ops_load():
-            _STATE["mode"] = "compiled"
-            return "compiled"
-        if "torchvision" in sys.modules:
-            raise RuntimeError(
-                "torchvision was imported without its compiled ops; call ensure_torchvision_ops() before any "
-                "import of torchvision, ultralytics or transformers' vision models"
-            )
-        import torch
+            mode: TorchvisionOps = "absent"
+        elif _nms_op_exists():
+            # Registered by torchvision's library or by another shim: only torchvision knows which.
+            import torchvision.extension
 
-        # The Library object must live as long as the process, or the ops are deregistered.
-        lib = torch.library.Library("torchvision", "DEF")
-        lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-        lib.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-        lib.impl("nms", _nms_cpu, "CPU")
-        lib.impl("qnms", _qnms_cpu, "CPU")
-        lib.impl("qnms", _qnms_cpu, "QuantizedCPU")
-        _STATE["library"] = lib
-        import torchvision.ops.boxes as tv_boxes
+            mode = "compiled" if torchvision.extension._has_ops() else "shim"
+            if mode == "shim":
+                _let_box_ops_through()
+        elif _compiled_ops_load():
+            mode = "compiled"
+        else:
+            if "torchvision" in sys.modules:
+                raise RuntimeError(
+                    "torchvision was imported without its compiled ops; call ensure_torchvision_ops() before "
+                    "any import of torchvision, ultralytics or transformers' vision models"
+                )
+            import torch
 
-        # torchvision guards its box ops with a "compiled ops loaded" check; the NMS ops now exist, so let the
-        # box ops (nms, batched_nms) through. Other ops keep their guard and fail with torchvision's message.
-        tv_boxes._assert_has_ops = lambda: None
-        _STATE["mode"] = "shim"
-        return "shim"
+            # The Library object must live as long as the process, or the ops are deregistered.
+            lib = torch.library.Library("torchvision", "DEF")
+            lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+            lib.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+            lib.impl("nms", _nms_cpu, "CPU")
+            lib.impl("qnms", _qnms_cpu, "CPU")
+            lib.impl("qnms", _qnms_cpu, "QuantizedCPU")
+            _STATE["library"] = lib
+            _let_box_ops_through()
+            mode = "shim"
+        _STATE["mode"] = mode
+        return mode
