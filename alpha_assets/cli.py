@@ -75,7 +75,8 @@ def _write_alt_data(world, out: Path) -> None:
 
 # ----------------------------------------------------------------------------------------- materialize
 def materialize(home: AlphaHome, start: date | None = None, end: date | None = None,
-                select: list[str] | None = None, quiet: bool = False, instance=None) -> dict:  # fmt: skip
+                select: list[str] | None = None, quiet: bool = False, instance=None,
+                run_config: dict | None = None) -> dict:  # fmt: skip
     """Materialize every selected asset over [start, end] as one single-run backfill on the local instance."""
     from dagster import AssetKey, DagsterInstance
 
@@ -100,7 +101,8 @@ def materialize(home: AlphaHome, start: date | None = None, end: date | None = N
         print(f"materializing {sessions[0]}..{sessions[-1]} ({len(sessions)} sessions) in one run "
               f"on the instance at {instance.root_directory}")  # fmt: skip
     t0 = time.perf_counter()
-    result = job.execute_in_process(instance=instance, tags=tags, asset_selection=keys, raise_on_error=False)
+    result = job.execute_in_process(instance=instance, tags=tags, asset_selection=keys, raise_on_error=False,
+                                    run_config=run_config)
     secs = time.perf_counter() - t0
     mats = [e for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"]
     failed = [e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
@@ -122,6 +124,35 @@ def landing_date_range(home: AlphaHome) -> tuple[date | None, date | None]:
 
     dates = [d for p in home.landing.rglob("*") if p.is_file() and (d := date_from_name(p.name))]
     return (min(dates), max(dates)) if dates else (None, None)
+
+
+def run_backtest(home: AlphaHome, start: str | None = None, end: str | None = None, instance=None,
+                 quiet: bool = False) -> dict:  # fmt: skip
+    """Run the backtest job (reports.backtest_*) over the executed books on the local instance."""
+    from dagster import DagsterInstance
+
+    from alpha_assets.definitions import build_definitions, local_resources
+
+    defs = build_definitions(local_resources(home))
+    job = defs.resolve_job_def("backtest")
+    cfg = {"ops": {"backtest": {"config": {k: v for k, v in (("start", start), ("end", end)) if v}}}}
+    t0 = time.perf_counter()
+    result = job.execute_in_process(instance=instance or DagsterInstance.get(), run_config=cfg, raise_on_error=False)
+    out = {"success": result.success, "seconds": time.perf_counter() - t0, "run_id": result.run_id}
+    if not quiet:
+        summary_file = home.outbox / "reports" / "backtest" / "summary.json"
+        print(f"backtest {'succeeded' if result.success else 'FAILED'} in {out['seconds']:.1f}s")
+        if summary_file.exists():
+            s = json.loads(summary_file.read_text())
+            print("  " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in s.items()
+                                   if not isinstance(v, dict)))  # fmt: skip
+            print(f"  tear sheet: {summary_file.parent / 'tearsheet.html'}")
+    return out
+
+
+def cmd_backtest(args) -> int:
+    home = _home(args)
+    return 0 if run_backtest(home, args.date_from, args.date_to)["success"] else 1
 
 
 def cmd_materialize(args) -> int:
@@ -205,6 +236,8 @@ def cmd_demo(args) -> int:
                              seed=args.seed, signal_strength=args.signal_strength)  # fmt: skip
     cmd_world_generate(gen)
     res = materialize(home)
+    if res["success"]:
+        run_backtest(home)
     summary(home)
     print(f"\ndemo finished in {time.perf_counter() - t0:.0f}s")
     print("next:\n  make ui                 # Dagster UI on http://127.0.0.1:3000 over this instance\n"
@@ -272,6 +305,11 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--to", dest="date_to")
     m.add_argument("--select", help="comma-separated asset keys, e.g. raw/prices,features/price_features")
     m.set_defaults(fn=cmd_materialize)
+
+    b = sub.add_parser("backtest", help="simulate the executed books with costs; writes reports.* and a tear sheet")
+    b.add_argument("--from", dest="date_from")
+    b.add_argument("--to", dest="date_to")
+    b.set_defaults(fn=cmd_backtest)
 
     s = sub.add_parser("sql", help="read-only SQL over the lake (no query: interactive shell)")
     s.add_argument("query", nargs="?")

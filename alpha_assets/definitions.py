@@ -14,12 +14,16 @@ from dagster import (
     in_process_executor,
 )
 
+from alpha_assets.backtest.assets import backtest
 from alpha_assets.features.assets import labels, price_features
 from alpha_assets.home import AlphaHome
 from alpha_assets.ingestion.assets import prices, universe
 from alpha_assets.ingestion.sensors import vendor_sensors
+from alpha_assets.portfolio.assets import orders, target_weights
+from alpha_assets.risk.assets import risk_report
 from partitions import trading_days
 from resources import DeltaIOManager, DeltaLakeResource, LocalVendorLanding, S3VendorLanding
+from resources.outbox import OutboxResource
 
 
 def deployment() -> str:
@@ -36,6 +40,7 @@ def local_resources(home: AlphaHome | None = None) -> dict:
         "io_manager": DeltaIOManager(lake_root=lake_root),
         "lake_store": DeltaLakeResource(lake_root=lake_root),
         "landing": LocalVendorLanding(root=str(home.landing), quarantine_root=str(home.quarantine)),
+        "outbox": OutboxResource(root=str(home.outbox)),
     }
 
 
@@ -49,20 +54,25 @@ def prod_resources() -> dict:
         "io_manager": DeltaIOManager(lake_root=lake_root, storage_options_json=storage),
         "lake_store": DeltaLakeResource(lake_root=lake_root, storage_options_json=storage),
         "landing": S3VendorLanding(bucket=EnvVar("ALPHA_LANDING_BUCKET"), endpoint_url=None),
+        "outbox": OutboxResource(root=EnvVar("ALPHA_OUTBOX_DIR")),
     }
 
 
-ALL_ASSETS = [universe, prices, price_features, labels]
+DAILY_ASSETS = [universe, prices, price_features, labels, target_weights, risk_report, orders]
+ALL_ASSETS = [*DAILY_ASSETS, backtest]
+BACKTEST = AssetSelection.assets(backtest)
 
 main_job = define_asset_job(
     "main",
-    selection=AssetSelection.all(),
+    selection=AssetSelection.all() - BACKTEST,
     partitions_def=trading_days,
     description="Every daily asset for a window of trading days (the demo and backfills run this).",
 )
 
+backtest_job = define_asset_job("backtest", selection=BACKTEST, description="Simulate the executed books with costs.")
+
 automation_sensor = AutomationConditionSensorDefinition(
-    "downstream_automation", target=AssetSelection.all(), default_status=DefaultSensorStatus.RUNNING,
+    "downstream_automation", target=AssetSelection.all() - BACKTEST, default_status=DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
 )  # fmt: skip
 
@@ -72,7 +82,7 @@ def build_definitions(resources: dict | None = None) -> Definitions:
         resources = local_resources() if deployment() == "local" else prod_resources()
     return Definitions(
         assets=ALL_ASSETS,
-        jobs=[main_job],
+        jobs=[main_job, backtest_job],
         sensors=[*vendor_sensors, automation_sensor],
         resources=resources,
         # One process per run: on 2 cores, spawning a process per step costs more than the steps themselves.

@@ -57,7 +57,7 @@ def test_graphql_lists_asset_keys_and_partition_statuses(home):
     try:
         url = f"http://127.0.0.1:{port}/graphql"
         data = None
-        for _ in range(240):
+        for _ in range(480):
             try:
                 data = _post(url, QUERY)
                 if data.get("data", {}).get("assetNodes"):
@@ -66,6 +66,10 @@ def test_graphql_lists_asset_keys_and_partition_statuses(home):
                 pass
             time.sleep(0.5)
         assert data and data.get("data"), f"webserver did not answer: {data}"
+        if not data["data"]["assetNodes"]:
+            loc = _post(url, "{ workspaceOrError { ... on Workspace { locationEntries { name "
+                        "locationOrLoadError { __typename ... on PythonError { message } } } } } }")
+            raise AssertionError(f"code location did not load: {loc}")
         nodes = {"/".join(n["assetKey"]["path"]): n for n in data["data"]["assetNodes"]}
         assert {"raw/prices", "raw/universe", "features/price_features", "features/labels"} <= set(nodes)
         ranges = nodes["raw/prices"]["assetPartitionStatuses"]["ranges"]

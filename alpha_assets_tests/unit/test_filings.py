@@ -191,7 +191,9 @@ def test_a_batch_of_filings_is_compared_with_each_company_s_previous_filing(tmp_
 
     body = _ten_k("Item 1A. Risk Factors", "Item 7. Management's Discussion and Analysis")
     body = body.replace("Ticker: NWT\nFiled: 2024-02-20\n", "")
-    grown = body.replace(RISK, RISK + "\nNew sanctions could halt our exports entirely.").replace("10-K", "10-Q")
+    grown = body.replace(RISK, RISK + "\nNew sanctions could halt our exports entirely.").replace(
+        "10-K", "10-Q"
+    )
     (tmp_path / "NWT_10-Q_2024-05-01.txt").write_text(grown)
     (tmp_path / "NWT_10-K_2024-02-20.txt").write_text(body)
     (tmp_path / "ZZZ_10-K_2024-03-01.txt").write_text(body)

@@ -254,6 +254,43 @@ def test_inline_speaker_layout_parses_with_roles():
     ]
 
 
+PARTICIPANT_LIST_TRANSCRIPT = """\
+Fabrikam, Inc. (FAB) Q4 2023 Earnings Conference Call February 8, 2024 5:00 PM ET
+
+Executives
+Lena Park - Chief Executive Officer
+Raj Mehta - Chief Financial Officer
+
+Analysts
+Chris Young - Halvard Capital
+
+Operator
+Good afternoon, everyone.
+Lena Park
+Thanks. Bookings were a record.
+Chris Young
+What about churn?
+Raj Mehta
+Churn was flat.
+"""
+
+
+def test_participant_lists_give_roles_to_name_only_turns():
+    parsed = parse_transcript(PARTICIPANT_LIST_TRANSCRIPT)
+    assert parsed.ticker == "FAB" and parsed.company == "Fabrikam, Inc."
+    assert parsed.speakers == {
+        "Operator": "Operator",
+        "Lena Park": "CEO",
+        "Chris Young": "Analyst",
+        "Raj Mehta": "CFO",
+    }
+    assert [t.text for t in parsed.turns][1:] == [
+        "Thanks. Bookings were a record.",
+        "What about churn?",
+        "Churn was flat.",
+    ]
+
+
 def test_sentence_splitter_keeps_abbreviations_and_decimals_inside_sentences():
     text = "Sales at Acme Inc. rose 3.5% in the U.S. market. Mr. Smith said so! Was it enough? Yes."
     assert split_sentences(text) == [

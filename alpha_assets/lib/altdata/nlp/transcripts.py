@@ -129,6 +129,11 @@ _HEADER_FIELD = re.compile(
     r"^\s*(company|ticker|symbol|date|call\s+date|call\s+time|time)\s*:\s*(.+?)\s*$", re.I
 )
 _TITLE_LINE = re.compile(r"^(?P<company>.+?)\s+\((?:[A-Z]+:\s*)?(?P<ticker>[A-Z][A-Z0-9.\-]{0,9})\)")
+_PARTICIPANTS = re.compile(
+    r"^(executives|analysts|company participants|corporate participants|conference call participants|call participants)\s*:?$",
+    re.I,
+)
+_OPERATOR = re.compile(r"^\s*operator\s*(:|$)", re.I)
 _FILE_NAME = re.compile(r"^(?P<ticker>[A-Z0-9.\-]+)_(?P<date>\d{4}-\d{2}-\d{2})")
 
 
@@ -180,15 +185,33 @@ def parse_transcript(text: str, source: str | Path | None = None) -> ParsedTrans
     first_section = next(
         (i for i, line in enumerate(lines) if any(p.match(line) for _, p in _SECTION_PATTERNS)), None
     )
-    header_end = first_section if first_section is not None else min(len(lines), 8)
+    operator_first = next((i for i, line in enumerate(lines) if _OPERATOR.match(line)), None)
+    # without a section heading the header runs to the operator's first words; without either, turns may start
+    # anywhere, so the header fields are read from the top lines and turns from everywhere
+    header_end = first_section if first_section is not None else operator_first
+    body_start = header_end if header_end is not None else 0
+    if header_end is None:
+        header_end = min(len(lines), 8)
     fields: dict[str, str] = {}
     company = ticker = None
+    # participant lists before the first section ("Executives" / "Analysts") name people whose later turns
+    # carry only their name
+    roster: dict[str, tuple[str, str]] = {}
+    listing: str | None = None
     for line in lines[:header_end]:
+        stripped = line.strip()
         m = _HEADER_FIELD.match(line)
         if m:
             fields[re.sub(r"\s+", " ", m.group(1).lower())] = m.group(2)
-        elif company is None and (mt := _TITLE_LINE.match(line.strip())):
+        elif company is None and (mt := _TITLE_LINE.match(stripped)):
             company, ticker = mt.group("company"), mt.group("ticker")
+        elif _PARTICIPANTS.match(stripped):
+            listing = "analyst" if re.search(r"analyst|conference call", stripped, re.I) else "company"
+        elif listing and (person := _OWN_LINE.match(stripped)) and person.group("title"):
+            title = person.group("title").strip()
+            if listing == "analyst" and "analyst" not in title.lower():
+                title = f"Analyst, {title}"
+            roster[person.group("name")] = (title, speaker_role(person.group("name"), title))
     company = fields.get("company", company)
     ticker = fields.get("ticker", fields.get("symbol", ticker))
     raw_date = fields.get("date") or fields.get("call date")
@@ -201,7 +224,6 @@ def parse_transcript(text: str, source: str | Path | None = None) -> ParsedTrans
             call_date = call_date or date.fromisoformat(fm.group("date"))
 
     parsed = ParsedTranscript(company, ticker, call_date, call_time)
-    roster: dict[str, tuple[str, str]] = {}
     section = PREPARED
     speaker: tuple[str, str] | None = None
     buffer: list[str] = []
@@ -220,16 +242,21 @@ def parse_transcript(text: str, source: str | Path | None = None) -> ParsedTrans
             roster[name] = (title.strip(), speaker_role(name, title))
         return name, roster.get(name, (title or "", ""))[0]
 
-    for line in lines[header_end:] if first_section is not None else lines:
+    in_listing = False
+    for line in lines[body_start:]:
         stripped = line.strip()
         if not stripped:
+            in_listing = False
+            continue
+        if _PARTICIPANTS.match(stripped) or in_listing:
+            in_listing = True  # a participant list (read above), not a turn
             continue
         matched_section = next((s for s, p in _SECTION_PATTERNS if p.match(stripped)), None)
         if matched_section is not None:
             flush()
             section, speaker = matched_section, None
             continue
-        if first_section is None and _HEADER_FIELD.match(stripped):
+        if body_start == 0 and _HEADER_FIELD.match(stripped):
             continue
         own = _OWN_LINE.match(stripped)
         if own and len(stripped) <= 160 and _plausible_title(own.group("title")):
