@@ -134,7 +134,7 @@ def run_backtest(home: AlphaHome, start: str | None = None, end: str | None = No
     from alpha_assets.definitions import build_definitions, local_resources
 
     defs = build_definitions(local_resources(home))
-    job = defs.resolve_job_def("backtest")
+    job = defs.resolve_job_def("backtest_report")
     cfg = {"ops": {"backtest": {"config": {k: v for k, v in (("start", start), ("end", end)) if v}}}}
     t0 = time.perf_counter()
     result = job.execute_in_process(instance=instance or DagsterInstance.get(), run_config=cfg, raise_on_error=False)

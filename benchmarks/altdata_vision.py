@@ -155,6 +155,7 @@ def main() -> None:
         "python": sys.version.split()[0],
         "torch": torch.__version__,
         "torchvision_nms": nms_mode,
+        "load_average_1m": round(os.getloadavg()[0], 2),  # other work on the machine skews every figure
         "weights": str(args.weights) if args.weights else "untrained yolov8n.yaml",
     }
     print(f"machine: {machine}")

@@ -354,3 +354,18 @@ def test_score_transcripts_returns_rows_for_good_files_and_errors_for_bad_ones(m
     assert frame.height == 1 and frame["ticker"].to_list() == ["NWT"]
     assert frame["ceo_sentiment"].is_not_null().all() and frame["analyst_sentiment"].is_not_null().all()
     assert len(errors) == 1 and errors[0].source == str(empty) and "empty" in str(errors[0])
+
+
+def test_offline_nms_shim_matches_the_vision_package_reference_kernel():
+    import torch
+
+    from alpha_assets.lib.altdata.nlp._offline import _nms_cpu
+    from alpha_assets.lib.altdata.vision.torchvision_shim import nms_reference_kernel
+
+    gen = torch.Generator().manual_seed(0)
+    xy = torch.rand(300, 2, generator=gen) * 100
+    boxes = torch.cat([xy, xy + 5 + torch.rand(300, 2, generator=gen) * 30], dim=1)
+    scores = torch.rand(300, generator=gen).round(decimals=2)  # ties on purpose
+    for threshold in (0.3, 0.5, 0.7):
+        assert torch.equal(_nms_cpu(boxes, scores, threshold), nms_reference_kernel(boxes, scores, threshold))
+    assert _nms_cpu(torch.zeros(0, 4), torch.zeros(0), 0.5).numel() == 0

@@ -4,7 +4,9 @@ Two things: the hub is switched off (``HF_HUB_OFFLINE``/``TRANSFORMERS_OFFLINE``
 and, when torchvision's compiled operators cannot load (the CUDA torchvision build next to a CPU torch; see
 STACK.md), a pure-torch CPU ``torchvision::nms``/``qnms`` is registered so ``import torchvision`` — which
 ``transformers`` does from its model code — succeeds. The shim is skipped when the compiled operators load or
-another module already defined them, so a working CUDA install is never touched.
+another module already defined them, so a working CUDA install is never touched. It coexists with the vision
+package's ``ensure_torchvision_ops`` (same op schemas and NMS semantics; whichever runs first registers, the other
+sees the ops and leaves them).
 """
 
 from __future__ import annotations
@@ -86,6 +88,7 @@ def prepare_offline_torch() -> None:
             lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
             lib.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
             lib.impl("nms", _nms_cpu, "CPU")
+            lib.impl("qnms", _qnms_cpu, "CPU")
             lib.impl("qnms", _qnms_cpu, "QuantizedCPU")
             _shim_library = lib
         _prepared = True
