@@ -22,6 +22,8 @@ warnings.filterwarnings("ignore")
 
 
 def run(n_names: int, n_days: int, seed: int = 1) -> dict:
+    from datetime import date
+
     from dagster import DagsterInstance
 
     from alpha_assets.cli import materialize
@@ -29,7 +31,6 @@ def run(n_names: int, n_days: int, seed: int = 1) -> dict:
     from alpha_assets.world.simulate import WorldConfig, simulate_world
     from alpha_assets.world.vendors import write_world
     from partitions.calendar import sessions_from
-    from datetime import date
 
     tmp = Path(tempfile.mkdtemp(prefix="alpha-bench-"))
     try:

@@ -1,9 +1,24 @@
 """reports.backtest: the event-driven-equivalent simulation of the executed books, with costs, and a tear sheet."""
 
 import polars as pl
-from dagster import AssetExecutionContext, AssetIn, AssetKey, AssetOut, Config, MetadataValue, Output, multi_asset
+from dagster import (
+    AssetExecutionContext,
+    AssetIn,
+    AssetKey,
+    AssetOut,
+    Config,
+    MetadataValue,
+    Output,
+    multi_asset,
+)
 
-from alpha_assets.lib.backtest import CostModel, probabilistic_sharpe_ratio, return_moments, run_vectorised, sharpe_ratio
+from alpha_assets.lib.backtest import (
+    CostModel,
+    probabilistic_sharpe_ratio,
+    return_moments,
+    run_vectorised,
+    sharpe_ratio,
+)
 from resources.outbox import OutboxResource
 
 
