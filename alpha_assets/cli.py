@@ -106,6 +106,8 @@ def materialize(home: AlphaHome, start: date | None = None, end: date | None = N
     secs = time.perf_counter() - t0
     mats = [e for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"]
     failed = [e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    checks = [(e.event_specific_data.check_name, e.event_specific_data.passed) for e in result.all_events
+              if e.event_type_value == "ASSET_CHECK_EVALUATION"]  # fmt: skip
     if not quiet:
         per_asset: dict[str, int] = {}
         for e in mats:
@@ -115,7 +117,10 @@ def materialize(home: AlphaHome, start: date | None = None, end: date | None = N
         print(f"run {result.run_id[:8]} {'succeeded' if result.success else 'FAILED'} in {secs:.1f}s")
         for s in failed:
             print(f"  failed step: {s}")
+        for c in sorted({name for name, ok in checks if not ok}):
+            print(f"  check not passed: {c}")
     return {"run_id": result.run_id, "success": result.success, "seconds": secs, "failed_steps": failed,
+            "failed_checks": sorted({name for name, ok in checks if not ok}),
             "start": sessions[0], "end": sessions[-1]}  # fmt: skip
 
 

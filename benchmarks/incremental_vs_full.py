@@ -60,7 +60,7 @@ def run(n_names: int, n_days: int, seed: int = 1) -> dict:
             t0 = time.perf_counter()
             inc = materialize(home, days[-1], days[-1], quiet=True, instance=inst)
             t_inc = time.perf_counter() - t0
-        assert full["success"] and inc["success"]
+        assert full["success"] and inc["success"], (full["failed_steps"], inc["failed_steps"])
         return {"names": n_names, "days": n_days, "world_s": round(t_world, 2), "full_s": round(t_full, 2),
                 "incremental_day_s": round(t_inc, 2), "ratio": round(t_full / t_inc, 1)}  # fmt: skip
     finally:

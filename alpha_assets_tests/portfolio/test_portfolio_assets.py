@@ -62,9 +62,15 @@ def test_books_respect_limits_orders_are_written_and_a_past_day_rebuilds_exactly
     assert (book_home.outbox / "reports" / "backtest" / "tearsheet.html").exists()
 
 
-def test_infeasible_limits_block_the_book_and_everything_downstream(book_home, instance):
+def test_infeasible_limits_leave_the_day_without_a_book_and_say_why(book_home, instance):
     cfg = {"ops": {"target_weights": {"config": {"alpha_source": "mom_20", "cov_window": 20, "max_name_weight": 0.01}}}}
     res = materialize(book_home, quiet=True, instance=instance, run_config=cfg)
-    assert not res["success"]
+    assert "every_day_has_a_book" in res["failed_checks"]
     lake = DeltaLake(book_home.lake)
-    assert not lake.exists("risk", "risk_report")  # the blocking check stopped the run before risk
+    assert lake.read("portfolio", "target_weights").height == 0  # no non-compliant book was written
+    assert not (book_home.outbox / "orders").exists() or not list((book_home.outbox / "orders").glob("*.csv"))
+    from dagster import AssetKey
+
+    ev = instance.get_latest_materialization_event(AssetKey(["portfolio", "target_weights"]))
+    infeasible = ev.asset_materialization.metadata["infeasible_days"].value
+    assert infeasible and "max_name_weight=0.01" in infeasible[0]
