@@ -7,7 +7,7 @@ if ! command -v pg_ctlcluster >/dev/null 2>&1; then
 fi
 VER=$(ls /usr/lib/postgresql | sort -n | tail -1)
 pg_lsclusters -h | grep -q "^$VER main" || pg_createcluster "$VER" main >/dev/null
-pg_ctlcluster "$VER" main start 2>/dev/null || true
+pg_ctlcluster "$VER" main start >/dev/null 2>&1 || true
 for _ in $(seq 1 50); do
   su postgres -c "psql -h 127.0.0.1 -qAtc 'select 1'" >/dev/null 2>&1 && break || sleep 0.2
 done
