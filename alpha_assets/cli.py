@@ -252,8 +252,6 @@ def cmd_demo(args) -> int:
 
 
 def summary(home: AlphaHome) -> None:
-    import polars as pl
-
     db = _lake_sql(home)
     print("\ntables")
     for i in db.table_infos():
@@ -274,7 +272,6 @@ def summary(home: AlphaHome) -> None:
             else ""
         )
         print(f"  {q.relative_to(home.root)}: {reason}")
-    _ = pl
 
 
 # ----------------------------------------------------------------------------------------------- main

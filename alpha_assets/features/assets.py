@@ -8,7 +8,6 @@ from dagster import (
     AssetIn,
     AssetKey,
     BackfillPolicy,
-    MaterializeResult,
     Output,
     asset,
 )
@@ -18,7 +17,6 @@ from alpha_assets.lib.features.price_features import compute_labels, compute_pri
 from partitions import feature_lookback, label_horizon, trading_days, window_dates
 
 PRICES = AssetKey(["raw", "prices"])
-_ = MaterializeResult
 
 
 @asset(

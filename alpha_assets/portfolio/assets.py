@@ -76,8 +76,10 @@ def code_version() -> str:
 
 @multi_asset(
     outs={
-        "target_weights": AssetOut(key=WEIGHTS, metadata={"partition_expr": "trade_date"}, kinds={"polars", "delta"}),
-        "weights_audit": AssetOut(key=AUDIT, metadata={"partition_expr": "trade_date"}, kinds={"polars", "delta"}),
+        "target_weights": AssetOut(key=WEIGHTS, metadata={"partition_expr": "trade_date"}, kinds={"polars", "delta"},
+                                   automation_condition=downstream),
+        "weights_audit": AssetOut(key=AUDIT, metadata={"partition_expr": "trade_date"}, kinds={"polars", "delta"},
+                                  automation_condition=downstream),
     },
     ins={
         "features": AssetIn(key=AssetKey(["features", "price_features"])),
@@ -168,8 +170,6 @@ def rebuild_weights(lake, day, audit_row: dict) -> pl.DataFrame:
     return day_target_weights(day, scores, prices, uni, cfg.limits(), cfg.cov_window)
 
 
-_ = (asset, downstream)
-
 
 class OrdersConfig(Config):
     nav_usd: float = 10_000_000.0  # capital the weights are applied to when sizing shares
@@ -194,6 +194,7 @@ ORDERS_SCHEMA = {
     metadata={"partition_expr": "trade_date"},
     group_name="portfolio",
     kinds={"polars", "delta", "csv"},
+    automation_condition=downstream,
 )
 def orders(context: AssetExecutionContext, config: OrdersConfig, weights: pl.DataFrame, risk: pl.DataFrame,
            prices: pl.DataFrame, outbox: OutboxResource):  # fmt: skip

@@ -15,6 +15,7 @@ from dagster import (
     asset,
 )
 
+from alpha_assets.automation import downstream
 from alpha_assets.lib.risk import RiskLimits
 from alpha_assets.lib.risk_state import REPORT_SCHEMA, RiskState, advance, book_returns
 from partitions import feature_lookback, trading_days, window_dates
@@ -44,6 +45,7 @@ class RiskConfig(Config):
     metadata={"partition_expr": "trade_date"},
     group_name="risk",
     kinds={"polars", "delta"},
+    automation_condition=downstream,
     check_specs=[AssetCheckSpec("within_var_limits", asset=REPORT, description="daily VaR <= 2%, weekly <= 5%")],
 )
 def risk_report(context: AssetExecutionContext, config: RiskConfig, weights: pl.DataFrame, prices: pl.DataFrame,
