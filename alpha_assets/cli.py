@@ -101,8 +101,9 @@ def materialize(home: AlphaHome, start: date | None = None, end: date | None = N
         print(f"materializing {sessions[0]}..{sessions[-1]} ({len(sessions)} sessions) in one run "
               f"on the instance at {instance.root_directory}")  # fmt: skip
     t0 = time.perf_counter()
-    result = job.execute_in_process(instance=instance, tags=tags, asset_selection=keys, raise_on_error=False,
-                                    run_config=run_config)
+    result = job.execute_in_process(
+        instance=instance, tags=tags, asset_selection=keys, raise_on_error=False, run_config=run_config
+    )
     secs = time.perf_counter() - t0
     mats = [e for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"]
     failed = [e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
@@ -142,7 +143,9 @@ def run_backtest(home: AlphaHome, start: str | None = None, end: str | None = No
     job = defs.resolve_job_def("backtest_report")
     cfg = {"ops": {"backtest": {"config": {k: v for k, v in (("start", start), ("end", end)) if v}}}}
     t0 = time.perf_counter()
-    result = job.execute_in_process(instance=instance or DagsterInstance.get(), run_config=cfg, raise_on_error=False)
+    result = job.execute_in_process(
+        instance=instance or DagsterInstance.get(), run_config=cfg, raise_on_error=False
+    )
     out = {"success": result.success, "seconds": time.perf_counter() - t0, "run_id": result.run_id}
     if not quiet:
         summary_file = home.outbox / "reports" / "backtest" / "summary.json"
@@ -308,7 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--select", help="comma-separated asset keys, e.g. raw/prices,features/price_features")
     m.set_defaults(fn=cmd_materialize)
 
-    b = sub.add_parser("backtest", help="simulate the executed books with costs; writes reports.* and a tear sheet")
+    b = sub.add_parser(
+        "backtest", help="simulate the executed books with costs; writes reports.* and a tear sheet"
+    )
     b.add_argument("--from", dest="date_from")
     b.add_argument("--to", dest="date_to")
     b.set_defaults(fn=cmd_backtest)

@@ -69,7 +69,9 @@ main_job = define_asset_job(
     description="Every daily asset for a window of trading days (the demo and backfills run this).",
 )
 
-backtest_job = define_asset_job("backtest_report", selection=BACKTEST, description="Simulate the executed books with costs.")
+backtest_job = define_asset_job(
+    "backtest_report", selection=BACKTEST, description="Simulate the executed books with costs."
+)
 
 automation_sensor = AutomationConditionSensorDefinition(
     "downstream_automation", target=AssetSelection.all() - BACKTEST, default_status=DefaultSensorStatus.RUNNING,

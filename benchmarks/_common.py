@@ -25,7 +25,9 @@ def machine() -> dict:
 
 
 def print_table(headers: list[str], rows: list[list]) -> None:
-    cells = [[str(h) for h in headers]] + [[f"{c:,.3f}" if isinstance(c, float) else str(c) for c in r] for r in rows]
+    cells = [[str(h) for h in headers]] + [
+        [f"{c:,.3f}" if isinstance(c, float) else str(c) for c in r] for r in rows
+    ]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     for j, r in enumerate(cells):
         print("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)))

@@ -59,7 +59,9 @@ def pandas_features(pdf):
     out["zscore_20"] = (c - roll(c, 20, "mean")) / roll(c, 20, "std")
     out["zscore_60"] = (c - roll(c, 60, "mean")) / roll(c, 60, "std")
     out["log_volume"] = np.log(pdf["volume"] + 1)
-    out["volume_ratio_5_20"] = roll(pdf["volume"].astype(float), 5, "mean") / roll(pdf["volume"].astype(float), 20, "mean")
+    out["volume_ratio_5_20"] = roll(pdf["volume"].astype(float), 5, "mean") / roll(
+        pdf["volume"].astype(float), 20, "mean"
+    )
     out["log_dollar_volume_20"] = np.log(roll(dv, 20, "mean") + 1)
     out["amihud_20"] = roll(out["ret_1"].abs() / (dv + 1), 20, "mean") * 1e6
     hl = (pdf["high"] - pdf["low"]) / c
@@ -77,7 +79,13 @@ def run(n_names: int, years: int, with_pandas: bool) -> dict:
     ours = compute_price_features(px, px["trade_date"].min(), px["trade_date"].max())
     t_ours = time.perf_counter() - t0
     cols = feature_columns(ours)
-    res = {"names": n_names, "years": years, "rows": px.height, "features": len(cols), "polars_s": round(t_ours, 3)}
+    res = {
+        "names": n_names,
+        "years": years,
+        "rows": px.height,
+        "features": len(cols),
+        "polars_s": round(t_ours, 3),
+    }
     if with_pandas:
         pdf = px.to_pandas()
         gc.collect()
@@ -99,7 +107,9 @@ def run(n_names: int, years: int, with_pandas: bool) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--pandas-max-rows", type=int, default=3_200_000, help="skip the pandas peer above this size")
+    ap.add_argument(
+        "--pandas-max-rows", type=int, default=3_200_000, help="skip the pandas peer above this size"
+    )
     ap.add_argument("--sizes", help="comma-separated NAMESxYEARS, e.g. 5000x10")
     args = ap.parse_args()
     sizes = [(100, 2), (500, 2)] if args.quick else [(500, 2), (1000, 5), (5000, 10)]

@@ -74,7 +74,9 @@ def main() -> None:
     sizes = [(20, 60)] if args.quick else [(50, 252), (500, 1260)]
     results = [run(n, d) for n, d in sizes]
     m = machine()
-    print(f"one new day vs full recompute, whole graph through Dagster — {m['cores']} cores, python {m['python']}")
+    print(
+        f"one new day vs full recompute, whole graph through Dagster — {m['cores']} cores, python {m['python']}"
+    )
     print_table(["names", "days", "full recompute s", "one new day s", "ratio"],
                 [[r["names"], r["days"], r["full_s"], r["incremental_day_s"], r["ratio"]] for r in results])  # fmt: skip
     emit({"benchmark": "incremental_vs_full", "machine": m, "results": results})

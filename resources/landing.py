@@ -31,7 +31,9 @@ class LandedFile:
 class VendorLanding(ConfigurableResource):
     """Interface; see LocalVendorLanding and S3VendorLanding."""
 
-    def list_files(self, prefix: str, known: dict[str, str] | None = None, fingerprints: bool = True) -> list[LandedFile]:
+    def list_files(
+        self, prefix: str, known: dict[str, str] | None = None, fingerprints: bool = True
+    ) -> list[LandedFile]:
         raise NotImplementedError
 
     def read_bytes(self, prefix: str, name: str) -> bytes:
@@ -60,7 +62,9 @@ class LocalVendorLanding(VendorLanding):
     def _dir(self, prefix: str) -> Path:
         return Path(self.root) / prefix
 
-    def list_files(self, prefix: str, known: dict[str, str] | None = None, fingerprints: bool = True) -> list[LandedFile]:
+    def list_files(
+        self, prefix: str, known: dict[str, str] | None = None, fingerprints: bool = True
+    ) -> list[LandedFile]:
         """Files under the prefix; ``known`` maps name -> stamp() so unchanged files are not re-hashed.
         ``fingerprints=False`` skips hashing (assets only need names and times)."""
         base = self._dir(prefix)
@@ -123,7 +127,9 @@ class S3VendorLanding(VendorLanding):
     def _key(self, prefix: str, name: str) -> str:
         return f"{self.root_prefix.strip('/')}/{prefix}/{name}"
 
-    def list_files(self, prefix: str, known: dict[str, str] | None = None, fingerprints: bool = True) -> list[LandedFile]:
+    def list_files(
+        self, prefix: str, known: dict[str, str] | None = None, fingerprints: bool = True
+    ) -> list[LandedFile]:
         base = f"{self.root_prefix.strip('/')}/{prefix}/"
         out = []
         # Paginated: a plain list_objects_v2 returns only the first 1,000 keys.

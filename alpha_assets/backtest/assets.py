@@ -37,7 +37,9 @@ class BacktestConfig(Config):
     outs={
         "backtest_pnl": AssetOut(key=AssetKey(["reports", "backtest_pnl"]), kinds={"polars", "delta"}),
         "backtest_fills": AssetOut(key=AssetKey(["reports", "backtest_fills"]), kinds={"polars", "delta"}),
-        "backtest_positions": AssetOut(key=AssetKey(["reports", "backtest_positions"]), kinds={"polars", "delta"}),
+        "backtest_positions": AssetOut(
+            key=AssetKey(["reports", "backtest_positions"]), kinds={"polars", "delta"}
+        ),
     },
     ins={
         "orders": AssetIn(key=AssetKey(["portfolio", "orders"])),

@@ -40,12 +40,19 @@ def book_returns(weights: pl.DataFrame, prices: pl.DataFrame) -> pl.DataFrame:
     )
     days = px["trade_date"].unique().sort()
     prev = pl.DataFrame({"trade_date": days.slice(1), "book_date": days.slice(0, days.len() - 1)})
-    joined = prev.join(weights.select(pl.col("trade_date").alias("book_date"), "ticker", "weight"), on="book_date")
+    joined = prev.join(
+        weights.select(pl.col("trade_date").alias("book_date"), "ticker", "weight"), on="book_date"
+    )
     joined = joined.join(px.select("trade_date", "ticker", "ret"), on=["trade_date", "ticker"], how="left")
-    out = joined.group_by("trade_date").agg((pl.col("weight") * pl.col("ret").fill_null(0.0)).sum().alias("book_return"))
-    return prev.select("trade_date").join(out, on="trade_date", how="left").with_columns(
-        pl.col("book_return").fill_null(0.0)
-    ).sort("trade_date")
+    out = joined.group_by("trade_date").agg(
+        (pl.col("weight") * pl.col("ret").fill_null(0.0)).sum().alias("book_return")
+    )
+    return (
+        prev.select("trade_date")
+        .join(out, on="trade_date", how="left")
+        .with_columns(pl.col("book_return").fill_null(0.0))
+        .sort("trade_date")
+    )
 
 
 def advance(state: RiskState, day: date, book_return: float, history: np.ndarray, limits: RiskLimits) -> dict:
@@ -76,6 +83,8 @@ def advance(state: RiskState, day: date, book_return: float, history: np.ndarray
         if row[k] is not None and row[k] > lim:
             breaches.append(f"{k}={row[k]:.4f} > {lim}")
     if state.reduced:
-        breaches.append(f"drawdown {row['drawdown']:.3f} > {limits.drawdown_threshold}: exposure x{limits.reduce_factor}")
+        breaches.append(
+            f"drawdown {row['drawdown']:.3f} > {limits.drawdown_threshold}: exposure x{limits.reduce_factor}"
+        )
     row["breaches"] = "; ".join(breaches) or None
     return row

@@ -32,7 +32,9 @@ from resources.outbox import OutboxResource
 
 WEIGHTS = AssetKey(["portfolio", "target_weights"])
 AUDIT = AssetKey(["portfolio", "weights_audit"])
-previous_day = TimeWindowPartitionMapping(start_offset=-1, end_offset=0, allow_nonexistent_upstream_partitions=True)
+previous_day = TimeWindowPartitionMapping(
+    start_offset=-1, end_offset=0, allow_nonexistent_upstream_partitions=True
+)
 
 
 class PortfolioConfig(Config):
@@ -62,7 +64,9 @@ class PortfolioConfig(Config):
 def code_version() -> str:
     try:
         root = Path(__file__).resolve().parents[2]
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
+        )
         dirty = subprocess.run(["git", "status", "--porcelain", "alpha_assets"], cwd=root, capture_output=True,
                                text=True, timeout=5)  # fmt: skip
         if sha.returncode == 0:
@@ -76,10 +80,18 @@ def code_version() -> str:
 
 @multi_asset(
     outs={
-        "target_weights": AssetOut(key=WEIGHTS, metadata={"partition_expr": "trade_date"}, kinds={"polars", "delta"},
-                                   automation_condition=downstream),
-        "weights_audit": AssetOut(key=AUDIT, metadata={"partition_expr": "trade_date"}, kinds={"polars", "delta"},
-                                  automation_condition=downstream),
+        "target_weights": AssetOut(
+            key=WEIGHTS,
+            metadata={"partition_expr": "trade_date"},
+            kinds={"polars", "delta"},
+            automation_condition=downstream,
+        ),
+        "weights_audit": AssetOut(
+            key=AUDIT,
+            metadata={"partition_expr": "trade_date"},
+            kinds={"polars", "delta"},
+            automation_condition=downstream,
+        ),
     },
     ins={
         "features": AssetIn(key=AssetKey(["features", "price_features"])),
@@ -90,12 +102,23 @@ def code_version() -> str:
     backfill_policy=BackfillPolicy.single_run(),
     group_name="portfolio",
     check_specs=[
-        AssetCheckSpec("limits_hold", asset=WEIGHTS, blocking=True,
-                       description="name, sector, country, correlation-group, liquidity and leverage limits"),
-        AssetCheckSpec("weights_finite_and_balanced", asset=WEIGHTS, blocking=True,
-                       description="no NaN; long book sums to +gross/2 and short book to -gross/2"),
-        AssetCheckSpec("every_day_has_a_book", asset=WEIGHTS,
-                       description="the limits were feasible on every day (infeasible days get no book)"),
+        AssetCheckSpec(
+            "limits_hold",
+            asset=WEIGHTS,
+            blocking=True,
+            description="name, sector, country, correlation-group, liquidity and leverage limits",
+        ),
+        AssetCheckSpec(
+            "weights_finite_and_balanced",
+            asset=WEIGHTS,
+            blocking=True,
+            description="no NaN; long book sums to +gross/2 and short book to -gross/2",
+        ),
+        AssetCheckSpec(
+            "every_day_has_a_book",
+            asset=WEIGHTS,
+            description="the limits were feasible on every day (infeasible days get no book)",
+        ),
     ],  # fmt: skip
 )
 def target_weights(context: AssetExecutionContext, config: PortfolioConfig, features: pl.DataFrame,
@@ -113,7 +136,9 @@ def target_weights(context: AssetExecutionContext, config: PortfolioConfig, feat
     for day in sessions_between(start, end):
         f = features.filter(pl.col("trade_date") == day)
         if config.alpha_source not in f.columns:
-            raise ValueError(f"alpha_source '{config.alpha_source}' is not a column of features.price_features")
+            raise ValueError(
+                f"alpha_source '{config.alpha_source}' is not a column of features.price_features"
+            )
         scores = f.select("ticker", pl.col(config.alpha_source).alias("alpha_score")).drop_nulls()
         u = universe.filter(pl.col("trade_date") == day)
         if scores.height == 0 or u.height == 0:
@@ -141,8 +166,12 @@ def target_weights(context: AssetExecutionContext, config: PortfolioConfig, feat
     yield Output(audit_df, output_name="weights_audit", metadata={"rows": audit_df.height})
     # Written books must comply (blocking). A day whose limits are infeasible gets no book at all: nothing
     # wrong reaches risk or orders, and the day is reported (warning check, error log, metadata).
-    yield AssetCheckResult(check_name="limits_hold", asset_key=WEIGHTS, passed=not breaches,
-                           metadata={"breaches": MetadataValue.json(breaches[:50])})
+    yield AssetCheckResult(
+        check_name="limits_hold",
+        asset_key=WEIGHTS,
+        passed=not breaches,
+        metadata={"breaches": MetadataValue.json(breaches[:50])},
+    )
     yield AssetCheckResult(check_name="every_day_has_a_book", asset_key=WEIGHTS, passed=not infeasible,
                            severity=AssetCheckSeverity.WARN,
                            metadata={"infeasible_days": MetadataValue.json(infeasible[:50])})  # fmt: skip
@@ -153,8 +182,12 @@ def target_weights(context: AssetExecutionContext, config: PortfolioConfig, feat
     )
     bad_sums = sums.filter(((pl.col("long") - limits.book_gross).abs() > 1e-9)
                            | ((pl.col("short") + limits.book_gross).abs() > 1e-9)).height  # fmt: skip
-    yield AssetCheckResult(check_name="weights_finite_and_balanced", asset_key=WEIGHTS,
-                           passed=nan == 0 and bad_sums == 0, metadata={"nan_weights": nan, "unbalanced_days": bad_sums})
+    yield AssetCheckResult(
+        check_name="weights_finite_and_balanced",
+        asset_key=WEIGHTS,
+        passed=nan == 0 and bad_sums == 0,
+        metadata={"nan_weights": nan, "unbalanced_days": bad_sums},
+    )
 
 
 def rebuild_weights(lake, day, audit_row: dict) -> pl.DataFrame:
@@ -168,7 +201,6 @@ def rebuild_weights(lake, day, audit_row: dict) -> pl.DataFrame:
     uni = lake.read("raw", "universe", day, day, version=versions["raw.universe"])
     scores = feats.select("ticker", pl.col(cfg.alpha_source).alias("alpha_score")).drop_nulls()
     return day_target_weights(day, scores, prices, uni, cfg.limits(), cfg.cov_window)
-
 
 
 class OrdersConfig(Config):
@@ -201,11 +233,20 @@ def orders(context: AssetExecutionContext, config: OrdersConfig, weights: pl.Dat
     """The daily trade list: target weights scaled by the drawdown control's multiplier, minus yesterday's book,
     in shares and value. One CSV per day goes to the outbox for the execution system."""
     start, end = window_dates(*context.partition_time_window)
-    mult = dict(zip(risk["trade_date"].to_list(), risk["gross_multiplier_next"].to_list(), strict=True)) if risk.height else {}
+    mult = (
+        dict(zip(risk["trade_date"].to_list(), risk["gross_multiplier_next"].to_list(), strict=True))
+        if risk.height
+        else {}
+    )
     closes = prices.select("trade_date", "ticker", "close")
-    w = weights.select("trade_date", "ticker", "weight").with_columns(
-        pl.col("trade_date").replace_strict(mult, default=1.0, return_dtype=pl.Float64).alias("mult")
-    ).with_columns((pl.col("weight") * pl.col("mult")).alias("exec_weight")).join(closes, on=["trade_date", "ticker"], how="left")
+    w = (
+        weights.select("trade_date", "ticker", "weight")
+        .with_columns(
+            pl.col("trade_date").replace_strict(mult, default=1.0, return_dtype=pl.Float64).alias("mult")
+        )
+        .with_columns((pl.col("weight") * pl.col("mult")).alias("exec_weight"))
+        .join(closes, on=["trade_date", "ticker"], how="left")
+    )
     w = w.with_columns((pl.col("exec_weight") * config.nav_usd / pl.col("close")).alias("shares"))
     days = sorted(set(w["trade_date"].to_list()))
     frames, files = [], []
@@ -213,22 +254,39 @@ def orders(context: AssetExecutionContext, config: OrdersConfig, weights: pl.Dat
         if day not in days:
             continue
         prev_days = [d for d in days if d < day]
-        cur = w.filter(pl.col("trade_date") == prev_days[-1]).select("ticker", pl.col("shares").alias("current_shares")) \
-            if prev_days else pl.DataFrame(schema={"ticker": pl.Utf8, "current_shares": pl.Float64})
+        cur = (
+            w.filter(pl.col("trade_date") == prev_days[-1]).select(
+                "ticker", pl.col("shares").alias("current_shares")
+            )
+            if prev_days
+            else pl.DataFrame(schema={"ticker": pl.Utf8, "current_shares": pl.Float64})
+        )
         tgt = w.filter(pl.col("trade_date") == day)
-        o = tgt.join(cur, on="ticker", how="full", coalesce=True).with_columns(
-            pl.lit(day).alias("trade_date"), pl.col("weight").fill_null(0.0).alias("target_weight"),
-            pl.col("exec_weight").fill_null(0.0), pl.col("current_shares").fill_null(0.0),
-            pl.col("shares").fill_null(0.0).alias("target_shares"),
-        ).with_columns((pl.col("target_shares") - pl.col("current_shares")).alias("order_shares"))
+        o = (
+            tgt.join(cur, on="ticker", how="full", coalesce=True)
+            .with_columns(
+                pl.lit(day).alias("trade_date"),
+                pl.col("weight").fill_null(0.0).alias("target_weight"),
+                pl.col("exec_weight").fill_null(0.0),
+                pl.col("current_shares").fill_null(0.0),
+                pl.col("shares").fill_null(0.0).alias("target_shares"),
+            )
+            .with_columns((pl.col("target_shares") - pl.col("current_shares")).alias("order_shares"))
+        )
         o = o.join(closes.filter(pl.col("trade_date") == day).select("ticker", pl.col("close").alias("close_d")),
                    on="ticker", how="left").with_columns(pl.coalesce("close", "close_d").alias("close"))  # fmt: skip
-        o = o.with_columns((pl.col("order_shares") * pl.col("close")).alias("order_value"),
-                           pl.when(pl.col("order_shares") > 0).then(pl.lit("buy")).otherwise(pl.lit("sell")).alias("side"))
-        o = o.filter(pl.col("order_shares").abs() > 1e-9).select(list(ORDERS_SCHEMA)).cast(ORDERS_SCHEMA).sort("ticker")
+        o = o.with_columns(
+            (pl.col("order_shares") * pl.col("close")).alias("order_value"),
+            pl.when(pl.col("order_shares") > 0).then(pl.lit("buy")).otherwise(pl.lit("sell")).alias("side"),
+        )
+        o = (
+            o.filter(pl.col("order_shares").abs() > 1e-9)
+            .select(list(ORDERS_SCHEMA))
+            .cast(ORDERS_SCHEMA)
+            .sort("ticker")
+        )
         files.append(outbox.write_orders(day, o))
         frames.append(o)
     df = pl.concat(frames) if frames else pl.DataFrame(schema=ORDERS_SCHEMA)
     return Output(df, metadata={"rows": df.height, "files": MetadataValue.json(files[-5:]),
                                 "traded_value": float(df["order_value"].abs().sum()) if df.height else 0.0})  # fmt: skip
-

@@ -46,7 +46,9 @@ class RiskConfig(Config):
     group_name="risk",
     kinds={"polars", "delta"},
     automation_condition=downstream,
-    check_specs=[AssetCheckSpec("within_var_limits", asset=REPORT, description="daily VaR <= 2%, weekly <= 5%")],
+    check_specs=[
+        AssetCheckSpec("within_var_limits", asset=REPORT, description="daily VaR <= 2%, weekly <= 5%")
+    ],
 )
 def risk_report(context: AssetExecutionContext, config: RiskConfig, weights: pl.DataFrame, prices: pl.DataFrame,
                 lake_store: DeltaLakeResource):  # fmt: skip
@@ -63,9 +65,14 @@ def risk_report(context: AssetExecutionContext, config: RiskConfig, weights: pl.
         prev = lake.read("risk", "risk_report", shift_sessions(start, -10), shift_sessions(start, -1))
         if prev.height:
             last = prev.sort("trade_date").row(-1, named=True)
-            state = RiskState(last["equity"], last["peak"], last["drawdown_control"], last["gross_multiplier_next"])
-    br = book_returns(weights, prices) if weights.height else pl.DataFrame(schema={"trade_date": pl.Date,
-                                                                                  "book_return": pl.Float64})
+            state = RiskState(
+                last["equity"], last["peak"], last["drawdown_control"], last["gross_multiplier_next"]
+            )
+    br = (
+        book_returns(weights, prices)
+        if weights.height
+        else pl.DataFrame(schema={"trade_date": pl.Date, "book_return": pl.Float64})
+    )
     series = dict(zip(br["trade_date"].to_list(), br["book_return"].to_list(), strict=True))
     dates = br["trade_date"].to_list()
     rows = []

@@ -22,7 +22,18 @@ SECTORS = [
     "Energy", "Materials", "Industrials", "Consumer Discretionary", "Consumer Staples", "Health Care",
     "Financials", "Information Technology", "Communication Services", "Utilities", "Real Estate",
 ]  # fmt: skip
-COUNTRIES = ["US", "US", "BR", "BR", "CA", "GB", "MX", "DE", "JP", "AU"]  # an international book: 30% country cap
+COUNTRIES = [
+    "US",
+    "US",
+    "BR",
+    "BR",
+    "CA",
+    "GB",
+    "MX",
+    "DE",
+    "JP",
+    "AU",
+]  # an international book: 30% country cap
 DRIVERS = ["store_traffic", "tank_inventory", "management_tone", "filing_risk", "web_price"]
 # How much each latent driver contributes to the planted alpha (signs matter: risk hurts).
 DRIVER_LOADINGS = {"store_traffic": 0.5, "tank_inventory": 0.3, "management_tone": 0.5, "filing_risk": -0.4,

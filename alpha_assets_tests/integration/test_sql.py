@@ -25,12 +25,22 @@ def test_every_table_is_a_view_named_layer_dot_asset(lake_home):
     assert {"raw.prices", "raw.universe", "features.price_features", "features.labels"} <= set(db.tables)
     n = db.query("SELECT count(*) AS n FROM raw.prices")["n"][0]
     assert n == DeltaLake(lake_home.lake).read("raw", "prices").height
-    joined = db.query("SELECT count(*) AS n FROM raw.prices p JOIN features.price_features f USING (trade_date, ticker)")
+    joined = db.query(
+        "SELECT count(*) AS n FROM raw.prices p JOIN features.price_features f USING (trade_date, ticker)"
+    )
     assert joined["n"][0] == n
 
 
-@pytest.mark.parametrize("stmt", ["DELETE FROM raw.prices", "CREATE TABLE x AS SELECT 1", "DROP VIEW raw.prices",
-                                  "COPY raw.prices TO '/tmp/x.csv'", "INSERT INTO raw.prices SELECT * FROM raw.prices"])
+@pytest.mark.parametrize(
+    "stmt",
+    [
+        "DELETE FROM raw.prices",
+        "CREATE TABLE x AS SELECT 1",
+        "DROP VIEW raw.prices",
+        "COPY raw.prices TO '/tmp/x.csv'",
+        "INSERT INTO raw.prices SELECT * FROM raw.prices",
+    ],
+)
 def test_write_statements_are_refused_with_a_clear_error(lake_home, stmt):
     db = LakeSQL(DeltaLake(lake_home.lake))
     with pytest.raises(ReadOnlyError, match="read-only"):

@@ -67,8 +67,11 @@ def test_graphql_lists_asset_keys_and_partition_statuses(home):
             time.sleep(0.5)
         assert data and data.get("data"), f"webserver did not answer: {data}"
         if not data["data"]["assetNodes"]:
-            loc = _post(url, "{ workspaceOrError { ... on Workspace { locationEntries { name "
-                        "locationOrLoadError { __typename ... on PythonError { message } } } } } }")
+            loc = _post(
+                url,
+                "{ workspaceOrError { ... on Workspace { locationEntries { name "
+                "locationOrLoadError { __typename ... on PythonError { message } } } } } }",
+            )
             raise AssertionError(f"code location did not load: {loc}")
         nodes = {"/".join(n["assetKey"]["path"]): n for n in data["data"]["assetNodes"]}
         assert {"raw/prices", "raw/universe", "features/price_features", "features/labels"} <= set(nodes)

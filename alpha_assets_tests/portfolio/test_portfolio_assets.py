@@ -38,7 +38,10 @@ def test_books_respect_limits_orders_are_written_and_a_past_day_rebuilds_exactly
     assert len(days) >= 30
     limits = PortfolioLimits(long_quantile=0.3, short_quantile=0.3)
     for d in days[::7]:
-        assert check_limits(w.filter(pl.col("trade_date") == d), uni.filter(pl.col("trade_date") == d), limits) == []
+        assert (
+            check_limits(w.filter(pl.col("trade_date") == d), uni.filter(pl.col("trade_date") == d), limits)
+            == []
+        )
     # The execution system's files: one per day, orders = target minus yesterday's book.
     files = sorted((book_home.outbox / "orders").glob("orders_*.csv"))
     assert len(files) == len(days)
@@ -63,7 +66,13 @@ def test_books_respect_limits_orders_are_written_and_a_past_day_rebuilds_exactly
 
 
 def test_infeasible_limits_leave_the_day_without_a_book_and_say_why(book_home, instance):
-    cfg = {"ops": {"target_weights": {"config": {"alpha_source": "mom_20", "cov_window": 20, "max_name_weight": 0.01}}}}
+    cfg = {
+        "ops": {
+            "target_weights": {
+                "config": {"alpha_source": "mom_20", "cov_window": 20, "max_name_weight": 0.01}
+            }
+        }
+    }
     res = materialize(book_home, quiet=True, instance=instance, run_config=cfg)
     assert "every_day_has_a_book" in res["failed_checks"]
     lake = DeltaLake(book_home.lake)

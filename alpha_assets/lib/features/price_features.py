@@ -40,7 +40,9 @@ def build_grid(prices: pl.DataFrame) -> Grid:
     sessions = uniq_days.astype("datetime64[D]")
     tick = prices["ticker"].cast(pl.Utf8)
     uniq_t = tick.unique().sort()
-    t_idx = tick.replace_strict(uniq_t, pl.int_range(uniq_t.len(), eager=True), return_dtype=pl.Int64).to_numpy()
+    t_idx = tick.replace_strict(
+        uniq_t, pl.int_range(uniq_t.len(), eager=True), return_dtype=pl.Int64
+    ).to_numpy()
     tickers = uniq_t
     t_len, n = len(sessions), len(tickers)
     present = np.zeros((t_len, n), dtype=bool)
@@ -161,7 +163,9 @@ def feature_columns(df: pl.DataFrame) -> list[str]:
     return [c for c in df.columns if c not in ("trade_date", "ticker", "close", "is_filled")]
 
 
-def compute_labels(prices: pl.DataFrame, start: date, end: date, known_until: date | None = None) -> pl.DataFrame:
+def compute_labels(
+    prices: pl.DataFrame, start: date, end: date, known_until: date | None = None
+) -> pl.DataFrame:
     """Forward close-to-close returns over 1/5/20 sessions for days in [start, end].
 
     A label for day D and horizon h is filled only if the ticker is live at session D+h and that session is within
