@@ -356,11 +356,14 @@ def test_score_transcripts_returns_rows_for_good_files_and_errors_for_bad_ones(m
     assert len(errors) == 1 and errors[0].source == str(empty) and "empty" in str(errors[0])
 
 
-def test_offline_nms_shim_matches_the_vision_package_reference_kernel():
+def test_offline_preparation_leaves_a_working_nms_equal_to_the_reference_kernel():
     import torch
 
-    from alpha_assets.lib.altdata.nlp._offline import _nms_cpu
+    from alpha_assets.lib.altdata.nlp._offline import prepare_offline_torch
     from alpha_assets.lib.altdata.vision.torchvision_shim import nms_reference_kernel
+
+    prepare_offline_torch()
+    _nms_cpu = torch.ops.torchvision.nms  # compiled ops where they load, the shared shim otherwise
 
     gen = torch.Generator().manual_seed(0)
     xy = torch.rand(300, 2, generator=gen) * 100
