@@ -132,6 +132,10 @@ def target_weights(context: AssetExecutionContext, config: PortfolioConfig, feat
     lake = lake_store.lake
     versions = {f"{layer}.{name}": lake.version(layer, name) for layer, name in
                 (("features", "price_features"), ("raw", "prices"), ("raw", "universe"))}  # fmt: skip
+    # The same for every day of the run: computed once (code_version runs git).
+    provenance = {"input_versions": json.dumps(versions, sort_keys=True), "alpha_source": config.alpha_source,
+                  "model_version": f"price-signal:{config.alpha_source}", "code_version": code_version(),
+                  "config": json.dumps(config.model_dump(), sort_keys=True)}  # fmt: skip
     frames, audit, infeasible, breaches = [], [], [], []
     for day in sessions_between(start, end):
         f = features.filter(pl.col("trade_date") == day)
@@ -151,10 +155,7 @@ def target_weights(context: AssetExecutionContext, config: PortfolioConfig, feat
             continue
         breaches += [f"{day}: {b}" for b in check_limits(w, u, limits)]
         frames.append(w)
-        audit.append({"trade_date": day, "input_versions": json.dumps(versions, sort_keys=True),
-                      "alpha_source": config.alpha_source, "model_version": f"price-signal:{config.alpha_source}",
-                      "code_version": code_version(), "config": json.dumps(config.model_dump(), sort_keys=True),
-                      "names": w.height})  # fmt: skip
+        audit.append({"trade_date": day, **provenance, "names": w.height})
     df = pl.concat(frames) if frames else pl.DataFrame(schema=WEIGHT_SCHEMA)
     audit_df = pl.DataFrame(audit, schema={"trade_date": pl.Date, "input_versions": pl.Utf8, "alpha_source": pl.Utf8,
                                            "model_version": pl.Utf8, "code_version": pl.Utf8, "config": pl.Utf8,
@@ -249,16 +250,15 @@ def orders(context: AssetExecutionContext, config: OrdersConfig, weights: pl.Dat
     )
     w = w.with_columns((pl.col("exec_weight") * config.nav_usd / pl.col("close")).alias("shares"))
     days = sorted(set(w["trade_date"].to_list()))
+    previous_book_day = dict(zip(days[1:], days[:-1], strict=True))
     frames, files = [], []
     for day in sessions_between(start, end):
         if day not in days:
             continue
-        prev_days = [d for d in days if d < day]
+        prev = previous_book_day.get(day)
         cur = (
-            w.filter(pl.col("trade_date") == prev_days[-1]).select(
-                "ticker", pl.col("shares").alias("current_shares")
-            )
-            if prev_days
+            w.filter(pl.col("trade_date") == prev).select("ticker", pl.col("shares").alias("current_shares"))
+            if prev is not None
             else pl.DataFrame(schema={"ticker": pl.Utf8, "current_shares": pl.Float64})
         )
         tgt = w.filter(pl.col("trade_date") == day)

@@ -73,15 +73,15 @@ def risk_report(context: AssetExecutionContext, config: RiskConfig, weights: pl.
         if weights.height
         else pl.DataFrame(schema={"trade_date": pl.Date, "book_return": pl.Float64})
     )
-    series = dict(zip(br["trade_date"].to_list(), br["book_return"].to_list(), strict=True))
-    dates = br["trade_date"].to_list()
+    returns = br["book_return"].to_numpy()
+    position = {d: i for i, d in enumerate(br["trade_date"].to_list())}
     rows = []
     for day in sessions_between(start, end):
-        if day not in series:
+        i = position.get(day)
+        if i is None:
             continue
-        i = dates.index(day)
-        hist = np.asarray(br["book_return"].to_numpy()[max(0, i + 1 - config.var_window) : i + 1])
-        rows.append(advance(state, day, series[day], hist, limits))
+        hist = np.asarray(returns[max(0, i + 1 - config.var_window) : i + 1])
+        rows.append(advance(state, day, float(returns[i]), hist, limits))
     df = pl.DataFrame(rows, schema=REPORT_SCHEMA) if rows else pl.DataFrame(schema=REPORT_SCHEMA)
     breaches = df.filter(pl.col("breaches").is_not_null()) if df.height else df
     yield Output(df, metadata={"rows": df.height, "days_with_breaches": breaches.height,
