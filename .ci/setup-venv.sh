@@ -5,7 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null || PY=python3
-KEY=$(cat pyproject.toml constraints.txt .ci/setup-venv.sh | sha256sum | cut -c1-16)
+# The key covers what decides the install (build system, dependencies, extras, constraints, the install recipe
+# below), not tool settings elsewhere in pyproject.toml, so editing ruff or import-linter config reuses the venv.
+RECIPE_VERSION=2  # bump when the install steps below change
+KEY=$({ "$PY" -c 'import json, tomllib; d = tomllib.load(open("pyproject.toml", "rb")); p = d["project"]
+print(json.dumps([d.get("build-system"), p.get("dependencies"), p.get("optional-dependencies")], sort_keys=True))'
+        cat constraints.txt; echo "recipe $RECIPE_VERSION"; } | sha256sum | cut -c1-16)
 CACHE=${ALPHA_VENV_CACHE:-$HOME/.cache/alpha-assets}
 VENV="$CACHE/venv-$KEY"
 if [ -x "$VENV/bin/python" ] && [ -f "$VENV/.complete" ]; then

@@ -14,6 +14,10 @@ from dagster import (
     in_process_executor,
 )
 
+from alpha_assets.altdata.features import alt_features
+from alpha_assets.altdata.text_assets import TEXT_ASSETS
+from alpha_assets.altdata.vision_assets import car_detector, oil_tank_levels, parking_lot_counts
+from alpha_assets.altdata.web_assets import WEB_ASSETS, WEB_SENSORS
 from alpha_assets.backtest.assets import backtest
 from alpha_assets.features.assets import labels, price_features
 from alpha_assets.home import AlphaHome
@@ -23,6 +27,13 @@ from alpha_assets.portfolio.assets import orders, target_weights
 from alpha_assets.risk.assets import risk_report
 from partitions import trading_days
 from resources import DeltaIOManager, DeltaLakeResource, LocalVendorLanding, S3VendorLanding
+from resources.altdata import (
+    GroundTruthResource,
+    MlflowTracking,
+    ModelsDir,
+    SentimentResource,
+    WebVendorResource,
+)
 from resources.outbox import OutboxResource
 
 
@@ -41,6 +52,22 @@ def local_resources(home: AlphaHome | None = None) -> dict:
         "lake_store": DeltaLakeResource(lake_root=lake_root),
         "landing": LocalVendorLanding(root=str(home.landing), quarantine_root=str(home.quarantine)),
         "outbox": OutboxResource(root=str(home.outbox)),
+        "mlflow": MlflowTracking(
+            tracking_uri=f"sqlite:///{home.mlflow / 'mlflow.db'}",
+            artifact_root=str(home.mlflow / "artifacts"),
+        ),
+        "models_dir": ModelsDir(root=str(home.models)),
+        "sentiment": SentimentResource(
+            model_dir=os.environ.get("ALPHA_SENTIMENT_MODEL_DIR", ""),
+            cache_dir=str(home.models / "sentiment"),
+        ),
+        # The demo vendor site: `alpha demo` serves it and sets the URL; `alpha world serve-site` for the UI.
+        "web_vendor": WebVendorResource(
+            base_url=os.environ.get("ALPHA_WEB_VENDOR_URL", ""),
+            raw_dir=str(home.root / "web_raw"),
+            requests_per_second=float(os.environ.get("ALPHA_WEB_RPS", "50")),
+        ),  # fmt: skip
+        "ground_truth": GroundTruthResource(root=str(home.ground_truth)),
     }
 
 
@@ -55,16 +82,31 @@ def prod_resources() -> dict:
         "lake_store": DeltaLakeResource(lake_root=lake_root, storage_options_json=storage),
         "landing": S3VendorLanding(bucket=EnvVar("ALPHA_LANDING_BUCKET"), endpoint_url=None),
         "outbox": OutboxResource(root=EnvVar("ALPHA_OUTBOX_DIR")),
+        "mlflow": MlflowTracking(
+            tracking_uri=EnvVar("MLFLOW_TRACKING_URI"), artifact_root=EnvVar("ALPHA_MLFLOW_ARTIFACT_ROOT")
+        ),
+        "models_dir": ModelsDir(root=EnvVar("ALPHA_MODELS_DIR")),
+        "sentiment": SentimentResource(
+            model_dir=EnvVar("ALPHA_SENTIMENT_MODEL_DIR"), cache_dir=EnvVar("ALPHA_MODELS_DIR")
+        ),
+        "web_vendor": WebVendorResource(
+            base_url=EnvVar("ALPHA_WEB_VENDOR_URL"),
+            raw_dir=EnvVar("ALPHA_WEB_RAW_DIR"),
+            requests_per_second=1.0,
+        ),  # fmt: skip
+        "ground_truth": GroundTruthResource(root=""),
     }
 
 
-DAILY_ASSETS = [universe, prices, price_features, labels, target_weights, risk_report, orders]
-ALL_ASSETS = [*DAILY_ASSETS, backtest]
+ALT_ASSETS = [parking_lot_counts, oil_tank_levels, *TEXT_ASSETS, *WEB_ASSETS, alt_features]
+DAILY_ASSETS = [universe, prices, price_features, labels, target_weights, risk_report, orders, *ALT_ASSETS]
+ALL_ASSETS = [*DAILY_ASSETS, car_detector, backtest]
 BACKTEST = AssetSelection.assets(backtest)
+MODELS = AssetSelection.assets(car_detector)
 
 main_job = define_asset_job(
     "main",
-    selection=AssetSelection.all() - BACKTEST,
+    selection=AssetSelection.all() - BACKTEST - MODELS,
     partitions_def=trading_days,
     description="Every daily asset for a window of trading days (the demo and backfills run this).",
 )
@@ -72,6 +114,11 @@ main_job = define_asset_job(
 backtest_job = define_asset_job(
     "backtest_report", selection=BACKTEST, description="Simulate the executed books with costs."
 )
+
+train_models_job = define_asset_job(
+    "train_models", selection=MODELS,
+    description="Train (or reuse, when its inputs are unchanged) the car detector and log it to MLflow.",
+)  # fmt: skip
 
 automation_sensor = AutomationConditionSensorDefinition(
     "downstream_automation", target=AssetSelection.all() - BACKTEST, default_status=DefaultSensorStatus.RUNNING,
@@ -84,8 +131,8 @@ def build_definitions(resources: dict | None = None) -> Definitions:
         resources = local_resources() if deployment() == "local" else prod_resources()
     return Definitions(
         assets=ALL_ASSETS,
-        jobs=[main_job, backtest_job],
-        sensors=[*vendor_sensors, automation_sensor],
+        jobs=[main_job, backtest_job, train_models_job],
+        sensors=[*vendor_sensors, *WEB_SENSORS, automation_sensor],
         resources=resources,
         # One process per run: on 2 cores, spawning a process per step costs more than the steps themselves.
         executor=in_process_executor,

@@ -3,7 +3,10 @@
 landing/     vendor drop zone          quarantine/  bad vendor files + reason files
 lake/        Delta tables at lake/<layer>/<asset>
 dagster/     DAGSTER_HOME              mlflow/      tracking database + artifacts
-ground_truth/  the demo world's truth (written by the simulator; the pipeline never reads it)
+models/      trained model files (car detector, sentiment head)   vendor_site/  the demo world's web site
+web_raw/     every page the crawler fetched (replayable)
+ground_truth/  the demo world's truth (written by the simulator; assets read it only to report their
+               measurement error as metadata, never as an input)
 """
 
 from __future__ import annotations
@@ -48,10 +51,26 @@ class AlphaHome:
         return self.root / "ground_truth"
 
     @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def vendor_site(self) -> Path:
+        return self.root / "vendor_site"
+
+    @property
     def outbox(self) -> Path:
         return self.root / "outbox"
 
     def ensure(self) -> AlphaHome:
-        for p in (self.landing, self.quarantine, self.lake, self.dagster, self.mlflow, self.outbox):
+        for p in (
+            self.landing,
+            self.quarantine,
+            self.lake,
+            self.dagster,
+            self.mlflow,
+            self.outbox,
+            self.models,
+        ):
             p.mkdir(parents=True, exist_ok=True)
         return self

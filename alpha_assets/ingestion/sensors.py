@@ -30,6 +30,11 @@ VENDOR_TARGETS: dict[str, list[AssetKey]] = {
     "reference": [AssetKey(["raw", "universe"])],
     "prices_a": PRICE_KEYS,
     "prices_b": PRICE_KEYS,
+    # alternative data: images land in <prefix>/<date>/<id>.png + .json, documents as <TICKER>_..._<date>.txt
+    "parking": [AssetKey(["raw", "parking_lot_images"]), AssetKey(["raw", "parking_lot_counts"])],
+    "tanks": [AssetKey(["raw", "oil_tanks"]), AssetKey(["raw", "oil_tank_levels"])],
+    "transcripts": [AssetKey(["raw", "call_sentiment"])],
+    "filings": [AssetKey(["raw", "filing_features"])],
 }
 
 

@@ -1,0 +1,119 @@
+"""features.alt_features: every alt-data source joined onto ticker-days, point in time.
+
+Trading day D's row holds, per source, the latest value whose ``published_at`` is at or before D's decision
+cut-off (22:00 UTC), the time it was published and its age in days. A value older than the source's maximum age
+reads null. Values are never forward-filled past their publication: a call made after D's close is first
+visible on D+1.
+"""
+
+from datetime import timedelta
+
+import polars as pl
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    BackfillPolicy,
+    Config,
+    Output,
+    asset,
+)
+
+from alpha_assets.automation import downstream
+from alpha_assets.lib.altdata.point_in_time import MAX_AGE_DAYS, TS, asof_cutoff, point_in_time
+from partitions import trading_days, window_dates
+from partitions.calendar import sessions_between
+from resources.lake_resource import DeltaLakeResource
+
+ALT_FEATURES = AssetKey(["features", "alt_features"])
+
+# (prefix in the feature table, raw table, source name for lags/ages, value columns)
+SOURCES: list[tuple[str, str, str, list[str]]] = [
+    ("parking", "parking_lot_counts", "parking", ["cars_per_store", "total_cars"]),
+    ("tanks", "oil_tank_levels", "tanks", ["mean_fill_ratio", "oil_m3", "utilisation"]),
+    ("call", "call_sentiment", "transcripts",
+     ["call_sentiment", "management_sentiment", "prepared_sentiment", "qa_sentiment"]),
+    ("filing", "filing_features", "filings",
+     ["risk_factors_sentiment", "mdna_sentiment", "risk_factors_words_change", "document_similarity", "mdna_fog"]),
+    ("web", "web_signals", "web", ["web_price_change", "mean_log_price", "out_of_stock_share"]),
+]  # fmt: skip
+
+
+def feature_name(prefix: str, value: str) -> str:
+    return value if value.startswith(prefix) else f"{prefix}_{value}"
+
+
+class AltFeaturesConfig(Config):
+    max_age_days: dict[str, float] = {k: float(v) for k, v in MAX_AGE_DAYS.items()}
+
+
+def alt_feature_frame(lake, start, end, max_age_days: dict[str, float]) -> tuple[pl.DataFrame, dict]:
+    """The alt_features rows for sessions in [start, end] from the raw tables in ``lake`` (pure: no Dagster)."""
+    sessions = sessions_between(start, end)
+    grid = None
+    if lake.exists("raw", "universe"):
+        grid = lake.read("raw", "universe", start, end, columns=["trade_date", "ticker"]).unique()
+    frames, stats = [], {}
+    for prefix, table, source, values in SOURCES:
+        age = max_age_days.get(source, MAX_AGE_DAYS[source])
+        cols = [feature_name(prefix, v) for v in values]
+        if lake.exists("raw", table):
+            lo = start - timedelta(days=int(age) + 2)
+            events = lake.read("raw", table, lo, end, columns=["ticker", "published_at", *values])
+        else:
+            events = pl.DataFrame(
+                schema={"ticker": pl.String, "published_at": TS, **dict.fromkeys(values, pl.Float64)}
+            )
+        events = events.cast({v: pl.Float64 for v in values}).rename(
+            {v: c[len(prefix) + 1 :] for v, c in zip(values, cols, strict=True)}
+        )
+        frame = point_in_time(sessions, None, events, [c[len(prefix) + 1 :] for c in cols], prefix, age)
+        frames.append(frame)
+        stats[prefix] = {
+            "events_read": events.height,
+            "ticker_days_filled": frame[cols[0]].is_not_null().sum(),
+        }
+    keys = pl.concat([f.select("trade_date", "ticker") for f in frames]).unique()
+    if grid is not None:
+        keys = grid if grid.height else keys
+    out = keys
+    for f in frames:
+        out = out.join(f, on=["trade_date", "ticker"], how="left")
+    return out.sort("trade_date", "ticker"), stats
+
+
+@asset(
+    key=ALT_FEATURES,
+    deps=[AssetKey(["raw", t]) for _, t, _, _ in SOURCES] + [AssetKey(["raw", "universe"])],
+    partitions_def=trading_days,
+    backfill_policy=BackfillPolicy.single_run(),
+    metadata={"partition_expr": "trade_date"},
+    group_name="features",
+    kinds={"polars", "delta"},
+    automation_condition=downstream,
+    check_specs=[
+        AssetCheckSpec(
+            "alt_features_point_in_time",
+            asset=ALT_FEATURES,
+            blocking=True,
+            description="every value was published at or before its day's cut-off",
+        ),
+    ],  # fmt: skip
+)
+def alt_features(context: AssetExecutionContext, config: AltFeaturesConfig, lake_store: DeltaLakeResource):
+    """Parking, tank, call, filing and web values per ticker-day as of 22:00 UTC, with publication time and age
+    (``<source>_published_at``, ``<source>_age_days``) per source."""
+    start, end = window_dates(*context.partition_time_window)
+    df, stats = alt_feature_frame(lake_store.lake, start, end, config.max_age_days)
+    cutoff = pl.col("trade_date").map_elements(asof_cutoff, return_dtype=TS) if df.height else None
+    late = 0
+    if df.height:
+        with_cut = df.with_columns(cutoff.alias("_cutoff"))
+        late = sum(
+            with_cut.filter(pl.col(f"{p}_published_at") > pl.col("_cutoff")).height for p, *_ in SOURCES
+        )
+    yield Output(df, metadata={"rows": df.height, **{f"{p}_filled": int(s["ticker_days_filled"])
+                                                     for p, s in stats.items()}})  # fmt: skip
+    yield AssetCheckResult(check_name="alt_features_point_in_time", passed=late == 0,
+                           metadata={"values_published_after_cutoff": late})  # fmt: skip

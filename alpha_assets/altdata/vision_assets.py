@@ -1,0 +1,555 @@
+"""Satellite imagery: models.car_detector, raw.parking_lot_counts (YOLO) and raw.oil_tank_levels (shadows).
+
+The detector is trained once on the imagery vendor's labelled sample and reused while that sample and the
+training configuration are unchanged (the fingerprint of both names the weights). A user's own weights (e.g. a
+pretrained yolov8n.pt) replace training through ``CarDetectorConfig.weights_path``. Either way the weights are
+logged to MLflow and registered as a model version, and ``models.car_detector`` (a Delta table, one row per
+model version) says which weights the daily counts use.
+"""
+
+import hashlib
+import json
+import math
+import shutil
+import time
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import polars as pl
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    AssetOut,
+    BackfillPolicy,
+    Config,
+    MetadataValue,
+    Output,
+    asset,
+    multi_asset,
+)
+
+from alpha_assets.altdata._landing import SidecarError, files_in_window, read_sidecar, sidecar_name
+from alpha_assets.lib.altdata.point_in_time import TS, published_at
+from partitions import trading_days, window_dates
+from resources.altdata import GroundTruthResource, MlflowTracking, ModelsDir
+from resources.lake_resource import DeltaLakeResource
+from resources.landing import VendorLanding
+
+DETECTOR = AssetKey(["models", "car_detector"])
+PARKING, PARKING_IMAGES = AssetKey(["raw", "parking_lot_counts"]), AssetKey(["raw", "parking_lot_images"])
+TANKS, TANK_LEVELS = AssetKey(["raw", "oil_tanks"]), AssetKey(["raw", "oil_tank_levels"])
+TRAINING_PREFIX, PARKING_PREFIX, TANK_PREFIX = "detector_training", "parking", "tanks"
+
+REGISTRY_SCHEMA = {
+    "version": pl.Int64, "fingerprint": pl.String, "source": pl.String, "weights_path": pl.String,
+    "created_at": TS, "architecture": pl.String, "epochs": pl.Int64, "imgsz": pl.Int64,
+    "train_images": pl.Int64, "val_images": pl.Int64, "val_count_mae": pl.Float64,
+    "val_count_mae_pct": pl.Float64, "train_seconds": pl.Float64, "mlflow_run_id": pl.String,
+    "mlflow_model_version": pl.Int64,
+}  # fmt: skip
+
+
+class CarDetectorConfig(Config):
+    weights_path: str = (
+        ""  # a local YOLO weights file to use instead of training (e.g. a pretrained yolov8n.pt)
+    )
+    car_class_ids: list[int] = []  # classes counted as cars; empty: the model's classes named "car"
+    epochs: int = 12
+    imgsz: int = 320
+    batch: int = 4
+    seed: int = 0
+    architecture: str = "yolov8n.yaml"
+    force_retrain: bool = False
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _local_training_set(landing: VendorLanding, work: Path) -> tuple[Path, str, int, int]:
+    """The labelled sample as a local YOLO dataset (data.yaml rewritten to point at it), its fingerprint, and
+    the number of train/val images."""
+    # Only images and YOLO label files count: ultralytics drops label *.cache files next to the labels.
+    files = [
+        f for f in landing.list_files(TRAINING_PREFIX)
+        if f.name.startswith("images/") or (f.name.startswith("labels/") and f.name.endswith(".txt"))
+    ]  # fmt: skip
+    images = [f for f in files if f.name.startswith("images/")]
+    if not images:
+        raise FileNotFoundError(
+            f"no labelled imagery under landing/{TRAINING_PREFIX}/images: nothing to train the car detector on "
+            "(deliver a YOLO-format sample, or set weights_path to your own weights)"
+        )
+    h = hashlib.sha256()
+    for f in sorted(files, key=lambda f: f.name):
+        h.update(f"{f.name}:{f.fingerprint}\n".encode())
+    root = landing.local_path(TRAINING_PREFIX, images[0].name).parents[2]
+    for f in files:  # S3: copies each file into the local cache; local: the files are already here
+        landing.local_path(TRAINING_PREFIX, f.name)
+    n_val = sum(1 for f in images if f.name.startswith("images/val/"))
+    data_yaml = work / "data.yaml"
+    data_yaml.write_text(f"path: {root}\ntrain: images/train\nval: images/val\nnames:\n  0: car\n")
+    return data_yaml, h.hexdigest(), len(images) - n_val, n_val
+
+
+def _val_count_error(model, data_yaml: Path) -> tuple[float, float]:
+    """Mean absolute count error on the validation split, absolute and as % of the mean true count."""
+    from alpha_assets.lib.altdata.vision import count_cars
+
+    root = Path(data_yaml.read_text().split("\n", 1)[0].split(":", 1)[1].strip())
+    images = sorted((root / "images" / "val").glob("*.png"))
+    if not images:
+        return float("nan"), float("nan")
+    truth = []
+    for p in images:
+        label = root / "labels" / "val" / (p.stem + ".txt")
+        truth.append(
+            sum(1 for line in label.read_text().splitlines() if line.strip()) if label.exists() else 0
+        )
+    counts = count_cars(model, images)["n_cars"].to_list()
+    mae = sum(abs(a - b) for a, b in zip(counts, truth, strict=True)) / len(images)
+    mean = sum(truth) / len(truth)
+    return mae, (100.0 * mae / mean if mean else float("nan"))
+
+
+@asset(
+    key=DETECTOR,
+    group_name="models",
+    kinds={"pytorch", "mlflow", "delta"},
+    description="The YOLOv8n car detector: trained on the vendor's labelled sample (or a user's weights), "
+    "logged to MLflow; one Delta row per model version.",
+)
+def car_detector(
+    context: AssetExecutionContext,
+    config: CarDetectorConfig,
+    landing: VendorLanding,
+    lake_store: DeltaLakeResource,
+    models_dir: ModelsDir,
+    mlflow: MlflowTracking,
+):
+    from alpha_assets.lib.altdata.vision import load_car_detector, train_car_detector
+
+    lake = lake_store.lake
+    registry = (
+        lake.read("models", "car_detector").cast(REGISTRY_SCHEMA)
+        if lake.exists("models", "car_detector")
+        else pl.DataFrame(schema=REGISTRY_SCHEMA)
+    )
+    work = models_dir.path("car_detector")
+    params: dict = {"architecture": config.architecture, "epochs": config.epochs, "imgsz": config.imgsz,
+                    "batch": config.batch, "seed": config.seed}  # fmt: skip
+    n_train = n_val = 0
+    data_yaml = None
+    if config.weights_path:
+        weights = Path(config.weights_path).expanduser()
+        if not weights.is_file():
+            raise FileNotFoundError(
+                f"car detector weights_path {weights} does not exist (nothing is downloaded)"
+            )
+        fingerprint, source = "user:" + _sha256_file(weights), "user"
+        params = {"weights_path": str(weights)}
+    else:
+        data_yaml, data_fp, n_train, n_val = _local_training_set(landing, work)
+        fingerprint = hashlib.sha256((data_fp + json.dumps(params, sort_keys=True)).encode()).hexdigest()
+        source, weights = "trained", work / fingerprint[:16] / "best.pt"
+    known = registry.filter(pl.col("fingerprint") == fingerprint)
+    if known.height and Path(known["weights_path"][-1]).is_file() and not config.force_retrain:
+        row = known.tail(1).to_dicts()[0]
+        context.log.info(
+            f"car detector unchanged (fingerprint {fingerprint[:12]}): reusing version {row['version']}"
+        )
+        # Reuse makes that version the current one again (the newest row is the one inference loads).
+        others = registry.filter(pl.col("fingerprint") != fingerprint)
+        yield Output(
+            pl.concat([others, known.tail(1)]),
+            metadata={"reused": True, "version": row["version"], "weights_path": row["weights_path"],
+                      "fingerprint": fingerprint, "mlflow_run_id": row["mlflow_run_id"] or ""},
+        )  # fmt: skip
+        return
+    t0 = time.perf_counter()
+    if source == "trained":
+        run_dir = work / fingerprint[:16] / "run"
+        best = train_car_detector(
+            data_yaml, run_dir, epochs=config.epochs, imgsz=config.imgsz, seed=config.seed,
+            batch=config.batch, architecture=config.architecture,
+        )  # fmt: skip
+        shutil.copy2(best, weights)
+    train_seconds = time.perf_counter() - t0
+    model = load_car_detector(weights)
+    if config.car_class_ids:
+        mae, mae_pct = float("nan"), float("nan")  # a user's class map: the vendor's labels may not apply
+    else:
+        mae, mae_pct = _val_count_error(model, data_yaml) if data_yaml else (float("nan"), float("nan"))
+    version = int(registry["version"].max() or 0) + 1
+    metrics = {"train_seconds": train_seconds}
+    if not math.isnan(mae):
+        metrics |= {"val_count_mae": mae, "val_count_mae_pct": mae_pct}
+    logged = mlflow.log_model_run(
+        "car_detector", f"car_detector-v{version}", {**params, "source": source, "train_images": n_train,
+                                                      "val_images": n_val, "fingerprint": fingerprint},
+        metrics, {"weights": weights}, tags={"dagster/run_id": context.run_id},
+        registered_model="car_detector", registered_artifact=f"weights/{weights.name}",
+    )  # fmt: skip
+    row = {
+        "version": version, "fingerprint": fingerprint, "source": source, "weights_path": str(weights),
+        "created_at": datetime.now(timezone.utc), "architecture": config.architecture if source == "trained"
+        else weights.name, "epochs": config.epochs if source == "trained" else 0, "imgsz": config.imgsz,
+        "train_images": n_train, "val_images": n_val, "val_count_mae": mae, "val_count_mae_pct": mae_pct,
+        "train_seconds": train_seconds, "mlflow_run_id": logged["run_id"],
+        "mlflow_model_version": logged.get("model_version"),
+    }  # fmt: skip
+    out = pl.concat([registry, pl.DataFrame([row], schema=REGISTRY_SCHEMA)])
+    yield Output(
+        out,
+        metadata={"reused": False, "version": version, "source": source, "weights_path": str(weights),
+                  "fingerprint": fingerprint, "train_seconds": round(train_seconds, 1), "train_images": n_train,
+                  "val_count_mae": mae, "val_count_mae_pct": mae_pct, "mlflow_run_id": logged["run_id"],
+                  "mlflow_model_version": logged.get("model_version", 0)},
+    )  # fmt: skip
+
+
+def current_detector(lake_store: DeltaLakeResource, mlflow: MlflowTracking) -> dict:
+    """The newest registry row; its weights come from MLflow when the local copy is gone (another machine)."""
+    lake = lake_store.lake
+    if not lake.exists("models", "car_detector"):
+        raise FileNotFoundError(
+            "no car detector yet: materialize models/car_detector first (job train_models)"
+        )
+    row = lake.read("models", "car_detector").tail(1).to_dicts()[0]
+    if not Path(row["weights_path"]).is_file():
+        import mlflow as mlflow_lib
+
+        row["weights_path"] = mlflow_lib.artifacts.download_artifacts(
+            run_id=row["mlflow_run_id"], artifact_path=f"weights/{Path(row['weights_path']).name}",
+            tracking_uri=mlflow.tracking_uri,
+        )  # fmt: skip
+    return row
+
+
+# ------------------------------------------------------------------------------------------ shared image intake
+def _intake(context, landing: VendorLanding, prefix: str, start: date, end: date, required: dict, read):
+    """Every image of the window with its validated sidecar; bad images (undecodable, missing or bad sidecar)
+    are quarantined with both files and the reason. ``read`` decodes one local path or raises ImageReadError."""
+    from alpha_assets.lib.altdata.vision import ImageReadError
+
+    good, quarantined = [], []
+    for name, d in files_in_window(landing, prefix, start, end, ".png").items():
+        try:
+            meta = read_sidecar(landing, prefix, name, d, required)
+            path = landing.local_path(prefix, name)
+            read(path)
+        except (SidecarError, ImageReadError) as e:
+            reason = e.reason
+            quarantined.append(landing.quarantine(prefix, name, reason))
+            if landing.exists(prefix, sidecar_name(name)):
+                quarantined.append(
+                    landing.quarantine(prefix, sidecar_name(name), f"its image {name}: {reason}")
+                )
+            context.log.error(f"quarantined {prefix}/{name}: {reason}")
+            continue
+        good.append((name, d, path, meta))
+    return good, quarantined
+
+
+def _ts(values: list[datetime]) -> pl.Series:
+    return pl.Series(values, dtype=TS)
+
+
+# ------------------------------------------------------------------------------------------ parking lots
+IMAGE_SCHEMA = {"trade_date": pl.Date, "store_id": pl.String, "ticker": pl.String, "file": pl.String,
+                "event_time": TS, "published_at": TS, "n_cars": pl.Int32, "mean_conf": pl.Float64,
+                "detector_version": pl.Int64}  # fmt: skip
+COUNT_SCHEMA = {"trade_date": pl.Date, "ticker": pl.String, "n_stores": pl.Int64, "total_cars": pl.Int64,
+                "cars_per_store": pl.Float64, "mean_conf": pl.Float64, "event_time": TS, "published_at": TS}  # fmt: skip
+
+
+def aggregate_parking(images: pl.DataFrame) -> pl.DataFrame:
+    """Per ticker-day: stores imaged, total and mean cars per store, confidence, and the latest capture."""
+    return (
+        images.group_by("trade_date", "ticker")
+        .agg(
+            pl.col("store_id").n_unique().cast(pl.Int64).alias("n_stores"),
+            pl.col("n_cars").sum().cast(pl.Int64).alias("total_cars"),
+            pl.col("n_cars").mean().alias("cars_per_store"),
+            pl.col("mean_conf").mean(),
+            pl.col("event_time").max(),
+            pl.col("published_at").max(),
+        )
+        .sort("trade_date", "ticker")
+        .cast(COUNT_SCHEMA)
+        .select(list(COUNT_SCHEMA))
+    )
+
+
+def _parking_error(images: pl.DataFrame, ground_truth: GroundTruthResource) -> dict:
+    path = ground_truth.path("parking_counts.parquet")
+    if path is None or not images.height:
+        return {}
+    truth = pl.read_parquet(path)
+    j = images.join(truth, on=["trade_date", "store_id"], how="inner")
+    if not j.height:
+        return {}
+    mae = float((j["n_cars"].cast(pl.Float64) - j["true_count"]).abs().mean())
+    mean = float(j["true_count"].mean())
+    return {"images_vs_truth": j.height, "count_mae": round(mae, 3), "mean_true_count": round(mean, 2),
+            "count_mae_pct": round(100.0 * mae / mean, 3) if mean else float("nan")}  # fmt: skip
+
+
+@multi_asset(
+    outs={
+        "parking_lot_images": AssetOut(
+            key=PARKING_IMAGES, metadata={"partition_expr": "trade_date"}, kinds={"pytorch", "delta"}
+        ),
+        "parking_lot_counts": AssetOut(
+            key=PARKING, metadata={"partition_expr": "trade_date"}, kinds={"polars", "delta"}
+        ),
+    },  # fmt: skip
+    deps=[DETECTOR],
+    partitions_def=trading_days,
+    backfill_policy=BackfillPolicy.single_run(),
+    group_name="alt_data",
+    check_specs=[
+        AssetCheckSpec(
+            "parking_counts_valid",
+            asset=PARKING,
+            blocking=True,
+            description="counts ≥ 0, confidence in [0, 1], one row per store-day and per ticker-day",
+        ),
+        AssetCheckSpec(
+            "parking_images_usable",
+            asset=PARKING,
+            description="at least 90% of the window's images decoded and had a valid sidecar",
+        ),
+        AssetCheckSpec(
+            "parking_count_error",
+            asset=PARKING,
+            description="demo world only: mean absolute count error ≤ 10% of the mean true count",
+        ),
+    ],  # fmt: skip
+)
+def parking_lot_counts(
+    context: AssetExecutionContext,
+    landing: VendorLanding,
+    lake_store: DeltaLakeResource,
+    mlflow: MlflowTracking,
+    ground_truth: GroundTruthResource,
+):
+    """Cars per parking-lot image (YOLO on CPU), then per ticker-day. Each image's capture time comes from its
+    sidecar; ``published_at`` adds the imagery vendor's delivery lag."""
+    from alpha_assets.lib.altdata.vision import count_cars, load_car_detector, read_rgb
+
+    start, end = window_dates(*context.partition_time_window)
+    good, quarantined = _intake(context, landing, PARKING_PREFIX, start, end,
+                                {"store_id": str, "ticker": str}, read_rgb)  # fmt: skip
+    images = pl.DataFrame(schema=IMAGE_SCHEMA)
+    meta: dict = {}
+    if good:
+        detector = current_detector(lake_store, mlflow)
+        model = load_car_detector(Path(detector["weights_path"]))
+        t0 = time.perf_counter()
+        counts = count_cars(model, [p for _, _, p, _ in good])
+        secs = time.perf_counter() - t0
+        captured = [m["captured_at"] for _, _, _, m in good]
+        images = pl.DataFrame(
+            {
+                "trade_date": [d for _, d, _, _ in good],
+                "store_id": [m["store_id"] for *_, m in good],
+                "ticker": [m["ticker"] for *_, m in good],
+                "file": [f"{PARKING_PREFIX}/{n}" for n, *_ in good],
+                "event_time": _ts(captured),
+                "published_at": _ts([published_at("parking", c) for c in captured]),
+                "n_cars": counts["n_cars"],
+                "mean_conf": counts["mean_conf"],
+                "detector_version": [detector["version"]] * len(good),
+            },
+            schema=IMAGE_SCHEMA,
+        ).sort("trade_date", "store_id")
+        meta = {"detector_version": detector["version"], "images_per_second": round(len(good) / secs, 2)}
+    counts_df = aggregate_parking(images)
+    error = _parking_error(images, ground_truth)
+    yield Output(images, output_name="parking_lot_images", metadata={"rows": images.height, **meta})
+    yield Output(counts_df, output_name="parking_lot_counts", metadata={
+        "rows": counts_df.height, "images": images.height, "quarantined": MetadataValue.json(quarantined),
+        **meta, **{f"truth_{k}": v for k, v in error.items()},
+    })  # fmt: skip
+    dup_images = images.height - images.select("trade_date", "store_id").unique().height
+    bad = images.filter((pl.col("n_cars") < 0) | (pl.col("mean_conf") < 0) | (pl.col("mean_conf") > 1)).height
+    yield AssetCheckResult(check_name="parking_counts_valid", asset_key=PARKING, passed=bad == 0 and dup_images == 0,
+                           metadata={"out_of_range": bad, "duplicate_store_days": dup_images})  # fmt: skip
+    n_bad_images = sum(1 for q in quarantined if not q.endswith(".json"))
+    total = len(good) + n_bad_images
+    yield AssetCheckResult(
+        check_name="parking_images_usable", asset_key=PARKING, severity=AssetCheckSeverity.WARN,
+        passed=total == 0 or len(good) / total >= 0.9, metadata={"usable": len(good), "quarantined": n_bad_images},
+    )  # fmt: skip
+    yield AssetCheckResult(
+        check_name="parking_count_error", asset_key=PARKING, severity=AssetCheckSeverity.WARN,
+        passed=not error or error["count_mae_pct"] <= 10.0,
+        metadata=error or {"note": "no ground truth (production) or no images in the window"},
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------ oil tanks
+TANK_SCHEMA = {"trade_date": pl.Date, "farm_id": pl.String, "ticker": pl.String, "tank": pl.Int32,
+               "center_x_px": pl.Float64, "center_y_px": pl.Float64, "radius_px": pl.Float64,
+               "height_m": pl.Float64, "fill_ratio": pl.Float64, "capacity_m3": pl.Float64, "oil_m3": pl.Float64,
+               "file": pl.String, "event_time": TS, "published_at": TS}  # fmt: skip
+LEVEL_SCHEMA = {"trade_date": pl.Date, "ticker": pl.String, "n_tanks": pl.Int64, "n_measured": pl.Int64,
+                "mean_fill_ratio": pl.Float64, "oil_m3": pl.Float64, "capacity_m3": pl.Float64,
+                "utilisation": pl.Float64, "event_time": TS, "published_at": TS}  # fmt: skip
+
+
+def aggregate_tanks(tanks: pl.DataFrame) -> pl.DataFrame:
+    """Per ticker-day: tanks found and measured, mean fill, inventory (oil m³), capacity and utilisation."""
+    measured = pl.col("fill_ratio").is_not_nan() & pl.col("fill_ratio").is_not_null()
+    return (
+        tanks.group_by("trade_date", "ticker")
+        .agg(
+            pl.len().cast(pl.Int64).alias("n_tanks"),
+            measured.sum().cast(pl.Int64).alias("n_measured"),
+            pl.col("fill_ratio").filter(measured).mean().alias("mean_fill_ratio"),
+            pl.col("oil_m3").filter(measured).sum().alias("oil_m3"),
+            pl.col("capacity_m3").filter(measured).sum().alias("capacity_m3"),
+            pl.col("event_time").max(),
+            pl.col("published_at").max(),
+        )
+        .with_columns((pl.col("oil_m3") / pl.col("capacity_m3")).alias("utilisation"))
+        .sort("trade_date", "ticker")
+        .cast(LEVEL_SCHEMA)
+        .select(list(LEVEL_SCHEMA))
+    )
+
+
+def _tank_error(tanks: pl.DataFrame, ground_truth: GroundTruthResource) -> dict:
+    """Match each true tank to the nearest found tank of the same farm-day (within its radius)."""
+    path = ground_truth.path("tank_fills.parquet")
+    if path is None or not tanks.height:
+        return {}
+    truth = pl.read_parquet(path).join(
+        tanks.select("trade_date", "farm_id").unique(), on=["trade_date", "farm_id"]
+    )
+    found = tanks.select("trade_date", "farm_id", pl.col("center_x_px").alias("fx"),
+                         pl.col("center_y_px").alias("fy"), pl.col("fill_ratio").alias("est"))  # fmt: skip
+    pairs = (
+        truth.join(found, on=["trade_date", "farm_id"])
+        .with_columns(
+            ((pl.col("fx") - pl.col("center_x_px")) ** 2 + (pl.col("fy") - pl.col("center_y_px")) ** 2)
+            .sqrt()
+            .alias("dist")
+        )  # fmt: skip
+        .filter(pl.col("dist") <= pl.col("radius_px"))
+        .sort("dist")
+        .unique(["trade_date", "tank_id"], keep="first")
+    )
+    if not truth.height:
+        return {}
+    measured = pairs.filter(pl.col("est").is_not_nan())
+    mae = float((measured["est"] - measured["fill_ratio"]).abs().mean()) if measured.height else float("nan")
+    return {"true_tanks": truth.height, "tanks_found": pairs.height, "tanks_measured": measured.height,
+            "fill_mae": round(mae, 5)}  # fmt: skip
+
+
+@multi_asset(
+    outs={
+        "oil_tanks": AssetOut(
+            key=TANKS, metadata={"partition_expr": "trade_date"}, kinds={"opencv", "delta"}
+        ),
+        "oil_tank_levels": AssetOut(
+            key=TANK_LEVELS, metadata={"partition_expr": "trade_date"}, kinds={"polars", "delta"}
+        ),
+    },  # fmt: skip
+    partitions_def=trading_days,
+    backfill_policy=BackfillPolicy.single_run(),
+    group_name="alt_data",
+    check_specs=[
+        AssetCheckSpec(
+            "tank_levels_valid",
+            asset=TANK_LEVELS,
+            blocking=True,
+            description="fill ratios in [0, 1], inventory ≤ capacity, one row per ticker-day",
+        ),
+        AssetCheckSpec(
+            "tank_images_usable",
+            asset=TANK_LEVELS,
+            description="at least 90% of the window's images decoded and had a valid sidecar",
+        ),
+        AssetCheckSpec(
+            "tank_fill_error",
+            asset=TANK_LEVELS,
+            description="demo world only: mean absolute fill error ≤ 0.05",
+        ),
+    ],  # fmt: skip
+)
+def oil_tank_levels(
+    context: AssetExecutionContext, landing: VendorLanding, ground_truth: GroundTruthResource
+):
+    """Floating-roof tanks found by their circular rims; fill from the roof's shadow crescent against the tank's
+    ground shadow, with the sun elevation and azimuth from each image's sidecar."""
+    from alpha_assets.lib.altdata.vision import analyze_tank_array, read_gray
+
+    start, end = window_dates(*context.partition_time_window)
+    required = {
+        "farm_id": str,
+        "ticker": str,
+        "sun_elevation_deg": float,
+        "sun_azimuth_deg": float,
+        "gsd_m": float,
+    }
+    decoded: dict[Path, object] = {}
+    good, quarantined = _intake(context, landing, TANK_PREFIX, start, end, required,
+                                lambda p: decoded.__setitem__(p, read_gray(p)))  # fmt: skip
+    rows, failed = [], []
+    t0 = time.perf_counter()
+    for name, d, path, m in good:
+        try:
+            tanks = analyze_tank_array(
+                decoded.pop(path), m["sun_elevation_deg"], m["sun_azimuth_deg"], m["gsd_m"]
+            )
+        except (
+            ValueError
+        ) as e:  # e.g. a sun elevation outside (0, 90): the sidecar is wrong, not the pipeline
+            quarantined.append(landing.quarantine(TANK_PREFIX, name, str(e)))
+            quarantined.append(landing.quarantine(TANK_PREFIX, sidecar_name(name), f"its image {name}: {e}"))
+            failed.append(name)
+            continue
+        pub = published_at("tanks", m["captured_at"])
+        for k, t in enumerate(tanks):
+            rows.append({"trade_date": d, "farm_id": m["farm_id"], "ticker": m["ticker"], "tank": k,
+                         **{c: t[c] for c in ("center_x_px", "center_y_px", "radius_px", "height_m", "fill_ratio",
+                                              "capacity_m3", "oil_m3")},
+                         "file": f"{TANK_PREFIX}/{name}", "event_time": m["captured_at"], "published_at": pub})  # fmt: skip
+    secs = time.perf_counter() - t0
+    tanks_df = pl.DataFrame(rows, schema=TANK_SCHEMA).sort("trade_date", "farm_id", "tank")
+    levels = aggregate_tanks(tanks_df)
+    error = _tank_error(tanks_df, ground_truth)
+    n_images = len(good) - len(failed)
+    yield Output(tanks_df, output_name="oil_tanks", metadata={"rows": tanks_df.height, "images": n_images})
+    yield Output(levels, output_name="oil_tank_levels", metadata={
+        "rows": levels.height, "images": n_images, "quarantined": MetadataValue.json(quarantined),
+        "images_per_second": round(n_images / secs, 2) if secs > 0 and n_images else 0.0,
+        **{f"truth_{k}": v for k, v in error.items()},
+    })  # fmt: skip
+    bad = levels.filter(
+        (pl.col("mean_fill_ratio") < 0) | (pl.col("mean_fill_ratio") > 1) | (pl.col("oil_m3") > pl.col("capacity_m3") + 1e-6)
+    ).height  # fmt: skip
+    dups = levels.height - levels.select("trade_date", "ticker").unique().height
+    yield AssetCheckResult(check_name="tank_levels_valid", asset_key=TANK_LEVELS, passed=bad == 0 and dups == 0,
+                           metadata={"out_of_range": bad, "duplicate_ticker_days": dups})  # fmt: skip
+    n_bad = sum(1 for q in quarantined if not q.endswith(".json"))
+    total = len(good) + n_bad - len(failed)
+    yield AssetCheckResult(
+        check_name="tank_images_usable", asset_key=TANK_LEVELS, severity=AssetCheckSeverity.WARN,
+        passed=total == 0 or n_images / total >= 0.9, metadata={"usable": n_images, "quarantined": n_bad},
+    )  # fmt: skip
+    yield AssetCheckResult(
+        check_name="tank_fill_error", asset_key=TANK_LEVELS, severity=AssetCheckSeverity.WARN,
+        passed=not error or error["fill_mae"] <= 0.05,
+        metadata=error or {"note": "no ground truth (production) or no images in the window"},
+    )  # fmt: skip
