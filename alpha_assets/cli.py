@@ -1,4 +1,4 @@
-"""The ``alpha`` command: demo, world, materialize, sql, tables.
+"""The ``alpha`` command: demo, world (generate, serve-site), train, materialize, backtest, sql, tables.
 
 Only the CLI (and the tests) may import both the pipeline and the demo world.
 """
@@ -52,25 +52,94 @@ def cmd_world_generate(args) -> int:
     t0 = time.perf_counter()
     world = simulate_world(cfg)
     meta = write_world(world, out)
-    _write_alt_data(world, out)
+    alt = _write_alt_data(world, out) if getattr(args, "alt_data", True) else None
     print(f"world: {cfg.tickers} names x {cfg.days} sessions ({meta['start']}..{meta['end']}), seed {cfg.seed}, "
           f"signal strength {cfg.signal_strength} -> {out}/landing  ({time.perf_counter() - t0:.1f}s)")  # fmt: skip
     f = meta["faults"]
     print(f"faults planted: A missing {len(f['provider_a_missing'])}, A late {len(f['provider_a_late'])}, "
           f"A corrupt {len(f['provider_a_corrupt'])}, B missing {len(f['provider_b_missing'])}, "
           f"B bad rows {f['provider_b_bad_rows']}")  # fmt: skip
+    if alt:
+        print(f"alt data: {alt['stores']} stores and {alt['farms']} tank farms imaged on the last "
+              f"{alt['image_days']} sessions, {alt['transcripts']} call transcripts, {alt['filings']} filings, "
+              f"{alt['web_pages']} web catalogue pages ({out / 'vendor_site'})")  # fmt: skip
     return 0
 
 
-def _write_alt_data(world, out: Path) -> None:
-    """Alternative-data vendor files (satellite, transcripts, filings, web) when those generators exist."""
-    hook = getattr(sys.modules.get("alpha_assets.world.altdata"), "write_alt_data", None)
-    if hook is None:
-        try:
-            from alpha_assets.world.altdata import write_alt_data as hook  # type: ignore[no-redef]
-        except ImportError:
-            return
-    hook(world, out)
+def _write_alt_data(world, out: Path) -> dict:
+    """Alternative-data vendor files: satellite tiles, transcripts, filings, the vendor web site."""
+    from alpha_assets.world.altdata import write_alt_data
+
+    return write_alt_data(world, out)
+
+
+def serve_vendor_site(home: AlphaHome, port: int = 0):
+    """Serve the demo world's vendor web site on 127.0.0.1 and point the platform at it (ALPHA_WEB_VENDOR_URL);
+    returns the running server, or None when the world has no site."""
+    from alpha_assets.world.vendor_site import serve_site
+
+    if not (home.vendor_site / "index.html").exists():
+        return None
+    server = serve_site(home.vendor_site, port=port)
+    os.environ["ALPHA_WEB_VENDOR_URL"] = server.url
+    return server
+
+
+def cmd_serve_site(args) -> int:
+    home = _home(args)
+    server = serve_vendor_site(home, args.port)
+    if server is None:
+        print(f"no vendor site under {home.vendor_site}: run `alpha world generate` first", file=sys.stderr)
+        return 1
+    print(f"serving {home.vendor_site} at {server.url} (Ctrl-C stops)\n"
+          f"for `make ui` in another shell:  export ALPHA_WEB_VENDOR_URL={server.url}")  # fmt: skip
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.stop()
+    return 0
+
+
+# ------------------------------------------------------------------------------------------- models
+def train_models(home: AlphaHome, instance=None, quiet: bool = False, run_config: dict | None = None) -> dict:
+    """Materialize models/car_detector: trains on the labelled sample, or reuses the weights when the sample and
+    the recipe are unchanged."""
+    from dagster import DagsterInstance
+
+    from alpha_assets.definitions import build_definitions, local_resources
+
+    job = build_definitions(local_resources(home)).resolve_job_def("train_models")
+    t0 = time.perf_counter()
+    result = job.execute_in_process(instance=instance or DagsterInstance.get(), raise_on_error=False,
+                                    run_config=run_config)  # fmt: skip
+    meta: dict = {}
+    for e in result.all_events:
+        if e.event_type_value == "ASSET_MATERIALIZATION":
+            meta = {k: getattr(v, "value", getattr(v, "text", None))
+                    for k, v in e.event_specific_data.materialization.metadata.items()}  # fmt: skip
+    out = {"success": result.success, "seconds": time.perf_counter() - t0, **meta}
+    if not quiet:
+        if not result.success:
+            print(f"car detector FAILED after {out['seconds']:.0f}s (see the run's logs in the UI)")
+        elif meta.get("reused"):
+            print(f"car detector v{meta['version']} reused (inputs unchanged) in {out['seconds']:.1f}s")
+        else:
+            err = meta.get("val_count_mae_pct")
+            err_s = f", validation count error {err:.1f}% of the mean" if isinstance(err, float) else ""
+            print(f"car detector v{meta['version']} {meta.get('source')} in {out['seconds']:.0f}s{err_s}; "
+                  f"MLflow run {str(meta.get('mlflow_run_id'))[:8]}")  # fmt: skip
+    return out
+
+
+def cmd_train(args) -> int:
+    home = _home(args)
+    cfg = (
+        {"ops": {"models__car_detector": {"config": {"weights_path": args.weights}}}}
+        if args.weights
+        else None
+    )
+    return 0 if train_models(home, run_config=cfg)["success"] else 1
 
 
 # ----------------------------------------------------------------------------------------- materialize
@@ -241,9 +310,16 @@ def cmd_demo(args) -> int:
     t0 = time.perf_counter()
     print(f"ALPHA_HOME={home.root}")
     gen = argparse.Namespace(out=str(home.root), tickers=args.tickers, start=args.start, days=args.days,
-                             seed=args.seed, signal_strength=args.signal_strength)  # fmt: skip
+                             seed=args.seed, signal_strength=args.signal_strength, alt_data=True)  # fmt: skip
     cmd_world_generate(gen)
-    res = materialize(home)
+    server = serve_vendor_site(home)
+    try:
+        if any((home.landing / "detector_training").glob("images/*/*.png")):
+            train_models(home)
+        res = materialize(home)
+    finally:
+        if server is not None:
+            server.stop()
     if res["success"]:
         run_backtest(home)
     summary(home)
@@ -298,6 +374,20 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", required=True)
     world_args(g)
     g.set_defaults(fn=cmd_world_generate)
+
+    g.add_argument("--no-alt-data", dest="alt_data", action="store_false",
+                   help="prices and reference data only (no imagery, transcripts, filings, web site)")  # fmt: skip
+    ss = wsub.add_parser("serve-site", help="serve the world's vendor web site on 127.0.0.1 (for the UI)")
+    ss.add_argument("--port", type=int, default=8765)
+    ss.set_defaults(fn=cmd_serve_site)
+
+    tr = sub.add_parser(
+        "train", help="train (or reuse) the car detector: models/car_detector, logged to MLflow"
+    )
+    tr.add_argument(
+        "--weights", help="use these YOLO weights instead of training (e.g. a pretrained yolov8n.pt)"
+    )
+    tr.set_defaults(fn=cmd_train)
 
     d = sub.add_parser("demo", help="generate a world and materialize every asset over it")
     world_args(d)

@@ -42,6 +42,11 @@ class VendorLanding(ConfigurableResource):
     def quarantine(self, prefix: str, name: str, reason: str) -> str:
         raise NotImplementedError
 
+    def quarantine_bytes(self, prefix: str, name: str, data: bytes, reason: str) -> str:
+        """Keep ``data`` (content that never was a landed file, e.g. a scraped page) in quarantine as
+        ``<prefix>/<name>`` with a ``.reason.json`` next to it; returns where it went."""
+        raise NotImplementedError
+
     def exists(self, prefix: str, name: str) -> bool:
         raise NotImplementedError
 
@@ -108,6 +113,16 @@ class LocalVendorLanding(VendorLanding):
         Path(str(dest) + ".reason.json").write_text(_reason_doc(prefix, name, reason))
         return str(dest)
 
+    def quarantine_bytes(self, prefix: str, name: str, data: bytes, reason: str) -> str:
+        dest = Path(self.quarantine_root) / prefix / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.exists():  # the same page quarantined again: keep both
+            stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+            dest = dest.with_name(f"{dest.name}.{stamp}")
+        dest.write_bytes(data)
+        Path(str(dest) + ".reason.json").write_text(_reason_doc(prefix, name, reason))
+        return str(dest)
+
 
 class S3VendorLanding(VendorLanding):
     """Landing zone on S3 (or an S3-compatible server): ``s3://bucket/<root_prefix>/<vendor prefix>/<name>``."""
@@ -167,4 +182,13 @@ class S3VendorLanding(VendorLanding):
             Bucket=self.bucket, Key=dest + ".reason.json", Body=_reason_doc(prefix, name, reason).encode()
         )
         s3.delete_object(Bucket=self.bucket, Key=src)
+        return f"s3://{self.bucket}/{dest}"
+
+    def quarantine_bytes(self, prefix: str, name: str, data: bytes, reason: str) -> str:
+        s3 = self._client()
+        dest = f"{self.quarantine_prefix.strip('/')}/{prefix}/{name}"
+        s3.put_object(Bucket=self.bucket, Key=dest, Body=data)
+        s3.put_object(
+            Bucket=self.bucket, Key=dest + ".reason.json", Body=_reason_doc(prefix, name, reason).encode()
+        )
         return f"s3://{self.bucket}/{dest}"

@@ -239,7 +239,7 @@ def _intake(context, landing: VendorLanding, prefix: str, start: date, end: date
     are quarantined with both files and the reason. ``read`` decodes one local path or raises ImageReadError."""
     from alpha_assets.lib.altdata.vision import ImageReadError
 
-    good, quarantined = [], []
+    good, quarantined, bad = [], [], []
     for name, d in files_in_window(landing, prefix, start, end, ".png").items():
         try:
             meta = read_sidecar(landing, prefix, name, d, required)
@@ -253,9 +253,23 @@ def _intake(context, landing: VendorLanding, prefix: str, start: date, end: date
                     landing.quarantine(prefix, sidecar_name(name), f"its image {name}: {reason}")
                 )
             context.log.error(f"quarantined {prefix}/{name}: {reason}")
+            bad.append(f"{prefix}/{name}")
             continue
         good.append((name, d, path, meta))
-    return good, quarantined
+    return good, quarantined, bad
+
+
+def _kept_rows(lake_store: DeltaLakeResource, table: str, start: date, end: date, files: list[str], schema):
+    """Rows the table already holds for files that are bad now (a corrupt re-delivery): they stay."""
+    lake = lake_store.lake
+    if not files or not lake.exists("raw", table):
+        return pl.DataFrame(schema=schema)
+    return (
+        lake.read("raw", table, start, end)
+        .filter(pl.col("file").is_in(files))
+        .cast(schema)
+        .select(list(schema))
+    )
 
 
 def _ts(values: list[datetime]) -> pl.Series:
@@ -346,7 +360,7 @@ def parking_lot_counts(
     from alpha_assets.lib.altdata.vision import count_cars, load_car_detector, read_rgb
 
     start, end = window_dates(*context.partition_time_window)
-    good, quarantined = _intake(context, landing, PARKING_PREFIX, start, end,
+    good, quarantined, bad_files = _intake(context, landing, PARKING_PREFIX, start, end,
                                 {"store_id": str, "ticker": str}, read_rgb)  # fmt: skip
     images = pl.DataFrame(schema=IMAGE_SCHEMA)
     meta: dict = {}
@@ -372,6 +386,9 @@ def parking_lot_counts(
             schema=IMAGE_SCHEMA,
         ).sort("trade_date", "store_id")
         meta = {"detector_version": detector["version"], "images_per_second": round(len(good) / secs, 2)}
+    kept = _kept_rows(lake_store, "parking_lot_images", start, end, bad_files, IMAGE_SCHEMA)
+    images = pl.concat([images, kept]).sort("trade_date", "store_id")
+    meta["rows_kept_from_earlier_deliveries"] = kept.height
     counts_df = aggregate_parking(images)
     error = _parking_error(images, ground_truth)
     yield Output(images, output_name="parking_lot_images", metadata={"rows": images.height, **meta})
@@ -488,7 +505,10 @@ def _tank_error(tanks: pl.DataFrame, ground_truth: GroundTruthResource) -> dict:
     ],  # fmt: skip
 )
 def oil_tank_levels(
-    context: AssetExecutionContext, landing: VendorLanding, ground_truth: GroundTruthResource
+    context: AssetExecutionContext,
+    landing: VendorLanding,
+    lake_store: DeltaLakeResource,
+    ground_truth: GroundTruthResource,
 ):
     """Floating-roof tanks found by their circular rims; fill from the roof's shadow crescent against the tank's
     ground shadow, with the sun elevation and azimuth from each image's sidecar."""
@@ -503,7 +523,7 @@ def oil_tank_levels(
         "gsd_m": float,
     }
     decoded: dict[Path, object] = {}
-    good, quarantined = _intake(context, landing, TANK_PREFIX, start, end, required,
+    good, quarantined, bad_files = _intake(context, landing, TANK_PREFIX, start, end, required,
                                 lambda p: decoded.__setitem__(p, read_gray(p)))  # fmt: skip
     rows, failed = [], []
     t0 = time.perf_counter()
@@ -518,6 +538,7 @@ def oil_tank_levels(
             quarantined.append(landing.quarantine(TANK_PREFIX, name, str(e)))
             quarantined.append(landing.quarantine(TANK_PREFIX, sidecar_name(name), f"its image {name}: {e}"))
             failed.append(name)
+            bad_files.append(f"{TANK_PREFIX}/{name}")
             continue
         pub = published_at("tanks", m["captured_at"])
         for k, t in enumerate(tanks):
@@ -526,13 +547,15 @@ def oil_tank_levels(
                                               "capacity_m3", "oil_m3")},
                          "file": f"{TANK_PREFIX}/{name}", "event_time": m["captured_at"], "published_at": pub})  # fmt: skip
     secs = time.perf_counter() - t0
-    tanks_df = pl.DataFrame(rows, schema=TANK_SCHEMA).sort("trade_date", "farm_id", "tank")
+    kept = _kept_rows(lake_store, "oil_tanks", start, end, bad_files, TANK_SCHEMA)
+    tanks_df = pl.concat([pl.DataFrame(rows, schema=TANK_SCHEMA), kept]).sort("trade_date", "farm_id", "tank")
     levels = aggregate_tanks(tanks_df)
     error = _tank_error(tanks_df, ground_truth)
     n_images = len(good) - len(failed)
     yield Output(tanks_df, output_name="oil_tanks", metadata={"rows": tanks_df.height, "images": n_images})
     yield Output(levels, output_name="oil_tank_levels", metadata={
         "rows": levels.height, "images": n_images, "quarantined": MetadataValue.json(quarantined),
+        "rows_kept_from_earlier_deliveries": kept.height,
         "images_per_second": round(n_images / secs, 2) if secs > 0 and n_images else 0.0,
         **{f"truth_{k}": v for k, v in error.items()},
     })  # fmt: skip

@@ -1,0 +1,450 @@
+"""raw.call_sentiment and raw.filing_features: earnings calls and regulatory filings turned into numbers.
+
+Both read a partition window's documents from the landing zone (the date in the file name decides the window; a
+re-delivery of a file name replaces the earlier one), score them with the ``sentiment`` resource's model and write
+one row per ticker and document date. Bad documents (empty, binary, no recognisable layout) are moved to
+``quarantine/<prefix>/`` with a ``.reason.json`` and the rest of the window proceeds. A re-run never loses rows
+already written: a ticker-day is replaced only when a good document for it is scored in the run.
+
+Point in time: ``event_time`` is the end of the call (the transcript's "Call time" header plus an hour, else the
+source's default time on the call date) or the filing's default acceptance time; ``published_at`` adds the
+vendor's delivery lag (``alpha_assets.lib.altdata.point_in_time``).
+"""
+
+import re
+import time
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import polars as pl
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    BackfillPolicy,
+    MetadataValue,
+    Output,
+    asset,
+)
+
+from alpha_assets.lib.altdata import point_in_time as pit
+from alpha_assets.lib.altdata.nlp.filings import SECTIONS, filing_features_frame, filing_row_schema
+from alpha_assets.lib.altdata.nlp.text import DocumentError
+from alpha_assets.lib.altdata.nlp.transcripts import score_transcripts, transcript_row_schema
+from alpha_assets.lib.ingestion.vendor_files import date_from_name
+from partitions import trading_days, window_dates
+from resources.altdata import GroundTruthResource, SentimentResource
+from resources.lake_resource import DeltaLakeResource
+from resources.landing import LandedFile, VendorLanding
+
+TRANSCRIPTS, FILINGS = "transcripts", "filings"
+CALL_SENTIMENT = AssetKey(["raw", "call_sentiment"])
+FILING_FEATURES = AssetKey(["raw", "filing_features"])
+MIN_PARSED_SHARE = 0.9  # documents_parsed warns below this share of the window's files
+CALL_LENGTH = timedelta(hours=1)  # an earnings call's event time is its end: start + a typical call's length
+_TOLERANCE = 1e-9  # float slack on range checks
+
+_POINT_IN_TIME = {
+    "trade_date": pl.Date,
+    "ticker": pl.String,
+    "event_time": pit.TS,
+    "published_at": pit.TS,
+}
+_ROLES = ("ceo", "cfo", "executive", "analyst")
+CALL_SCHEMA = {
+    **_POINT_IN_TIME,
+    "file": pl.String,
+    "model": pl.String,
+    "n_sentences": pl.Int64,
+    **{c: pl.Float64 for c in ("call_sentiment", "management_sentiment", "prepared_sentiment", "qa_sentiment",
+                               "positive_share", "negative_share")},
+    **{f"{r}_sentiment": pl.Float64 for r in _ROLES},
+}  # fmt: skip
+_FILING_FEATURE_COLUMNS = {
+    k: v for k, v in filing_row_schema().items() if k not in ("file", "form", "ticker", "filed")
+}
+FILING_SCHEMA = {
+    "trade_date": pl.Date,
+    "ticker": pl.String,
+    "form": pl.String,
+    "event_time": pit.TS,
+    "published_at": pit.TS,
+    "file": pl.String,
+    **_FILING_FEATURE_COLUMNS,
+}
+
+# Columns the values_in_range checks bound: polarity scores in [-1, 1], shares and similarities in [0, 1].
+CALL_BOUNDS = {
+    **{c: (-1.0, 1.0) for c in CALL_SCHEMA if c.endswith("_sentiment")},
+    "positive_share": (0.0, 1.0),
+    "negative_share": (0.0, 1.0),
+}
+FILING_BOUNDS = {
+    **{f"{s}_sentiment": (-1.0, 1.0) for s in SECTIONS},
+    **{f"{s}_{k}": (0.0, 1.0) for s in SECTIONS for k in ("negative_share", "negative_terms", "similarity")},
+    "document_similarity": (0.0, 1.0),
+}
+
+_NAME_TICKER = re.compile(r"^(?P<ticker>[A-Z0-9.\-]+)_")
+_CALL_TIME = re.compile(
+    r"^\s*(?:call\s+)?time\s*:\s*(?P<h>\d{1,2})(?::(?P<m>\d{2}))?\s*(?P<ampm>[ap]\.?\s?m\.?)?\s*"
+    r"(?P<tz>ET|EST|EDT|Eastern|UTC|GMT|Z)?\b",
+    re.I | re.M,
+)
+_EASTERN = ZoneInfo("America/New_York")
+
+
+# --- shared helpers --------------------------------------------------------------------------------------
+
+
+def _deliveries(landing: VendorLanding, prefix: str) -> list[tuple[date, LandedFile]]:
+    """Every file under ``prefix`` with a date in its name, the newest delivery per file name, oldest date first."""
+    newest: dict[str, LandedFile] = {}
+    for f in landing.list_files(prefix, fingerprints=False):
+        base = f.name.rsplit("/", 1)[-1]
+        if date_from_name(base) is not None and (base not in newest or f.modified >= newest[base].modified):
+            newest[base] = f
+    dated = [(date_from_name(base), f) for base, f in newest.items()]
+    return sorted(dated, key=lambda item: (item[0], item[1].name))
+
+
+def _name_ticker(name: str) -> str | None:
+    m = _NAME_TICKER.match(name.rsplit("/", 1)[-1])
+    return m.group("ticker") if m else None
+
+
+def _quarantine(
+    context: AssetExecutionContext, landing: VendorLanding, prefix: str, name: str, reason: str
+) -> dict[str, str]:
+    dest = landing.quarantine(prefix, name, reason)
+    context.log.error(f"quarantined {prefix}/{name}: {reason}")
+    return {"file": f"{prefix}/{name}", "reason": reason, "moved_to": dest}
+
+
+def _quarantine_errors(
+    context: AssetExecutionContext,
+    landing: VendorLanding,
+    prefix: str,
+    errors: Iterable[DocumentError],
+    names_by_path: dict[str, str],
+) -> list[dict[str, str]]:
+    return [_quarantine(context, landing, prefix, names_by_path[e.source], e.reason) for e in errors]
+
+
+def _newest_per_ticker_day(df: pl.DataFrame, modified: dict[str, float]) -> pl.DataFrame:
+    """One row per (trade_date, ticker): the most recently delivered file's."""
+    return (
+        df.with_columns(pl.col("file").replace_strict(modified, return_dtype=pl.Float64).alias("_modified"))
+        .sort("trade_date", "ticker", "_modified", "file")
+        .unique(["trade_date", "ticker"], keep="last", maintain_order=True)
+        .drop("_modified")
+    )
+
+
+def _keep_written(
+    lake_store: DeltaLakeResource, key: AssetKey, df: pl.DataFrame, start: date, end: date
+) -> pl.DataFrame:
+    """``df`` plus the rows the table already holds for ticker-days of the window that ``df`` does not cover."""
+    lake = lake_store.lake
+    layer, name = key.path[0], key.path[-1]
+    if not lake.exists(layer, name):
+        return df
+    old = lake.read(layer, name, start, end)
+    if old.height == 0:
+        return df
+    kept = old.select(df.columns).cast(df.schema).join(df, on=["trade_date", "ticker"], how="anti")
+    return pl.concat([df, kept]).sort("trade_date", "ticker")
+
+
+def _nan_to_null(df: pl.DataFrame) -> pl.DataFrame:
+    """A missing section, role or previous filing reads as null, never NaN."""
+    return df.with_columns(pl.col(pl.Float64).fill_nan(None))
+
+
+def _values_check(df: pl.DataFrame, bounds: dict[str, tuple[float, float]]) -> tuple[bool, dict]:
+    floats = [c for c, t in df.schema.items() if t == pl.Float64]
+    non_finite = {c: n for c in floats if (n := df.filter(~pl.col(c).is_finite()).height)}
+    out_of_range = {
+        c: n
+        for c, (lo, hi) in bounds.items()
+        if (n := df.filter((pl.col(c) < lo - _TOLERANCE) | (pl.col(c) > hi + _TOLERANCE)).height)
+    }
+    duplicates = df.height - df.select("trade_date", "ticker").unique().height
+    missing_time = df.filter(pl.col("published_at").is_null() | pl.col("event_time").is_null()).height
+    passed = not non_finite and not out_of_range and duplicates == 0 and missing_time == 0
+    return passed, {
+        "non_finite": MetadataValue.json(non_finite),
+        "out_of_range": MetadataValue.json(out_of_range),
+        "duplicate_ticker_days": duplicates,
+        "missing_event_or_published_time": missing_time,
+    }
+
+
+def _parsed_check(documents: int, quarantined: int) -> tuple[bool, dict]:
+    share = (documents - quarantined) / documents if documents else 1.0
+    return share >= MIN_PARSED_SHARE, {
+        "parsed": documents - quarantined,
+        "quarantined": quarantined,
+        "parsed_share": round(share, 4),
+    }
+
+
+def _spearman(df: pl.DataFrame, a: str, b: str) -> dict[str, float]:
+    pairs = df.select(a, b).drop_nulls()
+    if pairs.height < 3:
+        return {}
+    rho = pairs.select(pl.corr(a, b, method="spearman")).item()
+    return {f"truth_spearman_{a}": round(float(rho), 4)} if rho is not None and rho == rho else {}
+
+
+def _truth_metadata(
+    ground_truth: GroundTruthResource, file_name: str, df: pl.DataFrame, truth_col: str, cols: list[str]
+) -> dict:
+    """Demo world only: Spearman correlation of ``cols`` with the true ``truth_col`` of the same documents."""
+    path = ground_truth.path(file_name)
+    if path is None or df.height == 0:
+        return {}
+    truth = pl.read_parquet(path).select("file", truth_col)
+    matched = df.with_columns(pl.col("file").str.split("/").list.last()).join(truth, on="file", how="inner")
+    out: dict = {"truth_documents": matched.height, "truth_column": truth_col}
+    for c in cols:
+        out |= _spearman(matched, c, truth_col)
+    return out
+
+
+# --- raw.call_sentiment ----------------------------------------------------------------------------------
+
+
+def call_end_time(path: Path, d: date) -> datetime:
+    """When a call ended, in UTC: its header's "Call time" (Eastern unless it says UTC/GMT) plus ``CALL_LENGTH``;
+    the transcripts source's default time on ``d`` when the header carries no time."""
+    with path.open("rb") as fh:
+        head = fh.read(4096).decode("utf-8", errors="replace")
+    m = _CALL_TIME.search(head)
+    if m is None or int(m.group("h")) > 23 or int(m.group("m") or 0) > 59:
+        return pit.event_time_of(TRANSCRIPTS, d)
+    hour, minute = int(m.group("h")), int(m.group("m") or 0)
+    ampm = (m.group("ampm") or "").lower()
+    if ampm.startswith("p") and hour < 12:
+        hour += 12
+    elif ampm.startswith("a") and hour == 12:
+        hour = 0
+    tz = timezone.utc if (m.group("tz") or "").upper() in ("UTC", "GMT", "Z") else _EASTERN
+    start = datetime(d.year, d.month, d.day, hour, minute, tzinfo=tz)
+    return (start + CALL_LENGTH).astimezone(timezone.utc)
+
+
+@asset(
+    key=CALL_SENTIMENT,
+    partitions_def=trading_days,
+    backfill_policy=BackfillPolicy.single_run(),
+    metadata={"partition_expr": "trade_date"},
+    group_name="alt_data",
+    kinds={"polars", "delta"},
+    check_specs=[
+        AssetCheckSpec(
+            "call_sentiment_values_in_range",
+            asset=CALL_SENTIMENT,
+            blocking=True,
+            description="sentiments in [-1, 1], shares in [0, 1], no NaN/inf, one row per ticker-day, "
+            "event and publication times set",
+        ),
+        AssetCheckSpec(
+            "call_sentiment_documents_parsed",
+            asset=CALL_SENTIMENT,
+            description=f"at least {MIN_PARSED_SHARE:.0%} of the window's transcripts parsed",
+        ),
+    ],
+)
+def call_sentiment(
+    context: AssetExecutionContext,
+    landing: VendorLanding,
+    sentiment: SentimentResource,
+    lake_store: DeltaLakeResource,
+    ground_truth: GroundTruthResource,
+):
+    """Sentiment of each earnings call whose transcript (``landing/transcripts/<TICKER>_<date>.txt``) is dated in
+    the window: one row per ticker and call date.
+
+    Scores are sentence polarities (p_positive - p_negative) averaged over the call (operator excluded), management,
+    prepared remarks, Q&A and each speaker role; positive/negative_share are the shares of sentences classified so.
+    A section or role the call lacks is null. Two calls of a ticker on one date: the newest file wins. The model is
+    loaded only when the window has transcripts; all of them are scored in one batched pass."""
+    start, end = window_dates(*context.partition_time_window)
+    files = [(d, f) for d, f in _deliveries(landing, TRANSCRIPTS) if start <= d <= end]
+    located = {str(landing.local_path(TRANSCRIPTS, f.name)): (d, f) for d, f in files}
+    names = {p: f.name for p, (_, f) in located.items()}
+    scored = pl.DataFrame(schema=transcript_row_schema())
+    quarantined: list[dict[str, str]] = []
+    model_name, seconds = None, 0.0
+    if located:
+        model = sentiment.model()
+        model_name = model.name
+        t0 = time.perf_counter()
+        scored, errors = score_transcripts(model, list(located))
+        seconds = time.perf_counter() - t0
+        quarantined += _quarantine_errors(context, landing, TRANSCRIPTS, errors, names)
+    rows = []
+    for r in scored.iter_rows(named=True):
+        d, f = located[r["file"]]
+        ticker = r["ticker"] or _name_ticker(f.name)
+        if ticker is None:
+            quarantined.append(
+                _quarantine(context, landing, TRANSCRIPTS, f.name, "no ticker in header or name")
+            )
+            continue
+        event = call_end_time(Path(r["file"]), d)
+        rows.append({**r, "trade_date": d, "ticker": ticker, "file": f.name, "event_time": event,
+                     "published_at": pit.published_at(TRANSCRIPTS, event)})  # fmt: skip
+    df = pl.DataFrame(rows, schema=CALL_SCHEMA) if rows else pl.DataFrame(schema=CALL_SCHEMA)
+    df = _nan_to_null(_newest_per_ticker_day(df, {f.name: f.modified for _, f in files}))
+    new_rows = df.height
+    df = _keep_written(lake_store, CALL_SENTIMENT, df, start, end)
+    metadata = {
+        "rows": df.height,
+        "documents": len(files),
+        "scored": new_rows,
+        "kept_from_table": df.height - new_rows,
+        "seconds_per_document": round(seconds / len(files), 4) if files else 0.0,
+        "model": model_name or "not loaded (no transcripts in the window)",
+        "quarantined": MetadataValue.json(quarantined),
+        **_truth_metadata(
+            ground_truth, "transcript_tone.parquet", df, "management_tone",
+            ["call_sentiment", "management_sentiment"],
+        ),
+    }  # fmt: skip
+    yield Output(df, metadata=metadata)
+    passed, meta = _values_check(df, CALL_BOUNDS)
+    yield AssetCheckResult(check_name="call_sentiment_values_in_range", passed=passed, metadata=meta)
+    passed, meta = _parsed_check(len(files), len(quarantined))
+    yield AssetCheckResult(
+        check_name="call_sentiment_documents_parsed",
+        passed=passed,
+        severity=AssetCheckSeverity.WARN,
+        metadata={**meta, "quarantined_files": MetadataValue.json([q["file"] for q in quarantined])},
+    )
+
+
+# --- raw.filing_features ---------------------------------------------------------------------------------
+
+
+def previous_filings(
+    deliveries: list[tuple[date, LandedFile]], start: date, end: date
+) -> dict[str, LandedFile]:
+    """For each ticker filing in [start, end], its latest filing dated strictly before its first one there."""
+    first: dict[str, date] = {}
+    for d, f in deliveries:
+        ticker = _name_ticker(f.name)
+        if ticker and start <= d <= end and d < first.get(ticker, date.max):
+            first[ticker] = d
+    previous: dict[str, tuple[date, float, LandedFile]] = {}
+    for d, f in deliveries:
+        ticker = _name_ticker(f.name)
+        if ticker in first and d < first[ticker]:
+            best = previous.get(ticker)
+            if best is None or (d, f.modified) >= best[:2]:
+                previous[ticker] = (d, f.modified, f)
+    return {t: f for t, (_, _, f) in previous.items()}
+
+
+@asset(
+    key=FILING_FEATURES,
+    partitions_def=trading_days,
+    backfill_policy=BackfillPolicy.single_run(),
+    metadata={"partition_expr": "trade_date"},
+    group_name="alt_data",
+    kinds={"polars", "delta"},
+    check_specs=[
+        AssetCheckSpec(
+            "filing_features_values_in_range",
+            asset=FILING_FEATURES,
+            blocking=True,
+            description="sentiments in [-1, 1], shares and similarities in [0, 1], no NaN/inf, one row per "
+            "ticker-day, event and publication times set",
+        ),
+        AssetCheckSpec(
+            "filing_features_documents_parsed",
+            asset=FILING_FEATURES,
+            description=f"at least {MIN_PARSED_SHARE:.0%} of the window's filings parsed",
+        ),
+    ],
+)
+def filing_features(
+    context: AssetExecutionContext,
+    landing: VendorLanding,
+    sentiment: SentimentResource,
+    lake_store: DeltaLakeResource,
+    ground_truth: GroundTruthResource,
+):
+    """Features of each 10-K / 10-Q filing (``landing/filings/<TICKER>_<form>_<date>.txt``) dated in the window:
+    one row per ticker and filing date.
+
+    For Item 1A Risk Factors and the MD&A: words, sentences, Gunning fog, negative-term share, model sentiment and
+    negative-sentence share; and against the company's previous filing (the one before it in the window, or for
+    its first filing here the latest earlier one in the landing zone): log change in section length, TF-IDF
+    similarity per section and for the whole document. Change features are null without a previous filing."""
+    start, end = window_dates(*context.partition_time_window)
+    deliveries = _deliveries(landing, FILINGS)
+    files = [(d, f) for d, f in deliveries if start <= d <= end]
+    located = {str(landing.local_path(FILINGS, f.name)): (d, f) for d, f in files}
+    names = {p: f.name for p, (_, f) in located.items()}
+    previous = {
+        t: str(landing.local_path(FILINGS, f.name))
+        for t, f in previous_filings(deliveries, start, end).items()
+    }
+    features = pl.DataFrame(schema=filing_row_schema())
+    quarantined: list[dict[str, str]] = []
+    model_name, seconds = None, 0.0
+    if located:
+        model = sentiment.model()
+        model_name = model.name
+        t0 = time.perf_counter()
+        features, errors = filing_features_frame(list(located), model, previous)
+        seconds = time.perf_counter() - t0
+        quarantined += _quarantine_errors(context, landing, FILINGS, errors, names)
+    rows = []
+    for r in features.iter_rows(named=True):
+        d, f = located[r["file"]]
+        ticker = r["ticker"] or _name_ticker(f.name)
+        if ticker is None:
+            quarantined.append(_quarantine(context, landing, FILINGS, f.name, "no ticker in header or name"))
+            continue
+        event = pit.event_time_of(FILINGS, d)
+        rows.append({**r, "trade_date": d, "ticker": ticker, "file": f.name, "event_time": event,
+                     "published_at": pit.published_at(FILINGS, event)})  # fmt: skip
+    df = pl.DataFrame(rows, schema=FILING_SCHEMA) if rows else pl.DataFrame(schema=FILING_SCHEMA)
+    df = _nan_to_null(_newest_per_ticker_day(df, {f.name: f.modified for _, f in files}))
+    new_rows = df.height
+    df = _keep_written(lake_store, FILING_FEATURES, df, start, end)
+    metadata = {
+        "rows": df.height,
+        "documents": len(files),
+        "scored": new_rows,
+        "kept_from_table": df.height - new_rows,
+        "with_previous_filing": df.filter(pl.col("document_similarity").is_not_null()).height,
+        "previous_from_earlier_windows": MetadataValue.json(sorted(Path(p).name for p in previous.values())),
+        "seconds_per_document": round(seconds / len(files), 4) if files else 0.0,
+        "model": model_name or "not loaded (no filings in the window)",
+        "quarantined": MetadataValue.json(quarantined),
+        **_truth_metadata(
+            ground_truth, "filing_risk.parquet", df, "filing_risk",
+            ["risk_factors_words", "risk_factors_negative_terms", "mdna_negative_share"],
+        ),
+    }  # fmt: skip
+    yield Output(df, metadata=metadata)
+    passed, meta = _values_check(df, FILING_BOUNDS)
+    yield AssetCheckResult(check_name="filing_features_values_in_range", passed=passed, metadata=meta)
+    passed, meta = _parsed_check(len(files), len(quarantined))
+    yield AssetCheckResult(
+        check_name="filing_features_documents_parsed",
+        passed=passed,
+        severity=AssetCheckSeverity.WARN,
+        metadata={**meta, "quarantined_files": MetadataValue.json([q["file"] for q in quarantined])},
+    )
+
+
+TEXT_ASSETS = [call_sentiment, filing_features]

@@ -1,0 +1,501 @@
+"""raw.web_products and raw.web_signals: the vendor's dated catalogue pages, crawled politely, and the sensor that
+launches a run for each new catalogue date.
+
+The vendor site serves ``/products/<YYYY-MM-DD>/index.html`` linking that day's ``<TICKER>.html`` pages. A run
+fetches each session's index through ``PoliteCrawler`` (per-domain rate and concurrency limits from the
+``web_vendor`` resource, robots.txt obeyed, retries with backoff, Retry-After honoured), follows the index's
+links that sit in the same dated folder, and parses them. The raw HTML of every fetched page stays in
+``web_vendor.raw_dir`` (content-addressed, with a fetch log) so a day can be re-parsed without re-crawling.
+
+Failures are recorded, never fatal: a page that cannot be fetched (404, 429 after retries, timeout) is listed in
+the metadata and its ticker-day keeps whatever rows the table already held; a day whose index answers 404 has
+no catalogue; a page without the product structure is quarantined as ``quarantine/web/<date>/<ticker>.html``
+with a reason file, and the rest of its day is kept.
+
+Point in time. A dated page records the vendor's catalogue for that session, which the vendor publishes by the
+scheduled crawl time ``point_in_time.event_time_of("web", d)`` (16:00 UTC). ``event_time`` is:
+
+- for a live crawl (the page fetched within ``live_window_hours`` of that scheduled time): the later of the
+  fetch time and the scheduled time. We cannot show the page existed before we fetched it, so a late crawl
+  dates its rows late, never early;
+- for a backfill (fetched later than that, e.g. re-crawling the demo world's history): the scheduled time of
+  the page's date. Re-crawling a past day does not date it today (it would never be usable in a backtest), and
+  trusts the vendor's archive to be what was published that day; a vendor known to rewrite its archive must not
+  be backfilled this way (replay the raw HTML kept from the live crawl instead).
+
+``published_at = event_time + the web vendor lag`` (``point_in_time.VENDOR_LAG["web"]`` unless configured).
+"""
+
+import json
+import posixpath
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+import polars as pl
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    AssetOut,
+    AssetSelection,
+    BackfillPolicy,
+    Config,
+    DefaultSensorStatus,
+    MetadataValue,
+    Output,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    multi_asset,
+    sensor,
+)
+
+from alpha_assets.lib.altdata import point_in_time as pit
+from alpha_assets.lib.altdata.web import (
+    CrawlPolicy,
+    FetchResult,
+    PoliteCrawler,
+    aggregate_web_signals,
+    extract_product_rows,
+    meta_from_url,
+)
+from alpha_assets.lib.altdata.web.products import ROW_SCHEMA, normalise_availability
+from partitions import trading_days, window_dates
+from partitions.calendar import sessions_between, shift_sessions
+from resources.altdata import GroundTruthResource, WebVendorResource
+from resources.lake_resource import DeltaLakeResource
+from resources.landing import VendorLanding
+
+WEB_PRODUCTS = AssetKey(["raw", "web_products"])
+WEB_SIGNALS = AssetKey(["raw", "web_signals"])
+WEB_KEYS = [WEB_PRODUCTS, WEB_SIGNALS]
+QUARANTINE_PREFIX = "web"
+MIN_FETCHED_SHARE = 0.9
+NO_SITE = "no vendor site configured (web_vendor.base_url is empty)"
+
+PRODUCTS_SCHEMA = {
+    "trade_date": pl.Date,
+    "ticker": pl.String,
+    "product": pl.String,
+    "price": pl.Float64,
+    "availability": pl.String,
+    "url": pl.String,
+    "sha256": pl.String,  # the page's raw HTML in web_vendor.raw_dir
+    "fetched_at": pit.TS,
+    "event_time": pit.TS,
+    "published_at": pit.TS,
+}
+SIGNALS_SCHEMA = {
+    "trade_date": pl.Date,
+    "ticker": pl.String,
+    "n_pages": pl.Int64,
+    "n_error_pages": pl.Int64,
+    "n_products": pl.Int64,
+    "mean_log_price": pl.Float64,
+    "web_price_change": pl.Float64,
+    "in_stock_share": pl.Float64,
+    "out_of_stock_share": pl.Float64,
+    "event_time": pit.TS,
+    "published_at": pit.TS,
+}
+_CATALOGUE_LINK = re.compile(r"/products/(\d{4}-\d{2}-\d{2})/index\.html?$")
+
+
+class WebCrawlConfig(Config):
+    live_window_hours: float = 24.0  # a fetch this long after the scheduled crawl time still counts as live
+    vendor_lag_minutes: float | None = None  # None: point_in_time.VENDOR_LAG["web"]
+
+
+def crawl_policy(web_vendor: WebVendorResource) -> CrawlPolicy:
+    """The crawler's manners as configured on the resource."""
+    return CrawlPolicy(
+        user_agent=web_vendor.user_agent,
+        requests_per_second=web_vendor.requests_per_second,
+        max_concurrency=web_vendor.max_concurrency,
+        timeout_s=web_vendor.timeout_s,
+        max_retries=web_vendor.max_retries,
+    )
+
+
+def web_event_time(
+    trade_date: date, fetched_at: datetime, live_window: timedelta = timedelta(hours=24)
+) -> datetime:
+    """When a dated page's content counts as observed (module docstring): max(fetch, scheduled) for a live
+    crawl, the scheduled crawl time of ``trade_date`` for a backfill."""
+    scheduled = pit.event_time_of("web", trade_date)
+    if fetched_at - scheduled <= live_window:
+        return max(fetched_at, scheduled)
+    return scheduled
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.hrefs: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        href = dict(attrs).get("href") if tag == "a" else None
+        if href:
+            self.hrefs.append(href)
+
+
+def page_links(html: bytes, page_url: str) -> list[str]:
+    """Absolute links (fragments dropped, duplicates removed, in page order) to the page's own site."""
+    parser = _Links()
+    parser.feed(html.decode("utf-8", "replace"))
+    parser.close()
+    site = urlsplit(page_url)[:2]
+    out: dict[str, None] = {}
+    for href in parser.hrefs:
+        url = urljoin(page_url, href).split("#", 1)[0]
+        if urlsplit(url)[:2] == site:
+            out[url] = None
+    return list(out)
+
+
+def catalogue_url(base_url: str, d: date) -> str:
+    return f"{base_url.rstrip('/')}/products/{d.isoformat()}/index.html"
+
+
+def _error_kind(result: FetchResult) -> str:
+    error = result.error or ""
+    if error.startswith("disallowed"):
+        return "disallowed"
+    if error.startswith("timeout"):
+        return "timeout"
+    if result.status == 404:
+        return "not_found"
+    if result.status == 429:
+        return "throttled"
+    if result.status is not None and result.status >= 500:
+        return "server_error"
+    if result.status is not None:
+        return f"http_{result.status}"
+    return "transport"
+
+
+@dataclass
+class Crawl:
+    """What one crawl of a window found: product-page results with their (date, ticker), and the days' fates."""
+
+    pages: list[tuple[date, str, FetchResult]] = field(default_factory=list)
+    days_without_catalogue: list[str] = field(default_factory=list)  # the day's index answered 404
+    index_failures: list[dict] = field(default_factory=list)  # any other index failure
+    disallowed_links: list[str] = field(default_factory=list)
+    requests_per_domain: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def crawl_catalogues(crawler: PoliteCrawler, base_url: str, days: list[date]) -> Crawl:
+    """Fetch each day's index, then every product page it links in its own dated folder."""
+    out = Crawl()
+    t0 = time.monotonic()
+    targets: dict[str, tuple[date, str]] = {}
+    for d, index in zip(days, crawler.fetch_all([catalogue_url(base_url, d) for d in days]), strict=True):
+        if index.status == 404:
+            out.days_without_catalogue.append(d.isoformat())
+            continue
+        if not index.ok or index.sha256 is None:
+            out.index_failures.append({"trade_date": d.isoformat(), "url": index.url, "kind": _error_kind(index),
+                                       "error": index.error})  # fmt: skip
+            continue
+        folder = posixpath.dirname(urlsplit(index.url).path)
+        for url in page_links(crawler.store.get(index.sha256), index.url):
+            path = urlsplit(url).path
+            if not crawler.allowed(url):
+                out.disallowed_links.append(path)
+            elif posixpath.dirname(path) == folder and url != index.url and (page := meta_from_url(url)):
+                targets[url] = (d, page["ticker"])
+    for url, result in zip(targets, crawler.fetch_all(targets), strict=True):
+        out.pages.append((*targets[url], result))
+    out.seconds = time.monotonic() - t0
+    out.requests_per_domain = crawler.request_counts()
+    return out
+
+
+def _ts(iso: str) -> datetime:
+    return datetime.fromisoformat(iso).astimezone(timezone.utc)
+
+
+def _empty_outputs(reason: str, start: date, end: date):
+    products, signals = pl.DataFrame(schema=PRODUCTS_SCHEMA), pl.DataFrame(schema=SIGNALS_SCHEMA)
+    meta = {"status": reason, "window": f"{start}..{end}", "rows": 0}
+    yield Output(products, output_name="web_products", metadata=meta)
+    yield Output(signals, output_name="web_signals", metadata=meta)
+    yield AssetCheckResult(check_name="web_signals_values_in_range", asset_key=WEB_SIGNALS, passed=True,
+                           metadata={"status": reason})  # fmt: skip
+    yield AssetCheckResult(check_name="web_pages_fetched", asset_key=WEB_PRODUCTS, passed=True,
+                           severity=AssetCheckSeverity.WARN, metadata={"status": reason})  # fmt: skip
+
+
+def _truth_report(ground_truth: GroundTruthResource, products: pl.DataFrame, start: date, end: date) -> dict:
+    """Measurement error against the demo world's truth (metadata only)."""
+    path = ground_truth.path("web_prices.parquet")
+    if path is None:
+        return {}
+    truth = pl.read_parquet(path).filter(pl.col("trade_date").is_between(start, end))
+    truth = truth.with_columns(
+        pl.col("availability").map_elements(normalise_availability, return_dtype=pl.String)
+    )
+    joined = truth.join(products, on=["trade_date", "ticker", "product"], how="left", suffix="_scraped")
+    found = joined.filter(pl.col("price_scraped").is_not_null())
+    return {
+        "truth_rows": truth.height,
+        "truth_rows_scraped": found.height,
+        "truth_max_abs_price_error": float((found["price"] - found["price_scraped"]).abs().max() or 0.0),
+        "truth_availability_match_share": float(
+            (found["availability"] == found["availability_scraped"]).mean() or 0.0
+        ),
+    }
+
+
+@multi_asset(
+    outs={
+        "web_products": AssetOut(
+            key=WEB_PRODUCTS, metadata={"partition_expr": "trade_date"}, kinds={"polars", "delta"}
+        ),
+        "web_signals": AssetOut(
+            key=WEB_SIGNALS, metadata={"partition_expr": "trade_date"}, kinds={"polars", "delta"}
+        ),
+    },
+    partitions_def=trading_days,
+    backfill_policy=BackfillPolicy.single_run(),
+    group_name="alt_data",
+    check_specs=[
+        AssetCheckSpec(
+            "web_signals_values_in_range",
+            asset=WEB_SIGNALS,
+            blocking=True,
+            description="positive finite prices, stock shares in [0, 1], one row per ticker-day",
+        ),
+        AssetCheckSpec(
+            "web_pages_fetched",
+            asset=WEB_PRODUCTS,
+            description=f"at least {MIN_FETCHED_SHARE:.0%} of the linked product pages fetched and parsed",
+        ),
+    ],
+)
+def web_products(
+    context: AssetExecutionContext,
+    config: WebCrawlConfig,
+    web_vendor: WebVendorResource,
+    landing: VendorLanding,
+    lake_store: DeltaLakeResource,
+    ground_truth: GroundTruthResource,
+):
+    """One row per product per catalogue page (``raw.web_products``) and per ticker-day price level, price change
+    and stock shares (``raw.web_signals``), crawled from the vendor site for each session of the window.
+
+    ``web_price_change`` is the mean over a ticker's products of the log price change from the product's
+    previous observation; the first session of the window compares with the table's rows for the session
+    before the window when they exist. A ticker-day without any parsed product has no ``raw.web_signals`` row.
+    With no ``base_url`` configured both tables get empty frames and the metadata says so."""
+    start, end = window_dates(*context.partition_time_window)
+    days = sessions_between(start, end)
+    if not web_vendor.base_url:
+        context.log.warning(NO_SITE)
+        yield from _empty_outputs(NO_SITE, start, end)
+        return
+    policy = crawl_policy(web_vendor)
+    with PoliteCrawler(web_vendor.raw_dir, policy) as crawler:
+        crawl = crawl_catalogues(crawler, web_vendor.base_url, days)
+        store = crawler.store
+    live_window = timedelta(hours=config.live_window_hours)
+    lag = None if config.vendor_lag_minutes is None else timedelta(minutes=config.vendor_lag_minutes)
+
+    # parse; quarantine pages that are not product pages
+    results = [r for _, _, r in crawl.pages]
+    meta = {r.url: {"trade_date": d, "ticker": t} for d, t, r in crawl.pages}
+    by_url: dict[str, list[dict]] = {r.url: [] for r in results}
+    for row in extract_product_rows(results, store, meta):
+        by_url[row["url"]].append(row)
+    rows: list[dict] = []
+    failed, quarantined, errors_by_kind = [], [], {}
+    for d, ticker, result in crawl.pages:
+        page_rows = by_url[result.url]
+        if result.ok and not page_rows:
+            page_rows = [{**meta[result.url], "url": result.url, "status": result.status,
+                          "sha256": result.sha256, "product": None, "price": None, "availability": None,
+                          "error": "parse error: the page lists no products"}]  # fmt: skip
+        error = next((r["error"] for r in page_rows if r["error"] is not None), None)
+        if error is not None:
+            kind = "malformed" if result.ok else _error_kind(result)
+            errors_by_kind[kind] = errors_by_kind.get(kind, 0) + 1
+            failed.append({"trade_date": d.isoformat(), "ticker": ticker, "url": result.url, "kind": kind,
+                           "error": error})  # fmt: skip
+            if kind == "malformed":
+                name = f"{d.isoformat()}/{ticker}.html"
+                quarantined.append(
+                    landing.quarantine_bytes(QUARANTINE_PREFIX, name, store.get(result.sha256), error)
+                )
+                context.log.error(f"quarantined {name}: {error}")
+            page_rows = page_rows[:1]  # one error row per page for the page counts
+        fetched = _ts(result.fetched_at)
+        event = web_event_time(d, fetched, live_window)
+        stamps = {
+            "fetched_at": fetched,
+            "event_time": event,
+            "published_at": pit.published_at("web", event, lag),
+        }
+        rows.extend({**r, **stamps} for r in page_rows)
+    crawled = pl.DataFrame(
+        rows, schema={**ROW_SCHEMA, "fetched_at": pit.TS, "event_time": pit.TS, "published_at": pit.TS}
+    )
+    new_products = crawled.filter(pl.col("error").is_null()).select(list(PRODUCTS_SCHEMA))
+
+    # ticker-days (or whole days) that could not be read now keep the rows the table already holds
+    lake = lake_store.lake
+    kept = pl.DataFrame(schema=PRODUCTS_SCHEMA)
+    previous = pl.DataFrame(schema=PRODUCTS_SCHEMA)
+    if lake.exists("raw", "web_products"):
+        lost_days = [date.fromisoformat(x) for x in crawl.days_without_catalogue] + [
+            date.fromisoformat(f["trade_date"]) for f in crawl.index_failures
+        ]
+        lost_pages = pl.DataFrame([(date.fromisoformat(f["trade_date"]), f["ticker"]) for f in failed],
+                                  schema={"trade_date": pl.Date, "ticker": pl.String}, orient="row")  # fmt: skip
+        have = (
+            lake.read("raw", "web_products", start, end).select(list(PRODUCTS_SCHEMA)).cast(PRODUCTS_SCHEMA)
+        )
+        kept = pl.concat([have.filter(pl.col("trade_date").is_in(lost_days)),
+                          have.join(lost_pages, on=["trade_date", "ticker"], how="semi")])  # fmt: skip
+        prev_day = shift_sessions(start, -1)
+        previous = lake.read("raw", "web_products", prev_day, prev_day).select(list(PRODUCTS_SCHEMA))
+        previous = previous.cast(PRODUCTS_SCHEMA)
+    products = pl.concat([new_products, kept]).sort("trade_date", "ticker", "product")
+
+    # signals: error rows count as error pages; the previous session gives the first day its price change
+    as_rows = [
+        f.with_columns(pl.lit(200, pl.Int64).alias("status"), pl.lit(None, pl.String).alias("error")).select(
+            list(ROW_SCHEMA)
+        )
+        for f in (previous, kept)
+    ]
+    agg = aggregate_web_signals(pl.concat([crawled.select(list(ROW_SCHEMA)), *as_rows]))
+    stamps = products.group_by("trade_date", "ticker").agg(
+        pl.col("event_time").max(), pl.col("published_at").max()
+    )
+    signals = (
+        agg.filter(pl.col("trade_date").is_between(start, end) & (pl.col("n_products") > 0))
+        .join(stamps, on=["trade_date", "ticker"], how="left")
+        .select(list(SIGNALS_SCHEMA))
+        .cast(SIGNALS_SCHEMA)
+        .sort("trade_date", "ticker")
+    )
+
+    linked = len(crawl.pages)
+    parsed = linked - len(failed)
+    share = parsed / linked if linked else None
+    # intervals between request starts over the crawl's duration (which ends with the last answer)
+    rps = {
+        dom: round((n - 1) / crawl.seconds, 3) if crawl.seconds and n > 1 else 0.0
+        for dom, n in crawl.requests_per_domain.items()
+    }
+    for f in crawl.index_failures:
+        errors_by_kind[f"index_{f['kind']}"] = errors_by_kind.get(f"index_{f['kind']}", 0) + 1
+    common = {
+        "site": web_vendor.base_url,
+        "sessions": len(days),
+        "pages_linked": linked,
+        "pages_fetched": sum(r.ok for r in results),
+        "pages_parsed": parsed,
+        "errors_by_kind": MetadataValue.json(errors_by_kind),
+        "failed_pages": MetadataValue.json(failed),
+        "quarantined": MetadataValue.json(quarantined),
+        "days_without_catalogue": MetadataValue.json(crawl.days_without_catalogue),
+        "index_failures": MetadataValue.json(crawl.index_failures),
+        "disallowed_links": MetadataValue.json(sorted(set(crawl.disallowed_links))),
+        "requests_per_domain": MetadataValue.json(crawl.requests_per_domain),
+        "requests_per_second_measured": MetadataValue.json(rps),
+        "requests_per_second_limit": policy.requests_per_second,
+        "crawl_seconds": round(crawl.seconds, 3),
+        "raw_dir": MetadataValue.path(str(Path(web_vendor.raw_dir))),
+    }
+    yield Output(products, output_name="web_products", metadata={
+        **common, "rows": products.height, "rows_kept_from_table": kept.height,
+        **_truth_report(ground_truth, products, start, end),
+    })  # fmt: skip
+    yield Output(signals, output_name="web_signals", metadata={**common, "rows": signals.height})
+
+    bad_prices = (
+        products.filter(~pl.col("price").is_finite() | (pl.col("price") <= 0)).height
+        + products["price"].null_count()
+    )
+    bad_levels = (
+        signals.filter(~pl.col("mean_log_price").is_finite()).height + signals["mean_log_price"].null_count()
+    )
+    shares = ("in_stock_share", "out_of_stock_share")
+    bad_shares = signals.filter(pl.any_horizontal([~pl.col(c).is_between(0.0, 1.0) | pl.col(c).is_null()
+                                                   for c in shares])).height  # fmt: skip
+    dups = signals.height - signals.select("trade_date", "ticker").unique().height
+    yield AssetCheckResult(
+        check_name="web_signals_values_in_range", asset_key=WEB_SIGNALS,
+        passed=bad_prices == 0 and bad_levels == 0 and bad_shares == 0 and dups == 0,
+        metadata={"bad_prices": bad_prices, "bad_price_levels": bad_levels, "bad_shares": bad_shares,
+                  "duplicate_ticker_days": dups},
+    )  # fmt: skip
+    yield AssetCheckResult(
+        check_name="web_pages_fetched", asset_key=WEB_PRODUCTS, severity=AssetCheckSeverity.WARN,
+        passed=(share is None or share >= MIN_FETCHED_SHARE) and not crawl.index_failures,
+        metadata={"pages_linked": linked, "pages_parsed": parsed, "share": round(share, 4) if linked else None,
+                  "index_failures": len(crawl.index_failures)},
+    )  # fmt: skip
+
+
+def evaluate_web_vendor(
+    web_vendor: WebVendorResource, cursor: str | None, today: date | None = None
+) -> tuple[list[RunRequest], str | None, str | None]:
+    """Pure sensor logic: (run requests, new cursor, skip reason).
+
+    Fetches the site's ``/index.html`` through the polite crawler and requests one run per dated catalogue link
+    ``/products/<YYYY-MM-DD>/index.html`` whose date is a trading session, not in the future and not in the
+    cursor (the JSON list of dates already requested). Run key ``web/<date>``."""
+    if not web_vendor.base_url:
+        return [], cursor, NO_SITE
+    seen: set[str] = set(json.loads(cursor)) if cursor else set()
+    today = today or datetime.now(timezone.utc).date()
+    home = f"{web_vendor.base_url.rstrip('/')}/index.html"
+    with PoliteCrawler(web_vendor.raw_dir, crawl_policy(web_vendor)) as crawler:
+        result = crawler.fetch(home)
+        if not result.ok or result.sha256 is None:
+            return [], cursor, f"vendor site unreachable: {home}: {result.error or f'HTTP {result.status}'}"
+        links = page_links(crawler.store.get(result.sha256), home)
+    dates = sorted({m.group(1) for url in links if (m := _CATALOGUE_LINK.search(urlsplit(url).path))})
+    new = [
+        key
+        for key in dates
+        if key not in seen and date.fromisoformat(key) <= today and trading_days.has_partition_key(key)
+    ]
+    requests = [
+        RunRequest(
+            run_key=f"web/{key}", partition_key=key, asset_selection=WEB_KEYS, tags={"alpha/vendor": "web"}
+        )
+        for key in new
+    ]
+    skip = None if requests else f"no new catalogue dates ({len(dates)} listed on {home})"
+    return requests, json.dumps(sorted(seen | set(new))), skip
+
+
+@sensor(
+    name="web_vendor_sensor",
+    target=AssetSelection.assets(*WEB_KEYS),
+    minimum_interval_seconds=300,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Runs raw.web_products / raw.web_signals for each new dated catalogue on the vendor site",
+)
+def web_vendor_sensor(context: SensorEvaluationContext, web_vendor: WebVendorResource):
+    requests, cursor, skip = evaluate_web_vendor(web_vendor, context.cursor)
+    if not requests:
+        return SensorResult(skip_reason=SkipReason(skip), cursor=cursor)
+    return SensorResult(run_requests=requests, cursor=cursor)
+
+
+WEB_ASSETS = [web_products]
+WEB_SENSORS = [web_vendor_sensor]
