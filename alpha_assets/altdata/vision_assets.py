@@ -48,7 +48,7 @@ REGISTRY_SCHEMA = {
     "created_at": TS, "architecture": pl.String, "epochs": pl.Int64, "imgsz": pl.Int64,
     "train_images": pl.Int64, "val_images": pl.Int64, "val_count_mae": pl.Float64,
     "val_count_mae_pct": pl.Float64, "train_seconds": pl.Float64, "mlflow_run_id": pl.String,
-    "mlflow_model_version": pl.Int64,
+    "mlflow_model_version": pl.Int64, "activated_at": TS,
 }  # fmt: skip
 
 
@@ -161,14 +161,18 @@ def car_detector(
         source, weights = "trained", work / fingerprint[:16] / "best.pt"
     known = registry.filter(pl.col("fingerprint") == fingerprint)
     if known.height and Path(known["weights_path"][-1]).is_file() and not config.force_retrain:
-        row = known.tail(1).to_dicts()[0]
+        row = known.sort("version").tail(1).to_dicts()[0]
         context.log.info(
             f"car detector unchanged (fingerprint {fingerprint[:12]}): reusing version {row['version']}"
         )
-        # Reuse makes that version the current one again (the newest row is the one inference loads).
-        others = registry.filter(pl.col("fingerprint") != fingerprint)
+        # Reuse makes that version the current one again: inference loads the most recently activated row.
+        now = datetime.now(timezone.utc)
+        out = registry.with_columns(
+            pl.when(pl.col("version") == row["version"]).then(pl.lit(now, dtype=TS))
+            .otherwise(pl.col("activated_at")).alias("activated_at")
+        )  # fmt: skip
         yield Output(
-            pl.concat([others, known.tail(1)]),
+            out.sort("version"),
             metadata={"reused": True, "version": row["version"], "weights_path": row["weights_path"],
                       "fingerprint": fingerprint, "mlflow_run_id": row["mlflow_run_id"] or ""},
         )  # fmt: skip
@@ -203,9 +207,9 @@ def car_detector(
         else weights.name, "epochs": config.epochs if source == "trained" else 0, "imgsz": config.imgsz,
         "train_images": n_train, "val_images": n_val, "val_count_mae": mae, "val_count_mae_pct": mae_pct,
         "train_seconds": train_seconds, "mlflow_run_id": logged["run_id"],
-        "mlflow_model_version": logged.get("model_version"),
+        "mlflow_model_version": logged.get("model_version"), "activated_at": datetime.now(timezone.utc),
     }  # fmt: skip
-    out = pl.concat([registry, pl.DataFrame([row], schema=REGISTRY_SCHEMA)])
+    out = pl.concat([registry, pl.DataFrame([row], schema=REGISTRY_SCHEMA)]).sort("version")
     yield Output(
         out,
         metadata={"reused": False, "version": version, "source": source, "weights_path": str(weights),
@@ -216,13 +220,13 @@ def car_detector(
 
 
 def current_detector(lake_store: DeltaLakeResource, mlflow: MlflowTracking) -> dict:
-    """The newest registry row; its weights come from MLflow when the local copy is gone (another machine)."""
+    """The most recently activated registry row; its weights come from MLflow when the local copy is gone (another machine)."""
     lake = lake_store.lake
     if not lake.exists("models", "car_detector"):
         raise FileNotFoundError(
             "no car detector yet: materialize models/car_detector first (job train_models)"
         )
-    row = lake.read("models", "car_detector").tail(1).to_dicts()[0]
+    row = lake.read("models", "car_detector").sort("activated_at").tail(1).to_dicts()[0]
     if not Path(row["weights_path"]).is_file():
         import mlflow as mlflow_lib
 
@@ -246,7 +250,7 @@ def _intake(context, landing: VendorLanding, prefix: str, start: date, end: date
             path = landing.local_path(prefix, name)
             read(path)
         except (SidecarError, ImageReadError) as e:
-            reason = e.reason
+            reason = e.reason if isinstance(e, SidecarError) else f"cannot decode image: {e.reason}"
             quarantined.append(landing.quarantine(prefix, name, reason))
             if landing.exists(prefix, sidecar_name(name)):
                 quarantined.append(

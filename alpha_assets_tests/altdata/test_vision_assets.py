@@ -105,13 +105,13 @@ def test_an_unchanged_detector_is_reused_and_user_weights_replace_training(train
     )
     meta = _mat_metadata(user, "models/car_detector")
     assert meta["reused"] is False and meta["source"] == "user" and meta["version"] == 2
-    registry = pl.read_delta(str(home.lake / "models" / "car_detector"))
+    registry = pl.read_delta(str(home.lake / "models" / "car_detector")).sort("activated_at")
     assert registry["version"].to_list() == [1, 2] and registry["source"].to_list() == ["trained", "user"]
     # back to the trained recipe: reused, and it is the current (last) row again
     back = job.execute_in_process(instance=instance)
     assert _mat_metadata(back, "models/car_detector")["reused"] is True
-    registry = pl.read_delta(str(home.lake / "models" / "car_detector"))
-    assert registry["version"].to_list() == [2, 1]
+    registry = pl.read_delta(str(home.lake / "models" / "car_detector")).sort("activated_at")
+    assert registry["version"].to_list() == [2, 1]  # the trained version is the current one again
 
 
 def test_bad_imagery_is_quarantined_with_a_reason_and_earlier_rows_survive(trained_alt, tmp_path) -> None:

@@ -29,6 +29,10 @@ def read_rgb(path: Path) -> np.ndarray:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageReadError(path, f"{type(exc).__name__}: {exc}") from exc
+    except ImportError as exc:
+        # Once ultralytics is imported it patches Image.open to retry unidentified files with a HEIF plugin it
+        # tries to install; offline that import fails. The file was not identifiable either way.
+        raise ImageReadError(path, f"not a decodable image (no decoder identified it; {exc})") from exc
     if rgb.ndim != 3 or rgb.shape[0] == 0 or rgb.shape[1] == 0:
         raise ImageReadError(path, f"unexpected image shape {rgb.shape}")
     return rgb
