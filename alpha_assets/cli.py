@@ -19,6 +19,13 @@ from alpha_assets.home import AlphaHome
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def _run_config(run_config: dict | None) -> dict:
+    """The caller's run config, with the console log at ALPHA_LOG_LEVEL (default WARNING: the CLI prints its own
+    summary; every event is still in the instance's event log and the UI)."""
+    level = os.environ.get("ALPHA_LOG_LEVEL", "WARNING").upper()
+    return {"loggers": {"console": {"config": {"log_level": level}}}, **(run_config or {})}
+
+
 def _home(args) -> AlphaHome:
     if getattr(args, "home", None):
         os.environ["ALPHA_HOME"] = str(Path(args.home).resolve())
@@ -112,7 +119,7 @@ def train_models(home: AlphaHome, instance=None, quiet: bool = False, run_config
     job = build_definitions(local_resources(home)).resolve_job_def("train_models")
     t0 = time.perf_counter()
     result = job.execute_in_process(instance=instance or DagsterInstance.get(), raise_on_error=False,
-                                    run_config=run_config)  # fmt: skip
+                                    run_config=_run_config(run_config))  # fmt: skip
     meta: dict = {}
     for e in result.all_events:
         if e.event_type_value == "ASSET_MATERIALIZATION":
@@ -163,6 +170,11 @@ def materialize(home: AlphaHome, start: date | None = None, end: date | None = N
     defs = build_definitions(local_resources(home))
     job = defs.resolve_job_def("main")
     keys = [AssetKey(k.split("/")) for k in select] if select else None
+    if keys:
+        # A subset keeps the selected assets' own checks but not the freshness checks (their sensor runs those).
+        checks = {c for c in job.asset_layer.asset_graph.asset_check_keys
+                  if c.asset_key in keys and c.name != "freshness_check"}  # fmt: skip
+        job, keys = job.get_subset(asset_selection=set(keys), asset_check_selection=checks), None
     instance = instance or DagsterInstance.get()
     tags = {"dagster/asset_partition_range_start": sessions[0].isoformat(),
             "dagster/asset_partition_range_end": sessions[-1].isoformat(), "alpha/launched_by": "alpha-cli"}  # fmt: skip
@@ -171,7 +183,11 @@ def materialize(home: AlphaHome, start: date | None = None, end: date | None = N
               f"on the instance at {instance.root_directory}")  # fmt: skip
     t0 = time.perf_counter()
     result = job.execute_in_process(
-        instance=instance, tags=tags, asset_selection=keys, raise_on_error=False, run_config=run_config
+        instance=instance,
+        tags=tags,
+        asset_selection=keys,
+        raise_on_error=False,
+        run_config=_run_config(run_config),
     )
     secs = time.perf_counter() - t0
     mats = [e for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"]
@@ -213,7 +229,7 @@ def run_backtest(home: AlphaHome, start: str | None = None, end: str | None = No
     cfg = {"ops": {"backtest": {"config": {k: v for k, v in (("start", start), ("end", end)) if v}}}}
     t0 = time.perf_counter()
     result = job.execute_in_process(
-        instance=instance or DagsterInstance.get(), run_config=cfg, raise_on_error=False
+        instance=instance or DagsterInstance.get(), run_config=_run_config(cfg), raise_on_error=False
     )
     out = {"success": result.success, "seconds": time.perf_counter() - t0, "run_id": result.run_id}
     if not quiet:

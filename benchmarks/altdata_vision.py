@@ -6,9 +6,11 @@ Car detection: the platform's ``count_cars`` (decodes and validates every PNG, b
 against ultralytics' own ``model.predict`` on the same file paths (its loader, batch of one image at a time as
 a sensor-driven pipeline would call it, and its batched mode), at the detector's training size (320) and at
 ultralytics' default 640. Throughput does not depend on the weights' quality: without ``--weights`` an untrained
-YOLOv8n built from its architecture file is timed (same network, same NMS). Tank analysis has no peer library;
-its throughput is reported alone. The simulator's rendering speed is reported for sizing demo worlds.
-The last line of output is one JSON object with every figure.
+YOLOv8n built from its architecture file is timed (same network, same NMS). Each figure is the best of two
+rounds that alternate the implementations; torch runs with ``--threads`` threads for all of them. Tank analysis
+has no peer library; its throughput is reported alone. The simulator's rendering speed is reported for sizing
+demo worlds. The last line of output is one JSON object with every figure. `measure` is also run by
+``benchmarks/altdata.py``, the combined alt-data throughput table.
 """
 
 from __future__ import annotations
@@ -36,24 +38,20 @@ def _timed(fn, repeat: int = 1) -> float:
     return best
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small smoke sizes")
-    parser.add_argument("--weights", type=Path, default=None, help="trained detector weights (optional)")
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-
+def measure(quick: bool = False, weights: Path | None = None, threads: int = 2) -> dict:
+    """Render the images, time car detection (ours vs ultralytics) and tank analysis; return every figure."""
     import torch
 
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(threads)
     from alpha_assets.lib.altdata.vision.car_detector import count_cars, load_car_detector, new_car_detector
     from alpha_assets.lib.altdata.vision.tank_analyzer import analyze_tank_image
     from alpha_assets.lib.altdata.vision.torchvision_shim import ensure_torchvision_ops
     from alpha_assets.world.imagery import generate_parking_images, generate_tank_images
 
-    n_parking = 8 if args.quick else 48
-    n_tank_days = 2 if args.quick else 10
-    sizes = [320] if args.quick else [320, 640]
+    n_parking = 8 if quick else 48
+    n_tank_days = 2 if quick else 10
+    sizes = [320] if quick else [320, 640]
+    rounds = 2
     nms_mode = ensure_torchvision_ops()
 
     with tempfile.TemporaryDirectory(prefix="bench-vision-") as tmp:
@@ -88,34 +86,35 @@ def main() -> None:
         tank_pngs = sorted((root / "landing" / "tanks").rglob("*.png"))
         metas = [json.loads(p.with_suffix(".json").read_text()) for p in tank_pngs]
 
-        model = load_car_detector(args.weights) if args.weights else new_car_detector()
+        model = load_car_detector(weights) if weights else new_car_detector()
         count_cars(model, parking[:2], imgsz=sizes[0])  # warm-up: first call builds the predictor
+        # building the predictor runs ultralytics' select_device, which sets torch to cpu_count - 1 threads
+        # (1 on 2 cores): put back the thread count asked for, for ours and the peer alike
+        torch.set_num_threads(threads)
         rows = []
         for imgsz in sizes:
-            ours_batched = _timed(
-                lambda s=imgsz: count_cars(model, parking, imgsz=s, batch_size=16), repeat=2
-            )
-            ours_single = _timed(lambda s=imgsz: count_cars(model, parking, imgsz=s, batch_size=1))
-            peer_single = _timed(
-                lambda s=imgsz: [
-                    model.predict(str(p), imgsz=s, conf=0.25, device="cpu", verbose=False) for p in parking
-                ]
-            )
-            peer_batched = _timed(
-                lambda s=imgsz: [
+            candidates = {
+                ("count_cars", "batch 16"): lambda s=imgsz: count_cars(
+                    model, parking, imgsz=s, batch_size=16
+                ),
+                ("count_cars", "batch 1"): lambda s=imgsz: count_cars(model, parking, imgsz=s, batch_size=1),
+                ("ultralytics predict", "batch 16"): lambda s=imgsz: [
                     model.predict(
                         [str(p) for p in parking[i : i + 16]], imgsz=s, conf=0.25, device="cpu", verbose=False
                     )
                     for i in range(0, len(parking), 16)
                 ],
-                repeat=2,
-            )
-            for impl, mode, seconds in (
-                ("count_cars", "batch 16", ours_batched),
-                ("count_cars", "batch 1", ours_single),
-                ("ultralytics predict", "batch 16", peer_batched),
-                ("ultralytics predict", "batch 1", peer_single),
-            ):
+                ("ultralytics predict", "batch 1"): lambda s=imgsz: [
+                    model.predict(str(p), imgsz=s, conf=0.25, device="cpu", verbose=False) for p in parking
+                ],
+            }
+            # rounds alternate ours and the peer, best of each: load from other work on a shared machine comes
+            # and goes, and timing one implementation after the other would charge it to whichever ran then
+            best = dict.fromkeys(candidates, float("inf"))
+            for _ in range(rounds):
+                for key, fn in candidates.items():
+                    best[key] = min(best[key], _timed(fn))
+            for (impl, mode), seconds in best.items():
                 rows.append(
                     {
                         "task": "car detection",
@@ -125,6 +124,7 @@ def main() -> None:
                         "images": len(parking),
                         "seconds": seconds,
                         "images_per_s": len(parking) / seconds,
+                        "best_of": rounds,
                     }
                 )
 
@@ -134,6 +134,7 @@ def main() -> None:
                 for p, m in zip(tank_pngs, metas, strict=True)
             )
 
+        threads_timed = torch.get_num_threads()  # still `threads` unless a timed call reset it
         n_tanks = analyze_all()
         tank_s = _timed(analyze_all, repeat=2)
         rows.append(
@@ -150,18 +151,45 @@ def main() -> None:
 
     machine = {
         "nproc": os.cpu_count(),
-        "torch_threads": args.threads,
+        "torch_threads": threads,
+        "torch_threads_after_detection": threads_timed,
         "platform": platform.platform(),
         "python": sys.version.split()[0],
         "torch": torch.__version__,
         "torchvision_nms": nms_mode,
         "load_average_1m": round(os.getloadavg()[0], 2),  # other work on the machine skews every figure
-        "weights": str(args.weights) if args.weights else "untrained yolov8n.yaml",
+        "weights": str(weights) if weights else "untrained yolov8n.yaml",
     }
-    print(f"machine: {machine}")
-    print(
-        f"simulator: parking {len(parking) / render_parking_s:.1f} img/s, tanks {len(tank_pngs) / render_tanks_s:.1f} img/s"
+    return {
+        "benchmark": "altdata_vision",
+        "quick": quick,
+        "machine": machine,
+        "sizes": sizes,
+        "tanks_found": n_tanks,
+        "simulator_images_per_s": {
+            "parking": len(parking) / render_parking_s,
+            "tanks": len(tank_pngs) / render_tanks_s,
+        },
+        "results": rows,
+    }
+
+
+def headline(figures: dict, imgsz: int) -> tuple[dict, dict]:
+    """At `imgsz`: count_cars batched (the platform's way) and ultralytics predict one image at a time."""
+    rows = figures["results"]
+    ours = next(
+        r for r in rows if r["impl"] == "count_cars" and r["mode"] == "batch 16" and r["imgsz"] == imgsz
     )
+    peer = next(
+        r for r in rows if r["impl"] != "count_cars" and r["mode"] == "batch 1" and r["imgsz"] == imgsz
+    )
+    return ours, peer
+
+
+def report(figures: dict) -> None:
+    rows, sim = figures["results"], figures["simulator_images_per_s"]
+    print(f"machine: {figures['machine']}")
+    print(f"simulator: parking {sim['parking']:.1f} img/s, tanks {sim['tanks']:.1f} img/s")
     print(
         f"{'task':<15} {'implementation':<20} {'mode':<9} {'imgsz':>5} {'images':>6} {'seconds':>8} {'img/s':>7}"
     )
@@ -170,32 +198,23 @@ def main() -> None:
             f"{r['task']:<15} {r['impl']:<20} {r['mode']:<9} {r['imgsz']:>5} {r['images']:>6} "
             f"{r['seconds']:>8.2f} {r['images_per_s']:>7.1f}"
         )
-    for imgsz in sizes:
-        ours = next(
-            r for r in rows if r["impl"] == "count_cars" and r["mode"] == "batch 16" and r["imgsz"] == imgsz
-        )
-        peer = next(
-            r for r in rows if r["impl"] != "count_cars" and r["mode"] == "batch 1" and r["imgsz"] == imgsz
-        )
+    for imgsz in figures["sizes"]:
+        ours, peer = headline(figures, imgsz)
         print(
             f"imgsz {imgsz}: count_cars (batch 16) is {ours['images_per_s'] / peer['images_per_s']:.2f}x "
             f"ultralytics predict one image at a time"
         )
-    print(
-        json.dumps(
-            {
-                "benchmark": "altdata_vision",
-                "quick": args.quick,
-                "machine": machine,
-                "tanks_found": n_tanks,
-                "simulator_images_per_s": {
-                    "parking": len(parking) / render_parking_s,
-                    "tanks": len(tank_pngs) / render_tanks_s,
-                },
-                "results": rows,
-            }
-        )
-    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small smoke sizes")
+    parser.add_argument("--weights", type=Path, default=None, help="trained detector weights (optional)")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    figures = measure(args.quick, args.weights, args.threads)
+    report(figures)
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":

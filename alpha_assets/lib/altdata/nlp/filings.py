@@ -295,6 +295,8 @@ def filing_features_frame(
             last[ticker] = (Path(prev_path), read_filing(prev_path)[0])
         except FilingError:
             continue
+    if model is not None and parsed:
+        model = _prescored(model, [filing for _, _, filing in parsed])
     rows = []
     for path, text, filing in parsed:
         before = last.get(filing.ticker or "")
@@ -311,6 +313,29 @@ def filing_features_frame(
             last[filing.ticker] = (path, text)
     frame = pl.DataFrame(rows, schema=filing_row_schema())
     return frame, errors
+
+
+class _Prescored:
+    """A model whose sentences were all scored in one batched pass (a sentence repeated across filings, such as
+    boilerplate, is scored once); sentences it has not seen go to the model."""
+
+    def __init__(self, model: SentimentModel, sentences: list[str]):
+        unique = list(dict.fromkeys(sentences))
+        probs = model.score_sentences(unique) if unique else np.zeros((0, 3))
+        self._cache = dict(zip(unique, probs, strict=True))
+        self._model = model
+        self.name = model.name
+
+    def score_sentences(self, sentences: list[str]) -> np.ndarray:
+        missing = [x for x in dict.fromkeys(sentences) if x not in self._cache]
+        if missing:
+            self._cache.update(zip(missing, self._model.score_sentences(missing), strict=True))
+        return np.array([self._cache[x] for x in sentences]).reshape(len(sentences), 3)
+
+
+def _prescored(model: SentimentModel, filings: list[ParsedFiling]) -> Any:
+    sentences = [x for f in filings for name in SECTIONS for x in split_sentences(f.sections.get(name, ""))]
+    return _Prescored(model, sentences)
 
 
 def filing_row_schema() -> dict[str, Any]:

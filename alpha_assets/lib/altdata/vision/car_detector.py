@@ -190,6 +190,11 @@ def count_cars(
     is null for an image without cars.
     """
     _offline_ultralytics()
+    import torch
+
+    # ultralytics' predictor sets torch to cpu_count - 1 threads for the whole process on first use (1 thread on a
+    # 2-core machine); keep the caller's setting for this inference and for whatever runs after it.
+    threads = torch.get_num_threads()
     classes = list(car_class_ids) if car_class_ids is not None else car_class_ids_of(model)
     size = imgsz or _trained_imgsz(model)
     paths = [Path(p) for p in image_paths]
@@ -210,6 +215,7 @@ def count_cars(
             verbose=False,
             batch=len(frames),
         )
+        torch.set_num_threads(threads)
         for result in results:
             scores = result.boxes.conf.tolist() if result.boxes is not None else []
             counts.append(len(scores))
