@@ -356,6 +356,7 @@ def summary(home: AlphaHome) -> None:
             "SELECT source, count(DISTINCT trade_date) AS days FROM raw.prices GROUP BY 1 ORDER BY 1"
         )
         print("price sources by day: " + ", ".join(f"{r['source']}={r['days']}" for r in src.to_dicts()))
+    _alt_quality()
     quarantined = sorted(
         p for p in home.quarantine.rglob("*") if p.is_file() and not p.name.endswith(".json")
     )
@@ -367,6 +368,33 @@ def summary(home: AlphaHome) -> None:
             else ""
         )
         print(f"  {q.relative_to(home.root)}: {reason}")
+
+
+def _alt_quality() -> None:
+    """The alt-data assets' latest error figures against the demo world's truth (from their metadata)."""
+    from dagster import AssetKey, DagsterInstance
+
+    wanted = {
+        "raw/parking_lot_counts": ("truth_count_mae_pct", "car count error {:.1f}% of the mean count"),
+        "raw/oil_tank_levels": ("truth_fill_mae", "tank fill MAE {:.4f}"),
+        "raw/call_sentiment": ("truth_spearman_call_sentiment", "call sentiment vs true tone Spearman {:.2f}"),
+        "raw/filing_features": ("truth_spearman_risk_factors_negative_terms",
+                                "filing negative terms vs true risk Spearman {:.2f}"),
+    }  # fmt: skip
+    parts = []
+    try:
+        instance = DagsterInstance.get()
+    except Exception:  # no instance configured: nothing to report
+        return
+    for key, (field, fmt) in wanted.items():
+        event = instance.get_latest_materialization_event(AssetKey(key.split("/")))
+        value = (
+            event.asset_materialization.metadata.get(field) if event and event.asset_materialization else None
+        )
+        if value is not None and isinstance(getattr(value, "value", None), int | float):
+            parts.append(fmt.format(value.value))
+    if parts:
+        print("alt data vs the world's truth (latest run): " + "; ".join(parts))
 
 
 # ----------------------------------------------------------------------------------------------- main
