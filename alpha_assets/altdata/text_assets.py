@@ -135,6 +135,39 @@ def _quarantine_errors(
     return [_quarantine(context, landing, prefix, names_by_path[e.source], e.reason) for e in errors]
 
 
+def _table_rows(context, landing, lake_store, prefix, key, schema, scored, located, files, quarantined,
+                event_of, start, end) -> tuple[pl.DataFrame, int]:  # fmt: skip
+    """Scored documents as table rows: trade_date from the file name, ticker from the header or the name (else the
+    file is quarantined), event_time / published_at, the newest file per ticker-day, and the rows the table
+    already holds for ticker-days not scored now. Returns (rows, number scored now)."""
+    rows = []
+    for r in scored.iter_rows(named=True):
+        d, f = located[r["file"]]
+        ticker = r["ticker"] or _name_ticker(f.name)
+        if ticker is None:
+            quarantined.append(_quarantine(context, landing, prefix, f.name, "no ticker in header or name"))
+            continue
+        event = event_of(r["file"], d)
+        rows.append({**r, "trade_date": d, "ticker": ticker, "file": f.name, "event_time": event,
+                     "published_at": pit.published_at(prefix, event)})  # fmt: skip
+    df = pl.DataFrame(rows, schema=schema) if rows else pl.DataFrame(schema=schema)
+    df = _nan_to_null(_newest_per_ticker_day(df, {f.name: f.modified for _, f in files}))
+    new_rows = df.height
+    return _keep_written(lake_store, key, df, start, end), new_rows
+
+
+def _document_metadata(df, new_rows, files, seconds, model_name, quarantined, kind) -> dict:
+    return {
+        "rows": df.height,
+        "documents": len(files),
+        "scored": new_rows,
+        "kept_from_table": df.height - new_rows,
+        "seconds_per_document": round(seconds / len(files), 4) if files else 0.0,
+        "model": model_name or f"not loaded (no {kind} in the window)",
+        "quarantined": MetadataValue.json(quarantined),
+    }
+
+
 def _newest_per_ticker_day(df: pl.DataFrame, modified: dict[str, float]) -> pl.DataFrame:
     """One row per (trade_date, ticker): the most recently delivered file's."""
     return (
@@ -288,30 +321,12 @@ def call_sentiment(
         scored, errors = score_transcripts(model, list(located))
         seconds = time.perf_counter() - t0
         quarantined += _quarantine_errors(context, landing, TRANSCRIPTS, errors, names)
-    rows = []
-    for r in scored.iter_rows(named=True):
-        d, f = located[r["file"]]
-        ticker = r["ticker"] or _name_ticker(f.name)
-        if ticker is None:
-            quarantined.append(
-                _quarantine(context, landing, TRANSCRIPTS, f.name, "no ticker in header or name")
-            )
-            continue
-        event = call_end_time(Path(r["file"]), d)
-        rows.append({**r, "trade_date": d, "ticker": ticker, "file": f.name, "event_time": event,
-                     "published_at": pit.published_at(TRANSCRIPTS, event)})  # fmt: skip
-    df = pl.DataFrame(rows, schema=CALL_SCHEMA) if rows else pl.DataFrame(schema=CALL_SCHEMA)
-    df = _nan_to_null(_newest_per_ticker_day(df, {f.name: f.modified for _, f in files}))
-    new_rows = df.height
-    df = _keep_written(lake_store, CALL_SENTIMENT, df, start, end)
+    df, new_rows = _table_rows(
+        context, landing, lake_store, TRANSCRIPTS, CALL_SENTIMENT, CALL_SCHEMA, scored, located, files,
+        quarantined, lambda path, d: call_end_time(Path(path), d), start, end,
+    )  # fmt: skip
     metadata = {
-        "rows": df.height,
-        "documents": len(files),
-        "scored": new_rows,
-        "kept_from_table": df.height - new_rows,
-        "seconds_per_document": round(seconds / len(files), 4) if files else 0.0,
-        "model": model_name or "not loaded (no transcripts in the window)",
-        "quarantined": MetadataValue.json(quarantined),
+        **_document_metadata(df, new_rows, files, seconds, model_name, quarantined, "transcripts"),
         **_truth_metadata(
             ground_truth, "transcript_tone.parquet", df, "management_tone",
             ["call_sentiment", "management_sentiment"],
@@ -406,30 +421,14 @@ def filing_features(
         features, errors = filing_features_frame(list(located), model, previous)
         seconds = time.perf_counter() - t0
         quarantined += _quarantine_errors(context, landing, FILINGS, errors, names)
-    rows = []
-    for r in features.iter_rows(named=True):
-        d, f = located[r["file"]]
-        ticker = r["ticker"] or _name_ticker(f.name)
-        if ticker is None:
-            quarantined.append(_quarantine(context, landing, FILINGS, f.name, "no ticker in header or name"))
-            continue
-        event = pit.event_time_of(FILINGS, d)
-        rows.append({**r, "trade_date": d, "ticker": ticker, "file": f.name, "event_time": event,
-                     "published_at": pit.published_at(FILINGS, event)})  # fmt: skip
-    df = pl.DataFrame(rows, schema=FILING_SCHEMA) if rows else pl.DataFrame(schema=FILING_SCHEMA)
-    df = _nan_to_null(_newest_per_ticker_day(df, {f.name: f.modified for _, f in files}))
-    new_rows = df.height
-    df = _keep_written(lake_store, FILING_FEATURES, df, start, end)
+    df, new_rows = _table_rows(
+        context, landing, lake_store, FILINGS, FILING_FEATURES, FILING_SCHEMA, features, located, files,
+        quarantined, lambda _path, d: pit.event_time_of(FILINGS, d), start, end,
+    )  # fmt: skip
     metadata = {
-        "rows": df.height,
-        "documents": len(files),
-        "scored": new_rows,
-        "kept_from_table": df.height - new_rows,
+        **_document_metadata(df, new_rows, files, seconds, model_name, quarantined, "filings"),
         "with_previous_filing": df.filter(pl.col("document_similarity").is_not_null()).height,
         "previous_from_earlier_windows": MetadataValue.json(sorted(Path(p).name for p in previous.values())),
-        "seconds_per_document": round(seconds / len(files), 4) if files else 0.0,
-        "model": model_name or "not loaded (no filings in the window)",
-        "quarantined": MetadataValue.json(quarantined),
         **_truth_metadata(
             ground_truth, "filing_risk.parquet", df, "filing_risk",
             ["risk_factors_words", "risk_factors_negative_terms", "mdna_negative_share"],
