@@ -157,3 +157,28 @@ def test_bad_imagery_is_quarantined_with_a_reason_and_earlier_rows_survive(train
     assert after.sort("store_id")["n_cars"].to_list() == before.sort("store_id")["n_cars"].to_list()
     tank_rows = pl.read_delta(str(home.lake / "raw" / "oil_tanks")).filter(pl.col("trade_date") == day)
     assert farm.stem in tank_rows["farm_id"].to_list()
+
+
+def test_weights_missing_on_this_machine_come_back_from_mlflow(trained_alt, tmp_path) -> None:
+    import hashlib
+
+    from alpha_assets.altdata.vision_assets import current_detector
+    from alpha_assets.definitions import local_resources
+    from alpha_assets.home import AlphaHome
+
+    src, *_ = trained_alt
+    home = AlphaHome(tmp_path / "alpha")
+    shutil.copytree(src.root, home.root)
+    table = str(home.lake / "models" / "car_detector")
+    registry = pl.read_delta(table)
+    original = Path(registry.sort("activated_at")["weights_path"][-1])
+    # another machine: the registry names a weights file that is not here
+    registry.with_columns(pl.lit(str(tmp_path / "gone" / "best.pt")).alias("weights_path")).write_delta(
+        table, mode="overwrite"
+    )
+    resources = local_resources(home)
+    row = current_detector(resources["lake_store"], resources["mlflow"])
+    fetched = Path(row["weights_path"])
+    assert fetched.is_file() and fetched != original
+    digest = [hashlib.sha256(p.read_bytes()).hexdigest() for p in (fetched, original)]
+    assert digest[0] == digest[1]
