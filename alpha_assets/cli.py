@@ -49,6 +49,7 @@ def _default_world_start(days: int) -> date:
 
 # --------------------------------------------------------------------------------------------- world
 def cmd_world_generate(args) -> int:
+    from alpha_assets.world.altdata import write_alt_data
     from alpha_assets.world.simulate import WorldConfig, simulate_world
     from alpha_assets.world.vendors import write_world
 
@@ -59,7 +60,7 @@ def cmd_world_generate(args) -> int:
     t0 = time.perf_counter()
     world = simulate_world(cfg)
     meta = write_world(world, out)
-    alt = _write_alt_data(world, out) if getattr(args, "alt_data", True) else None
+    alt = write_alt_data(world, out) if getattr(args, "alt_data", True) else None
     print(f"world: {cfg.tickers} names x {cfg.days} sessions ({meta['start']}..{meta['end']}), seed {cfg.seed}, "
           f"signal strength {cfg.signal_strength} -> {out}/landing  ({time.perf_counter() - t0:.1f}s)")  # fmt: skip
     f = meta["faults"]
@@ -71,13 +72,6 @@ def cmd_world_generate(args) -> int:
               f"{alt['image_days']} sessions, {alt['transcripts']} call transcripts, {alt['filings']} filings, "
               f"{alt['web_pages']} web catalogue pages ({out / 'vendor_site'})")  # fmt: skip
     return 0
-
-
-def _write_alt_data(world, out: Path) -> dict:
-    """Alternative-data vendor files: satellite tiles, transcripts, filings, the vendor web site."""
-    from alpha_assets.world.altdata import write_alt_data
-
-    return write_alt_data(world, out)
 
 
 def serve_vendor_site(home: AlphaHome, port: int = 0):

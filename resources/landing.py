@@ -101,24 +101,22 @@ class LocalVendorLanding(VendorLanding):
     def local_path(self, prefix: str, name: str) -> Path:
         return self._dir(prefix) / name
 
-    def quarantine(self, prefix: str, name: str, reason: str) -> str:
-        src = self._dir(prefix) / name
-        dest_dir = Path(self.quarantine_root) / prefix
-        dest = dest_dir / name
+    def _quarantine_dest(self, prefix: str, name: str) -> Path:
+        dest = Path(self.quarantine_root) / prefix / name
         dest.parent.mkdir(parents=True, exist_ok=True)
         if dest.exists():  # a second bad delivery of the same name: keep both
             stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
             dest = dest.with_name(f"{dest.name}.{stamp}")
-        shutil.move(str(src), str(dest))
+        return dest
+
+    def quarantine(self, prefix: str, name: str, reason: str) -> str:
+        dest = self._quarantine_dest(prefix, name)
+        shutil.move(str(self._dir(prefix) / name), str(dest))
         Path(str(dest) + ".reason.json").write_text(_reason_doc(prefix, name, reason))
         return str(dest)
 
     def quarantine_bytes(self, prefix: str, name: str, data: bytes, reason: str) -> str:
-        dest = Path(self.quarantine_root) / prefix / name
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if dest.exists():  # the same page quarantined again: keep both
-            stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
-            dest = dest.with_name(f"{dest.name}.{stamp}")
+        dest = self._quarantine_dest(prefix, name)
         dest.write_bytes(data)
         Path(str(dest) + ".reason.json").write_text(_reason_doc(prefix, name, reason))
         return str(dest)

@@ -33,7 +33,7 @@ def read_sidecar(
 ) -> dict[str, Any]:
     """The JSON sidecar of an image, validated: required keys with the right types, finite numbers, and a
     ``captured_at`` (ISO, UTC) on the folder's date. Raises SidecarError naming the file and the reason."""
-    name = image_name.rsplit(".", 1)[0] + ".json"
+    name = sidecar_name(image_name)
     if not landing.exists(prefix, name):
         raise SidecarError(image_name, f"no sidecar {name} (capture time and geometry are unknown)")
     try:

@@ -21,7 +21,7 @@ from dagster import (
 )
 
 from alpha_assets.automation import downstream
-from alpha_assets.lib.altdata.point_in_time import MAX_AGE_DAYS, TS, asof_cutoff, point_in_time
+from alpha_assets.lib.altdata.point_in_time import MAX_AGE_DAYS, TS, point_in_time, session_cutoffs
 from partitions import trading_days, window_dates
 from partitions.calendar import sessions_between
 from resources.lake_resource import DeltaLakeResource
@@ -40,10 +40,6 @@ SOURCES: list[tuple[str, str, str, list[str]]] = [
 ]  # fmt: skip
 
 
-def feature_name(prefix: str, value: str) -> str:
-    return value if value.startswith(prefix) else f"{prefix}_{value}"
-
-
 class AltFeaturesConfig(Config):
     max_age_days: dict[str, float] = {k: float(v) for k, v in MAX_AGE_DAYS.items()}
 
@@ -57,7 +53,9 @@ def alt_feature_frame(lake, start, end, max_age_days: dict[str, float]) -> tuple
     frames, stats = [], {}
     for prefix, table, source, values in SOURCES:
         age = max_age_days.get(source, MAX_AGE_DAYS[source])
-        cols = [feature_name(prefix, v) for v in values]
+        # raw column -> name after the source prefix (call_sentiment -> call_sentiment, mdna_fog -> filing_mdna_fog)
+        short = {v: v.removeprefix(f"{prefix}_") for v in values}
+        cols = [f"{prefix}_{x}" for x in short.values()]
         if lake.exists("raw", table):
             lo = start - timedelta(days=int(age) + 2)
             events = lake.read("raw", table, lo, end, columns=["ticker", "published_at", *values])
@@ -65,10 +63,8 @@ def alt_feature_frame(lake, start, end, max_age_days: dict[str, float]) -> tuple
             events = pl.DataFrame(
                 schema={"ticker": pl.String, "published_at": TS, **dict.fromkeys(values, pl.Float64)}
             )
-        events = events.cast({v: pl.Float64 for v in values}).rename(
-            {v: c[len(prefix) + 1 :] for v, c in zip(values, cols, strict=True)}
-        )
-        frame = point_in_time(sessions, None, events, [c[len(prefix) + 1 :] for c in cols], prefix, age)
+        events = events.cast({v: pl.Float64 for v in values}).rename(short)
+        frame = point_in_time(sessions, None, events, list(short.values()), prefix, age)
         frames.append(frame)
         stats[prefix] = {
             "events_read": events.height,
@@ -106,13 +102,8 @@ def alt_features(context: AssetExecutionContext, config: AltFeaturesConfig, lake
     (``<source>_published_at``, ``<source>_age_days``) per source."""
     start, end = window_dates(*context.partition_time_window)
     df, stats = alt_feature_frame(lake_store.lake, start, end, config.max_age_days)
-    cutoff = pl.col("trade_date").map_elements(asof_cutoff, return_dtype=TS) if df.height else None
-    late = 0
-    if df.height:
-        with_cut = df.with_columns(cutoff.alias("_cutoff"))
-        late = sum(
-            with_cut.filter(pl.col(f"{p}_published_at") > pl.col("_cutoff")).height for p, *_ in SOURCES
-        )
+    with_cut = df.join(session_cutoffs(sessions_between(start, end)), on="trade_date", how="left")
+    late = sum(with_cut.filter(pl.col(f"{p}_published_at") > pl.col("cutoff")).height for p, *_ in SOURCES)
     yield Output(df, metadata={"rows": df.height, **{f"{p}_filled": int(s["ticker_days_filled"])
                                                      for p, s in stats.items()}})  # fmt: skip
     yield AssetCheckResult(check_name="alt_features_point_in_time", passed=late == 0,

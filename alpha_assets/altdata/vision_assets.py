@@ -73,8 +73,8 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _local_training_set(landing: VendorLanding, work: Path) -> tuple[Path, str, int, int]:
-    """The labelled sample as a local YOLO dataset (data.yaml rewritten to point at it), its fingerprint, and
+def _local_training_set(landing: VendorLanding, work: Path) -> tuple[Path, Path, str, int, int]:
+    """The labelled sample as a local YOLO dataset: its root, a data.yaml pointing at it, its fingerprint, and
     the number of train/val images."""
     # Only images and YOLO label files count: ultralytics drops label *.cache files next to the labels.
     files = [
@@ -90,20 +90,19 @@ def _local_training_set(landing: VendorLanding, work: Path) -> tuple[Path, str, 
     h = hashlib.sha256()
     for f in sorted(files, key=lambda f: f.name):
         h.update(f"{f.name}:{f.fingerprint}\n".encode())
-    root = landing.local_path(TRAINING_PREFIX, images[0].name).parents[2]
-    for f in files:  # S3: copies each file into the local cache; local: the files are already here
-        landing.local_path(TRAINING_PREFIX, f.name)
+    # S3: copies each file into the local cache; local: the files are already here
+    local = {f.name: landing.local_path(TRAINING_PREFIX, f.name) for f in files}
+    root = local[images[0].name].parents[2]  # <root>/images/<split>/<file>
     n_val = sum(1 for f in images if f.name.startswith("images/val/"))
     data_yaml = work / "data.yaml"
     data_yaml.write_text(f"path: {root}\ntrain: images/train\nval: images/val\nnames:\n  0: car\n")
-    return data_yaml, h.hexdigest(), len(images) - n_val, n_val
+    return root, data_yaml, h.hexdigest(), len(images) - n_val, n_val
 
 
-def _val_count_error(model, data_yaml: Path) -> tuple[float, float]:
+def _val_count_error(model, root: Path) -> tuple[float, float]:
     """Mean absolute count error on the validation split, absolute and as % of the mean true count."""
     from alpha_assets.lib.altdata.vision import count_cars
 
-    root = Path(data_yaml.read_text().split("\n", 1)[0].split(":", 1)[1].strip())
     images = sorted((root / "images" / "val").glob("*.png"))
     if not images:
         return float("nan"), float("nan")
@@ -146,7 +145,7 @@ def car_detector(
     params: dict = {"architecture": config.architecture, "epochs": config.epochs, "imgsz": config.imgsz,
                     "batch": config.batch, "seed": config.seed}  # fmt: skip
     n_train = n_val = 0
-    data_yaml = None
+    root = data_yaml = None
     if config.weights_path:
         weights = Path(config.weights_path).expanduser()
         if not weights.is_file():
@@ -156,12 +155,12 @@ def car_detector(
         fingerprint, source = "user:" + _sha256_file(weights), "user"
         params = {"weights_path": str(weights)}
     else:
-        data_yaml, data_fp, n_train, n_val = _local_training_set(landing, work)
+        root, data_yaml, data_fp, n_train, n_val = _local_training_set(landing, work)
         fingerprint = hashlib.sha256((data_fp + json.dumps(params, sort_keys=True)).encode()).hexdigest()
         source, weights = "trained", work / fingerprint[:16] / "best.pt"
-    known = registry.filter(pl.col("fingerprint") == fingerprint)
-    if known.height and Path(known["weights_path"][-1]).is_file() and not config.force_retrain:
-        row = known.sort("version").tail(1).to_dicts()[0]
+    known = registry.filter(pl.col("fingerprint") == fingerprint).sort("version").tail(1).to_dicts()
+    if known and Path(known[0]["weights_path"]).is_file() and not config.force_retrain:
+        row = known[0]
         context.log.info(
             f"car detector unchanged (fingerprint {fingerprint[:12]}): reusing version {row['version']}"
         )
@@ -190,7 +189,7 @@ def car_detector(
     if config.car_class_ids:
         mae, mae_pct = float("nan"), float("nan")  # a user's class map: the vendor's labels may not apply
     else:
-        mae, mae_pct = _val_count_error(model, data_yaml) if data_yaml else (float("nan"), float("nan"))
+        mae, mae_pct = _val_count_error(model, root) if root else (float("nan"), float("nan"))
     version = int(registry["version"].max() or 0) + 1
     metrics = {"train_seconds": train_seconds}
     if not math.isnan(mae):
@@ -251,16 +250,20 @@ def _intake(context, landing: VendorLanding, prefix: str, start: date, end: date
             read(path)
         except (SidecarError, ImageReadError) as e:
             reason = e.reason if isinstance(e, SidecarError) else f"cannot decode image: {e.reason}"
-            quarantined.append(landing.quarantine(prefix, name, reason))
-            if landing.exists(prefix, sidecar_name(name)):
-                quarantined.append(
-                    landing.quarantine(prefix, sidecar_name(name), f"its image {name}: {reason}")
-                )
-            context.log.error(f"quarantined {prefix}/{name}: {reason}")
+            quarantined += _quarantine_image(context, landing, prefix, name, reason)
             bad.append(f"{prefix}/{name}")
             continue
         good.append((name, d, path, meta))
     return good, quarantined, bad
+
+
+def _quarantine_image(context, landing: VendorLanding, prefix: str, name: str, reason: str) -> list[str]:
+    """Move an image and its sidecar (when there is one) to quarantine with the reason; returns where."""
+    moved = [landing.quarantine(prefix, name, reason)]
+    if landing.exists(prefix, sidecar_name(name)):
+        moved.append(landing.quarantine(prefix, sidecar_name(name), f"its image {name}: {reason}"))
+    context.log.error(f"quarantined {prefix}/{name}: {reason}")
+    return moved
 
 
 def _kept_rows(lake_store: DeltaLakeResource, table: str, start: date, end: date, files: list[str], schema):
@@ -404,7 +407,7 @@ def parking_lot_counts(
     bad = images.filter((pl.col("n_cars") < 0) | (pl.col("mean_conf") < 0) | (pl.col("mean_conf") > 1)).height
     yield AssetCheckResult(check_name="parking_counts_valid", asset_key=PARKING, passed=bad == 0 and dup_images == 0,
                            metadata={"out_of_range": bad, "duplicate_store_days": dup_images})  # fmt: skip
-    n_bad_images = sum(1 for q in quarantined if not q.endswith(".json"))
+    n_bad_images = len(bad_files)
     total = len(good) + n_bad_images
     yield AssetCheckResult(
         check_name="parking_images_usable", asset_key=PARKING, severity=AssetCheckSeverity.WARN,
@@ -539,8 +542,7 @@ def oil_tank_levels(
         except (
             ValueError
         ) as e:  # e.g. a sun elevation outside (0, 90): the sidecar is wrong, not the pipeline
-            quarantined.append(landing.quarantine(TANK_PREFIX, name, str(e)))
-            quarantined.append(landing.quarantine(TANK_PREFIX, sidecar_name(name), f"its image {name}: {e}"))
+            quarantined += _quarantine_image(context, landing, TANK_PREFIX, name, str(e))
             failed.append(name)
             bad_files.append(f"{TANK_PREFIX}/{name}")
             continue
@@ -569,8 +571,8 @@ def oil_tank_levels(
     dups = levels.height - levels.select("trade_date", "ticker").unique().height
     yield AssetCheckResult(check_name="tank_levels_valid", asset_key=TANK_LEVELS, passed=bad == 0 and dups == 0,
                            metadata={"out_of_range": bad, "duplicate_ticker_days": dups})  # fmt: skip
-    n_bad = sum(1 for q in quarantined if not q.endswith(".json"))
-    total = len(good) + n_bad - len(failed)
+    n_bad = len(bad_files)  # failed analyses included
+    total = n_images + n_bad
     yield AssetCheckResult(
         check_name="tank_images_usable", asset_key=TANK_LEVELS, severity=AssetCheckSeverity.WARN,
         passed=total == 0 or n_images / total >= 0.9, metadata={"usable": n_images, "quarantined": n_bad},

@@ -55,6 +55,14 @@ def event_time_of(source: str, d: date) -> datetime:
     return utc(d, DEFAULT_EVENT_TIME_UTC[source])
 
 
+def session_cutoffs(sessions: Sequence[date], at: time = ASOF_TIME_UTC) -> pl.DataFrame:
+    """trade_date and its decision cut-off (UTC), one row per session."""
+    return pl.DataFrame(
+        {"trade_date": list(sessions), "cutoff": [asof_cutoff(d, at) for d in sessions]},
+        schema={"trade_date": pl.Date, "cutoff": TS},
+    )
+
+
 def published_at(source: str, event_time: datetime, lag: timedelta | None = None) -> datetime:
     return event_time + (VENDOR_LAG[source] if lag is None else lag)
 
@@ -76,13 +84,10 @@ def point_in_time(
     as missing rather than as yesterday's number forever. ``tickers`` None means every ticker in ``events``.
     """
     out_cols = [f"{prefix}_{v}" for v in values]
-    schema = {"trade_date": pl.Date, "ticker": pl.String}
     if tickers is None:
         tickers = sorted(set(events["ticker"].to_list())) if events.height else []
-    grid = pl.DataFrame(
-        [(d, t, asof_cutoff(d, cutoff_time)) for d in sessions for t in tickers],
-        schema={**schema, "cutoff": TS},
-        orient="row",
+    grid = session_cutoffs(sessions, cutoff_time).join(
+        pl.DataFrame({"ticker": list(tickers)}, schema={"ticker": pl.String}), how="cross"
     )
     ev = (
         events.select("ticker", pl.col("published_at").cast(TS), *values)
