@@ -55,22 +55,43 @@ def cmd_world_generate(args) -> int:
 
     out = Path(args.out).resolve()
     start = date.fromisoformat(args.start) if args.start else _default_world_start(args.days)
+    regime_break = getattr(args, "regime_break", None)
     cfg = WorldConfig(tickers=args.tickers, start=start, days=args.days, seed=args.seed,
-                      signal_strength=args.signal_strength)  # fmt: skip
+                      signal_strength=args.signal_strength,
+                      regime_break=date.fromisoformat(regime_break) if regime_break else None,
+                      regime_mode=getattr(args, "regime_mode", None) or "flip")  # fmt: skip
     t0 = time.perf_counter()
     world = simulate_world(cfg)
+    t_sim = time.perf_counter()
     meta = write_world(world, out)
+    t_files = time.perf_counter()
     alt = write_alt_data(world, out) if getattr(args, "alt_data", True) else None
     print(f"world: {cfg.tickers} names x {cfg.days} sessions ({meta['start']}..{meta['end']}), seed {cfg.seed}, "
           f"signal strength {cfg.signal_strength} -> {out}/landing  ({time.perf_counter() - t0:.1f}s)")  # fmt: skip
+    if cfg.regime_break:
+        print(f"regime break: planted alpha {'flipped' if cfg.regime_mode == 'flip' else 'removed'} "
+              f"from {cfg.regime_break}")  # fmt: skip
     f = meta["faults"]
     print(f"faults planted: A missing {len(f['provider_a_missing'])}, A late {len(f['provider_a_late'])}, "
           f"A corrupt {len(f['provider_a_corrupt'])}, B missing {len(f['provider_b_missing'])}, "
           f"B bad rows {f['provider_b_bad_rows']}")  # fmt: skip
+    stages = {
+        "simulate": t_sim - t0,
+        "prices_and_reference_files": t_files - t_sim,
+        **(alt or {}).get("seconds", {}),
+    }
+    print("generation seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()))
     if alt:
-        print(f"alt data: {alt['stores']} stores and {alt['farms']} tank farms imaged on the last "
-              f"{alt['image_days']} sessions, {alt['transcripts']} call transcripts, {alt['filings']} filings, "
-              f"{alt['web_pages']} web catalogue pages ({out / 'vendor_site'})")  # fmt: skip
+        names = alt["covered_names"]
+        print(f"alt data over the whole span: {alt['parking_images']} parking images ({alt['stores']} stores of "
+              f"{names['parking']} names, {alt['image_days']} sessions), {alt['tank_images']} tank images "
+              f"({alt['farms']} farms of {names['tanks']} names, {alt['tank_days']} sessions), "
+              f"{alt['transcripts']} call transcripts and {alt['filings']} filings ({names['text']} names), "
+              f"{alt['web_pages']} web catalogue pages ({names['web']} names, {alt['web_days']} sessions; "
+              f"{out / 'vendor_site'})")  # fmt: skip
+        ic = alt["oracle_ic_oos"]
+        print(f"oracle (truth only): the delivered data can reveal an IC of {ic['ic']:.4f} (t {ic['t_stat']:.1f}, "
+              f"{ic['n_days']} days) over the second half; see {out / 'ground_truth' / 'oracle_ic.json'}")  # fmt: skip
     return 0
 
 
@@ -135,6 +156,10 @@ def train_models(home: AlphaHome, instance=None, quiet: bool = False, run_config
 
 def cmd_train(args) -> int:
     home = _home(args)
+    if args.alpha:
+        if args.budget:
+            os.environ["ALPHA_MODEL_BUDGET"] = args.budget
+        return 0 if train_alpha(home)["success"] else 1
     cfg = (
         {"ops": {"models__car_detector": {"config": {"weights_path": args.weights}}}}
         if args.weights
@@ -143,11 +168,75 @@ def cmd_train(args) -> int:
     return 0 if train_models(home, run_config=cfg)["success"] else 1
 
 
+def trainable_blocks(
+    home: AlphaHome, train_sessions: int = 252, purge_sessions: int = 5
+) -> tuple[list[str], str]:
+    """The quarterly blocks the feature matrix can train (a full training year + purge before the block), and why
+    none when there are none."""
+    from partitions import block_key
+    from partitions.calendar import sessions_between
+    from resources.lake import DeltaLake
+
+    lake = DeltaLake(home.lake)
+    if not lake.exists("features", "feature_matrix"):
+        return [], "features.feature_matrix does not exist: run `alpha materialize --job daily_data` first"
+    days = (
+        lake.scan("features", "feature_matrix").select("trade_date").unique().collect()["trade_date"].sort()
+    )
+    lo, hi = days[0], days[-1]
+    need = train_sessions + purge_sessions
+    blocks = []
+    for d in sessions_between(lo, hi):
+        b = block_key(d)
+        if b not in blocks and len(sessions_between(lo, d)) > need:
+            blocks.append(b)
+    if not blocks:
+        return [], (
+            f"the feature matrix covers {len(days)} sessions ({lo}..{hi}); a block needs {need} sessions "
+            "of history before it (a training year + the purge): generate a longer world (--days 400+)"
+        )
+    return blocks, ""
+
+
+def train_alpha(home: AlphaHome, blocks: list[str] | None = None, instance=None, quiet: bool = False,
+                run_config: dict | None = None) -> dict:  # fmt: skip
+    """Materialize models/fusion_encoder and models/alpha_models for each trainable block (one run per block)."""
+    from dagster import DagsterInstance
+
+    from alpha_assets.definitions import build_definitions, local_resources
+
+    if blocks is None:
+        blocks, why = trainable_blocks(home)
+        if not blocks:
+            if not quiet:
+                print(f"alpha models: skipped: {why}")
+            return {"success": False, "blocks": [], "reason": why}
+    job = build_definitions(local_resources(home)).resolve_job_def("train_alpha")
+    instance = instance or DagsterInstance.get()
+    ok, t0 = True, time.perf_counter()
+    for i, block in enumerate(blocks, 1):
+        tb = time.perf_counter()
+        res = job.execute_in_process(instance=instance, partition_key=block, raise_on_error=False,
+                                     run_config=_run_config(run_config), tags={"alpha/launched_by": "alpha-cli"})  # fmt: skip
+        ok &= res.success
+        if not quiet:
+            ics = {}
+            for e in res.all_events:
+                if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path[-1] == "alpha_models":
+                    md = e.event_specific_data.materialization.metadata
+                    ics = md["validation_ic"].value if "validation_ic" in md else {}
+            status = "trained" if res.success else "FAILED (see the run in the UI)"
+            print(f"  block {block} [{i}/{len(blocks)}] {status} in {time.perf_counter() - tb:.0f}s"
+                  + ("; validation IC " + ", ".join(f"{k} {v:+.3f}" for k, v in sorted(ics.items())) if ics else ""))  # fmt: skip
+    return {"success": ok, "blocks": blocks, "seconds": time.perf_counter() - t0}
+
+
 # ----------------------------------------------------------------------------------------- materialize
 def materialize(home: AlphaHome, start: date | None = None, end: date | None = None,
                 select: list[str] | None = None, quiet: bool = False, instance=None,
-                run_config: dict | None = None) -> dict:  # fmt: skip
-    """Materialize every selected asset over [start, end] as one single-run backfill on the local instance."""
+                run_config: dict | None = None, job_name: str = "main") -> dict:  # fmt: skip
+    """Materialize every selected asset of ``job_name`` over [start, end] as one single-run backfill on the local
+    instance."""
     from dagster import AssetKey, DagsterInstance
 
     from alpha_assets.definitions import build_definitions, local_resources
@@ -162,7 +251,7 @@ def materialize(home: AlphaHome, start: date | None = None, end: date | None = N
     if not sessions:
         raise SystemExit(f"no trading sessions between {start} and {end}")
     defs = build_definitions(local_resources(home))
-    job = defs.resolve_job_def("main")
+    job = defs.resolve_job_def(job_name)
     keys = [AssetKey(k.split("/")) for k in select] if select else None
     if keys:
         # A subset keeps the selected assets' own checks but not the freshness checks (their sensor runs those).
@@ -173,7 +262,7 @@ def materialize(home: AlphaHome, start: date | None = None, end: date | None = N
     tags = {"dagster/asset_partition_range_start": sessions[0].isoformat(),
             "dagster/asset_partition_range_end": sessions[-1].isoformat(), "alpha/launched_by": "alpha-cli"}  # fmt: skip
     if not quiet:
-        print(f"materializing {sessions[0]}..{sessions[-1]} ({len(sessions)} sessions) in one run "
+        print(f"materializing {job_name}: {sessions[0]}..{sessions[-1]} ({len(sessions)} sessions) in one run "
               f"on the instance at {instance.root_directory}")  # fmt: skip
     t0 = time.perf_counter()
     result = job.execute_in_process(
@@ -246,7 +335,7 @@ def cmd_materialize(args) -> int:
     home = _home(args)
     res = materialize(home, date.fromisoformat(args.date_from) if args.date_from else None,
                       date.fromisoformat(args.date_to) if args.date_to else None,
-                      args.select.split(",") if args.select else None)  # fmt: skip
+                      args.select.split(",") if args.select else None, job_name=args.job)  # fmt: skip
     return 0 if res["success"] else 1
 
 
@@ -315,29 +404,140 @@ def cmd_tables(args) -> int:
 
 
 # ----------------------------------------------------------------------------------------------- demo
+def run_job(home: AlphaHome, job_name: str, instance=None, quiet: bool = False) -> dict:
+    """Run an unpartitioned job (e.g. model_report) on the local instance."""
+    from dagster import DagsterInstance
+
+    from alpha_assets.definitions import build_definitions, local_resources
+
+    job = build_definitions(local_resources(home)).resolve_job_def(job_name)
+    t0 = time.perf_counter()
+    res = job.execute_in_process(instance=instance or DagsterInstance.get(), raise_on_error=False,
+                                 run_config=_run_config(None))  # fmt: skip
+    out = {"success": res.success, "seconds": time.perf_counter() - t0, "run_id": res.run_id}
+    if not quiet and not res.success:
+        print(f"{job_name} FAILED after {out['seconds']:.0f}s (run {res.run_id[:8]}; see its logs in the UI)")
+    return out
+
+
 def cmd_demo(args) -> int:
     home = _home(args)
     t0 = time.perf_counter()
+    os.environ.setdefault("ALPHA_MODEL_BUDGET", "demo")  # budgets that fit the demo's 10 minutes on 2 cores
+    stages: list[tuple[str, float]] = []
+
+    def stage(name: str, since: float) -> float:
+        now = time.perf_counter()
+        stages.append((name, now - since))
+        print(f"-- {name}: {now - since:.0f}s")
+        return now
+
     print(f"ALPHA_HOME={home.root}")
     gen = argparse.Namespace(out=str(home.root), tickers=args.tickers, start=args.start, days=args.days,
-                             seed=args.seed, signal_strength=args.signal_strength, alt_data=True)  # fmt: skip
+                             seed=args.seed, signal_strength=args.signal_strength, alt_data=True,
+                             regime_break=getattr(args, "regime_break", None),
+                             regime_mode=getattr(args, "regime_mode", "flip"))  # fmt: skip
     cmd_world_generate(gen)
+    t = stage("world", t0)
     server = serve_vendor_site(home)
+    ok = True
     try:
         if any((home.landing / "detector_training").glob("images/*/*.png")):
             train_models(home)
-        res = materialize(home)
+            t = stage("car detector", t)
+        res = materialize(home, job_name="daily_data")
+        ok &= res["success"]
+        t = stage("vendor data and features", t)
     finally:
         if server is not None:
             server.stop()
-    if res["success"]:
-        run_backtest(home)
+    if not ok:
+        print("demo stopped: the data run failed (see the failed steps above)")
+        return 1
+    trained = train_alpha(home)
+    t = stage("alpha models", t)
+    if trained["blocks"] and trained["success"]:
+        first = _block_first_session(trained["blocks"][0])
+        res = materialize(home, start=first, end=res["end"], job_name="daily_book")
+        ok &= res["success"]
+        t = stage("scores, books, risk, orders", t)
+        if res["success"]:
+            from partitions.calendar import shift_sessions
+
+            materialize(home, start=shift_sessions(res["end"], -2), end=res["end"], job_name="explain")
+            t = stage("explanations (last 3 sessions)", t)
+            run_backtest(home)
+            run_job(home, "model_report")
+            t = stage("backtest and model report", t)
+    else:
+        ok = False
     summary(home)
-    print(f"\ndemo finished in {time.perf_counter() - t0:.0f}s")
+    model_summary(home)
+    total = time.perf_counter() - t0
+    print(f"\ndemo finished in {total:.0f}s (" + ", ".join(f"{n} {s:.0f}s" for n, s in stages) + ")")
     print("next:\n  make ui                 # Dagster UI on http://127.0.0.1:3000 over this instance\n"
           "  .venv/bin/alpha tables  # every Delta table, rows, dates\n"
-          "  .venv/bin/alpha sql \"SELECT source, count(*) FROM raw.prices GROUP BY 1\"")  # fmt: skip
-    return 0 if res["success"] else 1
+          "  .venv/bin/alpha sql \"SELECT model, recipe, count(*) FROM models.predictions GROUP BY ALL\"\n"
+          "  .venv/bin/alpha explain TICKER --date YYYY-MM-DD   # why a name got its score")  # fmt: skip
+    return 0 if ok else 1
+
+
+def _block_first_session(block: str) -> date:
+    from alpha_assets.models.common import block_sessions
+
+    return block_sessions(block)[0]
+
+
+def model_summary(home: AlphaHome) -> None:
+    """Out-of-sample IC (t-stat) of the ensemble and each model against the oracle IC, and the book's net Sharpe."""
+    import polars as pl
+
+    from resources.lake import DeltaLake
+
+    lake = DeltaLake(home.lake)
+    if not lake.exists("reports", "model_report"):
+        return
+    rep = lake.read("reports", "model_report")
+    first, last = rep["first_day"][0], rep["last_day"][0]
+    oracle = _oracle_ic(home, first, last)
+    print(f"\nout-of-sample IC with the next-day return, {first}..{last} ({rep['n_days'].max()} sessions)")
+    if oracle:
+        print(
+            f"  {'oracle (what the delivered data can reveal)':44s} IC {oracle['ic']:+.4f}  t {oracle['t_stat']:+.1f}"
+        )
+    for r in rep.sort("name").to_dicts():
+        share = f"  ({r['ic'] / oracle['ic']:.0%} of oracle)" if oracle and oracle["ic"] > 0 else ""
+        print(f"  {r['name']:44s} IC {r['ic']:+.4f}  t {r['t_stat']:+.1f}{share}")
+    summary_file = home.outbox / "reports" / "backtest" / "summary.json"
+    if summary_file.exists():
+        s = json.loads(summary_file.read_text())
+        sharpe = s.get("sharpe_net", s.get("sharpe"))
+        if isinstance(sharpe, int | float):
+            print(f"backtest of the model book: net Sharpe {sharpe:.2f}")
+    _ = pl
+
+
+def _oracle_ic(home: AlphaHome, start: date, end: date) -> dict | None:
+    """The demo world's oracle IC over [start, end] against the same next-day returns the models are scored on
+    (ground truth: None outside the demo)."""
+    import polars as pl
+
+    from resources.lake import DeltaLake
+
+    path = home.ground_truth / "oracle.parquet"
+    lake = DeltaLake(home.lake)
+    if not path.exists() or not lake.exists("raw", "prices"):
+        return None
+    try:
+        from alpha_assets.world.oracle import oracle_ic
+
+        px = lake.read("raw", "prices", start, None, columns=["trade_date", "ticker", "close"])
+        res = oracle_ic(pl.read_parquet(path), px, start, end)
+        combined = res["oracle_z"]
+        return {"ic": float(combined["ic"]), "t_stat": float(combined["t_stat"])}
+    except Exception as e:  # the demo's truth is a bonus: never fail the summary over it
+        print(f"(oracle IC unavailable: {e})")
+        return None
 
 
 def summary(home: AlphaHome) -> None:
@@ -391,6 +591,93 @@ def _alt_quality() -> None:
         print("alt data vs the world's truth (latest run): " + "; ".join(parts))
 
 
+# ---------------------------------------------------------------------------------------------- explain
+def cmd_explain(args) -> int:
+    """Why TICKER got its score on DATE: each champion model's SHAP attribution, and a what-if score."""
+    import difflib
+
+    import numpy as np
+    import polars as pl
+
+    from alpha_assets.definitions import local_resources
+    from alpha_assets.lib.models.explain import predict_function, shap_frame, what_if
+    from alpha_assets.models.common import ModelBook, champion_recipe
+    from resources.lake import DeltaLake
+
+    home = _home(args)
+    try:
+        day = date.fromisoformat(args.date)
+    except ValueError:
+        print(f"error: --date {args.date!r} is not a date (YYYY-MM-DD)", file=sys.stderr)
+        return 2
+    lake = DeltaLake(home.lake)
+    if not lake.exists("features", "feature_matrix"):
+        print(
+            "error: no features.feature_matrix yet: run `alpha demo` or `alpha materialize` first",
+            file=sys.stderr,
+        )
+        return 2
+    rows = lake.read("features", "feature_matrix", day, day)
+    if lake.exists("features", "fused_embeddings"):
+        emb = lake.read("features", "fused_embeddings", day, day)
+        if emb.height:
+            rows = rows.join(emb.drop("fusion_version"), on=["trade_date", "ticker"], how="left")
+    if rows.height == 0:
+        print(f"error: no feature rows on {day} (not a session, or not materialized)", file=sys.stderr)
+        return 2
+    ticker = args.ticker.upper()
+    if ticker not in rows["ticker"].to_list():
+        close = difflib.get_close_matches(ticker, rows["ticker"].to_list(), n=5)
+        print(f"error: {ticker} has no row on {day}" + (f"; did you mean {', '.join(close)}?" if close else ""),
+              file=sys.stderr)  # fmt: skip
+        return 2
+    changes: dict[str, float] = {}
+    for item in args.set or []:
+        name, _, value = item.partition("=")
+        try:
+            changes[name.strip()] = float(value)
+        except ValueError:
+            print(f"error: --set {item!r}: expected feature=number", file=sys.stderr)
+            return 2
+    book = ModelBook(local_resources(home)["model_registry"])
+    recipe = champion_recipe(lake, day)
+    row = rows.filter(pl.col("ticker") == ticker)
+    print(f"{ticker} on {day} (champion recipe: {recipe}; features are per-day ranks in [-0.5, 0.5])")
+    if lake.exists("models", "alpha_scores"):
+        sc = lake.read("models", "alpha_scores", day, day)
+        if sc.height and ticker in sc["ticker"].to_list():
+            v = sc.filter(pl.col("ticker") == ticker)["alpha_score"][0]
+            rank = int((sc["alpha_score"] < v).sum()) + 1
+            print(f"  alpha_score {v:+.4f} (rank {rank} of {sc.height})")
+    found = False
+    for kind in book.kinds:
+        m = book.model_for(kind, recipe, day)
+        if m is None:
+            continue
+        found = True
+        x = row.select(m.features).fill_null(0.0).to_numpy().astype(np.float32)
+        bg = rows.select(m.features).fill_null(0.0).to_numpy().astype(np.float32)
+        sh = shap_frame(m.learner, kind, x, m.features, row.select("trade_date", "ticker"), background=bg,
+                        nsamples=50).sort(pl.col("shap_value").abs(), descending=True)  # fmt: skip
+        print(f"\n  {kind} v{m.version} (block {m.block}): score {sh['prediction'][0]:+.4f} = base "
+              f"{sh['base_value'][0]:+.4f} + contributions")  # fmt: skip
+        for r in sh.head(args.top).to_dicts():
+            val = float(row[r["feature"]][0]) if r["feature"] in row.columns else float("nan")
+            print(f"    {r['feature']:44s} value {val:+.3f}  shap {r['shap_value']:+.5f}")
+        if changes:
+            unknown = [c for c in changes if c not in m.features]
+            if unknown:
+                hint = {u: difflib.get_close_matches(u, m.features, n=3) for u in unknown}
+                print(f"error: unknown feature(s) for --set: {hint}", file=sys.stderr)
+                return 2
+            w = what_if(predict_function(m.learner, kind), x[0], m.features, changes)
+            print(f"    what-if {changes}: {w['base_score']:+.5f} -> {w['new_score']:+.5f}")
+    if not found:
+        print(f"error: no model trained for {day}'s block: run `alpha train --alpha`", file=sys.stderr)
+        return 2
+    return 0
+
+
 # ----------------------------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="alpha", description="The alpha asset platform")
@@ -398,13 +685,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
 
     def world_args(sp):
-        sp.add_argument("--tickers", type=int, default=50)
-        sp.add_argument("--days", type=int, default=252)
+        # a year to train on and a year out of sample, sized so `make demo` fits 10 minutes on 2 cores
+        sp.add_argument("--tickers", type=int, default=100)
+        sp.add_argument("--days", type=int, default=504)
         sp.add_argument(
             "--start", help="first session (default: the world ends on the last completed session)"
         )
         sp.add_argument("--seed", type=int, default=7)
-        sp.add_argument("--signal-strength", type=float, default=0.05, dest="signal_strength")
+        sp.add_argument("--signal-strength", type=float, default=0.1, dest="signal_strength",
+                        help="IC of the full planted alpha, about (0: a null world)")  # fmt: skip
+        sp.add_argument("--regime-break", dest="regime_break", metavar="DATE",
+                        help="from this session on the planted alpha is flipped or removed")  # fmt: skip
+        sp.add_argument("--regime-mode", dest="regime_mode", choices=["flip", "remove"], default="flip")
 
     w = sub.add_parser("world", help="the demo world simulator")
     wsub = w.add_subparsers(dest="world_cmd", required=True)
@@ -420,11 +712,18 @@ def build_parser() -> argparse.ArgumentParser:
     ss.set_defaults(fn=cmd_serve_site)
 
     tr = sub.add_parser(
-        "train", help="train (or reuse) the car detector: models/car_detector, logged to MLflow"
+        "train",
+        help="train (or reuse) the car detector (default) or, with --alpha, the alpha models per block",
     )
     tr.add_argument(
         "--weights", help="use these YOLO weights instead of training (e.g. a pretrained yolov8n.pt)"
     )
+    tr.add_argument(
+        "--alpha",
+        action="store_true",
+        help="train the alpha models (fusion encoder + learners) for every trainable quarterly block",
+    )
+    tr.add_argument("--budget", choices=["seed", "demo"], help="training budget for --alpha (default: seed)")
     tr.set_defaults(fn=cmd_train)
 
     d = sub.add_parser("demo", help="generate a world and materialize every asset over it")
@@ -437,6 +736,13 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--from", dest="date_from")
     m.add_argument("--to", dest="date_to")
     m.add_argument("--select", help="comma-separated asset keys, e.g. raw/prices,features/price_features")
+    m.add_argument(
+        "--job",
+        default="main",
+        choices=["main", "daily_data", "daily_book", "explain"],
+        help="main: every daily asset; daily_data: vendor files to the feature matrix; daily_book: "
+        "scores, books, risk, orders, monitoring (needs trained blocks); explain: SHAP and LIME",
+    )
     m.set_defaults(fn=cmd_materialize)
 
     b = sub.add_parser(
@@ -450,6 +756,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("query", nargs="?")
     s.add_argument("--format", choices=["table", "csv", "json"], default="table")
     s.set_defaults(fn=cmd_sql)
+
+    ex = sub.add_parser(
+        "explain", help="why a name got its score: SHAP per champion model, and a what-if score"
+    )
+    ex.add_argument("ticker")
+    ex.add_argument("--date", required=True, help="the trading day, YYYY-MM-DD")
+    ex.add_argument(
+        "--set", action="append", metavar="FEATURE=VALUE", help="what-if: set a feature (repeatable)"
+    )
+    ex.add_argument("--top", type=int, default=8, help="features shown per model")
+    ex.set_defaults(fn=cmd_explain)
 
     t = sub.add_parser("tables", help="list Delta tables with row counts and latest date")
     t.add_argument("--format", choices=["table", "csv", "json"], default="table")

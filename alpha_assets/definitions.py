@@ -23,20 +23,21 @@ from alpha_assets.altdata.vision_assets import car_detector, oil_tank_levels, pa
 from alpha_assets.altdata.web_assets import WEB_ASSETS, WEB_SENSORS
 from alpha_assets.backtest.assets import backtest
 from alpha_assets.features.assets import labels, price_features
+from alpha_assets.features.matrix import feature_matrix
 from alpha_assets.home import AlphaHome
 from alpha_assets.ingestion.assets import prices, universe
 from alpha_assets.ingestion.sensors import vendor_sensors
+from alpha_assets.models.explanations import lime_explanations, shap_values
+from alpha_assets.models.report import model_report, registry
+from alpha_assets.models.scoring import alpha_scores, fused_embeddings, predictions, promotions
+from alpha_assets.models.training import alpha_models, fusion_encoder
+from alpha_assets.monitoring.assets import feature_drift, model_health, retraining_sensor
 from alpha_assets.portfolio.assets import orders, target_weights
 from alpha_assets.risk.assets import risk_report
-from partitions import trading_days
+from partitions import trading_days, training_blocks
 from resources import DeltaIOManager, DeltaLakeResource, LocalVendorLanding, S3VendorLanding
-from resources.altdata import (
-    GroundTruthResource,
-    MlflowTracking,
-    ModelsDir,
-    SentimentResource,
-    WebVendorResource,
-)
+from resources.altdata import GroundTruthResource, SentimentResource, WebVendorResource
+from resources.model_registry import ModelRegistry
 from resources.outbox import OutboxResource
 
 
@@ -55,11 +56,11 @@ def local_resources(home: AlphaHome | None = None) -> dict:
         "lake_store": DeltaLakeResource(lake_root=lake_root),
         "landing": LocalVendorLanding(root=str(home.landing), quarantine_root=str(home.quarantine)),
         "outbox": OutboxResource(root=str(home.outbox)),
-        "mlflow": MlflowTracking(
+        "model_registry": ModelRegistry(
             tracking_uri=f"sqlite:///{home.mlflow / 'mlflow.db'}",
             artifact_root=str(home.mlflow / "artifacts"),
+            cache_dir=str(home.models / "registry_cache"),
         ),
-        "models_dir": ModelsDir(root=str(home.models)),
         "sentiment": SentimentResource(
             model_dir=os.environ.get("ALPHA_SENTIMENT_MODEL_DIR", ""),
             cache_dir=str(home.models / "sentiment"),
@@ -85,10 +86,11 @@ def prod_resources() -> dict:
         "lake_store": DeltaLakeResource(lake_root=lake_root, storage_options_json=storage),
         "landing": S3VendorLanding(bucket=EnvVar("ALPHA_LANDING_BUCKET"), endpoint_url=None),
         "outbox": OutboxResource(root=EnvVar("ALPHA_OUTBOX_DIR")),
-        "mlflow": MlflowTracking(
-            tracking_uri=EnvVar("MLFLOW_TRACKING_URI"), artifact_root=EnvVar("ALPHA_MLFLOW_ARTIFACT_ROOT")
+        "model_registry": ModelRegistry(
+            tracking_uri=EnvVar("MLFLOW_TRACKING_URI"),
+            artifact_root=EnvVar("ALPHA_MLFLOW_ARTIFACT_ROOT"),
+            cache_dir=EnvVar("ALPHA_MODELS_DIR"),
         ),
-        "models_dir": ModelsDir(root=EnvVar("ALPHA_MODELS_DIR")),
         "sentiment": SentimentResource(
             model_dir=EnvVar("ALPHA_SENTIMENT_MODEL_DIR"), cache_dir=EnvVar("ALPHA_MODELS_DIR")
         ),
@@ -102,10 +104,19 @@ def prod_resources() -> dict:
 
 
 ALT_ASSETS = [parking_lot_counts, oil_tank_levels, *TEXT_ASSETS, *WEB_ASSETS, alt_features]
-DAILY_ASSETS = [universe, prices, price_features, labels, target_weights, risk_report, orders, *ALT_ASSETS]
-ALL_ASSETS = [*DAILY_ASSETS, car_detector, backtest]
+DATA_ASSETS = [universe, prices, price_features, labels, *ALT_ASSETS, feature_matrix]
+MODEL_DAILY_ASSETS = [fused_embeddings, predictions, promotions, alpha_scores]
+BOOK_ASSETS = [target_weights, risk_report, orders]
+MONITORING_ASSETS = [model_health, feature_drift]
+EXPLAIN_ASSETS = [shap_values, lime_explanations]
+BLOCK_ASSETS = [fusion_encoder, alpha_models]
+DAILY_ASSETS = [*DATA_ASSETS, *MODEL_DAILY_ASSETS, *BOOK_ASSETS, *MONITORING_ASSETS]
+ALL_ASSETS = [*DAILY_ASSETS, *EXPLAIN_ASSETS, *BLOCK_ASSETS, car_detector, backtest, model_report, registry]
 BACKTEST = AssetSelection.assets(backtest)
 MODELS = AssetSelection.assets(car_detector)
+REPORTS = AssetSelection.assets(backtest, model_report, registry)
+EXPLAIN = AssetSelection.assets(*EXPLAIN_ASSETS)
+BLOCKS = AssetSelection.assets(*BLOCK_ASSETS)
 
 # Daily feeds must have yesterday's session by 10:00 UTC on the next weekday (WARN: the book still trades on
 # the last published values, and alt_features reports their age).
@@ -126,16 +137,33 @@ freshness_sensor = build_sensor_for_freshness_checks(
 
 FRESHNESS = AssetSelection.checks(*freshness_checks)  # run by their sensor, not inside the daily runs
 
-main_job = define_asset_job(
-    "main",
-    selection=AssetSelection.all() - BACKTEST - MODELS - FRESHNESS,
-    partitions_def=trading_days,
-    description="Every daily asset for a window of trading days (the demo and backfills run this).",
-)
+
+def _daily_job(name: str, assets: list, description: str):
+    return define_asset_job(name, selection=AssetSelection.assets(*assets).without_checks()
+                            | AssetSelection.checks_for_assets(*assets) - FRESHNESS,
+                            partitions_def=trading_days, description=description)  # fmt: skip
+
+
+main_job = _daily_job("main", DAILY_ASSETS, "Every daily asset for a window of trading days: vendor data, features, "
+                      "model scores, books, risk, orders, monitoring (backfills run this).")  # fmt: skip
+data_job = _daily_job("daily_data", DATA_ASSETS, "Vendor files to the feature matrix (no models needed).")
+book_job = _daily_job("daily_book", [*MODEL_DAILY_ASSETS, *BOOK_ASSETS, *MONITORING_ASSETS],
+                      "Model scores, ensemble, books, risk, orders and monitoring over trained blocks.")  # fmt: skip
+explain_job = _daily_job("explain", EXPLAIN_ASSETS, "SHAP and LIME for the days' books.")
+
+train_alpha_job = define_asset_job(
+    "train_alpha", selection=BLOCKS, partitions_def=training_blocks,
+    description="Train a retraining block (a quarter): the fusion encoder, then the four learners per recipe; "
+    "each model an MLflow run and a registered version.",
+)  # fmt: skip
 
 backtest_job = define_asset_job(
     "backtest_report", selection=BACKTEST, description="Simulate the executed books with costs."
 )
+reports_job = define_asset_job(
+    "model_report", selection=AssetSelection.assets(model_report, registry),
+    description="The out-of-sample model report and the registry mirror.",
+)  # fmt: skip
 
 train_models_job = define_asset_job(
     "train_models", selection=MODELS,
@@ -143,8 +171,8 @@ train_models_job = define_asset_job(
 )  # fmt: skip
 
 automation_sensor = AutomationConditionSensorDefinition(
-    "downstream_automation", target=AssetSelection.all() - BACKTEST, default_status=DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=30,
+    "downstream_automation", target=AssetSelection.all() - REPORTS - BLOCKS - EXPLAIN,
+    default_status=DefaultSensorStatus.RUNNING, minimum_interval_seconds=30,
 )  # fmt: skip
 
 
@@ -153,9 +181,18 @@ def build_definitions(resources: dict | None = None) -> Definitions:
         resources = local_resources() if deployment() == "local" else prod_resources()
     return Definitions(
         assets=ALL_ASSETS,
-        jobs=[main_job, backtest_job, train_models_job],
+        jobs=[
+            main_job,
+            data_job,
+            book_job,
+            explain_job,
+            train_alpha_job,
+            backtest_job,
+            reports_job,
+            train_models_job,
+        ],
         asset_checks=freshness_checks,
-        sensors=[*vendor_sensors, *WEB_SENSORS, automation_sensor, freshness_sensor],
+        sensors=[*vendor_sensors, *WEB_SENSORS, automation_sensor, freshness_sensor, retraining_sensor],
         resources=resources,
         # One process per run: on 2 cores, spawning a process per step costs more than the steps themselves.
         executor=in_process_executor,

@@ -43,12 +43,34 @@ def _trading_days(start: date) -> TimeWindowPartitionsDefinition:
 trading_days = _trading_days(partitions_start())
 monthly_training = MonthlyPartitionsDefinition(start_date=partitions_start().replace(day=1).isoformat())
 
+
+def _quarter_start(d: date) -> date:
+    return date(d.year, 3 * ((d.month - 1) // 3) + 1, 1)
+
+
+# Retraining blocks: one partition per calendar quarter (about 63 sessions, the seed's test block). A block's models
+# are trained on the sessions before the quarter (minus the purge) and score only the quarter's sessions.
+training_blocks = TimeWindowPartitionsDefinition(
+    cron_schedule="0 0 1 1,4,7,10 *",
+    start=datetime.combine(_quarter_start(partitions_start()), datetime.min.time()),
+    fmt="%Y-%m-%d",
+    timezone="UTC",
+    end_offset=1,  # the current quarter's block exists from its first day
+)
+# A daily asset reads the block its day falls in (the model trained for that quarter only).
+block_of_day = TimeWindowPartitionMapping()
+
 feature_lookback = TimeWindowPartitionMapping(
     start_offset=-FEATURE_LOOKBACK_SESSIONS, end_offset=0, allow_nonexistent_upstream_partitions=True
 )
 label_horizon = TimeWindowPartitionMapping(
     start_offset=0, end_offset=max(LABEL_HORIZONS), allow_nonexistent_upstream_partitions=True
 )
+
+
+def block_key(d: date) -> str:
+    """The training block (quarter) partition key that trading day ``d`` belongs to."""
+    return _quarter_start(d).isoformat()
 
 
 def window_dates(start: datetime, end: datetime) -> tuple[date, date]:

@@ -1,4 +1,4 @@
-"""Resources for the alternative-data sources: model tracking, the sentiment model, the vendor web site, and the
+"""Resources for the alternative-data sources: the sentiment model, the vendor web site, and the
 demo world's ground truth (used only to report measurement error, never as an input)."""
 
 from __future__ import annotations
@@ -8,71 +8,6 @@ from typing import Any
 
 from dagster import ConfigurableResource
 from pydantic import PrivateAttr
-
-
-class MlflowTracking(ConfigurableResource):
-    """An MLflow tracking server or local SQLite store, with artifacts under ``artifact_root``.
-
-    Local default: ``sqlite:///<ALPHA_HOME>/mlflow/mlflow.db`` with artifacts in ``<ALPHA_HOME>/mlflow/artifacts``.
-    Production: ``http://mlflow.internal:5000`` (or a PostgreSQL URI) and an ``s3://`` artifact root.
-    """
-
-    tracking_uri: str
-    artifact_root: str = ""
-
-    def client(self):
-        from mlflow.tracking import MlflowClient
-
-        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
-
-    def experiment_id(self, name: str) -> str:
-        client = self.client()
-        exp = client.get_experiment_by_name(name)
-        if exp is not None:
-            return exp.experiment_id
-        location = f"{self.artifact_root.rstrip('/')}/{name}" if self.artifact_root else None
-        if location and "://" not in location:
-            location = Path(location).resolve().as_uri()
-        return client.create_experiment(name, artifact_location=location)
-
-    def log_model_run(
-        self,
-        experiment: str,
-        run_name: str,
-        params: dict[str, Any],
-        metrics: dict[str, float],
-        artifacts: dict[str, Path],
-        tags: dict[str, str] | None = None,
-        registered_model: str | None = None,
-        registered_artifact: str | None = None,
-    ) -> dict[str, Any]:
-        """One finished MLflow run with params, metrics and artifacts; optionally a new registered model version.
-
-        Returns run_id, artifact_uri and (when registered) model_version."""
-        client = self.client()
-        run = client.create_run(self.experiment_id(experiment), run_name=run_name, tags=tags or {})
-        run_id = run.info.run_id
-        try:
-            for k, v in params.items():
-                client.log_param(run_id, k, str(v)[:500])
-            for k, v in metrics.items():
-                client.log_metric(run_id, k, float(v))
-            for sub, path in artifacts.items():
-                client.log_artifact(run_id, str(path), artifact_path=sub)
-            client.set_terminated(run_id, "FINISHED")
-        except Exception:
-            client.set_terminated(run_id, "FAILED")
-            raise
-        out: dict[str, Any] = {"run_id": run_id, "artifact_uri": run.info.artifact_uri}
-        if registered_model:
-            try:
-                client.get_registered_model(registered_model)
-            except Exception:
-                client.create_registered_model(registered_model)
-            source = f"{run.info.artifact_uri}/{registered_artifact or ''}".rstrip("/")
-            mv = client.create_model_version(registered_model, source=source, run_id=run_id)
-            out["model_version"] = int(mv.version)
-        return out
 
 
 class SentimentResource(ConfigurableResource):
@@ -129,15 +64,3 @@ class GroundTruthResource(ConfigurableResource):
             return None
         p = Path(self.root) / name
         return p if p.exists() else None
-
-
-class ModelsDir(ConfigurableResource):
-    """Where trained model files live (weights the next run reuses). A local folder, or a shared volume in
-    production: MLflow keeps the tracked copy, this is the working copy inference loads."""
-
-    root: str
-
-    def path(self, *parts: str) -> Path:
-        p = Path(self.root).joinpath(*parts)
-        p.mkdir(parents=True, exist_ok=True)
-        return p

@@ -11,8 +11,9 @@ import hashlib
 import json
 import math
 import shutil
+import tempfile
 import time
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from pathlib import Path
 
 import polars as pl
@@ -34,22 +35,22 @@ from dagster import (
 from alpha_assets.altdata._landing import SidecarError, files_in_window, read_sidecar, sidecar_name
 from alpha_assets.lib.altdata.point_in_time import TS, published_at
 from partitions import trading_days, window_dates
-from resources.altdata import GroundTruthResource, MlflowTracking, ModelsDir
+from resources.altdata import GroundTruthResource
 from resources.lake_resource import DeltaLakeResource
 from resources.landing import VendorLanding
+from resources.model_registry import CHAMPION, ModelRegistry
 
 DETECTOR = AssetKey(["models", "car_detector"])
 PARKING, PARKING_IMAGES = AssetKey(["raw", "parking_lot_counts"]), AssetKey(["raw", "parking_lot_images"])
 TANKS, TANK_LEVELS = AssetKey(["raw", "oil_tanks"]), AssetKey(["raw", "oil_tank_levels"])
 TRAINING_PREFIX, PARKING_PREFIX, TANK_PREFIX = "detector_training", "parking", "tanks"
 
-REGISTRY_SCHEMA = {
-    "version": pl.Int64, "fingerprint": pl.String, "source": pl.String, "weights_path": pl.String,
-    "created_at": TS, "architecture": pl.String, "epochs": pl.Int64, "imgsz": pl.Int64,
-    "train_images": pl.Int64, "val_images": pl.Int64, "val_count_mae": pl.Float64,
-    "val_count_mae_pct": pl.Float64, "train_seconds": pl.Float64, "mlflow_run_id": pl.String,
-    "mlflow_model_version": pl.Int64, "activated_at": TS,
+# models.car_detector mirrors the MLflow registry's car_detector versions (read-only, for SQL); MLflow decides.
+MIRROR_SCHEMA = {
+    "version": pl.Int64, "aliases": pl.String, "fingerprint": pl.String, "source": pl.String,
+    "run_id": pl.String, "val_count_mae": pl.Float64, "val_count_mae_pct": pl.Float64, "train_seconds": pl.Float64,
 }  # fmt: skip
+DETECTOR_MODEL = "car_detector"
 
 
 class CarDetectorConfig(Config):
@@ -123,117 +124,101 @@ def _val_count_error(model, root: Path) -> tuple[float, float]:
     group_name="models",
     kinds={"pytorch", "mlflow", "delta"},
     description="The YOLOv8n car detector: trained on the vendor's labelled sample (or a user's weights), "
-    "logged to MLflow; one Delta row per model version.",
+    "registered in MLflow (alias champion = current); the Delta table mirrors its versions.",
 )
 def car_detector(
     context: AssetExecutionContext,
     config: CarDetectorConfig,
     landing: VendorLanding,
-    lake_store: DeltaLakeResource,
-    models_dir: ModelsDir,
-    mlflow: MlflowTracking,
+    model_registry: ModelRegistry,
 ):
     from alpha_assets.lib.altdata.vision import load_car_detector, train_car_detector
 
-    lake = lake_store.lake
-    registry = (
-        lake.read("models", "car_detector").cast(REGISTRY_SCHEMA)
-        if lake.exists("models", "car_detector")
-        else pl.DataFrame(schema=REGISTRY_SCHEMA)
-    )
-    work = models_dir.path("car_detector")
     params: dict = {"architecture": config.architecture, "epochs": config.epochs, "imgsz": config.imgsz,
                     "batch": config.batch, "seed": config.seed}  # fmt: skip
     n_train = n_val = 0
     root = data_yaml = None
-    if config.weights_path:
-        weights = Path(config.weights_path).expanduser()
-        if not weights.is_file():
-            raise FileNotFoundError(
-                f"car detector weights_path {weights} does not exist (nothing is downloaded)"
+    with tempfile.TemporaryDirectory(prefix="car_detector_") as tmp:
+        work = Path(tmp)
+        if config.weights_path:
+            weights = Path(config.weights_path).expanduser()
+            if not weights.is_file():
+                raise FileNotFoundError(
+                    f"car detector weights_path {weights} does not exist (nothing is downloaded)"
+                )
+            fingerprint, source = "user:" + _sha256_file(weights), "user"
+            params = {"weights_path": str(weights)}
+        else:
+            root, data_yaml, data_fp, n_train, n_val = _local_training_set(landing, work)
+            fingerprint = hashlib.sha256((data_fp + json.dumps(params, sort_keys=True)).encode()).hexdigest()
+            source, weights = "trained", work / "best.pt"
+        known = model_registry.find(DETECTOR_MODEL, fingerprint=fingerprint)
+        if known is not None and not config.force_retrain:
+            context.log.info(
+                f"car detector unchanged (fingerprint {fingerprint[:12]}): reusing version {known.version}"
             )
-        fingerprint, source = "user:" + _sha256_file(weights), "user"
-        params = {"weights_path": str(weights)}
-    else:
-        root, data_yaml, data_fp, n_train, n_val = _local_training_set(landing, work)
-        fingerprint = hashlib.sha256((data_fp + json.dumps(params, sort_keys=True)).encode()).hexdigest()
-        source, weights = "trained", work / fingerprint[:16] / "best.pt"
-    known = registry.filter(pl.col("fingerprint") == fingerprint).sort("version").tail(1).to_dicts()
-    if known and Path(known[0]["weights_path"]).is_file() and not config.force_retrain:
-        row = known[0]
-        context.log.info(
-            f"car detector unchanged (fingerprint {fingerprint[:12]}): reusing version {row['version']}"
-        )
-        # Reuse makes that version the current one again: inference loads the most recently activated row.
-        now = datetime.now(timezone.utc)
-        out = registry.with_columns(
-            pl.when(pl.col("version") == row["version"]).then(pl.lit(now, dtype=TS))
-            .otherwise(pl.col("activated_at")).alias("activated_at")
+            # Reuse makes that version the champion again: inference loads the champion.
+            model_registry.set_alias(DETECTOR_MODEL, CHAMPION, known.version)
+            return Output(
+                detector_mirror(model_registry),
+                metadata={"reused": True, "version": known.version, "fingerprint": fingerprint,
+                          "mlflow_run_id": known.run_id},
+            )  # fmt: skip
+        t0 = time.perf_counter()
+        if source == "trained":
+            best = train_car_detector(
+                data_yaml, work / "run", epochs=config.epochs, imgsz=config.imgsz, seed=config.seed,
+                batch=config.batch, architecture=config.architecture,
+            )  # fmt: skip
+            shutil.copy2(best, weights)
+        train_seconds = time.perf_counter() - t0
+        model = load_car_detector(weights)
+        if config.car_class_ids:
+            mae, mae_pct = float("nan"), float("nan")  # a user's class map: the vendor's labels may not apply
+        else:
+            mae, mae_pct = _val_count_error(model, root) if root else (float("nan"), float("nan"))
+        metrics = {"train_seconds": train_seconds}
+        if not math.isnan(mae):
+            metrics |= {"val_count_mae": mae, "val_count_mae_pct": mae_pct}
+        model_dir = work / "model"
+        model_dir.mkdir()
+        shutil.copy2(weights, model_dir / weights.name)
+        mv = model_registry.log_model(
+            DETECTOR_MODEL, f"{DETECTOR_MODEL}-{fingerprint[:12]}",
+            {**params, "source": source, "train_images": n_train, "val_images": n_val, "fingerprint": fingerprint},
+            metrics, model_dir, run_tags={"dagster/run_id": context.run_id},
+            version_tags={"fingerprint": fingerprint, "source": source, "weights_file": weights.name}, alias=CHAMPION,
         )  # fmt: skip
-        yield Output(
-            out.sort("version"),
-            metadata={"reused": True, "version": row["version"], "weights_path": row["weights_path"],
-                      "fingerprint": fingerprint, "mlflow_run_id": row["mlflow_run_id"] or ""},
-        )  # fmt: skip
-        return
-    t0 = time.perf_counter()
-    if source == "trained":
-        run_dir = work / fingerprint[:16] / "run"
-        best = train_car_detector(
-            data_yaml, run_dir, epochs=config.epochs, imgsz=config.imgsz, seed=config.seed,
-            batch=config.batch, architecture=config.architecture,
-        )  # fmt: skip
-        shutil.copy2(best, weights)
-    train_seconds = time.perf_counter() - t0
-    model = load_car_detector(weights)
-    if config.car_class_ids:
-        mae, mae_pct = float("nan"), float("nan")  # a user's class map: the vendor's labels may not apply
-    else:
-        mae, mae_pct = _val_count_error(model, root) if root else (float("nan"), float("nan"))
-    version = int(registry["version"].max() or 0) + 1
-    metrics = {"train_seconds": train_seconds}
-    if not math.isnan(mae):
-        metrics |= {"val_count_mae": mae, "val_count_mae_pct": mae_pct}
-    logged = mlflow.log_model_run(
-        "car_detector", f"car_detector-v{version}", {**params, "source": source, "train_images": n_train,
-                                                      "val_images": n_val, "fingerprint": fingerprint},
-        metrics, {"weights": weights}, tags={"dagster/run_id": context.run_id},
-        registered_model="car_detector", registered_artifact=f"weights/{weights.name}",
-    )  # fmt: skip
-    row = {
-        "version": version, "fingerprint": fingerprint, "source": source, "weights_path": str(weights),
-        "created_at": datetime.now(timezone.utc), "architecture": config.architecture if source == "trained"
-        else weights.name, "epochs": config.epochs if source == "trained" else 0, "imgsz": config.imgsz,
-        "train_images": n_train, "val_images": n_val, "val_count_mae": mae, "val_count_mae_pct": mae_pct,
-        "train_seconds": train_seconds, "mlflow_run_id": logged["run_id"],
-        "mlflow_model_version": logged.get("model_version"), "activated_at": datetime.now(timezone.utc),
-    }  # fmt: skip
-    out = pl.concat([registry, pl.DataFrame([row], schema=REGISTRY_SCHEMA)]).sort("version")
-    yield Output(
-        out,
-        metadata={"reused": False, "version": version, "source": source, "weights_path": str(weights),
-                  "fingerprint": fingerprint, "train_seconds": round(train_seconds, 1), "train_images": n_train,
-                  "val_count_mae": mae, "val_count_mae_pct": mae_pct, "mlflow_run_id": logged["run_id"],
-                  "mlflow_model_version": logged.get("model_version", 0)},
+    return Output(
+        detector_mirror(model_registry),
+        metadata={"reused": False, "version": mv.version, "source": source, "fingerprint": fingerprint,
+                  "train_seconds": round(train_seconds, 1), "train_images": n_train, "val_count_mae": mae,
+                  "val_count_mae_pct": mae_pct, "mlflow_run_id": mv.run_id},
     )  # fmt: skip
 
 
-def current_detector(lake_store: DeltaLakeResource, mlflow: MlflowTracking) -> dict:
-    """The most recently activated registry row; its weights come from MLflow when the local copy is gone (another machine)."""
-    lake = lake_store.lake
-    if not lake.exists("models", "car_detector"):
+def detector_mirror(model_registry: ModelRegistry) -> pl.DataFrame:
+    rows = []
+    for v in model_registry.versions(DETECTOR_MODEL):
+        m = model_registry.run_metrics(v.run_id)
+        rows.append({"version": v.version, "aliases": ",".join(sorted(v.aliases)),
+                     "fingerprint": v.tags.get("fingerprint", ""), "source": v.tags.get("source", ""),
+                     "run_id": v.run_id, "val_count_mae": m.get("val_count_mae"),
+                     "val_count_mae_pct": m.get("val_count_mae_pct"), "train_seconds": m.get("train_seconds")})  # fmt: skip
+    return pl.DataFrame(rows, schema=MIRROR_SCHEMA)
+
+
+def current_detector(model_registry: ModelRegistry) -> dict:
+    """The registry's champion car detector: its version and a local copy of its weights (downloaded from MLflow
+    once per machine, then cached)."""
+    mv = model_registry.by_alias(DETECTOR_MODEL, CHAMPION)
+    if mv is None:
         raise FileNotFoundError(
-            "no car detector yet: materialize models/car_detector first (job train_models)"
+            "no car detector in the model registry yet: materialize models/car_detector first (job train_models)"
         )
-    row = lake.read("models", "car_detector").sort("activated_at").tail(1).to_dicts()[0]
-    if not Path(row["weights_path"]).is_file():
-        import mlflow as mlflow_lib
-
-        row["weights_path"] = mlflow_lib.artifacts.download_artifacts(
-            run_id=row["mlflow_run_id"], artifact_path=f"weights/{Path(row['weights_path']).name}",
-            tracking_uri=mlflow.tracking_uri,
-        )  # fmt: skip
-    return row
+    path = model_registry.download(mv)
+    return {"version": mv.version, "weights_path": str(Path(path) / mv.tags.get("weights_file", "best.pt")),
+            "mlflow_run_id": mv.run_id, "fingerprint": mv.tags.get("fingerprint", "")}  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------ shared image intake
@@ -359,7 +344,7 @@ def parking_lot_counts(
     context: AssetExecutionContext,
     landing: VendorLanding,
     lake_store: DeltaLakeResource,
-    mlflow: MlflowTracking,
+    model_registry: ModelRegistry,
     ground_truth: GroundTruthResource,
 ):
     """Cars per parking-lot image (YOLO on CPU), then per ticker-day. Each image's capture time comes from its
@@ -372,7 +357,7 @@ def parking_lot_counts(
     images = pl.DataFrame(schema=IMAGE_SCHEMA)
     meta: dict = {}
     if good:
-        detector = current_detector(lake_store, mlflow)
+        detector = current_detector(model_registry)
         model = load_car_detector(Path(detector["weights_path"]))
         t0 = time.perf_counter()
         counts = count_cars(model, [p for _, _, p, _ in good])

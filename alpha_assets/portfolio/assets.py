@@ -15,6 +15,7 @@ from dagster import (
     AssetOut,
     BackfillPolicy,
     Config,
+    Failure,
     MetadataValue,
     Output,
     TimeWindowPartitionMapping,
@@ -31,6 +32,8 @@ from resources.lake_resource import DeltaLakeResource
 from resources.outbox import OutboxResource
 
 WEIGHTS = AssetKey(["portfolio", "target_weights"])
+ALPHA_SCORES = AssetKey(["models", "alpha_scores"])
+PRICE_FEATURES = AssetKey(["features", "price_features"])
 AUDIT = AssetKey(["portfolio", "weights_audit"])
 previous_day = TimeWindowPartitionMapping(
     start_offset=-1, end_offset=0, allow_nonexistent_upstream_partitions=True
@@ -40,7 +43,9 @@ previous_day = TimeWindowPartitionMapping(
 class PortfolioConfig(Config):
     """Limits and book construction a PM tunes (shown in the launchpad)."""
 
-    alpha_source: str = "mom_60_5"  # a price-feature column until models.alpha_scores lands
+    # "alpha_scores": the model ensemble (models.alpha_scores). Any other value names a column of
+    # features.price_features to trade instead: a research baseline, and how the portfolio tests run without models.
+    alpha_source: str = "alpha_scores"
     # 0.3, not 0.2: at 5% per name each half-book needs >= 10 names, which a 50-name universe only has at 0.3.
     long_quantile: float = 0.3
     short_quantile: float = 0.3
@@ -59,6 +64,22 @@ class PortfolioConfig(Config):
             max_country_weight=self.max_country_weight, max_corr_group_weight=self.max_corr_group_weight,
             min_adv_usd=self.min_adv_usd, gross_leverage=self.gross_leverage,
         )  # fmt: skip
+
+
+def alpha_table_of(alpha_source: str) -> tuple[str, str]:
+    return ("models", "alpha_scores") if alpha_source == "alpha_scores" else ("features", "price_features")
+
+
+def read_alpha(lake, alpha_source: str, start, end, version: int | None) -> pl.DataFrame:
+    """trade_date, ticker, alpha_score (+ model_versions for the ensemble) at the given Delta version."""
+    table = alpha_table_of(alpha_source)
+    df = lake.read(*table, start, end, version=version)
+    if alpha_source == "alpha_scores":
+        return df.select("trade_date", "ticker", "alpha_score", "model_versions")
+    if alpha_source not in df.columns:
+        raise Failure(f"alpha_source '{alpha_source}' is neither 'alpha_scores' nor a column of "
+                      "features.price_features")
+    return df.select("trade_date", "ticker", pl.col(alpha_source).alias("alpha_score"))
 
 
 def code_version() -> str:
@@ -94,10 +115,11 @@ def code_version() -> str:
         ),
     },
     ins={
-        "features": AssetIn(key=AssetKey(["features", "price_features"])),
         "prices": AssetIn(key=AssetKey(["raw", "prices"]), partition_mapping=feature_lookback),
         "universe": AssetIn(key=AssetKey(["raw", "universe"])),
     },
+    # The alpha is read from the lake (below) so the recorded Delta version is exactly the one used.
+    deps=[ALPHA_SCORES, PRICE_FEATURES],
     partitions_def=trading_days,
     backfill_policy=BackfillPolicy.single_run(),
     group_name="portfolio",
@@ -121,8 +143,8 @@ def code_version() -> str:
         ),
     ],  # fmt: skip
 )
-def target_weights(context: AssetExecutionContext, config: PortfolioConfig, features: pl.DataFrame,
-                   prices: pl.DataFrame, universe: pl.DataFrame, lake_store: DeltaLakeResource):  # fmt: skip
+def target_weights(context: AssetExecutionContext, config: PortfolioConfig, prices: pl.DataFrame,
+                   universe: pl.DataFrame, lake_store: DeltaLakeResource):  # fmt: skip
     """Long/short books from the alpha score, sized by HRP inside each book, then capped by the limits.
 
     The audit table records, for each day, the Delta versions of every input, the signal/model version and the
@@ -130,20 +152,22 @@ def target_weights(context: AssetExecutionContext, config: PortfolioConfig, feat
     start, end = window_dates(*context.partition_time_window)
     limits = config.limits()
     lake = lake_store.lake
+    alpha_table = alpha_table_of(config.alpha_source)
+    if not lake.exists(*alpha_table):
+        raise Failure(f"{'.'.join(alpha_table)} does not exist yet: materialize it first"
+                      + (" (train the models: `alpha train --alpha`)" if alpha_table[1] == "alpha_scores" else ""))
     versions = {f"{layer}.{name}": lake.version(layer, name) for layer, name in
-                (("features", "price_features"), ("raw", "prices"), ("raw", "universe"))}  # fmt: skip
+                (alpha_table, ("raw", "prices"), ("raw", "universe"))}  # fmt: skip
+    alpha = read_alpha(lake, config.alpha_source, start, end, versions[".".join(alpha_table)])
     # The same for every day of the run: computed once (code_version runs git).
     provenance = {"input_versions": json.dumps(versions, sort_keys=True), "alpha_source": config.alpha_source,
-                  "model_version": f"price-signal:{config.alpha_source}", "code_version": code_version(),
-                  "config": json.dumps(config.model_dump(), sort_keys=True)}  # fmt: skip
+                  "code_version": code_version(), "config": json.dumps(config.model_dump(), sort_keys=True)}  # fmt: skip
     frames, audit, infeasible, breaches = [], [], [], []
     for day in sessions_between(start, end):
-        f = features.filter(pl.col("trade_date") == day)
-        if config.alpha_source not in f.columns:
-            raise ValueError(
-                f"alpha_source '{config.alpha_source}' is not a column of features.price_features"
-            )
-        scores = f.select("ticker", pl.col(config.alpha_source).alias("alpha_score")).drop_nulls()
+        f = alpha.filter(pl.col("trade_date") == day)
+        scores = f.select("ticker", "alpha_score").drop_nulls()
+        model_version = (f["model_versions"][0] if "model_versions" in f.columns and f.height
+                         else f"price-signal:{config.alpha_source}")  # fmt: skip
         u = universe.filter(pl.col("trade_date") == day)
         if scores.height == 0 or u.height == 0:
             continue
@@ -155,7 +179,7 @@ def target_weights(context: AssetExecutionContext, config: PortfolioConfig, feat
             continue
         breaches += [f"{day}: {b}" for b in check_limits(w, u, limits)]
         frames.append(w)
-        audit.append({"trade_date": day, **provenance, "names": w.height})
+        audit.append({"trade_date": day, **provenance, "model_version": model_version, "names": w.height})
     df = pl.concat(frames) if frames else pl.DataFrame(schema=WEIGHT_SCHEMA)
     audit_df = pl.DataFrame(audit, schema={"trade_date": pl.Date, "input_versions": pl.Utf8, "alpha_source": pl.Utf8,
                                            "model_version": pl.Utf8, "code_version": pl.Utf8, "config": pl.Utf8,
@@ -197,10 +221,11 @@ def rebuild_weights(lake, day, audit_row: dict) -> pl.DataFrame:
 
     versions = json.loads(audit_row["input_versions"])
     cfg = PortfolioConfig(**json.loads(audit_row["config"]))
-    feats = lake.read("features", "price_features", day, day, version=versions["features.price_features"])
+    table = alpha_table_of(cfg.alpha_source)
+    alpha = read_alpha(lake, cfg.alpha_source, day, day, versions[".".join(table)])
     prices = lake.read("raw", "prices", shift_sessions(day, -125), day, version=versions["raw.prices"])
     uni = lake.read("raw", "universe", day, day, version=versions["raw.universe"])
-    scores = feats.select("ticker", pl.col(cfg.alpha_source).alias("alpha_score")).drop_nulls()
+    scores = alpha.select("ticker", "alpha_score").drop_nulls()
     return day_target_weights(day, scores, prices, uni, cfg.limits(), cfg.cov_window)
 
 

@@ -1,0 +1,149 @@
+"""The alpha ensemble: weight each model by its trailing out-of-sample IC, combine their ranked scores into one
+alpha score per name-day, and flag model pairs that say the same thing.
+
+The weights for day D only use ICs whose labels were known at D's cut-off: the IC of day t on ``fwd_ret_h``
+needs the close of session t+h, so only t <= D - h sessions count. A model without ``min_history`` such days
+(a new model, the first quarter) gets the seed weights, and so does everyone when no model has a positive
+trailing IC: a zero-information period is no reason to bet on the least bad model.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from datetime import date
+from itertools import combinations
+
+import polars as pl
+
+from alpha_assets.lib.models.metrics import MIN_NAMES, cross_sectional_rank
+
+SEED_WEIGHTS: dict[str, float] = {"xgboost": 0.3, "lightgbm": 0.3, "catboost": 0.2, "mlp": 0.2}
+
+
+def _normalised(w: dict[str, float]) -> dict[str, float]:
+    total = sum(w.values())
+    return {k: v / total for k, v in w.items()}
+
+
+def ensemble_weights(
+    trailing_ic: dict[str, float | None],
+    min_history: int,
+    history_days: dict[str, int],
+    seed_weights: dict[str, float] = SEED_WEIGHTS,
+) -> dict[str, float]:
+    """Weights over the models of ``seed_weights`` (summing to 1, non-negative).
+
+    Proportional to max(trailing IC, 0) once every model has >= ``min_history`` days of known IC; the seed
+    weights (normalised) before that, or when no model's trailing IC is positive. Models outside
+    ``seed_weights`` are ignored (the seed weights define the ensemble's members).
+    """
+    models = list(seed_weights)
+    seed = _normalised(dict(seed_weights))
+    ready = all(history_days.get(m, 0) >= min_history and trailing_ic.get(m) is not None for m in models)
+    if not ready:
+        return seed
+    clipped = {m: max(float(trailing_ic[m]), 0.0) for m in models}
+    if sum(clipped.values()) <= 0:
+        return seed
+    return _normalised(clipped)
+
+
+def trailing_ic(
+    daily_ic_by_model: pl.DataFrame,
+    day: date,
+    window: int = 63,
+    horizon: int = 1,
+    sessions: Sequence[date] | None = None,
+) -> dict[str, dict]:
+    """Per model {"ic": mean IC over the window or None, "n_days": days used}, from trade_date, model, ic rows.
+
+    Only days t with t <= (``day`` - ``horizon`` sessions) count (their label was known at ``day``'s cut-off),
+    and of those the last ``window`` sessions. Sessions come from ``sessions`` (pass the trading calendar) or,
+    when None, from the trade_dates in the frame plus ``day`` (exact as long as no session is missing from it).
+    """
+    cal = sorted(
+        set(sessions) if sessions is not None else set(daily_ic_by_model["trade_date"].to_list()) | {day}
+    )
+    i = bisect.bisect_left(cal, day)  # position of day (or of the first session after it)
+    last_known = i - horizon
+    models = daily_ic_by_model["model"].unique().sort().to_list()
+    if last_known < 0:
+        return {m: {"ic": None, "n_days": 0} for m in models}
+    hi = cal[last_known]
+    lo = cal[max(0, last_known - window + 1)]
+    known = daily_ic_by_model.filter(pl.col("trade_date").is_between(lo, hi)).drop_nulls("ic")
+    stats = {
+        r["model"]: r
+        for r in known.group_by("model").agg(pl.col("ic").mean(), pl.len().alias("n")).to_dicts()
+    }
+    return {
+        m: {"ic": stats[m]["ic"], "n_days": int(stats[m]["n"])} if m in stats else {"ic": None, "n_days": 0}
+        for m in models
+    }
+
+
+def weights_for_day(
+    daily_ic_by_model: pl.DataFrame,
+    day: date,
+    min_history: int = 20,
+    window: int = 63,
+    horizon: int = 1,
+    sessions: Sequence[date] | None = None,
+    seed_weights: dict[str, float] = SEED_WEIGHTS,
+) -> dict[str, float]:
+    """``ensemble_weights`` fed by ``trailing_ic`` for one day (the usual composition)."""
+    stats = trailing_ic(daily_ic_by_model, day, window, horizon, sessions)
+    return ensemble_weights(
+        {m: s["ic"] for m, s in stats.items()},
+        min_history,
+        {m: s["n_days"] for m, s in stats.items()},
+        seed_weights,
+    )
+
+
+def combine(predictions: pl.DataFrame, weights: dict[str, float] | pl.DataFrame) -> pl.DataFrame:
+    """trade_date, ticker, alpha_score: the weighted sum of each model's score ranked to [-0.5, 0.5] per day.
+
+    ``predictions`` is long (trade_date, ticker, model, score). ``weights`` is one dict for every day or a frame
+    (trade_date, model, weight) of per-day weights. A model missing a name counts as neutral (0) for it.
+    """
+    ranked = predictions.with_columns(cross_sectional_rank("score", ["trade_date", "model"]).alias("rank"))
+    if isinstance(weights, dict):
+        w = pl.DataFrame({"model": list(weights), "weight": [float(v) for v in weights.values()]})
+        ranked = ranked.join(w, on="model", how="inner")
+    else:
+        ranked = ranked.join(
+            weights.select("trade_date", "model", "weight"), on=["trade_date", "model"], how="inner"
+        )
+    return (
+        ranked.group_by("trade_date", "ticker")
+        .agg((pl.col("rank").fill_null(0.0) * pl.col("weight")).sum().alias("alpha_score"))
+        .sort("trade_date", "ticker")
+    )
+
+
+def correlation_report(predictions: pl.DataFrame, threshold: float = 0.7) -> pl.DataFrame:
+    """model_a, model_b, mean_corr (mean daily rank correlation of their scores), n_days, above_threshold."""
+    wide = predictions.pivot(
+        on="model", index=["trade_date", "ticker"], values="score", aggregate_function="first"
+    )
+    models = sorted(c for c in wide.columns if c not in ("trade_date", "ticker"))
+    rows = []
+    for a, b in combinations(models, 2):
+        daily = (
+            wide.select("trade_date", a, b)
+            .drop_nulls()
+            .with_columns(pl.col(a, b).rank("average").over("trade_date"))
+            .group_by("trade_date")
+            .agg(pl.corr(a, b).alias("rho"), pl.len().alias("n"))
+            .filter(pl.col("n") >= MIN_NAMES)
+            .with_columns(pl.col("rho").fill_nan(None))
+            .drop_nulls()
+        )
+        mean = float(daily["rho"].mean()) if daily.height else float("nan")
+        rows.append({"model_a": a, "model_b": b, "mean_corr": mean, "n_days": daily.height,
+                     "above_threshold": bool(mean > threshold) if daily.height else False})  # fmt: skip
+    schema = {"model_a": pl.String, "model_b": pl.String, "mean_corr": pl.Float64, "n_days": pl.Int64,
+              "above_threshold": pl.Boolean}  # fmt: skip
+    return pl.DataFrame(rows, schema=schema)

@@ -1,0 +1,425 @@
+"""The four alpha learners (XGBoost, LightGBM, CatBoost, an MLP) behind one small interface: fit with early
+stopping on the validation slice, predict, importance, save/load in each framework's native format.
+
+Every learner regresses the (cross-sectionally ranked) label with squared error, is seeded, and is bit-identical
+run to run at a fixed thread count. Hyper-parameters come in two budgets: ``seed`` (the fund's design values,
+1000 trees / 50 epochs) and ``demo`` (300 trees at a higher learning rate, fewer epochs), and any ``params``
+dict overrides either. The heavy frameworks are imported inside the methods that use them.
+
+Saved layout: ``directory/meta.json`` (kind, params, seed, feature names, best iteration, MLP scaling and
+importances) next to the model file: ``model.json`` (XGBoost), ``model.txt`` (LightGBM), ``model.cbm``
+(CatBoost), ``model.pt`` (a torch ``state_dict``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+MODEL_KINDS = ("xgboost", "lightgbm", "catboost", "mlp")
+EARLY_STOPPING_ROUNDS = 50  # trees: stop after this many rounds without validation improvement
+
+DEFAULT_PARAMS: dict[str, dict] = {
+    "xgboost": {
+        "n_estimators": 1000,
+        "max_depth": 6,
+        "learning_rate": 0.01,
+        "subsample": 0.8,
+        "colsample_bytree": 0.8,
+    },
+    "lightgbm": {
+        "num_leaves": 31,
+        "learning_rate": 0.01,
+        "n_estimators": 1000,
+        "feature_fraction": 0.8,
+        "bagging_fraction": 0.8,
+        "bagging_freq": 5,
+    },
+    "catboost": {"iterations": 1000, "depth": 6, "learning_rate": 0.03},
+    "mlp": {
+        "hidden": (512, 256, 128),
+        "dropout": 0.3,
+        "learning_rate": 1e-3,
+        "batch_size": 512,
+        "max_epochs": 50,
+        "patience": 5,
+    },
+}
+
+# The demo budget: the same models, fewer and larger steps, so a quarter retrains in seconds on 2 cores.
+DEMO_OVERRIDES: dict[str, dict] = {
+    "xgboost": {"n_estimators": 300, "learning_rate": 0.05},
+    "lightgbm": {"n_estimators": 300, "learning_rate": 0.05},
+    "catboost": {"iterations": 300, "learning_rate": 0.1},
+    "mlp": {"hidden": (256, 128, 64), "max_epochs": 15, "patience": 3},
+}
+
+BUDGETS = ("seed", "demo")
+MLP_IMPORTANCE_ROWS = 2000
+
+
+def params_for(kind: str, budget: str = "seed", params: dict | None = None) -> dict:
+    """The hyper-parameters of ``kind`` at a budget, with ``params`` overriding."""
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"unknown model kind {kind!r}; expected one of {MODEL_KINDS}")
+    if budget not in BUDGETS:
+        raise ValueError(f"unknown budget {budget!r}; expected one of {BUDGETS}")
+    out = dict(DEFAULT_PARAMS[kind])
+    if budget == "demo":
+        out.update(DEMO_OVERRIDES[kind])
+    out.update(params or {})
+    return out
+
+
+def _f32(a) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(a, dtype=np.float32))
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int):
+    """torch with ``n`` threads and deterministic algorithms, restoring the caller's global settings after."""
+    import torch
+
+    before, was_deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(n)
+    torch.use_deterministic_algorithms(True)  # CPU kernels used here have deterministic versions: no cost
+    try:
+        yield torch
+    finally:
+        torch.set_num_threads(before)
+        torch.use_deterministic_algorithms(was_deterministic)
+
+
+def _mlp_net(n_in: int, hidden: tuple[int, ...], dropout: float):
+    from torch import nn
+
+    layers: list = []
+    width = n_in
+    for h in hidden:
+        layers += [nn.Linear(width, h), nn.ReLU(), nn.Dropout(dropout)]
+        width = h
+    layers.append(nn.Linear(width, 1))
+    return nn.Sequential(*layers)
+
+
+class Learner:
+    """One trained (or to-be-trained) alpha model."""
+
+    def __init__(
+        self,
+        kind: str,
+        params: dict,
+        seed: int = 7,
+        threads: int = 2,
+        feature_names: list[str] | None = None,
+    ):
+        if kind not in MODEL_KINDS:
+            raise ValueError(f"unknown model kind {kind!r}; expected one of {MODEL_KINDS}")
+        self.kind = kind
+        self.params = dict(params)
+        self.seed = seed
+        self.threads = threads
+        self.feature_names: list[str] = list(feature_names or [])
+        self.best_iteration: int | None = None
+        self.model = None
+        self._scale: tuple[np.ndarray, np.ndarray] | None = None  # MLP input mean/std from the fit rows
+        self._importance: dict[str, float] | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"Learner({self.kind}, features={len(self.feature_names)}, best_iteration={self.best_iteration})"
+        )
+
+    # ----------------------------------------------------------------------------------------------- fit
+    def fit(self, X, y, X_val=None, y_val=None, feature_names: list[str] | None = None) -> Learner:
+        """Fit on (X, y), early-stopping on (X_val, y_val) when given; returns self."""
+        X, y = _f32(X), _f32(y).ravel()
+        if X.ndim != 2 or X.shape[0] != y.shape[0]:
+            raise ValueError(f"X {X.shape} and y {y.shape} do not match")
+        has_val = X_val is not None and y_val is not None and len(y_val) > 0
+        if has_val:
+            X_val, y_val = _f32(X_val), _f32(y_val).ravel()
+        if feature_names is not None:
+            self.feature_names = list(feature_names)
+        if len(self.feature_names) != X.shape[1]:
+            self.feature_names = [f"f{i:03d}" for i in range(X.shape[1])]
+        getattr(self, f"_fit_{self.kind}")(X, y, X_val if has_val else None, y_val if has_val else None)
+        return self
+
+    def _fit_xgboost(self, X, y, X_val, y_val):
+        import xgboost as xgb
+
+        p = self.params
+        booster_params = {
+            "objective": "reg:squarederror",
+            "tree_method": "hist",
+            "max_depth": p["max_depth"],
+            "eta": p["learning_rate"],
+            "subsample": p["subsample"],
+            "colsample_bytree": p["colsample_bytree"],
+            "seed": self.seed,
+            "nthread": self.threads,
+            "verbosity": 0,
+        }
+        booster_params.update(p.get("extra", {}))
+        dtrain = xgb.DMatrix(X, label=y, nthread=self.threads)
+        evals = (
+            [(xgb.DMatrix(X_val, label=y_val, nthread=self.threads), "validation")]
+            if X_val is not None
+            else []
+        )
+        self.model = xgb.train(
+            booster_params,
+            dtrain,
+            num_boost_round=p["n_estimators"],
+            evals=evals,
+            early_stopping_rounds=EARLY_STOPPING_ROUNDS if evals else None,
+            verbose_eval=False,
+        )
+        self.best_iteration = int(self.model.best_iteration) if evals else p["n_estimators"] - 1
+
+    def _fit_lightgbm(self, X, y, X_val, y_val):
+        import lightgbm as lgb
+
+        p = self.params
+        lgb_params = {
+            "objective": "regression",
+            "num_leaves": p["num_leaves"],
+            "learning_rate": p["learning_rate"],
+            "feature_fraction": p["feature_fraction"],
+            "bagging_fraction": p["bagging_fraction"],
+            "bagging_freq": p["bagging_freq"],
+            "seed": self.seed,
+            "deterministic": True,
+            "force_row_wise": True,
+            "num_threads": self.threads,
+            "verbose": -1,
+        }
+        lgb_params.update(p.get("extra", {}))
+        train = lgb.Dataset(X, label=y, free_raw_data=True)
+        valid = [lgb.Dataset(X_val, label=y_val, reference=train)] if X_val is not None else []
+        callbacks = [lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)] if valid else []
+        self.model = lgb.train(
+            lgb_params, train, num_boost_round=p["n_estimators"], valid_sets=valid, callbacks=callbacks
+        )
+        # lightgbm counts iterations from 1; store the 0-based index like the others
+        best = (
+            self.model.best_iteration if valid and self.model.best_iteration > 0 else self.model.num_trees()
+        )
+        self.best_iteration = int(best) - 1
+
+    def _fit_catboost(self, X, y, X_val, y_val):
+        from catboost import CatBoostRegressor
+
+        p = self.params
+        cb_params = {
+            "iterations": p["iterations"],
+            "depth": p["depth"],
+            "learning_rate": p["learning_rate"],
+            "loss_function": "RMSE",
+            "random_seed": self.seed,
+            "thread_count": self.threads,
+            "verbose": False,
+            "allow_writing_files": False,
+        }
+        if X_val is not None:
+            cb_params.update(use_best_model=True, od_type="Iter", od_wait=EARLY_STOPPING_ROUNDS)
+        cb_params.update(p.get("extra", {}))
+        self.model = CatBoostRegressor(**cb_params)
+        self.model.fit(X, y, eval_set=(X_val, y_val) if X_val is not None else None)
+        best = self.model.get_best_iteration()
+        self.best_iteration = int(best) if best is not None else self.model.tree_count_ - 1
+
+    def _fit_mlp(self, X, y, X_val, y_val):
+        p = self.params
+        mean = X.mean(axis=0)
+        std = X.std(axis=0)
+        std[std < 1e-8] = 1.0
+        self._scale = (mean.astype(np.float32), std.astype(np.float32))
+        with _torch_threads(self.threads) as torch:
+            torch.manual_seed(self.seed)
+            net = _mlp_net(X.shape[1], tuple(p["hidden"]), float(p["dropout"]))
+            opt = torch.optim.Adam(net.parameters(), lr=float(p["learning_rate"]))
+            loss_fn = torch.nn.MSELoss()
+            xt, yt = torch.from_numpy(self._scaled(X)), torch.from_numpy(y)
+            xv = torch.from_numpy(self._scaled(X_val)) if X_val is not None else None
+            yv = torch.from_numpy(y_val) if y_val is not None else None
+            order_rng = np.random.default_rng(self.seed)
+            batch = int(p["batch_size"])
+            best_loss, best_state, best_epoch, waited = np.inf, None, 0, 0
+            for epoch in range(int(p["max_epochs"])):
+                net.train()
+                for idx in np.array_split(
+                    order_rng.permutation(len(y)), max(1, int(np.ceil(len(y) / batch)))
+                ):
+                    ib = torch.from_numpy(idx)
+                    opt.zero_grad()
+                    loss = loss_fn(net(xt[ib]).squeeze(1), yt[ib])
+                    loss.backward()
+                    opt.step()
+                if xv is None:
+                    best_epoch = epoch
+                    continue
+                net.eval()
+                with torch.no_grad():
+                    val_loss = float(loss_fn(net(xv).squeeze(1), yv))
+                if val_loss < best_loss - 1e-9:
+                    best_loss, best_epoch, waited = val_loss, epoch, 0
+                    best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+                else:
+                    waited += 1
+                    if waited >= int(p["patience"]):
+                        break
+            if best_state is not None:
+                net.load_state_dict(best_state)
+            net.eval()
+            self.model = net
+            self.best_iteration = int(best_epoch)
+            self._importance = self._mlp_saliency(xt[:MLP_IMPORTANCE_ROWS])
+
+    def _scaled(self, X: np.ndarray) -> np.ndarray:
+        mean, std = self._scale
+        return ((X - mean) / std).astype(np.float32)
+
+    def _mlp_saliency(self, xt) -> dict[str, float]:
+        """Mean |gradient x input| per feature over the given (scaled) rows: which inputs move the score."""
+        x = xt.clone().requires_grad_(True)
+        self.model(x).sum().backward()
+        sal = (x.grad * x).abs().mean(dim=0).detach().numpy().astype(float)
+        return dict(zip(self.feature_names, sal.tolist(), strict=True))
+
+    # ------------------------------------------------------------------------------------------- predict
+    def predict(self, X) -> np.ndarray:
+        """Scores (float64, one per row) at the best validation iteration."""
+        if self.model is None:
+            raise RuntimeError("the learner is not fitted")
+        X = _f32(X)
+        if X.shape[1] != len(self.feature_names):
+            raise ValueError(f"X has {X.shape[1]} columns, the model was fitted on {len(self.feature_names)}")
+        if self.kind == "xgboost":
+            import xgboost as xgb
+
+            d = xgb.DMatrix(X, nthread=self.threads)
+            out = self.model.predict(d, iteration_range=(0, self.best_iteration + 1))
+        elif self.kind == "lightgbm":
+            out = self.model.predict(X, num_iteration=self.best_iteration + 1, num_threads=self.threads)
+        elif self.kind == "catboost":
+            out = self.model.predict(X, thread_count=self.threads)
+        else:
+            with _torch_threads(self.threads) as torch, torch.no_grad():
+                out = self.model(torch.from_numpy(self._scaled(X))).squeeze(1).numpy()
+        return np.asarray(out, dtype=np.float64)
+
+    # ---------------------------------------------------------------------------------------- importance
+    def feature_importance(self) -> dict[str, float]:
+        """Importance per feature name, normalised to sum to 1 (all features present, unused ones 0).
+
+        Trees: total split gain (XGBoost ``total_gain``, LightGBM ``gain``, CatBoost ``PredictionValuesChange``,
+        its gain-based default). MLP: mean |gradient x input| over up to 2,000 fit rows, computed at fit time.
+        """
+        if self.model is None:
+            raise RuntimeError("the learner is not fitted")
+        if self.kind == "xgboost":
+            raw = self.model.get_score(importance_type="total_gain")
+            values = [raw.get(f"f{i}", 0.0) for i in range(len(self.feature_names))]
+        elif self.kind == "lightgbm":
+            values = self.model.feature_importance(importance_type="gain", iteration=self.best_iteration + 1)
+        elif self.kind == "catboost":
+            values = self.model.get_feature_importance()
+        else:
+            values = [self._importance.get(f, 0.0) for f in self.feature_names]
+        v = np.maximum(np.asarray(values, dtype=float), 0.0)
+        total = v.sum()
+        v = v / total if total > 0 else v
+        return dict(zip(self.feature_names, v.tolist(), strict=True))
+
+    # --------------------------------------------------------------------------------------- persistence
+    _FILES = {"xgboost": "model.json", "lightgbm": "model.txt", "catboost": "model.cbm", "mlp": "model.pt"}
+
+    def save(self, directory: Path) -> Path:
+        """Write meta.json + the native model file into ``directory`` (created); returns the directory."""
+        if self.model is None:
+            raise RuntimeError("the learner is not fitted")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / self._FILES[self.kind]
+        meta = {
+            "kind": self.kind,
+            "params": self.params,
+            "seed": self.seed,
+            "threads": self.threads,
+            "feature_names": self.feature_names,
+            "best_iteration": self.best_iteration,
+            "model_file": path.name,
+        }
+        if self.kind == "xgboost":
+            self.model.save_model(str(path))
+        elif self.kind == "lightgbm":
+            self.model.save_model(str(path), num_iteration=self.best_iteration + 1)
+        elif self.kind == "catboost":
+            self.model.save_model(str(path), format="cbm")
+        else:
+            import torch
+
+            torch.save(self.model.state_dict(), path)
+            meta["scale_mean"] = self._scale[0].tolist()
+            meta["scale_std"] = self._scale[1].tolist()
+            meta["importance"] = self._importance
+        (directory / "meta.json").write_text(json.dumps(meta, indent=1, default=list))
+        return directory
+
+    @classmethod
+    def load(cls, directory: Path) -> Learner:
+        directory = Path(directory)
+        meta = json.loads((directory / "meta.json").read_text())
+        params = meta["params"]
+        if "hidden" in params:
+            params["hidden"] = tuple(params["hidden"])
+        self = cls(meta["kind"], params, meta["seed"], meta["threads"], meta["feature_names"])
+        self.best_iteration = meta["best_iteration"]
+        path = directory / meta["model_file"]
+        if self.kind == "xgboost":
+            import xgboost as xgb
+
+            self.model = xgb.Booster()
+            self.model.load_model(str(path))
+        elif self.kind == "lightgbm":
+            import lightgbm as lgb
+
+            self.model = lgb.Booster(model_file=str(path))
+        elif self.kind == "catboost":
+            from catboost import CatBoostRegressor
+
+            self.model = CatBoostRegressor()
+            self.model.load_model(str(path), format="cbm")
+        else:
+            import torch
+
+            self._scale = (
+                np.asarray(meta["scale_mean"], dtype=np.float32),
+                np.asarray(meta["scale_std"], dtype=np.float32),
+            )
+            self._importance = meta["importance"]
+            net = _mlp_net(len(self.feature_names), tuple(params["hidden"]), float(params["dropout"]))
+            net.load_state_dict(torch.load(path, weights_only=True))
+            net.eval()
+            self.model = net
+        return self
+
+
+def make_learner(
+    kind: str,
+    seed: int = 7,
+    params: dict | None = None,
+    threads: int = 2,
+    budget: str = "seed",
+    feature_names: list[str] | None = None,
+) -> Learner:
+    """An unfitted learner of ``kind`` ("xgboost", "lightgbm", "catboost", "mlp") at a budget ("seed"/"demo"),
+    ``params`` overriding individual hyper-parameters (``{"extra": {...}}`` passes framework-native ones)."""
+    return Learner(
+        kind, params_for(kind, budget, params), seed=seed, threads=threads, feature_names=feature_names
+    )

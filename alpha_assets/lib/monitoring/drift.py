@@ -1,0 +1,166 @@
+"""Is a live model still the model we validated? Distribution drift, IC decay and the retraining decision.
+
+Population Stability Index, PSI = sum over bins of (actual% - expected%) * ln(actual% / expected%), with bins cut
+at the quantiles of the expected (training) sample. The usual reading, used here:
+
+- PSI < 0.1: stable;  0.1 - 0.2: moderate shift, watch;  > 0.2: drift (``HealthThresholds.psi_drift``).
+
+CSI is the same statistic applied to the model's score (the characteristic) instead of an input feature.
+
+IC decay: the rolling mean of the daily rank IC over ``window`` sessions compared with the IC the model showed in
+training/validation. A relative drop above 10% warns, above 20% asks for retraining.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+PSI_EPS = 1e-4  # floor on a bin's share: an empty bin must not make PSI infinite
+PSI_STABLE = 0.1
+PSI_DRIFT = 0.2
+
+
+@dataclass(frozen=True)
+class HealthThresholds:
+    warn_ic_drop: float = 0.10  # relative drop of the rolling IC vs training IC that warns
+    retrain_ic_drop: float = 0.20  # ... and that asks for retraining
+    psi_drift: float = PSI_DRIFT  # max feature PSI above which the inputs have drifted
+    min_sessions: int = 30  # live sessions of IC needed before the IC rule may fire
+
+
+def _finite(a) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64).reshape(-1)
+    return a[np.isfinite(a)]
+
+
+def psi(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> float:
+    """PSI of ``actual`` against ``expected`` over ``bins`` quantile bins of ``expected`` (NaNs ignored).
+
+    Repeated quantiles (a discrete feature) merge bins. NaN when either sample is empty.
+    """
+    e, a = _finite(expected), _finite(actual)
+    if e.size == 0 or a.size == 0:
+        return math.nan
+    inner = np.unique(np.quantile(e, np.linspace(0.0, 1.0, bins + 1)[1:-1]))
+    # bins are (edge_k, edge_k+1]: the same rule on both samples
+    e_share = np.bincount(np.searchsorted(inner, e, side="left"), minlength=inner.size + 1) / e.size
+    a_share = np.bincount(np.searchsorted(inner, a, side="left"), minlength=inner.size + 1) / a.size
+    e_share = np.clip(e_share, PSI_EPS, None)
+    a_share = np.clip(a_share, PSI_EPS, None)
+    return float(np.sum((a_share - e_share) * np.log(a_share / e_share)))
+
+
+def feature_psi(
+    train: pl.DataFrame, current: pl.DataFrame, features: list[str], bins: int = 10
+) -> pl.DataFrame:
+    """PSI per feature (training rows as expected, current rows as actual): feature, psi, drift (psi > 0.2)."""
+    values = [
+        psi(train[f].cast(pl.Float64).to_numpy(), current[f].cast(pl.Float64).to_numpy(), bins)
+        for f in features
+    ]
+    return pl.DataFrame(
+        {"feature": list(features), "psi": values}, schema={"feature": pl.String, "psi": pl.Float64}
+    ).with_columns((pl.col("psi") > PSI_DRIFT).fill_null(False).alias("drift"))
+
+
+def csi(train_scores: np.ndarray, current_scores: np.ndarray, bins: int = 10) -> float:
+    """Characteristic stability of the model score: PSI of today's scores against the training scores."""
+    return psi(train_scores, current_scores, bins)
+
+
+def rolling_ic(daily_ic: pl.DataFrame, window: int = 30) -> pl.DataFrame:
+    """Rolling mean IC per model over ``window`` sessions: trade_date, model, ic_<window> (ic_30 by default).
+
+    Input: trade_date, model, ic (one row per session and model). Null until ``window`` sessions with an IC.
+    """
+    name = f"ic_{window}"
+    missing = {"trade_date", "model", "ic"} - set(daily_ic.columns)
+    if missing:
+        raise KeyError(f"daily IC frame lacks columns {sorted(missing)}")
+    return (
+        daily_ic.select("trade_date", "model", pl.col("ic").cast(pl.Float64))
+        .drop_nulls("ic")
+        .filter(pl.col("ic").is_not_nan())
+        .sort("model", "trade_date")
+        .with_columns(pl.col("ic").rolling_mean(window, min_samples=window).over("model").alias(name))
+        .select("trade_date", "model", name)
+        .sort("trade_date", "model")
+    )
+
+
+def ic_drop(rolling: float, training_ic: float, warn: float = 0.10, retrain: float = 0.20) -> dict:
+    """Relative IC drop and status: "ok" (drop <= warn), "warn" (> warn), "retrain" (> retrain).
+
+    drop_share = (training_ic - rolling) / training_ic; negative when the live IC beats training.
+    training_ic <= 0: the model showed no edge when it was fitted, so a relative drop means nothing;
+    drop_share is NaN and the status is "retrain" (there is no edge to protect; refit before trusting it).
+    A NaN rolling IC (not enough live sessions) is "ok" with a NaN drop: no evidence yet.
+    """
+    out = {"rolling_ic": float(rolling), "training_ic": float(training_ic)}
+    if not np.isfinite(training_ic) or training_ic <= 0:
+        return out | {"drop_share": math.nan, "status": "retrain"}
+    if not np.isfinite(rolling):
+        return out | {"drop_share": math.nan, "status": "ok"}
+    drop = (training_ic - rolling) / training_ic
+    status = "retrain" if drop > retrain else "warn" if drop > warn else "ok"
+    return out | {"drop_share": float(drop), "status": status}
+
+
+def importance_stability(imp_a: dict[str, float], imp_b: dict[str, float]) -> float:
+    """Spearman rank correlation of two importance vectors (union of features, absent = 0); NaN if undefined."""
+    from scipy.stats import spearmanr
+
+    features = sorted(set(imp_a) | set(imp_b))
+    a = np.array([imp_a.get(f, 0.0) for f in features], dtype=np.float64)
+    b = np.array([imp_b.get(f, 0.0) for f in features], dtype=np.float64)
+    if len(features) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return math.nan
+    return float(spearmanr(a, b).statistic)
+
+
+def needs_retraining(
+    health_rows: pl.DataFrame, thresholds: HealthThresholds = HealthThresholds()
+) -> tuple[bool, list[str]]:
+    """Should the models be refitted now, and why. Reads the latest row of each model.
+
+    ``health_rows``: one row per (trade_date, model) with ``rolling_ic`` (or ``ic_30``) and ``training_ic``;
+    optional ``n_sessions`` (live sessions behind the rolling IC; otherwise the count of non-null rolling ICs of
+    the model) and ``max_psi`` (the largest feature PSI that day). IC rule: a drop above ``retrain_ic_drop``
+    once at least ``min_sessions`` sessions are live. Drift rule: ``max_psi`` above ``psi_drift``.
+    """
+    if health_rows.is_empty():
+        return False, []
+    ic_col = "rolling_ic" if "rolling_ic" in health_rows.columns else "ic_30"
+    frame = health_rows.sort("model", "trade_date")
+    if "n_sessions" not in frame.columns:
+        frame = frame.with_columns(
+            pl.col(ic_col).is_not_null().cast(pl.Int64).cum_sum().over("model").alias("n_sessions")
+        )
+    latest = frame.group_by("model", maintain_order=True).last().sort("model")
+    reasons: list[str] = []
+    for row in latest.iter_rows(named=True):
+        model, day = row["model"], row["trade_date"]
+        rolling = row.get(ic_col)
+        training = row.get("training_ic")
+        if (
+            rolling is not None
+            and training is not None
+            and (row["n_sessions"] or 0) >= thresholds.min_sessions
+        ):
+            verdict = ic_drop(rolling, training, thresholds.warn_ic_drop, thresholds.retrain_ic_drop)
+            if verdict["status"] == "retrain":
+                if math.isnan(verdict["drop_share"]):
+                    reasons.append(f"{model}: training IC {training:.4f} is not positive ({day})")
+                else:
+                    reasons.append(
+                        f"{model}: rolling IC {rolling:.4f} is {verdict['drop_share']:.0%} below training IC "
+                        f"{training:.4f} (> {thresholds.retrain_ic_drop:.0%}, {day})"
+                    )
+        max_psi = row.get("max_psi")
+        if max_psi is not None and np.isfinite(max_psi) and max_psi > thresholds.psi_drift:
+            reasons.append(f"{model}: feature drift, max PSI {max_psi:.3f} > {thresholds.psi_drift} ({day})")
+    return bool(reasons), reasons

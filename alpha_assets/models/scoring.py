@@ -1,0 +1,353 @@
+"""Daily scoring: features.fused_embeddings, models.predictions, models.promotions and models.alpha_scores.
+
+Day D is scored only by the model versions trained for D's block and available by D (``ModelBook``). The ensemble
+weighs each model by its trailing out-of-sample IC measured on days whose next-day return was known at D's cut-off;
+the champion recipe drives the book and the challenger scores alongside it (a configurable share of the book, 0 =
+shadow). ``models.promotions`` compares the two on paired daily IC every ``evaluation_sessions`` and records each
+decision with its evidence.
+"""
+
+import json
+from datetime import date
+
+import numpy as np
+import polars as pl
+from dagster import (
+    AssetExecutionContext,
+    AssetIn,
+    BackfillPolicy,
+    Config,
+    Failure,
+    MetadataValue,
+    Output,
+    TimeWindowPartitionMapping,
+    asset,
+)
+
+from alpha_assets.automation import downstream
+from alpha_assets.lib.features.matrix import feature_columns
+from alpha_assets.lib.models.ensemble import SEED_WEIGHTS, combine, correlation_report, weights_for_day
+from alpha_assets.lib.models.metrics import daily_ic
+from alpha_assets.lib.models.promotion import PromotionRule, blend_books, promotion_decision
+from alpha_assets.models.common import (
+    ALPHA_MODELS,
+    ALPHA_SCORES,
+    EMBEDDING_PREFIX,
+    EVAL_LABEL,
+    FEATURE_MATRIX,
+    FUSED,
+    FUSION_ENCODER,
+    LABELS,
+    PREDICTIONS,
+    PROMOTIONS,
+    RECIPES,
+    ModelBook,
+    champion_recipe,
+    embed_frame,
+    modality_columns,
+    registered_name,
+)
+from partitions import trading_days, window_dates
+from partitions.calendar import sessions_between, shift_sessions
+from resources.lake_resource import DeltaLakeResource
+from resources.model_registry import CHALLENGER, CHAMPION, ModelRegistry
+
+IC_WINDOW = 63  # sessions of trailing out-of-sample IC behind the ensemble weights
+ic_history = TimeWindowPartitionMapping(start_offset=-(IC_WINDOW + 2), end_offset=0,
+                                        allow_nonexistent_upstream_partitions=True)  # fmt: skip
+
+PREDICTION_SCHEMA = {"trade_date": pl.Date, "ticker": pl.String, "model": pl.String, "recipe": pl.String,
+                     "block": pl.String, "model_version": pl.Int64, "score": pl.Float64}  # fmt: skip
+
+
+def _no_model_days(context, name: str, skipped: list[date], written: int) -> None:
+    if skipped:
+        context.log.warning(
+            f"{name}: no model trained for {len(skipped)} session(s) ({skipped[0]}..{skipped[-1]}): "
+            "materialize models/alpha_models for their blocks (job train_alpha)"
+        )
+    if not written:
+        raise Failure(
+            f"{name}: no model is trained for any session of this window ({skipped[0]}..{skipped[-1]}): "
+            "materialize models/fusion_encoder and models/alpha_models for their blocks first "
+            "(job train_alpha, or `alpha train --alpha`)"
+        )
+
+
+@asset(
+    key=FUSED,
+    ins={"feature_matrix": AssetIn(key=FEATURE_MATRIX)},
+    deps=[FUSION_ENCODER],
+    partitions_def=trading_days,
+    backfill_policy=BackfillPolicy.single_run(),
+    metadata={"partition_expr": "trade_date"},
+    group_name="features",
+    kinds={"pytorch", "delta"},
+    automation_condition=downstream,
+)
+def fused_embeddings(context: AssetExecutionContext, feature_matrix: pl.DataFrame,
+                     model_registry: ModelRegistry):  # fmt: skip
+    """The block's fusion transformer applied to each ticker-day: a fixed-size embedding of its imagery, text, web
+    and price tokens (``emb_000``...), with the encoder version that produced it."""
+    book = ModelBook(model_registry, kinds=())
+    frames, skipped = [], []
+    feats = feature_columns(feature_matrix)
+    for day, rows in sorted(feature_matrix.partition_by("trade_date", as_dict=True).items()):
+        fusion = book.fusion_for(day[0])
+        if fusion is None:
+            skipped.append(day[0])
+            continue
+        emb = embed_frame(fusion[1], rows, modality_columns(feats))
+        frames.append(emb.with_columns(pl.lit(fusion[0], dtype=pl.Int64).alias("fusion_version")))
+    _no_model_days(context, "features.fused_embeddings", sorted(skipped), len(frames))
+    out = pl.concat(frames).sort("trade_date", "ticker")
+    return Output(out, metadata={"rows": out.height, "dims": sum(c.startswith(EMBEDDING_PREFIX) for c in out.columns),
+                                 "days_without_encoder": len(skipped)})  # fmt: skip
+
+
+@asset(
+    key=PREDICTIONS,
+    ins={"feature_matrix": AssetIn(key=FEATURE_MATRIX), "fused_embeddings": AssetIn(key=FUSED)},
+    deps=[ALPHA_MODELS],
+    partitions_def=trading_days,
+    backfill_policy=BackfillPolicy.single_run(),
+    metadata={"partition_expr": "trade_date"},
+    group_name="models",
+    kinds={"xgboost", "lightgbm", "catboost", "pytorch", "delta"},
+    automation_condition=downstream,
+)
+def predictions(context: AssetExecutionContext, feature_matrix: pl.DataFrame, fused_embeddings: pl.DataFrame,
+                model_registry: ModelRegistry):  # fmt: skip
+    """Every model's score per ticker-day (long: model, recipe, model_version, score), each day scored by the
+    versions trained for its block only."""
+    book = ModelBook(model_registry)
+    rows_all = feature_matrix.join(
+        fused_embeddings.drop("fusion_version"), on=["trade_date", "ticker"], how="left"
+    )
+    frames, skipped = [], []
+    for (day,), rows in sorted(rows_all.partition_by("trade_date", as_dict=True).items()):
+        scored = False
+        for recipe in RECIPES:
+            for kind in book.kinds:
+                m = book.model_for(kind, recipe, day)
+                if m is None:
+                    continue
+                missing = [c for c in m.features if c not in rows.columns]
+                if missing:
+                    raise Failure(
+                        f"{m.name} v{m.version} needs columns the inputs of {day} lack: {missing[:5]}"
+                    )
+                x = rows.select(m.features).fill_null(0.0).to_numpy().astype(np.float32)
+                frames.append(rows.select("trade_date", "ticker").with_columns(
+                    pl.lit(kind).alias("model"), pl.lit(recipe).alias("recipe"), pl.lit(m.block).alias("block"),
+                    pl.lit(m.version, dtype=pl.Int64).alias("model_version"),
+                    pl.Series("score", m.learner.predict(x).astype(np.float64)),
+                ))  # fmt: skip
+                scored = True
+        if not scored:
+            skipped.append(day)
+    _no_model_days(context, "models.predictions", skipped, len(frames))
+    out = pl.concat(frames).cast(PREDICTION_SCHEMA).sort("trade_date", "model", "recipe", "ticker")
+    versions = (
+        out.select("model", "recipe", "model_version").unique().sort("model", "recipe", "model_version")
+    )
+    return Output(out, metadata={"rows": out.height, "days": out["trade_date"].n_unique(),
+                                 "model_versions": MetadataValue.json(versions.to_dicts())})  # fmt: skip
+
+
+def _daily_ics(preds: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
+    """trade_date, model, recipe, ic (rank IC of each model's score with the next-day return)."""
+    joined = preds.join(labels.select("trade_date", "ticker", EVAL_LABEL), on=["trade_date", "ticker"])
+    frames = []
+    for (model, recipe), g in joined.partition_by("model", "recipe", as_dict=True).items():
+        ic = daily_ic(g.drop_nulls(EVAL_LABEL), "score", EVAL_LABEL)
+        frames.append(ic.select("trade_date", "ic").with_columns(pl.lit(model).alias("model"),
+                                                                 pl.lit(recipe).alias("recipe")))  # fmt: skip
+    if not frames:
+        return pl.DataFrame(
+            schema={"trade_date": pl.Date, "ic": pl.Float64, "model": pl.String, "recipe": pl.String}
+        )
+    return pl.concat(frames)
+
+
+def _ensemble_ics(preds: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
+    """trade_date, recipe, ic of each recipe's equal-weight ensemble (the promotion test's paired series)."""
+    frames = []
+    for (recipe,), g in preds.partition_by("recipe", as_dict=True).items():
+        ens = combine(
+            g.select("trade_date", "ticker", "model", "score"), {m: 1.0 for m in g["model"].unique()}
+        )
+        ens = ens.join(
+            labels.select("trade_date", "ticker", EVAL_LABEL), on=["trade_date", "ticker"]
+        ).drop_nulls()
+        frames.append(daily_ic(ens, "alpha_score", EVAL_LABEL).select("trade_date", "ic")
+                      .with_columns(pl.lit(recipe).alias("recipe")))  # fmt: skip
+    return pl.concat(frames) if frames else pl.DataFrame(schema={"trade_date": pl.Date, "ic": pl.Float64,
+                                                                "recipe": pl.String})  # fmt: skip
+
+
+class PromotionConfig(Config):
+    evaluation_sessions: int = 30  # paired sessions of known IC before a decision
+    significance: float = 0.05  # one-sided, on daily IC differences with a HAC standard error
+
+
+PROMOTION_SCHEMA = {
+    "trade_date": pl.Date, "champion_before": pl.String, "challenger": pl.String, "champion_after": pl.String,
+    "promoted": pl.Boolean, "n_sessions": pl.Int64, "evaluated_from": pl.Date, "evaluated_to": pl.Date,
+    "mean_ic_champion": pl.Float64, "mean_ic_challenger": pl.Float64, "t_stat": pl.Float64, "p_value": pl.Float64,
+    "reason": pl.String,
+}  # fmt: skip
+
+
+@asset(
+    key=PROMOTIONS,
+    ins={
+        "predictions": AssetIn(key=PREDICTIONS, partition_mapping=ic_history),
+        "labels": AssetIn(key=LABELS, partition_mapping=ic_history),
+    },
+    partitions_def=trading_days,
+    backfill_policy=BackfillPolicy.single_run(),
+    metadata={"partition_expr": "trade_date"},
+    group_name="models",
+    kinds={"polars", "delta", "mlflow"},
+    automation_condition=downstream,
+)
+def promotions(context: AssetExecutionContext, config: PromotionConfig, predictions: pl.DataFrame,
+               labels: pl.DataFrame, lake_store: DeltaLakeResource, model_registry: ModelRegistry):  # fmt: skip
+    """Champion/challenger decisions: after ``evaluation_sessions`` paired sessions of known next-day IC since the
+    last decision, a one-sided paired test on the daily IC difference promotes the challenger recipe or keeps the
+    champion. Days without a decision have no row; a promotion moves the MLflow ``champion`` alias."""
+    start, end = window_dates(*context.partition_time_window)
+    lake = lake_store.lake
+    rule = PromotionRule(min_sessions=config.evaluation_sessions, alpha=config.significance)
+    ics = _ensemble_ics(predictions, labels)
+    earlier = (lake.read("models", "promotions", None, shift_sessions(start, -1)) if lake.exists("models", "promotions")
+               else pl.DataFrame(schema=PROMOTION_SCHEMA))  # fmt: skip
+    last = earlier.sort("trade_date").tail(1).to_dicts()
+    champion = last[0]["champion_after"] if last else champion_recipe(lake, start)
+    since = last[0]["evaluated_to"] if last else None
+    rows = []
+    for day in sessions_between(start, end):
+        challenger = next(r for r in RECIPES if r != champion)
+        known = ics.filter(pl.col("trade_date") < day)
+        if since is not None:
+            known = known.filter(pl.col("trade_date") > since)
+        paired = (known.filter(pl.col("recipe") == champion).select("trade_date", pl.col("ic").alias("a"))
+                  .join(known.filter(pl.col("recipe") == challenger).select("trade_date", pl.col("ic").alias("b")),
+                        on="trade_date").sort("trade_date"))  # fmt: skip
+        if paired.height < config.evaluation_sessions:
+            continue
+        d = promotion_decision(paired["a"].to_numpy(), paired["b"].to_numpy(), rule)
+        after = challenger if d.promote else champion
+        rows.append({
+            "trade_date": day, "champion_before": champion, "challenger": challenger, "champion_after": after,
+            "promoted": d.promote, "n_sessions": d.n_sessions, "evaluated_from": paired["trade_date"][0],
+            "evaluated_to": paired["trade_date"][-1], "mean_ic_champion": d.mean_ic_champion,
+            "mean_ic_challenger": d.mean_ic_challenger, "t_stat": d.t_stat, "p_value": d.p_value, "reason": d.reason,
+        })  # fmt: skip
+        context.log.info(f"{day}: {'PROMOTE ' + challenger if d.promote else 'keep ' + champion}: {d.reason}")
+        champion, since = after, paired["trade_date"][-1]
+    out = pl.DataFrame(rows, schema=PROMOTION_SCHEMA)
+    if rows and rows[-1]["promoted"]:
+        _move_aliases(model_registry, rows[-1]["champion_after"], end)
+    return Output(out, metadata={"decisions": len(rows), "promotions": int(out["promoted"].sum()) if rows else 0,
+                                 "champion_recipe": champion})  # fmt: skip
+
+
+def _move_aliases(registry: ModelRegistry, new_champion: str, day: date) -> None:
+    """Point ``champion``/``challenger`` at the versions of the new roles for ``day``'s block."""
+    book = ModelBook(registry)
+    for kind in book.kinds:
+        for recipe in RECIPES:
+            m = book.model_for(kind, recipe, day)
+            if m is not None:
+                registry.set_alias(registered_name(kind), CHAMPION if recipe == new_champion else CHALLENGER,
+                                   m.version)  # fmt: skip
+
+
+class AlphaScoresConfig(Config):
+    challenger_share: float = 0.2  # the seed's split: 80% of the book from the champion; 0 = shadow mode
+    min_ic_history: int = 20  # sessions of known IC per model before IC weights replace the seed weights
+    correlation_threshold: float = 0.7
+
+
+@asset(
+    key=ALPHA_SCORES,
+    ins={
+        "predictions": AssetIn(key=PREDICTIONS, partition_mapping=ic_history),
+        "labels": AssetIn(key=LABELS, partition_mapping=ic_history),
+    },
+    deps=[PROMOTIONS],
+    partitions_def=trading_days,
+    backfill_policy=BackfillPolicy.single_run(),
+    metadata={"partition_expr": "trade_date"},
+    group_name="models",
+    kinds={"polars", "delta"},
+    automation_condition=downstream,
+)
+def alpha_scores(context: AssetExecutionContext, config: AlphaScoresConfig, predictions: pl.DataFrame,
+                 labels: pl.DataFrame, lake_store: DeltaLakeResource):  # fmt: skip
+    """The ensemble per ticker-day in ``alpha_score``: each recipe's models weighted by trailing out-of-sample IC
+    (past days only; seed weights 30/30/20/20 until ``min_ic_history`` days exist), then the champion's and the
+    challenger's ensembles blended; the weights and model versions used are columns."""
+    start, end = window_dates(*context.partition_time_window)
+    lake = lake_store.lake
+    sessions = sessions_between(shift_sessions(start, -(IC_WINDOW + 2)), end)
+    ics = _daily_ics(predictions, labels)
+    decisions = (lake.read("models", "promotions", None, end).sort("trade_date") if lake.exists("models", "promotions")
+                 else pl.DataFrame(schema=PROMOTION_SCHEMA))  # fmt: skip
+    frames, weight_log = [], {}
+    for day in sessions_between(start, end):
+        today = predictions.filter(pl.col("trade_date") == day)
+        if today.height == 0:
+            continue
+        before = decisions.filter(pl.col("trade_date") <= day)
+        champ = before["champion_after"][-1] if before.height else champion_recipe(lake, day)
+        books, used = {}, {}
+        for recipe in RECIPES:
+            p = today.filter(pl.col("recipe") == recipe)
+            if p.height == 0:
+                continue
+            r_ics = ics.filter(pl.col("recipe") == recipe).select("trade_date", "model", "ic")
+            w = weights_for_day(r_ics, day, min_history=config.min_ic_history, window=IC_WINDOW, horizon=1,
+                                sessions=sessions,
+                                seed_weights={k: v for k, v in SEED_WEIGHTS.items() if k in set(p["model"])})  # fmt: skip
+            books[recipe] = combine(p.select("trade_date", "ticker", "model", "score"), w)
+            used[recipe] = {"weights": {k: round(v, 4) for k, v in w.items()},
+                            "versions": {r["model"]: r["model_version"] for r in
+                                         p.select("model", "model_version").unique().to_dicts()}}  # fmt: skip
+        if champ not in books:
+            champ = next(iter(books))
+        chall = next((r for r in RECIPES if r != champ and r in books), None)
+        share = config.challenger_share if chall else 0.0
+        blended = blend_books(books[champ], books[chall] if chall else books[champ].head(0), share)
+        frames.append(blended.with_columns(
+            pl.lit(champ).alias("champion_recipe"), pl.lit(chall or "").alias("challenger_recipe"),
+            pl.lit(share).alias("challenger_share"),
+            pl.lit(json.dumps(used[champ]["weights"], sort_keys=True)).alias("champion_weights"),
+            pl.lit(json.dumps(used.get(chall, {}).get("weights", {}), sort_keys=True)).alias("challenger_weights"),
+            pl.lit(json.dumps(used, sort_keys=True)).alias("model_versions"),
+        ))  # fmt: skip
+        weight_log[str(day)] = used[champ]["weights"]
+    if not frames:
+        raise Failure(
+            f"models.alpha_scores: no predictions in {start}..{end}: materialize models/predictions first"
+        )
+    out = pl.concat(frames).sort("trade_date", "ticker")
+    corr = correlation_report(
+        predictions.filter(pl.col("recipe") == out["champion_recipe"][-1]).select(
+            "trade_date", "ticker", "model", "score"
+        ),
+        config.correlation_threshold,
+    )
+    flagged = corr.filter(pl.col("above_threshold"))
+    if flagged.height:
+        context.log.warning(f"model pairs with mean daily rank correlation above {config.correlation_threshold}: "
+                            + ", ".join(f"{r['model_a']}/{r['model_b']} {r['mean_corr']:.2f}" for r in flagged.to_dicts()))  # fmt: skip
+    last = str(out["trade_date"].max())
+    return Output(out, metadata={
+        "rows": out.height, "days": len(frames), "champion_recipe": out["champion_recipe"][-1],
+        "weights_last_day": MetadataValue.json(weight_log.get(last, {})),
+        "model_correlation": MetadataValue.md(corr.to_pandas().to_markdown(index=False) if corr.height else "n/a"),
+        "correlated_pairs_above_threshold": flagged.height,
+    })  # fmt: skip

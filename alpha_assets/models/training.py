@@ -1,0 +1,303 @@
+"""models.fusion_encoder and models.alpha_models: one partition per retraining block (a calendar quarter).
+
+A block's models learn from the ``train_sessions`` sessions that end ``purge_sessions`` before the quarter starts
+(the last ``validation_sessions`` of them, purged from the fit part, drive early stopping and measure the training
+IC) and score only the quarter's sessions. Every trained model is an MLflow run with its parameters, the hash of
+the exact training rows and Delta versions, IC / ICIR / decile spread on the validation slice, feature importance,
+wall and CPU seconds, peak memory, and a registered version tagged with its block, recipe and the first day it may
+score (``available_from``). The Delta tables only mirror what was registered.
+"""
+
+import hashlib
+import json
+import resource
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from dagster import (
+    AssetExecutionContext,
+    Config,
+    Failure,
+    MetadataValue,
+    Output,
+    asset,
+)
+
+from alpha_assets.lib.features.matrix import feature_columns
+from alpha_assets.lib.models.walk_forward import WalkForwardConfig, block_split
+from alpha_assets.models.common import (
+    ALPHA_MODELS,
+    CHAMPION_TAG,
+    EMBEDDING_PREFIX,
+    EVAL_LABEL,
+    FEATURE_MATRIX,
+    FUSION_ENCODER,
+    FUSION_MODEL,
+    LABELS,
+    RECIPES,
+    TRAIN_LABEL,
+    ModelBook,
+    block_sessions,
+    champion_recipe,
+    embed_frame,
+    modality_columns,
+    model_budget,
+    rank_label,
+    registered_name,
+)
+from partitions import partitions_start, training_blocks
+from partitions.calendar import sessions_between
+from resources.lake_resource import DeltaLakeResource
+from resources.model_registry import CHALLENGER, CHAMPION, ModelRegistry
+
+
+class BlockTrainingConfig(Config):
+    """Walk-forward settings a researcher tunes (seed: train 252, test = the quarter, purge 5, embargo 5)."""
+
+    train_sessions: int = 252
+    purge_sessions: int = 5
+    embargo_sessions: int = 5
+    validation_sessions: int = 42
+    budget: str = ""  # "seed" | "demo"; empty: $ALPHA_MODEL_BUDGET or "seed"
+    kinds: list[str] = ["xgboost", "lightgbm", "catboost", "mlp"]
+    recipes: list[str] = list(RECIPES)
+    seed: int = 7
+    # One thread: on a 2-core machine shared with other steps, 2-thread tree and torch fits ran 3-20x slower.
+    threads: int = 1
+    fusion_max_rows: int = 8000  # contrastive pretraining on a seeded sample of the window's rows
+    # Retraining inside a block (the retraining sensor sets it): train on the window ending at this session; the
+    # new versions score the block's sessions after it.
+    as_of: str = ""
+
+    def walk_forward(self) -> WalkForwardConfig:
+        return WalkForwardConfig(train_sessions=self.train_sessions, purge_sessions=self.purge_sessions,
+                                 embargo_sessions=self.embargo_sessions, label_horizon=5,
+                                 validation_sessions=self.validation_sessions)  # fmt: skip
+
+
+def _split(block: str, config: BlockTrainingConfig):
+    """The block's fit / validation / test sessions, or a clear Failure when history is too short."""
+    test = block_sessions(block)
+    if config.as_of:
+        as_of = date.fromisoformat(config.as_of)
+        test = [d for d in test if d > as_of]
+    if not test:
+        raise Failure(
+            f"block {block} has no sessions to score{' after ' + config.as_of if config.as_of else ''}"
+        )
+    history = sessions_between(partitions_start(), test[-1])
+    try:
+        return block_split(history, test[0], test[-1], config.walk_forward())
+    except ValueError as e:
+        raise Failure(f"block {block}: {e}") from None
+
+
+def _training_rows(lake, dates: list[date], label: str) -> tuple[pl.DataFrame, dict]:
+    """Feature-matrix rows of ``dates`` with a known label, the ranked target, and the Delta versions read."""
+    if not lake.exists("features", "feature_matrix") or not lake.exists("features", "labels"):
+        raise Failure("features.feature_matrix and features.labels must be materialized before training")
+    lo, hi = min(dates), max(dates)
+    matrix = lake.read("features", "feature_matrix", lo, hi)
+    labels = lake.read("features", "labels", lo, hi, columns=["trade_date", "ticker", label, EVAL_LABEL])
+    have = set(matrix["trade_date"].unique().to_list())
+    missing = [d for d in dates if d not in have]
+    if len(missing) > 0.1 * len(dates):
+        raise Failure(
+            f"features.feature_matrix has {len(dates) - len(missing)} of the {len(dates)} training sessions "
+            f"{lo}..{hi}: materialize them first (alpha materialize --from {lo} --to {hi})"
+        )
+    rows = (
+        matrix.filter(pl.col("trade_date").is_in(dates))
+        .join(labels, on=["trade_date", "ticker"], how="inner")
+        .filter(pl.col(label).is_not_null() & pl.col(label).is_finite())
+    )
+    versions = {"features.feature_matrix": lake.version("features", "feature_matrix"),
+                "features.labels": lake.version("features", "labels")}  # fmt: skip
+    return rank_label(rows, label).sort("trade_date", "ticker"), versions
+
+
+def training_data_hash(rows: pl.DataFrame, columns: list[str], versions: dict) -> str:
+    """sha256 of the exact training rows (keys, features, target, in order) and the Delta versions read."""
+    h = hashlib.sha256(json.dumps(versions, sort_keys=True).encode())
+    h.update(rows.select("trade_date", "ticker", *columns, "target").hash_rows(seed=0).to_numpy().tobytes())
+    return h.hexdigest()
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+@asset(
+    key=FUSION_ENCODER,
+    deps=[FEATURE_MATRIX],
+    partitions_def=training_blocks,
+    group_name="models",
+    kinds={"pytorch", "mlflow", "delta"},
+    metadata={"partition_expr": "trade_date"},
+)
+def fusion_encoder(context: AssetExecutionContext, config: BlockTrainingConfig, lake_store: DeltaLakeResource,
+                   model_registry: ModelRegistry):  # fmt: skip
+    """The cross-modal fusion transformer for the block: one projection per modality (imagery, text, web, price
+    scalars), multi-head attention over the modality tokens, a fixed-size embedding; pretrained self-supervised
+    (contrastive: modalities of the same ticker-day agree) on the block's training window only."""
+    from alpha_assets.lib.models.fusion import FusionConfig, modality_arrays, train_fusion
+
+    block = context.partition_key
+    split = _split(block, config)
+    rows, versions = _training_rows(lake_store.lake, split.fit_dates + split.validation_dates, TRAIN_LABEL)
+    feats = feature_columns(rows.drop("target", TRAIN_LABEL, EVAL_LABEL))
+    modalities = modality_columns(feats)
+    budget = model_budget(config.budget)
+    cfg = FusionConfig.demo() if budget == "demo" else FusionConfig()
+    cfg = type(cfg)(**{**cfg.__dict__, "seed": config.seed, "threads": config.threads})
+    if rows.height > config.fusion_max_rows:
+        rows = rows.sample(config.fusion_max_rows, seed=config.seed).sort("trade_date", "ticker")
+    t0, c0 = time.perf_counter(), time.process_time()
+    model, metrics = train_fusion(modality_arrays(rows, modalities), cfg)
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    available_from = split.test_dates[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save(Path(tmp) / "fusion")
+        (Path(tmp) / "alpha_meta.json").write_text(json.dumps({"modalities": modalities}))
+        mv = model_registry.log_model(
+            FUSION_MODEL, f"{FUSION_MODEL}-{block}", {**cfg.__dict__, "block": block, "budget": budget,
+                                                     "modalities": json.dumps({k: len(v) for k, v in modalities.items()})},
+            {**{k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}, "train_seconds": seconds,
+             "cpu_seconds": cpu, "peak_rss_mb": _peak_rss_mb()},
+            Path(tmp), experiment="alpha_models",
+            version_tags={"block": block, "available_from": available_from.isoformat(),
+                          "trained_through": split.validation_dates[-1].isoformat(),
+                          "training_data_hash": training_data_hash(rows, feats, versions)},
+            run_tags={"dagster/run_id": context.run_id}, alias=CHAMPION,
+        )  # fmt: skip
+    context.log.info(f"fusion encoder v{mv.version} for block {block}: {metrics}")
+    out = pl.DataFrame([{
+        "trade_date": date.fromisoformat(block), "block": block, "model": FUSION_MODEL, "version": mv.version,
+        "run_id": mv.run_id, "available_from": available_from, "train_rows": rows.height,
+        "train_seconds": seconds, "metrics": json.dumps(metrics, default=float),
+    }])  # fmt: skip
+    return Output(out, metadata={"version": mv.version, "train_rows": rows.height, "seconds": round(seconds, 1),
+                                 **{k: MetadataValue.float(float(v)) for k, v in metrics.items()
+                                    if isinstance(v, int | float)}})  # fmt: skip
+
+
+def _validation_metrics(keys: pl.DataFrame, pred: np.ndarray) -> dict[str, float]:
+    from alpha_assets.lib.models.metrics import daily_ic, decile_spread, ic_summary
+
+    df = keys.with_columns(pl.Series("score", pred))
+    ic1 = ic_summary(daily_ic(df, "score", EVAL_LABEL))
+    ic5 = ic_summary(daily_ic(df, "score", TRAIN_LABEL))
+    return {"ic": ic1["ic"], "icir": ic1["icir"], "ic_t_stat": ic1["t_stat"], "ic_fwd5": ic5["ic"],
+            "decile_spread": decile_spread(df, "score", EVAL_LABEL)}  # fmt: skip
+
+
+@asset(
+    key=ALPHA_MODELS,
+    deps=[FEATURE_MATRIX, LABELS, FUSION_ENCODER],
+    partitions_def=training_blocks,
+    group_name="models",
+    kinds={"xgboost", "lightgbm", "catboost", "pytorch", "mlflow"},
+    metadata={"partition_expr": "trade_date"},
+)
+def alpha_models(context: AssetExecutionContext, config: BlockTrainingConfig, lake_store: DeltaLakeResource,
+                 model_registry: ModelRegistry):  # fmt: skip
+    """XGBoost, LightGBM, CatBoost and an MLP per recipe (with and without fused embeddings), trained walk-forward
+    for the block with a purge and an embargo; each one an MLflow run and a registered version."""
+    from alpha_assets.lib.models.learners import make_learner
+
+    block = context.partition_key
+    lake = lake_store.lake
+    split = _split(block, config)
+    rows, versions = _training_rows(lake, split.fit_dates + split.validation_dates, TRAIN_LABEL)
+    base_feats = feature_columns(rows.drop("target", TRAIN_LABEL, EVAL_LABEL))
+    budget = model_budget(config.budget)
+    available_from = split.test_dates[0]
+    champion = champion_recipe(lake, available_from)
+    book = ModelBook(model_registry, kinds=())
+    fusion = book.fusion_for(available_from) if "fusion" in config.recipes else None
+    if "fusion" in config.recipes and fusion is None:
+        raise Failure(f"no fusion encoder for block {block}: materialize models/fusion_encoder first")
+    if fusion is not None:
+        emb = embed_frame(fusion[1], rows, modality_columns(base_feats))
+        rows = rows.join(emb, on=["trade_date", "ticker"], how="left")
+    fit_mask = rows["trade_date"].is_in(split.fit_dates).to_numpy()
+    val_mask = rows["trade_date"].is_in(split.validation_dates).to_numpy()
+    results = []
+    for recipe in config.recipes:
+        feats = base_feats + (
+            [c for c in rows.columns if c.startswith(EMBEDDING_PREFIX)] if recipe == "fusion" else []
+        )
+        x = rows.select(feats).to_numpy().astype(np.float32)
+        y = rows["target"].to_numpy().astype(np.float32)
+        data_hash = training_data_hash(
+            rows, feats, {**versions, "fusion_version": fusion[0] if fusion else None}
+        )
+        for kind in config.kinds:
+            learner = make_learner(kind, seed=config.seed, params=None, threads=config.threads, budget=budget)
+            learner.feature_names = feats
+            t0, c0 = time.perf_counter(), time.process_time()
+            learner.fit(x[fit_mask], y[fit_mask], x[val_mask], y[val_mask])
+            seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+            val_pred = learner.predict(x[val_mask])
+            metrics = _validation_metrics(rows.filter(pl.Series(val_mask)), val_pred)
+            importance = learner.feature_importance()
+            top = dict(sorted(importance.items(), key=lambda kv: -kv[1])[:20])
+            deciles = np.quantile(val_pred, np.linspace(0, 1, 11)).tolist()
+            alias = CHAMPION if recipe == champion else CHALLENGER
+            with tempfile.TemporaryDirectory() as tmp:
+                learner.save(Path(tmp))
+                (Path(tmp) / "alpha_meta.json").write_text(json.dumps({
+                    "kind": kind, "recipe": recipe, "block": block, "features": feats,
+                    "validation_score_quantiles": deciles, "fusion_version": fusion[0] if fusion else None,
+                    "feature_importance": importance,
+                }))  # fmt: skip
+                imp_file = Path(tmp) / "feature_importance.json"
+                imp_file.write_text(json.dumps(importance, indent=1))
+                mv = model_registry.log_model(
+                    registered_name(kind), f"{kind}-{recipe}-{block}",
+                    {**learner.params, "kind": kind, "recipe": recipe, "block": block, "budget": budget,
+                     "label": TRAIN_LABEL, "features": len(feats), "train_rows": int(fit_mask.sum()),
+                     "validation_rows": int(val_mask.sum()), "fit_start": split.fit_dates[0],
+                     "fit_end": split.fit_dates[-1], "validation_end": split.validation_dates[-1],
+                     "purge_sessions": config.purge_sessions, "embargo_sessions": config.embargo_sessions,
+                     "training_data_hash": data_hash, "best_iteration": learner.best_iteration},
+                    {**metrics, "train_seconds": seconds, "cpu_seconds": cpu, "peak_rss_mb": _peak_rss_mb()},
+                    Path(tmp), experiment="alpha_models", artifacts={"importance": imp_file},
+                    version_tags={"block": block, "recipe": recipe, "kind": kind,
+                                  "available_from": available_from.isoformat(),
+                                  "trained_through": split.validation_dates[-1].isoformat(),
+                                  "training_data_hash": data_hash},
+                    run_tags={"dagster/run_id": context.run_id, CHAMPION_TAG: str(recipe == champion)},
+                    alias=alias,
+                )  # fmt: skip
+            context.log.info(f"{kind}/{recipe} block {block}: v{mv.version}, validation IC {metrics['ic']:+.4f} "
+                             f"in {seconds:.1f}s")  # fmt: skip
+            results.append({
+                "trade_date": date.fromisoformat(block), "block": block, "model": kind, "recipe": recipe,
+                "registered_model": registered_name(kind), "version": mv.version, "run_id": mv.run_id,
+                "alias": alias, "available_from": available_from, "trained_through": split.validation_dates[-1],
+                "train_rows": int(fit_mask.sum()), "features": len(feats), "training_data_hash": data_hash,
+                "validation_ic": metrics["ic"], "validation_icir": metrics["icir"],
+                "decile_spread": metrics["decile_spread"], "train_seconds": seconds, "cpu_seconds": cpu,
+                "top_features": json.dumps(top),
+            })  # fmt: skip
+    out = pl.DataFrame(results)
+    if lake.exists(
+        "models", "alpha_models"
+    ):  # keep earlier versions of this block (a retrain adds, not replaces)
+        start = date.fromisoformat(block)
+        earlier = lake.read("models", "alpha_models", start, start + timedelta(days=1))
+        earlier = earlier.filter(~pl.col("run_id").is_in(out["run_id"].to_list()))
+        if earlier.height and earlier.columns == out.columns:
+            out = pl.concat([earlier.cast(out.schema), out])
+    return Output(out, metadata={
+        "models": len(results), "train_rows": int(fit_mask.sum()), "available_from": str(available_from),
+        "champion_recipe": champion,
+        "validation_ic": MetadataValue.json({f"{r['model']}/{r['recipe']}": round(r["validation_ic"], 4)
+                                             for r in results}),
+        "seconds": round(sum(r["train_seconds"] for r in results), 1),
+    })  # fmt: skip

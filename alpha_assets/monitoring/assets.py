@@ -1,0 +1,258 @@
+"""monitoring.model_health and monitoring.feature_drift (daily), and the sensor that asks for retraining.
+
+Model health per model and per recipe ensemble: rolling 30-session IC on days whose next-day return was known at
+the day's cut-off, the drop against the IC measured on the model's validation slice at training (warn > 10%,
+retrain > 20%), IC by horizon (1/5/20, each on days whose horizon had passed), the score's stability against its
+validation distribution (PSI of the score) and feature-importance stability against the previous block's model.
+Feature drift: PSI of each raw feature (price features and alt values, before the per-day normalisation that would
+hide it) against the block's training window. ``retraining_sensor`` reads the latest health rows and requests a
+mid-block retrain of the champion recipe when its ensemble IC has collapsed.
+"""
+
+import json
+from datetime import date, timedelta
+
+import numpy as np
+import polars as pl
+from dagster import (
+    AssetExecutionContext,
+    AssetIn,
+    AssetKey,
+    BackfillPolicy,
+    DefaultSensorStatus,
+    MetadataValue,
+    Output,
+    RunRequest,
+    SensorEvaluationContext,
+    SkipReason,
+    TimeWindowPartitionMapping,
+    asset,
+    sensor,
+)
+
+from alpha_assets.automation import downstream
+from alpha_assets.lib.features.matrix import ALT_VALUE_COLUMNS
+from alpha_assets.lib.models.ensemble import combine
+from alpha_assets.lib.models.metrics import daily_ic
+from alpha_assets.lib.monitoring.drift import (
+    HealthThresholds,
+    csi,
+    feature_psi,
+    ic_drop,
+    importance_stability,
+)
+from alpha_assets.models.common import LABELS, PREDICTIONS, ModelBook, block_bounds, champion_recipe
+from partitions import block_key, trading_days, window_dates
+from partitions.calendar import sessions_between, shift_sessions
+from resources.lake_resource import DeltaLakeResource
+from resources.model_registry import ModelRegistry
+
+MODEL_HEALTH = AssetKey(["monitoring", "model_health"])
+FEATURE_DRIFT = AssetKey(["monitoring", "feature_drift"])
+HEALTH_WINDOW = 30
+health_history = TimeWindowPartitionMapping(start_offset=-(HEALTH_WINDOW + 25), end_offset=0,
+                                            allow_nonexistent_upstream_partitions=True)  # fmt: skip
+HORIZONS = {"fwd_ret_1": 1, "fwd_ret_5": 5, "fwd_ret_20": 20}
+
+
+def _with_ensembles(preds: pl.DataFrame) -> pl.DataFrame:
+    """The models' scores plus each recipe's equal-weight ensemble as model 'ensemble'."""
+    ens = []
+    for (recipe,), g in preds.partition_by("recipe", as_dict=True).items():
+        e = combine(g.select("trade_date", "ticker", "model", "score"), {m: 1.0 for m in g["model"].unique()})
+        ens.append(e.rename({"alpha_score": "score"}).with_columns(pl.lit("ensemble").alias("model"),
+                                                                    pl.lit(recipe).alias("recipe")))  # fmt: skip
+    base = preds.select("trade_date", "ticker", "model", "recipe", "score")
+    return pl.concat([base, *[e.select(base.columns) for e in ens]]) if ens else base
+
+
+@asset(
+    key=MODEL_HEALTH,
+    ins={"predictions": AssetIn(key=PREDICTIONS, partition_mapping=health_history),
+         "labels": AssetIn(key=LABELS, partition_mapping=health_history)},
+    partitions_def=trading_days,
+    backfill_policy=BackfillPolicy.single_run(),
+    metadata={"partition_expr": "trade_date"},
+    group_name="monitoring",
+    kinds={"polars", "delta"},
+    automation_condition=downstream,
+)  # fmt: skip
+def model_health(context: AssetExecutionContext, predictions: pl.DataFrame, labels: pl.DataFrame,
+                 lake_store: DeltaLakeResource, model_registry: ModelRegistry):  # fmt: skip
+    """Per day, model and recipe: rolling IC, training IC, drop and status, IC decay by horizon, score PSI,
+    importance stability."""
+    start, end = window_dates(*context.partition_time_window)
+    th = HealthThresholds()
+    scored = _with_ensembles(predictions).join(labels, on=["trade_date", "ticker"], how="left")
+    sessions = sessions_between(shift_sessions(start, -(HEALTH_WINDOW + 25)), end)
+    ics = {}
+    for label in HORIZONS:
+        parts = []
+        for (model, recipe), g in scored.partition_by("model", "recipe", as_dict=True).items():
+            ic = daily_ic(g.drop_nulls(label), "score", label)
+            parts.append(ic.select("trade_date", "ic").with_columns(pl.lit(model).alias("model"),
+                                                                    pl.lit(recipe).alias("recipe")))  # fmt: skip
+        ics[label] = pl.concat(parts) if parts else None
+    book = ModelBook(model_registry)
+    rows = []
+    for day in sessions_between(start, end):
+        today = predictions.filter(pl.col("trade_date") == day)
+        if today.height == 0:
+            continue
+        champ = champion_recipe(lake_store.lake, day)
+        i = sessions.index(day)
+        for (model, recipe), g in (
+            _with_ensembles(today).partition_by("model", "recipe", as_dict=True).items()
+        ):
+            row = {"trade_date": day, "model": model, "recipe": recipe, "champion": recipe == champ}
+            for label, h in HORIZONS.items():
+                known_to = sessions[i - h] if i - h >= 0 else None
+                lo = sessions[max(0, i - h - HEALTH_WINDOW + 1)]
+                ic = ics[label]
+                sel = (ic.filter((pl.col("model") == model) & (pl.col("recipe") == recipe)
+                                 & pl.col("trade_date").is_between(lo, known_to))
+                       if known_to is not None and ic is not None else None)  # fmt: skip
+                row[f"ic_{h}"] = float(sel["ic"].mean()) if sel is not None and sel.height else None
+                if h == 1:
+                    row["n_sessions"] = sel.height if sel is not None else 0
+            members = [book.model_for(k, recipe, day) for k in book.kinds] if model == "ensemble" else \
+                [book.model_for(model, recipe, day)]  # fmt: skip
+            members = [m for m in members if m is not None]
+            train_ics = [
+                model_registry.run_metrics(_run_id(model_registry, m)).get("ic", np.nan) for m in members
+            ]
+            training_ic = float(np.nanmean(train_ics)) if train_ics else np.nan
+            status = ic_drop(row["ic_1"] if row["ic_1"] is not None else np.nan, training_ic,
+                             th.warn_ic_drop, th.retrain_ic_drop)  # fmt: skip
+            if row["n_sessions"] < th.min_sessions and status["status"] != "ok":
+                status["status"] = "ok"  # too few live sessions to judge
+            score_psi = np.nan
+            if model != "ensemble" and members:
+                q = np.asarray(members[0].meta.get("validation_score_quantiles", []), dtype=float)
+                if q.size == 11:
+                    # the validation scores' deciles stand in for the training distribution (10% per bin)
+                    expected = np.interp(np.linspace(0, 1, 200), np.linspace(0, 1, 11), q)
+                    score_psi = csi(expected, g["score"].to_numpy())
+            stability = np.nan
+            if model != "ensemble" and members:
+                prev_day = block_bounds(block_key(day))[0] - timedelta(days=1)
+                prev = book.model_for(model, recipe, prev_day)
+                if prev is not None and prev.version != members[0].version:
+                    stability = importance_stability(members[0].meta.get("feature_importance", {}),
+                                                     prev.meta.get("feature_importance", {}))  # fmt: skip
+            rows.append({**row, "training_ic": training_ic, "ic_drop": status["drop_share"],
+                         "status": status["status"], "score_psi": float(score_psi),
+                         "importance_stability": float(stability)})  # fmt: skip
+    schema = {"trade_date": pl.Date, "model": pl.String, "recipe": pl.String, "champion": pl.Boolean,
+              "ic_1": pl.Float64, "n_sessions": pl.Int64, "ic_5": pl.Float64, "ic_20": pl.Float64,
+              "training_ic": pl.Float64, "ic_drop": pl.Float64, "status": pl.String, "score_psi": pl.Float64,
+              "importance_stability": pl.Float64}  # fmt: skip
+    out = pl.DataFrame(rows, schema=schema)
+    latest = out.filter(pl.col("trade_date") == out["trade_date"].max()) if out.height else out
+    return Output(out, metadata={
+        "rows": out.height,
+        "latest": MetadataValue.json({f"{r['model']}/{r['recipe']}": {"ic_30": r["ic_1"], "status": r["status"]}
+                                      for r in latest.to_dicts()}),
+        "retrain_flags": int(latest.filter(pl.col("status") == "retrain").height),
+    })  # fmt: skip
+
+
+def _run_id(registry: ModelRegistry, m) -> str:
+    return registry.get_version(m.name, m.version).run_id
+
+
+def _raw_features(lake, start: date, end: date) -> pl.DataFrame:
+    price = lake.read("features", "price_features", start, end)
+    if lake.exists("features", "alt_features"):
+        alt = lake.read("features", "alt_features", start, end)
+        keep = [c for c in ALT_VALUE_COLUMNS if c in alt.columns]
+        price = price.join(alt.select("trade_date", "ticker", *keep), on=["trade_date", "ticker"], how="left")
+    return price
+
+
+@asset(
+    key=FEATURE_DRIFT,
+    deps=[AssetKey(["features", "price_features"]), AssetKey(["features", "alt_features"]), PREDICTIONS],
+    partitions_def=trading_days,
+    backfill_policy=BackfillPolicy.single_run(),
+    metadata={"partition_expr": "trade_date"},
+    group_name="monitoring",
+    kinds={"polars", "delta"},
+    automation_condition=downstream,
+)
+def feature_drift(
+    context: AssetExecutionContext, lake_store: DeltaLakeResource, model_registry: ModelRegistry
+):
+    """PSI of each raw feature on the day against the block's training window (drift above 0.2)."""
+    start, end = window_dates(*context.partition_time_window)
+    lake = lake_store.lake
+    book = ModelBook(model_registry, kinds=("lightgbm",))
+    current = _raw_features(lake, start, end)
+    feats = [c for c in current.columns if c not in ("trade_date", "ticker", "close", "is_filled")
+             and current.schema[c].is_numeric()]  # fmt: skip
+    frames, train_cache = [], {}
+    for day in sessions_between(start, end):
+        m = book.model_for("lightgbm", "base", day) or book.model_for("lightgbm", "fusion", day)
+        if m is None:
+            continue
+        if m.block not in train_cache:
+            through = date.fromisoformat(
+                model_registry.get_version(m.name, m.version).tags["trained_through"]
+            )
+            train_cache[m.block] = _raw_features(lake, shift_sessions(through, -251), through)
+        today = current.filter(pl.col("trade_date") == day)
+        if today.height == 0:
+            continue
+        frames.append(feature_psi(train_cache[m.block], today, feats).with_columns(
+            pl.lit(day).alias("trade_date"), pl.lit(m.block).alias("block")))  # fmt: skip
+    if not frames:
+        return Output(pl.DataFrame(schema={"feature": pl.String, "psi": pl.Float64, "drift": pl.Boolean,
+                                           "trade_date": pl.Date, "block": pl.String}),
+                      metadata={"rows": 0, "note": "no trained model for these days"})  # fmt: skip
+    out = pl.concat(frames).select("trade_date", "block", "feature", "psi", "drift")
+    last = out.filter(pl.col("trade_date") == out["trade_date"].max()).sort("psi", descending=True)
+    return Output(out, metadata={"rows": out.height, "drifting_features_last_day": int(last["drift"].sum()),
+                                 "top_psi_last_day": MetadataValue.json(
+                                     {r["feature"]: round(r["psi"], 3) for r in last.head(10).to_dicts()})})  # fmt: skip
+
+
+def retrain_requests(health: pl.DataFrame, last_requested: dict[str, str]) -> list[dict]:
+    """Which blocks to retrain now: the champion ensemble's latest status is 'retrain' on enough live sessions, and
+    that block was not already retrained on or after that day. Pure, for the sensor and its tests."""
+    if health.height == 0:
+        return []
+    latest_day = health["trade_date"].max()
+    row = health.filter(
+        (pl.col("trade_date") == latest_day) & (pl.col("model") == "ensemble") & pl.col("champion")
+    )
+    if row.height == 0 or row["status"][0] != "retrain":
+        return []
+    block = block_key(latest_day)
+    if last_requested.get(block, "") >= latest_day.isoformat():
+        return []
+    r = row.to_dicts()[0]
+    return [{"block": block, "as_of": latest_day.isoformat(),
+             "reason": f"champion ensemble ({r['recipe']}) rolling IC {r['ic_1']:+.4f} vs training IC "
+                       f"{r['training_ic']:+.4f} (drop {r['ic_drop'] if r['ic_drop'] is not None else float('nan'):.0%})"}]  # fmt: skip
+
+
+@sensor(job_name="train_alpha", minimum_interval_seconds=300, default_status=DefaultSensorStatus.RUNNING,
+        description="Requests a mid-block retrain when monitoring.model_health says the champion's IC collapsed.")  # fmt: skip
+def retraining_sensor(context: SensorEvaluationContext, lake_store: DeltaLakeResource):
+    lake = lake_store.lake
+    if not lake.exists("monitoring", "model_health"):
+        return SkipReason("no monitoring.model_health yet")
+    health = lake.scan("monitoring", "model_health")
+    last_day = health.select(pl.col("trade_date").max()).collect().item()
+    health = health.filter(pl.col("trade_date") == last_day).collect()
+    state = json.loads(context.cursor) if context.cursor else {}
+    reqs = retrain_requests(health, state)
+    if not reqs:
+        return SkipReason(f"model health on {last_day}: no retraining needed")
+    for r in reqs:
+        state[r["block"]] = r["as_of"]
+    context.update_cursor(json.dumps(state))
+    return [RunRequest(run_key=f"retrain-{r['block']}-{r['as_of']}", partition_key=r["block"],
+                       run_config={"ops": {op: {"config": {"as_of": r["as_of"]}}
+                                           for op in ("models__fusion_encoder", "models__alpha_models")}},
+                       tags={"alpha/retrain_reason": r["reason"][:200]}) for r in reqs]  # fmt: skip

@@ -1,0 +1,108 @@
+"""Ensemble weights from trailing out-of-sample IC known before the day, and the combined alpha score."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from alpha_assets.lib.models.ensemble import (
+    SEED_WEIGHTS,
+    combine,
+    correlation_report,
+    ensemble_weights,
+    trailing_ic,
+    weights_for_day,
+)
+
+from .synthetic import business_days
+
+DAYS = business_days(40)
+
+
+def _ic_rows(per_model: dict[str, list[float]]) -> pl.DataFrame:
+    rows = [
+        {"trade_date": DAYS[i], "model": m, "ic": v}
+        for m, values in per_model.items()
+        for i, v in enumerate(values)
+    ]
+    return pl.DataFrame(rows, schema={"trade_date": pl.Date, "model": pl.String, "ic": pl.Float64})
+
+
+def test_seed_weights_until_every_model_has_enough_history():
+    ic = {"xgboost": 0.05, "lightgbm": 0.02, "catboost": 0.01, "mlp": 0.04}
+    assert ensemble_weights(ic, 20, dict.fromkeys(ic, 19)) == pytest.approx(SEED_WEIGHTS)
+    assert ensemble_weights({}, 20, {}) == pytest.approx(SEED_WEIGHTS)
+    assert ensemble_weights({**ic, "mlp": None}, 20, dict.fromkeys(ic, 30)) == pytest.approx(SEED_WEIGHTS)
+
+
+def test_weights_proportional_to_positive_trailing_ic_and_never_negative():
+    ic = {"xgboost": 0.06, "lightgbm": 0.03, "catboost": -0.02, "mlp": 0.01}
+    w = ensemble_weights(ic, 20, dict.fromkeys(ic, 25))
+    assert w == pytest.approx({"xgboost": 0.6, "lightgbm": 0.3, "catboost": 0.0, "mlp": 0.1})
+    assert sum(w.values()) == pytest.approx(1.0)
+
+
+def test_no_positive_trailing_ic_falls_back_to_seed_weights():
+    ic = dict.fromkeys(SEED_WEIGHTS, -0.01)
+    assert ensemble_weights(ic, 20, dict.fromkeys(ic, 25)) == pytest.approx(SEED_WEIGHTS)
+
+
+def test_trailing_ic_uses_only_days_whose_label_was_known_before_the_day():
+    day = DAYS[30]
+    honest = {m: [0.02] * 40 for m in SEED_WEIGHTS}
+    # catboost's ICs from day 26 on are not known at day 30's cut-off for a 5-session label: they must not count
+    future = {m: list(v) for m, v in honest.items()}
+    for i in range(26, 40):
+        future["catboost"][i] = 0.9
+    w_h5_honest = weights_for_day(_ic_rows(honest), day, min_history=10, horizon=5, sessions=DAYS)
+    w_h5_future = weights_for_day(_ic_rows(future), day, min_history=10, horizon=5, sessions=DAYS)
+    assert w_h5_future == pytest.approx(w_h5_honest)
+    stats = trailing_ic(_ic_rows(future), day, window=63, horizon=5, sessions=DAYS)
+    assert stats["catboost"] == {"ic": pytest.approx(0.02), "n_days": 26}
+    # horizon 1: the same-day IC (day 30) is excluded, day 29 counts
+    same_day_only = {m: list(v) for m, v in honest.items()}
+    same_day_only["catboost"][30] = 0.9
+    assert weights_for_day(_ic_rows(same_day_only), day, min_history=10, horizon=1) == pytest.approx(
+        weights_for_day(_ic_rows(honest), day, min_history=10, horizon=1)
+    )
+    assert trailing_ic(_ic_rows(honest), day, window=10, horizon=1)["mlp"]["n_days"] == 10
+
+
+def test_trailing_ic_before_any_known_label_is_empty():
+    stats = trailing_ic(_ic_rows({"xgboost": [0.1] * 3}), DAYS[0], horizon=1)
+    assert stats == {"xgboost": {"ic": None, "n_days": 0}}
+
+
+def test_combine_ranks_each_model_per_day_and_sums_with_weights():
+    preds = pl.DataFrame(
+        {
+            "trade_date": [DAYS[0]] * 6,
+            "ticker": ["A", "B", "C"] * 2,
+            "model": ["xgboost"] * 3 + ["mlp"] * 3,
+            "score": [1.0, 2.0, 3.0, 30.0, 20.0, 10.0],
+        }
+    )
+    out = combine(preds, {"xgboost": 0.75, "mlp": 0.25})
+    assert out["ticker"].to_list() == ["A", "B", "C"]
+    assert out["alpha_score"].to_list() == pytest.approx([-0.25, 0.0, 0.25])
+    per_day = pl.DataFrame({"trade_date": [DAYS[0]] * 2, "model": ["xgboost", "mlp"], "weight": [0.0, 1.0]})
+    assert combine(preds, per_day)["alpha_score"].to_list() == pytest.approx([0.5, 0.0, -0.5])
+
+
+def test_correlation_report_flags_models_that_say_the_same_thing():
+    tickers = [f"T{i}" for i in range(8)]
+    base = list(range(8))
+    rows = []
+    for d in DAYS[:3]:
+        for t, v in zip(tickers, base, strict=True):
+            rows += [
+                {"trade_date": d, "ticker": t, "model": "xgboost", "score": float(v)},
+                {"trade_date": d, "ticker": t, "model": "lightgbm", "score": float(v) * 2 + 1},
+                {"trade_date": d, "ticker": t, "model": "mlp", "score": float((v * 5) % 8)},
+            ]
+    report = correlation_report(pl.DataFrame(rows), threshold=0.7)
+    pair = report.filter((pl.col("model_a") == "lightgbm") & (pl.col("model_b") == "xgboost")).row(
+        0, named=True
+    )
+    assert pair["mean_corr"] == pytest.approx(1.0) and pair["above_threshold"] and pair["n_days"] == 3
+    assert not report.filter(pl.col("model_a") == "mlp")["above_threshold"].any()

@@ -1,0 +1,194 @@
+"""The one model registry: MLflow holds every model the platform trains or is given.
+
+Local default: a SQLite tracking store under ``ALPHA_HOME/mlflow`` with artifacts beside it; production: a tracking
+server (``MLFLOW_TRACKING_URI``) with an object-store artifact root. Registered models are ``car_detector``,
+``alpha_fusion`` and ``alpha_<kind>`` for each learner; aliases ``champion`` and ``challenger`` say which version is
+current. Nothing else (no Delta rows, no models folder) decides which model is current: a Delta table
+``models.registry`` only mirrors this registry for SQL. ``cache_dir`` holds downloaded copies of artifacts so
+inference does not re-download a version it already has; it is a cache, never a source of truth.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dagster import ConfigurableResource
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    name: str
+    version: int
+    run_id: str
+    source: str
+    tags: dict[str, str]
+    aliases: tuple[str, ...] = ()
+
+
+class ModelNotFoundError(LookupError):
+    """No registered version matches what was asked for."""
+
+
+class ModelRegistry(ConfigurableResource):
+    """MLflow tracking + model registry (one URI for both)."""
+
+    tracking_uri: str
+    artifact_root: str = ""
+    cache_dir: str = ""
+
+    # ------------------------------------------------------------------ plumbing
+    def client(self):
+        from mlflow.tracking import MlflowClient
+
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def experiment_id(self, name: str) -> str:
+        client = self.client()
+        exp = client.get_experiment_by_name(name)
+        if exp is not None:
+            return exp.experiment_id
+        location = f"{self.artifact_root.rstrip('/')}/{name}" if self.artifact_root else None
+        if location and "://" not in location:
+            location = Path(location).resolve().as_uri()
+        return client.create_experiment(name, artifact_location=location)
+
+    @staticmethod
+    def _version(mv) -> ModelVersion:
+        return ModelVersion(
+            name=mv.name,
+            version=int(mv.version),
+            run_id=mv.run_id or "",
+            source=mv.source or "",
+            tags=dict(mv.tags or {}),
+            aliases=tuple(getattr(mv, "aliases", None) or ()),
+        )
+
+    # ------------------------------------------------------------------ writes
+    def log_model(
+        self,
+        name: str,
+        run_name: str,
+        params: dict[str, Any],
+        metrics: dict[str, float],
+        model_path: Path,
+        *,
+        experiment: str | None = None,
+        artifacts: dict[str, Path] | None = None,
+        run_tags: dict[str, str] | None = None,
+        version_tags: dict[str, str] | None = None,
+        alias: str | None = None,
+    ) -> ModelVersion:
+        """One finished MLflow run (params, metrics, the model file or folder under ``model/``, extra artifacts)
+        and a new version of registered model ``name`` pointing at it; ``alias`` moves to it when given."""
+        import math
+
+        client = self.client()
+        run = client.create_run(
+            self.experiment_id(experiment or name), run_name=run_name, tags=run_tags or {}
+        )
+        run_id = run.info.run_id
+        try:
+            for k, v in params.items():
+                client.log_param(run_id, k, str(v)[:500])
+            for k, v in metrics.items():
+                if v is not None and math.isfinite(float(v)):
+                    client.log_metric(run_id, k, float(v))
+            model_path = Path(model_path)
+            if model_path.is_dir():
+                client.log_artifacts(run_id, str(model_path), artifact_path="model")
+            else:
+                client.log_artifact(run_id, str(model_path), artifact_path="model")
+            for sub, path in (artifacts or {}).items():
+                client.log_artifact(run_id, str(path), artifact_path=sub)
+            client.set_terminated(run_id, "FINISHED")
+        except Exception:
+            client.set_terminated(run_id, "FAILED")
+            raise
+        try:
+            client.get_registered_model(name)
+        except Exception:
+            client.create_registered_model(name)
+        mv = client.create_model_version(
+            name, source=f"{run.info.artifact_uri}/model", run_id=run_id, tags=version_tags or {}
+        )
+        if alias:
+            client.set_registered_model_alias(name, alias, mv.version)
+        return self.get_version(name, int(mv.version))
+
+    def set_alias(self, name: str, alias: str, version: int) -> None:
+        self.client().set_registered_model_alias(name, alias, str(version))
+
+    def set_version_tag(self, name: str, version: int, key: str, value: str) -> None:
+        self.client().set_model_version_tag(name, str(version), key, value)
+
+    # ------------------------------------------------------------------ reads
+    def get_version(self, name: str, version: int) -> ModelVersion:
+        return self._version(self.client().get_model_version(name, str(version)))
+
+    def by_alias(self, name: str, alias: str) -> ModelVersion | None:
+        try:
+            return self._version(self.client().get_model_version_by_alias(name, alias))
+        except Exception:
+            return None
+
+    def versions(self, name: str) -> list[ModelVersion]:
+        try:
+            found = self.client().search_model_versions(f"name = '{name}'")
+        except Exception:
+            return []
+        return sorted((self._version(mv) for mv in found), key=lambda v: v.version)
+
+    def find(self, name: str, **tags: str) -> ModelVersion | None:
+        """The newest version of ``name`` whose tags include all of ``tags``."""
+        hits = [v for v in self.versions(name) if all(v.tags.get(k) == str(t) for k, t in tags.items())]
+        return hits[-1] if hits else None
+
+    def run_metrics(self, run_id: str) -> dict[str, float]:
+        return dict(self.client().get_run(run_id).data.metrics)
+
+    def download(self, mv: ModelVersion) -> Path:
+        """The version's ``model/`` artifact as a local path (cached by name and version)."""
+        import mlflow
+
+        if self.cache_dir:
+            dest = Path(self.cache_dir) / mv.name / str(mv.version)
+            done = dest / ".complete"
+            if done.exists():
+                return Path(done.read_text())
+            dest.mkdir(parents=True, exist_ok=True)
+            local = mlflow.artifacts.download_artifacts(
+                run_id=mv.run_id, artifact_path="model", dst_path=str(dest), tracking_uri=self.tracking_uri
+            )
+            done.write_text(str(local))
+            return Path(local)
+        return Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=mv.run_id, artifact_path="model", tracking_uri=self.tracking_uri
+            )
+        )
+
+    def forget_cache(self, name: str) -> None:
+        if self.cache_dir:
+            shutil.rmtree(Path(self.cache_dir) / name, ignore_errors=True)
+
+    def mirror_rows(self, names: list[str]) -> list[dict[str, Any]]:
+        """Every version of ``names`` with its aliases, tags and run metrics: the rows of the read-only
+        ``models.registry`` mirror."""
+        import json
+
+        rows = []
+        for name in names:
+            for v in self.versions(name):
+                metrics = self.run_metrics(v.run_id) if v.run_id else {}
+                rows.append({
+                    "model": name, "version": v.version, "aliases": ",".join(sorted(v.aliases)),
+                    "block": v.tags.get("block", ""), "recipe": v.tags.get("recipe", ""),
+                    "fingerprint": v.tags.get("fingerprint", ""), "run_id": v.run_id, "source": v.source,
+                    "tags": json.dumps(v.tags, sort_keys=True), "metrics": json.dumps(metrics, sort_keys=True),
+                })  # fmt: skip
+        return rows
