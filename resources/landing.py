@@ -23,6 +23,7 @@ class LandedFile:
     size: int
     modified: float  # POSIX seconds
     fingerprint: str  # content identity: sha256 (local) or ETag (S3)
+    outside_zone: bool = False  # a symlink whose target lies outside the landing zone (never read or hashed)
 
     def stamp(self) -> str:
         return f"{self.size}:{self.modified}:{self.fingerprint}"
@@ -39,6 +40,10 @@ class VendorLanding(ConfigurableResource):
     def read_bytes(self, prefix: str, name: str) -> bytes:
         raise NotImplementedError
 
+    def fingerprint(self, prefix: str, name: str) -> str:
+        """The content identity ``list_files`` reports for this file (sha256 locally, ETag on S3)."""
+        raise NotImplementedError
+
     def quarantine(self, prefix: str, name: str, reason: str) -> str:
         raise NotImplementedError
 
@@ -53,6 +58,17 @@ class VendorLanding(ConfigurableResource):
     def local_path(self, prefix: str, name: str) -> Path:
         """A local path to read the file from (S3 downloads it to a cache)."""
         raise NotImplementedError
+
+
+def content_fingerprint(data: bytes) -> str:
+    """A local file's content identity: the first 32 hex digits of its sha256."""
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+def _safe_rel(name: str) -> str:
+    """``name`` as a relative path that cannot climb out of the folder it is joined to."""
+    parts = [p if p not in ("", ".", "..") else "_" for p in name.replace("\\", "/").split("/")]
+    return "/".join(parts).lstrip("/") or "_"
 
 
 def _reason_doc(prefix: str, name: str, reason: str) -> str:
@@ -75,12 +91,19 @@ class LocalVendorLanding(VendorLanding):
         base = self._dir(prefix)
         if not base.exists():
             return []
+        zone = Path(self.root).resolve()
         out = []
         for p in sorted(base.rglob("*")):
-            if not p.is_file() or p.name.startswith(".") or p.name.endswith(".tmp"):
+            name = p.relative_to(base).as_posix()
+            if p.is_symlink() and not p.resolve().is_relative_to(zone):
+                # reported, never followed: the intake layer quarantines it
+                out.append(LandedFile(prefix, name, 0, p.lstat().st_mtime, "", outside_zone=True))
+                continue
+            # in-flight uploads (*.tmp) are neither deliveries nor rejects yet; hidden files are listed so that
+            # the intake layer can quarantine them with a reason
+            if not p.is_file() or p.name.endswith(".tmp"):
                 continue
             st = p.stat()
-            name = p.relative_to(base).as_posix()
             stamp = f"{st.st_size}:{st.st_mtime}"
             prev = (known or {}).get(name, "")
             if not fingerprints:
@@ -88,12 +111,15 @@ class LocalVendorLanding(VendorLanding):
             elif prev.startswith(stamp + ":"):
                 sha = prev.rsplit(":", 1)[1]
             else:
-                sha = hashlib.sha256(p.read_bytes()).hexdigest()[:32]
+                sha = content_fingerprint(p.read_bytes())
             out.append(LandedFile(prefix, name, st.st_size, st.st_mtime, sha))
         return out
 
     def read_bytes(self, prefix: str, name: str) -> bytes:
         return (self._dir(prefix) / name).read_bytes()
+
+    def fingerprint(self, prefix: str, name: str) -> str:
+        return content_fingerprint(self.read_bytes(prefix, name))
 
     def exists(self, prefix: str, name: str) -> bool:
         return (self._dir(prefix) / name).is_file()
@@ -102,7 +128,7 @@ class LocalVendorLanding(VendorLanding):
         return self._dir(prefix) / name
 
     def _quarantine_dest(self, prefix: str, name: str) -> Path:
-        dest = Path(self.quarantine_root) / prefix / name
+        dest = Path(self.quarantine_root) / prefix / _safe_rel(name)
         dest.parent.mkdir(parents=True, exist_ok=True)
         if dest.exists():  # a second bad delivery of the same name: keep both
             stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
@@ -158,6 +184,10 @@ class S3VendorLanding(VendorLanding):
     def read_bytes(self, prefix: str, name: str) -> bytes:
         return self._client().get_object(Bucket=self.bucket, Key=self._key(prefix, name))["Body"].read()
 
+    def fingerprint(self, prefix: str, name: str) -> str:
+        head = self._client().head_object(Bucket=self.bucket, Key=self._key(prefix, name))
+        return head["ETag"].strip('"')
+
     def exists(self, prefix: str, name: str) -> bool:
         try:
             self._client().head_object(Bucket=self.bucket, Key=self._key(prefix, name))
@@ -174,7 +204,7 @@ class S3VendorLanding(VendorLanding):
     def quarantine(self, prefix: str, name: str, reason: str) -> str:
         s3 = self._client()
         src = self._key(prefix, name)
-        dest = f"{self.quarantine_prefix.strip('/')}/{prefix}/{name}"
+        dest = f"{self.quarantine_prefix.strip('/')}/{prefix}/{_safe_rel(name)}"
         s3.copy_object(Bucket=self.bucket, Key=dest, CopySource={"Bucket": self.bucket, "Key": src})
         s3.put_object(
             Bucket=self.bucket, Key=dest + ".reason.json", Body=_reason_doc(prefix, name, reason).encode()
@@ -184,7 +214,7 @@ class S3VendorLanding(VendorLanding):
 
     def quarantine_bytes(self, prefix: str, name: str, data: bytes, reason: str) -> str:
         s3 = self._client()
-        dest = f"{self.quarantine_prefix.strip('/')}/{prefix}/{name}"
+        dest = f"{self.quarantine_prefix.strip('/')}/{prefix}/{_safe_rel(name)}"
         s3.put_object(Bucket=self.bucket, Key=dest, Body=data)
         s3.put_object(
             Bucket=self.bucket, Key=dest + ".reason.json", Body=_reason_doc(prefix, name, reason).encode()

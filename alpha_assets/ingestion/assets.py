@@ -18,10 +18,10 @@ from dagster import (
     multi_asset,
 )
 
+from alpha_assets.intake import Intake, keep_table_rows
 from alpha_assets.lib.ingestion.prices import PRICES_SCHEMA, DayInputs, choose_day
 from alpha_assets.lib.ingestion.vendor_files import (
     VendorFileError,
-    date_from_name,
     is_late,
     parse_provider_a,
     parse_provider_b,
@@ -38,16 +38,6 @@ PROVIDER_A, PROVIDER_B, REFERENCE = "prices_a", "prices_b", "reference"
 class PriceIngestionConfig(Config):
     reconciliation_tolerance: float = 0.005  # relative difference above which A and B disagree
     max_disagreement_share: float = 0.01  # check warns above this share of rows
-
-
-def _files_by_date(landing: VendorLanding, prefix: str) -> dict[date, str]:
-    """The newest delivered file for each trading date under a prefix."""
-    out: dict[date, tuple[float, str]] = {}
-    for f in landing.list_files(prefix, fingerprints=False):
-        d = date_from_name(f.name)
-        if d is not None and (d not in out or f.modified >= out[d][0]):
-            out[d] = (f.modified, f.name)
-    return {d: name for d, (_, name) in out.items()}
 
 
 def _today() -> date:
@@ -68,11 +58,18 @@ def universe(context: AssetExecutionContext, landing: VendorLanding, lake_store:
 
     A missing or bad snapshot falls back to the latest earlier good one (``snapshot_date`` says which)."""
     start, end = window_dates(*context.partition_time_window)
-    files = _files_by_date(landing, REFERENCE)
-    frames, quarantined, carried = [], [], []
+    intake = Intake(landing, context.log)
+    files = {d: f.name for d, f in intake.by_date(REFERENCE, start, end).items()}
+    frames, carried = [], []
     previous: pl.DataFrame | None = None
     lake = lake_store.lake
+    existing: dict[date, pl.DataFrame] = {}
     if lake.exists("raw", "universe"):
+        have = lake.read("raw", "universe", start, end)
+        existing = {
+            d: have.filter(pl.col("trade_date") == d).drop("trade_date")
+            for d in have["trade_date"].unique().to_list()
+        }
         prior = lake.read("raw", "universe", shift_sessions(start, -10), shift_sessions(start, -1))
         if prior.height:
             last = prior["trade_date"].max()
@@ -85,11 +82,12 @@ def universe(context: AssetExecutionContext, landing: VendorLanding, lake_store:
         snap = None
         if d in files:
             try:
-                snap = parse_universe(files[d], landing.read_bytes(REFERENCE, files[d]), _today())
+                snap = parse_universe(files[d], intake.read_bytes(REFERENCE, files[d]), _today())
                 snap = snap.drop("trade_date").with_columns(pl.lit(d).alias("snapshot_date"))
             except VendorFileError as e:
-                quarantined.append(landing.quarantine(REFERENCE, files[d], e.reason))
-                context.log.error(f"quarantined {e}")
+                intake.quarantine(REFERENCE, files[d], e.reason)
+        if snap is None and d in existing:  # the table's own snapshot for the day beats carrying one forward
+            snap = existing[d]
         if snap is None and previous is not None:
             snap, _ = previous, carried.append(d.isoformat())
         if snap is None:
@@ -101,7 +99,7 @@ def universe(context: AssetExecutionContext, landing: VendorLanding, lake_store:
     df = pl.concat(frames).cast(schema) if frames else pl.DataFrame(schema=schema)
     df = df.select("trade_date", *[c for c in schema if c != "trade_date"])
     yield Output(df, metadata={"rows": df.height, "days_carried_forward": MetadataValue.json(carried),
-                               "quarantined": MetadataValue.json(quarantined)})  # fmt: skip
+                               **intake.metadata()})  # fmt: skip
     yield AssetCheckResult(
         check_name="universe_not_empty", passed=df.height > 0 or not sessions_between(start, end),
         metadata={"rows": df.height},
@@ -149,26 +147,26 @@ def prices(context: AssetExecutionContext, config: PriceIngestionConfig, landing
     Each row records its ``source``; bad files are quarantined with a reason; a day with no usable file keeps the
     rows the table already had for it (nothing is lost)."""
     start, end = window_dates(*context.partition_time_window)
-    files_a, files_b = _files_by_date(landing, PROVIDER_A), _files_by_date(landing, PROVIDER_B)
+    intake = Intake(landing, context.log)
+    files_a = {d: f.name for d, f in intake.by_date(PROVIDER_A, start, end).items()}
+    files_b = {d: f.name for d, f in intake.by_date(PROVIDER_B, start, end).items()}
     today = _today()
-    day_rows, recon_rows, quarantined, failovers, missing = [], [], [], [], []
+    day_rows, recon_rows, failovers, missing, read_days = [], [], [], [], []
     for d in sessions_between(start, end):
         inp = DayInputs(d)
         if d in files_a:
             try:
-                inp.a = parse_provider_a(files_a[d], landing.read_bytes(PROVIDER_A, files_a[d]), today)
+                inp.a = parse_provider_a(files_a[d], intake.read_bytes(PROVIDER_A, files_a[d]), today)
                 inp.a_late = is_late(inp.a, shift_sessions(d, 1))
             except VendorFileError as e:
                 inp.a_error = f"corrupt file {files_a[d]} ({e.reason})"
-                quarantined.append(landing.quarantine(PROVIDER_A, files_a[d], e.reason))
-                context.log.error(f"quarantined {e}")
+                intake.quarantine(PROVIDER_A, files_a[d], e.reason)
         if d in files_b:
             try:
-                inp.b = parse_provider_b(files_b[d], landing.read_bytes(PROVIDER_B, files_b[d]), today)
+                inp.b = parse_provider_b(files_b[d], intake.read_bytes(PROVIDER_B, files_b[d]), today)
             except VendorFileError as e:
                 inp.b_error = f"corrupt file {files_b[d]} ({e.reason})"
-                quarantined.append(landing.quarantine(PROVIDER_B, files_b[d], e.reason))
-                context.log.error(f"quarantined {e}")
+                intake.quarantine(PROVIDER_B, files_b[d], e.reason)
         choice = choose_day(inp, config.reconciliation_tolerance)
         if choice.source is None:
             missing.append({"trade_date": d.isoformat(), "reason": choice.reason})
@@ -177,22 +175,25 @@ def prices(context: AssetExecutionContext, config: PriceIngestionConfig, landing
         if choice.source != "A":
             failovers.append({"trade_date": d.isoformat(), "source": choice.source, "reason": choice.reason})
         day_rows.append(choice.rows)
+        read_days.append(d)
         recon_rows.append(choice.reconciliation)
     df = pl.concat(day_rows) if day_rows else pl.DataFrame(schema=PRICES_SCHEMA)
-    if missing and lake_store.lake.exists("raw", "prices"):
-        # Keep what the table already holds for days we cannot read now.
-        keep = lake_store.lake.read("raw", "prices", start, end).filter(
-            pl.col("trade_date").is_in([date.fromisoformat(m["trade_date"]) for m in missing])
-        )
-        df = pl.concat([df, keep.select(df.columns).cast(PRICES_SCHEMA)])
+    # Days we cannot read now keep the rows the table already holds.
+    df, kept = keep_table_rows(lake_store.lake, "raw", "prices", df, start, end, on=["trade_date"])
+    if kept:
+        context.log.warning(f"raw.prices: kept {kept} existing row(s) for day(s) without a usable file now")
     df = df.sort("trade_date", "ticker")
     recon = pl.concat(recon_rows) if recon_rows else choose_day(DayInputs(start)).reconciliation
+    recon, _ = keep_table_rows(lake_store.lake, "raw", "price_reconciliation", recon, start, end, on=["trade_date"],
+                               covered=pl.DataFrame({"trade_date": read_days}, schema={"trade_date": pl.Date}))  # fmt: skip
     yield Output(df, output_name="prices", metadata={
         "rows": df.height, "failovers": len(failovers), "failover_days": MetadataValue.json(failovers),
-        "quarantined": MetadataValue.json(quarantined), "missing_days": MetadataValue.json(missing),
+        "missing_days": MetadataValue.json(missing), "rows_kept_from_table": kept, **intake.metadata(),
         "sources": MetadataValue.json(df.group_by("source").len().sort("source").to_dicts()),
     })  # fmt: skip
-    yield Output(recon, output_name="price_reconciliation", metadata={"disagreements": recon.height})
+    yield Output(recon, output_name="price_reconciliation", metadata={
+        "disagreements": recon.height, "source_fingerprints": intake.metadata()["source_fingerprints"],
+    })  # fmt: skip
     yield AssetCheckResult(
         check_name="every_session_has_prices", asset_key=AssetKey(["raw", "prices"]), passed=not missing,
         severity=AssetCheckSeverity.WARN, metadata={"missing_days": MetadataValue.json(missing)},
