@@ -58,6 +58,7 @@ from dagster import (
     sensor,
 )
 
+from alpha_assets.intake import keep_table_rows
 from alpha_assets.lib.altdata import point_in_time as pit
 from alpha_assets.lib.altdata.web import (
     CrawlPolicy,
@@ -79,6 +80,7 @@ WEB_SIGNALS = AssetKey(["raw", "web_signals"])
 WEB_KEYS = [WEB_PRODUCTS, WEB_SIGNALS]
 QUARANTINE_PREFIX = "web"
 MIN_FETCHED_SHARE = 0.9
+WEB_UNIT = ["trade_date", "ticker"]  # a catalogue page: what one fetch replaces
 NO_SITE = "no vendor site configured (web_vendor.base_url is empty)"
 
 PRODUCTS_SCHEMA = {
@@ -225,14 +227,30 @@ def _ts(iso: str) -> datetime:
     return datetime.fromisoformat(iso).astimezone(timezone.utc)
 
 
-def _empty_outputs(reason: str, start: date, end: date):
-    products, signals = pl.DataFrame(schema=PRODUCTS_SCHEMA), pl.DataFrame(schema=SIGNALS_SCHEMA)
-    meta = {"status": reason, "window": f"{start}..{end}", "rows": 0}
-    yield Output(products, output_name="web_products", metadata=meta)
-    yield Output(signals, output_name="web_signals", metadata=meta)
+def _not_refreshed(context: AssetExecutionContext, lake, reason: str, start: date, end: date):
+    """No crawl possible (no site configured): the window keeps every row the tables hold, and the run says so
+    loudly (an error in the log, ``refreshed: false`` in the metadata, the fetched check failing)."""
+    products, kept_products = keep_table_rows(
+        lake, "raw", "web_products", pl.DataFrame(schema=PRODUCTS_SCHEMA), start, end, on=WEB_UNIT
+    )
+    signals, kept_signals = keep_table_rows(
+        lake, "raw", "web_signals", pl.DataFrame(schema=SIGNALS_SCHEMA), start, end, on=WEB_UNIT
+    )
+    kept_days = sorted({d.isoformat() for d in products["trade_date"].to_list()})
+    context.log.error(
+        f"raw.web_products / raw.web_signals NOT refreshed for {start}..{end}: {reason}; kept the "
+        f"{kept_products} / {kept_signals} rows the tables already hold ({len(kept_days)} day(s))"
+    )
+    meta = {"status": reason, "refreshed": False, "window": f"{start}..{end}",
+            "days_not_refreshed": MetadataValue.json([d.isoformat() for d in sessions_between(start, end)]),
+            "days_kept_from_table": MetadataValue.json(kept_days)}  # fmt: skip
+    yield Output(products.sort("trade_date", "ticker", "product"), output_name="web_products",
+                 metadata={**meta, "rows": products.height, "rows_kept_from_table": kept_products})  # fmt: skip
+    yield Output(signals.sort("trade_date", "ticker"), output_name="web_signals",
+                 metadata={**meta, "rows": signals.height, "rows_kept_from_table": kept_signals})  # fmt: skip
     yield AssetCheckResult(check_name="web_signals_values_in_range", asset_key=WEB_SIGNALS, passed=True,
                            metadata={"status": reason})  # fmt: skip
-    yield AssetCheckResult(check_name="web_pages_fetched", asset_key=WEB_PRODUCTS, passed=True,
+    yield AssetCheckResult(check_name="web_pages_fetched", asset_key=WEB_PRODUCTS, passed=False,
                            severity=AssetCheckSeverity.WARN, metadata={"status": reason})  # fmt: skip
 
 
@@ -297,12 +315,14 @@ def web_products(
     ``web_price_change`` is the mean over a ticker's products of the log price change from the product's
     previous observation; the first session of the window compares with the table's rows for the session
     before the window when they exist. A ticker-day without any parsed product has no ``raw.web_signals`` row.
-    With no ``base_url`` configured both tables get empty frames and the metadata says so."""
+    Nothing the tables hold is ever lost to a failed crawl: with no ``base_url`` configured the window keeps its
+    rows (``_not_refreshed``); an unreachable site, a day whose index fails and a page that cannot be fetched or
+    parsed keep the ticker-days the tables already hold; the log and metadata name every day not refreshed."""
     start, end = window_dates(*context.partition_time_window)
     days = sessions_between(start, end)
+    lake = lake_store.lake
     if not web_vendor.base_url:
-        context.log.warning(NO_SITE)
-        yield from _empty_outputs(NO_SITE, start, end)
+        yield from _not_refreshed(context, lake, NO_SITE, start, end)
         return
     policy = crawl_policy(web_vendor)
     with PoliteCrawler(web_vendor.raw_dir, policy) as crawler:
@@ -352,24 +372,22 @@ def web_products(
     new_products = crawled.filter(pl.col("error").is_null()).select(list(PRODUCTS_SCHEMA))
 
     # ticker-days (or whole days) that could not be read now keep the rows the table already holds
-    lake = lake_store.lake
-    kept = pl.DataFrame(schema=PRODUCTS_SCHEMA)
+    products, kept_rows = keep_table_rows(lake, "raw", "web_products", new_products, start, end, on=WEB_UNIT)
+    kept = products.join(new_products.select(WEB_UNIT).unique(), on=WEB_UNIT, how="anti")
     previous = pl.DataFrame(schema=PRODUCTS_SCHEMA)
     if lake.exists("raw", "web_products"):
-        lost_days = [date.fromisoformat(x) for x in crawl.days_without_catalogue] + [
-            date.fromisoformat(f["trade_date"]) for f in crawl.index_failures
-        ]
-        lost_pages = pl.DataFrame([(date.fromisoformat(f["trade_date"]), f["ticker"]) for f in failed],
-                                  schema={"trade_date": pl.Date, "ticker": pl.String}, orient="row")  # fmt: skip
-        have = (
-            lake.read("raw", "web_products", start, end).select(list(PRODUCTS_SCHEMA)).cast(PRODUCTS_SCHEMA)
-        )
-        kept = pl.concat([have.filter(pl.col("trade_date").is_in(lost_days)),
-                          have.join(lost_pages, on=["trade_date", "ticker"], how="semi")])  # fmt: skip
         prev_day = shift_sessions(start, -1)
         previous = lake.read("raw", "web_products", prev_day, prev_day).select(list(PRODUCTS_SCHEMA))
         previous = previous.cast(PRODUCTS_SCHEMA)
-    products = pl.concat([new_products, kept]).sort("trade_date", "ticker", "product")
+    products = products.sort("trade_date", "ticker", "product")
+    not_refreshed = sorted(
+        set(crawl.days_without_catalogue) | {f["trade_date"] for f in crawl.index_failures}
+    )
+    if not_refreshed:
+        context.log.error(
+            f"web vendor: {len(not_refreshed)} day(s) not refreshed ({', '.join(not_refreshed)}): "
+            f"kept {kept.height} existing product row(s); see index_failures / days_without_catalogue"
+        )
 
     # signals: error rows count as error pages; the previous session gives the first day its price change
     as_rows = [
@@ -387,11 +405,13 @@ def web_products(
         .join(stamps, on=["trade_date", "ticker"], how="left")
         .select(list(SIGNALS_SCHEMA))
         .cast(SIGNALS_SCHEMA)
-        .sort("trade_date", "ticker")
     )
+    signals, kept_signals = keep_table_rows(lake, "raw", "web_signals", signals, start, end, on=WEB_UNIT)
+    signals = signals.sort("trade_date", "ticker")
 
     linked = len(crawl.pages)
     parsed = linked - len(failed)
+    parsed_urls = set(new_products["url"].to_list())
     share = parsed / linked if linked else None
     # intervals between request starts over the crawl's duration (which ends with the last answer)
     rps = {
@@ -417,12 +437,18 @@ def web_products(
         "requests_per_second_limit": policy.requests_per_second,
         "crawl_seconds": round(crawl.seconds, 3),
         "raw_dir": MetadataValue.path(str(Path(web_vendor.raw_dir))),
+        "refreshed": not not_refreshed and not failed,
+        "days_not_refreshed": MetadataValue.json(not_refreshed),
+        "source_fingerprints": MetadataValue.json(
+            {r.url: r.sha256 for _, _, r in crawl.pages if r.ok and r.sha256 and r.url in parsed_urls}
+        ),
     }
     yield Output(products, output_name="web_products", metadata={
-        **common, "rows": products.height, "rows_kept_from_table": kept.height,
+        **common, "rows": products.height, "rows_kept_from_table": kept_rows,
         **_truth_report(ground_truth, products, start, end),
     })  # fmt: skip
-    yield Output(signals, output_name="web_signals", metadata={**common, "rows": signals.height})
+    yield Output(signals, output_name="web_signals", metadata={**common, "rows": signals.height,
+                                                               "rows_kept_from_table": kept_signals})  # fmt: skip
 
     bad_prices = (
         products.filter(~pl.col("price").is_finite() | (pl.col("price") <= 0)).height

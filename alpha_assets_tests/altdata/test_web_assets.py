@@ -343,3 +343,31 @@ def test_s3_landing_quarantines_bytes_with_a_reason():
         )
     assert where == "s3://vendor/quarantine/web/2024-01-08/AAA.html" and body == b"<html>"
     assert reason["file"] == "web/2024-01-08/AAA.html" and reason["reason"] == "no product list found"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.service
+def test_an_unconfigured_or_unreachable_vendor_never_overwrites_the_web_rows(site, tmp_path, instance):
+    """Issue 9 #2: `alpha materialize` without ALPHA_WEB_VENDOR_URL took raw.web_products 780 -> 468 rows."""
+    site_dir, truth_dir, days, _ = site
+    with serve_site(site_dir) as server:
+        _run(_resources(tmp_path, truth_dir, server.url), instance, days[0], days[3])
+    before_products, before_signals = _lake(tmp_path)
+    assert before_products.height and before_signals.height
+    key = ["trade_date", "ticker", "product"]
+
+    for url in ("", f"http://127.0.0.1:{_free_port()}"):  # not configured; configured but nobody answers
+        res = _resources(tmp_path, truth_dir, url, max_retries=0, timeout_s=1.0)
+        meta, checks = _run(res, instance, days[0], days[3])
+        products, signals = _lake(tmp_path)
+        assert products.sort(key).equals(before_products.sort(key)), url
+        assert signals.sort("trade_date", "ticker").equals(before_signals.sort("trade_date", "ticker")), url
+        assert meta["refreshed"] is False and len(meta["days_not_refreshed"]) == len(days), url
+        assert not checks["web_pages_fetched"].passed, url
