@@ -22,6 +22,14 @@ from alpha_assets.lib.backtest import (
 from resources.outbox import OutboxResource
 
 
+def executed_targets(orders: pl.DataFrame, lo, hi) -> pl.DataFrame:
+    """Every executed target between ``lo`` and ``hi``, zeros included: a day whose book is all zero (drawdown
+    control at ``reduce_factor=0``) is a rebalance to flat, not a day without a decision."""
+    return orders.select("trade_date", "ticker", pl.col("exec_weight").alias("weight")).filter(
+        pl.col("trade_date").is_between(lo, hi)
+    )
+
+
 class BacktestConfig(Config):
     start: str | None = None  # YYYY-MM-DD; default: first day with orders
     end: str | None = None
@@ -56,10 +64,9 @@ def backtest(context: AssetExecutionContext, config: BacktestConfig, orders: pl.
 
     from alpha_assets.lib.backtest.tearsheet import write_tearsheet
 
-    w = orders.select("trade_date", "ticker", pl.col("exec_weight").alias("weight"))
-    lo = date.fromisoformat(config.start) if config.start else w["trade_date"].min()
+    lo = date.fromisoformat(config.start) if config.start else orders["trade_date"].min()
     hi = date.fromisoformat(config.end) if config.end else prices["trade_date"].max()
-    w = w.filter(pl.col("trade_date").is_between(lo, hi) & (pl.col("weight") != 0))
+    w = executed_targets(orders, lo, hi)
     bars = prices.filter(pl.col("trade_date") <= hi).select("trade_date", "ticker", "open", "close", "volume")
     costs = CostModel(commission_bps=config.commission_bps, sell_fee_bps=config.sell_fee_bps,
                       borrow_rate_annual=config.borrow_rate_annual, impact_coef=config.impact_coef,

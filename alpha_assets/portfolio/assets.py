@@ -24,7 +24,7 @@ from dagster import (
 )
 
 from alpha_assets.automation import downstream
-from alpha_assets.lib.portfolio import InfeasibleLimitsError, PortfolioLimits, check_limits
+from alpha_assets.lib.portfolio import InfeasibleLimitsError, PortfolioLimits, check_limits, invested_share
 from alpha_assets.lib.portfolio.daily import WEIGHT_SCHEMA, day_target_weights
 from partitions import feature_lookback, trading_days, window_dates
 from partitions.calendar import sessions_between
@@ -56,13 +56,15 @@ class PortfolioConfig(Config):
     min_adv_usd: float = 1_000_000.0
     gross_leverage: float = 1.0
     cov_window: int = 60
+    # When the limits cannot hold full books: invest what they allow (dollar-neutral), the rest in cash.
+    hold_cash: bool = True
 
     def limits(self) -> PortfolioLimits:
         return PortfolioLimits(
             long_quantile=self.long_quantile, short_quantile=self.short_quantile,
             max_name_weight=self.max_name_weight, max_sector_weight=self.max_sector_weight,
             max_country_weight=self.max_country_weight, max_corr_group_weight=self.max_corr_group_weight,
-            min_adv_usd=self.min_adv_usd, gross_leverage=self.gross_leverage,
+            min_adv_usd=self.min_adv_usd, gross_leverage=self.gross_leverage, hold_cash=self.hold_cash,
         )  # fmt: skip
 
 
@@ -77,8 +79,9 @@ def read_alpha(lake, alpha_source: str, start, end, version: int | None) -> pl.D
     if alpha_source == "alpha_scores":
         return df.select("trade_date", "ticker", "alpha_score", "model_versions")
     if alpha_source not in df.columns:
-        raise Failure(f"alpha_source '{alpha_source}' is neither 'alpha_scores' nor a column of "
-                      "features.price_features")
+        raise Failure(
+            f"alpha_source '{alpha_source}' is neither 'alpha_scores' nor a column of features.price_features"
+        )
     return df.select("trade_date", "ticker", pl.col(alpha_source).alias("alpha_score"))
 
 
@@ -134,12 +137,18 @@ def code_version() -> str:
             "weights_finite_and_balanced",
             asset=WEIGHTS,
             blocking=True,
-            description="no NaN; long book sums to +gross/2 and short book to -gross/2",
+            description="no NaN; long book sums to +gross/2 and short book to -gross/2 (with hold_cash: a "
+            "smaller book, still dollar-neutral, the rest in cash)",
         ),
         AssetCheckSpec(
             "every_day_has_a_book",
             asset=WEIGHTS,
             description="the limits were feasible on every day (infeasible days get no book)",
+        ),
+        AssetCheckSpec(
+            "books_fully_invested",
+            asset=WEIGHTS,
+            description="the limits left no capital in cash (states the invested share of the binding days)",
         ),
     ],  # fmt: skip
 )
@@ -154,15 +163,17 @@ def target_weights(context: AssetExecutionContext, config: PortfolioConfig, pric
     lake = lake_store.lake
     alpha_table = alpha_table_of(config.alpha_source)
     if not lake.exists(*alpha_table):
-        raise Failure(f"{'.'.join(alpha_table)} does not exist yet: materialize it first"
-                      + (" (train the models: `alpha train --alpha`)" if alpha_table[1] == "alpha_scores" else ""))
+        raise Failure(
+            f"{'.'.join(alpha_table)} does not exist yet: materialize it first"
+            + (" (train the models: `alpha train --alpha`)" if alpha_table[1] == "alpha_scores" else "")
+        )
     versions = {f"{layer}.{name}": lake.version(layer, name) for layer, name in
                 (alpha_table, ("raw", "prices"), ("raw", "universe"))}  # fmt: skip
     alpha = read_alpha(lake, config.alpha_source, start, end, versions[".".join(alpha_table)])
     # The same for every day of the run: computed once (code_version runs git).
     provenance = {"input_versions": json.dumps(versions, sort_keys=True), "alpha_source": config.alpha_source,
                   "code_version": code_version(), "config": json.dumps(config.model_dump(), sort_keys=True)}  # fmt: skip
-    frames, audit, infeasible, breaches = [], [], [], []
+    frames, audit, infeasible, breaches, in_cash = [], [], [], [], []
     for day in sessions_between(start, end):
         f = alpha.filter(pl.col("trade_date") == day)
         scores = f.select("ticker", "alpha_score").drop_nulls()
@@ -178,15 +189,20 @@ def target_weights(context: AssetExecutionContext, config: PortfolioConfig, pric
             context.log.error(f"{day}: {e}")
             continue
         breaches += [f"{day}: {b}" for b in check_limits(w, u, limits)]
+        share = invested_share(w, limits)
+        if share < 1 - 1e-6:
+            in_cash.append({"trade_date": str(day), "invested_share": round(share, 6)})
         frames.append(w)
         audit.append({"trade_date": day, **provenance, "model_version": model_version, "names": w.height})
     df = pl.concat(frames) if frames else pl.DataFrame(schema=WEIGHT_SCHEMA)
     audit_df = pl.DataFrame(audit, schema={"trade_date": pl.Date, "input_versions": pl.Utf8, "alpha_source": pl.Utf8,
                                            "model_version": pl.Utf8, "code_version": pl.Utf8, "config": pl.Utf8,
                                            "names": pl.Int64})  # fmt: skip
+    min_share = min((d["invested_share"] for d in in_cash), default=1.0 if frames else 0.0)
     yield Output(df, output_name="target_weights", metadata={
         "rows": df.height, "days": len(frames), "infeasible_days": MetadataValue.json(infeasible),
         "gross": float(df["weight"].abs().sum() / max(len(frames), 1)) if df.height else 0.0,
+        "days_partly_in_cash": len(in_cash), "min_invested_share": min_share,
     })  # fmt: skip
     yield Output(audit_df, output_name="weights_audit", metadata={"rows": audit_df.height})
     # Written books must comply (blocking). A day whose limits are infeasible gets no book at all: nothing
@@ -200,13 +216,27 @@ def target_weights(context: AssetExecutionContext, config: PortfolioConfig, pric
     yield AssetCheckResult(check_name="every_day_has_a_book", asset_key=WEIGHTS, passed=not infeasible,
                            severity=AssetCheckSeverity.WARN,
                            metadata={"infeasible_days": MetadataValue.json(infeasible[:50])})  # fmt: skip
+    yield AssetCheckResult(
+        check_name="books_fully_invested",
+        asset_key=WEIGHTS,
+        passed=not in_cash,
+        severity=AssetCheckSeverity.WARN,
+        description=(f"{len(in_cash)} of {len(frames)} days held part of the capital in cash: the limits allow "
+                     f"{min_share:.1%} invested at least" if in_cash else "every book fully invested"),
+        metadata={"days_partly_in_cash": len(in_cash), "min_invested_share": min_share,
+                  "days": MetadataValue.json(in_cash[:50])},
+    )  # fmt: skip
     nan = df.filter(pl.col("weight").is_nan() | pl.col("weight").is_null()).height
     sums = df.group_by("trade_date").agg(
         pl.col("weight").filter(pl.col("weight") > 0).sum().alias("long"),
         pl.col("weight").filter(pl.col("weight") < 0).sum().alias("short"),
     )
-    bad_sums = sums.filter(((pl.col("long") - limits.book_gross).abs() > 1e-9)
-                           | ((pl.col("short") + limits.book_gross).abs() > 1e-9)).height  # fmt: skip
+    if limits.hold_cash:  # a smaller book is allowed, but it must stay dollar-neutral and within gross
+        bad_sums = sums.filter((pl.col("long") > limits.book_gross + 1e-9)
+                               | ((pl.col("long") + pl.col("short")).abs() > 1e-9)).height  # fmt: skip
+    else:
+        bad_sums = sums.filter(((pl.col("long") - limits.book_gross).abs() > 1e-9)
+                               | ((pl.col("short") + limits.book_gross).abs() > 1e-9)).height  # fmt: skip
     yield AssetCheckResult(
         check_name="weights_finite_and_balanced",
         asset_key=WEIGHTS,
@@ -235,9 +265,12 @@ class OrdersConfig(Config):
 
 ORDERS_SCHEMA = {
     "trade_date": pl.Date, "ticker": pl.Utf8, "target_weight": pl.Float64, "exec_weight": pl.Float64,
-    "close": pl.Float64, "current_shares": pl.Float64, "target_shares": pl.Float64, "order_shares": pl.Float64,
-    "order_value": pl.Float64, "side": pl.Utf8,
+    "close": pl.Float64, "current_shares": pl.Int64, "target_shares": pl.Int64, "order_shares": pl.Int64,
+    "order_value": pl.Float64, "rounding_residual_value": pl.Float64, "side": pl.Utf8,
 }  # fmt: skip
+# The execution system's file: the trades only (no "hold" rows), whole shares.
+ORDER_FILE_COLUMNS = ["trade_date", "ticker", "side", "order_shares", "close", "order_value", "target_shares",
+                      "current_shares", "target_weight", "exec_weight", "rounding_residual_value"]  # fmt: skip
 
 
 @asset(
@@ -257,7 +290,10 @@ ORDERS_SCHEMA = {
 def orders(context: AssetExecutionContext, config: OrdersConfig, weights: pl.DataFrame, risk: pl.DataFrame,
            prices: pl.DataFrame, outbox: OutboxResource):  # fmt: skip
     """The daily trade list: target weights scaled by the drawdown control's multiplier, minus yesterday's book,
-    in shares and value. One CSV per day goes to the outbox for the execution system."""
+    in whole shares and value. The table holds every name of the day's book and the previous one (``side`` is
+    ``hold`` when no trade is needed), so the backtest sees the whole book, zeros included; one CSV per day with
+    the trades only goes to the outbox. ``rounding_residual_value`` is the value the rounding to whole shares
+    leaves out of each position (exact target value minus the whole-share value)."""
     start, end = window_dates(*context.partition_time_window)
     mult = (
         dict(zip(risk["trade_date"].to_list(), risk["gross_multiplier_next"].to_list(), strict=True))
@@ -273,10 +309,12 @@ def orders(context: AssetExecutionContext, config: OrdersConfig, weights: pl.Dat
         .with_columns((pl.col("weight") * pl.col("mult")).alias("exec_weight"))
         .join(closes, on=["trade_date", "ticker"], how="left")
     )
-    w = w.with_columns((pl.col("exec_weight") * config.nav_usd / pl.col("close")).alias("shares"))
+    exact = pl.col("exec_weight") * config.nav_usd / pl.col("close")
+    w = w.with_columns(exact.round(0).cast(pl.Int64).alias("shares"),
+                       ((exact - exact.round(0)) * pl.col("close")).alias("rounding_residual_value"))  # fmt: skip
     days = sorted(set(w["trade_date"].to_list()))
     previous_book_day = dict(zip(days[1:], days[:-1], strict=True))
-    frames, files = [], []
+    frames, files, residuals = [], [], {}
     for day in sessions_between(start, end):
         if day not in days:
             continue
@@ -284,7 +322,7 @@ def orders(context: AssetExecutionContext, config: OrdersConfig, weights: pl.Dat
         cur = (
             w.filter(pl.col("trade_date") == prev).select("ticker", pl.col("shares").alias("current_shares"))
             if prev is not None
-            else pl.DataFrame(schema={"ticker": pl.Utf8, "current_shares": pl.Float64})
+            else pl.DataFrame(schema={"ticker": pl.Utf8, "current_shares": pl.Int64})
         )
         tgt = w.filter(pl.col("trade_date") == day)
         o = (
@@ -293,8 +331,9 @@ def orders(context: AssetExecutionContext, config: OrdersConfig, weights: pl.Dat
                 pl.lit(day).alias("trade_date"),
                 pl.col("weight").fill_null(0.0).alias("target_weight"),
                 pl.col("exec_weight").fill_null(0.0),
-                pl.col("current_shares").fill_null(0.0),
-                pl.col("shares").fill_null(0.0).alias("target_shares"),
+                pl.col("current_shares").fill_null(0),
+                pl.col("shares").fill_null(0).alias("target_shares"),
+                pl.col("rounding_residual_value").fill_null(0.0),
             )
             .with_columns((pl.col("target_shares") - pl.col("current_shares")).alias("order_shares"))
         )
@@ -302,16 +341,20 @@ def orders(context: AssetExecutionContext, config: OrdersConfig, weights: pl.Dat
                    on="ticker", how="left").with_columns(pl.coalesce("close", "close_d").alias("close"))  # fmt: skip
         o = o.with_columns(
             (pl.col("order_shares") * pl.col("close")).alias("order_value"),
-            pl.when(pl.col("order_shares") > 0).then(pl.lit("buy")).otherwise(pl.lit("sell")).alias("side"),
-        )
-        o = (
-            o.filter(pl.col("order_shares").abs() > 1e-9)
-            .select(list(ORDERS_SCHEMA))
-            .cast(ORDERS_SCHEMA)
-            .sort("ticker")
-        )
-        files.append(outbox.write_orders(day, o))
+            pl.when(pl.col("order_shares") > 0).then(pl.lit("buy"))
+            .when(pl.col("order_shares") < 0).then(pl.lit("sell"))
+            .otherwise(pl.lit("hold")).alias("side"),
+        )  # fmt: skip
+        o = o.select(list(ORDERS_SCHEMA)).cast(ORDERS_SCHEMA).sort("ticker")
+        files.append(outbox.write_orders(day, o.filter(pl.col("side") != "hold").select(ORDER_FILE_COLUMNS)))
+        residuals[str(day)] = round(float(o["rounding_residual_value"].sum()), 2)
         frames.append(o)
     df = pl.concat(frames) if frames else pl.DataFrame(schema=ORDERS_SCHEMA)
-    return Output(df, metadata={"rows": df.height, "files": MetadataValue.json(files[-5:]),
-                                "traded_value": float(df["order_value"].abs().sum()) if df.height else 0.0})  # fmt: skip
+    trades = df.filter(pl.col("side") != "hold")
+    return Output(df, metadata={
+        "rows": df.height, "trades": trades.height, "files": MetadataValue.json(files[-5:]),
+        "traded_value": float(trades["order_value"].abs().sum()) if trades.height else 0.0,
+        # Net value the whole-share rounding leaves out of (or adds to) each day's book, in USD.
+        "rounding_residual_usd": MetadataValue.json(dict(list(residuals.items())[-20:])),
+        "max_abs_rounding_residual_usd": max((abs(v) for v in residuals.values()), default=0.0),
+    })  # fmt: skip

@@ -15,6 +15,14 @@ from resources.lake import DeltaLake
 
 pytestmark = pytest.mark.slow
 CONFIG = {"ops": {"target_weights": {"config": {"alpha_source": "mom_20", "cov_window": 20}}}}
+# The book from a price signal (no models needed): the data layer, then the book assets of the main job.
+BOOK = ["portfolio/target_weights", "portfolio/weights_audit", "risk/risk_report", "portfolio/orders"]
+
+
+def _books(home, instance, run_config, start=None, end=None):
+    data = materialize(home, start, end, quiet=True, instance=instance, job_name="daily_data")
+    assert data["success"], data["failed_steps"]
+    return materialize(home, start, end, select=BOOK, quiet=True, instance=instance, run_config=run_config)
 
 
 @pytest.fixture
@@ -29,7 +37,7 @@ def book_home(tmp_path, monkeypatch):
 
 
 def test_books_respect_limits_orders_are_written_and_a_past_day_rebuilds_exactly(book_home, instance):
-    res = materialize(book_home, quiet=True, instance=instance, run_config=CONFIG)
+    res = _books(book_home, instance, CONFIG)
     assert res["success"], res["failed_steps"]
     lake = DeltaLake(book_home.lake)
     w = lake.read("portfolio", "target_weights")
@@ -46,14 +54,19 @@ def test_books_respect_limits_orders_are_written_and_a_past_day_rebuilds_exactly
     files = sorted((book_home.outbox / "orders").glob("orders_*.csv"))
     assert len(files) == len(days)
     o = pl.read_csv(files[1])
-    assert {"ticker", "order_shares", "order_value", "side"} <= set(o.columns)
+    assert {"ticker", "order_shares", "order_value", "side", "rounding_residual_value"} <= set(o.columns)
+    # Whole shares only, trades only; the table keeps the whole book (holds too) and states the rounding residual.
+    assert o["order_shares"].dtype == pl.Int64 and set(o["side"]) <= {"buy", "sell"}
+    table = lake.read("portfolio", "orders")
+    assert (table["target_shares"] - table["current_shares"] == table["order_shares"]).all()
+    assert (table["rounding_residual_value"].abs() <= 0.5 * table["close"] + 1e-9).all()
     # Risk report rows carry VaR and the drawdown multiplier for the next day.
     rr = lake.read("risk", "risk_report")
     assert rr.filter(pl.col("var_hist_1d").is_not_null()).height > 0
     assert set(rr["gross_multiplier_next"].unique().to_list()) <= {1.0, 0.5}
     # As-of rebuild: rematerialize later (new Delta versions), then rebuild an early day from its audit row.
     audit = lake.read("portfolio", "weights_audit").filter(pl.col("trade_date") == days[3]).row(0, named=True)
-    materialize(book_home, days[-5], days[-1], quiet=True, instance=instance, run_config=CONFIG)
+    _books(book_home, instance, CONFIG, days[-5], days[-1])
     rebuilt = rebuild_weights(lake, days[3], audit)
     original = w.filter(pl.col("trade_date") == days[3])
     assert rebuilt.equals(original)  # bit-identical
@@ -65,21 +78,42 @@ def test_books_respect_limits_orders_are_written_and_a_past_day_rebuilds_exactly
     assert (book_home.outbox / "reports" / "backtest" / "tearsheet.html").exists()
 
 
-def test_infeasible_limits_leave_the_day_without_a_book_and_say_why(book_home, instance):
-    cfg = {
-        "ops": {
-            "target_weights": {
-                "config": {"alpha_source": "mom_20", "cov_window": 20, "max_name_weight": 0.01}
-            }
-        }
-    }
-    res = materialize(book_home, quiet=True, instance=instance, run_config=cfg)
-    assert "every_day_has_a_book" in res["failed_checks"]
-    lake = DeltaLake(book_home.lake)
-    assert lake.read("portfolio", "target_weights").height == 0  # no non-compliant book was written
-    assert not (book_home.outbox / "orders").exists() or not list((book_home.outbox / "orders").glob("*.csv"))
+def _config(**limits) -> dict:
+    return {"ops": {"target_weights": {"config": {"alpha_source": "mom_20", "cov_window": 20, **limits}}}}
+
+
+def test_binding_limits_build_the_feasible_book_in_cash_and_only_impossible_days_go_without(
+    book_home, instance
+):
     from dagster import AssetKey
 
+    # At most 18 names per side at 1% each: under 0.18 of the 0.5 per side is investable; the rest stays in cash.
+    res = _books(book_home, instance, _config(max_name_weight=0.01))
+    assert res["success"], res["failed_steps"]
+    assert "books_fully_invested" in res["failed_checks"]  # WARN: says how much is invested
+    assert {"limits_hold", "weights_finite_and_balanced", "every_day_has_a_book"}.isdisjoint(
+        res["failed_checks"]
+    )
+    lake = DeltaLake(book_home.lake)
+    w = lake.read("portfolio", "target_weights")
+    assert w.height > 0
+    per_day = w.group_by("trade_date").agg(
+        pl.col("weight").filter(pl.col("weight") > 0).sum().alias("long"),
+        pl.col("weight").filter(pl.col("weight") < 0).sum().alias("short"),
+    )
+    assert (w["weight"].abs() - 0.01).abs().max() < 1e-6  # every held name at the binding name cap
+    assert per_day["long"].max() <= 0.18 + 1e-9
+    assert (per_day["long"] + per_day["short"]).abs().max() < 1e-9
+    assert list((book_home.outbox / "orders").glob("*.csv"))
+    ev = instance.get_latest_materialization_event(AssetKey(["portfolio", "target_weights"]))
+    min_share = ev.asset_materialization.metadata["min_invested_share"].value
+    assert abs(min_share - 2 * per_day["long"].min()) < 1e-6
+
+    # No name passes the liquidity filter: a truly impossible day gets no book, and says why.
+    res = materialize(
+        book_home, select=BOOK, quiet=True, instance=instance, run_config=_config(min_adv_usd=1e15)
+    )
+    assert "every_day_has_a_book" in res["failed_checks"]
     ev = instance.get_latest_materialization_event(AssetKey(["portfolio", "target_weights"]))
     infeasible = ev.asset_materialization.metadata["infeasible_days"].value
-    assert infeasible and "max_name_weight=0.01" in infeasible[0]
+    assert infeasible and "selects no long names" in infeasible[0]

@@ -15,6 +15,8 @@ from alpha_assets.lib.portfolio import (
     check_limits,
     correlation_groups,
     hrp_weights,
+    invested_share,
+    max_invested_gross,
     wide_returns,
 )
 from alpha_assets.lib.portfolio import limits as limits_module
@@ -209,14 +211,14 @@ def test_too_few_names_for_the_name_cap_is_infeasible_with_the_numbers():
     with pytest.raises(
         InfeasibleLimitsError, match=r"max_name_weight=0\.05 needs at least 10 names per book"
     ) as err:
-        build_target_weights(alpha, returns, meta, PortfolioLimits())
+        build_target_weights(alpha, returns, meta, PortfolioLimits(hold_cash=False))
 
     assert "the long book has 9 (long_quantile=0.2 of 45 eligible names)" in str(err.value)
 
 
 def test_too_few_sectors_for_the_sector_cap_is_infeasible_with_the_numbers():
     alpha, returns, meta = make_universe(200, n_sectors=2, seed=8)
-    limits = PortfolioLimits(max_corr_group_weight=1.0)
+    limits = PortfolioLimits(max_corr_group_weight=1.0, hold_cash=False)
 
     with pytest.raises(
         InfeasibleLimitsError, match=r"max_sector_weight=0\.2: the books' 2 sector groups"
@@ -224,6 +226,45 @@ def test_too_few_sectors_for_the_sector_cap_is_infeasible_with_the_numbers():
         build_target_weights(alpha, returns, meta, limits)
 
     assert "can hold at most 0.4000 gross" in str(err.value)
+
+
+def test_too_few_names_for_the_name_cap_hold_the_rest_in_cash():
+    # 45 names at the 20% quantile: 9 per book at 5% each can hold 0.45 of the 0.5 each side needs.
+    alpha, returns, meta = make_universe(45, seed=7)
+    meta = meta.with_columns(adv_usd=pl.lit(5e6))
+    limits = PortfolioLimits()
+
+    target = build_target_weights(alpha, returns, meta, limits)
+
+    long_sum, short_sum = book_sums(target)
+    assert long_sum == pytest.approx(0.45, abs=1e-8)
+    assert short_sum == pytest.approx(-0.45, abs=1e-8)
+    assert invested_share(target, limits) == pytest.approx(0.9, abs=1e-8)
+    assert target.height == 18
+    assert check_limits(target, meta, limits) == []
+    # The exact check still refuses the partial book as a full one.
+    assert any("expected +0.5" in b for b in check_limits(target, meta, PortfolioLimits(hold_cash=False)))
+
+
+def test_too_few_sectors_for_the_sector_cap_hold_the_rest_in_cash():
+    alpha, returns, meta = make_universe(200, n_sectors=2, seed=8)
+    limits = PortfolioLimits(max_corr_group_weight=1.0)
+
+    target = build_target_weights(alpha, returns, meta, limits)
+
+    # Two sectors at 20% gross each hold 0.4 of the 1.0 allowed: 0.2 long, 0.2 short.
+    assert invested_share(target, limits) == pytest.approx(0.4, abs=1e-8)
+    long_sum, short_sum = book_sums(target)
+    assert long_sum == pytest.approx(-short_sum, abs=1e-12)
+    assert check_limits(target, meta, limits) == []
+
+
+def test_a_cash_book_is_the_largest_the_limits_allow():
+    is_long = np.array([True, True, True, False, False])
+    groups = {"sector": np.array([0, 0, 1, 1, 1]), "country": np.zeros(5, int), "corr_group": np.arange(5)}
+    limits = PortfolioLimits(max_name_weight=0.1, max_sector_weight=0.25, max_country_weight=1.0)
+    # The short book (2 names at 0.1) caps s at 0.2; sector 1 then leaves its long name 0.05, sector 0 the rest.
+    assert max_invested_gross(is_long, groups, limits) == pytest.approx(0.2, abs=1e-9)
 
 
 def test_an_empty_book_is_infeasible():
@@ -277,8 +318,11 @@ def test_check_limits_lists_every_breach():
     )
     weights = pl.DataFrame({"ticker": ["A", "B", "C", "D"], "weight": [0.3, 0.2, -0.3, -0.1]})
 
-    breaches = check_limits(weights, meta, PortfolioLimits())
+    breaches = check_limits(weights, meta, PortfolioLimits(hold_cash=False))
+    # With cash allowed, a smaller book passes the sums but must stay dollar-neutral.
+    cash_breaches = check_limits(weights, meta, PortfolioLimits())
 
+    assert cash_breaches[-1] == "book not dollar-neutral: long 0.5000000000, short -0.4000000000"
     assert breaches == [
         "max_name_weight=0.05: A |w|=0.300000",
         "max_name_weight=0.05: B |w|=0.200000",
@@ -366,6 +410,7 @@ def test_every_limit_holds_or_the_book_is_refused(data, n_names, n_sectors, n_co
         max_country_weight=gross / n_countries * data.draw(st.floats(1.0, 4.0), label="country slack"),
         max_corr_group_weight=gross * data.draw(st.floats(0.1, 1.0), label="corr group share"),
         corr_group_threshold=data.draw(st.floats(0.2, 0.8), label="corr_group_threshold"),
+        hold_cash=False,
     )
 
     try:

@@ -7,6 +7,8 @@ from alpha_assets.lib.portfolio.limits import (
     build_target_weights,
     check_limits,
     correlation_groups,
+    invested_share,
+    max_invested_gross,
     wide_returns,
 )
 
@@ -17,6 +19,8 @@ __all__ = [
     "check_limits",
     "correlation_groups",
     "hrp_weights",
+    "invested_share",
+    "max_invested_gross",
     "returns_matrix",
     "wide_returns",
 ]

@@ -19,6 +19,10 @@ Capping method (iterative capping with pro-rata redistribution, a water-filling)
 4. If a book runs out of unfrozen names while short of its target, the greedy pass is not conclusive (freezing
    is myopic); a linear program then finds the limit-respecting book closest to HRP in L1 distance, or proves
    none exists, in which case ``InfeasibleLimitsError`` says which limit binds and with what numbers.
+5. When no full book exists and ``hold_cash`` is set (the fund's policy), the books are built at the largest
+   dollar-neutral gross the limits allow (a linear program: maximise the per-side gross ``s`` with both books
+   at ``s``) and the rest of the capital is held in cash. Only a day that can hold nothing (no eligible name on
+   a side, or caps leaving no room) is refused.
 
 Whatever path is taken, the result is re-checked with ``check_limits`` before it is returned: a limit is never
 silently violated.
@@ -27,7 +31,7 @@ silently violated.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -70,6 +74,9 @@ class PortfolioLimits:
     linkage: str = "single"
     optimal_ordering: bool = False
     tolerance: float = 1e-9
+    # When no full book meets the limits: invest what the limits allow (dollar-neutral) and hold the rest in cash.
+    # False: refuse such a day (InfeasibleLimitsError), the behaviour before cash books.
+    hold_cash: bool = True
 
     def __post_init__(self) -> None:
         if not (0 < self.long_quantile <= 1 and 0 < self.short_quantile <= 1):
@@ -118,7 +125,9 @@ def build_target_weights(
     ``hrp_weight`` (signed, before limits), ``alpha_score, sector, country, adv_usd, corr_group`` and
     ``binding_limit`` (the limit the name sits at in the final book: its own cap first, then its sector's,
     country's or correlation group's; null if none binds). Names without a returns column are not eligible.
-    Raises ``InfeasibleLimitsError`` when no book can satisfy the limits.
+    When full books break a limit, ``hold_cash`` (the default) builds the largest dollar-neutral book the limits
+    allow and leaves the rest in cash (``invested_share`` < 1). Raises ``InfeasibleLimitsError`` when no book can
+    be held (or, with ``hold_cash=False``, when no full book satisfies the limits).
     """
     limits = limits or PortfolioLimits()
     _require_columns(alpha, ("ticker", "alpha_score"), "alpha")
@@ -160,8 +169,6 @@ def build_target_weights(
     is_long = (books["side"] == "long").to_numpy()
     book_returns = np.column_stack([history[t] for t in tickers])
 
-    _check_name_capacity(limits, int(is_long.sum()), int((~is_long).sum()), n_eligible)
-
     hrp = np.empty(len(tickers))
     for mask in (is_long, ~is_long):
         hrp[mask] = hrp_weights(
@@ -171,7 +178,19 @@ def build_target_weights(
     books = books.with_columns(corr_group=pl.Series(corr_group, dtype=pl.Int64))
 
     groups = {column: _codes(books[column]) for column, _ in GROUP_LIMITS}
-    magnitudes = cap_book_weights(hrp, is_long, groups, limits)
+    sized_limits = replace(limits, hold_cash=False)  # the book built is checked exactly against its gross
+    try:
+        _check_name_capacity(limits, int(is_long.sum()), int((~is_long).sum()), n_eligible)
+        magnitudes = cap_book_weights(hrp, is_long, groups, limits)
+    except InfeasibleLimitsError as full_book_refused:
+        if not limits.hold_cash:
+            raise
+        per_side = max_invested_gross(is_long, groups, limits)
+        if per_side <= limits.tolerance:
+            raise InfeasibleLimitsError(f"{full_book_refused}; no name can be held at all") from None
+        # Just under the maximum, so the capped book is strictly feasible (scaling a feasible book down stays so).
+        sized_limits = replace(limits, gross_leverage=2.0 * per_side * (1.0 - 1e-9), hold_cash=False)
+        magnitudes = cap_book_weights(hrp, is_long, groups, sized_limits)
 
     sign = np.where(is_long, 1.0, -1.0)
     target = books.with_columns(
@@ -190,7 +209,7 @@ def build_target_weights(
         "corr_group",
         "binding_limit",
     )
-    breaches = check_limits(target, meta, limits)
+    breaches = check_limits(target, meta, sized_limits)
     if breaches:
         # Only reachable through a numerical failure of the LP fallback: never hand out a breaching book.
         raise InfeasibleLimitsError("limits could not be met to tolerance: " + "; ".join(breaches[:5]))
@@ -254,6 +273,38 @@ def cap_book_weights(
         if full:
             return magnitudes
     return _closest_feasible_book(hrp, is_long, groups, limits)  # pragma: no cover
+
+
+def max_invested_gross(is_long: np.ndarray, groups: dict[str, np.ndarray], limits: PortfolioLimits) -> float:
+    """The largest per-side gross ``s <= book_gross`` such that both books can hold ``s`` within every cap."""
+    from scipy.optimize import linprog
+
+    n = is_long.size
+    rows, caps = [], []
+    for column, cap_name in GROUP_LIMITS:
+        codes = groups[column]
+        for code in np.unique(codes):
+            rows.append(np.append((codes == code).astype(float), 0.0))
+            caps.append(getattr(limits, cap_name))
+    # Variables: magnitudes x (n) and the per-side gross s; maximise s with sum(long x) = sum(short x) = s.
+    books = np.vstack([np.append(is_long.astype(float), -1.0), np.append((~is_long).astype(float), -1.0)])
+    result = linprog(
+        c=np.append(np.zeros(n), -1.0),
+        A_ub=np.array(rows),
+        b_ub=np.array(caps),
+        A_eq=books,
+        b_eq=np.zeros(2),
+        bounds=[(0.0, limits.max_name_weight)] * n + [(0.0, limits.book_gross)],
+        method="highs",
+    )
+    if result.status != 0:
+        raise InfeasibleLimitsError(f"the limit solver failed ({result.message}); no book could be sized")
+    return float(result.x[-1])
+
+
+def invested_share(weights: pl.DataFrame, limits: PortfolioLimits) -> float:
+    """Gross held over gross allowed: 1.0 for a full book, below 1 when the limits left capital in cash."""
+    return float(weights["weight"].abs().sum()) / limits.gross_leverage
 
 
 def _binding_limits(
@@ -392,7 +443,8 @@ def check_limits(
     ``weights`` needs ``ticker`` and signed ``weight``; a ``corr_group`` column (in ``weights`` or ``meta``)
     enables the correlation-group check. ``meta`` supplies ``sector``, ``country`` and ``adv_usd``. Checks,
     all to ``limits.tolerance``: per-name |w|, gross per sector/country/correlation group, liquidity of every
-    held name, long sum +gross/2, short sum -gross/2.
+    held name, long sum +gross/2, short sum -gross/2. With ``hold_cash`` a book may be smaller (the rest in
+    cash) but stays dollar-neutral: long sum in (0, +gross/2] and short sum = -long sum.
     """
     limits = limits or PortfolioLimits()
     tolerance = limits.tolerance
@@ -427,6 +479,12 @@ def check_limits(
             breaches.append(f"{cap_name}={cap}: {column} {row[column]} gross={row['gross']:.6f}")
     long_sum = float(held.filter(pl.col("weight") > 0)["weight"].sum())
     short_sum = float(held.filter(pl.col("weight") < 0)["weight"].sum())
+    if limits.hold_cash and held.height:
+        if long_sum > limits.book_gross + tolerance:
+            breaches.append(f"long book sums to {long_sum:.10f}, above +{limits.book_gross}")
+        if abs(long_sum + short_sum) > tolerance:
+            breaches.append(f"book not dollar-neutral: long {long_sum:.10f}, short {short_sum:.10f}")
+        return breaches
     if abs(long_sum - limits.book_gross) > tolerance:
         breaches.append(f"long book sums to {long_sum:.10f}, expected +{limits.book_gross}")
     if abs(short_sum + limits.book_gross) > tolerance:
@@ -478,5 +536,7 @@ __all__ = [
     "cap_book_weights",
     "check_limits",
     "correlation_groups",
+    "invested_share",
+    "max_invested_gross",
     "wide_returns",
 ]
