@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Create .venv with the whole stack. The venv lives in a cache folder keyed by the hash of the
-# dependency files, and .venv links to it: an unchanged lock reuses the install (CI, fresh clones).
+# Create .venv with the whole stack. The dependencies live in a cached venv keyed by the hash of the dependency
+# files, shared by every checkout (an unchanged lock reuses the install: CI, fresh clones). The project itself is
+# never taken from the cache: .venv is a small venv of this checkout, layered on the cached one by a .pth, with
+# this checkout installed editable in it and the cached tools wrapped to run on its python. So each checkout's
+# `alpha`, pytest and dagster import its own code, whichever checkout ran setup last.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
@@ -26,8 +29,30 @@ else
   "$VENV/bin/pip" install -q -c constraints.txt -e ".[dev]"
   touch "$VENV/.complete"
 fi
-# The project itself is installed editable from this checkout (cheap, no deps).
-"$VENV/bin/pip" install -q --no-deps --no-build-isolation -e . >/dev/null
+# The per-checkout layer: a venv of the same python, the cached packages on its path, this checkout editable.
+HERE=$(pwd)
 rm -rf .venv
-ln -s "$VENV" .venv
-echo "setup: .venv -> $VENV"
+"$VENV/bin/python" -m venv --without-pip .venv
+STACK=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
+OWN=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
+# addsitedir also runs the cached venv's .pth files; this checkout's own editable finder is installed first.
+echo "import site; site.addsitedir('$STACK')" > "$OWN/zz_alpha_stack.pth"
+if ! out=$(.venv/bin/python -m pip install -q --no-deps --no-build-isolation --disable-pip-version-check -e . 2>&1)
+then
+  echo "$out" >&2; exit 1
+fi
+.venv/bin/python -c 'import alpha_assets, sys; sys.exit(not alpha_assets.__file__.startswith(sys.argv[1]))' "$HERE" \
+  || { echo "setup: .venv does not import this checkout's alpha_assets" >&2; exit 1; }
+# The cached tools (pytest, dagster, ruff, ...) run with this checkout's python, so they import its code too.
+for tool in "$VENV"/bin/*; do
+  name=$(basename "$tool")
+  case "$name" in python*|pip*|activate*|Activate.ps1|__pycache__) continue ;; esac
+  [ -e ".venv/bin/$name" ] && continue  # installed for this checkout (alpha)
+  if [ "$(head -c 2 "$tool")" = "#!" ] && head -n 2 "$tool" | grep -q python; then
+    printf '#!/bin/sh\nexec "%s/.venv/bin/python" "%s" "$@"\n' "$HERE" "$tool" > ".venv/bin/$name"
+    chmod +x ".venv/bin/$name"
+  else
+    ln -s "$tool" ".venv/bin/$name"  # native binaries (ruff)
+  fi
+done
+echo "setup: .venv (this checkout's code) on the cached stack $VENV"
