@@ -1,9 +1,11 @@
 """raw.call_sentiment and raw.filing_features: earnings calls and regulatory filings turned into numbers.
 
-Both read a partition window's documents from the landing zone (the date in the file name decides the window; a
-re-delivery of a file name replaces the earlier one), score them with the ``sentiment`` resource's model and write
-one row per ticker and document date. Bad documents (empty, binary, no recognisable layout) are moved to
-``quarantine/<prefix>/`` with a ``.reason.json`` and the rest of the window proceeds. A re-run never loses rows
+Both read a partition window's deliveries through the intake layer (``alpha_assets.intake``: the date in the file
+name decides the window; names that are not deliveries are quarantined), check each document's header (ticker,
+date, form) against its name and the point-in-time universe, score them with the ``sentiment`` resource's model and write
+one row per ticker and document date. Bad documents (empty, binary, no recognisable layout, a header that
+contradicts the name, a ticker outside the universe) are moved to ``quarantine/<prefix>/`` with a
+``.reason.json`` listing every problem found, and the rest of the window proceeds. A re-run never loses rows
 already written: a ticker-day is replaced only when a good document for it is scored in the run.
 
 Point in time: ``event_time`` is the end of the call (the transcript's "Call time" header plus an hour, else the
@@ -31,19 +33,33 @@ from dagster import (
     asset,
 )
 
+from alpha_assets.intake import Intake, keep_table_rows
 from alpha_assets.lib.altdata import point_in_time as pit
-from alpha_assets.lib.altdata.nlp.filings import SECTIONS, filing_features_frame, filing_row_schema
-from alpha_assets.lib.altdata.nlp.text import DocumentError
-from alpha_assets.lib.altdata.nlp.transcripts import score_transcripts, transcript_row_schema
-from alpha_assets.lib.ingestion.vendor_files import date_from_name
+from alpha_assets.lib.altdata.nlp.filings import (
+    SECTIONS,
+    FilingError,
+    filing_features_frame,
+    filing_row_schema,
+    parse_filing,
+)
+from alpha_assets.lib.altdata.nlp.text import DocumentError, read_document
+from alpha_assets.lib.altdata.nlp.transcripts import (
+    TranscriptError,
+    parse_transcript,
+    score_transcripts,
+    transcript_row_schema,
+)
+from alpha_assets.lib.ingestion.deliveries import Delivery, content_problems
 from partitions import trading_days, window_dates
 from resources.altdata import GroundTruthResource, SentimentResource
+from resources.lake import DeltaLake
 from resources.lake_resource import DeltaLakeResource
-from resources.landing import LandedFile, VendorLanding
+from resources.landing import VendorLanding
 
 TRANSCRIPTS, FILINGS = "transcripts", "filings"
 CALL_SENTIMENT = AssetKey(["raw", "call_sentiment"])
 FILING_FEATURES = AssetKey(["raw", "filing_features"])
+UNIVERSE = AssetKey(["raw", "universe"])
 MIN_PARSED_SHARE = 0.9  # documents_parsed warns below this share of the window's files
 CALL_LENGTH = timedelta(hours=1)  # an earnings call's event time is its end: start + a typical call's length
 _TOLERANCE = 1e-9  # float slack on range checks
@@ -89,7 +105,6 @@ FILING_BOUNDS = {
     "document_similarity": (0.0, 1.0),
 }
 
-_NAME_TICKER = re.compile(r"^(?P<ticker>[A-Z0-9.\-]+)_")
 _CALL_TIME = re.compile(
     r"^\s*(?:call\s+)?time\s*:\s*(?P<h>\d{1,2})(?::(?P<m>\d{2}))?\s*(?P<ampm>[ap]\.?\s?m\.?)?\s*"
     r"(?P<tz>ET|EST|EDT|Eastern|UTC|GMT|Z)?\b",
@@ -101,62 +116,87 @@ _EASTERN = ZoneInfo("America/New_York")
 # --- shared helpers --------------------------------------------------------------------------------------
 
 
-def _deliveries(landing: VendorLanding, prefix: str) -> list[tuple[date, LandedFile]]:
-    """Every file under ``prefix`` with a date in its name, the newest delivery per file name, oldest date first."""
-    newest: dict[str, LandedFile] = {}
-    for f in landing.list_files(prefix, fingerprints=False):
-        base = f.name.rsplit("/", 1)[-1]
-        if date_from_name(base) is not None and (base not in newest or f.modified >= newest[base].modified):
-            newest[base] = f
-    dated = [(date_from_name(base), f) for base, f in newest.items()]
-    return sorted(dated, key=lambda item: (item[0], item[1].name))
+def _in_window(quarantined: list[dict[str, str]], files: list[Delivery]) -> int:
+    names = {f"{dv.prefix}/{dv.name}" for dv in files}
+    return sum(q["file"] in names for q in quarantined)
 
 
-def _name_ticker(name: str) -> str | None:
-    m = _NAME_TICKER.match(name.rsplit("/", 1)[-1])
-    return m.group("ticker") if m else None
+def _universe_by_date(lake: DeltaLake, start: date, end: date) -> dict[date, set[str]]:
+    """The point-in-time universe of each date of the window that ``raw.universe`` holds (empty when unknown)."""
+    if not lake.exists("raw", "universe"):
+        return {}
+    rows = lake.read("raw", "universe", start, end, columns=["trade_date", "ticker"])
+    return {d: set(g["ticker"].to_list()) for (d,), g in rows.group_by("trade_date")}
 
 
-def _quarantine(
-    context: AssetExecutionContext, landing: VendorLanding, prefix: str, name: str, reason: str
-) -> dict[str, str]:
-    dest = landing.quarantine(prefix, name, reason)
-    context.log.error(f"quarantined {prefix}/{name}: {reason}")
-    return {"file": f"{prefix}/{name}", "reason": reason, "moved_to": dest}
+def _transcript_header(path: Path) -> dict:
+    """What a transcript says about itself (its header only, never the file name)."""
+    parsed = parse_transcript(read_document(path, TranscriptError))
+    return {"ticker": parsed.ticker, "date": parsed.call_date}
+
+
+def _filing_header(path: Path) -> dict:
+    parsed = parse_filing(read_document(path, FilingError))
+    return {"ticker": parsed.ticker, "date": parsed.filed, "form": parsed.form}
+
+
+def _checked_documents(
+    intake: Intake, lake: DeltaLake, prefix: str, start: date, end: date, header_of
+) -> tuple[list[Delivery], dict[str, Delivery]]:
+    """The window's deliveries and, by local path, those whose content agrees with their name and universe.
+
+    A document is quarantined with *every* problem found: unreadable or unparseable content, a header ticker,
+    date or form that contradicts the file name, a ticker outside the universe of its date."""
+    files = intake.deliveries(prefix, start, end)
+    universe = _universe_by_date(lake, start, end)
+    located: dict[str, Delivery] = {}
+    for dv in files:
+        path = intake.local_path(prefix, dv.name)
+        problems: list[str] = []
+        try:
+            header = header_of(path)
+        except DocumentError as e:
+            problems.append(e.reason)
+            header = {}
+        problems += content_problems(dv, header, universe.get(dv.trade_date))
+        if problems:
+            intake.quarantine(prefix, dv.name, "; ".join(problems))
+        else:
+            located[str(path)] = dv
+    return files, located
 
 
 def _quarantine_errors(
-    context: AssetExecutionContext,
-    landing: VendorLanding,
-    prefix: str,
-    errors: Iterable[DocumentError],
-    names_by_path: dict[str, str],
-) -> list[dict[str, str]]:
-    return [_quarantine(context, landing, prefix, names_by_path[e.source], e.reason) for e in errors]
+    intake: Intake, prefix: str, errors: Iterable[DocumentError], located: dict[str, Delivery]
+) -> None:
+    for e in errors:
+        intake.quarantine(prefix, located[e.source].name, e.reason)
 
 
-def _table_rows(context, landing, lake_store, prefix, key, schema, scored, located, files, quarantined,
-                event_of, start, end) -> tuple[pl.DataFrame, int]:  # fmt: skip
-    """Scored documents as table rows: trade_date from the file name, ticker from the header or the name (else the
-    file is quarantined), event_time / published_at, the newest file per ticker-day, and the rows the table
-    already holds for ticker-days not scored now. Returns (rows, number scored now)."""
+def _table_rows(intake, lake, prefix, key, schema, scored, located, event_of, start, end
+                ) -> tuple[pl.DataFrame, int]:  # fmt: skip
+    """Scored documents as table rows: trade_date from the file name, ticker from the header or the name,
+    event_time / published_at, one document per ticker-day (the last by name), and the rows the table already
+    holds for ticker-days not scored now. Returns (rows, number scored now)."""
     rows = []
     for r in scored.iter_rows(named=True):
-        d, f = located[r["file"]]
-        ticker = r["ticker"] or _name_ticker(f.name)
-        if ticker is None:
-            quarantined.append(_quarantine(context, landing, prefix, f.name, "no ticker in header or name"))
-            continue
-        event = event_of(r["file"], d)
-        rows.append({**r, "trade_date": d, "ticker": ticker, "file": f.name, "event_time": event,
+        dv = located[r["file"]]
+        event = event_of(r["file"], dv.trade_date)
+        rows.append({**r, "trade_date": dv.trade_date, "ticker": r["ticker"] or dv.fields["ticker"],
+                     "file": dv.name, "event_time": event,
                      "published_at": pit.published_at(prefix, event)})  # fmt: skip
     df = pl.DataFrame(rows, schema=schema) if rows else pl.DataFrame(schema=schema)
-    df = _nan_to_null(_newest_per_ticker_day(df, {f.name: f.modified for _, f in files}))
+    df = _nan_to_null(
+        df.sort("trade_date", "ticker", "file").unique(
+            ["trade_date", "ticker"], keep="last", maintain_order=True
+        )
+    )
     new_rows = df.height
-    return _keep_written(lake_store, key, df, start, end), new_rows
+    df, _ = keep_table_rows(lake, key.path[0], key.path[-1], df, start, end, on=["trade_date", "ticker"])
+    return df.sort("trade_date", "ticker"), new_rows
 
 
-def _document_metadata(df, new_rows, files, seconds, model_name, quarantined, kind) -> dict:
+def _document_metadata(df, new_rows, files, seconds, model_name, intake: Intake, kind) -> dict:
     return {
         "rows": df.height,
         "documents": len(files),
@@ -164,33 +204,8 @@ def _document_metadata(df, new_rows, files, seconds, model_name, quarantined, ki
         "kept_from_table": df.height - new_rows,
         "seconds_per_document": round(seconds / len(files), 4) if files else 0.0,
         "model": model_name or f"not loaded (no {kind} in the window)",
-        "quarantined": MetadataValue.json(quarantined),
+        **intake.metadata(),
     }
-
-
-def _newest_per_ticker_day(df: pl.DataFrame, modified: dict[str, float]) -> pl.DataFrame:
-    """One row per (trade_date, ticker): the most recently delivered file's."""
-    return (
-        df.with_columns(pl.col("file").replace_strict(modified, return_dtype=pl.Float64).alias("_modified"))
-        .sort("trade_date", "ticker", "_modified", "file")
-        .unique(["trade_date", "ticker"], keep="last", maintain_order=True)
-        .drop("_modified")
-    )
-
-
-def _keep_written(
-    lake_store: DeltaLakeResource, key: AssetKey, df: pl.DataFrame, start: date, end: date
-) -> pl.DataFrame:
-    """``df`` plus the rows the table already holds for ticker-days of the window that ``df`` does not cover."""
-    lake = lake_store.lake
-    layer, name = key.path[0], key.path[-1]
-    if not lake.exists(layer, name):
-        return df
-    old = lake.read(layer, name, start, end)
-    if old.height == 0:
-        return df
-    kept = old.select(df.columns).cast(df.schema).join(df, on=["trade_date", "ticker"], how="anti")
-    return pl.concat([df, kept]).sort("trade_date", "ticker")
 
 
 def _nan_to_null(df: pl.DataFrame) -> pl.DataFrame:
@@ -273,6 +288,7 @@ def call_end_time(path: Path, d: date) -> datetime:
 
 @asset(
     key=CALL_SENTIMENT,
+    deps=[UNIVERSE],  # the content check reads the point-in-time universe
     partitions_def=trading_days,
     backfill_policy=BackfillPolicy.single_run(),
     metadata={"partition_expr": "trade_date"},
@@ -308,11 +324,9 @@ def call_sentiment(
     A section or role the call lacks is null. Two calls of a ticker on one date: the newest file wins. The model is
     loaded only when the window has transcripts; all of them are scored in one batched pass."""
     start, end = window_dates(*context.partition_time_window)
-    files = [(d, f) for d, f in _deliveries(landing, TRANSCRIPTS) if start <= d <= end]
-    located = {str(landing.local_path(TRANSCRIPTS, f.name)): (d, f) for d, f in files}
-    names = {p: f.name for p, (_, f) in located.items()}
+    intake, lake = Intake(landing, context.log), lake_store.lake
+    files, located = _checked_documents(intake, lake, TRANSCRIPTS, start, end, _transcript_header)
     scored = pl.DataFrame(schema=transcript_row_schema())
-    quarantined: list[dict[str, str]] = []
     model_name, seconds = None, 0.0
     if located:
         model = sentiment.model()
@@ -320,13 +334,14 @@ def call_sentiment(
         t0 = time.perf_counter()
         scored, errors = score_transcripts(model, list(located))
         seconds = time.perf_counter() - t0
-        quarantined += _quarantine_errors(context, landing, TRANSCRIPTS, errors, names)
+        _quarantine_errors(intake, TRANSCRIPTS, errors, located)
     df, new_rows = _table_rows(
-        context, landing, lake_store, TRANSCRIPTS, CALL_SENTIMENT, CALL_SCHEMA, scored, located, files,
-        quarantined, lambda path, d: call_end_time(Path(path), d), start, end,
+        intake, lake, TRANSCRIPTS, CALL_SENTIMENT, CALL_SCHEMA, scored, located,
+        lambda path, d: call_end_time(Path(path), d), start, end,
     )  # fmt: skip
+    quarantined = intake.quarantined
     metadata = {
-        **_document_metadata(df, new_rows, files, seconds, model_name, quarantined, "transcripts"),
+        **_document_metadata(df, new_rows, files, seconds, model_name, intake, "transcripts"),
         **_truth_metadata(
             ground_truth, "transcript_tone.parquet", df, "management_tone",
             ["call_sentiment", "management_sentiment"],
@@ -335,7 +350,7 @@ def call_sentiment(
     yield Output(df, metadata=metadata)
     passed, meta = _values_check(df, CALL_BOUNDS)
     yield AssetCheckResult(check_name="call_sentiment_values_in_range", passed=passed, metadata=meta)
-    passed, meta = _parsed_check(len(files), len(quarantined))
+    passed, meta = _parsed_check(len(files), _in_window(quarantined, files))
     yield AssetCheckResult(
         check_name="call_sentiment_documents_parsed",
         passed=passed,
@@ -347,27 +362,24 @@ def call_sentiment(
 # --- raw.filing_features ---------------------------------------------------------------------------------
 
 
-def previous_filings(
-    deliveries: list[tuple[date, LandedFile]], start: date, end: date
-) -> dict[str, LandedFile]:
+def previous_filings(deliveries: list[Delivery], start: date, end: date) -> dict[str, Delivery]:
     """For each ticker filing in [start, end], its latest filing dated strictly before its first one there."""
     first: dict[str, date] = {}
-    for d, f in deliveries:
-        ticker = _name_ticker(f.name)
-        if ticker and start <= d <= end and d < first.get(ticker, date.max):
-            first[ticker] = d
-    previous: dict[str, tuple[date, float, LandedFile]] = {}
-    for d, f in deliveries:
-        ticker = _name_ticker(f.name)
-        if ticker in first and d < first[ticker]:
-            best = previous.get(ticker)
-            if best is None or (d, f.modified) >= best[:2]:
-                previous[ticker] = (d, f.modified, f)
-    return {t: f for t, (_, _, f) in previous.items()}
+    for dv in deliveries:
+        ticker = dv.fields["ticker"]
+        if start <= dv.trade_date <= end and dv.trade_date < first.get(ticker, date.max):
+            first[ticker] = dv.trade_date
+    previous: dict[str, Delivery] = {}
+    for dv in deliveries:  # oldest first: the last one seen before the first in the window wins
+        ticker = dv.fields["ticker"]
+        if ticker in first and dv.trade_date < first[ticker]:
+            previous[ticker] = dv
+    return previous
 
 
 @asset(
     key=FILING_FEATURES,
+    deps=[UNIVERSE],
     partitions_def=trading_days,
     backfill_policy=BackfillPolicy.single_run(),
     metadata={"partition_expr": "trade_date"},
@@ -403,16 +415,13 @@ def filing_features(
     its first filing here the latest earlier one in the landing zone): log change in section length, TF-IDF
     similarity per section and for the whole document. Change features are null without a previous filing."""
     start, end = window_dates(*context.partition_time_window)
-    deliveries = _deliveries(landing, FILINGS)
-    files = [(d, f) for d, f in deliveries if start <= d <= end]
-    located = {str(landing.local_path(FILINGS, f.name)): (d, f) for d, f in files}
-    names = {p: f.name for p, (_, f) in located.items()}
+    intake, lake = Intake(landing, context.log), lake_store.lake
+    files, located = _checked_documents(intake, lake, FILINGS, start, end, _filing_header)
     previous = {
-        t: str(landing.local_path(FILINGS, f.name))
-        for t, f in previous_filings(deliveries, start, end).items()
+        t: str(intake.local_path(FILINGS, dv.name))
+        for t, dv in previous_filings(intake.deliveries(FILINGS), start, end).items()
     }
     features = pl.DataFrame(schema=filing_row_schema())
-    quarantined: list[dict[str, str]] = []
     model_name, seconds = None, 0.0
     if located:
         model = sentiment.model()
@@ -420,13 +429,14 @@ def filing_features(
         t0 = time.perf_counter()
         features, errors = filing_features_frame(list(located), model, previous)
         seconds = time.perf_counter() - t0
-        quarantined += _quarantine_errors(context, landing, FILINGS, errors, names)
+        _quarantine_errors(intake, FILINGS, errors, located)
     df, new_rows = _table_rows(
-        context, landing, lake_store, FILINGS, FILING_FEATURES, FILING_SCHEMA, features, located, files,
-        quarantined, lambda _path, d: pit.event_time_of(FILINGS, d), start, end,
+        intake, lake, FILINGS, FILING_FEATURES, FILING_SCHEMA, features, located,
+        lambda _path, d: pit.event_time_of(FILINGS, d), start, end,
     )  # fmt: skip
+    quarantined = intake.quarantined
     metadata = {
-        **_document_metadata(df, new_rows, files, seconds, model_name, quarantined, "filings"),
+        **_document_metadata(df, new_rows, files, seconds, model_name, intake, "filings"),
         "with_previous_filing": df.filter(pl.col("document_similarity").is_not_null()).height,
         "previous_from_earlier_windows": MetadataValue.json(sorted(Path(p).name for p in previous.values())),
         **_truth_metadata(
@@ -437,7 +447,7 @@ def filing_features(
     yield Output(df, metadata=metadata)
     passed, meta = _values_check(df, FILING_BOUNDS)
     yield AssetCheckResult(check_name="filing_features_values_in_range", passed=passed, metadata=meta)
-    passed, meta = _parsed_check(len(files), len(quarantined))
+    passed, meta = _parsed_check(len(files), _in_window(quarantined, files))
     yield AssetCheckResult(
         check_name="filing_features_documents_parsed",
         passed=passed,

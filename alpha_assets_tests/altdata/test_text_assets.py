@@ -272,3 +272,35 @@ def test_the_range_check_flags_out_of_range_non_finite_and_duplicate_rows():
                 {"ticker": "AAA"}, {"published_at": None}):  # fmt: skip
         frame = pl.DataFrame([row, {**row, "ticker": "BBB", **bad}], schema=CALL_SCHEMA)
         assert not _values_check(frame, CALL_BOUNDS)[0], bad
+
+
+def test_a_document_whose_header_contradicts_its_name_or_the_universe_is_quarantined_with_every_problem(
+    text_home, head_cache, instance
+):
+    """Issue 9 #5: a transcript named for ticker ZZ on one day holding another company's earlier call, or a call
+    of a ticker outside the universe that day, was accepted as a new call."""
+    from alpha_assets.ingestion.assets import universe
+
+    home, _ = text_home
+    transcripts = home.landing / "transcripts"
+    calls = sorted(transcripts.iterdir(), key=_file_date)
+    day = _file_date(calls[-1])
+    other = next(p for p in calls if _file_date(p) < day)  # another company's earlier call
+    other_ticker = other.name.split("_")[0]
+    members = pl.read_csv(home.landing / "reference" / f"universe_{day}.csv")["ticker"].to_list()
+    busy = {p.name.split("_")[0] for p in calls if _file_date(p) == day}
+    named = next(t for t in members if t not in busy and t != other_ticker)
+    (transcripts / f"{named}_{day}.txt").write_bytes(other.read_bytes())
+    stranger = calls[-1].read_text().replace(calls[-1].name.split("_")[0], "ZZ")
+    (transcripts / f"ZZ_{day}.txt").write_text(stranger)
+
+    res = _run([universe, call_sentiment], home, head_cache, instance, day, day)
+    reason = _reason(home, "transcripts", f"{named}_{day}.txt")["reason"]
+    assert f"header ticker {other_ticker} does not match the name's {named}" in reason
+    assert f"header date {_file_date(other)} does not match the name's {day}" in reason  # both problems
+    assert "ZZ is not in the universe" in _reason(home, "transcripts", f"ZZ_{day}.txt")["reason"]
+    rows = DeltaLake(home.lake).read("raw", "call_sentiment", day, day)
+    assert set(rows["ticker"]) == busy  # the genuine calls of the day, nothing else
+    assert len(_metadata(res, "call_sentiment")["quarantined"]) == 2
+    fingerprints = _metadata(res, "call_sentiment")["source_fingerprints"]
+    assert set(fingerprints) == {f"transcripts/{t}_{day}.txt" for t in busy}

@@ -157,6 +157,26 @@ def split_deliveries(
     return sorted(good, key=lambda d: (d.trade_date, d.name)), bad
 
 
+def content_problems(
+    delivery: Delivery, header: dict[str, object], universe: set[str] | frozenset[str] | None = None
+) -> list[str]:
+    """Every disagreement between what a file says about itself (``header``: ticker, date, form ... as read from
+    its content; None when the content does not say) and its name, plus a ticker outside the universe of its
+    date (``universe``: the tickers on that date; None when unknown). Empty when the file is consistent."""
+    problems = []
+    for field_name, said in header.items():
+        named = delivery.fields.get(field_name)
+        if said is None or named is None:
+            continue
+        said_text = said.isoformat() if isinstance(said, date) else str(said)
+        if said_text.upper() != named.upper():
+            problems.append(f"header {field_name} {said_text} does not match the name's {named}")
+    ticker = delivery.fields.get("ticker")
+    if universe is not None and ticker is not None and ticker not in universe:
+        problems.append(f"{ticker} is not in the universe on {delivery.trade_date}")
+    return problems
+
+
 def keep_earlier_rows(
     new: pl.DataFrame, old: pl.DataFrame | None, on: list[str], covered: pl.DataFrame | None = None
 ) -> tuple[pl.DataFrame, int]:
@@ -180,6 +200,7 @@ __all__ = [
     "DeliveryRule",
     "Rejection",
     "classify",
+    "content_problems",
     "is_in_flight",
     "keep_earlier_rows",
     "split_deliveries",
