@@ -13,15 +13,12 @@ no catalogue; a page without the product structure is quarantined as ``quarantin
 with a reason file, and the rest of its day is kept.
 
 Point in time. A dated page records the vendor's catalogue for that session, which the vendor publishes by the
-scheduled crawl time ``point_in_time.event_time_of("web", d)`` (16:00 UTC). ``event_time`` is:
-
-- for a live crawl (the page fetched within ``live_window_hours`` of that scheduled time): the later of the
-  fetch time and the scheduled time. We cannot show the page existed before we fetched it, so a late crawl
-  dates its rows late, never early;
-- for a backfill (fetched later than that, e.g. re-crawling the demo world's history): the scheduled time of
-  the page's date. Re-crawling a past day does not date it today (it would never be usable in a backtest), and
-  trusts the vendor's archive to be what was published that day; a vendor known to rewrite its archive must not
-  be backfilled this way (replay the raw HTML kept from the live crawl instead).
+scheduled crawl time ``point_in_time.event_time_of("web", d)`` (16:00 UTC). ``event_time`` is that scheduled time
+of the page's date, whenever the crawl ran: the clock of every as-of decision is the partition's and the
+vendor's, never the wall clock, so two runs over the same site give the same rows (a page fetched at 04:56 UTC
+the next morning used to count for the next session). ``fetched_at`` is kept for the audit trail only. This
+trusts the vendor's archive to be what was published that day; a vendor known to rewrite its archive must not
+be re-crawled for past days (replay the raw HTML kept from the first crawl instead).
 
 ``published_at = event_time + the web vendor lag`` (``point_in_time.VENDOR_LAG["web"]`` unless configured).
 """
@@ -112,7 +109,6 @@ _CATALOGUE_LINK = re.compile(r"/products/(\d{4}-\d{2}-\d{2})/index\.html?$")
 
 
 class WebCrawlConfig(Config):
-    live_window_hours: float = 24.0  # a fetch this long after the scheduled crawl time still counts as live
     vendor_lag_minutes: float | None = None  # None: point_in_time.VENDOR_LAG["web"]
 
 
@@ -127,15 +123,10 @@ def crawl_policy(web_vendor: WebVendorResource) -> CrawlPolicy:
     )
 
 
-def web_event_time(
-    trade_date: date, fetched_at: datetime, live_window: timedelta = timedelta(hours=24)
-) -> datetime:
-    """When a dated page's content counts as observed (module docstring): max(fetch, scheduled) for a live
-    crawl, the scheduled crawl time of ``trade_date`` for a backfill."""
-    scheduled = pit.event_time_of("web", trade_date)
-    if fetched_at - scheduled <= live_window:
-        return max(fetched_at, scheduled)
-    return scheduled
+def web_event_time(trade_date: date) -> datetime:
+    """When a dated page's content counts as observed: the scheduled crawl time of its date (module docstring).
+    It depends on the partition only, never on when the page was fetched."""
+    return pit.event_time_of("web", trade_date)
 
 
 class _Links(HTMLParser):
@@ -328,7 +319,6 @@ def web_products(
     with PoliteCrawler(web_vendor.raw_dir, policy) as crawler:
         crawl = crawl_catalogues(crawler, web_vendor.base_url, days)
         store = crawler.store
-    live_window = timedelta(hours=config.live_window_hours)
     lag = None if config.vendor_lag_minutes is None else timedelta(minutes=config.vendor_lag_minutes)
 
     # parse; quarantine pages that are not product pages
@@ -359,7 +349,7 @@ def web_products(
                 context.log.error(f"quarantined {name}: {error}")
             page_rows = page_rows[:1]  # one error row per page for the page counts
         fetched = _ts(result.fetched_at)
-        event = web_event_time(d, fetched, live_window)
+        event = web_event_time(d)
         stamps = {
             "fetched_at": fetched,
             "event_time": event,
@@ -402,6 +392,8 @@ def web_products(
     )
     signals = (
         agg.filter(pl.col("trade_date").is_between(start, end) & (pl.col("n_products") > 0))
+        # only ticker-days with a page fetched now are recomputed; the others keep their rows (below)
+        .join(crawled.select(WEB_UNIT).unique(), on=WEB_UNIT, how="semi")
         .join(stamps, on=["trade_date", "ticker"], how="left")
         .select(list(SIGNALS_SCHEMA))
         .cast(SIGNALS_SCHEMA)

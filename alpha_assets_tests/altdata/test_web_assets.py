@@ -283,17 +283,9 @@ def test_without_a_vendor_site_both_tables_are_empty_with_their_schema(tmp_path,
     assert dict(products.schema) == PRODUCTS_SCHEMA and dict(signals.schema) == SIGNALS_SCHEMA
 
 
-def test_event_time_is_the_later_of_fetch_and_schedule_when_live_and_the_schedule_for_backfills():
+def test_event_time_is_the_scheduled_crawl_time_of_the_pages_date():
     d = date(2024, 3, 4)
-    scheduled = datetime(2024, 3, 4, 16, 0, tzinfo=timezone.utc)
-    assert web_event_time(d, datetime(2024, 3, 4, 18, 5, tzinfo=timezone.utc)) == datetime(
-        2024, 3, 4, 18, 5, tzinfo=timezone.utc
-    )  # a late live crawl is dated when it happened
-    assert web_event_time(d, datetime(2024, 3, 5, 1, 0, tzinfo=timezone.utc)) == datetime(
-        2024, 3, 5, 1, 0, tzinfo=timezone.utc
-    )  # after midnight, still live: never dated before the fetch
-    assert web_event_time(d, datetime(2024, 3, 4, 9, 0, tzinfo=timezone.utc)) == scheduled
-    assert web_event_time(d, datetime(2026, 1, 1, tzinfo=timezone.utc)) == scheduled  # backfill
+    assert web_event_time(d) == datetime(2024, 3, 4, 16, 0, tzinfo=timezone.utc)  # whenever the crawl ran
 
 
 @pytest.mark.service
