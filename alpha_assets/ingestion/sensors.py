@@ -1,18 +1,24 @@
 """One sensor per vendor landing prefix.
 
 Each tick lists the prefix through the VendorLanding resource (local folder or paginated S3), compares it with the
-cursor (file name -> size:mtime:content fingerprint), and asks for one run per new or changed file, for the
-file's trading date. The run key is the file's content fingerprint: a re-delivered identical file launches
-nothing, a corrected file re-runs its day. Files whose name carries no trading date, or a date in the future, are
-quarantined with a reason.
+cursor (file name -> size:mtime:content fingerprint), and asks for one run per trading date with a new or changed
+delivery. A delivery whose content is what its partition was last materialized from launches nothing, however
+that partition was materialized (demo, CLI, UI backfill, sensor): the vendor assets record ``source_fingerprints``
+("<prefix>/<name>" -> fingerprint) in their materialization metadata, and the sensor reads it from the instance.
+The run key is the file's content fingerprint, so a re-delivered identical file launches nothing and a corrected
+file re-runs its day. Which names are deliveries is the intake layer's one rule (``classify``); everything else,
+and deliveries dated in the future or on a non-session, is quarantined with a reason.
 """
 
 import json
+from collections.abc import Callable, Iterable
 from datetime import date, datetime, timezone
 
 from dagster import (
     AssetKey,
+    AssetRecordsFilter,
     AssetSelection,
+    DagsterInstance,
     DefaultSensorStatus,
     RunRequest,
     SensorEvaluationContext,
@@ -21,9 +27,55 @@ from dagster import (
     sensor,
 )
 
-from alpha_assets.lib.ingestion.vendor_files import date_from_name
+from alpha_assets.lib.ingestion.deliveries import Delivery, Rejection, classify, is_in_flight
 from partitions import trading_days
-from resources.landing import VendorLanding
+from resources.landing import LandedFile, VendorLanding
+
+SOURCE_FINGERPRINTS = "source_fingerprints"  # the vendor assets' metadata entry (alpha_assets.intake)
+# partition keys -> {"<prefix>/<name>": fingerprint} the partition was last materialized from
+MaterializedSources = Callable[[list[str]], dict[str, dict[str, str]]]
+
+
+def materialized_sources(
+    instance: DagsterInstance, asset_keys: Iterable[AssetKey], partition_keys: list[str]
+) -> dict[str, dict[str, str]]:
+    """For each partition key, the source fingerprints its latest materialization of each asset recorded.
+
+    A file counts for a partition when the latest materialization of every target that names it agrees on its
+    fingerprint; a name two targets disagree on is left out (the day is re-run)."""
+    out: dict[str, dict[str, str]] = {}
+    conflicts: dict[str, set[str]] = {}
+    if not partition_keys:
+        return out
+    for key in asset_keys:
+        latest: dict[str, dict[str, str]] = {}
+        cursor = None
+        while True:  # newest first: the first event seen for a partition is its latest
+            page = instance.fetch_materializations(
+                AssetRecordsFilter(asset_key=key, asset_partitions=partition_keys), limit=1000, cursor=cursor
+            )
+            for record in page.records:
+                pk = record.partition_key
+                if pk is None or pk in latest:
+                    continue
+                mat = record.asset_materialization
+                entry = mat.metadata.get(SOURCE_FINGERPRINTS) if mat else None
+                value = getattr(entry, "value", entry)
+                latest[pk] = dict(value) if isinstance(value, dict) else {}
+            if not page.has_more:
+                break
+            cursor = page.cursor
+        for pk, fingerprints in latest.items():
+            merged = out.setdefault(pk, {})
+            for name, fp in fingerprints.items():
+                if name in merged and merged[name] != fp:
+                    conflicts.setdefault(pk, set()).add(name)
+                merged.setdefault(name, fp)
+    for pk, names in conflicts.items():
+        for name in names:
+            out[pk].pop(name, None)
+    return out
+
 
 PRICE_KEYS = [AssetKey(["raw", "prices"]), AssetKey(["raw", "price_reconciliation"])]  # one multi-asset
 VENDOR_TARGETS: dict[str, list[AssetKey]] = {
@@ -44,41 +96,59 @@ def evaluate_landing(
     cursor: str | None,
     targets: list[AssetKey],
     today: date | None = None,
+    materialized: MaterializedSources | None = None,
 ) -> tuple[list[RunRequest], str, list[str]]:
-    """Pure sensor logic: (run requests, new cursor, quarantined files)."""
+    """Pure sensor logic: (run requests, new cursor, quarantined files).
+
+    ``materialized`` answers, for partition keys, which file contents each was last materialized from; a
+    delivery listed there with the same fingerprint is already in the lake and launches nothing."""
     known: dict[str, str] = json.loads(cursor) if cursor else {}
     today = today or datetime.now(timezone.utc).date()
     files = landing.list_files(prefix, known=known)
-    requests: dict[str, RunRequest] = {}
+    changed: dict[str, list[LandedFile]] = {}
     quarantined: list[str] = []
     new_known: dict[str, str] = {}
     for f in files:
+        if is_in_flight(f.name):
+            continue  # still uploading: looked at again next tick
         stamp = f.stamp()
         new_known[f.name] = stamp
         prev = known.get(f.name)
         if prev is not None and prev.rsplit(":", 1)[-1] == f.fingerprint:
             continue  # same content as already seen (maybe re-delivered): nothing to do
-        d = date_from_name(f.name)
-        reason = None
-        if d is None:
-            reason = "file name carries no YYYY-MM-DD trading date"
-        elif d > today:
-            reason = f"file is dated {d}, in the future (today is {today})"
-        elif not trading_days.has_partition_key(d.isoformat()):
-            reason = f"{d} is not a trading session (weekend or exchange holiday) or is before the partitions start"
+        verdict = classify(prefix, f.name, outside_zone=f.outside_zone)
+        if verdict is None:
+            continue  # a delivery's companion (an image's sidecar): it travels with its delivery
+        reason = verdict.reason if isinstance(verdict, Rejection) else None
+        if isinstance(verdict, Delivery):
+            d = verdict.trade_date
+            if d > today:
+                reason = f"file is dated {d}, in the future (today is {today})"
+            elif not trading_days.has_partition_key(d.isoformat()):
+                reason = f"{d} is not a trading session (weekend or exchange holiday) or is before the partitions start"
         if reason:
             quarantined.append(landing.quarantine(prefix, f.name, reason))
             new_known.pop(f.name, None)
             continue
-        key = d.isoformat()
+        changed.setdefault(verdict.trade_date.isoformat(), []).append(f)
+    recorded = materialized(sorted(changed)) if (materialized and changed) else {}
+    requests: list[RunRequest] = []
+    for key, day_files in sorted(changed.items()):
+        sources = recorded.get(key, {})
+        new = [f for f in day_files if sources.get(f"{prefix}/{f.name}") != f.fingerprint]
+        if not new:
+            continue  # the partition was built from exactly these contents
         # One request per (date, content): several files of one date in a tick share the newest content's key.
-        requests[key] = RunRequest(
-            run_key=f"{prefix}/{key}@{f.fingerprint}",
-            partition_key=key,
-            asset_selection=targets,
-            tags={"alpha/vendor_file": f"{prefix}/{f.name}", "alpha/fingerprint": f.fingerprint},
+        f = max(new, key=lambda x: (x.modified, x.name))
+        requests.append(
+            RunRequest(
+                run_key=f"{prefix}/{key}@{f.fingerprint}",
+                partition_key=key,
+                asset_selection=targets,
+                tags={"alpha/vendor_file": f"{prefix}/{f.name}", "alpha/fingerprint": f.fingerprint},
+            )
         )
-    return list(requests.values()), json.dumps(new_known, sort_keys=True), quarantined
+    return requests, json.dumps(new_known, sort_keys=True), quarantined
 
 
 def make_vendor_sensor(prefix: str, targets: list[AssetKey]):
@@ -90,7 +160,13 @@ def make_vendor_sensor(prefix: str, targets: list[AssetKey]):
         description=f"Runs the day of each new or corrected file in landing/{prefix}/",
     )
     def _sensor(context: SensorEvaluationContext, landing: VendorLanding):
-        requests, cursor, quarantined = evaluate_landing(prefix, landing, context.cursor, targets)
+        requests, cursor, quarantined = evaluate_landing(
+            prefix,
+            landing,
+            context.cursor,
+            targets,
+            materialized=lambda keys: materialized_sources(context.instance, targets, keys),
+        )
         for q in quarantined:
             context.log.warning(f"quarantined {q}")
         if not requests:

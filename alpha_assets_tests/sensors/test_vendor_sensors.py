@@ -9,10 +9,10 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from dagster import AssetKey, build_sensor_context
+from dagster import AssetKey, AssetMaterialization, DagsterInstance, MetadataValue, build_sensor_context
 
-from alpha_assets.ingestion.sensors import evaluate_landing, make_vendor_sensor
-from resources.landing import LocalVendorLanding
+from alpha_assets.ingestion.sensors import evaluate_landing, make_vendor_sensor, materialized_sources
+from resources.landing import LocalVendorLanding, content_fingerprint
 
 TARGET = [AssetKey(["raw", "prices"])]
 TODAY = date(2024, 6, 1)
@@ -76,7 +76,53 @@ def test_odd_names_weekends_and_future_dates_are_quarantined_with_a_reason(landi
 def test_the_sensor_definition_evaluates_with_a_cursor(landing):
     _drop(landing, "prices_a_2024-03-05.csv", b"v1")
     sensor_def = make_vendor_sensor("prices_a", TARGET)
-    ctx = build_sensor_context(cursor=json.dumps({}), resources={"landing": landing})
+    ctx = build_sensor_context(
+        cursor=json.dumps({}), resources={"landing": landing}, instance=DagsterInstance.ephemeral()
+    )
     result = sensor_def(ctx)
     assert [r.partition_key for r in result.run_requests] == ["2024-03-05"]
     assert "prices_a_2024-03-05.csv" in json.loads(result.cursor)
+
+
+def _report(instance, key: AssetKey, partition: str, sources: dict[str, bytes]) -> None:
+    """A materialization as the vendor assets report it (any path: demo, CLI, UI backfill, sensor)."""
+    fingerprints = {name: content_fingerprint(data) for name, data in sources.items()}
+    instance.report_runless_asset_event(
+        AssetMaterialization(
+            asset_key=key,
+            partition=partition,
+            metadata={"source_fingerprints": MetadataValue.json(fingerprints)},
+        )
+    )
+
+
+def test_files_a_partition_was_already_materialized_from_launch_nothing_without_a_cursor(landing):
+    instance = DagsterInstance.ephemeral()
+    _drop(landing, "prices_a_2024-03-05.csv", b"v1")
+    _drop(landing, "prices_a_2024-03-06.csv", b"v1")
+    _drop(landing, "prices_a_2024-03-07.csv", b"v1")
+    # 03-05 materialized from this content; 03-06 from an older content; 03-07 never.
+    _report(instance, TARGET[0], "2024-03-05", {"prices_a/prices_a_2024-03-05.csv": b"v1"})
+    _report(instance, TARGET[0], "2024-03-06", {"prices_a/prices_a_2024-03-06.csv": b"v0"})
+    sensor_def = make_vendor_sensor("prices_a", TARGET)
+    ctx = build_sensor_context(cursor=None, resources={"landing": landing}, instance=instance)
+
+    result = sensor_def(ctx)
+
+    assert [r.partition_key for r in result.run_requests] == ["2024-03-06", "2024-03-07"]
+    # All three are in the cursor: the next tick lists them as seen.
+    assert len(json.loads(result.cursor)) == 3
+
+
+def test_a_range_run_records_every_day_and_the_latest_materialization_decides(landing):
+    instance = DagsterInstance.ephemeral()
+    sources = {"prices_a/prices_a_2024-03-05.csv": b"v1", "prices_a/prices_a_2024-03-06.csv": b"v1"}
+    for day in ("2024-03-05", "2024-03-06"):  # a single-run backfill reports the same metadata per partition
+        _report(instance, TARGET[0], day, sources)
+    _report(instance, TARGET[0], "2024-03-06", {"prices_a/prices_a_2024-03-06.csv": b"v2"})  # a later re-run
+
+    recorded = materialized_sources(instance, TARGET, ["2024-03-05", "2024-03-06", "2024-03-07"])
+
+    assert recorded["2024-03-05"]["prices_a/prices_a_2024-03-05.csv"] == content_fingerprint(b"v1")
+    assert recorded["2024-03-06"] == {"prices_a/prices_a_2024-03-06.csv": content_fingerprint(b"v2")}
+    assert "2024-03-07" not in recorded
