@@ -1,25 +1,10 @@
-"""Finding an alt-data vendor's files for a partition window, and reading image sidecars."""
+"""Reading image sidecars (which files are deliveries is the intake layer's rule: ``alpha_assets.intake``)."""
 
 import json
 from datetime import date, datetime, timezone
 from typing import Any
 
-from alpha_assets.lib.ingestion.vendor_files import date_from_name
 from resources.landing import VendorLanding
-
-
-def files_in_window(
-    landing: VendorLanding, prefix: str, start: date, end: date, suffix: str
-) -> dict[str, date]:
-    """Names (relative to the prefix) ending in ``suffix`` whose YYYY-MM-DD (folder or file name) is in the window."""
-    out: dict[str, date] = {}
-    for f in landing.list_files(prefix, fingerprints=False):
-        if not f.name.lower().endswith(suffix):
-            continue
-        d = date_from_name(f.name)
-        if d is not None and start <= d <= end:
-            out[f.name] = d
-    return dict(sorted(out.items()))
 
 
 class SidecarError(ValueError):

@@ -26,13 +26,13 @@ from dagster import (
     AssetOut,
     BackfillPolicy,
     Config,
-    MetadataValue,
     Output,
     asset,
     multi_asset,
 )
 
-from alpha_assets.altdata._landing import SidecarError, files_in_window, read_sidecar, sidecar_name
+from alpha_assets.altdata._landing import SidecarError, read_sidecar, sidecar_name
+from alpha_assets.intake import Intake, keep_table_rows
 from alpha_assets.lib.altdata.point_in_time import TS, published_at
 from partitions import trading_days, window_dates
 from resources.altdata import GroundTruthResource
@@ -222,46 +222,42 @@ def current_detector(model_registry: ModelRegistry) -> dict:
 
 
 # ------------------------------------------------------------------------------------------ shared image intake
-def _intake(context, landing: VendorLanding, prefix: str, start: date, end: date, required: dict, read):
-    """Every image of the window with its validated sidecar; bad images (undecodable, missing or bad sidecar)
-    are quarantined with both files and the reason. ``read`` decodes one local path or raises ImageReadError."""
+def _intake(intake: Intake, prefix: str, start: date, end: date, required: dict, read):
+    """Every image delivered in the window with its validated sidecar; bad images (undecodable, missing or bad
+    sidecar) are quarantined with both files and the reason. ``read`` decodes one local path or raises
+    ImageReadError. Returns (good images, names of the bad ones)."""
     from alpha_assets.lib.altdata.vision import ImageReadError
 
-    good, quarantined, bad = [], [], []
-    for name, d in files_in_window(landing, prefix, start, end, ".png").items():
+    good, bad = [], []
+    for dv in intake.deliveries(prefix, start, end):
+        name, d = dv.name, dv.trade_date
         try:
-            meta = read_sidecar(landing, prefix, name, d, required)
-            path = landing.local_path(prefix, name)
+            meta = read_sidecar(intake.landing, prefix, name, d, required)
+            intake.local_path(prefix, sidecar_name(name))  # records the sidecar's fingerprint
+            path = intake.local_path(prefix, name)
             read(path)
         except (SidecarError, ImageReadError) as e:
             reason = e.reason if isinstance(e, SidecarError) else f"cannot decode image: {e.reason}"
-            quarantined += _quarantine_image(context, landing, prefix, name, reason)
+            _quarantine_image(intake, prefix, name, reason)
             bad.append(f"{prefix}/{name}")
             continue
         good.append((name, d, path, meta))
-    return good, quarantined, bad
+    return good, bad
 
 
-def _quarantine_image(context, landing: VendorLanding, prefix: str, name: str, reason: str) -> list[str]:
-    """Move an image and its sidecar (when there is one) to quarantine with the reason; returns where."""
-    moved = [landing.quarantine(prefix, name, reason)]
-    if landing.exists(prefix, sidecar_name(name)):
-        moved.append(landing.quarantine(prefix, sidecar_name(name), f"its image {name}: {reason}"))
-    context.log.error(f"quarantined {prefix}/{name}: {reason}")
-    return moved
+def _quarantine_image(intake: Intake, prefix: str, name: str, reason: str) -> None:
+    """Move an image and its sidecar (when there is one) to quarantine with the reason."""
+    intake.quarantine(prefix, name, reason)
+    if intake.landing.exists(prefix, sidecar_name(name)):
+        intake.quarantine(prefix, sidecar_name(name), f"its image {name}: {reason}")
 
 
-def _kept_rows(lake_store: DeltaLakeResource, table: str, start: date, end: date, files: list[str], schema):
-    """Rows the table already holds for files that are bad now (a corrupt re-delivery): they stay."""
-    lake = lake_store.lake
-    if not files or not lake.exists("raw", table):
-        return pl.DataFrame(schema=schema)
-    return (
-        lake.read("raw", table, start, end)
-        .filter(pl.col("file").is_in(files))
-        .cast(schema)
-        .select(list(schema))
-    )
+def _kept_rows(lake_store: DeltaLakeResource, table: str, new: pl.DataFrame, start: date, end: date,
+               on: list[str], covered: list[tuple[date, str]]) -> tuple[pl.DataFrame, int]:  # fmt: skip
+    """``new`` plus the rows the table already holds for images not read again now (a corrupt re-delivery, an
+    image gone from the landing zone): the intake layer's one keep rule, by image (date, site)."""
+    units = pl.DataFrame(covered, schema={"trade_date": pl.Date, on[1]: pl.String}, orient="row")
+    return keep_table_rows(lake_store.lake, "raw", table, new, start, end, on=on, covered=units)
 
 
 def _ts(values: list[datetime]) -> pl.Series:
@@ -352,8 +348,8 @@ def parking_lot_counts(
     from alpha_assets.lib.altdata.vision import count_cars, load_car_detector, read_rgb
 
     start, end = window_dates(*context.partition_time_window)
-    good, quarantined, bad_files = _intake(context, landing, PARKING_PREFIX, start, end,
-                                {"store_id": str, "ticker": str}, read_rgb)  # fmt: skip
+    intake = Intake(landing, context.log)
+    good, bad_files = _intake(intake, PARKING_PREFIX, start, end, {"store_id": str, "ticker": str}, read_rgb)
     images = pl.DataFrame(schema=IMAGE_SCHEMA)
     meta: dict = {}
     if good:
@@ -378,14 +374,19 @@ def parking_lot_counts(
             schema=IMAGE_SCHEMA,
         ).sort("trade_date", "store_id")
         meta = {"detector_version": detector["version"], "images_per_second": round(len(good) / secs, 2)}
-    kept = _kept_rows(lake_store, "parking_lot_images", start, end, bad_files, IMAGE_SCHEMA)
-    images = pl.concat([images, kept]).sort("trade_date", "store_id")
-    meta["rows_kept_from_earlier_deliveries"] = kept.height
+    covered = [(d, m["store_id"]) for _, d, _, m in good]
+    images, n_kept = _kept_rows(lake_store, "parking_lot_images", images, start, end, ["trade_date", "store_id"],
+                                covered)  # fmt: skip
+    images = images.sort("trade_date", "store_id")
+    meta["rows_kept_from_earlier_deliveries"] = n_kept
+    fingerprints = intake.metadata()
     counts_df = aggregate_parking(images)
     error = _parking_error(images, ground_truth)
-    yield Output(images, output_name="parking_lot_images", metadata={"rows": images.height, **meta})
+    yield Output(
+        images, output_name="parking_lot_images", metadata={"rows": images.height, **meta, **fingerprints}
+    )
     yield Output(counts_df, output_name="parking_lot_counts", metadata={
-        "rows": counts_df.height, "images": images.height, "quarantined": MetadataValue.json(quarantined),
+        "rows": counts_df.height, "images": images.height, **fingerprints,
         **meta, **{f"truth_{k}": v for k, v in error.items()},
     })  # fmt: skip
     dup_images = images.height - images.select("trade_date", "store_id").unique().height
@@ -515,8 +516,9 @@ def oil_tank_levels(
         "gsd_m": float,
     }
     decoded: dict[Path, object] = {}
-    good, quarantined, bad_files = _intake(context, landing, TANK_PREFIX, start, end, required,
-                                lambda p: decoded.__setitem__(p, read_gray(p)))  # fmt: skip
+    intake = Intake(landing, context.log)
+    good, bad_files = _intake(intake, TANK_PREFIX, start, end, required,
+                              lambda p: decoded.__setitem__(p, read_gray(p)))  # fmt: skip
     rows, failed = [], []
     t0 = time.perf_counter()
     for name, d, path, m in good:
@@ -527,7 +529,7 @@ def oil_tank_levels(
         except (
             ValueError
         ) as e:  # e.g. a sun elevation outside (0, 90): the sidecar is wrong, not the pipeline
-            quarantined += _quarantine_image(context, landing, TANK_PREFIX, name, str(e))
+            _quarantine_image(intake, TANK_PREFIX, name, str(e))
             failed.append(name)
             bad_files.append(f"{TANK_PREFIX}/{name}")
             continue
@@ -538,15 +540,19 @@ def oil_tank_levels(
                                               "capacity_m3", "oil_m3")},
                          "file": f"{TANK_PREFIX}/{name}", "event_time": m["captured_at"], "published_at": pub})  # fmt: skip
     secs = time.perf_counter() - t0
-    kept = _kept_rows(lake_store, "oil_tanks", start, end, bad_files, TANK_SCHEMA)
-    tanks_df = pl.concat([pl.DataFrame(rows, schema=TANK_SCHEMA), kept]).sort("trade_date", "farm_id", "tank")
+    covered = [(d, m["farm_id"]) for name, d, _, m in good if name not in failed]  # an image may hold no tank
+    tanks_df, n_kept = _kept_rows(lake_store, "oil_tanks", pl.DataFrame(rows, schema=TANK_SCHEMA), start, end,
+                                  ["trade_date", "farm_id"], covered)  # fmt: skip
+    tanks_df = tanks_df.sort("trade_date", "farm_id", "tank")
+    fingerprints = intake.metadata()
     levels = aggregate_tanks(tanks_df)
     error = _tank_error(tanks_df, ground_truth)
     n_images = len(good) - len(failed)
-    yield Output(tanks_df, output_name="oil_tanks", metadata={"rows": tanks_df.height, "images": n_images})
+    yield Output(tanks_df, output_name="oil_tanks", metadata={"rows": tanks_df.height, "images": n_images,
+                                                              **fingerprints})  # fmt: skip
     yield Output(levels, output_name="oil_tank_levels", metadata={
-        "rows": levels.height, "images": n_images, "quarantined": MetadataValue.json(quarantined),
-        "rows_kept_from_earlier_deliveries": kept.height,
+        "rows": levels.height, "images": n_images, **fingerprints,
+        "rows_kept_from_earlier_deliveries": n_kept,
         "images_per_second": round(n_images / secs, 2) if secs > 0 and n_images else 0.0,
         **{f"truth_{k}": v for k, v in error.items()},
     })  # fmt: skip

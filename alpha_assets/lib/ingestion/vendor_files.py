@@ -52,12 +52,15 @@ def _require_date(name: str) -> date:
 
 
 def _validate_prices(name: str, df: pl.DataFrame, file_date: date, today: date | None) -> pl.DataFrame:
+    """The canonical rows, or ``VendorFileError`` listing every problem found in the file (not just the first)."""
     if df.height == 0:
         raise VendorFileError(name, "file has no rows")
     num = ["open", "high", "low", "close"]
-    for c in [*num, "volume"]:
-        if not df.schema[c].is_numeric():
-            raise VendorFileError(name, f"column '{c}' is {df.schema[c]}, expected a number")
+    not_numbers = [f"column '{c}' is {df.schema[c]}, expected a number"
+                   for c in [*num, "volume"] if not df.schema[c].is_numeric()]  # fmt: skip
+    if not_numbers:  # nothing else can be checked on text prices
+        raise VendorFileError(name, "; ".join(not_numbers))
+    problems: list[str] = []
     df = df.with_columns([pl.col(c).cast(pl.Float64) for c in num] + [pl.col("volume").cast(pl.Float64)])
     bad = df.filter(
         pl.any_horizontal(
@@ -65,28 +68,29 @@ def _validate_prices(name: str, df: pl.DataFrame, file_date: date, today: date |
         )
     )
     if bad.height:
-        raise VendorFileError(
-            name, f"{bad.height} row(s) with missing, NaN or infinite values (e.g. {bad['ticker'][0]})"
-        )
-    nonpos = df.filter(pl.any_horizontal([pl.col(c) <= 0 for c in num]) | (pl.col("volume") < 0))
+        problems.append(f"{bad.height} row(s) with missing, NaN or infinite values (e.g. {bad['ticker'][0]})")
+    finite = df.join(bad.select("ticker"), on="ticker", how="anti")
+    nonpos = finite.filter(pl.any_horizontal([pl.col(c) <= 0 for c in num]) | (pl.col("volume") < 0))
     if nonpos.height:
-        raise VendorFileError(name, f"{nonpos.height} row(s) with non-positive prices or negative volume")
-    incons = df.filter(
+        problems.append(f"{nonpos.height} row(s) with non-positive prices or negative volume")
+    incons = finite.filter(
         (pl.col("high") < pl.max_horizontal("open", "close", "low") * (1 - 1e-6))
         | (pl.col("low") > pl.min_horizontal("open", "close", "high") * (1 + 1e-6))
     )
     if incons.height:
-        raise VendorFileError(name, f"{incons.height} row(s) where high/low do not bracket open/close")
+        problems.append(f"{incons.height} row(s) where high/low do not bracket open/close")
     dates = df["trade_date"].unique()
     if dates.len() != 1 or dates[0] != file_date:
-        raise VendorFileError(
-            name, f"rows are dated {sorted(dates.to_list())} but the file name says {file_date}"
+        problems.append(
+            f"rows are dated {sorted(dates.drop_nulls().to_list())} but the file name says {file_date}"
         )
     if today is not None and file_date > today:
-        raise VendorFileError(name, f"trading date {file_date} is in the future (today is {today})")
+        problems.append(f"trading date {file_date} is in the future (today is {today})")
     dup = df.group_by("ticker").len().filter(pl.col("len") > 1)
     if dup.height:
-        raise VendorFileError(name, f"duplicate rows for ticker(s) {sorted(dup['ticker'].to_list())[:5]}")
+        problems.append(f"duplicate rows for ticker(s) {sorted(dup['ticker'].to_list())[:5]}")
+    if problems:
+        raise VendorFileError(name, "; ".join(problems))
     return df.select(
         pl.col("trade_date").cast(pl.Date), pl.col("ticker").cast(pl.Utf8), *[pl.col(c) for c in num],
         pl.col("volume").round(0).cast(pl.Int64),
