@@ -10,6 +10,9 @@ export TRANSFORMERS_OFFLINE := 1
 export YOLO_OFFLINE := True
 export YOLO_AUTOINSTALL := False
 export MLFLOW_ALLOW_FILE_STORE := true
+# Model budgets that fit 2 cores (the demo's 10 minutes); ALPHA_MODEL_BUDGET=seed trains at the seed's sizes.
+ALPHA_MODEL_BUDGET ?= demo
+export ALPHA_MODEL_BUDGET
 
 .PHONY: setup demo test test-fast test-all lint ui bench clean
 

@@ -234,9 +234,11 @@ def train_alpha(home: AlphaHome, blocks: list[str] | None = None, instance=None,
 # ----------------------------------------------------------------------------------------- materialize
 def materialize(home: AlphaHome, start: date | None = None, end: date | None = None,
                 select: list[str] | None = None, quiet: bool = False, instance=None,
-                run_config: dict | None = None, job_name: str = "main") -> dict:  # fmt: skip
+                run_config: dict | None = None, job_name: str = "main", refresh_dependents: bool = True) -> dict:  # fmt: skip
     """Materialize every selected asset of ``job_name`` over [start, end] as one single-run backfill on the local
-    instance."""
+    instance. Then, with ``refresh_dependents``, re-run the existing partitions of the job's assets that read a
+    re-run day through their partition mappings (the labels of the sessions before the window, the windowed
+    features after it): see ``partitions.stale``."""
     from dagster import AssetKey, DagsterInstance
 
     from alpha_assets.definitions import build_definitions, local_resources
@@ -288,9 +290,30 @@ def materialize(home: AlphaHome, start: date | None = None, end: date | None = N
             print(f"  failed step: {s}")
         for c in sorted({name for name, ok in checks if not ok}):
             print(f"  check not passed: {c}")
-    return {"run_id": result.run_id, "success": result.success, "seconds": secs, "failed_steps": failed,
-            "failed_checks": sorted({name for name, ok in checks if not ok}),
-            "start": sessions[0], "end": sessions[-1]}  # fmt: skip
+    out = {"run_id": result.run_id, "success": result.success, "seconds": secs, "failed_steps": failed,
+           "failed_checks": sorted({name for name, ok in checks if not ok}),
+           "start": sessions[0], "end": sessions[-1], "refreshed": []}  # fmt: skip
+    if refresh_dependents and result.success:
+        _refresh_stale_dependents(home, out, defs.resolve_job_def(job_name), {e.asset_key for e in mats},
+                                  quiet=quiet, instance=instance, run_config=run_config, job_name=job_name)  # fmt: skip
+    return out
+
+
+def _refresh_stale_dependents(home: AlphaHome, out: dict, job, rerun_keys: set, **run) -> None:
+    """Re-run what the run made stale outside its window (``partitions.stale``), one run per contiguous range."""
+    from partitions.stale import refresh_runs, stale_dependents
+
+    graph = job.asset_layer.asset_graph
+    instance = run["instance"]
+    stale = stale_dependents(graph, rerun_keys, out["start"], out["end"], instance.get_materialized_partitions)
+    for lo, hi, keys in refresh_runs(stale, graph):
+        if not run["quiet"]:
+            print(f"refreshing {len(keys)} assets that read the re-run days, {lo}..{hi}")
+        res = materialize(home, lo, hi, select=[k.to_user_string() for k in keys], refresh_dependents=False, **run)
+        out["refreshed"].append({"start": lo, "end": hi, "assets": [k.to_user_string() for k in keys],
+                                 "success": res["success"]})  # fmt: skip
+        out["success"] &= res["success"]
+        out["failed_steps"] += res["failed_steps"]
 
 
 def landing_date_range(home: AlphaHome) -> tuple[date | None, date | None]:
@@ -647,8 +670,8 @@ def cmd_explain(args) -> int:
         sc = lake.read("models", "alpha_scores", day, day)
         if sc.height and ticker in sc["ticker"].to_list():
             v = sc.filter(pl.col("ticker") == ticker)["alpha_score"][0]
-            rank = int((sc["alpha_score"] < v).sum()) + 1
-            print(f"  alpha_score {v:+.4f} (rank {rank} of {sc.height})")
+            rank = int((sc["alpha_score"] > v).sum()) + 1
+            print(f"  alpha_score {v:+.4f} (rank {rank} of {sc.height} from the top)")
     found = False
     for kind in book.kinds:
         m = book.model_for(kind, recipe, day)

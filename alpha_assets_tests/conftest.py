@@ -15,6 +15,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("YOLO_OFFLINE", "True")
 os.environ.setdefault("YOLO_AUTOINSTALL", "False")
+os.environ.setdefault("ALPHA_MODEL_BUDGET", "demo")  # the seed's fusion transformer takes hours on 2 cores
 
 WORLD_START = date(2024, 1, 2)
 

@@ -163,6 +163,12 @@ def model_report(context: AssetExecutionContext, lake_store: DeltaLakeResource):
         "ensemble_ic_without_fusion": base["ic"] if base else None,
         "fusion_helps": bool(fusion and base and fusion["ic"] > base["ic"]),
     }
+    from alpha_assets.lib.models.tearsheet import alphalens_summary
+
+    px = lake.read("raw", "prices", preds["trade_date"].min(), None, columns=["trade_date", "ticker", "close"])
+    al = alphalens_summary(scores.select("trade_date", "ticker", "alpha_score"),
+                           px.unique(["trade_date", "ticker"], keep="last"))  # fmt: skip
+    al.pop("daily_ic_1d")
     with tempfile.TemporaryDirectory() as tmp:
         plots = _plots(ev, weights, Path(tmp))
     out = table.with_columns(pl.lit(preds["trade_date"].min()).alias("first_day"),
@@ -170,7 +176,7 @@ def model_report(context: AssetExecutionContext, lake_store: DeltaLakeResource):
     return Output(out, metadata={
         "models": MetadataValue.md(md_table(table.select("name", "ic", "icir", "t_stat", "n_days", "decile_spread",
                                                          "turnover", "ic_fwd_ret_1", "ic_fwd_ret_5", "ic_fwd_ret_20"))),
-        "fusion_ablation": MetadataValue.json(ablation), **plots,
+        "fusion_ablation": MetadataValue.json(ablation), "alphalens_traded_score": MetadataValue.json(al), **plots,
     })  # fmt: skip
 
 

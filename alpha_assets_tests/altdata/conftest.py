@@ -38,7 +38,7 @@ def alt_template(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def trained_alt(tmp_path_factory, alt_template):
     """(home, ephemeral instance, train result, main-run result): the detector trained with the asset's default
-    recipe, then the main job over every session of the world."""
+    recipe, then the daily data job (vendor files to features) over every session of the world."""
     from dagster import DagsterInstance
 
     from alpha_assets.cli import materialize
@@ -53,5 +53,5 @@ def trained_alt(tmp_path_factory, alt_template):
         trained = defs.resolve_job_def("train_models").execute_in_process(
             instance=instance, raise_on_error=True
         )
-        run = materialize(home, quiet=True, instance=instance)
+        run = materialize(home, quiet=True, instance=instance, job_name="daily_data")
         yield home, instance, trained, run

@@ -20,26 +20,31 @@ def _mat_metadata(result, key: str) -> dict:
     raise AssertionError(f"no materialization of {key}")
 
 
+def _registry(home):
+    from resources.model_registry import ModelRegistry
+
+    return ModelRegistry(tracking_uri=f"sqlite:///{home.mlflow / 'mlflow.db'}")
+
+
 def test_detector_is_trained_logged_to_mlflow_and_registered(trained_alt) -> None:
     from mlflow.tracking import MlflowClient
 
     home, _, trained, _ = trained_alt
     meta = _mat_metadata(trained, "models/car_detector")
-    assert meta["reused"] is False and meta["source"] == "trained"
-    assert meta["train_images"] > 0 and Path(meta["weights_path"]).is_file()
-    registry = pl.read_delta(str(home.lake / "models" / "car_detector"))
-    assert registry.height == 1 and registry["version"].to_list() == [1]
+    assert meta["reused"] is False and meta["source"] == "trained" and meta["train_images"] > 0
+    # MLflow is the registry: one version, the champion; the Delta table only mirrors it
+    champion = _registry(home).by_alias("car_detector", "champion")
+    assert champion is not None and champion.version == 1 and champion.run_id == meta["mlflow_run_id"]
+    mirror = pl.read_delta(str(home.lake / "models" / "car_detector"))
+    assert mirror["version"].to_list() == [1] and mirror["aliases"].to_list() == ["champion"]
     # the validation split of the vendor's labelled sample: counted within 10% of the true number of cars
-    assert registry["val_count_mae_pct"][0] <= 10.0
+    assert mirror["val_count_mae_pct"][0] <= 10.0
     client = MlflowClient(tracking_uri=f"sqlite:///{home.mlflow / 'mlflow.db'}")
-    run = client.get_run(registry["mlflow_run_id"][0])
+    run = client.get_run(champion.run_id)
     assert run.info.status == "FINISHED"
     assert run.data.params["source"] == "trained" and float(run.data.params["train_images"]) > 0
-    assert abs(run.data.metrics["val_count_mae_pct"] - registry["val_count_mae_pct"][0]) < 1e-9
-    artifacts = [a.path for a in client.list_artifacts(run.info.run_id, "weights")]
-    assert artifacts == ["weights/best.pt"]
-    versions = client.search_model_versions("name='car_detector'")
-    assert [int(v.version) for v in versions] == [1] and versions[0].run_id == run.info.run_id
+    assert abs(run.data.metrics["val_count_mae_pct"] - mirror["val_count_mae_pct"][0]) < 1e-9
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "model")] == ["model/best.pt"]
 
 
 def test_car_counts_are_within_ten_percent_of_the_truth(trained_alt) -> None:
@@ -98,20 +103,22 @@ def test_an_unchanged_detector_is_reused_and_user_weights_replace_training(train
     again = job.execute_in_process(instance=instance)
     meta = _mat_metadata(again, "models/car_detector")
     assert meta["reused"] is True and meta["version"] == 1
-    weights = _mat_metadata(trained, "models/car_detector")["weights_path"]
+    from alpha_assets.altdata.vision_assets import current_detector
+
+    weights = current_detector(_registry(home))["weights_path"]
     user = job.execute_in_process(
         instance=instance,
         run_config={"ops": {"models__car_detector": {"config": {"weights_path": weights}}}},
     )
     meta = _mat_metadata(user, "models/car_detector")
     assert meta["reused"] is False and meta["source"] == "user" and meta["version"] == 2
-    registry = pl.read_delta(str(home.lake / "models" / "car_detector")).sort("activated_at")
-    assert registry["version"].to_list() == [1, 2] and registry["source"].to_list() == ["trained", "user"]
-    # back to the trained recipe: reused, and it is the current (last) row again
+    assert _registry(home).by_alias("car_detector", "champion").version == 2
+    mirror = pl.read_delta(str(home.lake / "models" / "car_detector")).sort("version")
+    assert mirror["version"].to_list() == [1, 2] and mirror["source"].to_list() == ["trained", "user"]
+    # back to the trained recipe: reused, and it is the champion again
     back = job.execute_in_process(instance=instance)
     assert _mat_metadata(back, "models/car_detector")["reused"] is True
-    registry = pl.read_delta(str(home.lake / "models" / "car_detector")).sort("activated_at")
-    assert registry["version"].to_list() == [2, 1]  # the trained version is the current one again
+    assert _registry(home).by_alias("car_detector", "champion").version == 1
 
 
 def test_bad_imagery_is_quarantined_with_a_reason_and_earlier_rows_survive(trained_alt, tmp_path) -> None:
@@ -169,16 +176,11 @@ def test_weights_missing_on_this_machine_come_back_from_mlflow(trained_alt, tmp_
     src, *_ = trained_alt
     home = AlphaHome(tmp_path / "alpha")
     shutil.copytree(src.root, home.root)
-    table = str(home.lake / "models" / "car_detector")
-    registry = pl.read_delta(table)
-    original = Path(registry.sort("activated_at")["weights_path"][-1])
-    # another machine: the registry names a weights file that is not here
-    registry.with_columns(pl.lit(str(tmp_path / "gone" / "best.pt")).alias("weights_path")).write_delta(
-        table, mode="overwrite"
-    )
-    resources = local_resources(home)
-    row = current_detector(resources["lake_store"], resources["mlflow"])
-    fetched = Path(row["weights_path"])
-    assert fetched.is_file() and fetched != original
+    registry = local_resources(home)["model_registry"]
+    original = Path(current_detector(registry)["weights_path"])
+    # another machine: no local copy of any model, only the registry
+    shutil.rmtree(home.models / "registry_cache", ignore_errors=True)
+    fetched = Path(current_detector(registry)["weights_path"])
+    assert fetched.is_file()
     digest = [hashlib.sha256(p.read_bytes()).hexdigest() for p in (fetched, original)]
     assert digest[0] == digest[1]

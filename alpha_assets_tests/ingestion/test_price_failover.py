@@ -111,13 +111,13 @@ def test_a_corrupt_file_is_quarantined_and_no_rows_are_lost(home, instance):
 
     days = sessions_from(WORLD_START, 40)
     d = days[5]
-    materialize(home, days[0], days[9], quiet=True, instance=instance)
+    materialize(home, days[0], days[9], quiet=True, instance=instance, job_name="daily_data")
     lake = DeltaLake(home.lake)
     before = lake.read("raw", "prices", d, d)
     # Both providers now deliver garbage for day d: the day keeps its rows, both files are quarantined.
     (home.landing / "prices_a" / f"prices_a_{d}.csv").write_bytes(b"\x00\x01garbage")
     (home.landing / "prices_b" / f"prices_b_{d}.parquet").write_bytes(b"not parquet")
-    res = materialize(home, d, d, quiet=True, instance=instance)
+    res = materialize(home, d, d, quiet=True, instance=instance, job_name="daily_data")
     assert res["success"]
     after = lake.read("raw", "prices", d, d)
     assert after.sort("ticker").equals(before.sort("ticker"))

@@ -12,7 +12,7 @@ from resources.lake import DeltaLake
 
 def test_a_five_day_single_run_backfill_writes_all_days_and_downstream_sees_them(home, instance):
     days = sessions_from(WORLD_START, 40)[30:35]
-    res = materialize(home, days[0], days[-1], quiet=True, instance=instance)
+    res = materialize(home, days[0], days[-1], quiet=True, instance=instance, job_name="daily_data")
     assert res["success"]
     runs = instance.get_runs()
     assert len(runs) == 1  # one run for the whole range
@@ -28,10 +28,10 @@ def test_a_five_day_single_run_backfill_writes_all_days_and_downstream_sees_them
 
 def test_rerunning_a_range_is_idempotent(home, instance):
     days = sessions_from(WORLD_START, 40)
-    materialize(home, days[0], days[9], quiet=True, instance=instance)
+    materialize(home, days[0], days[9], quiet=True, instance=instance, job_name="daily_data")
     lake = DeltaLake(home.lake)
     first = lake.read("features", "price_features").sort("trade_date", "ticker")
-    materialize(home, days[3], days[5], quiet=True, instance=instance)
+    materialize(home, days[3], days[5], quiet=True, instance=instance, job_name="daily_data")
     again = lake.read("features", "price_features").sort("trade_date", "ticker")
     assert again.height == first.height
     assert again.equals(first)
@@ -42,7 +42,7 @@ def test_the_demo_pipeline_records_failovers_and_quarantines_bad_files(home, ins
     import json
 
     meta = json.loads((home.ground_truth / "world.json").read_text())
-    res = materialize(home, quiet=True, instance=instance)
+    res = materialize(home, quiet=True, instance=instance, job_name="daily_data")
     assert res["success"]
     prices = DeltaLake(home.lake).read("raw", "prices")
     by_day = prices.group_by("trade_date").agg(pl.col("source").first(), pl.col("failover_reason").first())

@@ -40,7 +40,7 @@ def test_a_postgres_backed_instance_materializes_a_partition(home, tmp_path):
     day = sessions_from(WORLD_START, 40)[10]
     with DagsterInstance.from_config(str(dagster_home)) as instance:
         assert "Postgres" in type(instance.run_storage).__name__
-        res = materialize(home, day, day, quiet=True, instance=instance)
+        res = materialize(home, day, day, quiet=True, instance=instance, job_name="daily_data")
         assert res["success"]
         run = instance.get_run_by_id(res["run_id"])
         assert run is not None and run.is_success
