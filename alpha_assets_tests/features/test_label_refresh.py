@@ -1,0 +1,96 @@
+"""Re-running a day refreshes what reads it through the partition mappings (issue 9 #7): the labels of the
+sessions before the day read its close, so the CLI and the automation condition re-run them too."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import polars as pl
+import pytest
+from dagster import (
+    AssetIn,
+    AssetKey,
+    AssetMaterialization,
+    DagsterInstance,
+    Definitions,
+    asset,
+    evaluate_automation_conditions,
+    materialize,
+    mem_io_manager,
+)
+
+from alpha_assets.automation import downstream
+from partitions import label_horizon, trading_days
+from partitions.calendar import sessions_between, shift_sessions
+
+PRICES, LABELS = AssetKey(["raw", "prices"]), AssetKey(["features", "labels"])
+SELECT = ["raw/prices", "raw/price_reconciliation", "features/labels"]
+
+
+@pytest.mark.slow
+def test_a_one_day_rerun_refreshes_the_labels_of_the_days_before_it(home, instance):
+    from alpha_assets.cli import materialize as cli_materialize
+    from resources.lake import DeltaLake
+
+    first = cli_materialize(home, select=SELECT, quiet=True, instance=instance, job_name="daily_data")
+    assert first["success"] and first["refreshed"] == []  # nothing existed outside the window
+    lake = DeltaLake(home.lake)
+    sessions = sessions_between(first["start"], first["end"])
+    day = sessions[25]
+    # Provider A corrects day's closes by +10%: the labels of the 20 sessions before it read that close.
+    path = home.landing / "prices_a" / f"prices_a_{day.isoformat()}.csv"
+    corrected = pl.read_csv(path).with_columns(pl.col("close") * 1.1)
+    corrected.with_columns(pl.max_horizontal("high", "close").alias("high")).write_csv(path)
+
+    rerun = cli_materialize(
+        home, day, day, select=SELECT, quiet=True, instance=instance, job_name="daily_data"
+    )
+
+    assert rerun["success"], rerun
+    assert [(r["start"], r["end"], r["assets"]) for r in rerun["refreshed"]] == [
+        (max(shift_sessions(day, -20), sessions[0]), shift_sessions(day, -1), ["features/labels"])
+    ]
+    prices = lake.read("raw", "prices").filter(pl.col("trade_date").is_in([shift_sessions(day, -1), day]))
+    closes = prices.pivot(on="trade_date", index="ticker", values="close")
+    want = closes.select(
+        "ticker", (pl.col(str(day)) / pl.col(str(shift_sessions(day, -1))) - 1).alias("want")
+    )
+    got = lake.read("features", "labels").filter(pl.col("trade_date") == shift_sessions(day, -1))
+    both = got.join(want, on="ticker")
+    assert both.height > 5
+    assert (both["fwd_ret_1"] - both["want"]).abs().max() < 1e-12  # the corrected close, not the old one
+
+
+def test_the_automation_condition_refreshes_the_labels_that_read_a_rerun_day():
+    @asset(key=PRICES, partitions_def=trading_days)
+    def prices():
+        return 1
+
+    @asset(key=LABELS, partitions_def=trading_days, automation_condition=downstream,
+           ins={"prices": AssetIn(key=PRICES, partition_mapping=label_horizon)})  # fmt: skip
+    def labels(prices):
+        return 1
+
+    defs = Definitions(assets=[prices, labels])
+    instance = DagsterInstance.ephemeral()
+    days = sessions_between(datetime(2026, 9, 1).date(), datetime(2026, 11, 27).date())
+    for d in days:
+        for key in (PRICES, LABELS):
+            instance.report_runless_asset_event(AssetMaterialization(key, partition=d.isoformat()))
+    now = datetime(2026, 11, 30, 12)
+    cursor = evaluate_automation_conditions(defs, instance, evaluation_time=now).cursor
+    day = days[-12]
+
+    # The CLI path: one run re-materializes the day's prices and labels.
+    materialize([prices, labels], partition_key=day.isoformat(), instance=instance,
+                resources={"io_manager": mem_io_manager})  # fmt: skip
+    result = evaluate_automation_conditions(defs, instance, cursor=cursor, evaluation_time=now)
+
+    requested = {
+        r.key: sorted(r.true_subset.expensively_compute_partition_keys())
+        for r in result.results
+        if r.true_subset.size
+    }
+    assert requested[LABELS] == [
+        d.isoformat() for d in sessions_between(shift_sessions(day, -20), shift_sessions(day, -1))
+    ]
