@@ -15,6 +15,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("YOLO_OFFLINE", "True")
 os.environ.setdefault("YOLO_AUTOINSTALL", "False")
+# The tests' worlds start in 2024: a developer's ALPHA_HOME (partitions.json) must not move the partitions' start.
+os.environ.setdefault("ALPHA_PARTITIONS_START", "2015-01-02")
 os.environ.setdefault("ALPHA_MODEL_BUDGET", "demo")  # the seed's fusion transformer takes hours on 2 cores
 
 WORLD_START = date(2024, 1, 2)

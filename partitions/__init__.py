@@ -7,8 +7,11 @@ window ends on Monday), which the Delta store turns into the dates [start, end -
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 from dagster import (
     MonthlyPartitionsDefinition,
@@ -24,8 +27,36 @@ FEATURE_LOOKBACK_SESSIONS = 125
 LABEL_HORIZONS = (1, 5, 20)
 
 
+# In ALPHA_HOME: {"start": "YYYY-MM-DD"}, the lake's first session (written when a world is generated into it).
+PARTITIONS_FILE = "partitions.json"
+
+
 def partitions_start() -> date:
-    return date.fromisoformat(os.environ.get("ALPHA_PARTITIONS_START", DEFAULT_START))
+    """The first trading-day partition: ALPHA_PARTITIONS_START, else the lake's configured start in
+    ``$ALPHA_HOME/partitions.json``, else 2015-01-02. Read once, when the partition definitions are built."""
+    if os.environ.get("ALPHA_PARTITIONS_START"):
+        return date.fromisoformat(os.environ["ALPHA_PARTITIONS_START"])
+    home = os.environ.get("ALPHA_HOME")
+    path = Path(home).expanduser() / PARTITIONS_FILE if home else None
+    if path is not None and path.is_file():
+        try:
+            return date.fromisoformat(json.loads(path.read_text())["start"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(f'{path}: expected {{"start": "YYYY-MM-DD"}} ({e})') from None
+    return date.fromisoformat(DEFAULT_START)
+
+
+def configure_partitions_start(home: Path, first_session: date) -> date:
+    """Record the lake's first session in ``home/partitions.json`` (the earlier of the recorded one and
+    ``first_session``: a later world never hides partitions the lake already holds). Returns the start."""
+    path = Path(home) / PARTITIONS_FILE
+    start = first_session
+    if path.is_file():
+        with contextlib.suppress(ValueError, KeyError, TypeError):  # an unreadable file is replaced
+            start = min(start, date.fromisoformat(json.loads(path.read_text())["start"]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"start": start.isoformat()}) + "\n")
+    return start
 
 
 def _trading_days(start: date) -> TimeWindowPartitionsDefinition:
