@@ -64,6 +64,9 @@ def cmd_world_generate(args) -> int:
     world = simulate_world(cfg)
     t_sim = time.perf_counter()
     meta = write_world(world, out)
+    from partitions import configure_partitions_start  # the UI's partitions start at the lake's first session
+
+    configure_partitions_start(out, date.fromisoformat(meta["start"]))
     t_files = time.perf_counter()
     alt = write_alt_data(world, out) if getattr(args, "alt_data", True) else None
     print(f"world: {cfg.tickers} names x {cfg.days} sessions ({meta['start']}..{meta['end']}), seed {cfg.seed}, "
