@@ -233,9 +233,8 @@ def alpha_models(context: AssetExecutionContext, config: BlockTrainingConfig, la
         )
         x = rows.select(feats).to_numpy().astype(np.float32)
         y = rows["target"].to_numpy().astype(np.float32)
-        data_hash = training_data_hash(
-            rows, feats, {**versions, "fusion_version": fusion[0] if fusion else None}
-        )
+        # the embeddings' values are among the hashed columns of the fusion recipe; the base recipe ignores them
+        data_hash = training_data_hash(rows, feats, versions)
         for kind in config.kinds:
             learner = make_learner(kind, seed=config.seed, params=None, threads=config.threads, budget=budget)
             learner.feature_names = feats
