@@ -528,6 +528,48 @@ def _store_base_count(seed: int, store_id: str) -> int:
     return int(_rng(seed, "parking-base", store_id).integers(BASE_CARS_RANGE[0], BASE_CARS_RANGE[1] + 1))
 
 
+def _map_sites(render, jobs: list[tuple], workers: int) -> list:
+    """``render(*job)`` for every job, in order; spread over ``workers`` processes when more than one. Each image
+    draws from its own (seed, site, day) stream, so the output is the same for any number of workers."""
+    if workers <= 1 or len(jobs) <= 1:
+        return [render(*job) for job in jobs]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn, not fork: the parent holds polars' thread pool, which a forked child must not inherit
+    with ProcessPoolExecutor(
+        min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn")
+    ) as pool:
+        return list(pool.map(render, *zip(*jobs, strict=True)))
+
+
+def _render_store(
+    landing: Path, store_id: str, ticker: str, levels: list[tuple[date, float]], seed: int, size: int
+) -> list[tuple[date, str, str, int, str]]:
+    layout = _parking_layout(_rng(seed, "parking-layout", store_id), size, PARKING_GSD_M)
+    base = _store_base_count(seed, store_id)
+    out = []
+    for day, traffic in levels:
+        rng = _rng(seed, "parking-shot", store_id, day)
+        wanted = int(round(base * math.exp(CAR_TRAFFIC_ELASTICITY * traffic)))
+        img, polygons = _draw_parking_scene(layout, wanted, rng)
+        folder = landing / "parking" / day.isoformat()
+        _write_png(folder / f"{store_id}.png", img)
+        captured = _captured_at(day, rng, 15.5)
+        _write_sidecar(
+            folder / f"{store_id}.json",
+            {
+                "store_id": store_id,
+                "ticker": ticker,
+                "captured_at": captured,
+                "gsd_m": PARKING_GSD_M,
+                "image_size_px": size,
+            },
+        )
+        out.append((day, store_id, ticker, len(polygons), captured))
+    return out
+
+
 def generate_parking_images(
     landing: Path,
     truth: Path,
@@ -536,45 +578,39 @@ def generate_parking_images(
     traffic: pl.DataFrame,
     seed: int,
     size: int = 320,
-) -> None:
-    """Write one aerial PNG + JSON sidecar per (date, store) and the true car counts.
+    workers: int = 1,
+) -> pl.DataFrame:
+    """Write one aerial PNG + JSON sidecar per (date, store) and the true car counts; returns the deliveries
+    (trade_date, store_id, ticker, captured_at) for the world's oracle.
 
     Files: ``landing/parking/<YYYY-MM-DD>/<store_id>.png`` and ``.json`` (store_id, ticker, captured_at,
     gsd_m, image_size_px); truth: ``truth/parking_counts.parquet`` (trade_date, store_id, ticker, true_count).
-    A store gets no image on a date its ticker has no ``store_traffic`` row (not listed that day).
+    A store gets no image on a date its ticker has no ``store_traffic`` row (not listed that day). ``workers``
+    processes render the stores in parallel (same files for any number).
     """
     landing, truth = Path(landing), Path(truth)
     traffic_of = _lookup(traffic, "store_traffic")
-    rows: list[dict] = []
-    for store_id, ticker in stores.select("store_id", "ticker").iter_rows():
-        layout = _parking_layout(_rng(seed, "parking-layout", store_id), size, PARKING_GSD_M)
-        base = _store_base_count(seed, store_id)
-        for day in dates:
-            if (day, ticker) not in traffic_of:
-                continue
-            rng = _rng(seed, "parking-shot", store_id, day)
-            wanted = int(round(base * math.exp(CAR_TRAFFIC_ELASTICITY * traffic_of[(day, ticker)])))
-            img, polygons = _draw_parking_scene(layout, wanted, rng)
-            folder = landing / "parking" / day.isoformat()
-            _write_png(folder / f"{store_id}.png", img)
-            _write_sidecar(
-                folder / f"{store_id}.json",
-                {
-                    "store_id": store_id,
-                    "ticker": ticker,
-                    "captured_at": _captured_at(day, rng, 15.5),
-                    "gsd_m": PARKING_GSD_M,
-                    "image_size_px": size,
-                },
-            )
-            rows.append(
-                {"trade_date": day, "store_id": store_id, "ticker": ticker, "true_count": len(polygons)}
-            )
+    jobs = [
+        (landing, store_id, t, [(d, traffic_of[(d, t)]) for d in dates if (d, t) in traffic_of], seed, size)
+        for store_id, t in stores.select("store_id", "ticker").iter_rows()
+    ]
+    shots = [row for rows in _map_sites(_render_store, [j for j in jobs if j[3]], workers) for row in rows]
     truth.mkdir(parents=True, exist_ok=True)
     pl.DataFrame(
-        rows,
+        [row[:4] for row in shots],
         schema={"trade_date": pl.Date, "store_id": pl.String, "ticker": pl.String, "true_count": pl.Int32},
+        orient="row",
     ).write_parquet(truth / "parking_counts.parquet")
+    return _deliveries([(d, site, t, c) for d, site, t, _, c in shots], "store_id")
+
+
+def _deliveries(rows: list[tuple[date, str, str, str]], site_col: str) -> pl.DataFrame:
+    frame = pl.DataFrame(
+        rows,
+        schema={"trade_date": pl.Date, site_col: pl.String, "ticker": pl.String, "captured_at": pl.String},
+        orient="row",
+    )
+    return frame.with_columns(pl.col("captured_at").str.to_datetime(time_zone="UTC", time_unit="us"))
 
 
 def generate_detector_training_set(out_dir: Path, n_images: int, seed: int, size: int = 320) -> Path:
@@ -819,6 +855,51 @@ def tank_fill_ratio(inventory: float, noise: float) -> float:
     return float(np.clip(TANK_FILL_CENTER + TANK_FILL_BETA * inventory + noise, lo, hi))
 
 
+def _render_farm(
+    landing: Path, farm_id: str, ticker: str, levels: list[tuple[date, float]], seed: int, size: int
+) -> tuple[list[dict], list[tuple[date, str, str, str]]]:
+    farm = _tank_farm(_rng(seed, "tank-farm", farm_id), size, TANK_GSD_M)
+    rows: list[dict] = []
+    delivered: list[tuple[date, str, str, str]] = []
+    for day, level in levels:
+        rng = _rng(seed, "tank-shot", farm_id, day)
+        elevation = float(rng.uniform(*TANK_SUN_ELEVATION_DEG))
+        azimuth = float(rng.uniform(*TANK_SUN_AZIMUTH_DEG))
+        fills = [tank_fill_ratio(level, rng.normal(0.0, TANK_FILL_NOISE)) for _ in farm.tanks]
+        img = _render_tank_farm(farm, fills, elevation, azimuth, rng)
+        folder = landing / "tanks" / day.isoformat()
+        _write_png(folder / f"{farm_id}.png", img)
+        captured = _captured_at(day, rng, 16.0)
+        delivered.append((day, farm_id, ticker, captured))
+        _write_sidecar(
+            folder / f"{farm_id}.json",
+            {
+                "farm_id": farm_id,
+                "ticker": ticker,
+                "captured_at": captured,
+                "gsd_m": TANK_GSD_M,
+                "sun_elevation_deg": round(elevation, 4),
+                "sun_azimuth_deg": round(azimuth, 4),
+                "image_size_px": size,
+            },
+        )
+        for k, (tank, fill) in enumerate(zip(farm.tanks, fills, strict=True)):
+            rows.append(
+                {
+                    "trade_date": day,
+                    "farm_id": farm_id,
+                    "ticker": ticker,
+                    "tank_id": f"{farm_id}-T{k}",
+                    "center_x_px": tank.cx,
+                    "center_y_px": tank.cy,
+                    "radius_px": tank.radius_px,
+                    "height_m": tank.height_m,
+                    "fill_ratio": fill,
+                }
+            )
+    return rows, delivered
+
+
 def generate_tank_images(
     landing: Path,
     truth: Path,
@@ -827,56 +908,33 @@ def generate_tank_images(
     inventory: pl.DataFrame,
     seed: int,
     size: int = 320,
-) -> None:
-    """Write one tank-farm PNG + JSON sidecar per (date, farm) and each tank's true fill ratio.
+    workers: int = 1,
+) -> pl.DataFrame:
+    """Write one tank-farm PNG + JSON sidecar per (date, farm) and each tank's true fill ratio; returns the
+    deliveries (trade_date, farm_id, ticker, captured_at) for the world's oracle.
 
     Files: ``landing/tanks/<YYYY-MM-DD>/<farm_id>.png`` and ``.json`` (farm_id, ticker, captured_at, gsd_m,
     sun_elevation_deg, sun_azimuth_deg, image_size_px); tank positions and capacities are not given.
     Truth: ``truth/tank_fills.parquet`` (trade_date, farm_id, ticker, tank_id, center_x_px, center_y_px,
-    radius_px, height_m, fill_ratio).
+    radius_px, height_m, fill_ratio). ``workers`` processes render the farms in parallel (same files for any
+    number).
     """
     landing, truth = Path(landing), Path(truth)
     inventory_of = _lookup(inventory, "tank_inventory")
-    rows: list[dict] = []
-    for farm_id, ticker in farms.select("farm_id", "ticker").iter_rows():
-        farm = _tank_farm(_rng(seed, "tank-farm", farm_id), size, TANK_GSD_M)
-        for day in dates:
-            if (day, ticker) not in inventory_of:
-                continue
-            rng = _rng(seed, "tank-shot", farm_id, day)
-            elevation = float(rng.uniform(*TANK_SUN_ELEVATION_DEG))
-            azimuth = float(rng.uniform(*TANK_SUN_AZIMUTH_DEG))
-            level = inventory_of[(day, ticker)]
-            fills = [tank_fill_ratio(level, rng.normal(0.0, TANK_FILL_NOISE)) for _ in farm.tanks]
-            img = _render_tank_farm(farm, fills, elevation, azimuth, rng)
-            folder = landing / "tanks" / day.isoformat()
-            _write_png(folder / f"{farm_id}.png", img)
-            _write_sidecar(
-                folder / f"{farm_id}.json",
-                {
-                    "farm_id": farm_id,
-                    "ticker": ticker,
-                    "captured_at": _captured_at(day, rng, 16.0),
-                    "gsd_m": TANK_GSD_M,
-                    "sun_elevation_deg": round(elevation, 4),
-                    "sun_azimuth_deg": round(azimuth, 4),
-                    "image_size_px": size,
-                },
-            )
-            for k, (tank, fill) in enumerate(zip(farm.tanks, fills, strict=True)):
-                rows.append(
-                    {
-                        "trade_date": day,
-                        "farm_id": farm_id,
-                        "ticker": ticker,
-                        "tank_id": f"{farm_id}-T{k}",
-                        "center_x_px": tank.cx,
-                        "center_y_px": tank.cy,
-                        "radius_px": tank.radius_px,
-                        "height_m": tank.height_m,
-                        "fill_ratio": fill,
-                    }
-                )
+    jobs = [
+        (
+            landing,
+            farm_id,
+            t,
+            [(d, inventory_of[(d, t)]) for d in dates if (d, t) in inventory_of],
+            seed,
+            size,
+        )
+        for farm_id, t in farms.select("farm_id", "ticker").iter_rows()
+    ]
+    rendered = _map_sites(_render_farm, [j for j in jobs if j[3]], workers)
+    rows = [row for farm_rows, _ in rendered for row in farm_rows]
+    delivered = [d for _, farm_delivered in rendered for d in farm_delivered]
     truth.mkdir(parents=True, exist_ok=True)
     pl.DataFrame(
         rows,
@@ -892,3 +950,4 @@ def generate_tank_images(
             "fill_ratio": pl.Float64,
         },
     ).write_parquet(truth / "tank_fills.parquet")
+    return _deliveries(delivered, "farm_id")

@@ -5,6 +5,10 @@ Returns follow   r[i,t] = beta_i * m[t] + s[sector(i),t] + e[i,t] + alpha[i,t-1]
 where the planted alpha known at the close of t-1 is  alpha[i,t-1] = k * sigma_i * z[i,t-1]  with
 z a fixed unit-variance blend of the latent drivers and k = ``signal_strength``. The information coefficient of
 the true alpha against next-day returns is therefore about k; ``signal_strength=0`` is a null world.
+
+A regime break (``regime_break``) tests whether the fund notices a dead or reversed signal: from that session on
+the planted alpha is multiplied by -1 (``regime_mode="flip"``) or 0 (``"remove"``); the drivers, and so the
+alternative data that measures them, carry on unchanged.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import string
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Literal
 
 import numpy as np
 import polars as pl
@@ -52,6 +57,26 @@ class WorldConfig:
     signal_strength: float = 0.05
     listing_share: float = 0.1  # names that list after the first day
     delisting_share: float = 0.1  # names that delist before the last day
+    regime_break: date | None = None  # from this session on the planted alpha is flipped or removed
+    regime_mode: Literal["flip", "remove"] = "flip"
+
+    def __post_init__(self) -> None:
+        if self.regime_mode not in REGIME_MULTIPLIER:
+            raise ValueError(
+                f"regime_mode must be one of {sorted(REGIME_MULTIPLIER)}, not {self.regime_mode!r}"
+            )
+
+
+REGIME_MULTIPLIER = {"flip": -1.0, "remove": 0.0}
+
+
+def regime_multiplier(cfg: WorldConfig, sessions: list[date]) -> np.ndarray:
+    """Per session, what the planted alpha is multiplied by: 1 before the regime break, -1 or 0 from it on."""
+    out = np.ones(len(sessions))
+    if cfg.regime_break is not None:
+        after = np.array([d >= cfg.regime_break for d in sessions], dtype=bool)
+        out[after] = REGIME_MULTIPLIER[cfg.regime_mode]
+    return out
 
 
 @dataclass
@@ -149,6 +174,7 @@ def simulate_world(cfg: WorldConfig) -> World:
         drv[k] = x
     load = np.array([DRIVER_LOADINGS[d] for d in DRIVERS])
     z = np.tensordot(load, drv, axes=1) / np.sqrt((load**2).sum())
+    z = z * regime_multiplier(cfg, sessions)[:, None]  # the effective blend: flipped or zero after a break
     alpha = cfg.signal_strength * z  # in units of the name's daily vol, applies to the next day's return
 
     unit = common + eps

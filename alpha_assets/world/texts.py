@@ -13,7 +13,10 @@ Writes text files the way a transcript / filings vendor would deliver them:
   driver. Heading styles vary by company so the parser meets more than one layout.
 
 Ground truth (what the pipeline must rediscover, never read by it) goes to ``truth/transcript_tone.parquet``
-and ``truth/filing_risk.parquet``.
+and ``truth/filing_risk.parquet``, with each document's ``published_at``: when the pipeline's point-in-time rules
+(``alpha_assets.lib.altdata.point_in_time``) make it usable. A call is dated by its end (start + one hour, the
+transcript assets' ``CALL_LENGTH``) plus the transcript vendor's lag, so a 4:30 PM ET call is first usable the next
+session; a filing by the filings source's default acceptance time plus its lag (after the 22:00 UTC cut-off).
 
 The phrase templates here are deliberately *not* the sentences of the labelled training set shipped with
 ``alpha_assets.lib.altdata.nlp`` (``financial_sentences.csv``): that set was written separately, with its own
@@ -24,12 +27,16 @@ checks the two stay apart.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import polars as pl
+
+from alpha_assets.lib.altdata import point_in_time as pit
 
 __all__ = [
     "NEGATIVE_PHRASES",
@@ -41,6 +48,9 @@ __all__ = [
 ]
 
 CALLS_PER_YEAR_SESSIONS = 63  # about one quarter of XNYS sessions
+CALL_LENGTH = timedelta(hours=1)  # the transcript assets date a call by its end: start + this
+_EASTERN = ZoneInfo("America/New_York")
+_CALL_TIME = re.compile(r"^Call time: (\d{1,2}):(\d{2}) (AM|PM) ET$", re.MULTILINE)
 
 # --- phrase templates ------------------------------------------------------------------------------------
 # Slots: {metric}, {pct}, {bps}, {segment}, {region}, {driver}, {quarter}.
@@ -461,6 +471,16 @@ def render_transcript(
     return "\n".join(lines), counts
 
 
+def call_published_at(text: str, when: date) -> datetime:
+    """When a rendered transcript becomes usable: its header's Eastern call time + ``CALL_LENGTH`` + the vendor lag."""
+    m = _CALL_TIME.search(text)
+    if m is None:
+        return pit.published_at("transcripts", pit.event_time_of("transcripts", when))
+    hour = int(m.group(1)) % 12 + (12 if m.group(3) == "PM" else 0)
+    start = datetime(when.year, when.month, when.day, hour, int(m.group(2)), tzinfo=_EASTERN)
+    return pit.published_at("transcripts", (start + CALL_LENGTH).astimezone(timezone.utc))
+
+
 def generate_transcripts(
     landing: str | Path,
     truth: str | Path,
@@ -473,7 +493,7 @@ def generate_transcripts(
 
     ``universe`` needs ticker, name, sector; ``drivers`` needs trade_date, ticker, management_tone. A call is
     written only on a session where the ticker has a driver row (it is live). Returns the truth frame
-    (ticker, call_date, management_tone, n_negative, n_neutral, n_positive, file), also written to
+    (ticker, call_date, management_tone, n_negative, n_neutral, n_positive, file, published_at), also written to
     ``truth/transcript_tone.parquet``.
     """
     out_dir = Path(landing) / "transcripts"
@@ -489,7 +509,7 @@ def generate_transcripts(
             text, counts = render_transcript(company, when, tone, rng)
             name = f"{company.ticker}_{when.isoformat()}.txt"
             (out_dir / name).write_text(text, encoding="utf-8")
-            rows.append((company.ticker, when, tone, *map(int, counts), name))
+            rows.append((company.ticker, when, tone, *map(int, counts), name, call_published_at(text, when)))
     frame = pl.DataFrame(
         rows,
         schema={
@@ -500,6 +520,7 @@ def generate_transcripts(
             "n_neutral": pl.Int64,
             "n_positive": pl.Int64,
             "file": pl.String,
+            "published_at": pit.TS,
         },
         orient="row",
     )
@@ -608,7 +629,7 @@ def generate_filings(
 
     One filing per ticker per quarter (every fourth one a 10-K), on a per-ticker phase. ``drivers`` needs
     trade_date, ticker, filing_risk. Returns the truth frame (ticker, filing_date, form, filing_risk,
-    n_risk_factors, mdna_negative_share, file), also written to ``truth/filing_risk.parquet``.
+    n_risk_factors, mdna_negative_share, file, published_at), also written to ``truth/filing_risk.parquet``.
     """
     out_dir = Path(landing) / "filings"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -625,7 +646,8 @@ def generate_filings(
             text, n_risk, neg_share = render_filing(company, when, form, risk, rng)
             name = f"{company.ticker}_{form}_{when.isoformat()}.txt"
             (out_dir / name).write_text(text, encoding="utf-8")
-            rows.append((company.ticker, when, form, risk, n_risk, neg_share, name))
+            published = pit.published_at("filings", pit.event_time_of("filings", when))
+            rows.append((company.ticker, when, form, risk, n_risk, neg_share, name, published))
     frame = pl.DataFrame(
         rows,
         schema={
@@ -636,6 +658,7 @@ def generate_filings(
             "n_risk_factors": pl.Int64,
             "mdna_negative_share": pl.Float64,
             "file": pl.String,
+            "published_at": pit.TS,
         },
         orient="row",
     )

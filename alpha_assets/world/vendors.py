@@ -105,6 +105,9 @@ def write_world(world: World, home: Path, *, fault_rate: float = 0.03) -> dict:
         "tickers": world.cfg.tickers, "start": sessions[0].isoformat(), "end": sessions[-1].isoformat(),
         "days": n_days, "seed": world.cfg.seed, "signal_strength": world.cfg.signal_strength,
         "calibration": world.calibration.__dict__, "faults": faults,
+        # from regime_break on the planted alpha is multiplied by -1 (flip) or 0 (remove); null: no break
+        "regime_break": world.cfg.regime_break.isoformat() if world.cfg.regime_break else None,
+        "regime_mode": world.cfg.regime_mode if world.cfg.regime_break else None,
     }  # fmt: skip
     (truth / "world.json").write_text(json.dumps(meta, indent=2, default=str))
     return meta
