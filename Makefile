@@ -13,6 +13,8 @@ export MLFLOW_ALLOW_FILE_STORE := true
 # Model budgets that fit 2 cores (the demo's 10 minutes); ALPHA_MODEL_BUDGET=seed trains at the seed's sizes.
 ALPHA_MODEL_BUDGET ?= demo
 export ALPHA_MODEL_BUDGET
+# One planned event per asset for a range run, not one per partition (see alpha_assets/cli.py _home).
+export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS := true
 
 .PHONY: setup demo test test-fast test-all lint ui bench clean
 

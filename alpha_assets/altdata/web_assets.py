@@ -181,6 +181,7 @@ class Crawl:
 
     pages: list[tuple[date, str, FetchResult]] = field(default_factory=list)
     days_without_catalogue: list[str] = field(default_factory=list)  # the day's index answered 404
+    days_not_published: list[str] = field(default_factory=list)  # the site lists no catalogue for the day
     index_failures: list[dict] = field(default_factory=list)  # any other index failure
     disallowed_links: list[str] = field(default_factory=list)
     requests_per_domain: dict[str, int] = field(default_factory=dict)
@@ -188,9 +189,18 @@ class Crawl:
 
 
 def crawl_catalogues(crawler: PoliteCrawler, base_url: str, days: list[date]) -> Crawl:
-    """Fetch each day's index, then every product page it links in its own dated folder."""
+    """Fetch each day's index, then every product page it links in its own dated folder. Days the site's home
+    page does not list are not requested: a vendor that publishes weekly has no catalogue on the other days, and
+    that is not a failure (when the home page cannot be read, every day is requested)."""
     out = Crawl()
     t0 = time.monotonic()
+    home = f"{base_url.rstrip('/')}/index.html"
+    listing = crawler.fetch(home)
+    if listing.ok and listing.sha256 is not None:
+        listed = {m.group(1) for url in page_links(crawler.store.get(listing.sha256), home)
+                  if (m := _CATALOGUE_LINK.search(urlsplit(url).path))}  # fmt: skip
+        out.days_not_published = [d.isoformat() for d in days if d.isoformat() not in listed]
+        days = [d for d in days if d.isoformat() in listed]
     targets: dict[str, tuple[date, str]] = {}
     for d, index in zip(days, crawler.fetch_all([catalogue_url(base_url, d) for d in days]), strict=True):
         if index.status == 404:
@@ -373,6 +383,9 @@ def web_products(
     not_refreshed = sorted(
         set(crawl.days_without_catalogue) | {f["trade_date"] for f in crawl.index_failures}
     )
+    if crawl.days_not_published:
+        context.log.info(f"web vendor: no catalogue published for {len(crawl.days_not_published)} session(s) of "
+                         f"the window (the site lists {len(days) - len(crawl.days_not_published)})")  # fmt: skip
     if not_refreshed:
         context.log.error(
             f"web vendor: {len(not_refreshed)} day(s) not refreshed ({', '.join(not_refreshed)}): "
@@ -431,6 +444,7 @@ def web_products(
         "raw_dir": MetadataValue.path(str(Path(web_vendor.raw_dir))),
         "refreshed": not not_refreshed and not failed,
         "days_not_refreshed": MetadataValue.json(not_refreshed),
+        "days_not_published": len(crawl.days_not_published),
         "source_fingerprints": MetadataValue.json(
             {r.url: r.sha256 for _, _, r in crawl.pages if r.ok and r.sha256 and r.url in parsed_urls}
         ),

@@ -35,8 +35,9 @@ DEFAULT_EVENT_TIME_UTC: dict[str, time] = {
     "web": time(16, 0),
 }
 
-# How long a value stays usable before the feature reads null (calendar days).
-MAX_AGE_DAYS: dict[str, int] = {"parking": 7, "tanks": 7, "transcripts": 120, "filings": 120, "web": 7}
+# How long a value stays usable before the feature reads null (calendar days). Weekly imagery and catalogues
+# need more than 7: a weekly gap that spans a holiday is 8-9 calendar days.
+MAX_AGE_DAYS: dict[str, int] = {"parking": 10, "tanks": 10, "transcripts": 120, "filings": 120, "web": 10}
 
 TS = pl.Datetime("us", "UTC")
 
