@@ -165,7 +165,9 @@ def model_report(context: AssetExecutionContext, lake_store: DeltaLakeResource):
     }
     from alpha_assets.lib.models.tearsheet import alphalens_summary
 
-    px = lake.read("raw", "prices", preds["trade_date"].min(), None, columns=["trade_date", "ticker", "close"])
+    px = lake.read(
+        "raw", "prices", preds["trade_date"].min(), None, columns=["trade_date", "ticker", "close"]
+    )
     al = alphalens_summary(scores.select("trade_date", "ticker", "alpha_score"),
                            px.unique(["trade_date", "ticker"], keep="last"))  # fmt: skip
     al.pop("daily_ic_1d")

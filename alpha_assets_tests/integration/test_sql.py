@@ -16,7 +16,9 @@ from resources.sql import LakeSQL, ReadOnlyError
 @pytest.fixture
 def lake_home(home, instance):
     days = sessions_from(WORLD_START, 40)
-    assert materialize(home, days[0], days[9], quiet=True, instance=instance, job_name="daily_data")["success"]
+    assert materialize(home, days[0], days[9], quiet=True, instance=instance, job_name="daily_data")[
+        "success"
+    ]
     return home
 
 

@@ -48,7 +48,9 @@ def test_graphql_lists_asset_keys_and_partition_statuses(home):
     shutil.copy(REPO / "deploy" / "local" / "dagster.yaml", home.dagster / "dagster.yaml")
     days = sessions_from(WORLD_START, 40)[5:10]
     with DagsterInstance.from_config(str(home.dagster)) as inst:
-        assert materialize(home, days[0], days[-1], quiet=True, instance=inst, job_name="daily_data")["success"]
+        assert materialize(home, days[0], days[-1], quiet=True, instance=inst, job_name="daily_data")[
+            "success"
+        ]
     port = _free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home.dagster), "ALPHA_HOME": str(home.root)}
     exe = str(Path(sys.executable).parent / "dagster-webserver")

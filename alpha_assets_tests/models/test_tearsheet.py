@@ -30,9 +30,11 @@ def test_daily_ic_equals_alphalens_information_coefficient() -> None:
     frame = _world()
     summary = alphalens_summary(frame.select("trade_date", "ticker", "alpha_score"),
                                 frame.select("trade_date", "ticker", "close"), periods=(1,))  # fmt: skip
-    labelled = frame.sort("ticker", "trade_date").with_columns(
-        (pl.col("close").shift(-1).over("ticker") / pl.col("close") - 1).alias("fwd_ret_1")
-    ).drop_nulls("fwd_ret_1")
+    labelled = (
+        frame.sort("ticker", "trade_date")
+        .with_columns((pl.col("close").shift(-1).over("ticker") / pl.col("close") - 1).alias("fwd_ret_1"))
+        .drop_nulls("fwd_ret_1")
+    )
     ours = daily_ic(labelled, "alpha_score", "fwd_ret_1")
     theirs = summary["daily_ic_1d"]
     joined = ours.join(theirs, on="trade_date", suffix="_al")

@@ -21,7 +21,9 @@ def alphalens_factor_data(scores: pl.DataFrame, prices: pl.DataFrame, score: str
     factor = scores.select("trade_date", "ticker", score).drop_nulls().to_pandas()
     factor["trade_date"] = pd.to_datetime(factor["trade_date"]).dt.tz_localize("UTC")
     factor = factor.set_index(["trade_date", "ticker"])[score]
-    wide = prices.pivot(on="ticker", index="trade_date", values="close", aggregate_function="first").sort("trade_date")
+    wide = prices.pivot(on="ticker", index="trade_date", values="close", aggregate_function="first").sort(
+        "trade_date"
+    )
     px = wide.to_pandas().set_index("trade_date")
     px.index = pd.to_datetime(px.index).tz_localize("UTC")
     with warnings.catch_warnings():
@@ -41,5 +43,7 @@ def alphalens_summary(scores: pl.DataFrame, prices: pl.DataFrame, score: str = "
     out = {"ic_mean": {c: float(ic[c].mean()) for c in ic.columns},
            "ic_t_stat": {c: float(ic[c].mean() / ic[c].std() * len(ic[c].dropna()) ** 0.5) for c in ic.columns},
            "mean_return_by_quantile_1d": {int(q): float(v) for q, v in mean_q.iloc[:, 0].items()}}  # fmt: skip
-    out["daily_ic_1d"] = pl.DataFrame({"trade_date": [d.date() for d in ic.index], "ic": ic.iloc[:, 0].to_numpy()})
+    out["daily_ic_1d"] = pl.DataFrame(
+        {"trade_date": [d.date() for d in ic.index], "ic": ic.iloc[:, 0].to_numpy()}
+    )
     return out
