@@ -192,10 +192,17 @@ def trainable_blocks(
     )
     lo, hi = days[0], days[-1]
     need = train_sessions + purge_sessions
+    from alpha_assets.models.common import block_sessions
+    from alpha_assets.models.training import MIN_HISTORY_SHARE
+
     blocks = []
     for d in sessions_between(lo, hi):
         b = block_key(d)
-        if b not in blocks and len(sessions_between(lo, d)) > need:
+        # the block's whole quarter is scored, so the history must precede its first session
+        if (
+            b not in blocks
+            and len(sessions_between(lo, block_sessions(b)[0])) - 1 >= MIN_HISTORY_SHARE * need
+        ):
             blocks.append(b)
     if not blocks:
         return [], (
@@ -561,11 +568,17 @@ def model_summary(home: AlphaHome) -> None:
         share = f"  ({r['ic'] / oracle['ic']:.0%} of oracle)" if oracle and oracle["ic"] > 0 else ""
         print(f"  {r['name']:44s} IC {r['ic']:+.4f}  t {r['t_stat']:+.1f}{share}")
     summary_file = home.outbox / "reports" / "backtest" / "summary.json"
-    if summary_file.exists():
+    if summary_file.exists() and lake.exists("reports", "backtest_pnl"):
         s = json.loads(summary_file.read_text())
-        sharpe = s.get("sharpe_net", s.get("sharpe"))
-        if isinstance(sharpe, int | float):
-            print(f"backtest of the model book: net Sharpe {sharpe:.2f}")
+        pnl = lake.read("reports", "backtest_pnl").sort("trade_date")
+        gross = (pnl["gross_pnl"] / pnl["equity"].shift(1)).drop_nulls().drop_nans()
+        gross_sharpe = (
+            float(gross.mean() / gross.std() * 252**0.5) if gross.len() > 2 and gross.std() else float("nan")
+        )
+        costs = s.get("total_costs", {}).get("all", float("nan")) / s.get("start_equity", float("nan"))
+        print(f"backtest of the model book, {s['start_date']}..{s['end_date']}: net Sharpe {s['sharpe']:.2f}, "
+              f"gross Sharpe {gross_sharpe:.2f} before costs; average daily turnover "
+              f"{s['avg_daily_turnover']:.0%}, costs {costs:.1%} of the starting NAV")  # fmt: skip
 
 
 def _oracle_ic(home: AlphaHome, start: date, end: date) -> dict | None:

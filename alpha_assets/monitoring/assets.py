@@ -94,7 +94,7 @@ def model_health(context: AssetExecutionContext, predictions: pl.DataFrame, labe
                                                                     pl.lit(recipe).alias("recipe")))  # fmt: skip
         ics[label] = pl.concat(parts) if parts else None
     book = ModelBook(model_registry)
-    rows = []
+    rows, ic_cache = [], {}
     for day in sessions_between(start, end):
         today = predictions.filter(pl.col("trade_date") == day)
         if today.height == 0:
@@ -118,9 +118,7 @@ def model_health(context: AssetExecutionContext, predictions: pl.DataFrame, labe
             members = [book.model_for(k, recipe, day) for k in book.kinds] if model == "ensemble" else \
                 [book.model_for(model, recipe, day)]  # fmt: skip
             members = [m for m in members if m is not None]
-            train_ics = [
-                model_registry.run_metrics(_run_id(model_registry, m)).get("ic", np.nan) for m in members
-            ]
+            train_ics = [_training_ic(model_registry, m, ic_cache) for m in members]
             training_ic = float(np.nanmean(train_ics)) if train_ics else np.nan
             status = ic_drop(row["ic_1"] if row["ic_1"] is not None else np.nan, training_ic,
                              th.warn_ic_drop, th.retrain_ic_drop)  # fmt: skip
@@ -157,8 +155,12 @@ def model_health(context: AssetExecutionContext, predictions: pl.DataFrame, labe
     })  # fmt: skip
 
 
-def _run_id(registry: ModelRegistry, m) -> str:
-    return registry.get_version(m.name, m.version).run_id
+def _training_ic(registry: ModelRegistry, m, cache: dict) -> float:
+    """The IC the model showed on its validation slice at training (one MLflow query per version and run)."""
+    key = (m.name, m.version)
+    if key not in cache:
+        cache[key] = registry.run_metrics(registry.get_version(m.name, m.version).run_id).get("ic", np.nan)
+    return cache[key]
 
 
 def _raw_features(lake, start: date, end: date) -> pl.DataFrame:
