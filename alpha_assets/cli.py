@@ -6,6 +6,7 @@ Only the CLI (and the tests) may import both the pipeline and the demo world.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -26,10 +27,59 @@ def _run_config(run_config: dict | None) -> dict:
     return {"loggers": {"console": {"config": {"log_level": level}}}, **(run_config or {})}
 
 
-def _home(args) -> AlphaHome:
+@contextlib.contextmanager
+def progress(instance, run_id: str, quiet: bool = False, every: float = 2.0):
+    """While a run executes in this process, print each step as it finishes (asset, seconds, steps so far,
+    elapsed), read from the instance's event log by a background thread. Plain lines: readable on a terminal and
+    in a log file alike."""
+    import threading
+
+    if quiet:
+        yield
+        return
+    from dagster import DagsterEventType
+
+    stop, seen, t0 = threading.Event(), set(), time.perf_counter()
+    started: dict[str, float] = {}
+
+    def poll() -> None:
+        while not stop.wait(every):
+            try:
+                records = instance.all_logs(run_id, of_type={DagsterEventType.STEP_START,
+                                                             DagsterEventType.STEP_SUCCESS,
+                                                             DagsterEventType.STEP_FAILURE})  # fmt: skip
+            except Exception:  # the run is not stored yet, or the storage is busy: try again
+                continue
+            for r in records:
+                key, kind = r.step_key, r.dagster_event.event_type_value
+                if kind == "STEP_START":
+                    started.setdefault(key, r.timestamp)
+                elif (key, kind) not in seen:
+                    seen.add((key, kind))
+                    took = r.timestamp - started.get(key, r.timestamp)
+                    word = "done" if kind == "STEP_SUCCESS" else "FAILED"
+                    print(f"    {key.replace('__', '/'):34s} {word} in {took:5.0f}s   "
+                          f"({len(seen)} step(s), {time.perf_counter() - t0:.0f}s elapsed)", flush=True)  # fmt: skip
+
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def _home(args, create: bool = False) -> AlphaHome:
+    """ALPHA_HOME from --home or the environment. Only the commands that make one (demo, world generate) create
+    it; every other command refuses a missing or mistyped home instead of working on an empty new one."""
     if getattr(args, "home", None):
         os.environ["ALPHA_HOME"] = str(Path(args.home).resolve())
-    home = AlphaHome.from_env().ensure()
+    home = AlphaHome.from_env()
+    if not create and not (home.root / "landing").is_dir():
+        raise UserError(f"ALPHA_HOME={home.root} is not an alpha home (no landing/ folder): set ALPHA_HOME or "
+                        "--home to the folder `alpha demo` or `alpha world generate --out DIR` made")  # fmt: skip
+    home = home.ensure()
     # One "planned" event per asset for a range run instead of one per partition (12,600 events before the first
     # step of the demo's 504-session run, about 7 minutes on SQLite under load). Dagster's documented trade-off:
     # partitions of a failed range run are not marked failed (the run and its step failures still are).
@@ -58,11 +108,11 @@ def cmd_world_generate(args) -> int:
     from alpha_assets.world.vendors import write_world
 
     out = Path(args.out).resolve()
-    start = date.fromisoformat(args.start) if args.start else _default_world_start(args.days)
+    start = parse_day(args.start, "--start") or _default_world_start(args.days)
     regime_break = getattr(args, "regime_break", None)
     cfg = WorldConfig(tickers=args.tickers, start=start, days=args.days, seed=args.seed,
                       signal_strength=args.signal_strength,
-                      regime_break=date.fromisoformat(regime_break) if regime_break else None,
+                      regime_break=parse_day(regime_break, "--regime-break"),
                       regime_mode=getattr(args, "regime_mode", None) or "flip")  # fmt: skip
     t0 = time.perf_counter()
     world = simulate_world(cfg)
@@ -140,8 +190,13 @@ def train_models(home: AlphaHome, instance=None, quiet: bool = False, run_config
 
     job = build_definitions(local_resources(home)).resolve_job_def("train_models")
     t0 = time.perf_counter()
-    result = job.execute_in_process(instance=instance or DagsterInstance.get(), raise_on_error=False,
-                                    run_config=_run_config(run_config))  # fmt: skip
+    instance = instance or DagsterInstance.get()
+    if not quiet:
+        print("car detector: training or reusing (about 1.5 minutes when it trains)", flush=True)
+    run_id = make_run_id()
+    with progress(instance, run_id, quiet):
+        result = job.execute_in_process(instance=instance, raise_on_error=False, run_id=run_id,
+                                        run_config=_run_config(run_config))  # fmt: skip
     meta: dict = {}
     for e in result.all_events:
         if e.event_type_value == "ASSET_MATERIALIZATION":
@@ -246,6 +301,54 @@ def train_alpha(home: AlphaHome, blocks: list[str] | None = None, instance=None,
 
 
 # ----------------------------------------------------------------------------------------- materialize
+class UserError(Exception):
+    """A mistake in what the user asked for: printed as one line, exit code 2, no traceback."""
+
+
+def make_run_id() -> str:
+    import uuid
+
+    return str(uuid.uuid4())
+
+
+def resolve_selection(job, select: list[str]) -> list:
+    """Asset keys from user spellings: ``raw/prices`` (Dagster's) or ``raw.prices`` (the SQL table name); assets
+    that only materialize together (a multi-asset's outputs) are added; an unknown key lists the close matches."""
+    import difflib
+
+    from dagster import AssetKey
+
+    graph = job.asset_layer.asset_graph
+    known = {k.to_user_string(): k for k in graph.get_all_asset_keys() if graph.get(k).is_executable}
+    in_job = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
+    keys: list[AssetKey] = []
+    for raw in select:
+        name = raw.strip().replace(".", "/")
+        if not name:
+            continue
+        if name not in in_job:
+            hint = difflib.get_close_matches(name, sorted(in_job), n=3)
+            where = f" (it is not in job {job.name})" if name in known else ""
+            raise UserError(f"unknown asset '{raw.strip()}'{where}"
+                            + (f"; did you mean {', '.join(hint)}?" if hint else "")
+                            + f"\nassets of job {job.name}: {', '.join(sorted(in_job))}")  # fmt: skip
+        for k in graph.get_execution_set_asset_and_check_keys(known[name]):
+            if isinstance(k, AssetKey) and k not in keys:
+                keys.append(k)
+    if not keys:
+        raise UserError("--select names no asset")
+    return keys
+
+
+def parse_day(value: str | None, flag: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise UserError(f"{flag} {value!r} is not a date: use YYYY-MM-DD (e.g. 2026-11-30)") from None
+
+
 def materialize(home: AlphaHome, start: date | None = None, end: date | None = None,
                 select: list[str] | None = None, quiet: bool = False, instance=None,
                 run_config: dict | None = None, job_name: str = "main", refresh_dependents: bool = True) -> dict:  # fmt: skip
@@ -253,7 +356,7 @@ def materialize(home: AlphaHome, start: date | None = None, end: date | None = N
     instance. Then, with ``refresh_dependents``, re-run the existing partitions of the job's assets that read a
     re-run day through their partition mappings (the labels of the sessions before the window, the windowed
     features after it): see ``partitions.stale``."""
-    from dagster import AssetKey, DagsterInstance
+    from dagster import DagsterInstance
 
     from alpha_assets.definitions import build_definitions, local_resources
     from partitions.calendar import sessions_between
@@ -262,13 +365,13 @@ def materialize(home: AlphaHome, start: date | None = None, end: date | None = N
         lo, hi = landing_date_range(home)
         start, end = start or lo, end or hi
     if start is None or end is None:
-        raise SystemExit(f"nothing to materialize: no dated vendor files under {home.landing}")
+        raise UserError(f"nothing to materialize: no dated vendor files under {home.landing}")
     sessions = sessions_between(start, end)
     if not sessions:
-        raise SystemExit(f"no trading sessions between {start} and {end}")
+        raise UserError(f"no trading sessions between {start} and {end}")
     defs = build_definitions(local_resources(home))
     job = defs.resolve_job_def(job_name)
-    keys = [AssetKey(k.split("/")) for k in select] if select else None
+    keys = resolve_selection(job, select) if select else None
     if keys:
         # A subset keeps the selected assets' own checks but not the freshness checks (their sensor runs those).
         checks = {c for c in job.asset_layer.asset_graph.asset_check_keys
@@ -281,13 +384,16 @@ def materialize(home: AlphaHome, start: date | None = None, end: date | None = N
         print(f"materializing {job_name}: {sessions[0]}..{sessions[-1]} ({len(sessions)} sessions) in one run "
               f"on the instance at {instance.root_directory}")  # fmt: skip
     t0 = time.perf_counter()
-    result = job.execute_in_process(
-        instance=instance,
-        tags=tags,
-        asset_selection=keys,
-        raise_on_error=False,
-        run_config=_run_config(run_config),
-    )
+    run_id = make_run_id()
+    with progress(instance, run_id, quiet):
+        result = job.execute_in_process(
+            instance=instance,
+            tags=tags,
+            asset_selection=keys,
+            raise_on_error=False,
+            run_config=_run_config(run_config),
+            run_id=run_id,
+        )
     secs = time.perf_counter() - t0
     mats = [e for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"]
     failed = [e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
@@ -374,9 +480,10 @@ def cmd_backtest(args) -> int:
 
 def cmd_materialize(args) -> int:
     home = _home(args)
-    res = materialize(home, date.fromisoformat(args.date_from) if args.date_from else None,
-                      date.fromisoformat(args.date_to) if args.date_to else None,
-                      args.select.split(",") if args.select else None, job_name=args.job)  # fmt: skip
+    start, end = parse_day(args.date_from, "--from"), parse_day(args.date_to, "--to")
+    if start and end and start > end:
+        raise UserError(f"--from {start} is after --to {end}")
+    res = materialize(home, start, end, args.select.split(",") if args.select else None, job_name=args.job)
     return 0 if res["success"] else 1
 
 
@@ -388,6 +495,11 @@ def _lake_sql(home: AlphaHome):
     return LakeSQL(DeltaLake(home.lake))
 
 
+SHELL_ROWS = (
+    50  # rows the table format shows; more are counted, never dropped in silence (--format csv for all)
+)
+
+
 def _print_frame(df, fmt: str) -> None:
     import polars as pl
 
@@ -396,42 +508,108 @@ def _print_frame(df, fmt: str) -> None:
     elif fmt == "json":
         sys.stdout.write(json.dumps(df.to_dicts(), default=str) + "\n")
     else:
-        with pl.Config(tbl_rows=50, tbl_cols=20, fmt_str_lengths=40, tbl_width_chars=160):
+        with pl.Config(tbl_rows=SHELL_ROWS, tbl_cols=20, fmt_str_lengths=40, tbl_width_chars=160):
             print(df)
+        if df.height > SHELL_ROWS:
+            print(f"({df.height:,} rows, {SHELL_ROWS} shown: add a LIMIT, or --format csv for every row)")
+
+
+SHELL_HELP = """statements end with ';' and may span lines. Commands (no ';'):
+  .tables            every table with rows and dates       .schema TABLE   its columns and types
+  help               this text                             exit, quit      leave (Ctrl-D works too)
+Ctrl-C drops the statement being typed. History is kept in $ALPHA_HOME/.sql_history."""
+
+
+def _run_sql(db, sql: str, fmt: str) -> int:
+    from resources.sql import ReadOnlyError
+
+    if not sql.strip().rstrip(";").strip():
+        print("error: empty query", file=sys.stderr)
+        return 2
+    try:
+        _print_frame(db.query(sql), fmt)
+    except ReadOnlyError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _shell_command(db, line: str, fmt: str) -> bool | None:
+    """A dot-command or word command: True handled, False quit, None not a command."""
+    word = line.strip().rstrip(";").strip()
+    if word.lower() in ("exit", "quit", ".exit", ".quit", r"\q"):
+        return False
+    if word.lower() in ("help", ".help", "?"):
+        print(SHELL_HELP)
+        return True
+    if word.lower() == ".tables":
+        for i in db.table_infos():
+            print(f"  {i.name:32s} {i.rows:>10,d} rows  {i.first_date}..{i.last_date}")
+        return True
+    if word.lower().startswith(".schema"):
+        table = word[len(".schema") :].strip()
+        if table not in db.tables:
+            print(f"error: no table {table!r}; .tables lists them")
+        else:
+            _run_sql(db, f"DESCRIBE {table}", fmt)
+        return True
+    if word.startswith("."):
+        print(f"error: unknown command {word.split()[0]!r}; type help")
+        return True
+    return None
 
 
 def cmd_sql(args) -> int:
-    from resources.sql import ReadOnlyError
-
     home = _home(args)
     db = _lake_sql(home)
-    if args.query:
-        try:
-            _print_frame(db.query(args.query), args.format)
-        except ReadOnlyError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        except Exception as e:
-            print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
-            return 1
-        return 0
+    if args.query is not None:
+        return _run_sql(db, args.query, args.format)
+    try:
+        import readline
+
+        history = home.root / ".sql_history"
+        if history.exists():
+            readline.read_history_file(str(history))
+        readline.set_history_length(1000)
+    except (ImportError, OSError):
+        readline, history = None, None
     print(f"alpha sql: read-only DuckDB over {home.lake}. Tables: {', '.join(db.tables) or '(none)'}")
-    print("End statements with ';'. Ctrl-D to quit.")
+    print("End statements with ';'. Type help for commands, exit or Ctrl-D to quit.")
     buf = ""
-    while True:
-        try:
-            line = input("alpha> " if not buf else "  ...> ")
-        except EOFError:
-            print()
-            return 0
-        buf += line + "\n"
-        if not buf.strip().endswith(";"):
-            continue
-        try:
-            _print_frame(db.query(buf), args.format)
-        except Exception as e:
-            print(f"error: {e}")
-        buf = ""
+    try:
+        while True:
+            try:
+                line = input("alpha> " if not buf else "  ...> ")
+            except KeyboardInterrupt:  # drop the statement being typed, keep the shell
+                print()
+                buf = ""
+                continue
+            except EOFError:
+                print()
+                return 0
+            if not buf:
+                handled = _shell_command(db, line, args.format)
+                if handled is False:
+                    return 0
+                if handled:
+                    continue
+                if not line.strip():
+                    continue
+            buf += line + "\n"
+            if not buf.strip().endswith(";"):
+                continue
+            try:
+                _run_sql(db, buf, args.format)
+            except KeyboardInterrupt:
+                print("(query interrupted)")
+            buf = ""
+    finally:
+        if readline is not None and history is not None:
+            with contextlib.suppress(OSError):
+                readline.write_history_file(str(history))
 
 
 def cmd_tables(args) -> int:
@@ -466,7 +644,7 @@ def run_job(home: AlphaHome, job_name: str, instance=None, quiet: bool = False) 
 MIN_DEMO_SESSIONS = 252 + 5 + 63 + 20
 
 
-def cmd_demo(args) -> int:
+def cmd_demo(args) -> int:  # noqa: C901 - one stage after another
     if args.days < MIN_DEMO_SESSIONS:
         print(f"alpha demo: --days {args.days} is too short for the model layer: the models train on a year "
               f"(252 sessions + a 5-session purge) before each quarter they score, so the demo needs at least "
@@ -478,7 +656,7 @@ def cmd_demo(args) -> int:
         print(f"alpha demo: --tickers {args.tickers} is too few for a long/short book and a cross-sectional IC; "
               "use 20 or more (default 100).", file=sys.stderr)  # fmt: skip
         return 2
-    home = _home(args)
+    home = _home(args, create=True)
     t0 = time.perf_counter()
     os.environ.setdefault("ALPHA_MODEL_BUDGET", "demo")  # budgets that fit the demo's 10 minutes on 2 cores
     stages: list[tuple[str, float]] = []
@@ -848,7 +1026,14 @@ def main(argv: list[str] | None = None) -> int:
 
     warnings.filterwarnings("ignore")
     args = build_parser().parse_args(argv)
-    return int(args.fn(args) or 0)
+    try:
+        return int(args.fn(args) or 0)
+    except UserError as e:
+        print(f"alpha {args.cmd}: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\nalpha {args.cmd}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

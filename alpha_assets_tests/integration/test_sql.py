@@ -60,3 +60,25 @@ def test_cli_prints_csv_and_json_and_lists_tables(lake_home, capsys):
     assert main(["tables", "--format", "json"]) == 0
     tables = {t["name"]: t for t in json.loads(capsys.readouterr().out)}
     assert tables["raw.prices"]["last_date"] == str(sessions_from(WORLD_START, 40)[9])
+
+
+def test_the_interactive_shell_understands_commands_and_never_drops_rows_silently(home, instance):
+    """help / .tables / .schema / exit work, a blank or lone ';' is not an error trace, and a result longer than the
+    screen says how many rows it has (issue 9 #11)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    days = sessions_from(WORLD_START, 40)
+    assert materialize(home, days[0], days[9], quiet=True, instance=instance, job_name="daily_data")["success"]
+    script = "help\n.tables\n.schema raw.prices\n   \nSELECT * FROM raw.prices\n;\n.nope\nexit\n"
+    alpha = Path(sys.executable).parent / "alpha"
+    out = subprocess.run([str(alpha), "sql"], input=script, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "ALPHA_HOME": str(home.root)})  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "Traceback" not in out.stdout + out.stderr
+    assert ".schema TABLE" in out.stdout  # help
+    assert "raw.prices" in out.stdout and "rows" in out.stdout  # .tables
+    assert "rows, 50 shown" in out.stdout  # 10 days x 12 names = 120 rows, 50 shown, and it says so
+    assert "unknown command '.nope'" in out.stdout

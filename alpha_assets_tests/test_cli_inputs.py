@@ -1,0 +1,49 @@
+"""The CLI answers a user's mistakes with one line and exit code 2, never a traceback; both key spellings work and
+a multi-asset's siblings come along (issue 9 #9)."""
+
+from __future__ import annotations
+
+import pytest
+
+from alpha_assets.cli import main, resolve_selection
+
+
+@pytest.fixture
+def main_job(tmp_path, monkeypatch):
+    monkeypatch.setenv("ALPHA_HOME", str(tmp_path))
+    from alpha_assets.definitions import build_definitions
+
+    return build_definitions().resolve_job_def("main")
+
+
+def test_sql_names_and_dagster_keys_select_the_same_assets_with_their_siblings(main_job):
+    a = {k.to_user_string() for k in resolve_selection(main_job, ["raw.prices"])}
+    b = {k.to_user_string() for k in resolve_selection(main_job, ["raw/prices"])}
+    assert a == b == {"raw/prices", "raw/price_reconciliation"}
+    both = {k.to_user_string() for k in resolve_selection(main_job, ["portfolio/target_weights"])}
+    assert both == {"portfolio/target_weights", "portfolio/weights_audit"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["materialize", "--select", "raw.pricez"], "did you mean raw/prices?"),
+        (["materialize", "--select", "no/such_asset"], "unknown asset 'no/such_asset'"),
+        (["materialize", "--from", "2026-13-01"], "is not a date: use YYYY-MM-DD"),
+        (["materialize", "--from", "2026-11-30", "--to", "2026-11-01"], "is after --to"),
+        (["explain", "AAA", "--date", "yesterday"], "is not a date"),
+    ],
+)
+def test_a_mistake_is_one_line_and_exit_code_2(home, capsys, argv, expected):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err
+
+
+def test_a_missing_or_mistyped_home_is_an_error_and_creates_nothing(tmp_path, monkeypatch, capsys):
+    missing = tmp_path / "typo"
+    monkeypatch.setenv("ALPHA_HOME", str(missing))
+    for argv in (["tables"], ["sql", "SELECT 1"], ["materialize"], ["train"]):
+        assert main(argv) == 2
+        assert "is not an alpha home" in capsys.readouterr().err
+    assert not missing.exists()
