@@ -137,11 +137,22 @@ class ModelRegistry(ConfigurableResource):
             return None
 
     def versions(self, name: str) -> list[ModelVersion]:
+        client = self.client()
         try:
-            found = self.client().search_model_versions(f"name = '{name}'")
+            found = client.search_model_versions(f"name = '{name}'")
+            # search results do not carry aliases: the registered model does (alias -> version)
+            aliases = dict(client.get_registered_model(name).aliases or {})
         except Exception:
             return []
-        return sorted((self._version(mv) for mv in found), key=lambda v: v.version)
+        by_version: dict[int, list[str]] = {}
+        for alias, version in aliases.items():
+            by_version.setdefault(int(version), []).append(alias)
+        out = []
+        for mv in found:
+            v = self._version(mv)
+            out.append(ModelVersion(v.name, v.version, v.run_id, v.source, v.tags,
+                                    tuple(sorted(by_version.get(v.version, [])))))  # fmt: skip
+        return sorted(out, key=lambda v: v.version)
 
     def find(self, name: str, **tags: str) -> ModelVersion | None:
         """The newest version of ``name`` whose tags include all of ``tags``."""
