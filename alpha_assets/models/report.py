@@ -14,7 +14,7 @@ from pathlib import Path
 import polars as pl
 from dagster import AssetExecutionContext, Failure, MetadataValue, Output, asset
 
-from alpha_assets.lib.models.ensemble import combine
+from alpha_assets.lib.models.ensemble import recipe_ensembles
 from alpha_assets.lib.models.metrics import (
     daily_ic,
     decile_spread,
@@ -57,13 +57,8 @@ def evaluate(preds: pl.DataFrame, scores: pl.DataFrame, labels: pl.DataFrame) ->
     lab = labels.select("trade_date", "ticker", *LABEL_COLUMNS)
     series = [p.select("trade_date", "ticker", "score").with_columns(pl.lit(f"{m}/{r}").alias("name"))
               for (m, r), p in preds.partition_by("model", "recipe", as_dict=True).items()]  # fmt: skip
-    for (recipe,), g in preds.partition_by("recipe", as_dict=True).items():
-        ens = combine(
-            g.select("trade_date", "ticker", "model", "score"), {m: 1.0 for m in g["model"].unique()}
-        )
-        series.append(
-            ens.rename({"alpha_score": "score"}).with_columns(pl.lit(f"ensemble/{recipe}").alias("name"))
-        )
+    for (recipe,), g in recipe_ensembles(preds).partition_by("recipe", as_dict=True).items():
+        series.append(g.select("trade_date", "ticker", "score", pl.lit(f"ensemble/{recipe}").alias("name")))
     series.append(scores.select("trade_date", "ticker", pl.col("alpha_score").alias("score"))
                   .with_columns(pl.lit("alpha_score (traded)").alias("name")))  # fmt: skip
     rows, ic_daily = [], []

@@ -26,7 +26,13 @@ from dagster import (
 
 from alpha_assets.automation import downstream
 from alpha_assets.lib.features.matrix import feature_columns
-from alpha_assets.lib.models.ensemble import SEED_WEIGHTS, combine, correlation_report, weights_for_day
+from alpha_assets.lib.models.ensemble import (
+    SEED_WEIGHTS,
+    combine,
+    correlation_report,
+    recipe_ensembles,
+    weights_for_day,
+)
 from alpha_assets.lib.models.metrics import daily_ic
 from alpha_assets.lib.models.promotion import PromotionRule, blend_books, promotion_decision
 from alpha_assets.models.common import (
@@ -173,14 +179,10 @@ def _daily_ics(preds: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
 def _ensemble_ics(preds: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
     """trade_date, recipe, ic of each recipe's equal-weight ensemble (the promotion test's paired series)."""
     frames = []
-    for (recipe,), g in preds.partition_by("recipe", as_dict=True).items():
-        ens = combine(
-            g.select("trade_date", "ticker", "model", "score"), {m: 1.0 for m in g["model"].unique()}
-        )
-        ens = ens.join(
-            labels.select("trade_date", "ticker", EVAL_LABEL), on=["trade_date", "ticker"]
-        ).drop_nulls()
-        frames.append(daily_ic(ens, "alpha_score", EVAL_LABEL).select("trade_date", "ic")
+    lab = labels.select("trade_date", "ticker", EVAL_LABEL)
+    for (recipe,), g in recipe_ensembles(preds).partition_by("recipe", as_dict=True).items():
+        ens = g.join(lab, on=["trade_date", "ticker"]).drop_nulls(EVAL_LABEL)
+        frames.append(daily_ic(ens, "score", EVAL_LABEL).select("trade_date", "ic")
                       .with_columns(pl.lit(recipe).alias("recipe")))  # fmt: skip
     return pl.concat(frames) if frames else pl.DataFrame(schema={"trade_date": pl.Date, "ic": pl.Float64,
                                                                 "recipe": pl.String})  # fmt: skip

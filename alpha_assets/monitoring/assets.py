@@ -32,7 +32,7 @@ from dagster import (
 
 from alpha_assets.automation import downstream
 from alpha_assets.lib.features.matrix import ALT_VALUE_COLUMNS
-from alpha_assets.lib.models.ensemble import combine
+from alpha_assets.lib.models.ensemble import recipe_ensembles
 from alpha_assets.lib.models.metrics import daily_ic
 from alpha_assets.lib.monitoring.drift import (
     HealthThresholds,
@@ -57,13 +57,8 @@ HORIZONS = {"fwd_ret_1": 1, "fwd_ret_5": 5, "fwd_ret_20": 20}
 
 def _with_ensembles(preds: pl.DataFrame) -> pl.DataFrame:
     """The models' scores plus each recipe's equal-weight ensemble as model 'ensemble'."""
-    ens = []
-    for (recipe,), g in preds.partition_by("recipe", as_dict=True).items():
-        e = combine(g.select("trade_date", "ticker", "model", "score"), {m: 1.0 for m in g["model"].unique()})
-        ens.append(e.rename({"alpha_score": "score"}).with_columns(pl.lit("ensemble").alias("model"),
-                                                                    pl.lit(recipe).alias("recipe")))  # fmt: skip
     base = preds.select("trade_date", "ticker", "model", "recipe", "score")
-    return pl.concat([base, *[e.select(base.columns) for e in ens]]) if ens else base
+    return pl.concat([base, recipe_ensembles(preds).select(base.columns)])
 
 
 @asset(

@@ -106,3 +106,24 @@ def test_correlation_report_flags_models_that_say_the_same_thing():
     )
     assert pair["mean_corr"] == pytest.approx(1.0) and pair["above_threshold"] and pair["n_days"] == 3
     assert not report.filter(pl.col("model_a") == "mlp")["above_threshold"].any()
+
+
+def test_recipe_ensembles_are_the_equal_weight_rank_average_of_each_recipes_models() -> None:
+    from datetime import date
+
+    from alpha_assets.lib.models.ensemble import recipe_ensembles
+
+    d = date(2024, 1, 2)
+    rows = []
+    for recipe, sign in (("fusion", 1.0), ("base", -1.0)):
+        for model, scores in (("xgboost", [1.0, 2.0, 3.0, 4.0, 5.0]), ("mlp", [5.0, 1.0, 2.0, 3.0, 4.0])):
+            rows += [{"trade_date": d, "ticker": f"T{i}", "model": model, "recipe": recipe, "score": sign * s}
+                     for i, s in enumerate(scores)]  # fmt: skip
+    out = recipe_ensembles(pl.DataFrame(rows)).sort("recipe", "ticker")
+    assert set(out["model"]) == {"ensemble"} and out.height == 10
+    fusion = out.filter(pl.col("recipe") == "fusion")["score"].to_list()
+    # ranks (0..4)/4 - 0.5 averaged with equal weights 1/2 each: xgboost ranks 0..4, mlp ranks 4,0,1,2,3
+    expected = [((a + b) / 4 - 1.0) / 2 for a, b in zip(range(5), [4, 0, 1, 2, 3], strict=True)]
+    assert fusion == pytest.approx(expected)
+    base = out.filter(pl.col("recipe") == "base")["score"].to_list()
+    assert base == pytest.approx([-x for x in expected])

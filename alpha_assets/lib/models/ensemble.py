@@ -147,3 +147,26 @@ def correlation_report(predictions: pl.DataFrame, threshold: float = 0.7) -> pl.
     schema = {"model_a": pl.String, "model_b": pl.String, "mean_corr": pl.Float64, "n_days": pl.Int64,
               "above_threshold": pl.Boolean}  # fmt: skip
     return pl.DataFrame(rows, schema=schema)
+
+
+def recipe_ensembles(predictions: pl.DataFrame) -> pl.DataFrame:
+    """Each recipe's equal-weight ensemble as model "ensemble": trade_date, ticker, model, recipe, score.
+
+    ``predictions`` is long (trade_date, ticker, model, recipe, score). Equal weights make the series comparable
+    across recipes and days (the promotion test, model health and the report use it); the traded ensemble is
+    IC-weighted (``weights_for_day``)."""
+    frames = []
+    for (recipe,), g in predictions.partition_by("recipe", as_dict=True).items():
+        models = g["model"].unique().to_list()
+        weights = dict.fromkeys(models, 1.0 / len(models))
+        ens = combine(g.select("trade_date", "ticker", "model", "score"), weights)
+        frames.append(ens.select("trade_date", "ticker", pl.lit("ensemble").alias("model"),
+                                 pl.lit(recipe).alias("recipe"), pl.col("alpha_score").alias("score")))  # fmt: skip
+    schema = {
+        "trade_date": pl.Date,
+        "ticker": pl.String,
+        "model": pl.String,
+        "recipe": pl.String,
+        "score": pl.Float64,
+    }
+    return pl.concat(frames).cast(schema) if frames else pl.DataFrame(schema=schema)
