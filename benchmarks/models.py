@@ -95,7 +95,9 @@ def main() -> None:
     from alpha_assets.lib.models.explain import shap_frame
 
     book = day[:3000]
-    keys = pl.DataFrame({"trade_date": [None] * 3000, "ticker": [f"T{i}" for i in range(3000)]})
+    from datetime import date
+
+    keys = pl.DataFrame({"trade_date": [date(2026, 11, 30)] * 3000, "ticker": [f"T{i}" for i in range(3000)]})
     names = [f"f{i:03d}" for i in range(N_FEATURES)]
     for kind in ("xgboost", "lightgbm", "catboost"):
         _, secs, _ = timed(lambda kind=kind: shap_frame(models[kind], kind, book, names, keys))
