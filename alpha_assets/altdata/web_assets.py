@@ -482,7 +482,10 @@ def web_products(
 
 
 def evaluate_web_vendor(
-    web_vendor: WebVendorResource, cursor: str | None, today: date | None = None
+    web_vendor: WebVendorResource,
+    cursor: str | None,
+    today: date | None = None,
+    materialized: set[str] | frozenset[str] = frozenset(),
 ) -> tuple[list[RunRequest], str | None, str | None]:
     """Pure sensor logic: (run requests, new cursor, skip reason).
 
@@ -503,7 +506,10 @@ def evaluate_web_vendor(
     new = [
         key
         for key in dates
-        if key not in seen and date.fromisoformat(key) <= today and trading_days.has_partition_key(key)
+        if key not in seen
+        and key not in materialized  # already built from this catalogue (CLI, demo, backfill): nothing to do
+        and date.fromisoformat(key) <= today
+        and trading_days.has_partition_key(key)
     ]
     requests = [
         RunRequest(
@@ -523,7 +529,13 @@ def evaluate_web_vendor(
     description="Runs raw.web_products / raw.web_signals for each new dated catalogue on the vendor site",
 )
 def web_vendor_sensor(context: SensorEvaluationContext, web_vendor: WebVendorResource):
-    requests, cursor, skip = evaluate_web_vendor(web_vendor, context.cursor)
+    done: set[str] = set()
+    if web_vendor.base_url:
+        try:
+            done = set(context.instance.get_materialized_partitions(WEB_KEYS[0]))
+        except Exception:  # a context without an instance (tests): nothing known to be materialized
+            done = set()
+    requests, cursor, skip = evaluate_web_vendor(web_vendor, context.cursor, materialized=done)
     if not requests:
         return SensorResult(skip_reason=SkipReason(skip), cursor=cursor)
     return SensorResult(run_requests=requests, cursor=cursor)

@@ -302,6 +302,9 @@ def test_sensor_requests_each_past_catalogue_date_once(site, tmp_path):
         assert [r.partition_key for r in requests] == [d.isoformat() for d in days[2:]]
         again, cursor_again, skip = evaluate_web_vendor(vendor, cursor, today=days[-1])
         assert again == [] and cursor_again == cursor and skip.startswith("no new catalogue dates")
+        # a catalogue date whose partition is already materialized (by the CLI, the demo, a backfill) launches nothing
+        fresh, _, _ = evaluate_web_vendor(vendor, None, today=days[-1], materialized={days[0].isoformat()})
+        assert [r.partition_key for r in fresh] == [d.isoformat() for d in days[1:]]
         result = web_vendor_sensor(build_sensor_context(resources={"web_vendor": vendor}))
         assert {r.partition_key for r in result.run_requests} == {d.isoformat() for d in days}
         assert {tuple(k.path) for r in result.run_requests for k in r.asset_selection} == {
