@@ -71,7 +71,9 @@ def test_the_interactive_shell_understands_commands_and_never_drops_rows_silentl
     from pathlib import Path
 
     days = sessions_from(WORLD_START, 40)
-    assert materialize(home, days[0], days[9], quiet=True, instance=instance, job_name="daily_data")["success"]
+    assert materialize(home, days[0], days[9], quiet=True, instance=instance, job_name="daily_data")[
+        "success"
+    ]
     script = "help\n.tables\n.schema raw.prices\n   \nSELECT * FROM raw.prices\n;\n.nope\nexit\n"
     alpha = Path(sys.executable).parent / "alpha"
     out = subprocess.run([str(alpha), "sql"], input=script, capture_output=True, text=True, timeout=120,
