@@ -164,28 +164,16 @@ def predictions(context: AssetExecutionContext, feature_matrix: pl.DataFrame, fu
 def _daily_ics(preds: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
     """trade_date, model, recipe, ic (rank IC of each model's score with the next-day return)."""
     joined = preds.join(labels.select("trade_date", "ticker", EVAL_LABEL), on=["trade_date", "ticker"])
-    frames = []
-    for (model, recipe), g in joined.partition_by("model", "recipe", as_dict=True).items():
-        ic = daily_ic(g.drop_nulls(EVAL_LABEL), "score", EVAL_LABEL)
-        frames.append(ic.select("trade_date", "ic").with_columns(pl.lit(model).alias("model"),
-                                                                 pl.lit(recipe).alias("recipe")))  # fmt: skip
-    if not frames:
-        return pl.DataFrame(
-            schema={"trade_date": pl.Date, "ic": pl.Float64, "model": pl.String, "recipe": pl.String}
-        )
-    return pl.concat(frames)
+    return daily_ic(joined, "score", EVAL_LABEL, by=("model", "recipe")).select(
+        "trade_date", "ic", "model", "recipe"
+    )
 
 
 def _ensemble_ics(preds: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
     """trade_date, recipe, ic of each recipe's equal-weight ensemble (the promotion test's paired series)."""
-    frames = []
     lab = labels.select("trade_date", "ticker", EVAL_LABEL)
-    for (recipe,), g in recipe_ensembles(preds).partition_by("recipe", as_dict=True).items():
-        ens = g.join(lab, on=["trade_date", "ticker"]).drop_nulls(EVAL_LABEL)
-        frames.append(daily_ic(ens, "score", EVAL_LABEL).select("trade_date", "ic")
-                      .with_columns(pl.lit(recipe).alias("recipe")))  # fmt: skip
-    return pl.concat(frames) if frames else pl.DataFrame(schema={"trade_date": pl.Date, "ic": pl.Float64,
-                                                                "recipe": pl.String})  # fmt: skip
+    ens = recipe_ensembles(preds).join(lab, on=["trade_date", "ticker"])
+    return daily_ic(ens, "score", EVAL_LABEL, by=("recipe",)).select("trade_date", "ic", "recipe")
 
 
 class PromotionConfig(Config):

@@ -80,14 +80,7 @@ def model_health(context: AssetExecutionContext, predictions: pl.DataFrame, labe
     th = HealthThresholds()
     scored = _with_ensembles(predictions).join(labels, on=["trade_date", "ticker"], how="left")
     sessions = sessions_between(shift_sessions(start, -(HEALTH_WINDOW + 25)), end)
-    ics = {}
-    for label in HORIZONS:
-        parts = []
-        for (model, recipe), g in scored.partition_by("model", "recipe", as_dict=True).items():
-            ic = daily_ic(g.drop_nulls(label), "score", label)
-            parts.append(ic.select("trade_date", "ic").with_columns(pl.lit(model).alias("model"),
-                                                                    pl.lit(recipe).alias("recipe")))  # fmt: skip
-        ics[label] = pl.concat(parts) if parts else None
+    ics = {label: daily_ic(scored, "score", label, by=("model", "recipe")) for label in HORIZONS}
     book = ModelBook(model_registry)
     rows, ic_cache = [], {}
     for day in sessions_between(start, end):
@@ -103,10 +96,9 @@ def model_health(context: AssetExecutionContext, predictions: pl.DataFrame, labe
             for label, h in HORIZONS.items():
                 known_to = sessions[i - h] if i - h >= 0 else None
                 lo = sessions[max(0, i - h - HEALTH_WINDOW + 1)]
-                ic = ics[label]
-                sel = (ic.filter((pl.col("model") == model) & (pl.col("recipe") == recipe)
-                                 & pl.col("trade_date").is_between(lo, known_to))
-                       if known_to is not None and ic is not None else None)  # fmt: skip
+                sel = (ics[label].filter((pl.col("model") == model) & (pl.col("recipe") == recipe)
+                                         & pl.col("trade_date").is_between(lo, known_to))
+                       if known_to is not None else None)  # fmt: skip
                 row[f"ic_{h}"] = float(sel["ic"].mean()) if sel is not None and sel.height else None
                 if h == 1:
                     row["n_sessions"] = sel.height if sel is not None else 0

@@ -88,3 +88,19 @@ def test_turnover_is_zero_for_a_fixed_ranking_and_two_for_a_reversed_one():
         [_day(D1, [1.0, 2.0, 3.0, 4.0, 5.0], [0.0] * 5), _day(D2, [5.0, 4.0, 3.0, 2.0, 1.0], [0.0] * 5)]
     )
     assert turnover(flip, "score") == pytest.approx(2.0)
+
+
+def test_daily_ic_by_groups_equals_daily_ic_of_each_group() -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    days = [date(2024, 1, 2), date(2024, 1, 3)]
+    rows = [{"trade_date": d, "ticker": f"T{i}", "model": m, "score": float(rng.normal()), "y": float(rng.normal())}
+            for d in days for m in ("a", "b") for i in range(8)]  # fmt: skip
+    df = pl.DataFrame(rows)
+    grouped = daily_ic(df, "score", "y", by=("model",))
+    for m in ("a", "b"):
+        alone = daily_ic(df.filter(pl.col("model") == m), "score", "y")
+        mine = grouped.filter(pl.col("model") == m).sort("trade_date")
+        assert mine["ic"].to_list() == pytest.approx(alone["ic"].to_list(), abs=1e-12)
+        assert mine["n"].to_list() == alone["n"].to_list()

@@ -24,26 +24,28 @@ def cross_sectional_rank(column: str, by: str | Sequence[str] = "trade_date") ->
     return pl.when(n > 1).then((r - 1) / (n - 1) - 0.5).when(x.is_not_null()).then(0.0)
 
 
-def daily_ic(df: pl.DataFrame, score: str, label: str, method: str = "spearman") -> pl.DataFrame:
-    """trade_date, ic, n: the per-day correlation of ``score`` with ``label`` over names with both known."""
+def daily_ic(
+    df: pl.DataFrame, score: str, label: str, method: str = "spearman", by: Sequence[str] = ()
+) -> pl.DataFrame:
+    """trade_date, *by, ic, n: the per-day correlation of ``score`` with ``label`` over names with both known,
+    separately for each group of the ``by`` columns (e.g. model and recipe of a long predictions frame)."""
     if method not in ("spearman", "pearson"):
         raise ValueError(f"method must be 'spearman' or 'pearson', got {method!r}")
+    keys = ["trade_date", *by]
     data = (
-        df.select(
-            "trade_date", pl.col(score).cast(pl.Float64).alias("s"), pl.col(label).cast(pl.Float64).alias("y")
-        )
+        df.select(*keys, pl.col(score).cast(pl.Float64).alias("s"), pl.col(label).cast(pl.Float64).alias("y"))
         .with_columns(pl.col("s", "y").fill_nan(None))
-        .drop_nulls()
+        .drop_nulls(["s", "y"])
     )
     if method == "spearman":
-        data = data.with_columns(pl.col("s", "y").rank("average").over("trade_date"))
+        data = data.with_columns(pl.col("s", "y").rank("average").over(keys))
     return (
-        data.group_by("trade_date")
+        data.group_by(keys)
         .agg(pl.corr("s", "y").alias("ic"), pl.len().alias("n"))
         .filter(pl.col("n") >= MIN_NAMES)
         .with_columns(pl.col("ic").fill_nan(None))  # a constant score or label on a day has no IC
         .drop_nulls("ic")
-        .sort("trade_date")
+        .sort(keys)
     )
 
 
