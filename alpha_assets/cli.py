@@ -250,15 +250,11 @@ def trainable_blocks(
     from alpha_assets.models.common import block_sessions
     from alpha_assets.models.training import MIN_HISTORY_SHARE
 
-    blocks = []
-    for d in sessions_between(lo, hi):
-        b = block_key(d)
-        # the block's whole quarter is scored, so the history must precede its first session
-        if (
-            b not in blocks
-            and len(sessions_between(lo, block_sessions(b)[0])) - 1 >= MIN_HISTORY_SHARE * need
-        ):
-            blocks.append(b)
+    # the block's whole quarter is scored, so the history must precede its first session
+    quarters = dict.fromkeys(block_key(d) for d in sessions_between(lo, hi))
+    blocks = [
+        b for b in quarters if len(sessions_between(lo, block_sessions(b)[0])) - 1 >= MIN_HISTORY_SHARE * need
+    ]
     if not blocks:
         return [], (
             f"the feature matrix covers {len(days)} sessions ({lo}..{hi}); a block needs {need} sessions "
@@ -644,7 +640,7 @@ def run_job(home: AlphaHome, job_name: str, instance=None, quiet: bool = False) 
 MIN_DEMO_SESSIONS = 252 + 5 + 63 + 20
 
 
-def cmd_demo(args) -> int:  # noqa: C901 - one stage after another
+def cmd_demo(args) -> int:
     if args.days < MIN_DEMO_SESSIONS:
         print(f"alpha demo: --days {args.days} is too short for the model layer: the models train on a year "
               f"(252 sessions + a 5-session purge) before each quarter they score, so the demo needs at least "
@@ -843,7 +839,6 @@ def cmd_explain(args) -> int:
     """Why TICKER got its score on DATE: each champion model's SHAP attribution, and a what-if score."""
     import difflib
 
-    import numpy as np
     import polars as pl
 
     from alpha_assets.definitions import local_resources
@@ -902,8 +897,8 @@ def cmd_explain(args) -> int:
         if m is None:
             continue
         found = True
-        x = row.select(m.features).fill_null(0.0).to_numpy().astype(np.float32)
-        bg = rows.select(m.features).fill_null(0.0).to_numpy().astype(np.float32)
+        x = m.inputs(row)
+        bg = m.inputs(rows)
         sh = shap_frame(m.learner, kind, x, m.features, row.select("trade_date", "ticker"), background=bg,
                         nsamples=50).sort(pl.col("shap_value").abs(), descending=True)  # fmt: skip
         print(f"\n  {kind} v{m.version} (block {m.block}): score {sh['prediction'][0]:+.4f} = base "

@@ -88,8 +88,6 @@ training_blocks = TimeWindowPartitionsDefinition(
     timezone="UTC",
     end_offset=1,  # the current quarter's block exists from its first day
 )
-# A daily asset reads the block its day falls in (the model trained for that quarter only).
-block_of_day = TimeWindowPartitionMapping()
 
 feature_lookback = TimeWindowPartitionMapping(
     start_offset=-FEATURE_LOOKBACK_SESSIONS, end_offset=0, allow_nonexistent_upstream_partitions=True

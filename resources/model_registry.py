@@ -10,7 +10,6 @@ inference does not re-download a version it already has; it is a cache, never a 
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,9 +122,6 @@ class ModelRegistry(ConfigurableResource):
     def set_alias(self, name: str, alias: str, version: int) -> None:
         self.client().set_registered_model_alias(name, alias, str(version))
 
-    def set_version_tag(self, name: str, version: int, key: str, value: str) -> None:
-        self.client().set_model_version_tag(name, str(version), key, value)
-
     # ------------------------------------------------------------------ reads
     def get_version(self, name: str, version: int) -> ModelVersion:
         return self._version(self.client().get_model_version(name, str(version)))
@@ -182,10 +178,6 @@ class ModelRegistry(ConfigurableResource):
                 run_id=mv.run_id, artifact_path="model", tracking_uri=self.tracking_uri
             )
         )
-
-    def forget_cache(self, name: str) -> None:
-        if self.cache_dir:
-            shutil.rmtree(Path(self.cache_dir) / name, ignore_errors=True)
 
     def mirror_rows(self, names: list[str]) -> list[dict[str, Any]]:
         """Every version of ``names`` with its aliases, tags and run metrics: the rows of the read-only

@@ -9,6 +9,7 @@ mid-quarter retrain scores only the days after it was trained.
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 from dataclasses import dataclass
@@ -16,10 +17,12 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 from dagster import AssetKey
 
 from alpha_assets.lib.models.learners import MODEL_KINDS
+from alpha_assets.lib.models.metrics import cross_sectional_rank
 from partitions import block_key
 from partitions.calendar import sessions_between
 
@@ -86,11 +89,7 @@ def modality_columns(features: list[str]) -> dict[str, list[str]]:
 
 def rank_label(df: pl.DataFrame, label: str) -> pl.DataFrame:
     """The training target: the label's cross-sectional rank per day in [-0.5, 0.5] (market moves removed)."""
-    return df.with_columns(
-        ((pl.col(label).rank().over("trade_date") - 1) / (pl.col(label).count().over("trade_date") - 1) - 0.5)
-        .fill_nan(0.0)
-        .alias("target")
-    )
+    return df.with_columns(cross_sectional_rank(label).alias("target"))
 
 
 @dataclass
@@ -104,6 +103,10 @@ class LoadedModel:
     learner: Any
     features: list[str]
     meta: dict
+
+    def inputs(self, rows: pl.DataFrame) -> np.ndarray:
+        """The model's input matrix for ``rows``: its training features in order, nulls at the neutral 0."""
+        return rows.select(self.features).fill_null(0.0).to_numpy().astype(np.float32)
 
 
 class ModelBook:
@@ -170,11 +173,22 @@ def embed_frame(fusion, matrix: pl.DataFrame, modalities: dict[str, list[str]]) 
     )
 
 
+def champion_by_day(lake, days: list[date]) -> dict[date, str]:
+    """The recipe driving each day's book: the latest promotion decision made on or before it (a decision on D
+    uses only ICs known before D, so D's book already follows it). One read of models.promotions."""
+    if not days:
+        return {}
+    dates, after = [], []
+    if lake.exists("models", "promotions"):
+        rows = lake.read("models", "promotions", None, max(days), columns=["trade_date", "champion_after"])
+        rows = rows.sort("trade_date")
+        dates, after = rows["trade_date"].to_list(), rows["champion_after"].to_list()
+    out = {}
+    for d in days:
+        i = bisect.bisect_right(dates, d)
+        out[d] = after[i - 1] if i else DEFAULT_CHAMPION_RECIPE
+    return out
+
+
 def champion_recipe(lake, day: date) -> str:
-    """The recipe driving the book on ``day``: the latest promotion decision made before it."""
-    if not lake.exists("models", "promotions"):
-        return DEFAULT_CHAMPION_RECIPE
-    rows = lake.read(
-        "models", "promotions", None, day - timedelta(days=1), columns=["trade_date", "champion_after"]
-    )
-    return rows.sort("trade_date")["champion_after"][-1] if rows.height else DEFAULT_CHAMPION_RECIPE
+    return champion_by_day(lake, [day])[day]

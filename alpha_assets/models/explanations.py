@@ -6,11 +6,9 @@ LIME local rules for the day's top-N longs and shorts. The summary plot and the 
 in the asset's metadata so the asset page shows them.
 """
 
-import base64
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 from dagster import (
     AssetCheckResult,
@@ -33,17 +31,16 @@ from alpha_assets.models.common import (
     LIME,
     SHAP_VALUES,
     ModelBook,
+    champion_by_day,
 )
+from alpha_assets.models.metadata import png_markdown
 from partitions import trading_days, window_dates
+from partitions.calendar import sessions_between
 from resources.lake_resource import DeltaLakeResource
 from resources.model_registry import ModelRegistry
 
 WEIGHTS = AssetKey(["portfolio", "target_weights"])
 ADDITIVITY_TOLERANCE = 1e-3
-
-
-def png_markdown(path: Path, title: str) -> str:
-    return f"**{title}**\n\n![{title}](data:image/png;base64,{base64.b64encode(Path(path).read_bytes()).decode()})"
 
 
 def _book(lake, start, end) -> pl.DataFrame:
@@ -87,21 +84,20 @@ def shap_values(context: AssetExecutionContext, config: ExplainConfig, feature_m
     book_names = _book(lake, start, end)
     rows_all = _day_inputs(feature_matrix, fused_embeddings)
     models = ModelBook(model_registry)
+    champions = champion_by_day(lake, sessions_between(start, end))
     frames = []
     for (day,), rows in sorted(rows_all.partition_by("trade_date", as_dict=True).items()):
         names = book_names.filter((pl.col("trade_date") == day) & (pl.col("weight") != 0))["ticker"]
         in_book = rows.filter(pl.col("ticker").is_in(names.to_list()))
         if in_book.height == 0:
             continue
-        from alpha_assets.models.common import champion_recipe
-
-        recipe = champion_recipe(lake, day)
+        recipe = champions[day]
         for kind in models.kinds:
             m = models.model_for(kind, recipe, day)
             if m is None:
                 continue
-            x = in_book.select(m.features).fill_null(0.0).to_numpy().astype(np.float32)
-            background = rows.select(m.features).fill_null(0.0).to_numpy().astype(np.float32)
+            x = m.inputs(in_book)
+            background = m.inputs(rows)
             frames.append(shap_frame(m.learner, kind, x, m.features, in_book.select("trade_date", "ticker"),
                                      background=background, nsamples=config.mlp_background))  # fmt: skip
     if not frames:
@@ -141,13 +137,13 @@ def lime_explanations(context: AssetExecutionContext, config: ExplainConfig, fea
     """LIME rules for the day's top-N longs and shorts, explaining the champion recipe's LightGBM (or the first
     model available) with the day's cross-section as the sampling distribution."""
     from alpha_assets.lib.models.explain import lime_frame, predict_function
-    from alpha_assets.models.common import champion_recipe
 
     start, end = window_dates(*context.partition_time_window)
     lake = lake_store.lake
     book = _book(lake, start, end)
     rows_all = _day_inputs(feature_matrix, fused_embeddings)
     models = ModelBook(model_registry)
+    champions = champion_by_day(lake, sessions_between(start, end))
     frames = []
     for (day,), rows in sorted(rows_all.partition_by("trade_date", as_dict=True).items()):
         b = book.filter(pl.col("trade_date") == day)
@@ -155,13 +151,13 @@ def lime_explanations(context: AssetExecutionContext, config: ExplainConfig, fea
                            b.sort("weight").head(config.lime_names_per_side)])["ticker"].to_list()  # fmt: skip
         if not picks:
             continue
-        recipe = champion_recipe(lake, day)
+        recipe = champions[day]
         m = next((x for k in ("lightgbm", *models.kinds) if (x := models.model_for(k, recipe, day))), None)
         if m is None:
             continue
         chosen = rows.filter(pl.col("ticker").is_in(picks))
-        x_all = rows.select(m.features).fill_null(0.0).to_numpy().astype(np.float32)
-        x = chosen.select(m.features).fill_null(0.0).to_numpy().astype(np.float32)
+        x_all = m.inputs(rows)
+        x = m.inputs(chosen)
         lf = lime_frame(predict_function(m.learner, m.kind), x_all, x, m.features,
                         chosen.select("trade_date", "ticker"), num_features=config.lime_features)  # fmt: skip
         frames.append(lf.with_columns(pl.lit(m.kind).alias("model"), pl.lit(m.version, dtype=pl.Int64)

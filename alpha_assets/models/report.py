@@ -34,22 +34,11 @@ from alpha_assets.models.common import (
     REGISTRY_MIRROR,
     registered_name,
 )
-from alpha_assets.models.explanations import png_markdown
+from alpha_assets.models.metadata import md_table, png_markdown
 from resources.lake_resource import DeltaLakeResource
 from resources.model_registry import ModelRegistry
 
 LABEL_COLUMNS = ("fwd_ret_1", "fwd_ret_5", "fwd_ret_20")
-
-
-def md_table(df: pl.DataFrame, digits: int = 4) -> str:
-    cols = df.columns
-    fmt = [(f"{{:.{digits}f}}" if df.schema[c].is_float() else "{}") for c in cols]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for r in df.iter_rows():
-        lines.append(
-            "| " + " | ".join("" if v is None else f.format(v) for f, v in zip(fmt, r, strict=True)) + " |"
-        )
-    return "\n".join(lines)
 
 
 def evaluate(preds: pl.DataFrame, scores: pl.DataFrame, labels: pl.DataFrame) -> dict:

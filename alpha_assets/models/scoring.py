@@ -38,6 +38,7 @@ from alpha_assets.lib.models.promotion import PromotionRule, blend_books, promot
 from alpha_assets.models.common import (
     ALPHA_MODELS,
     ALPHA_SCORES,
+    DEFAULT_CHAMPION_RECIPE,
     EMBEDDING_PREFIX,
     EVAL_LABEL,
     FEATURE_MATRIX,
@@ -48,11 +49,12 @@ from alpha_assets.models.common import (
     PROMOTIONS,
     RECIPES,
     ModelBook,
-    champion_recipe,
+    champion_by_day,
     embed_frame,
     modality_columns,
     registered_name,
 )
+from alpha_assets.models.metadata import md_table
 from partitions import trading_days, window_dates
 from partitions.calendar import sessions_between, shift_sessions
 from resources.lake_resource import DeltaLakeResource
@@ -143,7 +145,7 @@ def predictions(context: AssetExecutionContext, feature_matrix: pl.DataFrame, fu
                     raise Failure(
                         f"{m.name} v{m.version} needs columns the inputs of {day} lack: {missing[:5]}"
                     )
-                x = rows.select(m.features).fill_null(0.0).to_numpy().astype(np.float32)
+                x = m.inputs(rows)
                 frames.append(rows.select("trade_date", "ticker").with_columns(
                     pl.lit(kind).alias("model"), pl.lit(recipe).alias("recipe"), pl.lit(m.block).alias("block"),
                     pl.lit(m.version, dtype=pl.Int64).alias("model_version"),
@@ -214,7 +216,7 @@ def promotions(context: AssetExecutionContext, config: PromotionConfig, predicti
     earlier = (lake.read("models", "promotions", None, shift_sessions(start, -1)) if lake.exists("models", "promotions")
                else pl.DataFrame(schema=PROMOTION_SCHEMA))  # fmt: skip
     last = earlier.sort("trade_date").tail(1).to_dicts()
-    champion = last[0]["champion_after"] if last else champion_recipe(lake, start)
+    champion = last[0]["champion_after"] if last else DEFAULT_CHAMPION_RECIPE
     since = last[0]["evaluated_to"] if last else None
     rows = []
     for day in sessions_between(start, end):
@@ -300,8 +302,7 @@ def alpha_scores(context: AssetExecutionContext, config: AlphaScoresConfig, pred
     lake = lake_store.lake
     sessions = sessions_between(shift_sessions(start, -(IC_WINDOW + 2)), end)
     ics = _daily_ics(predictions, labels)
-    decisions = (lake.read("models", "promotions", None, end).sort("trade_date") if lake.exists("models", "promotions")
-                 else pl.DataFrame(schema=PROMOTION_SCHEMA))  # fmt: skip
+    champions = champion_by_day(lake, sessions_between(start, end))
     frames, weight_log = [], {}
     smoothed = _previous_scores(lake, start)  # ticker -> yesterday's traded score (the smoothing's state)
     alpha = 1 - 0.5 ** (1 / config.score_halflife_sessions) if config.score_halflife_sessions > 0 else 1.0
@@ -309,8 +310,7 @@ def alpha_scores(context: AssetExecutionContext, config: AlphaScoresConfig, pred
         today = predictions.filter(pl.col("trade_date") == day)
         if today.height == 0:
             continue
-        before = decisions.filter(pl.col("trade_date") <= day)
-        champ = before["champion_after"][-1] if before.height else champion_recipe(lake, day)
+        champ = champions[day]
         books, used = {}, {}
         for recipe in RECIPES:
             p = today.filter(pl.col("recipe") == recipe)
@@ -363,6 +363,6 @@ def alpha_scores(context: AssetExecutionContext, config: AlphaScoresConfig, pred
     return Output(out, metadata={
         "rows": out.height, "days": len(frames), "champion_recipe": out["champion_recipe"][-1],
         "weights_last_day": MetadataValue.json(weight_log.get(last, {})),
-        "model_correlation": MetadataValue.md(corr.to_pandas().to_markdown(index=False) if corr.height else "n/a"),
+        "model_correlation": MetadataValue.md(md_table(corr) if corr.height else "n/a"),
         "correlated_pairs_above_threshold": flagged.height,
     })  # fmt: skip

@@ -8,6 +8,7 @@ wall and CPU seconds, peak memory, and a registered version tagged with its bloc
 score (``available_from``). The Delta tables only mirror what was registered.
 """
 
+import dataclasses
 import hashlib
 import json
 import resource
@@ -158,7 +159,7 @@ def fusion_encoder(context: AssetExecutionContext, config: BlockTrainingConfig, 
     modalities = modality_columns(feats)
     budget = model_budget(config.budget)
     cfg = FusionConfig.demo() if budget == "demo" else FusionConfig()
-    cfg = type(cfg)(**{**cfg.__dict__, "seed": config.seed, "threads": config.threads})
+    cfg = dataclasses.replace(cfg, seed=config.seed, threads=config.threads)
     if rows.height > config.fusion_max_rows:
         rows = rows.sample(config.fusion_max_rows, seed=config.seed).sort("trade_date", "ticker")
     t0, c0 = time.perf_counter(), time.process_time()

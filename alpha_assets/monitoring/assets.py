@@ -41,7 +41,14 @@ from alpha_assets.lib.monitoring.drift import (
     ic_drop,
     importance_stability,
 )
-from alpha_assets.models.common import LABELS, PREDICTIONS, ModelBook, block_bounds, champion_recipe
+from alpha_assets.models.common import (
+    LABELS,
+    PREDICTIONS,
+    PROMOTIONS,
+    ModelBook,
+    block_bounds,
+    champion_by_day,
+)
 from partitions import block_key, trading_days, window_dates
 from partitions.calendar import sessions_between, shift_sessions
 from resources.lake_resource import DeltaLakeResource
@@ -65,6 +72,7 @@ def _with_ensembles(preds: pl.DataFrame) -> pl.DataFrame:
     key=MODEL_HEALTH,
     ins={"predictions": AssetIn(key=PREDICTIONS, partition_mapping=health_history),
          "labels": AssetIn(key=LABELS, partition_mapping=health_history)},
+    deps=[PROMOTIONS],  # which recipe is the champion on each day
     partitions_def=trading_days,
     backfill_policy=BackfillPolicy.single_run(),
     metadata={"partition_expr": "trade_date"},
@@ -82,16 +90,15 @@ def model_health(context: AssetExecutionContext, predictions: pl.DataFrame, labe
     sessions = sessions_between(shift_sessions(start, -(HEALTH_WINDOW + 25)), end)
     ics = {label: daily_ic(scored, "score", label, by=("model", "recipe")) for label in HORIZONS}
     book = ModelBook(model_registry)
+    champions = champion_by_day(lake_store.lake, sessions_between(start, end))
     rows, ic_cache = [], {}
     for day in sessions_between(start, end):
-        today = predictions.filter(pl.col("trade_date") == day)
+        today = scored.filter(pl.col("trade_date") == day)  # models and ensembles, ranked per day already
         if today.height == 0:
             continue
-        champ = champion_recipe(lake_store.lake, day)
+        champ = champions[day]
         i = sessions.index(day)
-        for (model, recipe), g in (
-            _with_ensembles(today).partition_by("model", "recipe", as_dict=True).items()
-        ):
+        for (model, recipe), g in today.partition_by("model", "recipe", as_dict=True).items():
             row = {"trade_date": day, "model": model, "recipe": recipe, "champion": recipe == champ}
             for label, h in HORIZONS.items():
                 known_to = sessions[i - h] if i - h >= 0 else None
