@@ -19,6 +19,7 @@ from alpha_assets.lib.backtest import (
     run_vectorised,
     sharpe_ratio,
 )
+from alpha_assets.metadata import png_markdown
 from resources.outbox import OutboxResource
 
 
@@ -81,9 +82,13 @@ def backtest(context: AssetExecutionContext, config: BacktestConfig, orders: pl.
     psr = probabilistic_sharpe_ratio(sr, 0.0, len(rets), skew, kurt) if len(rets) > 2 else float("nan")
     md = {k: (float(v) if isinstance(v, int | float) else str(v)) for k, v in summary.items()
           if not isinstance(v, dict)}  # fmt: skip
+    report = outbox.report_dir("backtest")
+    # The pictures on the asset page itself (the full HTML tear sheet stays a file for sharing).
+    pictures = {key: MetadataValue.md(png_markdown(report / f"{key}.png", title)) for key, title in
+                (("equity", "Equity"), ("drawdown", "Drawdown"), ("monthly_returns", "Monthly net returns"))}  # fmt: skip
     yield Output(pnl, output_name="backtest_pnl", metadata={
-        **md, "psr_vs_zero": float(psr), "days": pnl.height,
-        "tearsheet": MetadataValue.path(str(outbox.report_dir("backtest") / "tearsheet.html")),
+        **md, "psr_vs_zero": float(psr), "days": pnl.height, **pictures,
+        "tearsheet": MetadataValue.path(str(report / "tearsheet.html")),
     })  # fmt: skip
     yield Output(res.fills, output_name="backtest_fills", metadata={"rows": res.fills.height})
     yield Output(res.positions, output_name="backtest_positions", metadata={"rows": res.positions.height})

@@ -24,6 +24,7 @@ from dagster import (
     asset,
 )
 
+from alpha_assets.metadata import png_markdown
 from alpha_assets.models.common import (
     ALPHA_MODELS,
     FEATURE_MATRIX,
@@ -33,7 +34,6 @@ from alpha_assets.models.common import (
     ModelBook,
     champion_by_day,
 )
-from alpha_assets.models.metadata import png_markdown
 from partitions import trading_days, window_dates
 from partitions.calendar import sessions_between
 from resources.lake_resource import DeltaLakeResource

@@ -23,6 +23,7 @@ from alpha_assets.lib.models.metrics import (
     quantile_returns,
     turnover,
 )
+from alpha_assets.metadata import md_table, png_markdown
 from alpha_assets.models.common import (
     ALPHA_MODELS,
     ALPHA_SCORES,
@@ -34,7 +35,6 @@ from alpha_assets.models.common import (
     REGISTRY_MIRROR,
     registered_name,
 )
-from alpha_assets.models.metadata import md_table, png_markdown
 from resources.lake_resource import DeltaLakeResource
 from resources.model_registry import ModelRegistry
 

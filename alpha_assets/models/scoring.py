@@ -35,6 +35,7 @@ from alpha_assets.lib.models.ensemble import (
 )
 from alpha_assets.lib.models.metrics import daily_ic
 from alpha_assets.lib.models.promotion import PromotionRule, blend_books, promotion_decision
+from alpha_assets.metadata import md_table
 from alpha_assets.models.common import (
     ALPHA_MODELS,
     ALPHA_SCORES,
@@ -54,7 +55,6 @@ from alpha_assets.models.common import (
     modality_columns,
     registered_name,
 )
-from alpha_assets.models.metadata import md_table
 from partitions import trading_days, window_dates
 from partitions.calendar import sessions_between, shift_sessions
 from resources.lake_resource import DeltaLakeResource

@@ -26,6 +26,7 @@ from dagster import (
 from alpha_assets.automation import downstream
 from alpha_assets.lib.portfolio import InfeasibleLimitsError, PortfolioLimits, check_limits, invested_share
 from alpha_assets.lib.portfolio.daily import WEIGHT_SCHEMA, day_target_weights
+from alpha_assets.metadata import png_markdown
 from partitions import feature_lookback, trading_days, window_dates
 from partitions.calendar import sessions_between
 from resources.lake_resource import DeltaLakeResource
@@ -100,6 +101,27 @@ def code_version() -> str:
     from importlib.metadata import version
 
     return f"alpha-assets=={version('alpha-assets')}"
+
+
+def hrp_picture(book: pl.DataFrame, prices: pl.DataFrame, cov_window: int, limits: PortfolioLimits) -> str:
+    """Markdown with the cluster tree HRP sized the run's last long book on (the asset page shows it)."""
+    import tempfile
+
+    import numpy as np
+
+    from alpha_assets.lib.portfolio.daily import trailing_returns
+    from alpha_assets.lib.portfolio.plots import hrp_dendrogram_png
+
+    day = book["trade_date"][0]
+    longs = sorted(book.filter(pl.col("side") == "long")["ticker"].to_list())  # HRP's own column order
+    wide = trailing_returns(prices.filter(pl.col("ticker").is_in(longs)), day, cov_window + 1).slice(1)
+    if len(longs) < 2:
+        return f"{day}: the long book holds {len(longs)} name(s), no tree to draw"
+    with tempfile.TemporaryDirectory() as tmp:
+        png = hrp_dendrogram_png(wide.select(longs).to_numpy().astype(np.float64), longs,
+                                 Path(tmp) / "hrp.png", f"HRP cluster tree of the long book, {day}",
+                                 linkage=limits.linkage)  # fmt: skip
+        return png_markdown(png, f"HRP cluster tree, long book {day}")
 
 
 @multi_asset(
@@ -199,10 +221,12 @@ def target_weights(context: AssetExecutionContext, config: PortfolioConfig, pric
                                            "model_version": pl.Utf8, "code_version": pl.Utf8, "config": pl.Utf8,
                                            "names": pl.Int64})  # fmt: skip
     min_share = min((d["invested_share"] for d in in_cash), default=1.0 if frames else 0.0)
+    pictures = {"hrp_dendrogram": MetadataValue.md(hrp_picture(frames[-1], prices, config.cov_window, limits))
+                } if frames else {}  # fmt: skip
     yield Output(df, output_name="target_weights", metadata={
         "rows": df.height, "days": len(frames), "infeasible_days": MetadataValue.json(infeasible),
         "gross": float(df["weight"].abs().sum() / max(len(frames), 1)) if df.height else 0.0,
-        "days_partly_in_cash": len(in_cash), "min_invested_share": min_share,
+        "days_partly_in_cash": len(in_cash), "min_invested_share": min_share, **pictures,
     })  # fmt: skip
     yield Output(audit_df, output_name="weights_audit", metadata={"rows": audit_df.height})
     # Written books must comply (blocking). A day whose limits are infeasible gets no book at all: nothing

@@ -39,6 +39,12 @@ def book_home(tmp_path, monkeypatch):
 def test_books_respect_limits_orders_are_written_and_a_past_day_rebuilds_exactly(book_home, instance):
     res = _books(book_home, instance, CONFIG)
     assert res["success"], res["failed_steps"]
+    # The asset page shows the HRP cluster tree of the run's last long book as an embedded picture.
+    meta = _latest_metadata(instance, "portfolio", "target_weights")
+    assert (
+        "HRP cluster tree" in meta["hrp_dendrogram"].value
+        and "data:image/png;base64," in meta["hrp_dendrogram"].value
+    )
     lake = DeltaLake(book_home.lake)
     w = lake.read("portfolio", "target_weights")
     uni = lake.read("raw", "universe")
@@ -76,6 +82,15 @@ def test_books_respect_limits_orders_are_written_and_a_past_day_rebuilds_exactly
     pnl = lake.read("reports", "backtest_pnl")
     assert pnl.height > 20 and (pnl["commission"] > 0).any()
     assert (book_home.outbox / "reports" / "backtest" / "tearsheet.html").exists()
+    meta = _latest_metadata(instance, "reports", "backtest_pnl")
+    for key in ("equity", "drawdown", "monthly_returns"):
+        assert "data:image/png;base64," in meta[key].value, key
+
+
+def _latest_metadata(instance, *key: str) -> dict:
+    from dagster import AssetKey
+
+    return instance.get_latest_materialization_event(AssetKey(list(key))).asset_materialization.metadata
 
 
 def _config(**limits) -> dict:

@@ -276,10 +276,28 @@ def test_tearsheet_writes_charts_and_html_and_returns_summary_stats(tmp_path):
     bars, target_weights = random_market(seed=3, n_names=5, n_days=40)
     pnl = run_vectorised(bars, target_weights).pnl
     stats = write_tearsheet(pnl, tmp_path / "sheet")
-    for name in ("equity.png", "drawdown.png", "turnover.png", "costs.png", "tearsheet.html", "summary.json"):
+    for name in ("equity.png", "drawdown.png", "monthly_returns.png", "turnover.png", "costs.png",
+                 "tearsheet.html", "summary.json"):  # fmt: skip
         assert (tmp_path / "sheet" / name).stat().st_size > 0
     assert "data:image/png;base64," in (tmp_path / "sheet" / "tearsheet.html").read_text()
     assert stats["max_drawdown"] == pytest.approx(pnl["drawdown"].min())
     assert stats["total_costs"]["commission"] == pytest.approx(pnl["commission"].sum())
     assert stats["total_return"] == pytest.approx(pnl["equity"][-1] / CAPITAL - 1.0)
     assert 0.0 <= stats["psr"] <= 1.0
+
+
+def test_monthly_returns_compound_each_calendar_month_of_the_daily_returns():
+    from datetime import date
+
+    from alpha_assets.lib.backtest.tearsheet import monthly_returns
+
+    pnl = pl.DataFrame({
+        "trade_date": [date(2024, 1, 30), date(2024, 1, 31), date(2024, 2, 1), date(2025, 2, 3)],
+        "return": [0.10, -0.10, 0.02, None],
+    })  # fmt: skip
+    table = monthly_returns(pnl)
+    assert table.rows() == [
+        (2024, 1, pytest.approx(1.1 * 0.9 - 1)),
+        (2024, 2, pytest.approx(0.02)),
+        (2025, 2, 0.0),
+    ]

@@ -122,3 +122,17 @@ def test_a_name_that_never_moves_is_refused():
 def test_unknown_linkage_is_refused():
     with pytest.raises(ValueError, match="linkage"):
         hrp_weights(generated_returns(n_days=30, n_names=4, seed=2), linkage="dbht")
+
+
+def test_the_dendrogram_picture_draws_every_name_and_cuts_large_trees(tmp_path):
+    from alpha_assets.lib.portfolio.plots import hrp_dendrogram_png
+
+    rng = np.random.default_rng(0)
+    small = hrp_dendrogram_png(rng.normal(size=(60, 8)), [f"T{i}" for i in range(8)], tmp_path / "a.png", "t")
+    big = hrp_dendrogram_png(
+        rng.normal(size=(60, 300)), [f"T{i}" for i in range(300)], tmp_path / "b.png", "t"
+    )
+    for png in (small, big):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="7 return columns for 8 tickers"):
+        hrp_dendrogram_png(rng.normal(size=(60, 7)), [f"T{i}" for i in range(8)], tmp_path / "c.png", "t")

@@ -53,13 +53,44 @@ def summary_stats(pnl: pl.DataFrame, periods_per_year: int = 252) -> dict:
     return stats
 
 
+def monthly_returns(pnl: pl.DataFrame) -> pl.DataFrame:
+    """Compounded net return per calendar month: columns ``year``, ``month`` (1-12), ``return``."""
+    return (
+        pnl.sort("trade_date")
+        .group_by(
+            pl.col("trade_date").dt.year().alias("year"), pl.col("trade_date").dt.month().alias("month")
+        )
+        .agg(((1.0 + pl.col("return").fill_null(0.0)).product() - 1.0).alias("return"))
+        .sort("year", "month")
+    )
+
+
+def _monthly_heatmap(ax, table: pl.DataFrame) -> None:
+    """Year x month grid of returns in percent, red for losses and green for gains, each cell labelled."""
+    years = sorted(set(table["year"].to_list()))
+    grid = np.full((len(years), 12), np.nan)
+    for y, m, r in table.iter_rows():
+        grid[years.index(y), m - 1] = r
+    bound = float(np.nanmax(np.abs(grid))) if np.isfinite(grid).any() else 0.01
+    ax.imshow(grid, cmap="RdYlGn", vmin=-bound, vmax=bound, aspect="auto")
+    ax.set_xticks(
+        range(12), ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+    )
+    ax.set_yticks(range(len(years)), [str(y) for y in years])
+    for i in range(len(years)):
+        for j in range(12):
+            if np.isfinite(grid[i, j]):
+                ax.text(j, i, f"{grid[i, j]:+.1%}", ha="center", va="center", fontsize=8)
+
+
 def write_tearsheet(pnl: pl.DataFrame, out_dir: Path) -> dict:
-    """Write equity, drawdown, turnover and cost-breakdown PNGs, ``tearsheet.html`` (charts embedded) and
-    ``summary.json`` into ``out_dir``; return the summary statistics (see ``summary_stats``)."""
+    """Write equity, drawdown, monthly-returns, turnover and cost-breakdown PNGs, ``tearsheet.html`` (charts
+    embedded) and ``summary.json`` into ``out_dir``; return the summary statistics (see ``summary_stats``)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, PercentFormatter
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -77,22 +108,33 @@ def write_tearsheet(pnl: pl.DataFrame, out_dir: Path) -> dict:
     charts: list[tuple[str, Path]] = []
     fig, ax = plt.subplots(figsize=(10, 4))
     ax.plot(dates, pnl["equity"].to_numpy(), color="tab:blue")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))  # no 1e7 offset
     ax.set_title("Equity (net of costs and financing)")
     charts.append(("Equity curve", save(fig, "equity.png")))
 
     fig, ax = plt.subplots(figsize=(10, 3))
     ax.fill_between(dates, pnl["drawdown"].to_numpy(), 0.0, color="tab:red", alpha=0.5)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_title("Drawdown")
     charts.append(("Drawdown", save(fig, "drawdown.png")))
 
+    monthly = monthly_returns(pnl)
+    fig, ax = plt.subplots(figsize=(10, 0.9 + 0.45 * max(monthly["year"].n_unique(), 1)))
+    if monthly.height:
+        _monthly_heatmap(ax, monthly)
+    ax.set_title("Monthly net returns")
+    charts.append(("Monthly returns", save(fig, "monthly_returns.png")))
+
     fig, ax = plt.subplots(figsize=(10, 3))
     ax.plot(dates, pnl["turnover"].to_numpy(), color="tab:gray", linewidth=0.8)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_title("Daily turnover (traded value / equity)")
     charts.append(("Turnover", save(fig, "turnover.png")))
 
     fig, ax = plt.subplots(figsize=(10, 4))
     cumulative = [pnl[kind].cum_sum().to_numpy() for kind in COST_KINDS]
     ax.stackplot(dates, *cumulative, labels=list(COST_KINDS))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     ax.legend(loc="upper left", fontsize=8)
     ax.set_title("Cumulative costs by kind")
     charts.append(("Cost breakdown", save(fig, "costs.png")))
