@@ -1,0 +1,260 @@
+"""The serving store: the day's marts and book in a relational database the API and the dashboard read.
+
+PostgreSQL when ``ALPHA_SERVING_URL`` is set (prod), else an embedded SQLite file under ``ALPHA_HOME/serving``
+(WAL mode, so readers never wait for the publisher). ``publish_day`` writes one trading day of every table in one
+transaction (delete the day, insert its rows, upsert its ``publications`` row): a re-run replaces the day, a
+failure mid-way rolls back and the previous rows stay. Readers never write. The schema is ``SERVING_TABLES``
+(the serving contract); types are portable between SQLite and PostgreSQL through SQLAlchemy Core.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import polars as pl
+import sqlalchemy as sa
+
+if TYPE_CHECKING:
+    from alpha_assets.home import AlphaHome
+
+SERVING_URL_ENV = "ALPHA_SERVING_URL"
+
+# table -> [(column, SQL type)]; every table has trade_date. Required columns of the contract first.
+SERVING_TABLES: dict[str, list[tuple[str, str]]] = {
+    "book_positions": [
+        ("trade_date", "DATE"),
+        ("ticker", "TEXT"),
+        ("side", "TEXT"),
+        ("weight", "DOUBLE PRECISION"),
+        ("sector", "TEXT"),
+        ("country", "TEXT"),
+        ("alpha_score", "DOUBLE PRECISION"),
+        ("top_features", "TEXT"),
+        ("hrp_weight", "DOUBLE PRECISION"),
+        ("binding_limit", "TEXT"),
+    ],
+    "fund_performance": [
+        ("trade_date", "DATE"),
+        ("nav", "DOUBLE PRECISION"),
+        ("gross_pnl", "DOUBLE PRECISION"),
+        ("costs", "DOUBLE PRECISION"),
+        ("net_pnl", "DOUBLE PRECISION"),
+        ("gross_return", "DOUBLE PRECISION"),
+        ("net_return", "DOUBLE PRECISION"),
+        ("drawdown", "DOUBLE PRECISION"),
+        ("turnover", "DOUBLE PRECISION"),
+        ("gross_exposure", "DOUBLE PRECISION"),
+        ("net_exposure", "DOUBLE PRECISION"),
+    ],
+    "pnl_attribution": [
+        ("trade_date", "DATE"),
+        ("side", "TEXT"),
+        ("sector", "TEXT"),
+        ("model", "TEXT"),
+        ("ticker", "TEXT"),
+        ("gross_pnl", "DOUBLE PRECISION"),
+        ("costs", "DOUBLE PRECISION"),
+        ("net_pnl", "DOUBLE PRECISION"),
+    ],
+    "exposures": [
+        ("trade_date", "DATE"),
+        ("dimension", "TEXT"),
+        ("bucket", "TEXT"),
+        ("long", "DOUBLE PRECISION"),
+        ("short", "DOUBLE PRECISION"),
+        ("gross", "DOUBLE PRECISION"),
+        ("net", "DOUBLE PRECISION"),
+    ],
+    "risk_summary": [
+        ("trade_date", "DATE"),
+        ("var_1d", "DOUBLE PRECISION"),
+        ("es_1d", "DOUBLE PRECISION"),
+        ("var_5d", "DOUBLE PRECISION"),
+        ("var_limit", "DOUBLE PRECISION"),
+        ("var_limit_usage", "DOUBLE PRECISION"),
+        ("gross_exposure", "DOUBLE PRECISION"),
+        ("gross_limit", "DOUBLE PRECISION"),
+        ("gross_limit_usage", "DOUBLE PRECISION"),
+        ("drawdown", "DOUBLE PRECISION"),
+        ("drawdown_state", "TEXT"),
+        ("breaches", "TEXT"),
+    ],
+    "model_kpis": [
+        ("trade_date", "DATE"),
+        ("model", "TEXT"),
+        ("recipe", "TEXT"),
+        ("champion", "BOOLEAN"),
+        ("ic_1", "DOUBLE PRECISION"),
+        ("ic_20", "DOUBLE PRECISION"),
+        ("ensemble_weight", "DOUBLE PRECISION"),
+        ("status", "TEXT"),
+        ("drifted_features", "BIGINT"),
+    ],
+    "pipeline_kpis": [
+        ("trade_date", "DATE"),
+        ("asset", "TEXT"),
+        ("run_seconds", "DOUBLE PRECISION"),
+        ("rows_written", "BIGINT"),
+        ("materialized_at", "TIMESTAMP"),
+        ("freshness_hours", "DOUBLE PRECISION"),
+        ("failovers", "BIGINT"),
+        ("quarantined_files", "BIGINT"),
+    ],
+    "publications": [
+        ("trade_date", "DATE"),
+        ("published_at", "TIMESTAMP"),
+        ("row_counts", "TEXT"),
+    ],
+}
+
+PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
+    "book_positions": ("trade_date", "ticker"),
+    "fund_performance": ("trade_date",),
+    "pnl_attribution": ("trade_date", "side", "sector", "model", "ticker"),
+    "exposures": ("trade_date", "dimension", "bucket"),
+    "risk_summary": ("trade_date",),
+    "model_kpis": ("trade_date", "model", "recipe"),
+    "pipeline_kpis": ("trade_date", "asset"),
+    "publications": ("trade_date",),
+}
+
+# Secondary indexes for the readers' lookups by name (the primary keys already lead with trade_date).
+INDEXES: dict[str, tuple[str, ...]] = {
+    "book_positions": ("ticker",),
+    "pnl_attribution": ("ticker",),
+    "pipeline_kpis": ("asset",),
+}
+
+_SA_TYPES = {
+    "DATE": sa.Date,
+    "TEXT": sa.Text,
+    "DOUBLE PRECISION": sa.Double,
+    "BIGINT": sa.BigInteger,
+    "BOOLEAN": sa.Boolean,
+    "TIMESTAMP": sa.DateTime,  # naive, UTC by convention
+}
+
+
+def _build_metadata() -> sa.MetaData:
+    md = sa.MetaData()
+    for name, cols in SERVING_TABLES.items():
+        pk = PRIMARY_KEYS[name]
+        columns = [sa.Column(c, _SA_TYPES[t](), primary_key=c in pk, nullable=c not in pk) for c, t in cols]
+        indexes = [sa.Index(f"ix_{name}_{c}", c) for c in INDEXES.get(name, ())]
+        sa.Table(name, md, *columns, *indexes)
+    return md
+
+
+METADATA = _build_metadata()
+
+
+def serving_table(name: str) -> sa.Table:
+    """The SQLAlchemy Core table of a serving table (for readers building queries)."""
+    return METADATA.tables[name]
+
+
+def serving_url(home: AlphaHome | None = None) -> str:
+    """ALPHA_SERVING_URL if set (prod PostgreSQL), else the embedded SQLite file under ALPHA_HOME/serving."""
+    url = os.environ.get(SERVING_URL_ENV, "").strip()
+    if url:
+        return url
+    if home is None:
+        from alpha_assets.home import AlphaHome
+
+        home = AlphaHome.from_env()
+    return f"sqlite:///{Path(home.root) / 'serving' / 'serving.db'}"
+
+
+def redacted_url(url: str) -> str:
+    """The URL without its password (for metadata and logs)."""
+    return sa.engine.make_url(url).render_as_string(hide_password=True)
+
+
+@functools.lru_cache(maxsize=16)
+def serving_engine(url: str) -> sa.engine.Engine:
+    """One engine per URL. SQLite: the folder is created, WAL journal and a busy timeout on every connection."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return sa.create_engine(url, pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @sa.event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_con, _record):
+        # pysqlite's own transaction handling would begin lazily and mis-order with DDL; SQLAlchemy's documented
+        # recipe: autocommit at the driver, explicit BEGIN on each transaction (below).
+        dbapi_con.isolation_level = None
+        cur = dbapi_con.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _sqlite_begin(conn):
+        # IMMEDIATE: the publisher takes the write lock up front, so two publishers queue instead of deadlocking.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def create_schema(engine: sa.engine.Engine) -> None:
+    """Create every serving table and index that does not exist yet (idempotent)."""
+    METADATA.create_all(engine, checkfirst=True)
+
+
+def _rows(name: str, frame: pl.DataFrame, day: date) -> list[dict]:
+    cols = [c for c, _ in SERVING_TABLES[name]]
+    unknown = [c for c in frame.columns if c not in cols]
+    if unknown:
+        raise ValueError(f"serving table {name}: unknown columns {unknown} (schema: {cols})")
+    missing = [c for c in cols if c not in frame.columns]
+    if missing:
+        raise ValueError(f"serving table {name}: missing columns {missing}")
+    if frame.height and frame["trade_date"].cast(pl.Date).ne(day).any():
+        raise ValueError(f"serving table {name}: rows outside {day} (publish_day writes exactly one day)")
+    rows = frame.select(cols).to_dicts()
+    for r in rows:
+        for k, v in r.items():
+            if isinstance(v, float) and not math.isfinite(v):
+                r[k] = None  # SQLite would store NaN as NULL anyway; PostgreSQL would keep it: one behaviour
+    return rows
+
+
+def publish_day(engine: sa.engine.Engine, day: date, tables: dict[str, pl.DataFrame]) -> dict[str, int]:
+    """Replace ``day`` in every given table and its ``publications`` row, in ONE transaction.
+
+    Returns rows written per table. A table not in ``tables`` is left untouched. Any error (bad column, rows of
+    another day, a duplicate key) rolls the whole day back: the previously published rows stay.
+    """
+    unknown = [t for t in tables if t not in SERVING_TABLES or t == "publications"]
+    if unknown:
+        raise ValueError(f"not serving tables: {unknown} (known: {sorted(SERVING_TABLES)})")
+    prepared = {name: _rows(name, frame, day) for name, frame in tables.items()}
+    counts = {name: len(rows) for name, rows in prepared.items()}
+    with engine.begin() as conn:
+        for name, rows in prepared.items():
+            table = METADATA.tables[name]
+            conn.execute(table.delete().where(table.c.trade_date == day))
+            if rows:
+                conn.execute(table.insert(), rows)
+        pubs = METADATA.tables["publications"]
+        conn.execute(pubs.delete().where(pubs.c.trade_date == day))
+        conn.execute(
+            pubs.insert(),
+            [
+                {
+                    "trade_date": day,
+                    "published_at": datetime.now(UTC).replace(tzinfo=None),
+                    "row_counts": json.dumps(counts, sort_keys=True),
+                }
+            ],
+        )
+    return counts
