@@ -808,26 +808,30 @@ def summary(home: AlphaHome) -> None:
 
 
 def _alt_quality() -> None:
-    """The alt-data assets' latest error figures against the demo world's truth (from their metadata)."""
-    from dagster import AssetKey, DagsterInstance
+    """The alt-data assets' latest error figures against the demo world's truth (from the demo-only truth
+    checks' metadata, ``alpha_assets/altdata/truth.py``)."""
+    from dagster import AssetCheckKey, AssetKey, DagsterInstance
 
     wanted = {
-        "raw/parking_lot_counts": ("truth_count_mae_pct", "car count error {:.1f}% of the mean count"),
-        "raw/oil_tank_levels": ("truth_fill_mae", "tank fill MAE {:.4f}"),
-        "raw/call_sentiment": ("truth_spearman_call_sentiment", "call sentiment vs true tone Spearman {:.2f}"),
-        "raw/filing_features": ("truth_spearman_risk_factors_negative_terms",
-                                "filing negative terms vs true risk Spearman {:.2f}"),
+        ("raw/parking_lot_counts", "parking_count_error"): ("truth_count_mae_pct",
+                                                            "car count error {:.1f}% of the mean count"),
+        ("raw/oil_tank_levels", "tank_fill_error"): ("truth_fill_mae", "tank fill MAE {:.4f}"),
+        ("raw/call_sentiment", "call_sentiment_tracks_tone"): ("truth_spearman_call_sentiment",
+                                                               "call sentiment vs true tone Spearman {:.2f}"),
+        ("raw/filing_features", "filing_features_track_risk"): ("truth_spearman_risk_factors_negative_terms",
+                                                                "filing negative terms vs true risk Spearman {:.2f}"),
     }  # fmt: skip
     parts = []
     try:
         instance = DagsterInstance.get()
     except Exception:  # no instance configured: nothing to report
         return
-    for key, (field, fmt) in wanted.items():
-        event = instance.get_latest_materialization_event(AssetKey(key.split("/")))
-        value = (
-            event.asset_materialization.metadata.get(field) if event and event.asset_materialization else None
-        )
+    keys = {AssetCheckKey(AssetKey(a.split("/")), c): v for (a, c), v in wanted.items()}
+    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(list(keys))
+    for key, (field, fmt) in keys.items():
+        rec = latest.get(key)
+        data = rec.event.dagster_event.event_specific_data if rec and rec.event and rec.event.dagster_event else None
+        value = getattr(data, "metadata", {}).get(field) if data is not None else None
         if value is not None and isinstance(getattr(value, "value", None), int | float):
             parts.append(fmt.format(value.value))
     if parts:

@@ -1,4 +1,8 @@
-"""ALPHA_HOME: the one folder everything the platform writes lives under.
+"""ALPHA_HOME: the one folder everything the platform writes lives under (local deployment).
+
+Nothing here runs at import: `AlphaHome.from_env()` reads ALPHA_HOME when the definitions load or a command
+starts, and `ensure()` is called by the `alpha` commands and `make ui`; the code location never creates folders
+(each resource makes its own at first write).
 
 landing/     vendor drop zone          quarantine/  bad vendor files + reason files
 lake/        Delta tables at lake/<layer>/<asset>

@@ -33,7 +33,7 @@ def test_definitions_load_and_every_job_and_sensor_resolves(tmp_path, monkeypatc
 
 
 def test_the_code_location_does_not_import_heavy_libraries():
-    code = ("import sys, alpha_assets.definitions; heavy = [m for m in ('torch', 'transformers', 'ultralytics', "
+    code = ("import sys, alpha_assets.definitions as d; d.defs(); heavy = [m for m in ('torch', 'transformers', 'ultralytics', "
             "'shap', 'lime', 'catboost', 'xgboost', 'lightgbm', 'mlflow', 'alphalens', 'riskfolio', 'cv2', "
             "'matplotlib') if m in sys.modules]; print(heavy)")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
@@ -44,3 +44,14 @@ def test_import_contracts_hold():
     exe = Path(sys.executable).parent / "lint-imports"
     out = subprocess.run([str(exe)], capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+
+
+def test_build_definitions_takes_an_executor(tmp_path, monkeypatch):
+    monkeypatch.setenv("ALPHA_HOME", str(tmp_path))
+    from dagster import in_process_executor, multiprocess_executor
+
+    from alpha_assets.definitions import build_definitions
+
+    assert build_definitions().resolve_job_def("main").executor_def == in_process_executor
+    custom = build_definitions(executor=multiprocess_executor)
+    assert custom.resolve_job_def("daily_data").executor_def == multiprocess_executor

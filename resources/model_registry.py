@@ -44,6 +44,9 @@ class ModelRegistry(ConfigurableResource):
     def client(self):
         from mlflow.tracking import MlflowClient
 
+        if self.tracking_uri.startswith("sqlite:///"):  # a local store's folder is made at first use
+            Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
     def experiment_id(self, name: str) -> str:

@@ -51,7 +51,7 @@ from alpha_assets.lib.altdata.nlp.transcripts import (
 )
 from alpha_assets.lib.ingestion.deliveries import Delivery, content_problems
 from partitions import trading_days, window_dates
-from resources.altdata import GroundTruthResource, SentimentResource
+from resources.altdata import SentimentResource
 from resources.lake import DeltaLake
 from resources.lake_resource import DeltaLakeResource
 from resources.landing import VendorLanding
@@ -241,29 +241,6 @@ def _parsed_check(documents: int, quarantined: int) -> tuple[bool, dict]:
     }
 
 
-def _spearman(df: pl.DataFrame, a: str, b: str) -> dict[str, float]:
-    pairs = df.select(a, b).drop_nulls()
-    if pairs.height < 3:
-        return {}
-    rho = pairs.select(pl.corr(a, b, method="spearman")).item()
-    return {f"truth_spearman_{a}": round(float(rho), 4)} if rho is not None and rho == rho else {}
-
-
-def _truth_metadata(
-    ground_truth: GroundTruthResource, file_name: str, df: pl.DataFrame, truth_col: str, cols: list[str]
-) -> dict:
-    """Demo world only: Spearman correlation of ``cols`` with the true ``truth_col`` of the same documents."""
-    path = ground_truth.path(file_name)
-    if path is None or df.height == 0:
-        return {}
-    truth = pl.read_parquet(path).select("file", truth_col)
-    matched = df.with_columns(pl.col("file").str.split("/").list.last()).join(truth, on="file", how="inner")
-    out: dict = {"truth_documents": matched.height, "truth_column": truth_col}
-    for c in cols:
-        out |= _spearman(matched, c, truth_col)
-    return out
-
-
 # --- raw.call_sentiment ----------------------------------------------------------------------------------
 
 
@@ -314,7 +291,6 @@ def call_sentiment(
     landing: VendorLanding,
     sentiment: SentimentResource,
     lake_store: DeltaLakeResource,
-    ground_truth: GroundTruthResource,
 ):
     """Sentiment of each earnings call whose transcript (``landing/transcripts/<TICKER>_<date>.txt``) is dated in
     the window: one row per ticker and call date.
@@ -340,13 +316,7 @@ def call_sentiment(
         lambda path, d: call_end_time(Path(path), d), start, end,
     )  # fmt: skip
     quarantined = intake.quarantined
-    metadata = {
-        **_document_metadata(df, new_rows, files, seconds, model_name, intake, "transcripts"),
-        **_truth_metadata(
-            ground_truth, "transcript_tone.parquet", df, "management_tone",
-            ["call_sentiment", "management_sentiment"],
-        ),
-    }  # fmt: skip
+    metadata = _document_metadata(df, new_rows, files, seconds, model_name, intake, "transcripts")
     yield Output(df, metadata=metadata)
     passed, meta = _values_check(df, CALL_BOUNDS)
     yield AssetCheckResult(check_name="call_sentiment_values_in_range", passed=passed, metadata=meta)
@@ -405,7 +375,6 @@ def filing_features(
     landing: VendorLanding,
     sentiment: SentimentResource,
     lake_store: DeltaLakeResource,
-    ground_truth: GroundTruthResource,
 ):
     """Features of each 10-K / 10-Q filing (``landing/filings/<TICKER>_<form>_<date>.txt``) dated in the window:
     one row per ticker and filing date.
@@ -439,10 +408,6 @@ def filing_features(
         **_document_metadata(df, new_rows, files, seconds, model_name, intake, "filings"),
         "with_previous_filing": df.filter(pl.col("document_similarity").is_not_null()).height,
         "previous_from_earlier_windows": MetadataValue.json(sorted(Path(p).name for p in previous.values())),
-        **_truth_metadata(
-            ground_truth, "filing_risk.parquet", df, "filing_risk",
-            ["risk_factors_words", "risk_factors_negative_terms", "mdna_negative_share"],
-        ),
     }  # fmt: skip
     yield Output(df, metadata=metadata)
     passed, meta = _values_check(df, FILING_BOUNDS)

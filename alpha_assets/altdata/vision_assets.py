@@ -35,7 +35,6 @@ from alpha_assets.altdata._landing import SidecarError, read_sidecar, sidecar_na
 from alpha_assets.intake import Intake, keep_table_rows
 from alpha_assets.lib.altdata.point_in_time import TS, published_at
 from partitions import trading_days, window_dates
-from resources.altdata import GroundTruthResource
 from resources.lake_resource import DeltaLakeResource
 from resources.landing import VendorLanding
 from resources.model_registry import CHAMPION, ModelRegistry
@@ -290,20 +289,6 @@ def aggregate_parking(images: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _parking_error(images: pl.DataFrame, ground_truth: GroundTruthResource) -> dict:
-    path = ground_truth.path("parking_counts.parquet")
-    if path is None or not images.height:
-        return {}
-    truth = pl.read_parquet(path)
-    j = images.join(truth, on=["trade_date", "store_id"], how="inner")
-    if not j.height:
-        return {}
-    mae = float((j["n_cars"].cast(pl.Float64) - j["true_count"]).abs().mean())
-    mean = float(j["true_count"].mean())
-    return {"images_vs_truth": j.height, "count_mae": round(mae, 3), "mean_true_count": round(mean, 2),
-            "count_mae_pct": round(100.0 * mae / mean, 3) if mean else float("nan")}  # fmt: skip
-
-
 @multi_asset(
     outs={
         "parking_lot_images": AssetOut(
@@ -329,11 +314,6 @@ def _parking_error(images: pl.DataFrame, ground_truth: GroundTruthResource) -> d
             asset=PARKING,
             description="at least 90% of the window's images decoded and had a valid sidecar",
         ),
-        AssetCheckSpec(
-            "parking_count_error",
-            asset=PARKING,
-            description="demo world only: mean absolute count error ≤ 10% of the mean true count",
-        ),
     ],  # fmt: skip
 )
 def parking_lot_counts(
@@ -341,7 +321,6 @@ def parking_lot_counts(
     landing: VendorLanding,
     lake_store: DeltaLakeResource,
     model_registry: ModelRegistry,
-    ground_truth: GroundTruthResource,
 ):
     """Cars per parking-lot image (YOLO on CPU), then per ticker-day. Each image's capture time comes from its
     sidecar; ``published_at`` adds the imagery vendor's delivery lag."""
@@ -381,13 +360,12 @@ def parking_lot_counts(
     meta["rows_kept_from_earlier_deliveries"] = n_kept
     fingerprints = intake.metadata()
     counts_df = aggregate_parking(images)
-    error = _parking_error(images, ground_truth)
     yield Output(
         images, output_name="parking_lot_images", metadata={"rows": images.height, **meta, **fingerprints}
     )
     yield Output(counts_df, output_name="parking_lot_counts", metadata={
         "rows": counts_df.height, "images": images.height, **fingerprints,
-        **meta, **{f"truth_{k}": v for k, v in error.items()},
+        **meta,
     })  # fmt: skip
     dup_images = images.height - images.select("trade_date", "store_id").unique().height
     bad = images.filter((pl.col("n_cars") < 0) | (pl.col("mean_conf") < 0) | (pl.col("mean_conf") > 1)).height
@@ -398,11 +376,6 @@ def parking_lot_counts(
     yield AssetCheckResult(
         check_name="parking_images_usable", asset_key=PARKING, severity=AssetCheckSeverity.WARN,
         passed=total == 0 or len(good) / total >= 0.9, metadata={"usable": len(good), "quarantined": n_bad_images},
-    )  # fmt: skip
-    yield AssetCheckResult(
-        check_name="parking_count_error", asset_key=PARKING, severity=AssetCheckSeverity.WARN,
-        passed=not error or error["count_mae_pct"] <= 10.0,
-        metadata=error or {"note": "no ground truth (production) or no images in the window"},
     )  # fmt: skip
 
 
@@ -437,35 +410,6 @@ def aggregate_tanks(tanks: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _tank_error(tanks: pl.DataFrame, ground_truth: GroundTruthResource) -> dict:
-    """Match each true tank to the nearest found tank of the same farm-day (within its radius)."""
-    path = ground_truth.path("tank_fills.parquet")
-    if path is None or not tanks.height:
-        return {}
-    truth = pl.read_parquet(path).join(
-        tanks.select("trade_date", "farm_id").unique(), on=["trade_date", "farm_id"]
-    )
-    found = tanks.select("trade_date", "farm_id", pl.col("center_x_px").alias("fx"),
-                         pl.col("center_y_px").alias("fy"), pl.col("fill_ratio").alias("est"))  # fmt: skip
-    pairs = (
-        truth.join(found, on=["trade_date", "farm_id"])
-        .with_columns(
-            ((pl.col("fx") - pl.col("center_x_px")) ** 2 + (pl.col("fy") - pl.col("center_y_px")) ** 2)
-            .sqrt()
-            .alias("dist")
-        )  # fmt: skip
-        .filter(pl.col("dist") <= pl.col("radius_px"))
-        .sort("dist")
-        .unique(["trade_date", "tank_id"], keep="first")
-    )
-    if not truth.height:
-        return {}
-    measured = pairs.filter(pl.col("est").is_not_nan())
-    mae = float((measured["est"] - measured["fill_ratio"]).abs().mean()) if measured.height else float("nan")
-    return {"true_tanks": truth.height, "tanks_found": pairs.height, "tanks_measured": measured.height,
-            "fill_mae": round(mae, 5)}  # fmt: skip
-
-
 @multi_asset(
     outs={
         "oil_tanks": AssetOut(
@@ -490,18 +434,12 @@ def _tank_error(tanks: pl.DataFrame, ground_truth: GroundTruthResource) -> dict:
             asset=TANK_LEVELS,
             description="at least 90% of the window's images decoded and had a valid sidecar",
         ),
-        AssetCheckSpec(
-            "tank_fill_error",
-            asset=TANK_LEVELS,
-            description="demo world only: mean absolute fill error ≤ 0.05",
-        ),
     ],  # fmt: skip
 )
 def oil_tank_levels(
     context: AssetExecutionContext,
     landing: VendorLanding,
     lake_store: DeltaLakeResource,
-    ground_truth: GroundTruthResource,
 ):
     """Floating-roof tanks found by their circular rims; fill from the roof's shadow crescent against the tank's
     ground shadow, with the sun elevation and azimuth from each image's sidecar."""
@@ -546,7 +484,6 @@ def oil_tank_levels(
     tanks_df = tanks_df.sort("trade_date", "farm_id", "tank")
     fingerprints = intake.metadata()
     levels = aggregate_tanks(tanks_df)
-    error = _tank_error(tanks_df, ground_truth)
     n_images = len(good) - len(failed)
     yield Output(tanks_df, output_name="oil_tanks", metadata={"rows": tanks_df.height, "images": n_images,
                                                               **fingerprints})  # fmt: skip
@@ -554,7 +491,6 @@ def oil_tank_levels(
         "rows": levels.height, "images": n_images, **fingerprints,
         "rows_kept_from_earlier_deliveries": n_kept,
         "images_per_second": round(n_images / secs, 2) if secs > 0 and n_images else 0.0,
-        **{f"truth_{k}": v for k, v in error.items()},
     })  # fmt: skip
     bad = levels.filter(
         (pl.col("mean_fill_ratio") < 0) | (pl.col("mean_fill_ratio") > 1) | (pl.col("oil_m3") > pl.col("capacity_m3") + 1e-6)
@@ -567,9 +503,4 @@ def oil_tank_levels(
     yield AssetCheckResult(
         check_name="tank_images_usable", asset_key=TANK_LEVELS, severity=AssetCheckSeverity.WARN,
         passed=total == 0 or n_images / total >= 0.9, metadata={"usable": n_images, "quarantined": n_bad},
-    )  # fmt: skip
-    yield AssetCheckResult(
-        check_name="tank_fill_error", asset_key=TANK_LEVELS, severity=AssetCheckSeverity.WARN,
-        passed=not error or error["fill_mae"] <= 0.05,
-        metadata=error or {"note": "no ground truth (production) or no images in the window"},
     )  # fmt: skip

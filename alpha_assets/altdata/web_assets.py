@@ -65,10 +65,10 @@ from alpha_assets.lib.altdata.web import (
     extract_product_rows,
     meta_from_url,
 )
-from alpha_assets.lib.altdata.web.products import ROW_SCHEMA, normalise_availability
+from alpha_assets.lib.altdata.web.products import ROW_SCHEMA
 from partitions import trading_days, window_dates
 from partitions.calendar import sessions_between, shift_sessions
-from resources.altdata import GroundTruthResource, WebVendorResource
+from resources.altdata import WebVendorResource
 from resources.lake_resource import DeltaLakeResource
 from resources.landing import VendorLanding
 
@@ -255,27 +255,6 @@ def _not_refreshed(context: AssetExecutionContext, lake, reason: str, start: dat
                            severity=AssetCheckSeverity.WARN, metadata={"status": reason})  # fmt: skip
 
 
-def _truth_report(ground_truth: GroundTruthResource, products: pl.DataFrame, start: date, end: date) -> dict:
-    """Measurement error against the demo world's truth (metadata only)."""
-    path = ground_truth.path("web_prices.parquet")
-    if path is None:
-        return {}
-    truth = pl.read_parquet(path).filter(pl.col("trade_date").is_between(start, end))
-    truth = truth.with_columns(
-        pl.col("availability").map_elements(normalise_availability, return_dtype=pl.String)
-    )
-    joined = truth.join(products, on=["trade_date", "ticker", "product"], how="left", suffix="_scraped")
-    found = joined.filter(pl.col("price_scraped").is_not_null())
-    return {
-        "truth_rows": truth.height,
-        "truth_rows_scraped": found.height,
-        "truth_max_abs_price_error": float((found["price"] - found["price_scraped"]).abs().max() or 0.0),
-        "truth_availability_match_share": float(
-            (found["availability"] == found["availability_scraped"]).mean() or 0.0
-        ),
-    }
-
-
 @multi_asset(
     outs={
         "web_products": AssetOut(
@@ -308,7 +287,6 @@ def web_products(
     web_vendor: WebVendorResource,
     landing: VendorLanding,
     lake_store: DeltaLakeResource,
-    ground_truth: GroundTruthResource,
 ):
     """One row per product per catalogue page (``raw.web_products``) and per ticker-day price level, price change
     and stock shares (``raw.web_signals``), crawled from the vendor site for each session of the window.
@@ -451,7 +429,6 @@ def web_products(
     }
     yield Output(products, output_name="web_products", metadata={
         **common, "rows": products.height, "rows_kept_from_table": kept_rows,
-        **_truth_report(ground_truth, products, start, end),
     })  # fmt: skip
     yield Output(signals, output_name="web_signals", metadata={**common, "rows": signals.height,
                                                                "rows_kept_from_table": kept_signals})  # fmt: skip

@@ -7,7 +7,7 @@ from datetime import date
 
 from dagster import AssetKey
 
-from alpha_assets.definitions import defs
+from alpha_assets.definitions import build_definitions
 from alpha_assets.ingestion.sensors import VENDOR_TARGETS, evaluate_landing
 from resources.landing import LocalVendorLanding
 
@@ -25,6 +25,7 @@ def _put(tmp_path, rel: str, data: bytes = b"x") -> None:
 
 
 def test_every_alt_prefix_has_a_running_sensor_targeting_its_assets() -> None:
+    defs = build_definitions()
     sensors = {s.name: s for s in defs.sensors}
     for prefix in ("parking", "tanks", "transcripts", "filings"):
         assert f"{prefix}_landing_sensor" in sensors

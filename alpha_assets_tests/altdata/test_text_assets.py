@@ -18,6 +18,7 @@ import pytest
 from dagster import materialize
 
 from alpha_assets.altdata.text_assets import TEXT_ASSETS, call_end_time, call_sentiment, filing_features
+from alpha_assets.altdata.truth import call_sentiment_tracks_tone, filing_features_track_risk
 from alpha_assets.definitions import local_resources
 from alpha_assets.home import AlphaHome
 from alpha_assets.lib.altdata.nlp import filing_features_from_file
@@ -93,7 +94,9 @@ def test_whole_range_scores_every_call_and_filing_point_in_time_and_tracks_the_t
     text_home, head_cache, instance
 ):
     home, days = text_home
-    res = _run(TEXT_ASSETS, home, head_cache, instance, days[0], days[-1])
+    # with the demo-only truth checks, as the local deployment runs them
+    res = _run([*TEXT_ASSETS, call_sentiment_tracks_tone, filing_features_track_risk], home, head_cache, instance,
+               days[0], days[-1])  # fmt: skip
     assert len(instance.get_runs()) == 1
     lake = DeltaLake(home.lake)
 
@@ -112,7 +115,9 @@ def test_whole_range_scores_every_call_and_filing_point_in_time_and_tracks_the_t
     assert rho > TONE_SPEARMAN_FLOOR
     meta = _metadata(res, "call_sentiment")
     assert meta["documents"] == calls.height and meta["quarantined"] == []
-    assert meta["truth_spearman_call_sentiment"] == pytest.approx(rho, abs=1e-3)
+    truth_check = _checks(res)["call_sentiment_tracks_tone"]
+    assert truth_check.passed
+    assert truth_check.metadata["truth_spearman_call_sentiment"].value == pytest.approx(rho, abs=1e-3)
     assert meta["seconds_per_document"] > 0
 
     filings = lake.read("raw", "filing_features")
@@ -129,7 +134,7 @@ def test_whole_range_scores_every_call_and_filing_point_in_time_and_tracks_the_t
               "document_similarity"]  # fmt: skip
     assert filings.filter(later).select(pl.col(change).is_not_null().all()).row(0) == (True,) * len(change)
     assert filings.filter(~later).select(pl.col(change).is_null().all()).row(0) == (True,) * len(change)
-    rho_risk = _metadata(res, "filing_features")["truth_spearman_risk_factors_negative_terms"]
+    rho_risk = _checks(res)["filing_features_track_risk"].metadata["truth_spearman_risk_factors_negative_terms"].value
     assert rho_risk > 0.3
 
     checks = _checks(res)

@@ -14,6 +14,7 @@ import polars as pl
 import pytest
 from dagster import AssetKey, build_sensor_context, materialize
 
+from alpha_assets.altdata.truth import web_prices_match_site
 from alpha_assets.altdata.web_assets import (
     NO_SITE,
     PRODUCTS_SCHEMA,
@@ -63,7 +64,7 @@ def _resources(root: Path, truth_dir: Path, base_url: str, **web) -> dict:
 
 def _run(res: dict, instance, first: date, last: date):
     result = materialize(
-        WEB_ASSETS, resources=res, instance=instance, raise_on_error=False,
+        [*WEB_ASSETS, web_prices_match_site], resources=res, instance=instance, raise_on_error=False,
         tags={"dagster/asset_partition_range_start": first.isoformat(),
               "dagster/asset_partition_range_end": last.isoformat()},
     )  # fmt: skip
@@ -151,8 +152,10 @@ def test_one_run_over_the_site_matches_the_truth_with_point_in_time_stamps(site,
     assert (meta["pages_linked"], meta["pages_fetched"], meta["pages_parsed"]) == (truth.select(
         "trade_date", "ticker").unique().height,) * 3  # fmt: skip
     assert meta["errors_by_kind"] == {} and meta["quarantined"] == []
-    assert meta["truth_max_abs_price_error"] == pytest.approx(0.0, abs=1e-9)
-    assert meta["truth_availability_match_share"] == 1.0
+    truth_check = checks["web_prices_match_site"]  # the demo-only check against the site's own prices
+    assert truth_check.passed
+    assert truth_check.metadata["truth_max_abs_price_error"].value == pytest.approx(0.0, abs=1e-9)
+    assert truth_check.metadata["truth_availability_match_share"].value == 1.0
     assert checks["web_signals_values_in_range"].passed and checks["web_pages_fetched"].passed
 
 

@@ -1,0 +1,64 @@
+"""The jobs and the automation sensor: they cut across domains, so they are built here from each domain's asset
+lists (``alpha_assets/<domain>/definitions.py``). The asset lists below are the public names other code uses."""
+
+from __future__ import annotations
+
+from dagster import AssetSelection, AutomationConditionSensorDefinition, DefaultSensorStatus, Definitions
+from dagster import define_asset_job as _job
+
+from alpha_assets.altdata.definitions import ALT_ASSETS
+from alpha_assets.altdata.vision_assets import car_detector
+from alpha_assets.backtest.assets import backtest
+from alpha_assets.features.assets import labels, price_features
+from alpha_assets.features.matrix import feature_matrix
+from alpha_assets.ingestion.assets import prices, universe
+from alpha_assets.models.definitions import BLOCK_ASSETS, EXPLAIN_ASSETS, REPORT_ASSETS
+from alpha_assets.models.definitions import DAILY_ASSETS as MODEL_DAILY_ASSETS
+from alpha_assets.monitoring.definitions import ASSETS as MONITORING_ASSETS
+from alpha_assets.monitoring.definitions import FRESHNESS
+from alpha_assets.portfolio.definitions import BOOK_ASSETS
+from partitions import trading_days, training_blocks
+
+DATA_ASSETS = [universe, prices, price_features, labels, *ALT_ASSETS, feature_matrix]
+DAILY_ASSETS = [*DATA_ASSETS, *MODEL_DAILY_ASSETS, *BOOK_ASSETS, *MONITORING_ASSETS]
+ALL_ASSETS = [*DAILY_ASSETS, *EXPLAIN_ASSETS, *BLOCK_ASSETS, car_detector, backtest, *REPORT_ASSETS]
+BACKTEST = AssetSelection.assets(backtest)
+MODELS = AssetSelection.assets(car_detector)
+REPORTS = AssetSelection.assets(backtest, *REPORT_ASSETS)
+EXPLAIN = AssetSelection.assets(*EXPLAIN_ASSETS)
+BLOCKS = AssetSelection.assets(*BLOCK_ASSETS)
+
+
+def _daily_job(name: str, assets: list, description: str):
+    return _job(name, selection=AssetSelection.assets(*assets).without_checks()
+                | AssetSelection.checks_for_assets(*assets) - FRESHNESS,
+                partitions_def=trading_days, description=description)  # fmt: skip
+
+
+main_job = _daily_job("main", DAILY_ASSETS, "Every daily asset for a window of trading days: vendor data, features, "
+                      "model scores, books, risk, orders, monitoring (backfills run this).")  # fmt: skip
+data_job = _daily_job("daily_data", DATA_ASSETS, "Vendor files to the feature matrix (no models needed).")
+book_job = _daily_job("daily_book", [*MODEL_DAILY_ASSETS, *BOOK_ASSETS, *MONITORING_ASSETS],
+                      "Model scores, ensemble, books, risk, orders and monitoring over trained blocks.")  # fmt: skip
+explain_job = _daily_job("explain", EXPLAIN_ASSETS, "SHAP and LIME for the days' books.")
+
+train_alpha_job = _job(
+    "train_alpha", selection=BLOCKS, partitions_def=training_blocks,
+    description="Train a retraining block (a quarter): the fusion encoder, then the four learners per recipe; "
+    "each model an MLflow run and a registered version.",
+)  # fmt: skip
+backtest_job = _job("backtest_report", selection=BACKTEST, description="Simulate the executed books with costs.")
+reports_job = _job("model_report", selection=AssetSelection.assets(*REPORT_ASSETS),
+                   description="The out-of-sample model report and the registry mirror.")  # fmt: skip
+train_models_job = _job(
+    "train_models", selection=MODELS,
+    description="Train (or reuse, when its inputs are unchanged) the car detector and log it to MLflow.",
+)  # fmt: skip
+
+automation_sensor = AutomationConditionSensorDefinition(
+    "downstream_automation", target=AssetSelection.all() - REPORTS - BLOCKS - EXPLAIN,
+    default_status=DefaultSensorStatus.RUNNING, minimum_interval_seconds=30,
+)  # fmt: skip
+
+JOBS = [main_job, data_job, book_job, explain_job, train_alpha_job, backtest_job, reports_job, train_models_job]
+defs = Definitions(jobs=JOBS, sensors=[automation_sensor])

@@ -1,0 +1,37 @@
+"""Monitoring's part of the code location: model health and feature drift, the retraining sensor, and the
+freshness checks on the daily feeds with the sensor that runs them."""
+
+from __future__ import annotations
+
+from dagster import (
+    AssetKey,
+    AssetSelection,
+    DefaultSensorStatus,
+    Definitions,
+    build_sensor_for_freshness_checks,
+    build_time_partition_freshness_checks,
+)
+
+from alpha_assets.monitoring.assets import feature_drift, model_health, retraining_sensor
+
+ASSETS = [model_health, feature_drift]
+
+# Daily feeds must have yesterday's session by 10:00 UTC on the next weekday (WARN: the book still trades on
+# the last published values, and alt_features reports their age).
+DAILY_FEEDS = [
+    ["raw", "prices"],
+    ["raw", "parking_lot_counts"],
+    ["raw", "oil_tank_levels"],
+    ["raw", "web_signals"],
+]
+freshness_checks = build_time_partition_freshness_checks(
+    assets=[AssetKey(k) for k in DAILY_FEEDS], deadline_cron="0 10 * * 2-6", timezone="UTC"
+)
+freshness_sensor = build_sensor_for_freshness_checks(
+    freshness_checks=freshness_checks,
+    minimum_interval_seconds=600,
+    default_status=DefaultSensorStatus.RUNNING,
+)
+FRESHNESS = AssetSelection.checks(*freshness_checks)  # run by their sensor, not inside the daily runs
+
+defs = Definitions(assets=ASSETS, asset_checks=freshness_checks, sensors=[retraining_sensor, freshness_sensor])
