@@ -830,7 +830,11 @@ def _alt_quality() -> None:
     latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(list(keys))
     for key, (field, fmt) in keys.items():
         rec = latest.get(key)
-        data = rec.event.dagster_event.event_specific_data if rec and rec.event and rec.event.dagster_event else None
+        data = (
+            rec.event.dagster_event.event_specific_data
+            if rec and rec.event and rec.event.dagster_event
+            else None
+        )
         value = getattr(data, "metadata", {}).get(field) if data is not None else None
         if value is not None and isinstance(getattr(value, "value", None), int | float):
             parts.append(fmt.format(value.value))

@@ -47,7 +47,9 @@ train_alpha_job = _job(
     description="Train a retraining block (a quarter): the fusion encoder, then the four learners per recipe; "
     "each model an MLflow run and a registered version.",
 )  # fmt: skip
-backtest_job = _job("backtest_report", selection=BACKTEST, description="Simulate the executed books with costs.")
+backtest_job = _job(
+    "backtest_report", selection=BACKTEST, description="Simulate the executed books with costs."
+)
 reports_job = _job("model_report", selection=AssetSelection.assets(*REPORT_ASSETS),
                    description="The out-of-sample model report and the registry mirror.")  # fmt: skip
 train_models_job = _job(
@@ -60,5 +62,14 @@ automation_sensor = AutomationConditionSensorDefinition(
     default_status=DefaultSensorStatus.RUNNING, minimum_interval_seconds=30,
 )  # fmt: skip
 
-JOBS = [main_job, data_job, book_job, explain_job, train_alpha_job, backtest_job, reports_job, train_models_job]
+JOBS = [
+    main_job,
+    data_job,
+    book_job,
+    explain_job,
+    train_alpha_job,
+    backtest_job,
+    reports_job,
+    train_models_job,
+]
 defs = Definitions(jobs=JOBS, sensors=[automation_sensor])

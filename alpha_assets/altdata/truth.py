@@ -7,7 +7,6 @@ the check's metadata (``truth_*`` keys; WARN when above its goal). Nothing compu
 ``alpha_assets.definitions`` adds them, with the ``ground_truth`` resource, only when ALPHA_DEPLOYMENT=local.
 """
 
-
 from datetime import date
 
 import polars as pl
@@ -123,7 +122,9 @@ def parking_count_error(
     context: AssetCheckExecutionContext, lake_store: DeltaLakeResource, ground_truth: GroundTruthResource
 ) -> AssetCheckResult:
     truth = _truth(ground_truth, "parking_counts.parquet")
-    error = {} if truth is None else parking_error(_window(context, lake_store, "raw.parking_lot_images"), truth)
+    error = (
+        {} if truth is None else parking_error(_window(context, lake_store, "raw.parking_lot_images"), truth)
+    )
     return _result(error, not error or error["truth_count_mae_pct"] <= 10.0)
 
 
@@ -170,7 +171,11 @@ def web_prices_match_site(
 ) -> AssetCheckResult:
     truth = _truth(ground_truth, "web_prices.parquet")
     start, end = window_dates(*context.partition_time_window)
-    error = {} if truth is None else web_error(_window(context, lake_store, "raw.web_products"), truth, start, end)
+    error = (
+        {}
+        if truth is None
+        else web_error(_window(context, lake_store, "raw.web_products"), truth, start, end)
+    )
     return _result(error, not error or error["truth_max_abs_price_error"] <= 0.005)
 
 

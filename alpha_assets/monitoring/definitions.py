@@ -34,4 +34,6 @@ freshness_sensor = build_sensor_for_freshness_checks(
 )
 FRESHNESS = AssetSelection.checks(*freshness_checks)  # run by their sensor, not inside the daily runs
 
-defs = Definitions(assets=ASSETS, asset_checks=freshness_checks, sensors=[retraining_sensor, freshness_sensor])
+defs = Definitions(
+    assets=ASSETS, asset_checks=freshness_checks, sensors=[retraining_sensor, freshness_sensor]
+)

@@ -134,7 +134,11 @@ def test_whole_range_scores_every_call_and_filing_point_in_time_and_tracks_the_t
               "document_similarity"]  # fmt: skip
     assert filings.filter(later).select(pl.col(change).is_not_null().all()).row(0) == (True,) * len(change)
     assert filings.filter(~later).select(pl.col(change).is_null().all()).row(0) == (True,) * len(change)
-    rho_risk = _checks(res)["filing_features_track_risk"].metadata["truth_spearman_risk_factors_negative_terms"].value
+    rho_risk = (
+        _checks(res)["filing_features_track_risk"]
+        .metadata["truth_spearman_risk_factors_negative_terms"]
+        .value
+    )
     assert rho_risk > 0.3
 
     checks = _checks(res)
