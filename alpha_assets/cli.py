@@ -1,4 +1,5 @@
-"""The ``alpha`` command: demo, world (generate, serve-site), train, materialize, backtest, sql, tables.
+"""The ``alpha`` command: demo, world (generate, serve-site), train, materialize, backtest, sql, tables,
+serve-api, dashboard.
 
 Only the CLI (and the tests) may import both the pipeline and the demo world.
 """
@@ -709,8 +710,35 @@ def cmd_demo(args) -> int:
     print("next:\n  make ui                 # Dagster UI on http://127.0.0.1:3000 over this instance\n"
           "  .venv/bin/alpha tables  # every Delta table, rows, dates\n"
           "  .venv/bin/alpha sql \"SELECT model, recipe, count(*) FROM models.predictions GROUP BY ALL\"\n"
-          "  .venv/bin/alpha explain TICKER --date YYYY-MM-DD   # why a name got its score")  # fmt: skip
+          "  .venv/bin/alpha explain TICKER --date YYYY-MM-DD   # why a name got its score\n"
+          "  .venv/bin/alpha dashboard   # the fund's dashboard on http://127.0.0.1:8050\n"
+          "  .venv/bin/alpha serve-api   # the read-only REST API on http://127.0.0.1:8000 (docs at /docs)")  # fmt: skip
     return 0 if ok else 1
+
+
+def _serve(args, dashboard: bool) -> int:
+    """`alpha serve-api` / `alpha dashboard`: the read-only API (and the dashboard pages) over the serving store."""
+    if getattr(args, "home", None):
+        os.environ["ALPHA_HOME"] = str(Path(args.home).resolve())
+    if not 0 < args.port < 65536:
+        raise UserError(f"--port {args.port} is not a TCP port (1-65535)")
+    from alpha_assets.serving.api import create_app, serve
+    from alpha_assets.serving.store import serving_url
+
+    url = serving_url()
+    where = f"http://{args.host}:{args.port}"
+    print(f"serving store: {url.rsplit('@', 1)[-1]}\n" + (f"dashboard: {where}/   " if dashboard else "")
+          + f"API: {where}/api/health   docs: {where}/docs   (Ctrl-C stops)", flush=True)  # fmt: skip
+    serve(create_app(url, dashboard=dashboard), host=args.host, port=args.port)
+    return 0
+
+
+def cmd_serve_api(args) -> int:
+    return _serve(args, dashboard=False)
+
+
+def cmd_dashboard(args) -> int:
+    return _serve(args, dashboard=True)
 
 
 def _block_first_session(block: str) -> date:
@@ -1021,6 +1049,14 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("tables", help="list Delta tables with row counts and latest date")
     t.add_argument("--format", choices=["table", "csv", "json"], default="table")
     t.set_defaults(fn=cmd_tables)
+
+    api = sub.add_parser("serve-api", help="the read-only REST API over the serving store (docs at /docs)")
+    api.add_argument("--port", type=int, default=8000)
+    api.add_argument("--host", default="127.0.0.1", help="interface to bind (default loopback only)")
+    api.set_defaults(fn=cmd_serve_api)
+    dash = sub.add_parser("dashboard", help="the fund's dashboard (and the API) on 127.0.0.1")
+    dash.add_argument("--port", type=int, default=8050)
+    dash.set_defaults(fn=cmd_dashboard, host="127.0.0.1")
     return p
 
 

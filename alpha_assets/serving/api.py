@@ -1,0 +1,477 @@
+"""The fund's read-only REST API over the serving store (`store.serving_url()`): the day's book, the fund's daily
+line, risk, model and pipeline KPIs, as typed JSON with OpenAPI docs at ``/docs``.
+
+``ServingReader`` is the one read layer (the dashboard uses it too): SQLite opened read-only (``mode=ro``),
+PostgreSQL in read-only transactions; every query fetches only the day or the range asked for, on the
+``trade_date`` indexes the store creates. ``create_app`` builds the FastAPI app: GET only (other methods get 405),
+a bearer token on every ``/api/*`` route but ``/api/health`` when ``ALPHA_API_TOKEN`` is set, and one-line 4xx
+messages naming the bad parameter. JSON is written by pydantic's Rust serializer (FastAPI's fast path when a
+response model is declared; FastAPI 0.165 deprecates its orjson response class in its favour).
+
+Not imported by the Dagster code location: fastapi and sqlalchemy load only when the API or dashboard starts.
+"""
+
+import json
+import os
+import secrets
+import threading
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+try:  # faster parsing of the top_features JSON column when orjson is installed (it is, with dagster)
+    from orjson import loads as _json_loads
+except ImportError:  # pragma: no cover
+    _json_loads = json.loads
+
+NOTHING_PUBLISHED = "nothing published yet: run `make demo` to fill the serving store"
+HISTORY_DAYS = 365  # calendar days of history the list endpoints return by default (a year of sessions)
+
+
+class EmptyStore(Exception):
+    """The serving store has no published day yet (no file, no tables, or no publications row)."""
+
+
+class NoBook(Exception):
+    """A valid date for which nothing was published."""
+
+
+# --------------------------------------------------------------------------------------------- read layer
+class ServingReader:
+    """Read-only access to the serving store. Thread-safe (one SQLAlchemy engine with a connection pool)."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.kind = "postgresql" if url.startswith("postgresql") else "sqlite"
+        self._engine = None
+        self._lock = threading.Lock()
+        where = self.sqlite_path if self.kind == "sqlite" else self.url.rsplit("@", 1)[-1]  # no password
+        self.nothing_published = f"{NOTHING_PUBLISHED} (serving store: {where})"
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        if self.kind != "sqlite":
+            return None
+        return Path(self.url.split("///", 1)[1].split("?", 1)[0])
+
+    def _engine_or_empty(self):
+        import sqlalchemy as sa
+
+        if self._engine is not None:
+            return self._engine
+        with self._lock:
+            if self._engine is None:
+                if self.kind == "sqlite":
+                    path = self.sqlite_path
+                    if not path.exists():  # not created yet: empty, and try again next request
+                        raise EmptyStore(self.nothing_published)
+                    # mode=ro: this process can never write, whatever the query; WAL lets it read while the
+                    # publisher writes. Enough pooled connections for the server's worker threads.
+                    self._engine = sa.create_engine(
+                        f"sqlite:///file:{path}?mode=ro&uri=true",
+                        pool_size=20,
+                        max_overflow=20,
+                        connect_args={"check_same_thread": False},
+                    )
+                else:
+                    self._engine = sa.create_engine(
+                        self.url,
+                        pool_size=10,
+                        max_overflow=20,
+                        pool_pre_ping=True,
+                        connect_args={"options": "-c default_transaction_read_only=on"},
+                    )
+        return self._engine
+
+    def query(self, sql: str, **params) -> list[dict[str, Any]]:
+        import sqlalchemy as sa
+
+        engine = self._engine_or_empty()
+        try:
+            with engine.connect() as conn:
+                return [dict(r) for r in conn.execute(sa.text(sql), params).mappings()]
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError) as e:  # PostgreSQL: ProgrammingError
+            if _missing_table(e):
+                raise EmptyStore(self.nothing_published) from None
+            raise
+
+    # -- days
+    def newest_day(self) -> date:
+        rows = self.query("SELECT max(trade_date) AS d FROM publications")
+        if not rows or rows[0]["d"] is None:
+            raise EmptyStore(self.nothing_published)
+        return _as_date(rows[0]["d"])
+
+    def publication(self, day: date) -> dict | None:
+        rows = self.query("SELECT * FROM publications WHERE trade_date = :d", d=day.isoformat())
+        return rows[0] if rows else None
+
+    def _require_day(self, day: date | None) -> date:
+        if day is None:
+            return self.newest_day()
+        if self.publication(day) is None:
+            newest = self.newest_day()  # raises EmptyStore first when nothing at all is published
+            first = _as_date(self.query("SELECT min(trade_date) AS d FROM publications")[0]["d"])
+            raise NoBook(f"date={day.isoformat()}: nothing published for that day "
+                         f"(published days run from {first} to {newest}; weekends and holidays have no book)")  # fmt: skip
+        return day
+
+    def _range(self, start: date | None, end: date | None) -> tuple[date, date]:
+        end = end or self.newest_day()
+        start = start or end - timedelta(days=HISTORY_DAYS)
+        return start, end
+
+    # -- tables
+    def health(self) -> dict:
+        newest = self.newest_day()
+        pub = self.publication(newest) or {}
+        counts = pub.get("row_counts")
+        n = self.query("SELECT count(*) AS n FROM publications")[0]["n"]
+        return {"newest_day": newest, "published_at": pub.get("published_at"), "days_published": int(n),
+                "tables": _json_loads(counts) if counts else {}}  # fmt: skip
+
+    def positions(self, day: date | None) -> tuple[date, list[dict]]:
+        day = self._require_day(day)
+        rows = self.query(
+            "SELECT ticker, side, weight, sector, country, alpha_score, top_features FROM book_positions "
+            "WHERE trade_date = :d ORDER BY weight DESC",
+            d=day.isoformat(),
+        )
+        for r in rows:
+            r["top_features"] = _json_loads(r["top_features"]) if r["top_features"] else []
+        return day, rows
+
+    def exposures(self, day: date | None) -> tuple[date, list[dict]]:
+        day = self._require_day(day)
+        return day, self.query(
+            "SELECT dimension, bucket, long, short, gross, net FROM exposures WHERE trade_date = :d "
+            "ORDER BY dimension, gross DESC",
+            d=day.isoformat(),
+        )
+
+    def performance(self, start: date | None, end: date | None) -> tuple[date, date, list[dict]]:
+        start, end = self._range(start, end)
+        rows = self.query(
+            "SELECT trade_date, nav, gross_pnl, costs, net_pnl, gross_return, net_return, drawdown, turnover, "
+            "gross_exposure, net_exposure FROM fund_performance WHERE trade_date BETWEEN :a AND :b "
+            "ORDER BY trade_date",
+            a=start.isoformat(),
+            b=end.isoformat(),
+        )
+        return start, end, rows
+
+    def risk(self, day: date | None) -> tuple[date, dict, list[dict]]:
+        day = self._require_day(day)
+        rows = self.query("SELECT * FROM risk_summary WHERE trade_date = :d", d=day.isoformat())
+        if not rows:
+            raise NoBook(f"date={day.isoformat()}: no risk summary published for that day")
+        history = self.query(
+            "SELECT trade_date, var_1d, es_1d, var_5d, var_limit, var_limit_usage, gross_limit_usage, drawdown "
+            "FROM risk_summary WHERE trade_date BETWEEN :a AND :b ORDER BY trade_date",
+            a=(day - timedelta(days=HISTORY_DAYS)).isoformat(),
+            b=day.isoformat(),
+        )
+        return day, rows[0], history
+
+    def models(self) -> tuple[date, list[dict], list[dict]]:
+        day = self.newest_day()
+        cols = "trade_date, model, recipe, champion, ic_1, ic_20, ensemble_weight, status, drifted_features"
+        history = self.query(
+            f"SELECT {cols} FROM model_kpis WHERE trade_date BETWEEN :a AND :b ORDER BY trade_date, model, recipe",
+            a=(day - timedelta(days=HISTORY_DAYS)).isoformat(),
+            b=day.isoformat(),
+        )
+        today = [r for r in history if _as_date(r["trade_date"]) == day]
+        return day, today, history
+
+    def pipeline(self) -> tuple[date, list[dict], list[dict]]:
+        day = self.newest_day()
+        history = self.query(
+            "SELECT trade_date, asset, run_seconds, rows_written, materialized_at, freshness_hours, failovers, "
+            "quarantined_files FROM pipeline_kpis WHERE trade_date BETWEEN :a AND :b ORDER BY trade_date, asset",
+            a=(day - timedelta(days=HISTORY_DAYS)).isoformat(),
+            b=day.isoformat(),
+        )
+        today = [r for r in history if _as_date(r["trade_date"]) == day]
+        return day, today, history
+
+
+def _missing_table(e: Exception) -> bool:
+    msg = str(getattr(e, "orig", e)).lower()
+    return "no such table" in msg or "does not exist" in msg
+
+
+def _as_date(v) -> date:
+    """SQLite returns DATE columns as ISO text, PostgreSQL as dates."""
+    if isinstance(v, datetime):
+        return v.date()
+    return v if isinstance(v, date) else date.fromisoformat(str(v)[:10])
+
+
+# ------------------------------------------------------------------------------------------ response models
+class TopFeature(BaseModel):
+    feature: str
+    shap_value: float
+
+
+class Position(BaseModel):
+    ticker: str
+    side: Literal["long", "short"]
+    weight: float = Field(description="signed fraction of NAV")
+    sector: str | None
+    country: str | None
+    alpha_score: float | None
+    top_features: list[TopFeature] = Field(description="largest |SHAP| features that day (empty: none)")
+
+
+class Portfolio(BaseModel):
+    trade_date: date
+    positions: list[Position]
+    n_long: int
+    n_short: int
+    gross_exposure: float
+    net_exposure: float
+
+
+class Exposure(BaseModel):
+    dimension: str = Field(description="total, sector, country, beta or name (top 10 by |weight|)")
+    bucket: str
+    long: float
+    short: float
+    gross: float
+    net: float
+
+
+class Exposures(BaseModel):
+    trade_date: date
+    exposures: list[Exposure]
+
+
+class PerformanceDay(BaseModel):
+    trade_date: date
+    nav: float
+    gross_pnl: float
+    costs: float
+    net_pnl: float
+    gross_return: float
+    net_return: float
+    drawdown: float = Field(description="<= 0, fraction below the running NAV peak")
+    turnover: float
+    gross_exposure: float
+    net_exposure: float
+
+
+class Performance(BaseModel):
+    from_: date = Field(alias="from")
+    to: date
+    days: list[PerformanceDay]
+
+
+class RiskSummary(BaseModel):
+    var_1d: float
+    es_1d: float
+    var_5d: float
+    var_limit: float
+    var_limit_usage: float
+    gross_exposure: float
+    gross_limit: float
+    gross_limit_usage: float
+    drawdown: float
+    drawdown_state: str
+    breaches: list[str] = Field(description="limits breached that day (empty: none)")
+
+
+class VarPoint(BaseModel):
+    trade_date: date
+    var_1d: float
+    es_1d: float
+    var_5d: float
+    var_limit: float
+    var_limit_usage: float
+    gross_limit_usage: float
+    drawdown: float
+
+
+class Risk(BaseModel):
+    trade_date: date
+    summary: RiskSummary
+    history: list[VarPoint] = Field(description="the year up to trade_date")
+
+
+class ModelKpi(BaseModel):
+    trade_date: date
+    model: str
+    recipe: str
+    champion: bool
+    ic_1: float | None
+    ic_20: float | None
+    ensemble_weight: float | None
+    status: str | None
+    drifted_features: int | None
+
+
+class Models(BaseModel):
+    trade_date: date
+    models: list[ModelKpi]
+    ic_history: list[ModelKpi] = Field(description="every model's KPIs per day over the last year")
+
+
+class PipelineKpi(BaseModel):
+    trade_date: date
+    asset: str
+    run_seconds: float | None
+    rows_written: int | None
+    materialized_at: datetime | None
+    freshness_hours: float | None
+    failovers: int
+    quarantined_files: int
+
+
+class Pipeline(BaseModel):
+    trade_date: date
+    assets: list[PipelineKpi]
+    total_failovers: int
+    total_quarantined_files: int
+    history: list[PipelineKpi] = Field(description="per asset and day over the last year")
+
+
+class Health(BaseModel):
+    status: Literal["ok", "empty"]
+    store: Literal["sqlite", "postgresql"]
+    newest_day: date | None = None
+    published_at: datetime | None = None
+    days_published: int = 0
+    tables: dict[str, int] = Field(default_factory=dict, description="rows per table on the newest day")
+    message: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------------- app
+def create_app(url: str | None = None, token: str | None = None, dashboard: bool = False):
+    """The API app over the serving store at ``url`` (default ``store.serving_url()``). ``token`` defaults to
+    ``ALPHA_API_TOKEN`` ("" for none); ``dashboard=True`` also mounts the dashboard pages at ``/``."""
+    from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+
+    if url is None:
+        from alpha_assets.serving.store import serving_url
+
+        url = serving_url()
+    if token is None:
+        token = os.environ.get("ALPHA_API_TOKEN")
+    token = token or None  # "" means no token
+    reader = ServingReader(url)
+    app = FastAPI(
+        title="alpha-assets serving API",
+        version="1",
+        description="Read-only: the fund's book, performance, risk, model and pipeline KPIs.",
+    )
+    app.state.reader = reader
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_input(request: Request, exc: RequestValidationError):
+        # One readable line naming the parameter, plus pydantic's detail for programs.
+        parts = []
+        for err in exc.errors():
+            name = err["loc"][-1] if err.get("loc") else "?"
+            got = err.get("input")
+            hint = " (YYYY-MM-DD)" if "date" in err.get("type", "") else ""
+            parts.append(f"{name}={got!r}: {err.get('msg', 'invalid')}{hint}")
+        return JSONResponse(
+            status_code=422, content={"detail": "; ".join(parts), "errors": _plain(exc.errors())}
+        )
+
+    @app.exception_handler(EmptyStore)
+    async def _empty(request: Request, exc: EmptyStore):
+        return JSONResponse(status_code=404, content={"detail": str(exc)})
+
+    @app.exception_handler(NoBook)
+    async def _no_book(request: Request, exc: NoBook):
+        return JSONResponse(status_code=404, content={"detail": str(exc)})
+
+    def require_token(request: Request) -> None:
+        if token is None:
+            return
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not secrets.compare_digest(given.strip().encode(), token.encode()):
+            raise HTTPException(401, "a bearer token is required: Authorization: Bearer <ALPHA_API_TOKEN>",
+                                headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+
+    day_query = Query(
+        None, alias="date", description="a published trading day, YYYY-MM-DD (default: the newest)"
+    )
+
+    @app.get("/api/health", response_model=Health, tags=["status"])
+    def health() -> Health:
+        try:
+            return Health(status="ok", store=reader.kind, **reader.health())
+        except EmptyStore as e:
+            return Health(status="empty", store=reader.kind, message=str(e))
+
+    api = APIRouter(prefix="/api", dependencies=[Depends(require_token)])
+
+    @api.get("/portfolio", response_model=Portfolio, tags=["book"])
+    def portfolio(day: date | None = day_query) -> Portfolio:
+        trade_date, rows = reader.positions(day)
+        longs = sum(r["weight"] for r in rows if r["weight"] > 0)
+        shorts = sum(r["weight"] for r in rows if r["weight"] < 0)
+        return {"trade_date": trade_date, "positions": rows, "n_long": sum(r["side"] == "long" for r in rows),
+                "n_short": sum(r["side"] == "short" for r in rows), "gross_exposure": longs - shorts,
+                "net_exposure": longs + shorts}  # fmt: skip
+
+    @api.get("/exposures", response_model=Exposures, tags=["book"])
+    def exposures(day: date | None = day_query) -> Exposures:
+        trade_date, rows = reader.exposures(day)
+        return {"trade_date": trade_date, "exposures": rows}
+
+    @api.get("/performance", response_model=Performance, tags=["fund"])
+    def performance(
+        from_: date | None = Query(
+            None, alias="from", description="first day, YYYY-MM-DD (default: a year before `to`)"
+        ),  # fmt: skip
+        to: date | None = Query(None, description="last day, YYYY-MM-DD (default: the newest published day)"),
+    ) -> Performance:
+        if from_ and to and from_ > to:
+            raise HTTPException(422, f"from={from_} is after to={to}: give from <= to")
+        start, end, rows = reader.performance(from_, to)
+        if start > end:
+            raise HTTPException(422, f"from={start} is after the newest published day {end}: give from <= to")
+        return {"from": start, "to": end, "days": rows}
+
+    @api.get("/risk", response_model=Risk, tags=["risk"])
+    def risk(day: date | None = day_query) -> Risk:
+        trade_date, row, history = reader.risk(day)
+        row["breaches"] = [b.strip() for b in (row.get("breaches") or "").split(",") if b.strip()]
+        return {"trade_date": trade_date, "summary": row, "history": history}
+
+    @api.get("/models", response_model=Models, tags=["models"])
+    def models() -> Models:
+        day, today, history = reader.models()
+        return {"trade_date": day, "models": today, "ic_history": history}
+
+    @api.get("/pipeline", response_model=Pipeline, tags=["pipeline"])
+    def pipeline() -> Pipeline:
+        day, today, history = reader.pipeline()
+        return {"trade_date": day, "assets": today, "total_failovers": sum(r["failovers"] or 0 for r in today),
+                "total_quarantined_files": sum(r["quarantined_files"] or 0 for r in today), "history": history}  # fmt: skip
+
+    app.include_router(api)
+    if dashboard:
+        from alpha_assets.serving.dashboard import mount_dashboard
+
+        mount_dashboard(app, reader)
+    return app
+
+
+def _plain(errors: list[dict]) -> list[dict]:
+    """pydantic's error dicts may hold exceptions (ctx): keep what JSON can carry."""
+    return [{k: (v if isinstance(v, str | int | float | list | tuple | None) else str(v)) for k, v in e.items()}
+            for e in errors]  # fmt: skip
+
+
+def serve(app, host: str = "127.0.0.1", port: int = 8000, log_level: str = "warning") -> None:
+    import uvicorn
+
+    uvicorn.run(app, host=host, port=port, log_level=log_level)

@@ -1,0 +1,62 @@
+"""Serving-test fixtures: serving stores filled through the real write path (`store.publish_day`)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import uuid
+
+import pytest
+
+from alpha_assets_tests.serving.synthetic import fill_store
+
+API_PORTS = range(18100, 18300)  # the API/dashboard tests' loopback ports
+
+
+def free_port(ports: range = API_PORTS) -> int:
+    for port in ports:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {ports.start}-{ports.stop - 1}")
+
+
+@pytest.fixture(scope="module")
+def filled_store(tmp_path_factory) -> dict:
+    """An embedded serving store with 30 names x 25 sessions: {'url', 'path', 'days'}."""
+    from alpha_assets.serving import store
+
+    path = tmp_path_factory.mktemp("serving") / "serving.db"
+    url = f"sqlite:///{path}"
+    days = fill_store(store.serving_engine(url), names=30, days=25, seed=11)
+    return {"url": url, "path": path, "days": days}
+
+
+@pytest.fixture
+def pg_serving_url():
+    """A fresh PostgreSQL database for one test (dropped afterwards); skips without ALPHA_TEST_PG_URL."""
+    import sqlalchemy as sa
+
+    base = os.environ.get("ALPHA_TEST_PG_URL")
+    if not base:
+        pytest.skip("ALPHA_TEST_PG_URL is not set (.ci/run starts PostgreSQL and sets it)")
+    base = base.replace("postgresql://", "postgresql+psycopg2://", 1)
+    name = f"alpha_api_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = base.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        yield url
+    finally:
+        from alpha_assets.serving import store
+
+        with contextlib.suppress(Exception):
+            store.serving_engine(url).dispose()
+        with admin.connect() as c:
+            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
