@@ -104,6 +104,11 @@ class ServingReader:
             raise EmptyStore(self.nothing_published)
         return _as_date(rows[0]["d"])
 
+    def published_days(self) -> list[date]:
+        return [
+            _as_date(r["trade_date"]) for r in self.query("SELECT trade_date FROM publications ORDER BY 1")
+        ]
+
     def publication(self, day: date) -> dict | None:
         rows = self.query("SELECT * FROM publications WHERE trade_date = :d", d=day.isoformat())
         return rows[0] if rows else None
