@@ -15,15 +15,20 @@ import json
 import os
 import secrets
 import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-try:  # faster parsing of the top_features JSON column when orjson is installed (it is, with dagster)
-    from orjson import loads as _json_loads
-except ImportError:  # pragma: no cover
+try:  # orjson (installed with dagster) writes the big responses and embeds top_features' JSON text unparsed
+    import orjson
+
+    _json_loads = orjson.loads
+except ImportError:  # pragma: no cover - the default json module, parsing top_features
+    orjson = None
     _json_loads = json.loads
 
 NOTHING_PUBLISHED = "nothing published yet: run `make demo` to fill the serving store"
@@ -91,13 +96,22 @@ class ServingReader:
         engine = self._engine_or_empty()
         try:
             with engine.connect() as conn:
-                return [dict(r) for r in conn.execute(sa.text(sql), params).mappings()]
+                result = conn.execute(sa.text(sql), params)
+                keys = list(result.keys())
+                return [dict(zip(keys, row, strict=True)) for row in result.fetchall()]
         except (sa.exc.OperationalError, sa.exc.ProgrammingError) as e:  # PostgreSQL: ProgrammingError
             if _missing_table(e):
                 raise EmptyStore(self.nothing_published) from None
             raise
 
     # -- days
+    def stamp(self) -> tuple:
+        """Changes whenever a day is published or republished: the API's response cache key."""
+        row = self.query(
+            "SELECT max(published_at) AS p, count(*) AS n, max(trade_date) AS d FROM publications"
+        )[0]
+        return (str(row["p"]), int(row["n"]), str(row["d"]))
+
     def newest_day(self) -> date:
         rows = self.query("SELECT max(trade_date) AS d FROM publications")
         if not rows or rows[0]["d"] is None:
@@ -137,15 +151,17 @@ class ServingReader:
         return {"newest_day": newest, "published_at": pub.get("published_at"), "days_published": int(n),
                 "tables": _json_loads(counts) if counts else {}}  # fmt: skip
 
-    def positions(self, day: date | None) -> tuple[date, list[dict]]:
+    def positions(self, day: date | None, parse_features: bool = True) -> tuple[date, list[dict]]:
+        """The day's book, largest long first. ``parse_features=False`` leaves top_features as its JSON text."""
         day = self._require_day(day)
         rows = self.query(
             "SELECT ticker, side, weight, sector, country, alpha_score, top_features FROM book_positions "
             "WHERE trade_date = :d ORDER BY weight DESC",
             d=day.isoformat(),
         )
-        for r in rows:
-            r["top_features"] = _json_loads(r["top_features"]) if r["top_features"] else []
+        if parse_features:
+            for r in rows:
+                r["top_features"] = _json_loads(r["top_features"]) if r["top_features"] else []
         return day, rows
 
     def exposures(self, day: date | None) -> tuple[date, list[dict]]:
@@ -169,7 +185,11 @@ class ServingReader:
 
     def risk(self, day: date | None) -> tuple[date, dict, list[dict]]:
         day = self._require_day(day)
-        rows = self.query("SELECT * FROM risk_summary WHERE trade_date = :d", d=day.isoformat())
+        rows = self.query(
+            "SELECT var_1d, es_1d, var_5d, var_limit, var_limit_usage, gross_exposure, gross_limit, "
+            "gross_limit_usage, drawdown, drawdown_state, breaches FROM risk_summary WHERE trade_date = :d",
+            d=day.isoformat(),
+        )
         if not rows:
             raise NoBook(f"date={day.isoformat()}: no risk summary published for that day")
         history = self.query(
@@ -358,7 +378,7 @@ def create_app(url: str | None = None, token: str | None = None, dashboard: bool
     ``ALPHA_API_TOKEN`` ("" for none); ``dashboard=True`` also mounts the dashboard pages at ``/``."""
     from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse
+    from fastapi.responses import JSONResponse, Response
 
     if url is None:
         from alpha_assets.serving.store import serving_url
@@ -416,51 +436,95 @@ def create_app(url: str | None = None, token: str | None = None, dashboard: bool
             return Health(status="empty", store=reader.kind, message=str(e))
 
     api = APIRouter(prefix="/api", dependencies=[Depends(require_token)])
+    cache = ResponseCache()
+
+    def respond(request: Request, build: Callable[[], dict]) -> Response:
+        """The endpoint's JSON, from the cache while nothing new is published (the store only changes when a
+        day is published; the stamp is one indexed query). The payload is written with orjson and returned as
+        bytes, so FastAPI does not re-validate thousands of rows (tests check every payload against its
+        response model)."""
+        key = (request.url.path, str(request.query_params), reader.stamp())
+        body = cache.get(key)
+        if body is None:
+            body = _dumps(build())
+            cache.put(key, body)
+        return Response(body, media_type="application/json")
 
     @api.get("/portfolio", response_model=Portfolio, tags=["book"])
-    def portfolio(day: date | None = day_query) -> Portfolio:
-        trade_date, rows = reader.positions(day)
-        longs = sum(r["weight"] for r in rows if r["weight"] > 0)
-        shorts = sum(r["weight"] for r in rows if r["weight"] < 0)
-        return {"trade_date": trade_date, "positions": rows, "n_long": sum(r["side"] == "long" for r in rows),
-                "n_short": sum(r["side"] == "short" for r in rows), "gross_exposure": longs - shorts,
-                "net_exposure": longs + shorts}  # fmt: skip
+    def portfolio(request: Request, day: date | None = day_query):
+        def build() -> dict:
+            trade_date, rows = reader.positions(day, parse_features=orjson is None)
+            longs = sum(r["weight"] for r in rows if r["weight"] > 0)
+            shorts = sum(r["weight"] for r in rows if r["weight"] < 0)
+            if orjson is not None:  # the stored JSON text goes out as it is
+                for r in rows:
+                    r["top_features"] = orjson.Fragment(r["top_features"] or "[]")
+            return {"trade_date": trade_date, "positions": rows, "n_long": sum(r["side"] == "long" for r in rows),
+                    "n_short": sum(r["side"] == "short" for r in rows), "gross_exposure": longs - shorts,
+                    "net_exposure": longs + shorts}  # fmt: skip
+
+        return respond(request, build)
 
     @api.get("/exposures", response_model=Exposures, tags=["book"])
-    def exposures(day: date | None = day_query) -> Exposures:
-        trade_date, rows = reader.exposures(day)
-        return {"trade_date": trade_date, "exposures": rows}
+    def exposures(request: Request, day: date | None = day_query):
+        def build() -> dict:
+            trade_date, rows = reader.exposures(day)
+            return {"trade_date": trade_date, "exposures": rows}
+
+        return respond(request, build)
 
     @api.get("/performance", response_model=Performance, tags=["fund"])
     def performance(
+        request: Request,
         from_: date | None = Query(
             None, alias="from", description="first day, YYYY-MM-DD (default: a year before `to`)"
         ),  # fmt: skip
         to: date | None = Query(None, description="last day, YYYY-MM-DD (default: the newest published day)"),
-    ) -> Performance:
+    ):
         if from_ and to and from_ > to:
             raise HTTPException(422, f"from={from_} is after to={to}: give from <= to")
-        start, end, rows = reader.performance(from_, to)
-        if start > end:
-            raise HTTPException(422, f"from={start} is after the newest published day {end}: give from <= to")
-        return {"from": start, "to": end, "days": rows}
+
+        def build() -> dict:
+            start, end, rows = reader.performance(from_, to)
+            if start > end:
+                raise HTTPException(
+                    422, f"from={start} is after the newest published day {end}: give from <= to"
+                )
+            return {"from": start, "to": end, "days": rows}
+
+        return respond(request, build)
 
     @api.get("/risk", response_model=Risk, tags=["risk"])
-    def risk(day: date | None = day_query) -> Risk:
-        trade_date, row, history = reader.risk(day)
-        row["breaches"] = [b.strip() for b in (row.get("breaches") or "").split(",") if b.strip()]
-        return {"trade_date": trade_date, "summary": row, "history": history}
+    def risk(request: Request, day: date | None = day_query):
+        def build() -> dict:
+            trade_date, row, history = reader.risk(day)
+            row["breaches"] = [b.strip() for b in (row.get("breaches") or "").split(",") if b.strip()]
+            return {"trade_date": trade_date, "summary": row, "history": history}
+
+        return respond(request, build)
 
     @api.get("/models", response_model=Models, tags=["models"])
-    def models() -> Models:
-        day, today, history = reader.models()
-        return {"trade_date": day, "models": today, "ic_history": history}
+    def models(request: Request):
+        def build() -> dict:
+            day, today, history = reader.models()
+            for r in history:  # SQLite has no boolean type: 0/1
+                r["champion"] = bool(r["champion"])
+            return {"trade_date": day, "models": today, "ic_history": history}
+
+        return respond(request, build)
 
     @api.get("/pipeline", response_model=Pipeline, tags=["pipeline"])
-    def pipeline() -> Pipeline:
-        day, today, history = reader.pipeline()
-        return {"trade_date": day, "assets": today, "total_failovers": sum(r["failovers"] or 0 for r in today),
-                "total_quarantined_files": sum(r["quarantined_files"] or 0 for r in today), "history": history}  # fmt: skip
+    def pipeline(request: Request):
+        def build() -> dict:
+            day, today, history = reader.pipeline()
+            for r in history:
+                r["materialized_at"] = _iso_timestamp(r["materialized_at"])
+            return {"trade_date": day, "assets": today,
+                    "total_failovers": sum(r["failovers"] or 0 for r in today),
+                    "total_quarantined_files": sum(r["quarantined_files"] or 0 for r in today),
+                    "history": history}  # fmt: skip
+
+        return respond(request, build)
 
     app.include_router(api)
     if dashboard:
@@ -468,6 +532,50 @@ def create_app(url: str | None = None, token: str | None = None, dashboard: bool
 
         mount_dashboard(app, reader)
     return app
+
+
+class ResponseCache:
+    """Response bodies by (path, query, publication stamp), least recently used out past ``max_bytes``. A new
+    publication changes the stamp, so stale bodies are never served (they age out)."""
+
+    def __init__(self, max_bytes: int = 256 * 2**20):
+        self.max_bytes, self.size = max_bytes, 0
+        self._bodies: OrderedDict[tuple, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> bytes | None:
+        with self._lock:
+            body = self._bodies.get(key)
+            if body is not None:
+                self._bodies.move_to_end(key)
+            return body
+
+    def put(self, key: tuple, body: bytes) -> None:
+        with self._lock:
+            if key in self._bodies or len(body) > self.max_bytes:
+                return
+            self._bodies[key] = body
+            self.size += len(body)
+            while self.size > self.max_bytes:
+                _, old = self._bodies.popitem(last=False)
+                self.size -= len(old)
+
+
+def _dumps(payload: dict) -> bytes:
+    if orjson is not None:
+        return orjson.dumps(payload, default=_plain_value)
+    return json.dumps(payload, default=_plain_value, separators=(",", ":")).encode()
+
+
+def _plain_value(v):
+    if isinstance(v, date | datetime):
+        return v.isoformat()
+    raise TypeError(f"cannot serialise {type(v).__name__}")
+
+
+def _iso_timestamp(v):
+    """SQLite returns TIMESTAMP as 'YYYY-MM-DD HH:MM:SS.ffffff', PostgreSQL as datetime: one ISO form out."""
+    return v.replace(" ", "T", 1) if isinstance(v, str) else v
 
 
 def _plain(errors: list[dict]) -> list[dict]:

@@ -211,6 +211,40 @@ def test_an_empty_store_says_nothing_is_published(tmp_path):
             assert r.status_code == 404 and r.json()["detail"].startswith("nothing published yet"), path
 
 
+@pytest.mark.parametrize(
+    ("path", "model"),
+    [("/api/portfolio", "Portfolio"), ("/api/exposures", "Exposures"), ("/api/performance", "Performance"),
+     ("/api/risk", "Risk"), ("/api/models", "Models"), ("/api/pipeline", "Pipeline"), ("/api/health", "Health")],
+)  # fmt: skip
+def test_every_payload_matches_its_documented_response_model(client, path, model):
+    """The big payloads are written with orjson (no per-row validation): they must still be what /docs says."""
+    from alpha_assets.serving import api
+
+    body = client.get(path).json()
+    parsed = getattr(api, model).model_validate(body, strict=False)
+    assert json.loads(parsed.model_dump_json(by_alias=True)) == body
+
+
+def test_a_republished_day_is_served_fresh(tmp_path):
+    """Responses are cached per publication stamp: republishing a day must show its new rows at once."""
+    from alpha_assets.serving import store
+    from alpha_assets_tests.serving.synthetic import _with_schema, fill_store, serving_days
+
+    url = f"sqlite:///{tmp_path}/serving.db"
+    engine = store.serving_engine(url)
+    days = fill_store(engine, names=10, days=3, seed=1)
+    c = TestClient(create_app(url, token=""))
+    before = c.get("/api/portfolio").json()
+    assert c.get("/api/portfolio").json() == before  # served from the cache
+    _, tables = list(serving_days(10, 3, seed=2))[-1]
+    book = tables["book_positions"].with_columns(weight=tables["book_positions"]["weight"] * 0.5)
+    store.publish_day(engine, days[-1], {"book_positions": _with_schema("book_positions", book)})
+    after = c.get("/api/portfolio").json()
+    assert after["gross_exposure"] == pytest.approx(1.0)
+    assert {p["ticker"]: p["weight"] for p in after["positions"]} == {
+        r["ticker"]: r["weight"] for r in book.to_dicts()}  # fmt: skip
+
+
 def test_openapi_documents_typed_responses(client):
     spec = client.get("/openapi.json").json()
     assert set(spec["paths"]) >= {"/api/health", "/api/portfolio", "/api/performance", "/api/risk", "/api/models",
@@ -246,8 +280,8 @@ def test_alpha_serve_api_serves_over_http(filled_store, monkeypatch):
     port = free_port()
     env = {"ALPHA_SERVING_URL": filled_store["url"], "ALPHA_API_TOKEN": "t0k"}
     cmd = [sys.executable, "-m", "alpha_assets.cli", "serve-api", "--port", str(port)]
-    proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
     try:
         body = None
         for _ in range(120):

@@ -1,0 +1,239 @@
+"""Serving API latency: p50/p95/max per endpoint under 20 concurrent clients on loopback.
+
+Fills a serving store (embedded SQLite by default; ``--pg [URL]`` for PostgreSQL, URL defaulting to
+ALPHA_TEST_PG_URL) through ``store.publish_day`` — N names x D sessions of books, P&L attribution, exposures, risk,
+model and pipeline KPIs (synthetic, seeded) — starts ``alpha serve-api`` in a subprocess (uvicorn, one process) on
+127.0.0.1, warms each endpoint up, then 20 client threads (httpx, one keep-alive connection each) send ~200 requests
+per endpoint: the newest book, books of days never asked before (each built from the store: the API's cache
+never helps), risk for random days, and the year-long performance/models/pipeline series. Peer, same run: the same SQL run directly in this
+process with ``pandas.read_sql`` + ``DataFrame.to_json`` (no HTTP, no validation, one thread) — the floor the API
+adds its HTTP, validation and JSON to.
+
+    .venv/bin/python benchmarks/serving.py            # 5,000 names x 252 sessions (goal p95 < 100 ms)
+    .venv/bin/python benchmarks/serving.py --quick    # 500 names x 60 sessions (make bench)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+from _common import ROOT, emit, machine, print_table
+
+CLIENTS = 20
+PORTS = range(18200, 18300)
+
+
+def fill(url: str, names: int, days: int) -> tuple[list, float]:
+    from alpha_assets.serving import store
+    from alpha_assets_tests.serving.synthetic import fill_store
+
+    t0 = time.perf_counter()
+    published = fill_store(store.serving_engine(url), names=names, days=days, seed=1)
+    store.serving_engine(url).dispose()
+    return published, time.perf_counter() - t0
+
+
+def start_api(url: str) -> tuple[subprocess.Popen, str]:
+    import httpx
+
+    from alpha_assets_tests.serving.conftest import free_port
+
+    port = free_port(PORTS)
+    env = {**os.environ, "ALPHA_SERVING_URL": url, "ALPHA_API_TOKEN": ""}
+    proc = subprocess.Popen([sys.executable, "-m", "alpha_assets.cli", "serve-api", "--port", str(port)],
+                            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(240):
+        try:
+            if httpx.get(f"{base}/api/health", timeout=2).json()["status"] == "ok":
+                return proc, base
+        except (httpx.TransportError, ValueError):
+            time.sleep(0.25)
+    proc.kill()
+    raise RuntimeError("the API did not start")
+
+
+def requests_for(days: list, n: int, seed: int) -> dict[str, list[str]]:
+    rnd = random.Random(seed)
+    pick = lambda: rnd.choice(days).isoformat()  # noqa: E731
+    cold = [d.isoformat() for d in days]
+    rnd.shuffle(cold)
+    return {
+        "health": ["/api/health"] * n,
+        "portfolio": ["/api/portfolio"] * n,  # the newest book: what the dashboard and most clients ask for
+        # each day asked once: every request reads, builds and serialises its book (no cache hit)
+        "portfolio_uncached": [f"/api/portfolio?date={d}" for d in cold[:n]],
+        "performance": ["/api/performance"] * n,
+        "risk": [f"/api/risk?date={pick()}" for _ in range(n)],
+        "models": ["/api/models"] * n,
+        "pipeline": ["/api/pipeline"] * n,
+    }
+
+
+def hammer(base: str, paths: list[str]) -> tuple[list[float], float, int]:
+    """``paths`` spread over CLIENTS threads; returns latencies (ms), wall seconds, bytes of one response."""
+    import httpx
+
+    chunks = [paths[i::CLIENTS] for i in range(CLIENTS)]
+    latencies: list[float] = []
+    sizes: list[int] = []
+    lock, start = threading.Lock(), threading.Barrier(CLIENTS + 1)
+
+    def client(chunk: list[str]) -> None:
+        with httpx.Client(base_url=base, timeout=60) as c:
+            start.wait()
+            mine = []
+            for p in chunk:
+                t = time.perf_counter()
+                r = c.get(p)
+                mine.append((time.perf_counter() - t) * 1000)
+                if r.status_code != 200:
+                    raise RuntimeError(f"{p}: {r.status_code} {r.text[:200]}")
+                sizes.append(len(r.content))
+            with lock:
+                latencies.extend(mine)
+
+    threads = [threading.Thread(target=client, args=(ch,)) for ch in chunks]
+    for t in threads:
+        t.start()
+    start.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    return latencies, time.perf_counter() - t0, int(np.median(sizes))
+
+
+def peer(url: str, days: list, n: int) -> dict[str, float]:
+    """The endpoints' SQL straight through pandas.read_sql + to_json, sequential: median ms per request."""
+    import pandas as pd
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    rnd = random.Random(7)
+    newest, year_ago = days[-1].isoformat(), (days[-1].replace(year=days[-1].year - 1)).isoformat()
+    queries = {
+        "portfolio": lambda: ("SELECT ticker, side, weight, sector, country, alpha_score, top_features FROM "
+                              "book_positions WHERE trade_date = %(d)s ORDER BY weight DESC",
+                              {"d": rnd.choice(days).isoformat()}),
+        "performance": lambda: ("SELECT * FROM fund_performance WHERE trade_date BETWEEN %(a)s AND %(b)s "
+                                "ORDER BY trade_date", {"a": year_ago, "b": newest}),
+        "risk": lambda: ("SELECT * FROM risk_summary WHERE trade_date <= %(d)s ORDER BY trade_date",
+                         {"d": rnd.choice(days).isoformat()}),
+        "models": lambda: ("SELECT * FROM model_kpis WHERE trade_date BETWEEN %(a)s AND %(b)s "
+                           "ORDER BY trade_date, model, recipe", {"a": year_ago, "b": newest}),
+        "pipeline": lambda: ("SELECT * FROM pipeline_kpis WHERE trade_date BETWEEN %(a)s AND %(b)s "
+                             "ORDER BY trade_date, asset", {"a": year_ago, "b": newest}),
+    }  # fmt: skip
+    out = {}
+    with engine.connect() as conn:
+        for name, q in queries.items():
+            times = []
+            for _ in range(n):
+                sql, params = q()
+                if engine.dialect.name == "sqlite":
+                    sql = sql.replace("%(d)s", ":d").replace("%(a)s", ":a").replace("%(b)s", ":b")
+                t = time.perf_counter()
+                pd.read_sql(sa.text(sql) if engine.dialect.name == "sqlite" else sql, conn, params=params).to_json(
+                    orient="records", date_format="iso")  # fmt: skip
+                times.append((time.perf_counter() - t) * 1000)
+            out[name] = float(np.median(times))
+    engine.dispose()
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="500 names x 60 sessions")
+    ap.add_argument("--names", type=int)
+    ap.add_argument("--days", type=int)
+    ap.add_argument("--requests", type=int, default=200, help="requests per endpoint after warm-up")
+    ap.add_argument("--pg", nargs="?", const=os.environ.get("ALPHA_TEST_PG_URL", ""), default=None,
+                    metavar="URL", help="PostgreSQL server URL (default ALPHA_TEST_PG_URL); a database is created "
+                    "and dropped")  # fmt: skip
+    args = ap.parse_args()
+    names = args.names or (500 if args.quick else 5000)
+    days = args.days or (60 if args.quick else 252)
+
+    import sqlalchemy as sa
+
+    tmp = tempfile.TemporaryDirectory(prefix="alpha_bench_serving_")
+    admin = db = None
+    if args.pg is not None:
+        if not args.pg:
+            print("--pg needs a URL or ALPHA_TEST_PG_URL", file=sys.stderr)
+            return 2
+        base = args.pg.replace("postgresql://", "postgresql+psycopg2://", 1)
+        db = f"alpha_bench_{uuid.uuid4().hex[:8]}"
+        admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+        with admin.connect() as c:
+            c.execute(sa.text(f'CREATE DATABASE "{db}"'))
+        url, store_kind = base.rsplit("/", 1)[0] + f"/{db}", "postgresql"
+    else:
+        url, store_kind = f"sqlite:///{Path(tmp.name) / 'serving.db'}", "sqlite"
+
+    load_before = os.getloadavg()
+    proc = None
+    try:
+        print(f"filling a {store_kind} serving store: {names:,} names x {days} sessions ...", flush=True)
+        published, fill_s = fill(url, names, days)
+        rows = names * days * 2 + days * (8 + 12 + 30)
+        size = (Path(tmp.name) / "serving.db").stat().st_size / 2**20 if store_kind == "sqlite" else None
+        print(
+            f"filled in {fill_s:.1f}s ({rows / fill_s:,.0f} rows/s)" + (f", {size:,.0f} MiB" if size else "")
+        )
+        proc, base_url = start_api(url)
+        warm = requests_for(published, CLIENTS, seed=0)
+        measured = requests_for(published, args.requests, seed=1)
+        table, figures = [], {}
+        for name in measured:
+            if name != "portfolio_uncached":  # its days must stay unseen
+                hammer(base_url, warm[name])
+            lat, wall, nbytes = hammer(base_url, measured[name])
+            p50, p95, mx = np.percentile(lat, 50), np.percentile(lat, 95), max(lat)
+            figures[name] = {"p50_ms": round(p50, 1), "p95_ms": round(p95, 1), "max_ms": round(mx, 1),
+                             "req_per_s": round(len(lat) / wall, 1), "response_kb": round(nbytes / 1024, 1)}  # fmt: skip
+            table.append([name, len(lat), p50, p95, mx, len(lat) / wall, nbytes / 1024])
+        peer_ms = peer(url, published, 30)
+        for row in table:
+            peer_of = peer_ms.get(row[0].removesuffix("_uncached"))
+            row.append(float("nan") if peer_of is None else peer_of)
+            figures[row[0]]["peer_read_sql_ms"] = None if peer_of is None else round(peer_of, 1)
+        load_after = os.getloadavg()
+        print(f"\n{CLIENTS} concurrent clients, one uvicorn process, {store_kind} store, {names:,} names x "
+              f"{days} sessions; machine: {machine()}; load average before {load_before[0]:.2f}, "
+              f"after {load_after[0]:.2f}")  # fmt: skip
+        print_table(["endpoint", "requests", "p50 ms", "p95 ms", "max ms", "req/s", "response KiB",
+                     "peer read_sql+to_json ms (p50, 1 thread)"], table)  # fmt: skip
+        worst = max(f["p95_ms"] for f in figures.values())
+        print(f"\nworst p95: {worst:.1f} ms (goal < 100 ms): {'met' if worst < 100 else 'NOT met'}")
+        emit({"benchmark": "serving", "store": store_kind, "names": names, "sessions": days, "clients": CLIENTS,
+              "fill_seconds": round(fill_s, 1), "endpoints": figures, "worst_p95_ms": worst,
+              "load_avg_before": round(load_before[0], 2), "load_avg_after": round(load_after[0], 2),
+              "machine": machine()})  # fmt: skip
+    finally:
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if admin is not None:
+            with admin.connect() as c:
+                c.execute(sa.text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+            admin.dispose()
+        tmp.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
