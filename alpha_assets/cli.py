@@ -29,10 +29,11 @@ def _run_config(run_config: dict | None) -> dict:
 
 
 @contextlib.contextmanager
-def progress(instance, run_id: str, quiet: bool = False, every: float = 2.0):
-    """While a run executes in this process, print each step as it finishes (asset, seconds, steps so far,
-    elapsed), read from the instance's event log by a background thread. Plain lines: readable on a terminal and
-    in a log file alike."""
+def progress(instance, run_id: str, quiet: bool = False, every: float = 2.0, run_tag: str | None = None):
+    """While a run executes, print each step as it finishes (asset, seconds, steps so far, elapsed), read from
+    the instance's event log by a background thread. Plain lines: readable on a terminal and in a log file
+    alike. With ``run_tag``, the run is the one whose ``alpha/cli_run`` tag is ``run_id`` (a run created by
+    dagster's ``execute_job``, whose id is not ours to choose)."""
     import threading
 
     if quiet:
@@ -44,9 +45,16 @@ def progress(instance, run_id: str, quiet: bool = False, every: float = 2.0):
     started: dict[str, float] = {}
 
     def poll() -> None:
+        rid = None if run_tag else run_id
         while not stop.wait(every):
             try:
-                records = instance.all_logs(run_id, of_type={DagsterEventType.STEP_START,
+                if rid is None:
+                    from dagster import RunsFilter
+
+                    runs = instance.get_runs(RunsFilter(tags={run_tag: run_id}), limit=1)
+                    rid = runs[0].run_id if runs else None
+                    continue
+                records = instance.all_logs(rid, of_type={DagsterEventType.STEP_START,
                                                              DagsterEventType.STEP_SUCCESS,
                                                              DagsterEventType.STEP_FAILURE})  # fmt: skip
             except Exception:  # the run is not stored yet, or the storage is busy: try again
@@ -348,11 +356,13 @@ def parse_day(value: str | None, flag: str) -> date | None:
 
 def materialize(home: AlphaHome, start: date | None = None, end: date | None = None,
                 select: list[str] | None = None, quiet: bool = False, instance=None,
-                run_config: dict | None = None, job_name: str = "main", refresh_dependents: bool = True) -> dict:  # fmt: skip
+                run_config: dict | None = None, job_name: str = "main", refresh_dependents: bool = True,
+                executor: str = "in_process", dask_address: str | None = None) -> dict:  # fmt: skip
     """Materialize every selected asset of ``job_name`` over [start, end] as one single-run backfill on the local
     instance. Then, with ``refresh_dependents``, re-run the existing partitions of the job's assets that read a
     re-run day through their partition mappings (the labels of the sessions before the window, the windowed
-    features after it): see ``partitions.stale``."""
+    features after it): see ``partitions.stale``. ``executor="dask"`` runs the steps on the Dask scheduler at
+    ``dask_address`` (a local cluster when None): see ``alpha_assets.executors``."""
     from dagster import DagsterInstance
 
     from alpha_assets.definitions import build_definitions, local_resources
@@ -369,28 +379,42 @@ def materialize(home: AlphaHome, start: date | None = None, end: date | None = N
     defs = build_definitions(local_resources(home))
     job = defs.resolve_job_def(job_name)
     keys = resolve_selection(job, select) if select else None
+    checks: set = set()
     if keys:
         # A subset keeps the selected assets' own checks but not the freshness checks (their sensor runs those).
         checks = {c for c in job.asset_layer.asset_graph.asset_check_keys
                   if c.asset_key in keys and c.name != "freshness_check"}  # fmt: skip
-        job, keys = job.get_subset(asset_selection=set(keys), asset_check_selection=checks), None
+        job = job.get_subset(asset_selection=set(keys), asset_check_selection=checks)
     instance = instance or DagsterInstance.get()
     tags = {"dagster/asset_partition_range_start": sessions[0].isoformat(),
             "dagster/asset_partition_range_end": sessions[-1].isoformat(), "alpha/launched_by": "alpha-cli"}  # fmt: skip
+    where = {"in_process": "", "dask": f" on Dask ({dask_address or 'a local cluster'})"}[executor]
     if not quiet:
         print(f"materializing {job_name}: {sessions[0]}..{sessions[-1]} ({len(sessions)} sessions) in one run "
-              f"on the instance at {instance.root_directory}")  # fmt: skip
+              f"on the instance at {instance.root_directory}{where}")  # fmt: skip
     t0 = time.perf_counter()
     run_id = make_run_id()
-    with progress(instance, run_id, quiet):
-        result = job.execute_in_process(
-            instance=instance,
-            tags=tags,
-            asset_selection=keys,
-            raise_on_error=False,
-            run_config=_run_config(run_config),
-            run_id=run_id,
-        )
+    if executor == "dask":
+        from alpha_assets.executors import DaskUnavailable, run_on_dask
+
+        with progress(instance, run_id, quiet, run_tag="alpha/cli_run"):
+            try:
+                result = run_on_dask(
+                    job_name, str(home.root), instance, {**tags, "alpha/cli_run": run_id}, _run_config(run_config),
+                    asset_keys=[k.to_user_string() for k in keys] if keys else None,
+                    check_keys=[[c.asset_key.to_user_string(), c.name] for c in checks], address=dask_address,
+                )  # fmt: skip
+            except DaskUnavailable as e:
+                raise UserError(str(e)) from None
+    else:
+        with progress(instance, run_id, quiet):
+            result = job.execute_in_process(
+                instance=instance,
+                tags=tags,
+                raise_on_error=False,
+                run_config=_run_config(run_config),
+                run_id=run_id,
+            )
     secs = time.perf_counter() - t0
     mats = [e for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"]
     failed = [e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
@@ -412,7 +436,8 @@ def materialize(home: AlphaHome, start: date | None = None, end: date | None = N
            "start": sessions[0], "end": sessions[-1], "refreshed": []}  # fmt: skip
     if refresh_dependents and result.success:
         _refresh_stale_dependents(home, out, defs.resolve_job_def(job_name), {e.asset_key for e in mats},
-                                  quiet=quiet, instance=instance, run_config=run_config, job_name=job_name)  # fmt: skip
+                                  quiet=quiet, instance=instance, run_config=run_config, job_name=job_name,
+                                  executor=executor, dask_address=dask_address)  # fmt: skip
     return out
 
 
@@ -480,7 +505,10 @@ def cmd_materialize(args) -> int:
     start, end = parse_day(args.date_from, "--from"), parse_day(args.date_to, "--to")
     if start and end and start > end:
         raise UserError(f"--from {start} is after --to {end}")
-    res = materialize(home, start, end, args.select.split(",") if args.select else None, job_name=args.job)
+    if args.dask_address and args.executor != "dask":
+        raise UserError("--dask-address needs --executor dask")
+    res = materialize(home, start, end, args.select.split(",") if args.select else None, job_name=args.job,
+                      executor=args.executor, dask_address=args.dask_address)  # fmt: skip
     return 0 if res["success"] else 1
 
 
@@ -1021,6 +1049,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="main: every daily asset; daily_data: vendor files to the feature matrix; daily_book: "
         "scores, books, risk, orders, monitoring (needs trained blocks); explain: SHAP and LIME",
     )
+    m.add_argument("--executor", choices=["in_process", "dask"], default="in_process",
+                   help="in_process: every step in this process (default); dask: each step a task on a Dask "
+                   "cluster (dagster-dask)")  # fmt: skip
+    m.add_argument("--dask-address", dest="dask_address", metavar="tcp://HOST:PORT",
+                   help="the Dask scheduler to run on (default: a local cluster of 2 workers)")  # fmt: skip
     m.set_defaults(fn=cmd_materialize)
 
     b = sub.add_parser(

@@ -1,0 +1,237 @@
+"""Where a run's steps execute: in the run's own process (the default) or on a Dask cluster (dagster-dask).
+
+A Dask run ships every step to a worker, which rebuilds the job itself: the job is named by this module's
+``dask_job`` and its JSON arguments (job name, ALPHA_HOME, the selected assets and checks), never pickled, so a
+worker needs this project installed (the same image or venv) and access to the lake, not the caller's
+environment variables. ``check_scheduler`` refuses, in one line, an address that is not a Dask scheduler, a
+scheduler without workers, and workers that cannot run our steps, before a run is created.
+
+dagster-dask schedules steps by Dask *resources*: a heavy step's ``dagster-dask/resource_requirements`` tag
+(e.g. ``{"MEMORY": 4e9}``) only runs on a worker that declares at least that much (``dask worker --resources
+"MEMORY=8e9"``); the local cluster declares each worker's share of this machine's memory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from pathlib import Path
+
+LOCAL_WORKERS = 2
+ADDRESS = re.compile(r"^(tcp|tls)://[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$")
+
+
+class DaskUnavailable(Exception):
+    """The requested Dask cluster cannot run this job: the message is the one line the user sees."""
+
+
+def machine_memory_bytes() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def local_cluster_config(n_workers: int = LOCAL_WORKERS) -> dict:
+    """``distributed.LocalCluster`` arguments: process workers on loopback, one thread each, no dashboard port
+    beyond a random loopback one, each worker declaring its share of the machine's memory as a resource."""
+    return {
+        "n_workers": n_workers,
+        "threads_per_worker": 1,  # one step at a time per worker: Dagster's step context is not thread-safe
+        "processes": True,
+        "host": "127.0.0.1",
+        "dashboard_address": "127.0.0.1:0",
+        "resources": {"MEMORY": float(machine_memory_bytes() // n_workers)},
+    }
+
+
+def dask_run_config(address: str | None) -> dict:
+    """The ``execution`` run config of dagster-dask's executor: the scheduler at ``address``, or a local cluster."""
+    cluster = {"existing": {"address": address}} if address else {"local": local_cluster_config()}
+    return {"execution": {"config": {"cluster": cluster}}}
+
+
+class _Opaque:
+    """Hides a step's arguments from dask's argument parsing, which walks into every tuple and so into Dagster's
+    NamedTuple-based records: with dagster-dask 0.29.27 and distributed 2026.8 a partitioned run fails to submit
+    its first step (``Iteration is not allowed on @record TimeWindowPartitionsDefinition``, from the run)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+
+def _execute_step_on_worker(dependencies, packed: _Opaque):
+    """The Dask task of one step: dagster-dask's own worker function, given the unwrapped arguments; its events
+    go back wrapped too (Dask's size estimate would otherwise walk them and warn on every step)."""
+    from dagster_dask.executor import query_on_dask_worker
+
+    return _Opaque(list(query_on_dask_worker(dependencies, *packed.value)))
+
+
+def alpha_dask_executor():
+    """dagster-dask's executor (same config: ``cluster: {existing: {address}} | {local: {...}}``), submitting each
+    step with its arguments wrapped (see ``_Opaque``). Built on call: the code location never imports dask."""
+    import dask.distributed
+    from dagster import executor, multiple_process_executor_requirements
+    from dagster._core.errors import raise_execution_interrupts
+    from dagster._utils import iterate_with_context
+    from dagster_dask.executor import DaskExecutor, dask_executor, get_dask_resource_requirements
+
+    class RangeSafeDaskExecutor(DaskExecutor):
+        def execute(self, plan_context, execution_plan):
+            if self.cluster_type == "existing":
+                cluster = self.cluster_configuration["address"]
+            elif self.cluster_type == "local":
+                cluster = dask.distributed.LocalCluster(**self.build_dict(plan_context.job_name))
+            else:
+                raise ValueError(f"cluster type {self.cluster_type!r}: use 'existing' or 'local'")
+            with dask.distributed.Client(cluster) as client:
+                futures: dict = {}
+                for level in execution_plan.get_steps_to_execute_by_level():
+                    for step in level:
+                        # The futures of the step's inputs are arguments, so Dask runs it after them.
+                        deps = [
+                            futures[k] for step_input in step.step_inputs for k in step_input.dependency_keys
+                        ]
+                        args = (plan_context.reconstructable_job, plan_context.dagster_run,
+                                plan_context.run_config, [step.key], plan_context.instance.get_ref(),
+                                execution_plan.known_state)  # fmt: skip
+                        futures[step.key] = client.submit(
+                            _execute_step_on_worker, deps, _Opaque(args),
+                            key=f"{plan_context.job_name}.{step.key}",
+                            resources=get_dask_resource_requirements(step.tags),
+                        )  # fmt: skip
+                done = dask.distributed.as_completed(list(futures.values()), with_results=True)
+                for _future, events in iterate_with_context(raise_execution_interrupts, done):
+                    yield from events.value
+
+    @executor(name="dask", config_schema=dask_executor.config_schema,
+              requirements=multiple_process_executor_requirements())  # fmt: skip
+    def range_safe_dask_executor(init_context):
+        ((cluster_type, cluster_configuration),) = init_context.executor_config["cluster"].items()
+        return RangeSafeDaskExecutor(cluster_type, cluster_configuration)
+
+    return range_safe_dask_executor
+
+
+def dask_job(job_name: str, home_root: str, asset_keys: list[str] | None = None,
+             check_keys: list[list[str]] | None = None):  # fmt: skip
+    """The job ``job_name`` over ALPHA_HOME ``home_root``, with the dask executor, subset to ``asset_keys``
+    (``raw/prices`` spellings) and ``check_keys`` ([asset key, check name] pairs). Called on the caller and again
+    on every worker (through ``reconstructable_dask_job``): both must build the same job."""
+    from dagster import AssetCheckKey, AssetKey
+
+    from alpha_assets.definitions import build_definitions, local_resources
+    from alpha_assets.home import AlphaHome
+
+    defs = build_definitions(local_resources(AlphaHome(Path(home_root))), executor=alpha_dask_executor())
+    job = defs.resolve_job_def(job_name)
+    if asset_keys:
+        checks = {AssetCheckKey(AssetKey.from_user_string(a), name) for a, name in check_keys or []}
+        job = job.get_subset(
+            asset_selection={AssetKey.from_user_string(k) for k in asset_keys}, asset_check_selection=checks
+        )
+    return job
+
+
+def reconstructable_dask_job(job_name: str, home_root: str, asset_keys: list[str] | None = None,
+                             check_keys: list[list[str]] | None = None):  # fmt: skip
+    from dagster import build_reconstructable_job
+
+    return build_reconstructable_job(
+        "alpha_assets.executors",
+        "dask_job",
+        reconstructable_args=(job_name, home_root),
+        reconstructable_kwargs={"asset_keys": asset_keys, "check_keys": check_keys},
+    )
+
+
+def step_requirements(job) -> dict[str, float]:
+    """The largest amount of each Dask resource any step of ``job`` asks for."""
+    need: dict[str, float] = {}
+    for node in job.graph.node_dict.values():
+        raw = node.definition.tags.get("dagster-dask/resource_requirements")
+        for name, amount in (json.loads(raw) if raw else {}).items():
+            need[name] = max(need.get(name, 0.0), float(amount))
+    return need
+
+
+def check_scheduler(
+    address: str, home_root: str, requirements: dict[str, float], timeout: float = 10.0
+) -> int:
+    """Refuse, with one line, what would make a Dask run fail late or hang: a malformed address, no scheduler
+    answering, no workers, workers that cannot import this project or see ALPHA_HOME, or no worker declaring
+    enough of a resource some step requires. Returns the number of workers."""
+    if not ADDRESS.match(address):
+        raise DaskUnavailable(
+            f"--dask-address {address!r} is not a Dask scheduler address: use tcp://HOST:PORT"
+        )
+    from dask.distributed import Client
+
+    try:
+        client = Client(address, timeout=timeout, set_as_default=False)
+    except (OSError, TimeoutError) as e:
+        raise DaskUnavailable(
+            f"no Dask scheduler answers at {address} ({type(e).__name__}): start one with `dask scheduler`, "
+            "or leave out --dask-address for a local cluster"
+        ) from None
+    try:
+        try:
+            client.wait_for_workers(1, timeout=timeout)
+        except TimeoutError:
+            raise DaskUnavailable(
+                f"the Dask scheduler at {address} has no workers: start some with `dask worker {address}`"
+            ) from None
+
+        # Defined here so that it travels by value: a worker without our code can still answer it.
+        def worker_view(home: str) -> dict:
+            import importlib.util
+            import os.path
+
+            return {
+                "code": importlib.util.find_spec("alpha_assets") is not None,
+                "home": os.path.isdir(os.path.join(home, "landing")),
+            }
+
+        views = client.run(worker_view, home_root)
+        for worker, view in sorted(views.items()):
+            if not view["code"]:
+                raise DaskUnavailable(f"Dask worker {worker} cannot import alpha_assets: run the workers from this "
+                                      "project's venv or image")  # fmt: skip
+            if not view["home"]:
+                raise DaskUnavailable(f"Dask worker {worker} cannot see ALPHA_HOME {home_root}: a local lake needs "
+                                      "workers on a shared filesystem (or the prod deployment on S3)")  # fmt: skip
+        offered = [w.get("resources", {}) for w in client.scheduler_info()["workers"].values()]
+        for name, amount in sorted(requirements.items()):
+            if not any(r.get(name, 0) >= amount for r in offered):
+                raise DaskUnavailable(
+                    f"no Dask worker at {address} offers {name}={amount:g}, which a step of this job requires: "
+                    f'start workers with `dask worker {address} --resources "{name}={amount:g}"`'
+                )
+        return len(views)
+    finally:
+        client.close()
+
+
+def run_on_dask(job_name: str, home_root: str, instance, tags: dict, run_config: dict,
+                asset_keys: list[str] | None = None, check_keys: list[list[str]] | None = None,
+                address: str | None = None):  # fmt: skip
+    """Execute the job on the Dask cluster (``address``) or a local one; returns dagster's JobExecutionResult."""
+    from dagster import execute_job
+
+    need = step_requirements(dask_job(job_name, home_root, asset_keys, check_keys))
+    if address:
+        check_scheduler(address, home_root, need)
+    else:
+        # At the end the nanny warns that each worker took more than 4 s to stop, then stops it: not news.
+        logging.getLogger("distributed.nanny").setLevel(logging.ERROR)
+        offered = local_cluster_config()["resources"]
+        for name, amount in sorted(need.items()):
+            if offered.get(name, 0) < amount:
+                raise DaskUnavailable(f"a step of this job requires {name}={amount:g} but a local Dask worker "
+                                      f"offers {offered.get(name, 0):g}: use --dask-address with a bigger cluster")  # fmt: skip
+    recon = reconstructable_dask_job(job_name, home_root, asset_keys, check_keys)
+    return execute_job(
+        recon, instance=instance, run_config={**run_config, **dask_run_config(address)}, tags=tags
+    )
