@@ -1,0 +1,205 @@
+"""Serving assets around the dbt marts: the pipeline log they read and the publication to the serving store.
+
+``monitoring/pipeline_runs`` reads the Dagster instance (which run last materialized each asset's partition, its
+step duration, rows written, when) and the quarantine folder, and writes a Delta table the ``pipeline_kpis`` mart
+reads — dbt cannot reach the instance itself. ``serving/published`` copies each day of the marts to the serving
+store (PostgreSQL when ALPHA_SERVING_URL is set, else SQLite under ALPHA_HOME) in one transaction per day.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetRecordsFilter,
+    BackfillPolicy,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from alpha_assets.serving.marts import MART_KEYS, MARTS, marts_db_path
+from partitions import trading_days, window_dates
+from partitions.calendar import sessions_between
+
+PIPELINE_RUNS = AssetKey(["monitoring", "pipeline_runs"])
+PUBLISHED = AssetKey(["serving", "published"])
+
+# Landing prefix -> the asset its files feed (quarantined files are counted against that asset).
+QUARANTINE_ASSETS = {
+    "reference": "raw/universe",
+    "prices_a": "raw/prices",
+    "prices_b": "raw/prices",
+    "parking": "raw/parking_lot_counts",
+    "tanks": "raw/oil_tank_levels",
+    "transcripts": "raw/call_sentiment",
+    "filings": "raw/filing_features",
+    "web": "raw/web_products",
+}
+_DATE_IN_PATH = re.compile(r"(\d{4}-\d{2}-\d{2})")
+
+PIPELINE_RUNS_SCHEMA = {
+    "trade_date": pl.Date,
+    "asset": pl.Utf8,
+    "run_id": pl.Utf8,
+    "run_seconds": pl.Float64,
+    "rows_written": pl.Int64,
+    "materialized_at": pl.Datetime("us", "UTC"),
+    "quarantined_files": pl.Int64,
+}
+
+
+def quarantined_per_day(quarantine_root: Path, days: set[date]) -> dict[tuple[date, str], int]:
+    """Files in quarantine per (trading date in the file's path, asset); reason files are not counted."""
+    counts: dict[tuple[date, str], int] = {}
+    if not quarantine_root.is_dir():
+        return counts
+    for prefix_dir in (p for p in quarantine_root.iterdir() if p.is_dir()):
+        asset_name = QUARANTINE_ASSETS.get(prefix_dir.name, f"landing/{prefix_dir.name}")
+        for f in prefix_dir.rglob("*"):
+            if not f.is_file() or f.name.endswith(".reason.json"):
+                continue
+            m = _DATE_IN_PATH.search(str(f.relative_to(prefix_dir)))
+            if not m:
+                continue
+            try:
+                day = date.fromisoformat(m.group(1))
+            except ValueError:
+                continue
+            if day in days:
+                counts[(day, asset_name)] = counts.get((day, asset_name), 0) + 1
+    return counts
+
+
+def pipeline_log(instance, days: list[date], quarantine_root: Path | None) -> pl.DataFrame:
+    """One row per (day, asset) materialized for that day: the last run's step duration, rows, time."""
+    keys = {d.isoformat(): d for d in days}
+    step_seconds: dict[tuple[str, str], float] = {}
+    rows = []
+    for key in instance.get_asset_keys():
+        if key.path[0] in ("marts", "serving") or key == PIPELINE_RUNS:
+            continue
+        result = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=key, asset_partitions=list(keys)), limit=len(keys) * 20
+        )
+        seen: set[str] = set()
+        for rec in result.records:  # newest first: the first event of a partition is the last run's
+            entry = rec.event_log_entry
+            mat = entry.asset_materialization
+            if mat is None or mat.partition not in keys or mat.partition in seen:
+                continue
+            seen.add(mat.partition)
+            run_step = (entry.run_id, entry.step_key or "")
+            if run_step not in step_seconds:
+                stats = instance.get_run_step_stats(entry.run_id, step_keys=[entry.step_key] if entry.step_key else None)
+                durations = [s.end_time - s.start_time for s in stats if s.start_time and s.end_time]
+                step_seconds[run_step] = float(max(durations)) if durations else None
+            rows_meta = mat.metadata.get("rows")
+            rows.append(
+                {
+                    "trade_date": keys[mat.partition],
+                    "asset": "/".join(key.path),
+                    "run_id": entry.run_id,
+                    "run_seconds": step_seconds[run_step],
+                    "rows_written": int(rows_meta.value) if rows_meta is not None else None,
+                    "materialized_at": entry.timestamp,
+                    "quarantined_files": 0,
+                }
+            )
+    frame = pl.DataFrame(rows, schema={**PIPELINE_RUNS_SCHEMA, "materialized_at": pl.Float64})
+    frame = frame.with_columns(
+        (pl.col("materialized_at") * 1e6).cast(pl.Int64).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    )
+    if quarantine_root is not None:
+        counts = quarantined_per_day(quarantine_root, set(days))
+        if counts:
+            q = pl.DataFrame(
+                [{"trade_date": d, "asset": a, "q": n} for (d, a), n in counts.items()],
+                schema={"trade_date": pl.Date, "asset": pl.Utf8, "q": pl.Int64},
+            )
+            frame = (
+                frame.join(q, on=["trade_date", "asset"], how="full", coalesce=True)
+                .with_columns(pl.col("q").fill_null(0).alias("quarantined_files"))
+                .drop("q")
+            )
+    return frame.select(list(PIPELINE_RUNS_SCHEMA)).cast(PIPELINE_RUNS_SCHEMA).sort("trade_date", "asset")
+
+
+@asset(
+    key=PIPELINE_RUNS,
+    partitions_def=trading_days,
+    backfill_policy=BackfillPolicy.single_run(),
+    metadata={"partition_expr": "trade_date"},
+    group_name="serving",
+    kinds={"polars", "delta"},
+    required_resource_keys={"landing"},
+)
+def pipeline_runs(context: AssetExecutionContext) -> pl.DataFrame:
+    """Per asset and trading day: the run that last materialized it (step seconds, rows written, time) and the
+    files quarantined for that day, read from the Dagster instance and the quarantine folder."""
+    start, end = window_dates(*context.partition_time_window)
+    days = sessions_between(start, end)
+    root = getattr(context.resources.landing, "quarantine_root", None)
+    # An S3 landing keeps its quarantine in the bucket: not counted here (0), see README.
+    frame = pipeline_log(context.instance, days, Path(root) if root else None)
+    context.add_output_metadata({"assets": frame["asset"].n_unique(), "days": len(days)})
+    return frame
+
+
+def mart_rows(marts_db: Path, day: date) -> dict[str, pl.DataFrame]:
+    """Every mart's rows for ``day`` from the marts file (opened read-only)."""
+    import duckdb
+
+    from alpha_assets.serving.store import SERVING_TABLES
+
+    con = duckdb.connect(str(marts_db), read_only=True)
+    try:
+        out = {}
+        for name in MARTS:
+            cols = ", ".join(f'"{c}"' for c, _ in SERVING_TABLES[name])
+            arrow = con.execute(f"SELECT {cols} FROM main.{name} WHERE trade_date = ?", [day]).to_arrow_table()
+            out[name] = pl.from_arrow(arrow)
+        return out
+    finally:
+        con.close()
+
+
+def publish_window(marts_db: Path, url: str, days: list[date]) -> dict[str, int]:
+    """Publish each day of the window (one transaction per day); returns rows per table over the window."""
+    from alpha_assets.serving.store import create_schema, publish_day, serving_engine
+
+    engine = serving_engine(url)
+    create_schema(engine)
+    totals: dict[str, int] = {}
+    for day in days:
+        for table, n in publish_day(engine, day, mart_rows(marts_db, day)).items():
+            totals[table] = totals.get(table, 0) + n
+    return totals
+
+
+@asset(key=PUBLISHED, deps=MART_KEYS, partitions_def=trading_days, backfill_policy=BackfillPolicy.single_run(),
+       group_name="serving", kinds={"duckdb", "postgres", "sqlite"})  # fmt: skip
+def published(context: AssetExecutionContext) -> MaterializeResult:
+    """The window's marts and book copied to the serving store, one transaction per day (a re-run replaces the
+    day; a failure keeps what was published before)."""
+    from alpha_assets.serving.store import redacted_url, serving_url
+
+    start, end = window_dates(*context.partition_time_window)
+    days = sessions_between(start, end)
+    url = serving_url()
+    totals = publish_window(marts_db_path(), url, days)
+    return MaterializeResult(
+        metadata={
+            "serving_url": redacted_url(url),
+            "days": len(days),
+            **{f"rows_{t}": MetadataValue.int(n) for t, n in sorted(totals.items())},
+        }
+    )
+
+
+SERVING_ASSETS = [pipeline_runs, published]
