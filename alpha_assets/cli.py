@@ -729,6 +729,9 @@ def cmd_demo(args) -> int:
             run_backtest(home)
             run_job(home, "model_report")
             t = stage("backtest and model report", t)
+            # the marts and the serving store (API, dashboard) over every day of the book
+            ok &= materialize(home, start=first, end=res["end"], job_name="serving")["success"]
+            t = stage("marts and serving store", t)
     else:
         ok = False
     summary(home)
@@ -1045,7 +1048,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument(
         "--job",
         default="main",
-        choices=["main", "daily_data", "daily_book", "explain"],
+        choices=["main", "daily_data", "daily_book", "explain", "serving"],
         help="main: every daily asset; daily_data: vendor files to the feature matrix; daily_book: "
         "scores, books, risk, orders, monitoring (needs trained blocks); explain: SHAP and LIME",
     )

@@ -38,6 +38,7 @@ DOMAINS = [
     "alpha_assets.models.definitions",
     "alpha_assets.portfolio.definitions",
     "alpha_assets.monitoring.definitions",
+    "alpha_assets.serving.definitions",
     "alpha_assets.jobs",
 ]
 # Merged only in the local deployment (attribute ``demo_defs`` of the module).

@@ -31,9 +31,13 @@ class Plugin(BasePlugin):
             return DeltaTable(uri, storage_options=options).to_pyarrow_dataset()
         columns = source_config.get("columns_if_missing")
         if columns is None:
-            raise FileNotFoundError(f"no Delta table at {uri}: materialize {source_config['lake_table']} first")
+            raise FileNotFoundError(
+                f"no Delta table at {uri}: materialize {source_config['lake_table']} first"
+            )
         types = {"timestamp": pa.timestamp("us", tz="UTC")}
-        return pa.table({c: pa.array([], type=types.get(t) or pa.type_for_alias(t)) for c, t in columns.items()})
+        return pa.table(
+            {c: pa.array([], type=types.get(t) or pa.type_for_alias(t)) for c, t in columns.items()}
+        )
 
     def default_materialization(self):
         return "view"

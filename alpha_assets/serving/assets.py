@@ -6,8 +6,6 @@ reads — dbt cannot reach the instance itself. ``serving/published`` copies eac
 store (PostgreSQL when ALPHA_SERVING_URL is set, else SQLite under ALPHA_HOME) in one transaction per day.
 """
 
-from __future__ import annotations
-
 import re
 from datetime import date
 from pathlib import Path
@@ -96,7 +94,9 @@ def pipeline_log(instance, days: list[date], quarantine_root: Path | None) -> pl
             seen.add(mat.partition)
             run_step = (entry.run_id, entry.step_key or "")
             if run_step not in step_seconds:
-                stats = instance.get_run_step_stats(entry.run_id, step_keys=[entry.step_key] if entry.step_key else None)
+                stats = instance.get_run_step_stats(
+                    entry.run_id, step_keys=[entry.step_key] if entry.step_key else None
+                )
                 durations = [s.end_time - s.start_time for s in stats if s.start_time and s.end_time]
                 step_seconds[run_step] = float(max(durations)) if durations else None
             rows_meta = mat.metadata.get("rows")
@@ -162,7 +162,9 @@ def mart_rows(marts_db: Path, day: date) -> dict[str, pl.DataFrame]:
         out = {}
         for name in MARTS:
             cols = ", ".join(f'"{c}"' for c, _ in SERVING_TABLES[name])
-            arrow = con.execute(f"SELECT {cols} FROM main.{name} WHERE trade_date = ?", [day]).to_arrow_table()
+            arrow = con.execute(
+                f"SELECT {cols} FROM main.{name} WHERE trade_date = ?", [day]
+            ).to_arrow_table()
             out[name] = pl.from_arrow(arrow)
         return out
     finally:

@@ -119,7 +119,8 @@ def marts(context: AssetExecutionContext):
     """Build the window's marts and run their key tests (dbt build: a failing test fails the run)."""
     lake = context.resources.lake_store
     os.environ.update(dbt_env(lake_root=lake.lake_root))
-    os.environ["ALPHA_LAKE_STORAGE_OPTIONS"] = lake.storage_options_json or "{}"  # the dbt subprocess inherits the run's environment
+    os.environ["ALPHA_LAKE_STORAGE_OPTIONS"] = (
+        lake.storage_options_json or "{}"
+    )  # the dbt subprocess inherits the run's environment
     dbt = DbtCliResource(project_dir=str(DBT_DIR), profiles_dir=str(DBT_DIR), dbt_executable=dbt_executable())
     yield from dbt.cli(["build", "--vars", json.dumps(window_vars(context))], context=context).stream()
-
