@@ -97,3 +97,16 @@ def test_labels_are_the_forward_returns(prices):
     c5 = full_grid.filter((pl.col("ticker") == r["ticker"]) & (pl.col("trade_date") == days[55]))["close"]
     if c0.len() and c5.len():
         assert r["fwd_ret_5"] == pytest.approx(c5[0] / c0[0] - 1, rel=1e-12)
+
+
+def test_computing_tickers_in_batches_gives_the_same_values(prices):
+    # Batches only bound memory: one ticker at a time, a few at a time and all at once give identical frames,
+    # sorted by (trade_date, ticker), with the lookback's NaN stored as null.
+    days = prices["trade_date"].unique().sort().to_list()
+    whole = compute_price_features(prices, days[100], days[-1], batch=10_000)
+    for batch in (1, 4):
+        assert_frame_equal(compute_price_features(prices, days[100], days[-1], batch=batch), whole)
+    assert whole.select(pl.col("trade_date", "ticker")).equals(
+        whole.select("trade_date", "ticker").sort(pl.all())
+    )
+    assert whole["mom_120_5"].null_count() > 0 and whole["mom_120_5"].is_nan().sum() == 0

@@ -5,16 +5,23 @@ grow with history, and computing a window incrementally gives the same rows as a
 machine precision). Windows count sessions, not rows: prices are laid out as a sessions x tickers matrix, each
 ticker forward-filled between its first and last print (filled rows are flagged ``is_filled``), so a missing
 print does not silently stretch a 20-day window. Rolling statistics run column by column (one column = one
-ticker) with polars' kernels, which is what makes 5,000 names x 10 years fit in seconds.
+ticker) with polars' kernels, on batches of tickers in parallel threads: the working set is a few T x batch arrays,
+each batch is copied straight into the output's (session, ticker) layout, and the output arrays become the
+frame's columns without another copy, so memory is the result plus the price grid.
 """
 
 from __future__ import annotations
 
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 LAGS = (1, 5, 20, 60)
 WINDOWS = (5, 20, 60)
@@ -22,6 +29,9 @@ RETURNS = (1, 5, 20)
 FEATURE_LOOKBACK = 125  # sessions: covers mom_120_5 (121) and ret_20 lagged 60 (80)
 LABEL_HORIZONS = (1, 5, 20)
 ANNUALIZE = 252**0.5
+# Cells (sessions x tickers) computed together: 53 features of this many float64 cells is ~0.15 GB of working set.
+BATCH_CELLS = 320_000
+THREADS = min(4, os.cpu_count() or 1)  # batches in flight: each holds one batch's working set
 
 
 @dataclass
@@ -35,15 +45,17 @@ class Grid:
 
 def build_grid(prices: pl.DataFrame) -> Grid:
     day_num = prices["trade_date"].cast(pl.Int32).to_numpy()
-    uniq_days = np.unique(day_num)
-    d_idx = np.searchsorted(uniq_days, day_num)
+    # Days are small integers: a lookup table indexes them in one pass (no sort).
+    lo_day = int(day_num.min())
+    seen_day = np.zeros(int(day_num.max()) - lo_day + 1, dtype=bool)
+    seen_day[day_num - lo_day] = True
+    uniq_days = np.flatnonzero(seen_day) + lo_day
+    lut = np.cumsum(seen_day) - 1
+    d_idx = lut[day_num - lo_day]
     sessions = uniq_days.astype("datetime64[D]")
     tick = prices["ticker"].cast(pl.Utf8)
-    uniq_t = tick.unique().sort()
-    t_idx = tick.replace_strict(
-        uniq_t, pl.int_range(uniq_t.len(), eager=True), return_dtype=pl.Int64
-    ).to_numpy()
-    tickers = uniq_t
+    tickers = tick.unique().sort()
+    t_idx = tick.cast(pl.Enum(tickers)).to_physical().to_numpy()  # position in the sorted tickers
     t_len, n = len(sessions), len(tickers)
     present = np.zeros((t_len, n), dtype=bool)
     present[d_idx, t_idx] = True
@@ -51,17 +63,20 @@ def build_grid(prices: pl.DataFrame) -> Grid:
     seen = np.maximum.accumulate(np.where(present, rows, -1), axis=0)  # last printed row so far
     last_print = np.where(present.any(axis=0), t_len - 1 - np.argmax(present[::-1], axis=0), -1)
     live = (seen >= 0) & (rows <= last_print[None, :])
+    gaps = live & ~present
+    has_gaps = bool(gaps.any())  # usually no live ticker misses a print: then nothing to forward-fill
     src = np.where(seen >= 0, seen, 0)
     col_idx = np.broadcast_to(np.arange(n), (t_len, n))
     cols = {}
     for c in ("open", "high", "low", "close", "volume"):
         m = np.full((t_len, n), np.nan)
         m[d_idx, t_idx] = prices[c].cast(pl.Float64).to_numpy()
-        ff = m[src, col_idx]
         if c == "volume":
-            ff = np.where(present, m, 0.0)  # no trading on a filled day
-        cols[c] = np.where(live, ff, np.nan)
-    return Grid(sessions, tickers, live, live & ~present, cols)
+            m[gaps] = 0.0  # no trading on a filled day
+        elif has_gaps:
+            m = np.where(live, m[src, col_idx], np.nan)
+        cols[c] = m  # NaN outside the live span: never printed there
+    return Grid(sessions, tickers, live, gaps, cols)
 
 
 def _shift(a: np.ndarray, k: int) -> np.ndarray:
@@ -76,18 +91,24 @@ def _shift(a: np.ndarray, k: int) -> np.ndarray:
 
 
 class _Roller:
-    """Rolling statistics down each column (ticker) of a T x N matrix, with polars' kernels."""
+    """Rolling statistics down each column (ticker) of a T x B matrix, with polars' kernels."""
 
     def __init__(self, a: np.ndarray):
-        self.df = pl.DataFrame(a, schema=[f"c{i}" for i in range(a.shape[1])], orient="row", nan_to_null=True)
+        # One Series per ticker column (contiguous in the batch's column-major layout: no copy to build).
+        self.df = pl.DataFrame([pl.Series(f"c{i}", a[:, i], nan_to_null=True) for i in range(a.shape[1])])
 
     def __call__(self, fn: str, w: int) -> np.ndarray:
+        # to_numpy of an all-float frame is column-major (T x B, Fortran order): the batch's own layout.
         out = self.df.select(getattr(pl.all(), f"rolling_{fn}")(w)).to_numpy()
         return out.astype(np.float64, copy=False)
 
 
-def _features(g: Grid) -> dict[str, np.ndarray]:
-    c, o, h, lo, v = (g.cols[k] for k in ("close", "open", "high", "low", "volume"))
+def _features(g: Grid, t_need: int, b0: int, b1: int) -> dict[str, np.ndarray]:
+    """The 53 features of tickers b0..b1 over sessions 0..t_need (each a T x B column-major array)."""
+    # Column-major copies of the batch: each ticker's history contiguous, as polars' kernels want it.
+    c, o, h, lo, v = (
+        np.asfortranarray(g.cols[k][:t_need, b0:b1]) for k in ("close", "open", "high", "low", "volume")
+    )
     f: dict[str, np.ndarray] = {}
     with np.errstate(divide="ignore", invalid="ignore"):
         for k in RETURNS:
@@ -134,29 +155,88 @@ def _features(g: Grid) -> dict[str, np.ndarray]:
     return f
 
 
-def _long(g: Grid, arrays: dict[str, np.ndarray], start: date, end: date, extra: bool = True) -> pl.DataFrame:
+def _column(values: np.ndarray, name: str) -> pl.Series:
+    """A float column with NaN (short lookback, missing data) stored as null, sharing ``values``' memory."""
+    return pl.Series(name, pa.array(values, from_pandas=True))
+
+
+def _long(
+    g: Grid,
+    compute: Callable[[Grid, int, int, int], dict[str, np.ndarray]],
+    start: date,
+    end: date,
+    extra: bool = True,
+    batch: int | None = None,
+    looks_ahead: bool = False,
+) -> pl.DataFrame:
+    """The long (trade_date, ticker)-sorted frame of ``compute``'s T x N outputs for the live cells in [start, end].
+
+    Tickers are computed ``batch`` at a time (about ``BATCH_CELLS`` cells by default), so the working set is a few
+    T x batch arrays rather than one T x N array per feature; each batch's rows for the window are copied straight
+    into the output's (session, ticker) layout, and the output arrays become the frame's columns without a copy.
+    """
     in_window = (g.sessions >= np.datetime64(start)) & (g.sessions <= np.datetime64(end))
-    mask = g.live & in_window[:, None]
-    flat = np.flatnonzero(mask.ravel())  # row-major: already sorted by (trade_date, ticker)
-    ti, ni = np.divmod(flat, mask.shape[1])
-    whole = flat.size == mask.size  # every cell kept: views instead of gathers
+    rows = np.flatnonzero(in_window)
+    t_len, n = g.live.shape
+    t0, t1 = (int(rows[0]), int(rows[-1]) + 1) if rows.size else (0, 0)
+    mask = g.live[t0:t1]
+    whole = bool(mask.all())  # every cell kept: no compaction
+    # Features read only sessions up to the window's last one; labels read forward.
+    t_need = t_len if looks_ahead else t1
+    batch = batch or max(1, BATCH_CELLS // max(t_need, 1))
+    out: dict[str, np.ndarray] = {}
+    allocating = threading.Lock()
+
+    def run_batch(b0: int) -> None:
+        b1 = min(n, b0 + batch)
+        for k, a in compute(g, t_need, b0, b1).items():
+            with allocating:
+                if k not in out:
+                    out[k] = np.empty((t1 - t0, n), dtype=np.float64)
+            out[k][:, b0:b1] = a[t0:t1]  # each batch owns its columns of the output: no lock needed
+
+    starts = range(0, n if t1 > t0 else 0, batch)
+    # numpy and polars release the GIL in their kernels: batches on threads use every core.
+    with ThreadPoolExecutor(max_workers=min(THREADS, len(starts)) or 1) as pool:
+        list(pool.map(run_batch, starts))
+
+    session_days = g.sessions[t0:t1].astype(np.int32)
+    if whole:
+        flat = None
+        day_of_row = np.repeat(session_days, n)
+        ticker_of_row = np.tile(np.arange(n, dtype=np.uint32), t1 - t0)
+    else:
+        flat = np.flatnonzero(mask.ravel())  # row-major: already sorted by (trade_date, ticker)
+        ti, ni = np.divmod(flat, n)
+        day_of_row, ticker_of_row = session_days[ti], ni
+        del ti, ni
 
     def pick(a: np.ndarray) -> np.ndarray:
-        return a.ravel() if whole else a.ravel()[flat]
+        return a.ravel() if flat is None else a.ravel()[flat]
 
-    days = pl.Series("trade_date", g.sessions.astype(np.int32)[ti]).cast(pl.Date)
-    cols = [days, g.tickers.gather(ni).alias("ticker")]
+    cols = [
+        pl.Series("trade_date", day_of_row).cast(pl.Date),
+        g.tickers.gather(ticker_of_row).alias("ticker"),
+    ]
+    del day_of_row, ticker_of_row
     if extra:
-        cols += [pl.Series("close", pick(g.cols["close"])), pl.Series("is_filled", pick(g.filled))]
-    cols += [pl.Series(k, pick(a)) for k, a in arrays.items()]
-    # NaN (short lookback, missing data) is stored as null; one parallel pass over all columns.
-    return pl.DataFrame(cols).with_columns(pl.col(list(arrays)).fill_nan(None))
+        cols += [
+            pl.Series("close", pick(g.cols["close"][t0:t1])),
+            pl.Series("is_filled", pick(g.filled[t0:t1])),
+        ]
+    for k in list(out):
+        cols.append(_column(pick(out.pop(k)), k))  # pop: a compacted copy frees the full array at once
+    return pl.DataFrame(cols)
 
 
-def compute_price_features(prices: pl.DataFrame, start: date, end: date) -> pl.DataFrame:
-    """Features for every ticker-session in [start, end]; ``prices`` must cover the lookback before ``start``."""
+def compute_price_features(
+    prices: pl.DataFrame, start: date, end: date, batch: int | None = None
+) -> pl.DataFrame:
+    """Features for every ticker-session in [start, end]; ``prices`` must cover the lookback before ``start``.
+
+    ``batch`` (tickers computed together) only bounds memory: the values do not depend on it."""
     g = build_grid(prices)
-    return _long(g, _features(g), start, end)
+    return _long(g, _features, start, end, batch=batch)
 
 
 def feature_columns(df: pl.DataFrame) -> list[str]:
@@ -173,15 +253,19 @@ def compute_labels(
     fills it.
     """
     g = build_grid(prices)
-    last = np.datetime64(known_until or prices["trade_date"].max())
-    c = g.cols["close"]
-    labels = {}
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for h in LABEL_HORIZONS:
-            fwd = _shift(c, -h) / c - 1
-            due = _shift(g.sessions.astype("datetime64[D]").astype(np.float64), -h)  # session D+h
-            known = (due <= last.astype("datetime64[D]").astype(np.float64))[:, None] & _shift(
-                g.live.astype(np.float64), -h
-            ).astype(bool)
-            labels[f"fwd_ret_{h}"] = np.where(known, fwd, np.nan)
-    return _long(g, labels, start, end, extra=False)
+    last = np.datetime64(known_until or prices["trade_date"].max()).astype("datetime64[D]").astype(np.float64)
+    due = {
+        h: _shift(g.sessions.astype("datetime64[D]").astype(np.float64), -h) <= last for h in LABEL_HORIZONS
+    }
+
+    def forward_returns(g: Grid, t_need: int, b0: int, b1: int) -> dict[str, np.ndarray]:
+        c, live = g.cols["close"][:, b0:b1], g.live[:, b0:b1].astype(np.float64)
+        labels = {}
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for h in LABEL_HORIZONS:
+                # known: session D+h exists within the known data and the ticker is live then
+                known = due[h][:, None] & _shift(live, -h).astype(bool)
+                labels[f"fwd_ret_{h}"] = np.where(known, _shift(c, -h) / c - 1, np.nan)
+        return labels
+
+    return _long(g, forward_returns, start, end, extra=False, looks_ahead=True)
