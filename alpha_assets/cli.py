@@ -514,10 +514,11 @@ def cmd_materialize(args) -> int:
 
 # ------------------------------------------------------------------------------------------------ sql
 def _lake_sql(home: AlphaHome):
+    from alpha_assets.serving import marts_db_path
     from resources.lake import DeltaLake
     from resources.sql import LakeSQL
 
-    return LakeSQL(DeltaLake(home.lake))
+    return LakeSQL(DeltaLake(home.lake), marts_db=marts_db_path(home))
 
 
 SHELL_ROWS = (

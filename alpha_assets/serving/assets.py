@@ -21,7 +21,8 @@ from dagster import (
     asset,
 )
 
-from alpha_assets.serving.marts import MART_KEYS, MARTS, marts_db_path
+from alpha_assets.serving import marts_db_path
+from alpha_assets.serving.marts import MART_KEYS, MARTS
 from partitions import trading_days, window_dates
 from partitions.calendar import sessions_between
 

@@ -18,6 +18,7 @@ from typing import Any
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
+from alpha_assets.serving import marts_db_path
 from partitions import trading_days, window_dates
 
 DBT_DIR = Path(__file__).resolve().parents[2] / "dbt"
@@ -37,17 +38,6 @@ def dbt_executable() -> str:
     """The venv's dbt (next to this interpreter), so the code location never picks up another install."""
     exe = Path(sys.executable).with_name("dbt")
     return str(exe) if exe.exists() else "dbt"
-
-
-def marts_db_path(home=None) -> Path:
-    """The marts DuckDB file: ALPHA_MARTS_DB if set, else $ALPHA_HOME/marts/marts.duckdb."""
-    if os.environ.get("ALPHA_MARTS_DB"):
-        return Path(os.environ["ALPHA_MARTS_DB"])
-    if home is None:
-        from alpha_assets.home import AlphaHome
-
-        home = AlphaHome.from_env()
-    return Path(home.root) / "marts" / "marts.duckdb"
 
 
 def dbt_env(lake_root: str | None = None, marts_db: str | Path | None = None) -> dict[str, str]:

@@ -63,6 +63,9 @@ scores as (
     select trade_date, ticker, champion_recipe from {{ source('models', 'alpha_scores') }}
     where {{ in_lookback('trade_date', 30) }}
 ),
+day_recipe as (
+    select trade_date, any_value(champion_recipe) as champion_recipe from scores group by all
+),
 universe as (
     select trade_date, ticker, sector from {{ source('raw', 'universe') }}
     where {{ in_lookback('trade_date', 30) }}
@@ -80,7 +83,7 @@ select
     end as side,
     coalesce(u.sector, u_prev.sector, 'unknown') as sector,
     -- the alpha source that chose the name: the champion recipe of the book it was traded from (decided at D-1)
-    coalesce(s_prev.champion_recipe, s.champion_recipe, 'unattributed') as model,
+    coalesce(s_prev.champion_recipe, s.champion_recipe, r_prev.champion_recipe, 'unattributed') as model,
     p.ticker,
     p.mv - p.prev_mv - p.fill_value as gross_pnl,
     p.trading_costs + p.financing * p.financing_share as costs,
@@ -90,3 +93,10 @@ left join universe u on u.trade_date = p.trade_date and u.ticker = p.ticker
 left join universe u_prev on u_prev.trade_date = p.prev_date and u_prev.ticker = p.ticker
 left join scores s on s.trade_date = p.trade_date and s.ticker = p.ticker
 left join scores s_prev on s_prev.trade_date = p.prev_date and s_prev.ticker = p.ticker
+left join day_recipe r_prev on r_prev.trade_date = p.prev_date
+union all
+-- a day without any name (before the first fill) still pays or earns its financing: one 'cash' row
+select d.trade_date, 'cash', 'cash', 'cash', 'CASH', 0.0, d.financing, -d.financing
+from days d
+where {{ in_window('d.trade_date') }} and d.financing <> 0
+  and not exists (select 1 from per_name n where n.trade_date = d.trade_date)

@@ -15,7 +15,7 @@ select
     coalesce(b.gross_exposure, 0) as gross_exposure,
     {{ var('gross_limit') }}::double as gross_limit,
     coalesce(b.gross_exposure, 0) / {{ var('gross_limit') }} as gross_limit_usage,
-    -abs(r.drawdown) as drawdown,
+    case when r.drawdown = 0 then 0.0 else -abs(r.drawdown) end as drawdown,
     -- beyond the drawdown threshold the next day's gross is cut (risk_report.gross_multiplier_next)
     case
         when r.gross_multiplier_next = 0 then 'stopped'
