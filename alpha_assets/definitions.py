@@ -97,7 +97,8 @@ def prod_resources() -> dict:
     from resources.outbox import OutboxResource
 
     lake_root = dg.EnvVar("ALPHA_LAKE_ROOT")  # e.g. s3://fund-lake/lake
-    # JSON merged over the safe-concurrency defaults (resources.lake.S3_DEFAULTS), e.g. {"AWS_REGION": "..."}
+    # delta-rs storage options as JSON ("{}" on AWS with an IAM role). Concurrent commits are safe on S3 without
+    # a lock: delta-rs 1.x commits with S3 conditional writes (If-None-Match); no DynamoDB lock table.
     storage = dg.EnvVar("ALPHA_LAKE_STORAGE_OPTIONS")
     return {
         "io_manager": DeltaIOManager(lake_root=lake_root, storage_options_json=storage),
