@@ -128,7 +128,12 @@ def dask_job(job_name: str, home_root: str, asset_keys: list[str] | None = None,
     defs = build_definitions(local_resources(AlphaHome(Path(home_root))), executor=alpha_dask_executor())
     job = defs.resolve_job_def(job_name)
     if asset_keys:
-        checks = {AssetCheckKey(AssetKey.from_user_string(a), name) for a, name in check_keys or []}
+        # None: the selected assets' own checks (Dagster's default for a subset)
+        checks = (
+            None
+            if check_keys is None
+            else {AssetCheckKey(AssetKey.from_user_string(a), n) for a, n in check_keys}
+        )
         job = job.get_subset(
             asset_selection={AssetKey.from_user_string(k) for k in asset_keys}, asset_check_selection=checks
         )

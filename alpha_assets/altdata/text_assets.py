@@ -33,6 +33,7 @@ from dagster import (
     asset,
 )
 
+from alpha_assets.compute import NLP
 from alpha_assets.intake import Intake, keep_table_rows
 from alpha_assets.lib.altdata import point_in_time as pit
 from alpha_assets.lib.altdata.nlp.filings import (
@@ -268,6 +269,8 @@ def call_end_time(path: Path, d: date) -> datetime:
     deps=[UNIVERSE],  # the content check reads the point-in-time universe
     partitions_def=trading_days,
     backfill_policy=BackfillPolicy.single_run(),
+    op_tags=NLP.op_tags,
+    pool=NLP.pool,
     metadata={"partition_expr": "trade_date"},
     group_name="alt_data",
     kinds={"polars", "delta"},
@@ -352,6 +355,8 @@ def previous_filings(deliveries: list[Delivery], start: date, end: date) -> dict
     deps=[UNIVERSE],
     partitions_def=trading_days,
     backfill_policy=BackfillPolicy.single_run(),
+    op_tags=NLP.op_tags,
+    pool=NLP.pool,
     metadata={"partition_expr": "trade_date"},
     group_name="alt_data",
     kinds={"polars", "delta"},

@@ -32,6 +32,7 @@ from dagster import (
 )
 
 from alpha_assets.altdata._landing import SidecarError, read_sidecar, sidecar_name
+from alpha_assets.compute import IMAGERY
 from alpha_assets.intake import Intake, keep_table_rows
 from alpha_assets.lib.altdata.point_in_time import TS, published_at
 from partitions import trading_days, window_dates
@@ -120,6 +121,8 @@ def _val_count_error(model, root: Path) -> tuple[float, float]:
 
 @asset(
     key=DETECTOR,
+    op_tags=IMAGERY.op_tags,
+    pool=IMAGERY.pool,
     group_name="models",
     kinds={"pytorch", "mlflow", "delta"},
     description="The YOLOv8n car detector: trained on the vendor's labelled sample (or a user's weights), "
@@ -301,6 +304,8 @@ def aggregate_parking(images: pl.DataFrame) -> pl.DataFrame:
     deps=[DETECTOR],
     partitions_def=trading_days,
     backfill_policy=BackfillPolicy.single_run(),
+    op_tags=IMAGERY.op_tags,
+    pool=IMAGERY.pool,
     group_name="alt_data",
     check_specs=[
         AssetCheckSpec(
@@ -421,6 +426,8 @@ def aggregate_tanks(tanks: pl.DataFrame) -> pl.DataFrame:
     },  # fmt: skip
     partitions_def=trading_days,
     backfill_policy=BackfillPolicy.single_run(),
+    op_tags=IMAGERY.op_tags,
+    pool=IMAGERY.pool,
     group_name="alt_data",
     check_specs=[
         AssetCheckSpec(

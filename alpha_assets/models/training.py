@@ -28,6 +28,7 @@ from dagster import (
     asset,
 )
 
+from alpha_assets.compute import TRAINING
 from alpha_assets.lib.features.matrix import feature_columns
 from alpha_assets.lib.models.walk_forward import WalkForwardConfig, block_split
 from alpha_assets.models.common import (
@@ -141,6 +142,8 @@ def _peak_rss_mb() -> float:
     key=FUSION_ENCODER,
     deps=[FEATURE_MATRIX],
     partitions_def=training_blocks,
+    op_tags=TRAINING.op_tags,
+    pool=TRAINING.pool,
     group_name="models",
     kinds={"pytorch", "mlflow", "delta"},
     metadata={"partition_expr": "trade_date"},
@@ -205,6 +208,8 @@ def _validation_metrics(keys: pl.DataFrame, pred: np.ndarray) -> dict[str, float
     key=ALPHA_MODELS,
     deps=[FEATURE_MATRIX, LABELS, FUSION_ENCODER],
     partitions_def=training_blocks,
+    op_tags=TRAINING.op_tags,
+    pool=TRAINING.pool,
     group_name="models",
     kinds={"xgboost", "lightgbm", "catboost", "pytorch", "mlflow"},
     metadata={"partition_expr": "trade_date"},
