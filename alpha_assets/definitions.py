@@ -158,8 +158,11 @@ def build_definitions(
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    """What Dagster loads (``workspace.yaml``, ``dagster dev -m alpha_assets.definitions``)."""
-    return build_definitions()
+    """What Dagster loads (``workspace.yaml``, ``dagster dev -m alpha_assets.definitions``); the executor from
+    ``ALPHA_EXECUTOR`` (``alpha_assets.executors``: in-process by default, k8s_job or dask in a cluster)."""
+    from alpha_assets.executors import executor_from_env
+
+    return build_definitions(executor=executor_from_env())
 
 
 _FROM_JOBS = {

@@ -115,6 +115,32 @@ def alpha_dask_executor():
     return range_safe_dask_executor
 
 
+EXECUTORS = ("in_process", "multiprocess", "k8s_job", "dask")
+
+
+def executor_from_env():
+    """The code location's executor in a deployment, from ``ALPHA_EXECUTOR`` (read when Dagster loads the
+    definitions, never at import): ``in_process`` (default: the run's steps in the run's own process or pod),
+    ``multiprocess``, ``k8s_job`` (dagster-k8s: a pod per step, sized by the heavy steps' tags) or ``dask`` (the
+    scheduler at ``ALPHA_DASK_ADDRESS``). None means the in-process default of ``build_definitions``."""
+    name = os.environ.get("ALPHA_EXECUTOR", "in_process") or "in_process"
+    if name not in EXECUTORS:
+        raise ValueError(f"ALPHA_EXECUTOR must be one of {', '.join(EXECUTORS)}, not {name!r}")
+    if name == "multiprocess":
+        from dagster import multiprocess_executor
+
+        return multiprocess_executor
+    if name == "k8s_job":
+        from dagster_k8s import k8s_job_executor
+
+        return k8s_job_executor
+    if name == "dask":
+        return alpha_dask_executor().configured(
+            {"cluster": {"existing": {"address": {"env": "ALPHA_DASK_ADDRESS"}}}}, name="dask"
+        )
+    return None
+
+
 def dask_job(job_name: str, home_root: str, asset_keys: list[str] | None = None,
              check_keys: list[list[str]] | None = None):  # fmt: skip
     """The job ``job_name`` over ALPHA_HOME ``home_root``, with the dask executor, subset to ``asset_keys``
