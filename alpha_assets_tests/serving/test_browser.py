@@ -1,0 +1,229 @@
+"""Browser tests in headless Chromium (Debian's /usr/bin/chromium driven by Playwright's Python package; never
+``playwright install``): every dashboard page renders its charts with data and no console error; the Dagster UI
+shows the asset graph and materializes a partition from its own "Materialize" dialog.
+
+Also a script for the README's pictures: ``ALPHA_SERVING_URL=... python -m alpha_assets_tests.serving.test_browser
+--screenshots docs/img`` writes dashboard_fund.png and dashboard_book.png from a running dashboard.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from alpha_assets_tests.serving.conftest import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+PAGES = ["/", "/book", "/risk", "/models", "/pipeline"]
+# traces per chart, read from the rendered Plotly divs
+TRACES_JS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(d => ({
+    id: d.id, traces: (d.data || []).length,
+    points: (d.data || []).reduce((n, t) => n + ((t.y || t.x || []).length || 0), 0)}))"""
+
+needs_chromium = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(),
+    reason=f"{CHROMIUM} is absent: `apt-get install -y chromium` (.ci/install-browser.sh does it in CI)",
+)
+
+
+@contextlib.contextmanager
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@contextlib.contextmanager
+def dashboard_server(serving_url: str):
+    """`alpha dashboard` in a subprocess on a free port of the API range; yields its base URL."""
+    port = free_port()
+    env = {**os.environ, "ALPHA_SERVING_URL": serving_url}
+    proc = subprocess.Popen([sys.executable, "-m", "alpha_assets.cli", "dashboard", "--port", str(port)], env=env,
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{base}/api/health", timeout=2).status_code == 200:
+                    break
+            if proc.poll() is not None:
+                raise RuntimeError(f"alpha dashboard exited with {proc.returncode}")
+            time.sleep(0.25)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def visit(b, base: str, path: str, screenshot: Path | None = None, width: int = 1400) -> tuple[list, list]:
+    """Open a page, wait for its charts; returns (charts, console errors)."""
+    page = b.new_page(viewport={"width": width, "height": 1000})
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(base + path, wait_until="networkidle")
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length > 0 || "
+                           "document.querySelector('.empty') !== null", timeout=30_000)  # fmt: skip
+    charts = page.evaluate(TRACES_JS)
+    if screenshot is not None:
+        page.screenshot(path=str(screenshot), full_page=True)
+    page.close()
+    return charts, errors
+
+
+@needs_chromium
+@pytest.mark.service
+def test_every_dashboard_page_renders_charts_with_data_and_no_console_error(filled_store, tmp_path):
+    with dashboard_server(filled_store["url"]) as base, browser() as b:
+        for path in PAGES:
+            shot = tmp_path / f"dashboard_{path.strip('/') or 'fund'}.png"
+            charts, errors = visit(b, base, path, shot)
+            assert errors == [], f"{path}: console errors {errors}"
+            assert charts, f"{path}: no chart rendered"
+            for chart in charts:
+                assert chart["traces"] > 0 and chart["points"] > 0, f"{path}: empty chart {chart}"
+            assert shot.stat().st_size > 20_000, path
+        # the book's date picker loads that day's book
+        page = b.new_page()
+        page.goto(f"{base}/book", wait_until="networkidle")
+        day = filled_store["days"][2].isoformat()
+        with page.expect_navigation():
+            page.select_option("#book-date", day)
+        assert page.url.endswith(f"/book?date={day}") and f"Book on {day}" in page.inner_text("h1")
+        page.close()
+
+
+@needs_chromium
+@pytest.mark.service
+def test_dashboard_over_an_empty_store_shows_how_to_fill_it(tmp_path):
+    with dashboard_server(f"sqlite:///{tmp_path}/serving.db") as base, browser() as b:
+        page = b.new_page()
+        page.goto(base + "/", wait_until="networkidle")
+        assert "nothing published yet: run `make demo`" in page.inner_text(".empty")
+        page.close()
+
+
+@contextlib.contextmanager
+def dagster_webserver(home):
+    """dagster-webserver over the home's instance (default run coordinator: a run launched from the UI starts at
+    once, no daemon, so no landing sensor wakes up), on a free port of the API range; yields its base URL."""
+    (home.dagster / "dagster.yaml").write_text(
+        "telemetry:\n  enabled: false\nrun_coordinator:\n  module: dagster.core.run_coordinator\n"
+        "  class: DefaultRunCoordinator\n"
+    )
+    port = free_port()
+    env = {**os.environ, "DAGSTER_HOME": str(home.dagster), "ALPHA_HOME": str(home.root)}
+    exe = str(Path(sys.executable).parent / "dagster-webserver")
+    proc = subprocess.Popen([exe, "-h", "127.0.0.1", "-p", str(port), "-w", str(REPO / "workspace.yaml")], cwd=REPO,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    query = {"query": "{ assetNodes { id } }"}
+    try:
+        for _ in range(
+            480
+        ):  # the code location loads in the webserver's subprocess: ~25 s here, more under load
+            with contextlib.suppress(httpx.TransportError, ValueError):
+                if (
+                    httpx.post(f"{base}/graphql", json=query, timeout=10)
+                    .json()
+                    .get("data", {})
+                    .get("assetNodes")
+                ):
+                    break
+            if proc.poll() is not None:
+                raise RuntimeError(f"dagster-webserver exited with {proc.returncode}")
+            time.sleep(0.5)
+        else:
+            raise RuntimeError("dagster-webserver did not load the code location in 4 minutes")
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@needs_chromium
+@pytest.mark.service
+@pytest.mark.slow
+def test_dagster_ui_shows_the_graph_and_materializes_a_partition_from_its_dialog(home):
+    import polars as pl
+    from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
+
+    day = "2024-01-04"  # a session of the small world (conftest.WORLD_START = 2024-01-02)
+    with dagster_webserver(home) as base, browser() as b:
+        page = b.new_page(viewport={"width": 1400, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"{base}/locations/alpha_assets/asset-groups/raw", wait_until="networkidle")
+        skip = page.get_by_role("button", name="Skip")  # the first visit's newsletter dialog
+        with contextlib.suppress(Exception):
+            skip.click(timeout=5_000)
+        for node in ("universe", "prices"):  # asset nodes drawn in the raw group's graph
+            page.get_by_text(node, exact=True).first.wait_for(state="visible", timeout=60_000)
+        page.goto(f"{base}/assets/raw/universe", wait_until="networkidle")
+        page.get_by_role("button", name="Materialize…").click()
+        dialog = page.get_by_role("dialog")
+        dialog.get_by_text("Show all partitions").click()  # the world's days are older than the last 90 days
+        keys = dialog.locator("input[type=text]").first
+        keys.fill(day)
+        keys.press("Enter")
+        dialog.get_by_role("button", name="Launch 1 run").click()
+        dialog.wait_for(state="hidden", timeout=30_000)
+        page.screenshot(path=str(home.root / "dagster_ui_launched.png"))
+        assert errors == [], errors
+
+    with DagsterInstance.from_config(str(home.dagster)) as instance:
+        deadline = time.time() + 420  # a run's process start + code location import: ~1-2 min on 2 busy cores
+        while time.time() < deadline:
+            runs = instance.get_runs(RunsFilter(tags={"dagster/partition": day}))
+            if runs and runs[0].status in (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE,
+                                           DagsterRunStatus.CANCELED):  # fmt: skip
+                break
+            time.sleep(2)
+        assert len(runs) == 1, f"runs for {day}: {runs}"
+        assert runs[0].status == DagsterRunStatus.SUCCESS, f"the UI's run ended {runs[0].status}"
+        assert runs[0].asset_selection == {AssetKey(["raw", "universe"])}
+    rows = pl.read_delta(str(home.lake / "raw" / "universe")).filter(
+        pl.col("trade_date") == pl.date(2024, 1, 4)
+    )
+    assert rows.height > 0 and rows["ticker"].n_unique() == rows.height
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(
+        description="screenshots of the dashboard over ALPHA_SERVING_URL (or ALPHA_HOME)"
+    )
+    ap.add_argument("--screenshots", required=True, metavar="DIR")
+    args = ap.parse_args()
+    from alpha_assets.serving.store import serving_url
+
+    out = Path(args.screenshots)
+    out.mkdir(parents=True, exist_ok=True)
+    with dashboard_server(serving_url()) as base, browser() as b:
+        for path, name in (("/", "dashboard_fund.png"), ("/book", "dashboard_book.png")):
+            charts, errors = visit(b, base, path, out / name, width=1280)
+            print(f"{out / name}: {len(charts)} charts, console errors: {errors or 'none'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
