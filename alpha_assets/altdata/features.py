@@ -4,6 +4,11 @@ Trading day D's row holds, per source, the latest value whose ``published_at`` i
 cut-off (22:00 UTC), the time it was published and its age in days. A value older than the source's maximum age
 reads null. Values are never forward-filled past their publication: a call made after D's close is first
 visible on D+1.
+
+A fund without any alt-data vendor (no raw alt table holds a row, ever) gets an empty but typed table: the feature
+matrix is then built from the price features alone, rather than from columns that are null on every day. Once
+any vendor has delivered, every day has its rows and a source that goes quiet reads null (a stable schema for
+the models trained on it).
 """
 
 from datetime import timedelta
@@ -16,6 +21,7 @@ from dagster import (
     AssetKey,
     BackfillPolicy,
     Config,
+    MetadataValue,
     Output,
     asset,
 )
@@ -44,9 +50,17 @@ class AltFeaturesConfig(Config):
     max_age_days: dict[str, float] = {k: float(v) for k, v in MAX_AGE_DAYS.items()}
 
 
+def alt_sources_delivered(lake) -> list[str]:
+    """The alt sources (feature prefixes) whose raw table holds at least one row, at any date."""
+    return [p for p, table, _, _ in SOURCES
+            if lake.exists("raw", table) and lake.scan("raw", table).select("ticker").head(1).collect().height]  # fmt: skip
+
+
 def alt_feature_frame(lake, start, end, max_age_days: dict[str, float]) -> tuple[pl.DataFrame, dict]:
-    """The alt_features rows for sessions in [start, end] from the raw tables in ``lake`` (pure: no Dagster)."""
+    """The alt_features rows for sessions in [start, end] from the raw tables in ``lake`` (pure: no Dagster);
+    no rows (every column typed) when no alt source has ever delivered."""
     sessions = sessions_between(start, end)
+    no_vendor = not alt_sources_delivered(lake)
     grid = None
     if lake.exists("raw", "universe"):
         grid = lake.read("raw", "universe", start, end, columns=["trade_date", "ticker"]).unique()
@@ -73,6 +87,8 @@ def alt_feature_frame(lake, start, end, max_age_days: dict[str, float]) -> tuple
     keys = pl.concat([f.select("trade_date", "ticker") for f in frames]).unique()
     if grid is not None:
         keys = grid if grid.height else keys
+    if no_vendor:  # no alt-data vendor at all: the typed columns, no rows
+        keys = keys.clear()
     out = keys
     for f in frames:
         out = out.join(f, on=["trade_date", "ticker"], how="left")
@@ -104,7 +120,11 @@ def alt_features(context: AssetExecutionContext, config: AltFeaturesConfig, lake
     df, stats = alt_feature_frame(lake_store.lake, start, end, config.max_age_days)
     with_cut = df.join(session_cutoffs(sessions_between(start, end)), on="trade_date", how="left")
     late = sum(with_cut.filter(pl.col(f"{p}_published_at") > pl.col("cutoff")).height for p, *_ in SOURCES)
-    yield Output(df, metadata={"rows": df.height, **{f"{p}_filled": int(s["ticker_days_filled"])
-                                                     for p, s in stats.items()}})  # fmt: skip
+    delivered = [p for p, s in stats.items() if s["ticker_days_filled"]]
+    if df.height == 0:
+        context.log.info("no alt-data vendor has delivered yet: features.alt_features holds no rows and the "
+                         "feature matrix uses the price features alone")  # fmt: skip
+    yield Output(df, metadata={"rows": df.height, "alt_sources": MetadataValue.json(delivered),
+                               **{f"{p}_filled": int(s["ticker_days_filled"]) for p, s in stats.items()}})  # fmt: skip
     yield AssetCheckResult(check_name="alt_features_point_in_time", passed=late == 0,
                            metadata={"values_published_after_cutoff": late})  # fmt: skip

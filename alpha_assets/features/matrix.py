@@ -6,6 +6,11 @@ rows are written the asset proves they peek nowhere: every alt value was publish
 feature tracks the next day's return implausibly well (a copy of tomorrow's return fails the run and nothing is
 written). Alt features are also checked against the same day's return; price features are not, because the day's
 close is known at the 22:00 UTC cut-off by construction (``ret_1`` *is* the same-day return).
+
+Alt data is optional: a fund keeps trading when an alt vendor is down or absent. The asset reads
+features.alt_features itself (its lookback window through the same partition mapping) so that a lake without
+that table yet — a prices-only fund, or an automation run that got here first — builds the matrix from the price
+features alone instead of failing; the output's ``alt_sources`` metadata names the alt sources the rows carry.
 """
 
 from datetime import timedelta
@@ -14,6 +19,7 @@ import polars as pl
 from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
+    AssetDep,
     AssetExecutionContext,
     AssetIn,
     AssetKey,
@@ -37,10 +43,11 @@ from alpha_assets.lib.features.matrix import (
     source_of,
 )
 from partitions import trading_days, window_dates
-from partitions.calendar import sessions_between
+from partitions.calendar import sessions_between, shift_sessions
 from resources.lake_resource import DeltaLakeResource
 
 FEATURE_MATRIX = AssetKey(["features", "feature_matrix"])
+ALT_FEATURES = AssetKey(["features", "alt_features"])
 alt_history = TimeWindowPartitionMapping(
     start_offset=-matrix_lookback_sessions(), end_offset=0, allow_nonexistent_upstream_partitions=True
 )
@@ -54,6 +61,14 @@ class FeatureMatrixConfig(Config):
     max_abs_ic: float = 0.5
     # Below this many names a day's rank IC is too noisy for the test to mean anything.
     min_names_for_leakage_test: int = 20
+
+
+def alt_window(lake, start, end) -> pl.DataFrame:
+    """features.alt_features for [start, end] and the matrix's lookback before it; empty when the table does not
+    exist yet (no alt vendor, or an automation run that reached the matrix first)."""
+    if not lake.exists(*ALT_FEATURES.path):
+        return pl.DataFrame()
+    return lake.read(*ALT_FEATURES.path, shift_sessions(start, -matrix_lookback_sessions()), end)
 
 
 def day_returns(lake, start, end) -> pl.DataFrame:
@@ -73,8 +88,8 @@ def day_returns(lake, start, end) -> pl.DataFrame:
     key=FEATURE_MATRIX,
     ins={
         "price_features": AssetIn(key=AssetKey(["features", "price_features"])),
-        "alt_features": AssetIn(key=AssetKey(["features", "alt_features"]), partition_mapping=alt_history),
     },
+    deps=[AssetDep(ALT_FEATURES, partition_mapping=alt_history)],
     partitions_def=trading_days,
     backfill_policy=BackfillPolicy.single_run(),
     metadata={"partition_expr": "trade_date"},
@@ -92,10 +107,15 @@ def day_returns(lake, start, end) -> pl.DataFrame:
     ],
 )
 def feature_matrix(context: AssetExecutionContext, config: FeatureMatrixConfig, price_features: pl.DataFrame,
-                   alt_features: pl.DataFrame, lake_store: DeltaLakeResource):  # fmt: skip
+                   lake_store: DeltaLakeResource):  # fmt: skip
     """One row per ticker-day: normalised price and alt features, alt changes and z-scores against each name's own
     history, ``<source>__missing`` indicators, neutral fill."""
     start, end = window_dates(*context.partition_time_window)
+    alt_features = alt_window(lake_store.lake, start, end)
+    if alt_features.height == 0:
+        context.log.info(f"no alt-data rows for {start}..{end} (features.alt_features "
+                         f"{'holds none' if alt_features.width else 'does not exist yet'}): the matrix is built "
+                         "from the price features alone")  # fmt: skip
     if price_features.height == 0:
         raise Failure(
             f"features.price_features has no rows in {start}..{end}: materialize the price layer first "
@@ -127,7 +147,9 @@ def feature_matrix(context: AssetExecutionContext, config: FeatureMatrixConfig, 
             metadata={"late_values": late, "leaky_features": MetadataValue.json(leaks[:20])},
         )
     feats = feature_columns(matrix)
+    alt_sources = sorted({src for c in feats if (src := source_of(c)) is not None})
     yield Output(matrix, metadata={
+        "alt_sources": MetadataValue.json(alt_sources),
         "rows": matrix.height, "feature_columns": len(feats), "days": matrix["trade_date"].n_unique(),
         "names_per_day": float(names_per_day or 0),
         "missing_share": MetadataValue.json({c: round(float(matrix[c].mean()), 3) for c in feats
