@@ -216,28 +216,27 @@ def monthly_returns_table(perf: pl.DataFrame) -> str:
 
 
 def _exposure_chart(reader: ServingReader, day: date | None, div_id: str) -> str:
+    """Long, short and net by sector and by country: horizontal bars, so long sector names stay readable."""
     from plotly.subplots import make_subplots
 
     trade_date, rows = reader.exposures(day)
     ex = _frame(rows)
-    parts = [
-        ex.filter(pl.col("dimension") == d).sort("gross", descending=True) for d in ("sector", "country")
-    ]
-    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, subplot_titles=("by sector", "by country"),
-                        column_widths=[max(p.height, 1) for p in parts], horizontal_spacing=0.03)  # fmt: skip
+    parts = [ex.filter(pl.col("dimension") == d).sort("gross") for d in ("sector", "country")]
+    fig = make_subplots(rows=1, cols=2, shared_xaxes=True, subplot_titles=("by sector", "by country"),
+                        horizontal_spacing=0.22)  # fmt: skip
     for col, part in enumerate(parts, start=1):
-        x, first = part["bucket"].to_list(), col == 1
-        fig.add_bar(x=x, y=part["long"].to_list(), name="long", marker_color=LONG, legendgroup="long",
-                    showlegend=first, row=1, col=col)  # fmt: skip
-        fig.add_bar(x=x, y=part["short"].to_list(), name="short", marker_color=SHORT, legendgroup="short",
-                    showlegend=first, row=1, col=col)  # fmt: skip
-        fig.add_scatter(x=x, y=part["net"].to_list(), mode="markers", name="net", legendgroup="net",
+        y, first = part["bucket"].to_list(), col == 1
+        fig.add_bar(y=y, x=part["long"].to_list(), name="long", marker_color=LONG, legendgroup="long",
+                    orientation="h", showlegend=first, row=1, col=col)  # fmt: skip
+        fig.add_bar(y=y, x=part["short"].to_list(), name="short", marker_color=SHORT, legendgroup="short",
+                    orientation="h", showlegend=first, row=1, col=col)  # fmt: skip
+        fig.add_scatter(y=y, x=part["net"].to_list(), mode="markers", name="net", legendgroup="net",
                         marker={"color": NET, "size": 9, "symbol": "diamond"}, showlegend=first, row=1, col=col)  # fmt: skip
     fig.update_layout(
         title=f"Exposures on {trade_date} (fraction of NAV)", barmode="relative", hovermode="closest"
     )
-    fig.update_yaxes(tickformat=".0%")
-    fig.update_yaxes(title_text="exposure", row=1, col=1)
+    fig.update_xaxes(tickformat=".0%", title_text="exposure")
+    fig.update_yaxes(automargin=True)
     return _figure(fig, div_id)
 
 
