@@ -758,6 +758,9 @@ def _serve(args, dashboard: bool) -> int:
     from alpha_assets.serving.store import serving_url
 
     url = serving_url()
+    if not os.environ.get("ALPHA_SERVING_URL") and not AlphaHome.from_env().root.is_dir():
+        raise UserError(f"ALPHA_HOME={AlphaHome.from_env().root} does not exist: set ALPHA_HOME or --home to the "
+                        "folder `alpha demo` made, or ALPHA_SERVING_URL to the serving database")  # fmt: skip
     where = f"http://{args.host}:{args.port}"
     print(f"serving store: {url.rsplit('@', 1)[-1]}\n" + (f"dashboard: {where}/   " if dashboard else "")
           + f"API: {where}/api/health   docs: {where}/docs   (Ctrl-C stops)", flush=True)  # fmt: skip

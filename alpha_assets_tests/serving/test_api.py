@@ -297,3 +297,14 @@ def test_alpha_serve_api_serves_over_http(filled_store, monkeypatch):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_serve_commands_refuse_a_missing_home_and_a_bad_port(tmp_path, monkeypatch, capsys):
+    from alpha_assets.cli import main
+
+    monkeypatch.delenv("ALPHA_SERVING_URL", raising=False)
+    monkeypatch.setenv("ALPHA_HOME", str(tmp_path))  # main() sets it from --home: restored after the test
+    assert main(["--home", str(tmp_path / "missing"), "serve-api"]) == 2
+    assert "does not exist: set ALPHA_HOME or --home" in capsys.readouterr().err
+    assert main(["--home", str(tmp_path), "dashboard", "--port", "70000"]) == 2
+    assert "--port 70000 is not a TCP port" in capsys.readouterr().err
