@@ -63,3 +63,8 @@ def synthetic_prices(n_names: int, n_days: int, seed: int = 0):
 
 def emit(figures: dict) -> None:
     print(json.dumps(figures, default=str))
+
+
+def load_average() -> str:
+    """The machine's 1/5/15-minute load average: the machine is shared, so every benchmark records it."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
