@@ -1,0 +1,320 @@
+"""The US universe on 2 cores: one new trading day through the whole daily graph, at thousands of names.
+
+For each universe size: generate a world (prices over the whole history; alt data for a realistic subset of names
+over the sessions the models need), hold back the last session's vendor files, backfill the price layers
+(raw.prices, features.price_features, features.labels) over the history as one single run, build the data layer
+over the window the models need, train the one quarterly block the last session needs (demo budget) and score the
+book up to the day before; then deliver the last session's files and time one ``main`` run for that partition
+(vendor files -> raw -> features -> matrix -> embeddings/predictions -> scores -> weights -> risk -> orders ->
+monitoring), models scored, not retrained. Every stage runs in its own process (its peak RSS from ``wait4``), on
+the same code path as ``alpha materialize``. For the largest size the same day also runs on a copy of the lake
+pruned to the models' window (about a year), which gives ``history_ratio``. The code location's load time is
+measured in fresh processes.
+
+Usage: .venv/bin/python benchmarks/scale.py [--quick] [--names 1000,3000,5000] [--years 10] [--keep DIR]
+Prints a table and, as the last line, one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from datetime import date
+from pathlib import Path
+
+from _common import ROOT, emit, load_average, machine, print_table
+
+warnings.filterwarnings("ignore")
+
+PY = sys.executable
+# Alt-data coverage of the US universe (the demo's 100 names have far denser coverage): imagery for 1% of names
+# (parking lots) and 0.4% (tank farms), the web catalogue for 2%, calls and filings for 5% of names quarterly.
+# Generation and the models' training window are what this bounds; the day's cost scales with these shares.
+ALT = {"parking_share": 0.01, "tank_share": 0.004, "web_share": 0.02, "text_share": 0.05}
+MODEL_WINDOW = 300  # sessions of data layer before the day: a training year + purge + the quarter so far
+PRICE_LAYERS = ["raw/universe", "raw/prices", "features/price_features", "features/labels"]
+
+
+# ------------------------------------------------------------------------------------------------ children
+def _env(home: Path) -> dict:
+    env = dict(os.environ)
+    env.update(ALPHA_HOME=str(home), DAGSTER_HOME=str(home / "dagster"), ALPHA_MODEL_BUDGET="demo",
+               HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", YOLO_OFFLINE="True", YOLO_AUTOINSTALL="False",
+               MLFLOW_ALLOW_FILE_STORE="true", DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS="true",
+               PYTHONWARNINGS="ignore")  # fmt: skip
+    return env
+
+
+def stage(home: Path, name: str, *args: str) -> dict:
+    """Run one stage in a child process; its wall seconds, peak RSS (GB) and the JSON it printed last."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([PY, __file__, "--child", name, str(home), *args], env=_env(home),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)  # fmt: skip
+    out, err = proc.communicate()
+    wall = time.perf_counter() - t0
+    if proc.returncode:
+        raise RuntimeError(f"stage {name} failed ({proc.returncode}):\n{err[-3000:]}")
+    lines = [ln for ln in out.strip().splitlines() if ln.startswith("{")]
+    res = json.loads(lines[-1]) if lines else {}
+    res["wall_s"] = round(wall, 2)
+    return res
+
+
+def _child(name: str, home_dir: str, args: list[str]) -> None:
+    from alpha_assets.cli import _home, materialize, serve_vendor_site, train_alpha, train_models
+
+    ns = argparse.Namespace(home=home_dir)
+    home = _home(ns, create=name == "world")
+    out: dict = {}
+    if name == "world":
+        out = _make_world(home, int(args[0]), int(args[1]), args[2] == "quick")
+    elif name == "prices":
+        lo, hi = date.fromisoformat(args[0]), date.fromisoformat(args[1])
+        res = materialize(home, lo, hi, select=PRICE_LAYERS, job_name="daily_data", quiet=True,
+                          refresh_dependents=False)  # fmt: skip
+        assert res["success"], res["failed_steps"]
+        out = {"run_s": round(res["seconds"], 2)}
+    elif name == "models":
+        from partitions import block_key
+
+        lo, q, hi = (date.fromisoformat(a) for a in args[:3])
+        server = serve_vendor_site(home)
+        try:
+            det = train_models(home, quiet=True)
+            assert det["success"], "car detector"
+            res = materialize(home, lo, hi, job_name="daily_data", quiet=True, refresh_dependents=False)
+            assert res["success"], res["failed_steps"]
+            tr = train_alpha(home, [block_key(q)], quiet=True)
+            assert tr["success"], "train_alpha"
+            book = {"seconds": 0.0}
+            if q <= hi:
+                book = materialize(home, q, hi, job_name="daily_book", quiet=True, refresh_dependents=False)
+                assert book["success"], book["failed_steps"]
+        finally:
+            if server is not None:
+                server.stop()
+        out = {"detector_s": round(det["seconds"], 1), "data_layer_s": round(res["seconds"], 1),
+               "train_block_s": round(tr["seconds"], 1), "book_s": round(book["seconds"], 1)}  # fmt: skip
+    elif name == "day":
+        day = date.fromisoformat(args[0])
+        _deliver(home)
+        server = serve_vendor_site(home)
+        try:
+            res = materialize(home, day, day, job_name="main", quiet=True)
+        finally:
+            if server is not None:
+                server.stop()
+        assert res["success"], (res["failed_steps"], res["failed_checks"])
+        out = {"run_s": round(res["seconds"], 2), "steps": _step_seconds(res["run_id"]),
+               "refresh_runs": len(res["refreshed"])}  # fmt: skip
+    elif name == "load":
+        t0 = time.perf_counter()
+        import alpha_assets.definitions as d
+
+        t_import = time.perf_counter() - t0
+        d.defs()
+        out = {"import_s": round(t_import, 2), "build_s": round(time.perf_counter() - t0, 2)}
+    # The stage's own peak RSS (the in-process executor runs every step in this process; threads included).
+    out["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2)
+    print(json.dumps(out, default=str))
+
+
+def _make_world(home, n_names: int, n_sessions: int, quick: bool) -> dict:
+    from alpha_assets.world.altdata import AltDataConfig, write_alt_data
+    from alpha_assets.world.simulate import WorldConfig, simulate_world
+    from alpha_assets.world.vendors import write_world
+    from partitions import configure_partitions_start
+    from partitions.calendar import sessions_from
+
+    start = date(2015, 1, 2)
+    t0 = time.perf_counter()
+    world = simulate_world(WorldConfig(tickers=n_names, start=start, days=n_sessions, seed=5))
+    meta = write_world(world, home.root)
+    configure_partitions_start(home.root, date.fromisoformat(meta["start"]))
+    window = min(MODEL_WINDOW, n_sessions)
+    alt_cfg = AltDataConfig(**ALT, image_sessions=10 if quick else 30, web_sessions=20, text_sessions=window,
+                            detector_images=48 if quick else 96, retail_tickers=2 if quick else None,
+                            tank_tickers=1 if quick else None)  # fmt: skip
+    alt = write_alt_data(world, home.root, alt_cfg)
+    last = sessions_from(start, n_sessions)[-1]
+    _hold_back(home, last)
+    return {"world_s": round(time.perf_counter() - t0, 1), "last": last.isoformat(),
+            "covered": alt["covered_names"], "transcripts": alt["transcripts"], "filings": alt["filings"],
+            "parking_images": alt["parking_images"], "tank_images": alt["tank_images"]}  # fmt: skip
+
+
+def _hold_back(home, day: date) -> None:
+    """Move the day's vendor files (and dated image folders) out of the landing zone: they land when the day is
+    measured."""
+    held = home.root / "held"
+    for p in sorted(home.landing.rglob(f"*{day.isoformat()}*"), key=lambda p: len(p.parts)):
+        if p.exists():  # not inside a folder already moved
+            dest = held / p.relative_to(home.landing)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(p), dest)
+
+
+def _deliver(home) -> None:
+    held = home.root / "held"
+    for p in sorted(held.rglob("*"), key=lambda p: len(p.parts)) if held.exists() else []:
+        dest = home.landing / p.relative_to(held)
+        if p.exists() and not dest.exists():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(p), dest)
+    shutil.rmtree(held, ignore_errors=True)
+
+
+def _step_seconds(run_id: str) -> dict:
+    """Seconds per step of a run, from its STEP_START / STEP_SUCCESS events."""
+    from dagster import DagsterInstance
+
+    starts, secs = {}, {}
+    for rec in DagsterInstance.get().all_logs(run_id):
+        ev = rec.dagster_event
+        if ev is None or not ev.step_key:
+            continue
+        if ev.event_type_value == "STEP_START":
+            starts[ev.step_key] = rec.timestamp
+        elif ev.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and ev.step_key in starts:
+            secs[ev.step_key] = round(rec.timestamp - starts[ev.step_key], 2)
+    return dict(sorted(secs.items(), key=lambda kv: -kv[1]))
+
+
+# ------------------------------------------------------------------------------------------------ driver
+def prune_history(src: Path, dst: Path, keep_from: date) -> None:
+    """A copy of a home whose lake holds only sessions from ``keep_from`` on (Delta files are immutable, so the
+    lake and the landing zone are hard-linked; a Delta delete writes new files)."""
+    from deltalake import DeltaTable
+
+    for sub in src.iterdir():
+        if sub.name in ("lake", "landing"):
+            subprocess.run(["cp", "-al", str(sub), str(dst / sub.name)], check=True)
+        elif sub.is_dir():
+            shutil.copytree(sub, dst / sub.name, symlinks=True)
+        else:
+            shutil.copy2(sub, dst / sub.name)
+    for log in (dst / "lake").rglob("_delta_log"):
+        dt = DeltaTable(str(log.parent))
+        if "trade_date" in dt.schema().to_arrow().names:
+            dt.delete(f"trade_date < '{keep_from.isoformat()}'")
+
+
+def run_size(root: Path, n_names: int, n_sessions: int, quick: bool, with_history: bool) -> dict:
+    from partitions.calendar import sessions_from, shift_sessions
+
+    home = root / f"n{n_names}"
+    res: dict = {"names": n_names, "sessions": n_sessions}
+    w = stage(home, "world", str(n_names), str(n_sessions), "quick" if quick else "full")
+    res["world"] = w
+    day = date.fromisoformat(w["last"])
+    first = sessions_from(date(2015, 1, 2), 1)[0]
+    prev = shift_sessions(day, -1)
+    res["price_backfill"] = stage(home, "prices", first.isoformat(), prev.isoformat())
+    from partitions import block_key
+
+    q = date.fromisoformat(block_key(day))
+    q = q if q.weekday() < 5 else shift_sessions(q, 1)
+    lo = shift_sessions(day, -min(MODEL_WINDOW, n_sessions - 1))
+    res["prepare_models"] = stage(home, "models", lo.isoformat(), q.isoformat(), prev.isoformat())
+    if with_history:
+        short = root / f"n{n_names}_1y"
+        short.mkdir()
+        prune_history(home, short, lo)
+    res["day"] = stage(home, "day", day.isoformat())
+    if with_history:
+        res["day_short_history"] = stage(short, "day", day.isoformat())
+        res["history_ratio"] = round(res["day"]["run_s"] / res["day_short_history"]["run_s"], 2)
+    res["day_s"] = res["day"]["run_s"]
+    return res
+
+
+def code_location_load(root: Path) -> dict:
+    home = root / "load_home"
+    home.mkdir(exist_ok=True)
+    (home / "landing").mkdir(exist_ok=True)
+    imp = stage(home, "load")
+    t0 = time.perf_counter()
+    subprocess.run([str(Path(PY).parent / "dagster"), "definitions", "validate", "-m", "alpha_assets.definitions"],
+                   env=_env(home), cwd=ROOT, check=True, capture_output=True)  # fmt: skip
+    return {"import_s": imp["import_s"], "definitions_s": imp["build_s"], "process_s": imp["wall_s"],
+            "dagster_validate_s": round(time.perf_counter() - t0, 2)}  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="40 and 80 names, 1.5 years (for make bench)")
+    ap.add_argument("--names", help="comma-separated universe sizes (default 1000,3000,5000)")
+    ap.add_argument("--years", type=float, default=10, help="history of the largest size")
+    ap.add_argument("--short-years", type=float, default=1.5, help="history of the smaller sizes")
+    ap.add_argument("--keep", help="build the homes under this folder and keep them")
+    ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        _child(args.child[0], args.child[1], args.child[2:])
+        return
+    sizes = [int(x) for x in (args.names or ("40,80" if args.quick else "1000,3000,5000")).split(",")]
+    years, short_years = (1.5, 1.5) if args.quick else (args.years, args.short_years)
+    root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="alpha-scale-"))
+    root.mkdir(parents=True, exist_ok=True)
+    load_before = load_average()
+    t_all = time.perf_counter()
+    try:
+        load = code_location_load(root)
+        results = []
+        for n in sizes:
+            largest = n == max(sizes)
+            n_sessions = int(round((years if largest else short_years) * 252))
+            results.append(run_size(root, n, n_sessions, args.quick, with_history=largest))
+    finally:
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+    m = machine()
+    m["load_before"], m["load_after"] = load_before, load_average()
+    big = results[-1]
+    fit = _linear_fit([(r["names"], r["day_s"]) for r in results])
+    figures = {
+        "benchmark": "scale", "machine": m, "alt_coverage": ALT, "model_window_sessions": MODEL_WINDOW,
+        "day_seconds_largest": big["day_s"], "names_largest": big["names"],
+        f"day_seconds_{big['names']}": big["day_s"], "history_ratio": big.get("history_ratio"),
+        "code_location": load, "seconds_per_1000_names": fit, "total_s": round(time.perf_counter() - t_all),
+        "results": results,
+    }  # fmt: skip
+    print(f"US scale, whole daily graph — {m['cores']} cores, {m['memory_gib']} GiB; load average "
+          f"{m['load_before']} before, {m['load_after']} after; alt coverage {ALT}")  # fmt: skip
+    print_table(
+        ["names", "sessions", "world s", "price backfill s", "backfill peak GB", "models prep s", "day s",
+         "day peak GB", "day (1y lake) s", "history ratio"],
+        [[r["names"], r["sessions"], r["world"]["world_s"], r["price_backfill"]["wall_s"],
+          r["price_backfill"]["peak_rss_gb"], r["prepare_models"]["wall_s"], r["day_s"],
+          r["day"]["peak_rss_gb"], r.get("day_short_history", {}).get("run_s", "-"),
+          r.get("history_ratio", "-")] for r in results],
+    )  # fmt: skip
+    print(f"\nslowest steps of the {big['names']}-name day (seconds):")
+    print_table(["step", "s"], [[k, v] for k, v in list(big["day"]["steps"].items())[:15]])
+    print(
+        f"\ncode location: import {load['import_s']} s, Definitions built {load['definitions_s']} s, "
+        f"fresh process {load['process_s']} s, `dagster definitions validate` {load['dagster_validate_s']} s"
+    )
+    print(f"marginal cost of a day: {fit} s per extra 1,000 names (linear fit over {sizes})")
+    emit(figures)
+
+
+def _linear_fit(points: list[tuple[int, float]]) -> float | None:
+    if len(points) < 2:
+        return None
+    import numpy as np
+
+    x, y = np.array([p[0] for p in points], float), np.array([p[1] for p in points], float)
+    return round(float(np.polyfit(x, y, 1)[0]) * 1000, 2)
+
+
+if __name__ == "__main__":
+    main()
