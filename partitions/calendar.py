@@ -1,6 +1,9 @@
 """The exchange calendar behind every daily partition: XNYS sessions, computed offline by exchange-calendars.
 
 Pure functions (no dagster) so the simulator, the lib and the partitions all agree on what a trading day is.
+The sessions are the weekdays minus the exchange's closed weekdays listed in ``xnys_holidays.txt``, which
+exchange-calendars wrote (``python -m partitions.calendar`` regenerates it; a test checks it still agrees):
+building the calendar itself costs about a second on every load of the code location.
 """
 
 from __future__ import annotations
@@ -8,17 +11,47 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from datetime import date, timedelta
 from functools import lru_cache
+from pathlib import Path
 
 CALENDAR_START = date(2000, 1, 3)
 CALENDAR_END = date(2040, 12, 31)
 
 
-@lru_cache(maxsize=1)
-def _all_sessions() -> tuple[date, ...]:
+HOLIDAYS_FILE = Path(__file__).with_name("xnys_holidays.txt")
+
+
+def exchange_calendar_sessions() -> tuple[date, ...]:
+    """The sessions as exchange-calendars computes them (the source of ``xnys_holidays.txt``)."""
     import exchange_calendars as xcals
 
     cal = xcals.get_calendar("XNYS", start=CALENDAR_START.isoformat(), end=CALENDAR_END.isoformat())
     return tuple(ts.date() for ts in cal.sessions)
+
+
+def _weekdays() -> list[date]:
+    days, d = [], CALENDAR_START
+    while d <= CALENDAR_END:
+        if d.weekday() < 5:
+            days.append(d)
+        d += timedelta(days=1)
+    return days
+
+
+@lru_cache(maxsize=1)
+def _all_sessions() -> tuple[date, ...]:
+    lines = HOLIDAYS_FILE.read_text().splitlines()
+    closed = {date.fromisoformat(x) for x in lines if x and not x.startswith("#")}
+    return tuple(d for d in _weekdays() if d not in closed)
+
+
+def write_holidays_file(path: Path = HOLIDAYS_FILE) -> int:
+    """Regenerate ``xnys_holidays.txt`` from exchange-calendars; returns the number of closed weekdays."""
+    sessions = set(exchange_calendar_sessions())
+    closed = [d for d in _weekdays() if d not in sessions]
+    header = (f"# XNYS weekdays without a session, {CALENDAR_START}..{CALENDAR_END}, from exchange-calendars\n"
+              "# (regenerate: python -m partitions.calendar)\n")  # fmt: skip
+    path.write_text(header + "\n".join(d.isoformat() for d in closed) + "\n")
+    return len(closed)
 
 
 def sessions_between(start: date, end: date) -> list[date]:
@@ -65,3 +98,7 @@ def holidays_between(start: date, end: date) -> list[date]:
             out.append(d)
         d += timedelta(days=1)
     return out
+
+
+if __name__ == "__main__":
+    print(f"{write_holidays_file()} closed weekdays written to {HOLIDAYS_FILE}")

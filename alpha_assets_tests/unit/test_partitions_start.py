@@ -49,3 +49,9 @@ def test_a_generated_world_sets_the_partitions_the_definitions_load(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=env, capture_output=True, text=True)
     assert out.stdout.strip() == "2024-03-04", out.stderr[-2000:]
+
+
+def test_the_stored_exchange_holidays_give_exactly_the_exchange_calendars_sessions():
+    from partitions.calendar import _all_sessions, exchange_calendar_sessions
+
+    assert _all_sessions() == exchange_calendar_sessions()
