@@ -164,6 +164,29 @@ class ServingReader:
                 r["top_features"] = _json_loads(r["top_features"]) if r["top_features"] else []
         return day, rows
 
+    def payload(self, day: date | None, name: str) -> tuple[date, bytes] | None:
+        """The response the publisher rendered for ``day`` (default the newest), or None when that day has none
+        (published before payloads existed, or a store without the ``payloads`` table)."""
+        import sqlalchemy as sa
+
+        engine = self._engine_or_empty()
+        try:
+            with engine.connect() as conn:
+                if day is None:
+                    day = conn.execute(sa.text("SELECT max(trade_date) FROM publications")).scalar()
+                    if day is None:
+                        return None
+                    day = _as_date(day)
+                body = conn.execute(
+                    sa.text("SELECT body FROM payloads WHERE trade_date = :d AND name = :n"),
+                    {"d": day.isoformat(), "n": name},
+                ).scalar()
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError) as e:
+            if _missing_table(e):  # an older store, or nothing published: the row path says which
+                return None
+            raise
+        return None if body is None else (day, bytes(body))
+
     def exposures(self, day: date | None) -> tuple[date, list[dict]]:
         day = self._require_day(day)
         return day, self.query(
@@ -380,9 +403,9 @@ def create_app(url: str | None = None, token: str | None = None, dashboard: bool
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, Response
 
-    if url is None:
-        from alpha_assets.serving.store import serving_url
+    from alpha_assets.serving.store import render_portfolio, serving_url
 
+    if url is None:
         url = serving_url()
     if token is None:
         token = os.environ.get("ALPHA_API_TOKEN")
@@ -438,7 +461,7 @@ def create_app(url: str | None = None, token: str | None = None, dashboard: bool
     api = APIRouter(prefix="/api", dependencies=[Depends(require_token)])
     cache = ResponseCache()
 
-    def respond(request: Request, build: Callable[[], dict]) -> Response:
+    def respond(request: Request, build: Callable[[], dict | bytes]) -> Response:
         """The endpoint's JSON, from the cache while nothing new is published (the store only changes when a
         day is published; the stamp is one indexed query). The payload is written with orjson and returned as
         bytes, so FastAPI does not re-validate thousands of rows (tests check every payload against its
@@ -446,22 +469,21 @@ def create_app(url: str | None = None, token: str | None = None, dashboard: bool
         key = (request.url.path, str(request.query_params), reader.stamp())
         body = cache.get(key)
         if body is None:
-            body = _dumps(build())
+            body = build()
+            body = body if isinstance(body, bytes) else _dumps(body)
             cache.put(key, body)
         return Response(body, media_type="application/json")
 
     @api.get("/portfolio", response_model=Portfolio, tags=["book"])
     def portfolio(request: Request, day: date | None = day_query):
-        def build() -> dict:
-            trade_date, rows = reader.positions(day, parse_features=orjson is None)
-            longs = sum(r["weight"] for r in rows if r["weight"] > 0)
-            shorts = sum(r["weight"] for r in rows if r["weight"] < 0)
-            if orjson is not None:  # the stored JSON text goes out as it is
-                for r in rows:
-                    r["top_features"] = orjson.Fragment(r["top_features"] or "[]")
-            return {"trade_date": trade_date, "positions": rows, "n_long": sum(r["side"] == "long" for r in rows),
-                    "n_short": sum(r["side"] == "short" for r in rows), "gross_exposure": longs - shorts,
-                    "net_exposure": longs + shorts}  # fmt: skip
+        def build() -> bytes:
+            # the body the publisher rendered with the day's rows (one blob read); else built from the rows
+            # by the same renderer (days published before the payloads table existed)
+            stored = reader.payload(day, "portfolio")
+            if stored is not None:
+                return stored[1]
+            trade_date, rows = reader.positions(day, parse_features=False)
+            return render_portfolio(trade_date, rows)
 
         return respond(request, build)
 
@@ -584,7 +606,26 @@ def _plain(errors: list[dict]) -> list[dict]:
             for e in errors]  # fmt: skip
 
 
-def serve(app, host: str = "127.0.0.1", port: int = 8000, log_level: str = "warning") -> None:
+def api_app_from_env():
+    """The API over ``store.serving_url()`` with ``ALPHA_API_TOKEN``: what each uvicorn worker process builds."""
+    return create_app()
+
+
+def dashboard_app_from_env():
+    """The dashboard and the API, as ``api_app_from_env`` (``alpha dashboard --workers N``)."""
+    return create_app(dashboard=True)
+
+
+def serve(app, host: str = "127.0.0.1", port: int = 8000, log_level: str = "warning", workers: int = 1,
+          dashboard: bool = False) -> None:  # fmt: skip
+    """Run ``app`` in uvicorn. ``workers > 1``: that many processes share the socket, each building its own app
+    from the environment (the caller sets ALPHA_SERVING_URL), so requests are not serialised by one process's
+    GIL; each worker keeps its own response cache."""
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    if workers <= 1:
+        uvicorn.run(app, host=host, port=port, log_level=log_level)
+        return
+    factory = "dashboard_app_from_env" if dashboard else "api_app_from_env"
+    uvicorn.run(f"alpha_assets.serving.api:{factory}", factory=True, host=host, port=port, log_level=log_level,
+                workers=workers)  # fmt: skip

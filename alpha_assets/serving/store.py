@@ -5,6 +5,11 @@ PostgreSQL when ``ALPHA_SERVING_URL`` is set (prod), else an embedded SQLite fil
 transaction (delete the day, insert its rows, upsert its ``publications`` row): a re-run replaces the day, a
 failure mid-way rolls back and the previous rows stay. Readers never write. The schema is ``SERVING_TABLES``
 (the serving contract); types are portable between SQLite and PostgreSQL through SQLAlchemy Core.
+
+Beyond the contract's tables, ``payloads`` holds read-heavy responses rendered once at publication, in the same
+transaction as the rows they are made of (the serving-store pattern): today the day's book in the exact shape of
+``GET /api/portfolio`` (``render_portfolio``), so the API serves stored bytes instead of building a 5,000-name
+JSON per request. The API falls back to building from rows when a day has no payload (stores published before).
 """
 
 from __future__ import annotations
@@ -153,6 +158,18 @@ def _build_metadata() -> sa.MetaData:
 
 METADATA = _build_metadata()
 
+# Rendered responses (not part of the contract's tables: readers may ignore it). name: the endpoint ('portfolio');
+# body: its JSON bytes as the API returns them.
+PAYLOADS = sa.Table(
+    "payloads",
+    METADATA,
+    sa.Column("trade_date", sa.Date(), primary_key=True),
+    sa.Column("name", sa.Text(), primary_key=True),
+    sa.Column("body", sa.LargeBinary(), nullable=False),
+    sa.Column("rendered_at", sa.DateTime()),
+)
+PORTFOLIO_COLUMNS = ("ticker", "side", "weight", "sector", "country", "alpha_score", "top_features")
+
 
 def serving_table(name: str) -> sa.Table:
     """The SQLAlchemy Core table of a serving table (for readers building queries)."""
@@ -239,12 +256,23 @@ def publish_day(engine: sa.engine.Engine, day: date, tables: dict[str, pl.DataFr
         raise ValueError(f"not serving tables: {unknown} (known: {sorted(SERVING_TABLES)})")
     prepared = {name: _rows(name, frame, day) for name, frame in tables.items()}
     counts = {name: len(rows) for name, rows in prepared.items()}
+    # Rendered from the very rows inserted below (NaN already NULL), so the stored body equals what the API
+    # would build from the table. A publication without the book leaves the day's stored book as it was.
+    payloads = {}
+    if "book_positions" in prepared:
+        payloads["portfolio"] = render_portfolio(day, prepared["book_positions"])
     with engine.begin() as conn:
         for name, rows in prepared.items():
             table = METADATA.tables[name]
             conn.execute(table.delete().where(table.c.trade_date == day))
             if rows:
                 conn.execute(table.insert(), rows)
+        now = datetime.now(UTC).replace(tzinfo=None)
+        for name, body in payloads.items():
+            conn.execute(PAYLOADS.delete().where((PAYLOADS.c.trade_date == day) & (PAYLOADS.c.name == name)))
+            conn.execute(
+                PAYLOADS.insert(), [{"trade_date": day, "name": name, "body": body, "rendered_at": now}]
+            )
         pubs = METADATA.tables["publications"]
         conn.execute(pubs.delete().where(pubs.c.trade_date == day))
         conn.execute(
@@ -258,3 +286,39 @@ def publish_day(engine: sa.engine.Engine, day: date, tables: dict[str, pl.DataFr
             ],
         )
     return counts
+
+
+# ----------------------------------------------------------------------------------------- rendered payloads
+def render_portfolio(day: date, rows: list[dict]) -> bytes:
+    """``GET /api/portfolio?date=day`` as JSON bytes, from the day's ``book_positions`` rows (any order; dicts
+    with at least ``PORTFOLIO_COLUMNS``; top_features as its stored JSON text or None).
+
+    The one renderer of the book: the publisher stores its output, the API calls it when a day has none. Rows
+    are sorted here (largest long first, ticker breaking ties) so the bytes do not depend on the database's
+    row order; sums follow that order, so the exposures are bit-identical however the rows were read.
+    """
+    positions = sorted(
+        ({c: r.get(c) for c in PORTFOLIO_COLUMNS} for r in rows),
+        key=lambda r: (r["weight"] is None, -(r["weight"] or 0.0), r["ticker"]),
+    )
+    longs = sum(r["weight"] for r in positions if r["weight"] is not None and r["weight"] > 0)
+    shorts = sum(r["weight"] for r in positions if r["weight"] is not None and r["weight"] < 0)
+    try:
+        import orjson
+    except ImportError:  # pragma: no cover - orjson comes with dagster
+        orjson = None
+    for r in positions:
+        text = r["top_features"] or "[]"
+        # orjson embeds the stored JSON text as it is (no parse and re-dump of 15,000 small objects)
+        r["top_features"] = orjson.Fragment(text) if orjson is not None else json.loads(text)
+    payload = {
+        "trade_date": day.isoformat(),
+        "positions": positions,
+        "n_long": sum(r["side"] == "long" for r in positions),
+        "n_short": sum(r["side"] == "short" for r in positions),
+        "gross_exposure": longs - shorts,
+        "net_exposure": longs + shorts,
+    }
+    if orjson is not None:
+        return orjson.dumps(payload)
+    return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
