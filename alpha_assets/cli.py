@@ -761,10 +761,17 @@ def _serve(args, dashboard: bool) -> int:
     if not os.environ.get("ALPHA_SERVING_URL") and not AlphaHome.from_env().root.is_dir():
         raise UserError(f"ALPHA_HOME={AlphaHome.from_env().root} does not exist: set ALPHA_HOME or --home to the "
                         "folder `alpha demo` made, or ALPHA_SERVING_URL to the serving database")  # fmt: skip
+    workers = getattr(args, "workers", 1)
+    if not 1 <= workers <= 64:
+        raise UserError(f"--workers {workers}: give 1 to 64 processes")
     where = f"http://{args.host}:{args.port}"
     print(f"serving store: {url.rsplit('@', 1)[-1]}\n" + (f"dashboard: {where}/   " if dashboard else "")
           + f"API: {where}/api/health   docs: {where}/docs   (Ctrl-C stops)", flush=True)  # fmt: skip
-    serve(create_app(url, dashboard=dashboard), host=args.host, port=args.port)
+    if workers > 1:
+        os.environ["ALPHA_SERVING_URL"] = url  # each worker process resolves the same store
+        serve(None, host=args.host, port=args.port, workers=workers, dashboard=dashboard)
+    else:
+        serve(create_app(url, dashboard=dashboard), host=args.host, port=args.port)
     return 0
 
 
@@ -1093,9 +1100,13 @@ def build_parser() -> argparse.ArgumentParser:
     api = sub.add_parser("serve-api", help="the read-only REST API over the serving store (docs at /docs)")
     api.add_argument("--port", type=int, default=8000)
     api.add_argument("--host", default="127.0.0.1", help="interface to bind (default loopback only)")
+    api.add_argument("--workers", type=int, default=1,
+                     help="uvicorn worker processes (default 1; 2 on a 2-core host serves concurrent clients "
+                     "in parallel)")  # fmt: skip
     api.set_defaults(fn=cmd_serve_api)
     dash = sub.add_parser("dashboard", help="the fund's dashboard (and the API) on 127.0.0.1")
     dash.add_argument("--port", type=int, default=8050)
+    dash.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default 1)")
     dash.set_defaults(fn=cmd_dashboard, host="127.0.0.1")
     return p
 

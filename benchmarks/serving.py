@@ -16,6 +16,7 @@ adds its HTTP, validation and JSON to.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import subprocess
@@ -43,15 +44,26 @@ def fill(url: str, names: int, days: int) -> tuple[list, float]:
     return published, time.perf_counter() - t0
 
 
-def start_api(url: str) -> tuple[subprocess.Popen, str]:
+def start_api(url: str, workers: int, ports: range) -> tuple[subprocess.Popen, str]:
     import httpx
 
     from alpha_assets_tests.serving.conftest import free_port
 
-    port = free_port(PORTS)
+    port = free_port(ports)
     env = {**os.environ, "ALPHA_SERVING_URL": url, "ALPHA_API_TOKEN": ""}
-    proc = subprocess.Popen([sys.executable, "-m", "alpha_assets.cli", "serve-api", "--port", str(port)],
-                            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "alpha_assets.cli",
+        "serve-api",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+    # its own session: stopping it stops its uvicorn worker processes too
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     for _ in range(240):
         try:
@@ -59,8 +71,21 @@ def start_api(url: str) -> tuple[subprocess.Popen, str]:
                 return proc, base
         except (httpx.TransportError, ValueError):
             time.sleep(0.25)
-    proc.kill()
+    stop(proc)
     raise RuntimeError("the API did not start")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    import signal
+
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def requests_for(days: list, n: int, seed: int) -> dict[str, list[str]]:
@@ -157,6 +182,12 @@ def main() -> int:
     ap.add_argument("--names", type=int)
     ap.add_argument("--days", type=int)
     ap.add_argument("--requests", type=int, default=200, help="requests per endpoint after warm-up")
+    ap.add_argument(
+        "--workers", type=int, default=2, help="uvicorn worker processes (alpha serve-api --workers)"
+    )
+    ap.add_argument("--ports", default=f"{PORTS.start}-{PORTS.stop - 1}", help="port range for the API, A-B")
+    ap.add_argument("--only", help="comma-separated endpoints to measure (default: all)")
+    ap.add_argument("--store", type=Path, help="SQLite serving store to keep and reuse (filled when missing)")
     ap.add_argument("--pg", nargs="?", const=os.environ.get("ALPHA_TEST_PG_URL", ""), default=None,
                     metavar="URL", help="PostgreSQL server URL (default ALPHA_TEST_PG_URL); a database is created "
                     "and dropped")  # fmt: skip
@@ -179,21 +210,30 @@ def main() -> int:
             c.execute(sa.text(f'CREATE DATABASE "{db}"'))
         url, store_kind = base.rsplit("/", 1)[0] + f"/{db}", "postgresql"
     else:
-        url, store_kind = f"sqlite:///{Path(tmp.name) / 'serving.db'}", "sqlite"
+        db_path = args.store.resolve() if args.store else Path(tmp.name) / "serving.db"
+        url, store_kind = f"sqlite:///{db_path}", "sqlite"
 
     load_before = os.getloadavg()
     proc = None
     try:
         print(f"filling a {store_kind} serving store: {names:,} names x {days} sessions ...", flush=True)
-        published, fill_s = fill(url, names, days)
+        if args.store and db_path.exists():  # reuse a kept store (its size is whatever filled it)
+            from alpha_assets.serving.api import ServingReader
+
+            published, fill_s = ServingReader(url).published_days(), float("nan")
+        else:
+            published, fill_s = fill(url, names, days)
         rows = names * days * 2 + days * (8 + 12 + 30)
-        size = (Path(tmp.name) / "serving.db").stat().st_size / 2**20 if store_kind == "sqlite" else None
+        size = db_path.stat().st_size / 2**20 if store_kind == "sqlite" else None
         print(
             f"filled in {fill_s:.1f}s ({rows / fill_s:,.0f} rows/s)" + (f", {size:,.0f} MiB" if size else "")
         )
-        proc, base_url = start_api(url)
+        lo, hi = (int(x) for x in args.ports.split("-"))
+        proc, base_url = start_api(url, args.workers, range(lo, hi + 1))
         warm = requests_for(published, CLIENTS, seed=0)
         measured = requests_for(published, args.requests, seed=1)
+        if args.only:
+            measured = {k: v for k, v in measured.items() if k in args.only.split(",")}
         table, figures = [], {}
         for name in measured:
             if name != "portfolio_uncached":  # its days must stay unseen
@@ -209,7 +249,7 @@ def main() -> int:
             row.append(float("nan") if peer_of is None else peer_of)
             figures[row[0]]["peer_read_sql_ms"] = None if peer_of is None else round(peer_of, 1)
         load_after = os.getloadavg()
-        print(f"\n{CLIENTS} concurrent clients, one uvicorn process, {store_kind} store, {names:,} names x "
+        print(f"\n{CLIENTS} concurrent clients, {args.workers} uvicorn process(es), {store_kind} store, {names:,} names x "
               f"{days} sessions; machine: {machine()}; load average before {load_before[0]:.2f}, "
               f"after {load_after[0]:.2f}")  # fmt: skip
         print_table(["endpoint", "requests", "p50 ms", "p95 ms", "max ms", "req/s", "response KiB",
@@ -217,16 +257,13 @@ def main() -> int:
         worst = max(f["p95_ms"] for f in figures.values())
         print(f"\nworst p95: {worst:.1f} ms (goal < 100 ms): {'met' if worst < 100 else 'NOT met'}")
         emit({"benchmark": "serving", "store": store_kind, "names": names, "sessions": days, "clients": CLIENTS,
+              "workers": args.workers,
               "fill_seconds": round(fill_s, 1), "endpoints": figures, "worst_p95_ms": worst,
               "load_avg_before": round(load_before[0], 2), "load_avg_after": round(load_after[0], 2),
               "machine": machine()})  # fmt: skip
     finally:
         if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc)
         if admin is not None:
             with admin.connect() as c:
                 c.execute(sa.text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))

@@ -33,6 +33,8 @@ except ImportError:  # pragma: no cover - the default json module, parsing top_f
 
 NOTHING_PUBLISHED = "nothing published yet: run `make demo` to fill the serving store"
 HISTORY_DAYS = 365  # calendar days of history the list endpoints return by default (a year of sessions)
+# Smaller bodies go uncompressed: below this gzip saves less on loopback/LAN than it costs both ends.
+GZIP_MIN_BYTES = 64 * 1024
 
 
 class EmptyStore(Exception):
@@ -164,9 +166,9 @@ class ServingReader:
                 r["top_features"] = _json_loads(r["top_features"]) if r["top_features"] else []
         return day, rows
 
-    def payload(self, day: date | None, name: str) -> tuple[date, bytes] | None:
-        """The response the publisher rendered for ``day`` (default the newest), or None when that day has none
-        (published before payloads existed, or a store without the ``payloads`` table)."""
+    def payload(self, day: date | None, name: str) -> tuple[date, bytes, bytes | None] | None:
+        """The response the publisher rendered for ``day`` (default the newest) and its gzip form, or None when
+        that day has none (published before payloads existed, or a store without the ``payloads`` table)."""
         import sqlalchemy as sa
 
         engine = self._engine_or_empty()
@@ -177,15 +179,17 @@ class ServingReader:
                     if day is None:
                         return None
                     day = _as_date(day)
-                body = conn.execute(
-                    sa.text("SELECT body FROM payloads WHERE trade_date = :d AND name = :n"),
+                row = conn.execute(
+                    sa.text("SELECT body, body_gzip FROM payloads WHERE trade_date = :d AND name = :n"),
                     {"d": day.isoformat(), "n": name},
-                ).scalar()
+                ).first()
         except (sa.exc.OperationalError, sa.exc.ProgrammingError) as e:
             if _missing_table(e):  # an older store, or nothing published: the row path says which
                 return None
             raise
-        return None if body is None else (day, bytes(body))
+        if row is None:
+            return None
+        return day, bytes(row[0]), None if row[1] is None else bytes(row[1])
 
     def exposures(self, day: date | None) -> tuple[date, list[dict]]:
         day = self._require_day(day)
@@ -403,7 +407,7 @@ def create_app(url: str | None = None, token: str | None = None, dashboard: bool
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, Response
 
-    from alpha_assets.serving.store import render_portfolio, serving_url
+    from alpha_assets.serving.store import gzip_body, render_portfolio, serving_url
 
     if url is None:
         url = serving_url()
@@ -461,18 +465,29 @@ def create_app(url: str | None = None, token: str | None = None, dashboard: bool
     api = APIRouter(prefix="/api", dependencies=[Depends(require_token)])
     cache = ResponseCache()
 
-    def respond(request: Request, build: Callable[[], dict | bytes]) -> Response:
+    def respond(request: Request, build: Callable[[], dict | bytes | tuple[bytes, bytes | None]]) -> Response:
         """The endpoint's JSON, from the cache while nothing new is published (the store only changes when a
         day is published; the stamp is one indexed query). The payload is written with orjson and returned as
         bytes, so FastAPI does not re-validate thousands of rows (tests check every payload against its
-        response model)."""
+        response model). Bodies over GZIP_MIN_BYTES go gzip-compressed to clients that accept it (stored
+        payloads come with their gzip form; others are compressed once, when cached)."""
         key = (request.url.path, str(request.query_params), reader.stamp())
-        body = cache.get(key)
-        if body is None:
-            body = build()
-            body = body if isinstance(body, bytes) else _dumps(body)
-            cache.put(key, body)
-        return Response(body, media_type="application/json")
+        entry = cache.get(key)
+        if entry is None:
+            built = build()
+            if isinstance(built, tuple):  # a stored payload and its gzip form
+                entry = built
+            else:
+                body = built if isinstance(built, bytes) else _dumps(built)
+                entry = (body, gzip_body(body, level=1) if len(body) >= GZIP_MIN_BYTES else None)
+            cache.put(key, entry)
+        body, gz = entry
+        if gz is None:
+            return Response(body, media_type="application/json")
+        if _accepts_gzip(request.headers.get("accept-encoding", "")):
+            return Response(gz, media_type="application/json",
+                            headers={"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})  # fmt: skip
+        return Response(body, media_type="application/json", headers={"Vary": "Accept-Encoding"})
 
     @api.get("/portfolio", response_model=Portfolio, tags=["book"])
     def portfolio(request: Request, day: date | None = day_query):
@@ -481,7 +496,7 @@ def create_app(url: str | None = None, token: str | None = None, dashboard: bool
             # by the same renderer (days published before the payloads table existed)
             stored = reader.payload(day, "portfolio")
             if stored is not None:
-                return stored[1]
+                return stored[1], stored[2]
             trade_date, rows = reader.positions(day, parse_features=False)
             return render_portfolio(trade_date, rows)
 
@@ -562,31 +577,47 @@ class ResponseCache:
 
     def __init__(self, max_bytes: int = 256 * 2**20):
         self.max_bytes, self.size = max_bytes, 0
-        self._bodies: OrderedDict[tuple, bytes] = OrderedDict()
+        self._bodies: OrderedDict[tuple, tuple[bytes, bytes | None]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple) -> bytes | None:
+    def get(self, key: tuple) -> tuple[bytes, bytes | None] | None:
         with self._lock:
             body = self._bodies.get(key)
             if body is not None:
                 self._bodies.move_to_end(key)
             return body
 
-    def put(self, key: tuple, body: bytes) -> None:
+    def put(self, key: tuple, entry: tuple[bytes, bytes | None]) -> None:
+        """``entry``: the body and its gzip form (None: not compressed)."""
+        size = sum(len(b) for b in entry if b is not None)
         with self._lock:
-            if key in self._bodies or len(body) > self.max_bytes:
+            if key in self._bodies or size > self.max_bytes:
                 return
-            self._bodies[key] = body
-            self.size += len(body)
+            self._bodies[key] = entry
+            self.size += size
             while self.size > self.max_bytes:
                 _, old = self._bodies.popitem(last=False)
-                self.size -= len(old)
+                self.size -= sum(len(b) for b in old if b is not None)
 
 
 def _dumps(payload: dict) -> bytes:
     if orjson is not None:
         return orjson.dumps(payload, default=_plain_value)
     return json.dumps(payload, default=_plain_value, separators=(",", ":")).encode()
+
+
+def _accepts_gzip(accept_encoding: str) -> bool:
+    """Whether an Accept-Encoding header allows gzip (``gzip`` or ``*``, unless given q=0)."""
+    for part in accept_encoding.lower().split(","):
+        coding, _, params = part.partition(";")
+        if coding.strip() not in ("gzip", "*"):
+            continue
+        q = params.strip().removeprefix("q=")
+        try:
+            return not params.strip() or float(q) > 0
+        except ValueError:
+            return False
+    return False
 
 
 def _plain_value(v):

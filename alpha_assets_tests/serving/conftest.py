@@ -11,7 +11,9 @@ import pytest
 
 from alpha_assets_tests.serving.synthetic import fill_store
 
-API_PORTS = range(18100, 18300)  # the API/dashboard tests' loopback ports
+# the API/dashboard tests' loopback ports; ALPHA_TEST_PORTS=A-B moves them (sessions sharing a host)
+_lo, _hi = (int(x) for x in os.environ.get("ALPHA_TEST_PORTS", "18100-18299").split("-"))
+API_PORTS = range(_lo, _hi + 1)
 
 
 def free_port(ports: range = API_PORTS) -> int:

@@ -4,6 +4,7 @@ transaction as the day's book, the API serves those bytes, and they are exactly 
 
 from __future__ import annotations
 
+import gzip
 import json
 import sqlite3
 
@@ -113,3 +114,26 @@ def test_the_reader_has_no_payload_for_unknown_days_or_old_stores(filled_store, 
     assert reader.payload(filled_store["days"][0], "risk") is None
     old = ServingReader(_copy_without_payloads(filled_store["path"], tmp_path / "old.db", True))
     assert old.payload(filled_store["days"][0], "portfolio") is None
+
+
+def test_large_bodies_go_gzipped_to_clients_that_accept_it(tmp_path):
+    # 300 names x 30 days: the book (~100 KB) and the pipeline history pass the gzip threshold; risk does not
+    path = tmp_path / "serving.db"
+    days = fill_store(store.serving_engine(f"sqlite:///{path}"), names=300, days=30, seed=8)
+    c = TestClient(create_app(f"sqlite:///{path}", token=""))
+    plain = c.get("/api/portfolio", headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers and plain.headers["vary"] == "Accept-Encoding"
+    assert plain.content == _stored(path, days[-1])
+    for accept in ("gzip, deflate", "br;q=1.0, gzip;q=0.8", "*"):
+        with c.stream("GET", "/api/portfolio", headers={"Accept-Encoding": accept}) as r:
+            raw = b"".join(r.iter_raw())
+        assert r.headers["content-encoding"] == "gzip", accept
+        assert gzip.decompress(raw) == plain.content and len(raw) < len(plain.content) / 2
+    refused = c.get("/api/portfolio", headers={"Accept-Encoding": "gzip;q=0"})
+    assert "content-encoding" not in refused.headers and refused.content == plain.content
+    # a body built per request (not stored) is compressed too, and decodes to the same JSON
+    zipped, ident = c.get("/api/pipeline"), c.get("/api/pipeline", headers={"Accept-Encoding": "identity"})
+    assert zipped.headers.get("content-encoding") == "gzip" and "content-encoding" not in ident.headers
+    assert zipped.json() == ident.json() and len(ident.json()["history"]) == 30 * 12
+    small = c.get("/api/risk")
+    assert "content-encoding" not in small.headers and small.json()["trade_date"] == days[-1].isoformat()
