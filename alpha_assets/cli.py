@@ -857,7 +857,8 @@ def summary(home: AlphaHome) -> None:
     db = _lake_sql(home)
     print("\ntables")
     for i in db.table_infos():
-        print(f"  {i.name:30s} {i.rows:>9,d} rows  {i.first_date}..{i.last_date}  (delta v{i.version})")
+        where = f"delta v{i.version}" if i.version is not None else "marts DuckDB"
+        print(f"  {i.name:30s} {i.rows:>9,d} rows  {i.first_date}..{i.last_date}  ({where})")
     if "raw.prices" in db.tables:
         src = db.query(
             "SELECT source, count(DISTINCT trade_date) AS days FROM raw.prices GROUP BY 1 ORDER BY 1"
