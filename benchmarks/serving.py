@@ -1,16 +1,18 @@
 """Serving API latency: p50/p95/max per endpoint under 20 concurrent clients on loopback.
 
 Fills a serving store (embedded SQLite by default; ``--pg [URL]`` for PostgreSQL, URL defaulting to
-ALPHA_TEST_PG_URL) through ``store.publish_day`` — N names x D sessions of books, P&L attribution, exposures, risk,
-model and pipeline KPIs (synthetic, seeded) — starts ``alpha serve-api`` in a subprocess (uvicorn, one process) on
-127.0.0.1, warms each endpoint up, then 20 client threads (httpx, one keep-alive connection each) send ~200 requests
-per endpoint: the newest book, books of days never asked before (each built from the store: the API's cache
-never helps), risk for random days, and the year-long performance/models/pipeline series. Peer, same run: the same SQL run directly in this
-process with ``pandas.read_sql`` + ``DataFrame.to_json`` (no HTTP, no validation, one thread) — the floor the API
-adds its HTTP, validation and JSON to.
+ALPHA_TEST_PG_URL) through ``store.publish_day`` — N names x D sessions of books (each day's /api/portfolio body
+rendered into ``payloads`` by the publisher), P&L attribution, exposures, risk, model and pipeline KPIs
+(synthetic, seeded) — starts ``alpha serve-api --workers W`` in a subprocess (uvicorn, default 2 processes) on
+127.0.0.1, warms each endpoint up, then 20 client threads (httpx, one keep-alive connection each, one process)
+send ~200 requests per endpoint: the newest book, books of days never asked before (the API's response cache
+never helps: each is a read of the stored payload), the newest book gzip-encoded, risk for random days, and the
+year-long performance/models/pipeline series. Peer, same run: the same SQL run directly in this process with
+``pandas.read_sql`` + ``DataFrame.to_json`` (no HTTP, no validation, one thread) — building a response from rows.
 
     .venv/bin/python benchmarks/serving.py            # 5,000 names x 252 sessions (goal p95 < 100 ms)
     .venv/bin/python benchmarks/serving.py --quick    # 500 names x 60 sessions (make bench)
+    .venv/bin/python benchmarks/serving.py --store /tmp/s.db --only portfolio,risk   # keep/reuse a filled store
 """
 
 from __future__ import annotations
@@ -98,6 +100,9 @@ def requests_for(days: list, n: int, seed: int) -> dict[str, list[str]]:
         "portfolio": ["/api/portfolio"] * n,  # the newest book: what the dashboard and most clients ask for
         # each day asked once: every request reads, builds and serialises its book (no cache hit)
         "portfolio_uncached": [f"/api/portfolio?date={d}" for d in cold[:n]],
+        # the newest book to clients sending Accept-Encoding: gzip (every other row: identity, what a Python or
+        # curl client sends by default; on loopback the client's inflate costs more than the bytes it saves)
+        "portfolio_gzip": ["/api/portfolio"] * n,
         "performance": ["/api/performance"] * n,
         "risk": [f"/api/risk?date={pick()}" for _ in range(n)],
         "models": ["/api/models"] * n,
@@ -105,17 +110,19 @@ def requests_for(days: list, n: int, seed: int) -> dict[str, list[str]]:
     }
 
 
-def hammer(base: str, paths: list[str]) -> tuple[list[float], float, int]:
-    """``paths`` spread over CLIENTS threads; returns latencies (ms), wall seconds, bytes of one response."""
+def hammer(base: str, paths: list[str], clients: int = CLIENTS, encoding: str = "identity"):
+    """``paths`` spread over ``clients`` threads, each sending ``Accept-Encoding: encoding``; returns latencies
+    (ms), wall seconds, bytes of one decoded response, bytes of one response on the wire."""
     import httpx
 
-    chunks = [paths[i::CLIENTS] for i in range(CLIENTS)]
+    chunks = [paths[i::clients] for i in range(clients)]
     latencies: list[float] = []
     sizes: list[int] = []
-    lock, start = threading.Lock(), threading.Barrier(CLIENTS + 1)
+    wire: list[int] = []
+    lock, start = threading.Lock(), threading.Barrier(clients + 1)
 
     def client(chunk: list[str]) -> None:
-        with httpx.Client(base_url=base, timeout=60) as c:
+        with httpx.Client(base_url=base, timeout=60, headers={"Accept-Encoding": encoding}) as c:
             start.wait()
             mine = []
             for p in chunk:
@@ -125,6 +132,7 @@ def hammer(base: str, paths: list[str]) -> tuple[list[float], float, int]:
                 if r.status_code != 200:
                     raise RuntimeError(f"{p}: {r.status_code} {r.text[:200]}")
                 sizes.append(len(r.content))
+                wire.append(r.num_bytes_downloaded)
             with lock:
                 latencies.extend(mine)
 
@@ -135,7 +143,7 @@ def hammer(base: str, paths: list[str]) -> tuple[list[float], float, int]:
     t0 = time.perf_counter()
     for t in threads:
         t.join()
-    return latencies, time.perf_counter() - t0, int(np.median(sizes))
+    return latencies, time.perf_counter() - t0, int(np.median(sizes)), int(np.median(wire))
 
 
 def peer(url: str, days: list, n: int) -> dict[str, float]:
@@ -225,9 +233,8 @@ def main() -> int:
             published, fill_s = fill(url, names, days)
         rows = names * days * 2 + days * (8 + 12 + 30)
         size = db_path.stat().st_size / 2**20 if store_kind == "sqlite" else None
-        print(
-            f"filled in {fill_s:.1f}s ({rows / fill_s:,.0f} rows/s)" + (f", {size:,.0f} MiB" if size else "")
-        )
+        filled = "reused" if fill_s != fill_s else f"filled in {fill_s:.1f}s ({rows / fill_s:,.0f} rows/s)"
+        print(f"store {filled}" + (f", {size:,.0f} MiB" if size else ""))
         lo, hi = (int(x) for x in args.ports.split("-"))
         proc, base_url = start_api(url, args.workers, range(lo, hi + 1))
         warm = requests_for(published, CLIENTS, seed=0)
@@ -236,29 +243,31 @@ def main() -> int:
             measured = {k: v for k, v in measured.items() if k in args.only.split(",")}
         table, figures = [], {}
         for name in measured:
+            encoding = "gzip" if name.endswith("_gzip") else "identity"
             if name != "portfolio_uncached":  # its days must stay unseen
-                hammer(base_url, warm[name])
-            lat, wall, nbytes = hammer(base_url, measured[name])
+                hammer(base_url, warm[name], encoding=encoding)
+            lat, wall, nbytes, wire = hammer(base_url, measured[name], encoding=encoding)
             p50, p95, mx = np.percentile(lat, 50), np.percentile(lat, 95), max(lat)
             figures[name] = {"p50_ms": round(p50, 1), "p95_ms": round(p95, 1), "max_ms": round(mx, 1),
-                             "req_per_s": round(len(lat) / wall, 1), "response_kb": round(nbytes / 1024, 1)}  # fmt: skip
-            table.append([name, len(lat), p50, p95, mx, len(lat) / wall, nbytes / 1024])
+                             "req_per_s": round(len(lat) / wall, 1), "response_kb": round(nbytes / 1024, 1),
+                             "wire_kb": round(wire / 1024, 1)}  # fmt: skip
+            table.append([name, len(lat), p50, p95, mx, len(lat) / wall, nbytes / 1024, wire / 1024])
         peer_ms = peer(url, published, 30)
         for row in table:
-            peer_of = peer_ms.get(row[0].removesuffix("_uncached"))
+            peer_of = peer_ms.get(row[0].removesuffix("_uncached").removesuffix("_gzip"))
             row.append(float("nan") if peer_of is None else peer_of)
             figures[row[0]]["peer_read_sql_ms"] = None if peer_of is None else round(peer_of, 1)
         load_after = os.getloadavg()
         print(f"\n{CLIENTS} concurrent clients, {args.workers} uvicorn process(es), {store_kind} store, {names:,} names x "
               f"{days} sessions; machine: {machine()}; load average before {load_before[0]:.2f}, "
               f"after {load_after[0]:.2f}")  # fmt: skip
-        print_table(["endpoint", "requests", "p50 ms", "p95 ms", "max ms", "req/s", "response KiB",
+        print_table(["endpoint", "requests", "p50 ms", "p95 ms", "max ms", "req/s", "response KiB", "wire KiB",
                      "peer read_sql+to_json ms (p50, 1 thread)"], table)  # fmt: skip
         worst = max(f["p95_ms"] for f in figures.values())
         print(f"\nworst p95: {worst:.1f} ms (goal < 100 ms): {'met' if worst < 100 else 'NOT met'}")
         emit({"benchmark": "serving", "store": store_kind, "names": names, "sessions": days, "clients": CLIENTS,
               "workers": args.workers,
-              "fill_seconds": round(fill_s, 1), "endpoints": figures, "worst_p95_ms": worst,
+              "fill_seconds": None if fill_s != fill_s else round(fill_s, 1), "endpoints": figures, "worst_p95_ms": worst,
               "load_avg_before": round(load_before[0], 2), "load_avg_after": round(load_after[0], 2),
               "machine": machine()})  # fmt: skip
     finally:
