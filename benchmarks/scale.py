@@ -12,7 +12,14 @@ pruned to the models' window (about a year), which gives ``history_ratio``. The 
 measured in fresh processes.
 
 Usage: .venv/bin/python benchmarks/scale.py [--quick] [--names 1000,3000,5000] [--years 10] [--keep DIR]
+       [--resume] [--price-chunk SESSIONS]
 Prints a table and, as the last line, one JSON object.
+
+With ``--keep DIR --resume`` a rerun reuses every stage a previous run of the same sizes finished (each stage's
+result is saved as ``<home>/.scale_<stage>.json``) and re-times only the day: after a fix to a daily asset,
+``--keep DIR --resume`` measures the day again without regenerating the world or retraining. ``--price-chunk``
+backfills the price layers in consecutive runs of at most that many sessions: at 5,000 names x 10 years the
+single run needs more than the 24 GiB of this machine (``features.price_features`` passed 21 GB).
 """
 
 from __future__ import annotations
@@ -53,8 +60,13 @@ def _env(home: Path) -> dict:
     return env
 
 
-def stage(home: Path, name: str, *args: str) -> dict:
-    """Run one stage in a child process; its wall seconds, peak RSS (GB) and the JSON it printed last."""
+def stage(home: Path, name: str, *args: str, resume: bool = False, saved_as: str | None = None) -> dict:
+    """Run one stage in a child process; its wall seconds, peak RSS (GB) and the JSON it printed last.
+
+    The result is saved in the home; with ``resume`` a saved result is returned instead of running again."""
+    saved = home / f".scale_{saved_as or name}.json"
+    if resume and saved.exists():
+        return {**json.loads(saved.read_text()), "resumed": True}
     t0 = time.perf_counter()
     proc = subprocess.Popen([PY, __file__, "--child", name, str(home), *args], env=_env(home),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)  # fmt: skip
@@ -65,6 +77,7 @@ def stage(home: Path, name: str, *args: str) -> dict:
     lines = [ln for ln in out.strip().splitlines() if ln.startswith("{")]
     res = json.loads(lines[-1]) if lines else {}
     res["wall_s"] = round(wall, 2)
+    saved.write_text(json.dumps(res))
     return res
 
 
@@ -207,25 +220,41 @@ def prune_history(src: Path, dst: Path, keep_from: date) -> None:
             dt.delete(f"trade_date < '{keep_from.isoformat()}'")
 
 
-def run_size(root: Path, n_names: int, n_sessions: int, quick: bool, with_history: bool) -> dict:
+def price_backfill(home: Path, sessions: list[date], chunk: int, resume: bool) -> dict:
+    """The price layers over ``sessions``: one single run, or consecutive runs of ``chunk`` sessions (the peak
+    is the largest run's, the time the sum)."""
+    if not chunk or chunk >= len(sessions):
+        return stage(home, "prices", sessions[0].isoformat(), sessions[-1].isoformat(), resume=resume)
+    parts = [sessions[i : i + chunk] for i in range(0, len(sessions), chunk)]
+    runs = [stage(home, "prices", p[0].isoformat(), p[-1].isoformat(), resume=resume, saved_as=f"prices_{i}")
+            for i, p in enumerate(parts)]  # fmt: skip
+    return {"runs": len(runs), "chunk_sessions": chunk, "wall_s": round(sum(r["wall_s"] for r in runs), 2),
+            "peak_rss_gb": max(r["peak_rss_gb"] for r in runs)}  # fmt: skip
+
+
+def run_size(root: Path, n_names: int, n_sessions: int, quick: bool, with_history: bool, resume: bool = False,
+             price_chunk: int = 0) -> dict:  # fmt: skip
     from partitions.calendar import sessions_from, shift_sessions
 
     home = root / f"n{n_names}"
     res: dict = {"names": n_names, "sessions": n_sessions}
-    w = stage(home, "world", str(n_names), str(n_sessions), "quick" if quick else "full")
+    w = stage(home, "world", str(n_names), str(n_sessions), "quick" if quick else "full", resume=resume)
     res["world"] = w
     day = date.fromisoformat(w["last"])
-    first = sessions_from(date(2015, 1, 2), 1)[0]
     prev = shift_sessions(day, -1)
-    res["price_backfill"] = stage(home, "prices", first.isoformat(), prev.isoformat())
+    res["price_backfill"] = price_backfill(home, sessions_from(date(2015, 1, 2), n_sessions - 1), price_chunk,
+                                           resume)  # fmt: skip
     from partitions import block_key
 
     q = date.fromisoformat(block_key(day))
     q = q if q.weekday() < 5 else shift_sessions(q, 1)
     lo = shift_sessions(day, -min(MODEL_WINDOW, n_sessions - 1))
-    res["prepare_models"] = stage(home, "models", lo.isoformat(), q.isoformat(), prev.isoformat())
-    if with_history:
-        short = root / f"n{n_names}_1y"
+    res["prepare_models"] = stage(
+        home, "models", lo.isoformat(), q.isoformat(), prev.isoformat(), resume=resume
+    )
+    short = root / f"n{n_names}_1y"
+    if with_history and not (resume and short.exists()):
+        shutil.rmtree(short, ignore_errors=True)
         short.mkdir()
         prune_history(home, short, lo)
     res["day"] = stage(home, "day", day.isoformat())
@@ -259,6 +288,17 @@ def main() -> None:
     ap.add_argument("--years", type=float, default=10, help="history of the largest size")
     ap.add_argument("--short-years", type=float, default=1.5, help="history of the smaller sizes")
     ap.add_argument("--keep", help="build the homes under this folder and keep them")
+    ap.add_argument(
+        "--resume",
+        action="store_true",
+        help="with --keep: reuse the stages a previous run finished; only the day runs again",
+    )
+    ap.add_argument(
+        "--price-chunk",
+        type=int,
+        default=0,
+        help="backfill the price layers in runs of at most this many sessions (0: one single run)",
+    )
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -276,7 +316,17 @@ def main() -> None:
         for n in sizes:
             largest = n == max(sizes)
             n_sessions = int(round((years if largest else short_years) * 252))
-            results.append(run_size(root, n, n_sessions, args.quick, with_history=largest))
+            results.append(
+                run_size(
+                    root,
+                    n,
+                    n_sessions,
+                    args.quick,
+                    with_history=largest,
+                    resume=args.resume and bool(args.keep),
+                    price_chunk=args.price_chunk,
+                )
+            )
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
