@@ -4,8 +4,9 @@ Fills a serving store (embedded SQLite by default; ``--pg [URL]`` for PostgreSQL
 ALPHA_TEST_PG_URL) through ``store.publish_day`` — N names x D sessions of books (each day's /api/portfolio body
 rendered into ``payloads`` by the publisher), P&L attribution, exposures, risk, model and pipeline KPIs
 (synthetic, seeded) — starts ``alpha serve-api --workers W`` in a subprocess (uvicorn, default 2 processes) on
-127.0.0.1, warms each endpoint up, then 20 client threads (httpx, one keep-alive connection each, one process)
-send ~200 requests per endpoint: the newest book, books of days never asked before (the API's response cache
+127.0.0.1, warms each endpoint up, then 20 clients (httpx, one keep-alive connection each; spread over
+``--client-processes`` processes, default 4, because 20 threads in one interpreter queue on its GIL and measure
+the load generator) send ~200 requests per endpoint: the newest book, books of days never asked before (the API's response cache
 never helps: each is a read of the stored payload), the newest book gzip-encoded, risk for random days, and the
 year-long performance/models/pipeline series. Peer, same run: the same SQL run directly in this process with
 ``pandas.read_sql`` + ``DataFrame.to_json`` (no HTTP, no validation, one thread) — building a response from rows.
@@ -110,21 +111,19 @@ def requests_for(days: list, n: int, seed: int) -> dict[str, list[str]]:
     }
 
 
-def hammer(base: str, paths: list[str], clients: int = CLIENTS, encoding: str = "identity"):
-    """``paths`` spread over ``clients`` threads, each sending ``Accept-Encoding: encoding``; returns latencies
-    (ms), wall seconds, bytes of one decoded response, bytes of one response on the wire."""
+def _client_process(base: str, chunks: list[list[str]], encoding: str, start_at: float):
+    """One load-generator process: a thread per chunk, all starting at ``start_at`` (wall clock, shared by every
+    process). Returns (latencies ms, decoded sizes, wire sizes, first start, last finish)."""
     import httpx
 
-    chunks = [paths[i::clients] for i in range(clients)]
-    latencies: list[float] = []
-    sizes: list[int] = []
-    wire: list[int] = []
-    lock, start = threading.Lock(), threading.Barrier(clients + 1)
+    out: list[tuple[list[float], list[int], list[int], float, float]] = []
+    lock = threading.Lock()
 
     def client(chunk: list[str]) -> None:
         with httpx.Client(base_url=base, timeout=60, headers={"Accept-Encoding": encoding}) as c:
-            start.wait()
-            mine = []
+            c.get("/api/health")  # connect before the clock starts
+            time.sleep(max(0.0, start_at - time.time()))
+            mine, sizes, wire, t_start = [], [], [], time.time()
             for p in chunk:
                 t = time.perf_counter()
                 r = c.get(p)
@@ -134,16 +133,37 @@ def hammer(base: str, paths: list[str], clients: int = CLIENTS, encoding: str = 
                 sizes.append(len(r.content))
                 wire.append(r.num_bytes_downloaded)
             with lock:
-                latencies.extend(mine)
+                out.append((mine, sizes, wire, t_start, time.time()))
 
     threads = [threading.Thread(target=client, args=(ch,)) for ch in chunks]
     for t in threads:
         t.start()
-    start.wait()
-    t0 = time.perf_counter()
     for t in threads:
         t.join()
-    return latencies, time.perf_counter() - t0, int(np.median(sizes)), int(np.median(wire))
+    if len(out) != len(chunks):
+        raise RuntimeError("a client thread failed (see its traceback above)")
+    return out
+
+
+def hammer(
+    base: str, paths: list[str], clients: int = CLIENTS, encoding: str = "identity", processes: int = 4
+):
+    """``paths`` spread over ``clients`` concurrent clients in ``processes`` processes, each sending
+    ``Accept-Encoding: encoding``; returns latencies (ms), wall seconds, bytes of one decoded response, bytes of
+    one response on the wire."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    chunks = [paths[i::clients] for i in range(clients)]
+    groups = [chunks[i::processes] for i in range(processes)]
+    with ProcessPoolExecutor(processes) as pool:
+        start_at = time.time() + 1.5  # every process has connected its clients by then
+        parts = [r for f in [pool.submit(_client_process, base, g, encoding, start_at) for g in groups if g]
+                 for r in f.result()]  # fmt: skip
+    latencies = [x for p in parts for x in p[0]]
+    sizes = [x for p in parts for x in p[1]]
+    wire = [x for p in parts for x in p[2]]
+    wall = max(p[4] for p in parts) - min(p[3] for p in parts)
+    return latencies, wall, int(np.median(sizes)), int(np.median(wire))
 
 
 def peer(url: str, days: list, n: int) -> dict[str, float]:
@@ -193,6 +213,8 @@ def main() -> int:
     ap.add_argument(
         "--workers", type=int, default=2, help="uvicorn worker processes (alpha serve-api --workers)"
     )
+    ap.add_argument("--client-processes", type=int, default=4,
+                    help="load-generator processes the 20 clients are spread over (1: all threads in one)")  # fmt: skip
     ap.add_argument("--ports", default=f"{PORTS.start}-{PORTS.stop - 1}", help="port range for the API, A-B")
     ap.add_argument("--only", help="comma-separated endpoints to measure (default: all)")
     ap.add_argument("--store", type=Path, help="SQLite serving store to keep and reuse (filled when missing)")
@@ -245,8 +267,9 @@ def main() -> int:
         for name in measured:
             encoding = "gzip" if name.endswith("_gzip") else "identity"
             if name != "portfolio_uncached":  # its days must stay unseen
-                hammer(base_url, warm[name], encoding=encoding)
-            lat, wall, nbytes, wire = hammer(base_url, measured[name], encoding=encoding)
+                hammer(base_url, warm[name], encoding=encoding, processes=args.client_processes)
+            lat, wall, nbytes, wire = hammer(base_url, measured[name], encoding=encoding,
+                                             processes=args.client_processes)  # fmt: skip
             p50, p95, mx = np.percentile(lat, 50), np.percentile(lat, 95), max(lat)
             figures[name] = {"p50_ms": round(p50, 1), "p95_ms": round(p95, 1), "max_ms": round(mx, 1),
                              "req_per_s": round(len(lat) / wall, 1), "response_kb": round(nbytes / 1024, 1),
@@ -258,7 +281,7 @@ def main() -> int:
             row.append(float("nan") if peer_of is None else peer_of)
             figures[row[0]]["peer_read_sql_ms"] = None if peer_of is None else round(peer_of, 1)
         load_after = os.getloadavg()
-        print(f"\n{CLIENTS} concurrent clients, {args.workers} uvicorn process(es), {store_kind} store, {names:,} names x "
+        print(f"\n{CLIENTS} concurrent clients in {args.client_processes} process(es), {args.workers} uvicorn process(es), {store_kind} store, {names:,} names x "
               f"{days} sessions; machine: {machine()}; load average before {load_before[0]:.2f}, "
               f"after {load_after[0]:.2f}")  # fmt: skip
         print_table(["endpoint", "requests", "p50 ms", "p95 ms", "max ms", "req/s", "response KiB", "wire KiB",
@@ -266,7 +289,7 @@ def main() -> int:
         worst = max(f["p95_ms"] for f in figures.values())
         print(f"\nworst p95: {worst:.1f} ms (goal < 100 ms): {'met' if worst < 100 else 'NOT met'}")
         emit({"benchmark": "serving", "store": store_kind, "names": names, "sessions": days, "clients": CLIENTS,
-              "workers": args.workers,
+              "client_processes": args.client_processes, "workers": args.workers,
               "fill_seconds": None if fill_s != fill_s else round(fill_s, 1), "endpoints": figures, "worst_p95_ms": worst,
               "load_avg_before": round(load_before[0], 2), "load_avg_after": round(load_after[0], 2),
               "machine": machine()})  # fmt: skip
