@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import re
 import signal
 import socket
@@ -41,6 +40,8 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+
+from alpha_assets_tests.ports import free_port
 
 pytestmark = [pytest.mark.service, pytest.mark.postgres, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
@@ -86,14 +87,7 @@ with DagsterInstance.get() as instance, WorkspaceProcessContext(instance, Worksp
 
 
 def _free_port() -> int:
-    for port in random.sample(range(*PORTS), 60):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {PORTS}")
+    return free_port(range(*PORTS), shuffle=True)
 
 
 def _wait_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:

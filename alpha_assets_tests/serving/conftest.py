@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import uuid
 
 import pytest
 
+from alpha_assets_tests.ports import free_port as ports_free_port
 from alpha_assets_tests.serving.synthetic import fill_store
 
 # the API/dashboard tests' loopback ports; ALPHA_TEST_PORTS=A-B moves them (sessions sharing a host)
@@ -17,14 +17,7 @@ API_PORTS = range(_lo, _hi + 1)
 
 
 def free_port(ports: range = API_PORTS) -> int:
-    for port in ports:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {ports.start}-{ports.stop - 1}")
+    return ports_free_port(ports)
 
 
 @pytest.fixture(scope="module")
