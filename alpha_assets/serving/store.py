@@ -212,6 +212,9 @@ def serving_engine(url: str) -> sa.engine.Engine:
         # recipe: autocommit at the driver, explicit BEGIN on each transaction (below).
         dbapi_con.isolation_level = None
         cur = dbapi_con.cursor()
+        # 64 KiB pages (takes effect only while the file is still empty, i.e. before WAL below): a 1.7 MB book
+        # payload is ~27 pages to chain through instead of ~430, which is most of a cold read's cost.
+        cur.execute("PRAGMA page_size=65536")
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.execute("PRAGMA synchronous=NORMAL")
