@@ -42,3 +42,16 @@ IMAGERY = StepCompute(pool="imagery", cpu="2", memory_gib=4)
 NLP = StepCompute(pool="nlp", cpu="2", memory_gib=4)
 TRAINING = StepCompute(pool="training", cpu="2", memory_gib=8)
 HEAVY = {c.pool: c for c in (IMAGERY, NLP, TRAINING)}
+
+# A backfill of a per-day vendor asset (images, transcripts, filings: no lookback, each day its own files) is
+# split into runs of at most this many sessions, which the run queue starts in parallel within its limits
+# (deploy/*/dagster.yaml: locally one backfill run at a time, in prod 4 per backfill). A month of sessions: a run
+# is minutes of work at 5,000 names (parking counts ~7 s a day), against ~10 s to start it and load its model.
+VENDOR_BACKFILL_SESSIONS = 21
+
+
+def vendor_backfill_policy():
+    """The backfill policy of the per-day heavy vendor assets: parallel runs of VENDOR_BACKFILL_SESSIONS."""
+    from dagster import BackfillPolicy
+
+    return BackfillPolicy.multi_run(max_partitions_per_run=VENDOR_BACKFILL_SESSIONS)

@@ -27,13 +27,12 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
-    BackfillPolicy,
     MetadataValue,
     Output,
     asset,
 )
 
-from alpha_assets.compute import NLP
+from alpha_assets.compute import NLP, vendor_backfill_policy
 from alpha_assets.intake import Intake, keep_table_rows
 from alpha_assets.lib.altdata import point_in_time as pit
 from alpha_assets.lib.altdata.nlp.filings import (
@@ -268,7 +267,7 @@ def call_end_time(path: Path, d: date) -> datetime:
     key=CALL_SENTIMENT,
     deps=[UNIVERSE],  # the content check reads the point-in-time universe
     partitions_def=trading_days,
-    backfill_policy=BackfillPolicy.single_run(),
+    backfill_policy=vendor_backfill_policy(),
     op_tags=NLP.op_tags,
     pool=NLP.pool,
     metadata={"partition_expr": "trade_date"},
@@ -354,7 +353,7 @@ def previous_filings(deliveries: list[Delivery], start: date, end: date) -> dict
     key=FILING_FEATURES,
     deps=[UNIVERSE],
     partitions_def=trading_days,
-    backfill_policy=BackfillPolicy.single_run(),
+    backfill_policy=vendor_backfill_policy(),
     op_tags=NLP.op_tags,
     pool=NLP.pool,
     metadata={"partition_expr": "trade_date"},

@@ -24,7 +24,6 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetOut,
-    BackfillPolicy,
     Config,
     Output,
     asset,
@@ -32,7 +31,7 @@ from dagster import (
 )
 
 from alpha_assets.altdata._landing import SidecarError, read_sidecar, sidecar_name
-from alpha_assets.compute import IMAGERY
+from alpha_assets.compute import IMAGERY, vendor_backfill_policy
 from alpha_assets.intake import Intake, keep_table_rows
 from alpha_assets.lib.altdata.point_in_time import TS, published_at
 from partitions import trading_days, window_dates
@@ -303,7 +302,7 @@ def aggregate_parking(images: pl.DataFrame) -> pl.DataFrame:
     },  # fmt: skip
     deps=[DETECTOR],
     partitions_def=trading_days,
-    backfill_policy=BackfillPolicy.single_run(),
+    backfill_policy=vendor_backfill_policy(),
     op_tags=IMAGERY.op_tags,
     pool=IMAGERY.pool,
     group_name="alt_data",
@@ -425,7 +424,7 @@ def aggregate_tanks(tanks: pl.DataFrame) -> pl.DataFrame:
         ),
     },  # fmt: skip
     partitions_def=trading_days,
-    backfill_policy=BackfillPolicy.single_run(),
+    backfill_policy=vendor_backfill_policy(),
     op_tags=IMAGERY.op_tags,
     pool=IMAGERY.pool,
     group_name="alt_data",
