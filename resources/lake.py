@@ -140,11 +140,18 @@ class DeltaLake:
             if t == pl.Object:
                 raise SchemaDriftError(f"table {name}: column '{c}' has polars Object dtype; cast it first")
         exists = self.exists(layer, asset)
+        added: list[str] = []
         if exists:
-            self._check_schema(name, df, self.table(layer, asset).schema())
+            schema = self.table(layer, asset).schema()
+            self._check_schema(name, df, schema)
+            have = {f.name for f in schema.fields}
+            added = [c for c in df.columns if c not in have]
+        # New columns (a fund adds an alt-data vendor: the feature matrix gains its columns) evolve the table:
+        # the columns are added, null on the rows written before. Dropped or retyped columns are refused above.
+        evolve = {"schema_mode": "merge"} if added else {}
         data = df.to_arrow()
         if start is None:
-            write_deltalake(uri, data, mode="overwrite", storage_options=self.storage_options)
+            write_deltalake(uri, data, mode="overwrite", storage_options=self.storage_options, **evolve)
         elif not exists:
             write_deltalake(
                 uri,
@@ -158,7 +165,12 @@ class DeltaLake:
                 f"{partition_column} >= '{start.isoformat()}' AND {partition_column} <= '{end.isoformat()}'"
             )
             write_deltalake(
-                uri, data, mode="overwrite", predicate=predicate, storage_options=self.storage_options
+                uri,
+                data,
+                mode="overwrite",
+                predicate=predicate,
+                storage_options=self.storage_options,
+                **evolve,
             )
         version = self.table(layer, asset).version()
         return WriteResult(name, version, df.height, start, end)

@@ -127,3 +127,19 @@ def test_a_process_killed_mid_write_leaves_the_previous_version_readable(tmp_pat
     # A rerun completes and replaces the window.
     lake.write_window("raw", "t", _frame(D[:3], value=4.0), D[0], D[2])
     assert lake.read("raw", "t")["close"].unique().to_list() == [4.0]
+
+
+def test_a_new_column_is_added_with_nulls_before_it_and_then_required(tmp_path):
+    # a fund adds an alt-data vendor: the feature matrix's next window brings that vendor's columns
+    lake = DeltaLake(tmp_path)
+    lake.write_window("raw", "t", _frame(D[:3]), D[0], D[2])
+    wider = _frame([D[2]], value=5.0).with_columns(pl.lit(0.25).alias("sentiment"))
+    lake.write_window("raw", "t", wider, D[2], D[2])
+    got = lake.read("raw", "t").sort("trade_date", "ticker")
+    assert got.height == 6 and got["close"].to_list() == [1.0] * 4 + [5.0] * 2
+    assert got["sentiment"].to_list() == [None] * 4 + [0.25] * 2
+    # from then on the column is part of the table: a window without it is refused, the table unchanged
+    v = lake.version("raw", "t")
+    with pytest.raises(SchemaDriftError, match="lacks column"):
+        lake.write_window("raw", "t", _frame([D[1]]), D[1], D[1])
+    assert lake.version("raw", "t") == v
