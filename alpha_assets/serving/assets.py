@@ -75,10 +75,41 @@ def quarantined_per_day(quarantine_root: Path, days: set[date]) -> dict[tuple[da
     return counts
 
 
-def pipeline_log(instance, days: list[date], quarantine_root: Path | None) -> pl.DataFrame:
-    """One row per (day, asset) materialized for that day: the last run's step duration, rows, time."""
+def partition_rows(lake, key: AssetKey) -> dict[date, int]:
+    """Rows per trade_date of the asset's Delta table, from the table's log (each file's partition and record
+    count: no data read). Empty when the table does not exist or is not partitioned by trade_date."""
+    import pyarrow as pa
+
+    layer, name = (key.path[0], key.path[-1]) if len(key.path) > 1 else ("default", key.path[0])
+    if lake is None or not lake.exists(layer, name):
+        return {}
+    files = pl.from_arrow(pa.table(lake.table(layer, name).get_add_actions(flatten=True)))
+    if "partition.trade_date" not in files.columns or files["num_records"].null_count():
+        return {}
+    per_day = files.group_by("partition.trade_date").agg(pl.col("num_records").sum())
+    return dict(zip(per_day["partition.trade_date"].to_list(), per_day["num_records"].to_list(), strict=True))
+
+
+def _run_sessions(instance, run_id: str) -> int:
+    """How many sessions the run materialized: its partition range's, else 1 (a one-partition run)."""
+    run = instance.get_run_by_id(run_id)
+    tags = run.tags if run is not None else {}
+    lo, hi = tags.get("dagster/asset_partition_range_start"), tags.get("dagster/asset_partition_range_end")
+    if not (lo and hi):
+        return 1
+    return max(1, len(sessions_between(date.fromisoformat(lo), date.fromisoformat(hi))))
+
+
+def pipeline_log(instance, days: list[date], quarantine_root: Path | None, lake=None) -> pl.DataFrame:
+    """One row per (day, asset) materialized for that day: the last run's step duration, rows, time.
+
+    A run over a range of sessions (a single-run backfill, ``alpha materialize --from --to``) records one event
+    per session, each carrying the whole run's figures: a day's ``run_seconds`` is then the step's seconds
+    shared over the run's sessions, and its ``rows_written`` the day's rows in the table (from the Delta log of
+    ``lake``; None without one), not the run's total."""
     keys = {d.isoformat(): d for d in days}
     step_seconds: dict[tuple[str, str], float] = {}
+    run_sessions: dict[str, int] = {}
     rows = []
     for key in instance.get_asset_keys():
         if key.path[0] in ("marts", "serving") or key == PIPELINE_RUNS:
@@ -87,27 +118,37 @@ def pipeline_log(instance, days: list[date], quarantine_root: Path | None) -> pl
             AssetRecordsFilter(asset_key=key, asset_partitions=list(keys)), limit=len(keys) * 20
         )
         seen: set[str] = set()
+        table_rows: dict[date, int] | None = None
         for rec in result.records:  # newest first: the first event of a partition is the last run's
             entry = rec.event_log_entry
             mat = entry.asset_materialization
             if mat is None or mat.partition not in keys or mat.partition in seen:
                 continue
             seen.add(mat.partition)
+            if entry.run_id not in run_sessions:
+                run_sessions[entry.run_id] = _run_sessions(instance, entry.run_id)
+            sessions = run_sessions[entry.run_id]
             run_step = (entry.run_id, entry.step_key or "")
             if run_step not in step_seconds:
                 stats = instance.get_run_step_stats(
                     entry.run_id, step_keys=[entry.step_key] if entry.step_key else None
                 )
                 durations = [s.end_time - s.start_time for s in stats if s.start_time and s.end_time]
-                step_seconds[run_step] = float(max(durations)) if durations else None
+                step_seconds[run_step] = float(max(durations)) / sessions if durations else None
             rows_meta = mat.metadata.get("rows")
+            if sessions == 1:
+                written = int(rows_meta.value) if rows_meta is not None else None
+            else:
+                if table_rows is None:
+                    table_rows = partition_rows(lake, key)
+                written = table_rows.get(keys[mat.partition])
             rows.append(
                 {
                     "trade_date": keys[mat.partition],
                     "asset": "/".join(key.path),
                     "run_id": entry.run_id,
                     "run_seconds": step_seconds[run_step],
-                    "rows_written": int(rows_meta.value) if rows_meta is not None else None,
+                    "rows_written": written,
                     "materialized_at": entry.timestamp,
                     "quarantined_files": 0,
                 }
@@ -138,7 +179,7 @@ def pipeline_log(instance, days: list[date], quarantine_root: Path | None) -> pl
     metadata={"partition_expr": "trade_date"},
     group_name="serving",
     kinds={"polars", "delta"},
-    required_resource_keys={"landing"},
+    required_resource_keys={"landing", "lake_store"},
 )
 def pipeline_runs(context: AssetExecutionContext) -> pl.DataFrame:
     """Per asset and trading day: the run that last materialized it (step seconds, rows written, time) and the
@@ -147,7 +188,9 @@ def pipeline_runs(context: AssetExecutionContext) -> pl.DataFrame:
     days = sessions_between(start, end)
     root = getattr(context.resources.landing, "quarantine_root", None)
     # An S3 landing keeps its quarantine in the bucket: not counted here (0), see README.
-    frame = pipeline_log(context.instance, days, Path(root) if root else None)
+    frame = pipeline_log(
+        context.instance, days, Path(root) if root else None, context.resources.lake_store.lake
+    )
     context.add_output_metadata({"assets": frame["asset"].n_unique(), "days": len(days)})
     return frame
 

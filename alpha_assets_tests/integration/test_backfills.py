@@ -59,3 +59,34 @@ def test_the_demo_pipeline_records_failovers_and_quarantines_bad_files(home, ins
         )
     # Every session of the world has prices: failover kept trading through every fault.
     assert len(src) == meta["days"]
+
+
+def test_the_pipeline_log_gives_a_range_run_per_day_rows_and_shared_seconds(home, instance):
+    from alpha_assets.serving.assets import pipeline_log
+
+    days = sessions_from(WORLD_START, 40)[30:35]
+    assert materialize(home, days[0], days[-1], quiet=True, instance=instance, job_name="daily_data")[
+        "success"
+    ]
+    assert materialize(home, days[-1], days[-1], quiet=True, instance=instance, job_name="daily_data")[
+        "success"
+    ]
+    lake = DeltaLake(home.lake)
+    log = pipeline_log(instance, days, None, lake).filter(pl.col("asset") == "features/price_features")
+    per_day = lake.read("features", "price_features").group_by("trade_date").len()
+    expected = dict(zip(per_day["trade_date"].to_list(), per_day["len"].to_list(), strict=True))
+    assert log["trade_date"].to_list() == days
+    # each day's rows are that day's rows in the table, not the range run's total
+    assert dict(zip(log["trade_date"].to_list(), log["rows_written"].to_list(), strict=True)) == expected
+    range_run, day_run = log["run_id"][0], log["run_id"][-1]
+    assert log["run_id"].to_list() == [range_run] * 4 + [day_run] and day_run != range_run
+    tags = instance.get_run_by_id(range_run).tags
+    assert (tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"]) == (
+        days[0].isoformat(), days[-1].isoformat())  # fmt: skip
+    # the range run's step seconds are shared over its 5 sessions: equal for its days, summing to the step
+    stats = instance.get_run_step_stats(range_run)
+    step = next(s for s in stats if "price_features" in s.step_key)
+    shared = log.filter(pl.col("run_id") == range_run)["run_seconds"].to_list()
+    assert len(set(shared)) == 1 and abs(shared[0] * 5 - (step.end_time - step.start_time)) < 1e-6
+    # a one-session run keeps its own figures (the rows it wrote, its whole step)
+    assert log["rows_written"][-1] == expected[days[-1]]
