@@ -3,7 +3,8 @@
 The layer is the asset key's first part (``raw``, ``features``...). A partitioned output replaces exactly the
 run's partition time window — one day, or the whole range of a single-run backfill (we do not use the official
 dagster-deltalake IO manager, which reduces a window to its first day: dagster issue 34064). An input is read for
-the upstream time window the partition mapping gives (lookbacks, label horizons), pushed down to Delta.
+the upstream time window the partition mapping gives (lookbacks, label horizons), pushed down to Delta. An asset whose
+window is too large for one frame returns ``WindowChunks``: one transaction per chunk, memory bounded by a chunk.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import polars as pl
 from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext
 
 from partitions import window_dates
-from resources.lake import DeltaLake
+from resources.lake import DeltaLake, WindowChunks
 
 
 class DeltaIOManager(ConfigurableIOManager):
@@ -33,6 +34,9 @@ class DeltaIOManager(ConfigurableIOManager):
     def handle_output(self, context: OutputContext, obj: pl.DataFrame | None) -> None:
         if obj is None:
             return
+        if isinstance(obj, WindowChunks):
+            self._handle_chunks(context, obj)
+            return
         if not isinstance(obj, pl.DataFrame):
             raise TypeError(
                 f"{context.asset_key.to_user_string()} returned {type(obj).__name__}, expected polars"
@@ -47,6 +51,20 @@ class DeltaIOManager(ConfigurableIOManager):
             "table": f"{layer}.{asset}", "delta_version": res.version, "rows": res.rows,
             "window": f"{start}..{end}" if start else "full table",
             "uri": MetadataValue.path(self.lake.uri(layer, asset)),
+        })  # fmt: skip
+
+    def _handle_chunks(self, context: OutputContext, obj: WindowChunks) -> None:
+        layer, asset = self._table(context.asset_key)
+        if not context.has_asset_partitions:
+            raise TypeError(f"{context.asset_key.to_user_string()}: chunks need a partitioned asset")
+        tw = context.asset_partitions_time_window
+        start, end = window_dates(tw.start, tw.end)
+        res = self.lake.write_chunks(layer, asset, obj.frames, start, end)
+        context.add_output_metadata({
+            "table": f"{layer}.{asset}", "delta_version": res.version, "rows": res.rows,
+            "window": f"{start}..{end}", "transactions": res.transactions,
+            "uri": MetadataValue.path(self.lake.uri(layer, asset)),
+            **(obj.metadata() if obj.metadata else {}),
         })  # fmt: skip
 
     def load_input(self, context: InputContext) -> pl.DataFrame:

@@ -2,14 +2,17 @@
 
 A partition write replaces exactly its time window in one Delta transaction (``replaceWhere`` semantics via
 delta-rs' predicate overwrite), so a rerun is idempotent, a single-run backfill replaces its whole range, and a
-crash mid-write leaves the previous version readable. A write whose column types differ from the table's is
-refused before anything is written. Pure Python (no dagster): the IO manager, the CLI and the benchmarks share it.
+crash mid-write leaves the previous version readable. An output too large for one frame comes as ``WindowChunks``
+(frames of consecutive sub-windows): each is one transaction replacing its own days, so memory is bounded by a
+chunk and every day is, at any time, either all old or all new rows. A write whose column types differ from the
+table's is refused before anything is written. Pure Python (no dagster): the IO manager, the CLI and the benchmarks share it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -32,6 +35,20 @@ class WriteResult:
     rows: int
     start: date | None
     end: date | None
+    transactions: int = 1
+
+
+@dataclass
+class WindowChunks:
+    """A partitioned output in pieces: frames of consecutive, ascending sub-windows of the run's window.
+
+    Frames are produced lazily (a generator), so only one is in memory while it is written; the IO manager writes
+    each in its own transaction (``DeltaLake.write_chunks``)."""
+
+    frames: Iterable[pl.DataFrame]
+    # Output metadata known only once every frame has been produced (counts over the chunks): the IO manager adds
+    # it after the last write.
+    metadata: Callable[[], dict] | None = None
 
 
 def _is_remote(root: str) -> bool:
@@ -174,6 +191,43 @@ class DeltaLake:
             )
         version = self.table(layer, asset).version()
         return WriteResult(name, version, df.height, start, end)
+
+    def write_chunks(
+        self,
+        layer: str,
+        asset: str,
+        chunks: Iterable[pl.DataFrame],
+        start: date,
+        end: date,
+        *,
+        partition_column: str = PARTITION_COLUMN,
+    ) -> WriteResult:
+        """Replace the window [start, end] chunk by chunk, one transaction per chunk.
+
+        A chunk replaces the days from the day after the previous chunk's last day (``start`` for the first) to its
+        own last day; rows dated after the last chunk's last day, up to ``end``, are cleared at the end. Each chunk is written
+        before the next is asked for: memory holds one chunk. A crash leaves the chunks written so far new and the
+        rest of the window old, every day readable and whole; re-running the window completes it. No chunk at
+        all (no upstream rows) leaves the table as it is, like an empty frame does in ``write_window``.
+        """
+        name = f"{layer}.{asset}"
+        lo, rows, transactions, last, version = start, 0, 0, None, None
+        for df in chunks:
+            if df.width == 0 or df.height == 0:
+                last = df if df.width else last
+                continue  # no rows: its days are replaced by the next chunk's transaction or the final one
+            hi = df[partition_column].max()
+            res = self.write_window(layer, asset, df, lo, hi, partition_column=partition_column)
+            rows, transactions, version, last = rows + res.rows, transactions + 1, res.version, df.head(0)
+            lo = hi + timedelta(days=1)
+        if last is None:
+            return WriteResult(name, self.version(layer, asset) or -1, 0, start, end, 0)
+        # Rows dated after the last chunk's last day (up to ``end``, which may be a weekend after the last session)
+        # go, as they would with one frame for the whole window; a read first avoids an empty commit.
+        if lo <= end and self.read(layer, asset, lo, end, columns=[partition_column]).height:
+            res = self.write_window(layer, asset, last.head(0), lo, end, partition_column=partition_column)
+            version, transactions = res.version, transactions + 1
+        return WriteResult(name, version, rows, start, end, transactions)
 
     # ----------------------------------------------------------------- reads
     def scan(self, layer: str, asset: str, version: int | None = None) -> pl.LazyFrame:

@@ -12,6 +12,7 @@ frame's columns without another copy, so memory is the result plus the price gri
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -300,6 +301,15 @@ def iter_price_features(
     for c0 in range(t0, t1, step):
         c1 = min(t1, c0 + step)
         yield _long(g, _features, c0, c1, max(0, c0 - FEATURE_LOOKBACK), c1, batch=batch)
+
+
+@functools.cache
+def price_feature_names() -> tuple[str, ...]:
+    """The feature columns ``compute_price_features`` produces, in order (from a one-ticker, two-session grid)."""
+    one = np.ones((2, 1))
+    g = Grid(np.array([0, 1], dtype="datetime64[D]"), pl.Series(["X"]), one > 0, one < 0,
+             {k: one for k in ("open", "high", "low", "close", "volume")})  # fmt: skip
+    return tuple(k for k, _ in _features(g, 0, 2, 0, 1))
 
 
 def feature_columns(df: pl.DataFrame) -> list[str]:
