@@ -96,8 +96,33 @@ def _shift(a: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
+def _lagged(a: np.ndarray, b: np.ndarray, k: int, op: np.ufunc) -> np.ndarray:
+    """``op(a[t], b[t - k])`` down the rows, NaN for the first k rows."""
+    out = np.empty_like(a)
+    out[:k] = np.nan
+    op(a[k:], b[:-k], out=out[k:])
+    return out
+
+
+def _rolling_extremes(x: np.ndarray, op: np.ufunc) -> dict[int, np.ndarray]:
+    """Rolling min (``np.minimum``) or max (``np.maximum``) over 5, 20 and 60 rows, by doubling windows.
+
+    A min is exact whatever the order it is taken in, so these equal polars' ``rolling_min``/``rolling_max`` bit for
+    bit, with the same nulls: NaN propagates through ``np.minimum``, so a window holding a NaN (a null for polars)
+    or reaching before the first row is NaN. Seven elementwise passes instead of three rolling kernels: about 5x
+    less work."""
+    w2 = _lagged(x, x, 1, op)  # rows t-1..t
+    w4 = _lagged(w2, w2, 2, op)  # t-3..t
+    w5 = _lagged(w4, x, 4, op)  # t-4..t
+    w10 = _lagged(w5, w5, 5, op)  # t-9..t
+    w20 = _lagged(w10, w10, 10, op)  # t-19..t
+    w40 = _lagged(w20, w20, 20, op)  # t-39..t
+    return {5: w5, 20: w20, 60: _lagged(w40, w20, 40, op)}  # t-59..t
+
+
 class _Roller:
-    """Rolling statistics down each column (ticker) of a T x B matrix, with polars' kernels."""
+    """Rolling means and standard deviations down each column (ticker) of a T x B matrix, with polars' kernels
+    (their running sums set the values' last bits: kept as they are)."""
 
     def __init__(self, a: np.ndarray):
         # One Series per ticker column (contiguous in the batch's column-major layout: no copy to build).
@@ -134,16 +159,18 @@ def _features(g: Grid, ta: int, tb: int, b0: int, b1: int) -> Iterator[tuple[str
             yield f"ret_20_lag_{k}", _shift(ret[20], k)
         rr, rc = _Roller(r1), _Roller(c)
         means, stds, ret_stds = {}, {}, {}
+        r_min, r_max = _rolling_extremes(r1, np.minimum), _rolling_extremes(r1, np.maximum)
+        c_min, c_max = _rolling_extremes(c, np.minimum), _rolling_extremes(c, np.maximum)
         for w in WINDOWS:
             yield f"ret_mean_{w}", rr("mean", w)
             ret_stds[w] = rr("std", w)
             yield f"ret_std_{w}", ret_stds[w]
-            yield f"ret_min_{w}", rr("min", w)
-            yield f"ret_max_{w}", rr("max", w)
+            yield f"ret_min_{w}", r_min[w]
+            yield f"ret_max_{w}", r_max[w]
             means[w], stds[w] = rc("mean", w), rc("std", w)
             yield f"close_to_mean_{w}", c / means[w] - 1
-            yield f"close_to_min_{w}", c / rc("min", w) - 1
-            yield f"close_to_max_{w}", c / rc("max", w) - 1
+            yield f"close_to_min_{w}", c / c_min[w] - 1
+            yield f"close_to_max_{w}", c / c_max[w] - 1
             yield f"close_cv_{w}", stds[w] / means[w]
         yield "vol_20", ret_stds[20] * ANNUALIZE
         yield "vol_60", ret_stds[60] * ANNUALIZE
