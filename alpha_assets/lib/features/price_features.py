@@ -279,8 +279,12 @@ def _long(
             pl.Series("close", pick(g.cols["close"][t0:t1])),
             pl.Series("is_filled", pick(g.filled[t0:t1])),
         ]
-    for k in list(out):
-        cols.append(_column(pick(out.pop(k)), k))  # pop: the full array is freed once its column exists
+
+    def column(k: str) -> pl.Series:
+        return _column(pick(out.pop(k)), k)  # pop: a compacted copy frees the full array at once
+
+    with ThreadPoolExecutor(max_workers=THREADS) as pool:  # the validity bitmaps, one column per core
+        cols += list(pool.map(column, list(out)))
     return pl.DataFrame(cols)
 
 
