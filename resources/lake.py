@@ -51,6 +51,31 @@ class WindowChunks:
     metadata: Callable[[], dict] | None = None
 
 
+# Days per transaction of ``write_chunks``. delta-rs holds every partition's writer of a write open at once: a
+# 1.8 GB frame over 800 daily partitions peaked at 11.5 GB RSS in one write, 3.0 GB (and wrote faster, 9 s vs
+# 15 s) in writes of 50 days; 20 days gained nothing more and made more commits.
+WRITE_DAYS = 50
+
+
+def _by_days(df: pl.DataFrame, column: str, days: int) -> Iterable[pl.DataFrame]:
+    """``df`` in consecutive pieces of at most ``days`` distinct ``column`` values, in date order (slices, no copy,
+    when ``df`` is sorted by the column)."""
+    dates = df[column].unique().sort()
+    if dates.len() <= days:
+        yield df
+        return
+    ordered = df[column].is_sorted()
+    start = 0
+    for i in range(0, dates.len(), days):
+        hi = dates[min(dates.len(), i + days) - 1]
+        if ordered:
+            stop = int(df[column].search_sorted(hi, side="right"))
+            yield df.slice(start, stop - start)
+            start = stop
+        else:
+            yield df.filter(pl.col(column).is_between(dates[i], hi))
+
+
 def _is_remote(root: str) -> bool:
     return "://" in root and not root.startswith("file://")
 
@@ -201,14 +226,16 @@ class DeltaLake:
         end: date,
         *,
         partition_column: str = PARTITION_COLUMN,
+        write_days: int = WRITE_DAYS,
     ) -> WriteResult:
-        """Replace the window [start, end] chunk by chunk, one transaction per chunk.
+        """Replace the window [start, end] chunk by chunk: one transaction per ``write_days`` days of a chunk.
 
-        A chunk replaces the days from the day after the previous chunk's last day (``start`` for the first) to its
-        own last day; rows dated after the last chunk's last day, up to ``end``, are cleared at the end. Each chunk is written
-        before the next is asked for: memory holds one chunk. A crash leaves the chunks written so far new and the
-        rest of the window old, every day readable and whole; re-running the window completes it. No chunk at
-        all (no upstream rows) leaves the table as it is, like an empty frame does in ``write_window``.
+        Each transaction replaces the days from the day after the previous one's last day (``start`` for the first)
+        to its own last day; rows dated after the last chunk's last day, up to ``end``, are cleared at the end.
+        Each chunk is written before the next is asked for: memory holds one chunk. A crash leaves the days
+        written so far new and the rest of the window old, every day readable and whole; re-running the window
+        completes it. No chunk at all (no upstream rows) leaves the table as it is, like an empty frame does in
+        ``write_window``.
         """
         name = f"{layer}.{asset}"
         lo, rows, transactions, last, version = start, 0, 0, None, None
@@ -216,10 +243,12 @@ class DeltaLake:
             if df.width == 0 or df.height == 0:
                 last = df if df.width else last
                 continue  # no rows: its days are replaced by the next chunk's transaction or the final one
-            hi = df[partition_column].max()
-            res = self.write_window(layer, asset, df, lo, hi, partition_column=partition_column)
-            rows, transactions, version, last = rows + res.rows, transactions + 1, res.version, df.head(0)
-            lo = hi + timedelta(days=1)
+            for part in _by_days(df, partition_column, write_days):
+                hi = part[partition_column].max()
+                res = self.write_window(layer, asset, part, lo, hi, partition_column=partition_column)
+                rows, transactions, version = rows + res.rows, transactions + 1, res.version
+                lo = hi + timedelta(days=1)
+            last = df.head(0)
         if last is None:
             return WriteResult(name, self.version(layer, asset) or -1, 0, start, end, 0)
         # Rows dated after the last chunk's last day (up to ``end``, which may be a weekend after the last session)

@@ -61,3 +61,17 @@ def test_no_chunk_leaves_the_table_as_it_was(tmp_path):
     res = lake.write_chunks("raw", "t", iter([]), D[0], D[-1])
     assert (res.rows, res.transactions, lake.version("raw", "t")) == (0, 0, v)
     assert lake.read("raw", "t").height == 24
+
+
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_a_large_chunk_is_written_in_pieces_of_a_few_days(tmp_path, shuffled):
+    # delta-rs holds a writer per daily partition open during a write: pieces of a few days bound that memory.
+    lake = DeltaLake(tmp_path)
+    lake.write_window("raw", "t", _frame(D, 1.0), D[0], D[-1])
+    v0 = lake.version("raw", "t")
+    chunk = _frame(D[1:12], 2.0)
+    chunk = chunk.sample(fraction=1.0, seed=1) if shuffled else chunk
+    res = lake.write_chunks("raw", "t", iter([chunk]), D[1], D[-1], write_days=4)
+    assert (res.rows, res.transactions, res.version) == (22, 3, v0 + 3)  # days 1-4, 5-8, 9-11
+    out = lake.read("raw", "t").sort("trade_date", "ticker")
+    assert out["close"].to_list() == [1.0, 1.0] + [2.0] * 22
