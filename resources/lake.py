@@ -241,20 +241,21 @@ class DeltaLake:
         lo, rows, transactions, last, version = start, 0, 0, None, None
         for df in chunks:
             if df.width == 0 or df.height == 0:
-                last = df if df.width else last
+                last = pl.DataFrame(schema=df.schema) if df.width else last
                 continue  # no rows: its days are replaced by the next chunk's transaction or the final one
             for part in _by_days(df, partition_column, write_days):
                 hi = part[partition_column].max()
                 res = self.write_window(layer, asset, part, lo, hi, partition_column=partition_column)
                 rows, transactions, version = rows + res.rows, transactions + 1, res.version
                 lo = hi + timedelta(days=1)
-            last = df.head(0)
+            last = pl.DataFrame(schema=df.schema)  # not df.head(0): a slice would keep the chunk's buffers
+            del df, part  # written: let it go before the next chunk is computed (else two are in memory)
         if last is None:
             return WriteResult(name, self.version(layer, asset) or -1, 0, start, end, 0)
         # Rows dated after the last chunk's last day (up to ``end``, which may be a weekend after the last session)
         # go, as they would with one frame for the whole window; a read first avoids an empty commit.
         if lo <= end and self.read(layer, asset, lo, end, columns=[partition_column]).height:
-            res = self.write_window(layer, asset, last.head(0), lo, end, partition_column=partition_column)
+            res = self.write_window(layer, asset, last, lo, end, partition_column=partition_column)
             version, transactions = res.version, transactions + 1
         return WriteResult(name, version, rows, start, end, transactions)
 

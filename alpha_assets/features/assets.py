@@ -93,6 +93,7 @@ def price_features(context: AssetExecutionContext, prices: pl.DataFrame):
             for df in iter_price_features(prices, start, end, sessions=step):
                 seen["inf"] += _infinite(df)
                 yield df
+                del df  # written by now: not held while the next chunk is computed
 
         out = WindowChunks(chunks(), metadata=lambda: {"infinite_values": seen["inf"]})
         yield Output(out, metadata={"feature_columns": len(price_feature_names()),
@@ -136,6 +137,7 @@ def labels(context: AssetExecutionContext, prices: pl.DataFrame):
             for c in filled:
                 filled[c] += df.height - df[c].null_count()
             yield df
+            del df  # written by now: not held while the next chunk is computed
 
     return Output(
         WindowChunks(chunks(), metadata=lambda: {f"filled_{k}": v for k, v in filled.items()}),

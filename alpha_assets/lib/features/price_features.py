@@ -13,6 +13,7 @@ frame's columns without another copy, so memory is the result plus the price gri
 from __future__ import annotations
 
 import functools
+import mmap
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -207,6 +208,18 @@ def _column(values: np.ndarray, name: str) -> pl.Series:
     return pl.Series(name, arr)
 
 
+def _output_array(rows: int, cols: int) -> np.ndarray:
+    """An uninitialised float64 array in its own anonymous memory map, unmapped when the last column using it goes.
+
+    From malloc, arrays just under glibc's dynamic mmap threshold (32 MiB) land in the heap once a larger one has
+    been freed, and freed heap memory is kept: iterating 800-session chunks at 5,000 names grew RSS by about a
+    chunk per chunk (2.9, 4.3, 5.6 GB after each was dropped) instead of returning to 2 GB."""
+    nbytes = max(rows * cols * 8, 8)
+    if nbytes < 1 << 20:
+        return np.empty((rows, cols), dtype=np.float64)
+    return np.frombuffer(mmap.mmap(-1, nbytes), dtype=np.float64, count=rows * cols).reshape(rows, cols)
+
+
 def _copy_rows(dst: np.ndarray, src: np.ndarray, r0: int, b0: int, b1: int) -> None:
     """``dst[:, b0:b1] = src[r0:r0 + len(dst)]``: a column-major batch into the row-major output, in row tiles.
 
@@ -245,7 +258,7 @@ def _long(
         for k, a in compute(g, ta, tb, b0, b1):
             with allocating:
                 if k not in out:
-                    out[k] = np.empty((t1 - t0, n), dtype=np.float64)
+                    out[k] = _output_array(t1 - t0, n)
             _copy_rows(
                 out[k], a, t0 - ta, b0, b1
             )  # each batch owns its columns of the output: no lock needed
