@@ -12,8 +12,12 @@ pruned to the models' window (about a year), which gives ``history_ratio``. The 
 measured in fresh processes.
 
 Usage: .venv/bin/python benchmarks/scale.py [--quick] [--names 1000,3000,5000] [--years 10] [--keep DIR]
-       [--resume] [--price-chunk SESSIONS]
+       [--resume] [--price-chunk SESSIONS] [--prices-only]
 Prints a table and, as the last line, one JSON object.
+
+``--prices-only`` measures the price layer's single-run backfill alone at the largest size (a world of prices and
+universe files, no alt data): ``raw.universe`` + ``raw.prices``, then ``features.price_features``, then
+``features.labels``, each one single run over the whole history in its own process (wall, peak RSS, rows).
 
 With ``--keep DIR --resume`` a rerun reuses every stage a previous run of the same sizes finished (each stage's
 result is saved as ``<home>/.scale_<stage>.json``) and re-times only the day: after a fix to a daily asset,
@@ -88,13 +92,17 @@ def _child(name: str, home_dir: str, args: list[str]) -> None:
     home = _home(ns, create=name == "world")
     out: dict = {}
     if name == "world":
-        out = _make_world(home, int(args[0]), int(args[1]), args[2] == "quick")
+        out = _make_world(
+            home, int(args[0]), int(args[1]), args[2] == "quick", prices_only=args[2] == "prices"
+        )
     elif name == "prices":
         lo, hi = date.fromisoformat(args[0]), date.fromisoformat(args[1])
-        res = materialize(home, lo, hi, select=PRICE_LAYERS, job_name="daily_data", quiet=True,
+        select = args[2].split(",") if len(args) > 2 else PRICE_LAYERS
+        res = materialize(home, lo, hi, select=select, job_name="daily_data", quiet=True,
                           refresh_dependents=False)  # fmt: skip
         assert res["success"], res["failed_steps"]
-        out = {"run_s": round(res["seconds"], 2)}
+        out = {"run_s": round(res["seconds"], 2), "steps": _step_seconds(res["run_id"]),
+               "rows": _rows_written(res["run_id"])}  # fmt: skip
     elif name == "models":
         from partitions import block_key
 
@@ -140,7 +148,21 @@ def _child(name: str, home_dir: str, args: list[str]) -> None:
     print(json.dumps(out, default=str))
 
 
-def _make_world(home, n_names: int, n_sessions: int, quick: bool) -> dict:
+def _rows_written(run_id: str) -> dict:
+    """Rows each asset's materialization wrote in a run (the IO manager's ``rows`` metadata)."""
+    from dagster import DagsterInstance
+
+    rows = {}
+    for rec in DagsterInstance.get().all_logs(run_id):
+        ev = rec.dagster_event
+        if ev is not None and ev.event_type_value == "ASSET_MATERIALIZATION":
+            mat = ev.event_specific_data.materialization
+            if "rows" in mat.metadata:
+                rows[mat.asset_key.to_user_string()] = mat.metadata["rows"].value
+    return rows
+
+
+def _make_world(home, n_names: int, n_sessions: int, quick: bool, prices_only: bool = False) -> dict:
     from alpha_assets.world.altdata import AltDataConfig, write_alt_data
     from alpha_assets.world.simulate import WorldConfig, simulate_world
     from alpha_assets.world.vendors import write_world
@@ -152,6 +174,8 @@ def _make_world(home, n_names: int, n_sessions: int, quick: bool) -> dict:
     world = simulate_world(WorldConfig(tickers=n_names, start=start, days=n_sessions, seed=5))
     meta = write_world(world, home.root)
     configure_partitions_start(home.root, date.fromisoformat(meta["start"]))
+    if prices_only:
+        return {"world_s": round(time.perf_counter() - t0, 1)}
     window = min(MODEL_WINDOW, n_sessions)
     alt_cfg = AltDataConfig(**ALT, image_sessions=10 if quick else 30, web_sessions=20, text_sessions=window,
                             detector_images=48 if quick else 96, retail_tickers=2 if quick else None,
@@ -265,6 +289,50 @@ def run_size(root: Path, n_names: int, n_sessions: int, quick: bool, with_histor
     return res
 
 
+PRICE_STAGES = {"raw": "raw/universe,raw/prices", "price_features": "features/price_features",
+                "labels": "features/labels"}  # fmt: skip
+
+
+def prices_only(root: Path, n_names: int, n_sessions: int, resume: bool = False) -> dict:
+    """The price layer's single-run backfill over the whole history, one stage (process) per layer."""
+    from partitions.calendar import sessions_from
+
+    home = root / f"n{n_names}_prices"
+    res: dict = {"names": n_names, "sessions": n_sessions}
+    res["world"] = stage(home, "world", str(n_names), str(n_sessions), "prices", resume=resume)
+    days = sessions_from(date(2015, 1, 2), n_sessions)
+    for name, select in PRICE_STAGES.items():
+        res[name] = stage(home, "prices", days[0].isoformat(), days[-1].isoformat(), select, resume=resume,
+                          saved_as=f"prices_{name}")  # fmt: skip
+    return res
+
+
+def main_prices_only(args) -> None:
+    n = max(int(x) for x in (args.names or "5000").split(","))
+    n_sessions = int(round((1.5 if args.quick else args.years) * 252))
+    root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="alpha-scale-prices-"))
+    root.mkdir(parents=True, exist_ok=True)
+    load_before = load_average()
+    try:
+        r = prices_only(root, 40 if args.quick else n, n_sessions, resume=args.resume and bool(args.keep))
+    finally:
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+    m = machine()
+    m["load_before"], m["load_after"] = load_before, load_average()
+    print(f"price layer, single-run backfill over the whole history — {m['cores']} cores, {m['memory_gib']} GiB; "
+          f"load average {m['load_before']} before, {m['load_after']} after")  # fmt: skip
+    print(f"{r['names']} names x {r['sessions']} sessions; each layer one Dagster run in its own process")
+    print_table(
+        ["layer", "assets", "process s", "run s", "peak GB", "rows"],
+        [[name, PRICE_STAGES[name], r[name]["wall_s"], r[name]["run_s"], r[name]["peak_rss_gb"],
+          sum(r[name]["rows"].values())] for name in PRICE_STAGES],
+    )  # fmt: skip
+    emit({"benchmark": "scale_prices", "machine": m, "world_s": r["world"]["world_s"],
+          "backfill_s": round(sum(r[k]["wall_s"] for k in PRICE_STAGES), 2),
+          "peak_rss_gb": max(r[k]["peak_rss_gb"] for k in PRICE_STAGES), "results": r})  # fmt: skip
+
+
 def code_location_load(root: Path) -> dict:
     home = root / "load_home"
     home.mkdir(exist_ok=True)
@@ -299,10 +367,18 @@ def main() -> None:
         default=0,
         help="backfill the price layers in runs of at most this many sessions (0: one single run)",
     )
+    ap.add_argument(
+        "--prices-only",
+        action="store_true",
+        help="only the price layer's single-run backfill at the largest size, one process per layer",
+    )
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         _child(args.child[0], args.child[1], args.child[2:])
+        return
+    if args.prices_only:
+        main_prices_only(args)
         return
     sizes = [int(x) for x in (args.names or ("40" if args.quick else "1000,3000,5000")).split(",")]
     years, short_years = (1.5, 1.5) if args.quick else (args.years, args.short_years)
