@@ -4,10 +4,12 @@ A day's features read only its lookback (``FEATURE_LOOKBACK`` sessions before it
 grow with history, and computing a window incrementally gives the same rows as a full recompute (values equal to
 machine precision). Windows count sessions, not rows: prices are laid out as a sessions x tickers matrix, each
 ticker forward-filled between its first and last print (filled rows are flagged ``is_filled``), so a missing
-print does not silently stretch a 20-day window. Rolling statistics run column by column (one column = one
-ticker) with polars' kernels, on batches of tickers in parallel threads: the working set is a few T x batch arrays,
-each batch is copied straight into the output's (session, ticker) layout, and the output arrays become the
-frame's columns without another copy, so memory is the result plus the price grid.
+print does not silently stretch a 20-day window. Rolling means and standard deviations run column by column (one
+column = one ticker) with polars' kernels, rolling min/max by exact doubling windows in numpy, on batches of
+tickers in parallel threads: the working set is a few T x batch arrays, each feature is copied into the output's
+(session, ticker) layout as soon as it is computed, and the output arrays become the frame's columns without another
+copy, so memory is the result plus the price grid. ``iter_price_features`` yields the same rows in chunks of
+sessions (each from its own lookback), so memory is bounded by a chunk: the asset writes long windows that way.
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ LABEL_HORIZONS = (1, 5, 20)
 ANNUALIZE = 252**0.5
 # Cells (sessions x tickers) computed together: 53 features of this many float64 cells is ~0.15 GB of working set.
 BATCH_CELLS = 320_000
-# Batches in flight, one per core: polars' rolling kernels already spread a batch's columns over its own pool, so
-# more threads than cores only add contention (4 threads on 2 cores measured slower).
+# Batches in flight, one per core (the previous 4 threads on 2 cores measured no faster: polars' rolling kernels
+# also use its own thread pool).
 THREADS = os.cpu_count() or 1
 COPY_TILE = 128  # rows per tile of the batch -> output copy
 # Cells (sessions x tickers) per chunk of iter_price_features: 53 float64 features of 4 M cells are ~1.7 GB.
