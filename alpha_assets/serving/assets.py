@@ -25,6 +25,7 @@ from alpha_assets.serving import marts_db_path
 from alpha_assets.serving.marts import MART_KEYS, MARTS
 from partitions import trading_days, window_dates
 from partitions.calendar import sessions_between
+from resources.io_manager import DeltaIOManager
 
 PIPELINE_RUNS = AssetKey(["monitoring", "pipeline_runs"])
 PUBLISHED = AssetKey(["serving", "published"])
@@ -80,7 +81,7 @@ def partition_rows(lake, key: AssetKey) -> dict[date, int]:
     count: no data read). Empty when the table does not exist or is not partitioned by trade_date."""
     import pyarrow as pa
 
-    layer, name = (key.path[0], key.path[-1]) if len(key.path) > 1 else ("default", key.path[0])
+    layer, name = DeltaIOManager._table(key)  # where the IO manager wrote the asset
     if lake is None or not lake.exists(layer, name):
         return {}
     files = pl.from_arrow(pa.table(lake.table(layer, name).get_add_actions(flatten=True)))
