@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from alpha_assets.serving.api import ServingReader, create_app
+from alpha_assets.serving.store import render_portfolio
 from alpha_assets_tests.serving.conftest import free_port
 
 
@@ -265,11 +266,23 @@ def test_postgresql_store_reads_in_read_only_transactions(pg_serving_url):
     days = fill_store(store.serving_engine(pg_serving_url), names=20, days=6, seed=5)
     c = TestClient(create_app(pg_serving_url, token=""))
     assert c.get("/api/health").json()["store"] == "postgresql"
-    body = c.get("/api/portfolio", params={"date": days[2].isoformat()}).json()
+    r = c.get("/api/portfolio", params={"date": days[2].isoformat()}, headers={"Accept-Encoding": "identity"})
+    body = r.json()
     assert body["trade_date"] == days[2].isoformat() and len(body["positions"]) == 20
+    # the stored body, read as text and taken as bytes, is byte for byte what the publisher rendered from the rows
+    reader = ServingReader(pg_serving_url)
+    _, rows = reader.positions(days[2], parse_features=False)
+    assert r.content == render_portfolio(days[2], rows)
+    assert reader.payload(days[2], "portfolio", gzip=True)[2] is True  # the gzip form, when asked for
+    gz = c.get("/api/portfolio", params={"date": days[2].isoformat()}, headers={"Accept-Encoding": "gzip"})
+    assert gz.json() == body
+    # bodies stored lz4-compressed, not pglz (slow to inflate on every read)
+    with reader._engine_or_empty().connect() as conn:
+        sql = "SELECT DISTINCT pg_column_compression(body) FROM payloads"
+        methods = conn.exec_driver_sql(sql).scalars().all()
+    assert methods == ["lz4"]
     perf = c.get("/api/performance").json()["days"]
     assert [d["trade_date"] for d in perf] == [d.isoformat() for d in days]
-    reader = ServingReader(pg_serving_url)
     with pytest.raises(Exception, match="read-only transaction"):
         reader.query("DELETE FROM book_positions")
     reader._engine.dispose()
