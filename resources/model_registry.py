@@ -161,6 +161,22 @@ class ModelRegistry(ConfigurableResource):
     def run_metrics(self, run_id: str) -> dict[str, float]:
         return dict(self.client().get_run(run_id).data.metrics)
 
+    def run_json(self, run_id: str, path: str) -> Any:
+        """A JSON artifact of a run (what ``log_run_json`` wrote), or None when the run has none at ``path``."""
+        import json
+        import tempfile
+
+        client = self.client()
+        folder = str(Path(path).parent)
+        if path not in {f.path for f in client.list_artifacts(run_id, None if folder == "." else folder)}:
+            return None
+        with tempfile.TemporaryDirectory(prefix="alpha_artifact_") as tmp:
+            return json.loads(Path(client.download_artifacts(run_id, path, tmp)).read_text())
+
+    def log_run_json(self, run_id: str, path: str, obj: Any) -> None:
+        """Write ``obj`` as a JSON artifact of a run (replacing one at ``path``): derived facts kept with the model."""
+        self.client().log_dict(run_id, obj, path)
+
     def download(self, mv: ModelVersion) -> Path:
         """The version's ``model/`` artifact as a local path (cached by name and version)."""
         import mlflow

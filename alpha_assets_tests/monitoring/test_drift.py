@@ -134,3 +134,75 @@ def test_needs_retraining_fires_on_feature_drift():
     rng = np.random.default_rng(5)
     retrain, reasons = needs_retraining(health(0.05 + 0.01 * rng.normal(size=40), max_psi=0.35))
     assert retrain and "drift" in reasons[0]
+
+
+def test_feature_psi_against_a_kept_reference_is_feature_psi_exactly():
+    """The reference kept with a model (JSON) gives the same PSI, to the last bit, as the training rows."""
+    import json
+
+    from alpha_assets.lib.monitoring.drift import feature_psi_against, feature_references
+
+    rng = np.random.default_rng(3)
+    n = 4000
+    train = pl.DataFrame({"cont": rng.normal(size=n), "disc": rng.integers(0, 3, n).astype(float),
+                          "gappy": np.where(rng.random(n) < 0.3, np.nan, rng.normal(size=n)),
+                          "empty": np.full(n, np.nan)})  # fmt: skip
+    current = pl.DataFrame({"cont": rng.normal(0.5, size=500), "disc": rng.integers(0, 4, 500).astype(float),
+                            "gappy": rng.normal(size=500), "empty": rng.normal(size=500)})  # fmt: skip
+    feats = ["cont", "disc", "gappy", "empty"]
+    kept = json.loads(json.dumps(feature_references(train, feats)))
+    assert kept["empty"] is None
+    got, want = feature_psi_against(kept, current, feats), feature_psi(train, current, feats)
+    assert got["feature"].to_list() == want["feature"].to_list()
+    assert got["psi"].to_list()[:3] == want["psi"].to_list()[:3]  # bit for bit
+    assert math.isnan(got["psi"][3]) and math.isnan(want["psi"][3])
+    assert got["drift"].to_list() == want["drift"].to_list() == [True, True, False, False]
+
+
+def test_drift_reference_is_computed_once_and_kept_with_the_model(tmp_path):
+    """feature_drift's training side: computed from the lake the first time, then read from the model's MLflow run
+    (a day no longer needs a year of feature rows); recomputed when a feature is new."""
+    import logging
+    import shutil
+    from types import SimpleNamespace
+
+    from alpha_assets.lib.monitoring.drift import feature_references
+    from alpha_assets.monitoring.assets import DRIFT_REFERENCE, _drift_reference
+    from partitions.calendar import sessions_between, shift_sessions
+    from resources.lake import DeltaLake
+    from resources.model_registry import ModelRegistry
+
+    through = date(2024, 6, 28)
+    days = sessions_between(shift_sessions(through, -260), through)
+    rng = np.random.default_rng(5)
+    rows = pl.DataFrame({"trade_date": [d for d in days for _ in range(40)], "ticker": [f"T{i:02d}" for i in range(40)] * len(days),
+                         "mom_60_5": rng.normal(size=40 * len(days)), "vol_20": rng.gamma(2.0, size=40 * len(days))})  # fmt: skip
+    lake = DeltaLake(tmp_path / "lake")
+    lake.write_window("features", "price_features", rows, days[0], days[-1])
+    registry = ModelRegistry(tracking_uri=f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}",
+                             artifact_root=str(tmp_path / "mlflow" / "artifacts"))  # fmt: skip
+    weights = tmp_path / "model.txt"
+    weights.write_text("weights")
+    mv = registry.log_model("lightgbm_base", "t", {}, {"ic": 0.05}, weights,
+                            version_tags={"trained_through": through.isoformat()})  # fmt: skip
+    context = SimpleNamespace(log=logging.getLogger("test"))
+    m = SimpleNamespace(name=mv.name, version=mv.version)
+
+    first = _drift_reference(context, lake, registry, m, ["mom_60_5"])
+    window = rows.filter(pl.col("trade_date") >= shift_sessions(through, -251))
+    assert first == feature_references(window, ["mom_60_5"])  # the 252 sessions it was trained through
+    kept = registry.run_json(mv.run_id, DRIFT_REFERENCE)
+    assert kept["window"] == [shift_sessions(through, -251).isoformat(), through.isoformat()]
+
+    shutil.rmtree(tmp_path / "lake")  # no training rows left: the kept reference must serve
+    assert _drift_reference(context, lake, registry, m, ["mom_60_5"]) == first
+    with pytest.raises(FileNotFoundError):  # a feature the kept reference lacks needs the rows again
+        _drift_reference(context, lake, registry, m, ["mom_60_5", "vol_20"])
+    lake.write_window("features", "price_features", rows, days[0], days[-1])
+    both = _drift_reference(context, lake, registry, m, ["mom_60_5", "vol_20"])
+    assert set(both) == {"mom_60_5", "vol_20"} and both["mom_60_5"] == first["mom_60_5"]
+    assert set(registry.run_json(mv.run_id, DRIFT_REFERENCE)["features"]) == {"mom_60_5", "vol_20"}
+
+    registry.client().log_text(mv.run_id, '{"format": 1, "feat', DRIFT_REFERENCE)  # a torn write
+    assert _drift_reference(context, lake, registry, m, ["mom_60_5", "vol_20"]) == both  # recomputed
+    assert registry.run_json(mv.run_id, DRIFT_REFERENCE)["features"] == both  # and replaced

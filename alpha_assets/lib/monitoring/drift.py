@@ -37,34 +37,64 @@ def _finite(a) -> np.ndarray:
     return a[np.isfinite(a)]
 
 
+def psi_reference(expected: np.ndarray, bins: int = 10) -> dict | None:
+    """The expected side of PSI, kept so a day's PSI needs no training rows: the inner quantile edges of
+    ``expected`` (repeated quantiles merged) and its share in each bin (before the PSI_EPS floor). None when
+    ``expected`` has no finite value. A few dozen numbers per feature, JSON-ready."""
+    e = _finite(expected)
+    if e.size == 0:
+        return None
+    inner = np.unique(np.quantile(e, np.linspace(0.0, 1.0, bins + 1)[1:-1]))
+    # bins are (edge_k, edge_k+1]: the same rule on both samples
+    share = np.bincount(np.searchsorted(inner, e, side="left"), minlength=inner.size + 1) / e.size
+    return {"inner": inner.tolist(), "share": share.tolist()}
+
+
+def psi_against(reference: dict | None, actual: np.ndarray) -> float:
+    """PSI of ``actual`` against a ``psi_reference`` (NaN when either side is empty)."""
+    a = _finite(actual)
+    if reference is None or a.size == 0:
+        return math.nan
+    inner = np.asarray(reference["inner"], dtype=np.float64)
+    e_share = np.clip(np.asarray(reference["share"], dtype=np.float64), PSI_EPS, None)
+    a_share = np.bincount(np.searchsorted(inner, a, side="left"), minlength=inner.size + 1) / a.size
+    a_share = np.clip(a_share, PSI_EPS, None)
+    return float(np.sum((a_share - e_share) * np.log(a_share / e_share)))
+
+
 def psi(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> float:
     """PSI of ``actual`` against ``expected`` over ``bins`` quantile bins of ``expected`` (NaNs ignored).
 
     Repeated quantiles (a discrete feature) merge bins. NaN when either sample is empty.
     """
-    e, a = _finite(expected), _finite(actual)
-    if e.size == 0 or a.size == 0:
+    if _finite(actual).size == 0:
         return math.nan
-    inner = np.unique(np.quantile(e, np.linspace(0.0, 1.0, bins + 1)[1:-1]))
-    # bins are (edge_k, edge_k+1]: the same rule on both samples
-    e_share = np.bincount(np.searchsorted(inner, e, side="left"), minlength=inner.size + 1) / e.size
-    a_share = np.bincount(np.searchsorted(inner, a, side="left"), minlength=inner.size + 1) / a.size
-    e_share = np.clip(e_share, PSI_EPS, None)
-    a_share = np.clip(a_share, PSI_EPS, None)
-    return float(np.sum((a_share - e_share) * np.log(a_share / e_share)))
+    return psi_against(psi_reference(expected, bins), actual)
 
 
 def feature_psi(
     train: pl.DataFrame, current: pl.DataFrame, features: list[str], bins: int = 10
 ) -> pl.DataFrame:
     """PSI per feature (training rows as expected, current rows as actual): feature, psi, drift (psi > 0.2)."""
-    values = [
-        psi(train[f].cast(pl.Float64).to_numpy(), current[f].cast(pl.Float64).to_numpy(), bins)
-        for f in features
-    ]
+    return feature_psi_against(feature_references(train, features, bins), current, features)
+
+
+def feature_references(train: pl.DataFrame, features: list[str], bins: int = 10) -> dict[str, dict | None]:
+    """``psi_reference`` of each feature over the training rows: what ``feature_psi_against`` compares a day to."""
+    return {f: psi_reference(train[f].cast(pl.Float64).to_numpy(), bins) for f in features}
+
+
+def feature_psi_against(
+    references: dict[str, dict | None], current: pl.DataFrame, features: list[str]
+) -> pl.DataFrame:
+    """``feature_psi`` with the training side already reduced to ``feature_references``."""
+    values = [psi_against(references[f], current[f].cast(pl.Float64).to_numpy()) for f in features]
     return pl.DataFrame(
         {"feature": list(features), "psi": values}, schema={"feature": pl.String, "psi": pl.Float64}
-    ).with_columns((pl.col("psi") > PSI_DRIFT).fill_null(False).alias("drift"))
+    ).with_columns(
+        # NaN (no training or no current values: no evidence) is not drift; polars orders NaN above every number
+        (pl.col("psi").fill_nan(None) > PSI_DRIFT).fill_null(False).alias("drift")
+    )
 
 
 def csi(train_scores: np.ndarray, current_scores: np.ndarray, bins: int = 10) -> float:
