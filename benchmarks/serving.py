@@ -13,7 +13,7 @@ gzip-encoded too, risk for random days, and the year-long performance/models/pip
 p50/p95/max are over every request, the first ones included. All 20 clients send their first request at the same
 instant (a thundering herd no steady load has: 20 x 1.7 MB books at once); the "burst" column is the slowest of
 those first 20 requests, so the herd is shown, not hidden. With ``--requests 200`` (the old default, 10 per
-client) the herd is a fifth of the sample and sets the p95. Peer, same run: the same SQL run directly in this process with
+client) the herd is a tenth of the sample and sets the p95. Peer, same run: the same SQL run directly in this process with
 ``pandas.read_sql`` + ``DataFrame.to_json`` (no HTTP, no validation, one thread) — building a response from rows.
 
     .venv/bin/python benchmarks/serving.py            # 5,000 names x 252 sessions (goal p95 < 100 ms)
@@ -96,6 +96,11 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+def cycled(items: list, n: int) -> list:
+    """The first ``n`` of ``items`` repeated: each once while there are enough, then again in the same order."""
+    return (items * (n // len(items) + 1))[:n]
+
+
 def requests_for(days: list, n: int, seed: int) -> dict[str, list[str]]:
     rnd = random.Random(seed)
     pick = lambda: rnd.choice(days).isoformat()  # noqa: E731
@@ -106,11 +111,9 @@ def requests_for(days: list, n: int, seed: int) -> dict[str, list[str]]:
         "portfolio": ["/api/portfolio"] * n,  # the newest book: what the dashboard and most clients ask for
         # days other than the newest: the API caches only the newest book, so each request reads the stored one
         # (each day once while there are days enough, then again in a new order)
-        "portfolio_uncached": [f"/api/portfolio?date={d}" for d in (cold * (n // len(cold) + 1))[:n]],
+        "portfolio_uncached": [f"/api/portfolio?date={d}" for d in cycled(cold, n)],
         # the same to clients that accept gzip (browsers, requests, httpx): the stored gzip body, 0.3 MB
-        "portfolio_uncached_gzip": [
-            f"/api/portfolio?date={d}" for d in (cold[::-1] * (n // len(cold) + 1))[:n]
-        ],
+        "portfolio_uncached_gzip": [f"/api/portfolio?date={d}" for d in cycled(cold[::-1], n)],
         # the newest book to clients sending Accept-Encoding: gzip (every other row: identity, what curl and
         # http.client send by default; browsers, requests and httpx ask for gzip)
         "portfolio_gzip": ["/api/portfolio"] * n,

@@ -198,9 +198,9 @@ class ServingReader:
         Only the one blob the client will get is read (a cold book is mostly the blob's read)."""
         import sqlalchemy as sa
 
-        engine = self._engine_or_empty()
         if self.kind == "sqlite":
             return self._sqlite_payload(day, name, gzip)
+        engine = self._engine_or_empty()
         import psycopg2.extensions
 
         # PostgreSQL sends bytea as hex text (3.4 MB for a 1.7 MB book, then decoded): the plain body is asked for
