@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from dagster import AutomationCondition
+from dagster import AssetKey, AutomationCondition, AutomationContext, AutomationResult
 
 from partitions import LABEL_HORIZONS
 
@@ -14,15 +14,63 @@ RECENT = timedelta(days=45)
 # An updated partition also refreshes what reads it through a forward mapping: the labels of the sessions before
 # a re-run day (label_horizon reaches max(LABEL_HORIZONS) sessions ahead, ~1.5 calendar days per session).
 FORWARD_REACH = timedelta(days=int(max(LABEL_HORIZONS) * 1.5) + 5)
+# The day's own delivery: a session is a trading day for the platform once its prices are in the lake.
+PRICES = AssetKey(["raw", "prices"])
+
+
+class DayDelivered(AutomationCondition):
+    """True for a session whose own `raw/prices` partition has been materialized.
+
+    The dependency conditions cannot say this: they map a day through its partition mapping, so a day whose
+    125-session lookback holds yesterday's prices "has updated deps" the moment it exists (00:00 UTC), hours before
+    its vendor files land. Without this, the automation launched the new day's features over no prices.
+    Assets on another partitioning (or graphs without `raw/prices`) are not held back by it.
+    """
+
+    @property
+    def name(self) -> str:
+        return "day_delivered"
+
+    @property
+    def description(self) -> str:
+        return "the session's own raw/prices partition exists"
+
+    @property
+    def requires_cursor(self) -> bool:
+        return False
+
+    async def evaluate(self, context: AutomationContext) -> AutomationResult:
+        candidates = context.candidate_subset
+        graph = context.asset_graph
+        if context.key == PRICES or not candidates.is_partitioned or not graph.has(PRICES):
+            return AutomationResult(context=context, true_subset=candidates)
+        prices_def = graph.get(PRICES).partitions_def
+        if prices_def is None or context.partitions_def != prices_def:
+            return AutomationResult(context=context, true_subset=candidates)
+        keys = candidates.expensively_compute_partition_keys()
+        if not keys:
+            return AutomationResult(context=context, true_subset=candidates)
+        view = context.asset_graph_view
+        wanted = view.get_subset_from_partition_keys(PRICES, prices_def, keys)
+        missing = await view.compute_missing_subset(key=PRICES, from_subset=wanted)
+        delivered = keys - set(missing.expensively_compute_partition_keys())
+        return AutomationResult(
+            context=context, true_subset=candidates.compute_intersection_with_partition_keys(delivered)
+        )
+
 
 downstream = (
     (
-        (AutomationCondition.in_latest_time_window(RECENT) & AutomationCondition.newly_missing())
-        | (
-            AutomationCondition.in_latest_time_window(RECENT + FORWARD_REACH)
-            & AutomationCondition.any_deps_updated()
-        )
-    ).since_last_handled()
-    & ~AutomationCondition.any_deps_in_progress()
-    & ~AutomationCondition.in_progress()
+        (
+            (AutomationCondition.in_latest_time_window(RECENT) & AutomationCondition.newly_missing())
+            | (
+                AutomationCondition.in_latest_time_window(RECENT + FORWARD_REACH)
+                & AutomationCondition.any_deps_updated()
+            )
+        ).since_last_handled()
+        & ~AutomationCondition.any_deps_in_progress()
+        & ~AutomationCondition.in_progress()
+    )
+    # last: it reads the instance for the few candidates the conditions before it left
+    & DayDelivered()
 ).with_label("downstream_of_new_vendor_data")

@@ -57,9 +57,10 @@ train_models_job = _job(
     description="Train (or reuse, when its inputs are unchanged) the car detector and log it to MLflow.",
 )  # fmt: skip
 
+# Evaluated in the code location (not the daemon): `downstream` holds a Python condition (DayDelivered).
 automation_sensor = AutomationConditionSensorDefinition(
     "downstream_automation", target=AssetSelection.all() - REPORTS - BLOCKS - EXPLAIN,
-    default_status=DefaultSensorStatus.RUNNING, minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.RUNNING, minimum_interval_seconds=30, use_user_code_server=True,
 )  # fmt: skip
 
 JOBS = [

@@ -18,6 +18,7 @@ from dagster import (
     AssetIn,
     AssetKey,
     BackfillPolicy,
+    Failure,
     Output,
     asset,
 )
@@ -51,6 +52,19 @@ def _chunking(prices: pl.DataFrame, start: date, end: date) -> int | None:
     return step if sessions > step else None
 
 
+def _require_prices(prices: pl.DataFrame, start: date, end: date, asset: str) -> None:
+    """A window with no prices of its own is refused, rather than written empty (or failing on the empty frame's
+    missing columns): the vendor files of those sessions have not been ingested."""
+    if prices.height and prices["trade_date"].is_between(start, end).any():
+        return
+    when = str(start) if start == end else f"{start}..{end}"
+    known = f" (raw/prices ends at {prices['trade_date'].max()})" if prices.height else ""
+    raise Failure(
+        f"{asset}: no prices for {when} in raw/prices{known}; nothing written. Ingest that day's vendor files "
+        f"first (alpha materialize --from {start} --to {end} --select raw/prices)"
+    )
+
+
 def _infinite(df: pl.DataFrame) -> int:
     cols = feature_columns(df)
     return (
@@ -79,6 +93,7 @@ def price_features(context: AssetExecutionContext, prices: pl.DataFrame):
     """Lags 1/5/20/60, rolling mean/std/min/max over 5/20/60, returns 1/5/20, volatility, momentum 60/120 skipping
     5, mean-reversion z-scores and liquidity: computed from the 125-session lookback, written for the window only."""
     start, end = window_dates(*context.partition_time_window)
+    _require_prices(prices, start, end, "features/price_features")
     step = _chunking(prices, start, end) if prices.height else None
     if step is None:
         df = compute_price_features(prices, start, end) if prices.height else pl.DataFrame()
@@ -118,6 +133,7 @@ def labels(context: AssetExecutionContext, prices: pl.DataFrame):
     """Forward 1/5/20-session returns. A horizon not yet in the data stays null until a later run fills it:
     a label never uses a price that was not known."""
     start, end = window_dates(*context.partition_time_window)
+    _require_prices(prices, start, end, "features/labels")
     known = str(prices["trade_date"].max()) if prices.height else ""
     step = _chunking(prices, start, end) if prices.height else None
     if step is None:

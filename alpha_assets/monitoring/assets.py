@@ -5,8 +5,8 @@ the day's cut-off, the drop against the IC measured on the model's validation sl
 retrain > 20%), IC by horizon (1/5/20, each on days whose horizon had passed), the score's stability against its
 validation distribution (PSI of the score) and feature-importance stability against the previous block's model.
 Feature drift: PSI of each raw feature (price features and alt values, before the per-day normalisation that would
-hide it) against the block's training window. ``retraining_sensor`` reads the latest health rows and requests a
-mid-block retrain of the champion recipe when its ensemble IC has collapsed.
+hide it) over the last 20 sessions against the block's training window. ``retraining_sensor`` reads the latest
+health rows and requests a mid-block retrain of the champion recipe when its ensemble IC has collapsed.
 """
 
 import json
@@ -15,6 +15,7 @@ from datetime import date, timedelta
 import numpy as np
 import polars as pl
 from dagster import (
+    AssetDep,
     AssetExecutionContext,
     AssetIn,
     AssetKey,
@@ -35,12 +36,15 @@ from alpha_assets.lib.features.matrix import ALT_VALUE_COLUMNS
 from alpha_assets.lib.models.ensemble import recipe_ensembles
 from alpha_assets.lib.models.metrics import daily_ic
 from alpha_assets.lib.monitoring.drift import (
+    MIN_PSI_VALUES,
     HealthThresholds,
     csi,
-    feature_psi_against,
+    feature_counts,
+    feature_psi_from_counts,
     feature_references,
     ic_drop,
     importance_stability,
+    new_observations,
 )
 from alpha_assets.models.common import (
     LABELS,
@@ -199,9 +203,50 @@ def _raw_features(lake, start: date, end: date) -> pl.DataFrame:
     return price
 
 
+# A day's drift is measured on its last 20 sessions pooled: one day's cross-section of a return or a sparse alt value
+# (5 names with tank data in the demo) is too small a sample, and moves with that day's market as a whole.
+DRIFT_SESSIONS = 20
+drift_window = TimeWindowPartitionMapping(start_offset=-DRIFT_SESSIONS, end_offset=0,
+                                          allow_nonexistent_upstream_partitions=True)  # fmt: skip
+
+
+def pooled_drift(
+    current: pl.DataFrame, feats: list[str], blocks: dict[date, str], references: dict[str, dict]
+) -> list[pl.DataFrame]:
+    """feature_drift's rows for each day of ``blocks`` (day -> the block of its model) that has rows in
+    ``current``: PSI of the day's last DRIFT_SESSIONS sessions against ``references[block]``. ``current`` must
+    start one session before the first pool (its values are the baseline of ``new_observations``). Each session
+    is binned once per reference and the bins are added up, so a backfill costs about one binning per day."""
+    by_day = {k[0]: v for k, v in current.partition_by("trade_date", as_dict=True).items()}
+    fresh = {r.pop("trade_date"): r for r in new_observations(current, feats).to_dicts()}
+    frames, day_counts = [], {}
+    for day, block in sorted(blocks.items()):
+        if day not in by_day:
+            continue
+        refs = references[block]
+        pooled, observed = dict.fromkeys(feats), dict.fromkeys(feats, 0)
+        for d in sessions_between(shift_sessions(day, -(DRIFT_SESSIONS - 1)), day):
+            if d not in by_day:
+                continue
+            for f in feats:
+                observed[f] += fresh[d][f]
+            if (block, d) not in day_counts:
+                day_counts[(block, d)] = feature_counts(refs, by_day[d], feats)
+            for f, c in day_counts[(block, d)].items():
+                if c is not None:  # None: no training values for f (then never counted)
+                    pooled[f] = c if pooled[f] is None else pooled[f] + c
+        frames.append(feature_psi_from_counts(refs, pooled, feats, observations=observed).with_columns(
+            pl.lit(day).alias("trade_date"), pl.lit(block).alias("block")))  # fmt: skip
+    return frames
+
+
 @asset(
     key=FEATURE_DRIFT,
-    deps=[AssetKey(["features", "price_features"]), AssetKey(["features", "alt_features"]), PREDICTIONS],
+    deps=[
+        AssetDep(AssetKey(["features", "price_features"]), partition_mapping=drift_window),
+        AssetDep(AssetKey(["features", "alt_features"]), partition_mapping=drift_window),
+        PREDICTIONS,
+    ],
     partitions_def=trading_days,
     backfill_policy=BackfillPolicy.single_run(),
     metadata={"partition_expr": "trade_date"},
@@ -212,34 +257,44 @@ def _raw_features(lake, start: date, end: date) -> pl.DataFrame:
 def feature_drift(
     context: AssetExecutionContext, lake_store: DeltaLakeResource, model_registry: ModelRegistry
 ):
-    """PSI of each raw feature on the day against the block's training window (drift above 0.2)."""
+    """PSI of each raw feature over the day's last 20 sessions (pooled) against the training window of the day's
+    model (drift above 0.2). `values` is the pooled sample's size, `observations` how many of them are new values
+    (a value carried forward is one observation): PSI is not computed (NaN, no drift) below 100 observations,
+    where it measures the sample size rather than the data (a sparse alt feature on a few names)."""
     start, end = window_dates(*context.partition_time_window)
     lake = lake_store.lake
     book = ModelBook(model_registry, kinds=("lightgbm",))
-    current = _raw_features(lake, start, end)
+    # one session more than the pools reach: their first day's values are compared with the day before
+    current = _raw_features(lake, shift_sessions(start, -DRIFT_SESSIONS), end)
     feats = [c for c in current.columns if c not in ("trade_date", "ticker", "close", "is_filled")
              and current.schema[c].is_numeric()]  # fmt: skip
-    frames, train_cache = [], {}
+    models, train_cache = {}, {}
     for day in sessions_between(start, end):
         m = book.model_for("lightgbm", "base", day) or book.model_for("lightgbm", "fusion", day)
         if m is None:
             continue
         if m.block not in train_cache:
             train_cache[m.block] = _drift_reference(context, lake, model_registry, m, feats)
-        today = current.filter(pl.col("trade_date") == day)
-        if today.height == 0:
-            continue
-        frames.append(feature_psi_against(train_cache[m.block], today, feats).with_columns(
-            pl.lit(day).alias("trade_date"), pl.lit(m.block).alias("block")))  # fmt: skip
+        models[day] = m.block
+    frames = pooled_drift(current, feats, models, train_cache)
     if not frames:
-        return Output(pl.DataFrame(schema={"feature": pl.String, "psi": pl.Float64, "drift": pl.Boolean,
-                                           "trade_date": pl.Date, "block": pl.String}),
+        return Output(pl.DataFrame(schema={"trade_date": pl.Date, "block": pl.String, "feature": pl.String,
+                                           "psi": pl.Float64, "drift": pl.Boolean, "values": pl.Int64,
+                                           "observations": pl.Int64}),
                       metadata={"rows": 0, "note": "no trained model for these days"})  # fmt: skip
-    out = pl.concat(frames).select("trade_date", "block", "feature", "psi", "drift")
-    last = out.filter(pl.col("trade_date") == out["trade_date"].max()).sort("psi", descending=True)
-    return Output(out, metadata={"rows": out.height, "drifting_features_last_day": int(last["drift"].sum()),
-                                 "top_psi_last_day": MetadataValue.json(
-                                     {r["feature"]: round(r["psi"], 3) for r in last.head(10).to_dicts()})})  # fmt: skip
+    out = pl.concat(frames).select("trade_date", "block", "feature", "psi", "drift", "values", "observations")
+    last = out.filter(pl.col("trade_date") == out["trade_date"].max()).sort(
+        "psi", descending=True, nulls_last=True
+    )
+    scored = last.filter(pl.col("psi").is_not_nan())
+    return Output(out, metadata={
+        "rows": out.height, "drifting_features_last_day": int(last["drift"].sum()),
+        "features_scored_last_day": scored.height,
+        "too_few_values_last_day": MetadataValue.json(
+            last.filter(pl.col("psi").is_nan())["feature"].to_list()),
+        "pooled_sessions": DRIFT_SESSIONS, "min_values": MIN_PSI_VALUES,
+        "top_psi_last_day": MetadataValue.json(
+            {r["feature"]: round(r["psi"], 3) for r in scored.head(10).to_dicts()})})  # fmt: skip
 
 
 def retrain_requests(health: pl.DataFrame, last_requested: dict[str, str]) -> list[dict]:

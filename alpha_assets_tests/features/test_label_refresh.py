@@ -94,3 +94,44 @@ def test_the_automation_condition_refreshes_the_labels_that_read_a_rerun_day():
     assert requested[LABELS] == [
         d.isoformat() for d in sessions_between(shift_sessions(day, -20), shift_sessions(day, -1))
     ]
+
+
+def test_a_new_session_waits_for_its_own_prices_before_the_automation_builds_it():
+    """At 00:00 UTC a new session exists and its 125-session lookback holds yesterday's (just updated) prices: the
+    automation used to launch its features then, over no prices. It waits for the day's own delivery now."""
+    from partitions import feature_lookback
+
+    features_key = AssetKey(["features", "price_features"])
+
+    @asset(key=PRICES, partitions_def=trading_days)
+    def prices():
+        return 1
+
+    @asset(key=features_key, partitions_def=trading_days, automation_condition=downstream,
+           ins={"prices": AssetIn(key=PRICES, partition_mapping=feature_lookback)})  # fmt: skip
+    def features(prices):
+        return 1
+
+    defs = Definitions(assets=[prices, features])
+    instance = DagsterInstance.ephemeral()
+    days = sessions_between(datetime(2026, 9, 1).date(), datetime(2026, 11, 27).date())
+    for d in days:
+        for key in (PRICES, features_key):
+            instance.report_runless_asset_event(AssetMaterialization(key, partition=d.isoformat()))
+    cursor = evaluate_automation_conditions(defs, instance, evaluation_time=datetime(2026, 11, 27, 22)).cursor
+
+    def requested(cursor, now):
+        result = evaluate_automation_conditions(defs, instance, cursor=cursor, evaluation_time=now)
+        keys = {r.key: sorted(r.true_subset.expensively_compute_partition_keys()) for r in result.results}
+        return keys.get(features_key, []), result.cursor
+
+    # Friday's prices are corrected late; Monday 30 Nov 2026 exists from midnight, with no delivery yet.
+    instance.report_runless_asset_event(AssetMaterialization(PRICES, partition=days[-1].isoformat()))
+    got, cursor = requested(cursor, datetime(2026, 11, 30, 1))
+    assert got == [days[-1].isoformat()]  # the corrected day, not the new one
+    got, cursor = requested(cursor, datetime(2026, 11, 30, 12))
+    assert got == []  # still nothing for Monday during the day
+    # Monday's prices land in the evening: Monday is built then, once.
+    instance.report_runless_asset_event(AssetMaterialization(PRICES, partition="2026-11-30"))
+    got, cursor = requested(cursor, datetime(2026, 11, 30, 22))
+    assert got == ["2026-11-30"]

@@ -69,11 +69,12 @@ PRICE_PATH = ["raw__universe", "prices", "features__price_features", "features__
 NO_ROWS = {("features", "alt_features")}  # no alt vendor: materialized, empty but typed
 # Pause or resume every sensor of the code location on the instance (through the code server).
 SENSORS = """
-import sys
+import json, sys
 from dagster import DagsterInstance
 from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import WorkspaceFileTarget
 
+done = []
 with DagsterInstance.get() as instance, WorkspaceProcessContext(instance, WorkspaceFileTarget([sys.argv[2]])) as ws:
     location = ws.create_request_context().get_code_location("alpha_assets")
     for repo in location.get_repositories().values():
@@ -82,7 +83,10 @@ with DagsterInstance.get() as instance, WorkspaceProcessContext(instance, Worksp
                 instance.stop_sensor(s.get_remote_origin_id(), s.selector_id, s)
             else:
                 instance.start_sensor(s)
-            print(sys.argv[1], s.name)
+            done.append(s.name)
+# a file, not stdout: a library's log line on stdout cannot garble the list
+with open(sys.argv[3], "w") as f:
+    json.dump(done, f)
 """
 
 
@@ -240,10 +244,11 @@ def _await_runs(instance, run_ids: list[str], what: str, daemon, daemon_log: Pat
 
 
 def _sensors(action: str, env: dict, workspace: Path) -> list[str]:
-    out = subprocess.run([sys.executable, "-c", SENSORS, action, str(workspace)], env=env, cwd=REPO,
+    names = workspace.parent / f"sensors_{action}.json"
+    out = subprocess.run([sys.executable, "-c", SENSORS, action, str(workspace), str(names)], env=env, cwd=REPO,
                          capture_output=True, text=True, timeout=PHASE_TIMEOUT)  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
-    return [line.split()[1] for line in out.stdout.splitlines() if line.startswith(action)]
+    return json.loads(names.read_text())
 
 
 def _concurrent_writers(lake_root: str, storage: dict, env: dict, tmp: Path) -> None:
@@ -378,7 +383,8 @@ def test_prod_deployment_end_to_end_on_loopback(tmp_path, pg_databases):
         # --- onboarding: sensors paused while the history is built, then the real daemon (run queue)
         _wait_port(code_port, code_server, code_log, timeout=PHASE_TIMEOUT)
         paused = _sensors("stop", prod_env, workspace)
-        assert {"prices_a_landing_sensor", "reference_landing_sensor", "downstream_automation"} <= set(paused)
+        wanted = {"prices_a_landing_sensor", "reference_landing_sensor", "downstream_automation"}
+        assert wanted <= set(paused), f"paused: {paused}"
         daemon, daemon_log = services.start("daemon", [str(BIN / "dagster-daemon"), "run", "-w",
                                                        str(workspace)], prod_env, REPO)  # fmt: skip
         _wait_port(ml_port, mlflow, ml_log, timeout=180)

@@ -46,7 +46,8 @@ def test_feature_psi_flags_only_the_shifted_feature():
     train = pl.DataFrame({"mom_60_5": rng.normal(size=2000), "vol_20": rng.gamma(2.0, size=2000)})
     current = pl.DataFrame({"mom_60_5": rng.normal(size=500), "vol_20": rng.gamma(2.0, size=500) + 2.0})
     table = feature_psi(train, current, ["mom_60_5", "vol_20"])
-    assert table.columns == ["feature", "psi", "drift"]
+    assert table.columns == ["feature", "psi", "drift", "values", "observations"]
+    assert table["values"].to_list() == [500, 500]
     assert dict(table.select("feature", "drift").iter_rows()) == {"mom_60_5": False, "vol_20": True}
 
 
@@ -157,6 +158,100 @@ def test_feature_psi_against_a_kept_reference_is_feature_psi_exactly():
     assert got["psi"].to_list()[:3] == want["psi"].to_list()[:3]  # bit for bit
     assert math.isnan(got["psi"][3]) and math.isnan(want["psi"][3])
     assert got["drift"].to_list() == want["drift"].to_list() == [True, True, False, False]
+
+
+def test_psi_of_a_small_sample_is_not_computed_and_is_not_drift():
+    """5 names with tank data: PSI of 5 values from the training distribution itself averages ~4.7 (it measured the
+    sample size and flagged every sparse alt feature daily). Below MIN_PSI_VALUES it is NaN, and NaN is not drift."""
+    from alpha_assets.lib.monitoring.drift import MIN_PSI_VALUES, feature_psi_against, feature_references
+
+    rng = np.random.default_rng(7)
+    train = pl.DataFrame({"tanks": rng.normal(size=5000), "prices": rng.normal(size=5000)})
+    refs = feature_references(train, ["tanks", "prices"])
+    day = pl.DataFrame({"tanks": [*rng.normal(size=5), *[None] * 295], "prices": rng.normal(size=300)})
+    assert psi(train["tanks"].to_numpy(), rng.normal(size=5)) > 1  # what it used to report
+    table = feature_psi_against(refs, day, ["tanks", "prices"])
+    rows = {r["feature"]: r for r in table.to_dicts()}
+    assert (
+        math.isnan(rows["tanks"]["psi"]) and rows["tanks"]["drift"] is False and rows["tanks"]["values"] == 5
+    )
+    assert rows["prices"]["psi"] < 0.1 and rows["prices"]["values"] == 300
+    shifted = day.with_columns(pl.col("prices") + 1.0)
+    assert feature_psi_against(refs, shifted, ["prices"])["drift"].to_list() == [
+        True
+    ]  # real drift still shows
+    assert math.isnan(feature_psi_against(refs, day.head(MIN_PSI_VALUES - 1), ["prices"])["psi"][0])
+    assert not math.isnan(feature_psi_against(refs, day.head(MIN_PSI_VALUES), ["prices"])["psi"][0])
+
+
+def test_pooled_days_give_the_psi_of_their_rows_together():
+    """feature_drift adds the days' bin counts of its 20-session window: the same PSI as the rows concatenated."""
+    from alpha_assets.lib.monitoring.drift import (
+        feature_counts,
+        feature_psi_against,
+        feature_psi_from_counts,
+        feature_references,
+    )
+
+    rng = np.random.default_rng(8)
+    feats = ["a", "b", "none"]
+    refs = feature_references(
+        pl.DataFrame({"a": rng.normal(size=3000), "b": rng.gamma(2.0, size=3000), "none": [None] * 3000},
+                     schema={"a": pl.Float64, "b": pl.Float64, "none": pl.Float64}),
+        feats,
+    )  # fmt: skip
+    days = [pl.DataFrame({"a": rng.normal(0.1 * i, size=40), "b": rng.gamma(2.0, size=40), "none": rng.normal(size=40)})
+            for i in range(5)]  # fmt: skip
+    pooled = dict.fromkeys(feats)
+    for day in days:
+        for f, c in feature_counts(refs, day, feats).items():
+            if c is not None:
+                pooled[f] = c if pooled[f] is None else pooled[f] + c
+    got = feature_psi_from_counts(refs, pooled, feats)
+    want = feature_psi_against(refs, pl.concat(days), feats)
+    assert got["psi"].to_list()[:2] == want["psi"].to_list()[:2]
+    assert got["values"].to_list() == [200, 200, 0] and math.isnan(got["psi"][2])
+    assert all(
+        math.isnan(feature_psi_against(refs, d, feats)["psi"][0]) for d in days
+    )  # 40 a day: too few alone
+
+
+def test_a_value_carried_forward_is_one_observation():
+    """A filing score carried forward for weeks is one observation, however many rows repeat it: the 20-session
+    pool of a quarterly feature is a few dozen observations, too few for a PSI, though it has hundreds of rows."""
+    from alpha_assets.lib.monitoring.drift import (
+        feature_counts,
+        feature_psi_from_counts,
+        feature_references,
+        new_observations,
+    )
+
+    days = sessions(30)
+    rng = np.random.default_rng(9)
+    rows = []
+    for t in range(20):
+        filing = rng.normal()
+        for i, d in enumerate(days):
+            if i == 15 and t < 10:  # half the names publish a new filing mid-way
+                filing = rng.normal()
+            rows.append({"trade_date": d, "ticker": f"T{t}", "filing": filing, "ret": rng.normal(),
+                         "gap": None if i % 2 else rng.normal()})  # fmt: skip
+    frame = pl.DataFrame(rows)
+    fresh = new_observations(frame, ["filing", "ret", "gap"]).sort("trade_date")
+    assert fresh["filing"].to_list() == [20] + [0] * 14 + [10] + [0] * 14
+    assert fresh["ret"].to_list() == [20] * 30  # a price feature is new every day
+    assert fresh["gap"].to_list() == [20 if i % 2 == 0 else 0 for i in range(30)]  # nulls are not values
+
+    refs = feature_references(pl.DataFrame({"filing": rng.normal(size=2000), "ret": rng.normal(size=2000),
+                                            "gap": rng.normal(size=2000)}), ["filing", "ret", "gap"])  # fmt: skip
+    counts = feature_counts(refs, frame, ["filing", "ret", "gap"])
+    observed = {f: int(fresh[f].sum()) for f in ["filing", "ret", "gap"]}
+    table = {r["feature"]: r for r in feature_psi_from_counts(refs, counts, ["filing", "ret", "gap"],
+                                                              observations=observed).to_dicts()}  # fmt: skip
+    assert (table["filing"]["values"], table["filing"]["observations"]) == (600, 30)
+    assert math.isnan(table["filing"]["psi"]) and not table["filing"]["drift"]
+    assert table["ret"]["observations"] == 600 and table["ret"]["psi"] < 0.1
+    assert table["gap"]["observations"] == 300 and math.isfinite(table["gap"]["psi"])
 
 
 def test_drift_reference_is_computed_once_and_kept_with_the_model(tmp_path):
