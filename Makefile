@@ -43,7 +43,10 @@ lint: $(VENV)/bin/alpha
 
 ui: $(VENV)/bin/alpha
 	mkdir -p $(DAGSTER_HOME) && [ -f $(DAGSTER_HOME)/dagster.yaml ] || cp deploy/local/dagster.yaml $(DAGSTER_HOME)/
-	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+	@# Started in the background, a shell ignores SIGINT, and dagster maps SIGTERM to the SIGINT handler: reset it
+	@# so that `kill <pid>` stops the UI (and its daemon, webserver and code server) as Ctrl-C does.
+	$(VENV)/bin/python -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])' \
+		$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
 bench: $(VENV)/bin/alpha
 	# altdata.py runs the altdata_vision and altdata_text measurements (each also runs alone); _common is a module
