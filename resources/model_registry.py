@@ -10,6 +10,9 @@ inference does not re-download a version it already has; it is a cache, never a 
 
 from __future__ import annotations
 
+import logging
+import sqlite3
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,53 @@ from typing import Any
 from dagster import ConfigurableResource
 
 CHAMPION, CHALLENGER = "champion", "challenger"
+log = logging.getLogger(__name__)
+
+# (tables, columns) of a local MLflow store that hold absolute artifact URIs
+_URI_COLUMNS = (
+    ("experiments", "artifact_location"),
+    ("runs", "artifact_uri"),
+    ("model_versions", "source"),
+    ("model_versions", "storage_location"),
+    ("logged_models", "artifact_location"),
+)
+_relocated: set[tuple[str, str]] = set()
+_relocate_lock = threading.Lock()
+
+
+def relocate_local_store(db_path: Path, artifact_root: Path) -> dict[str, str]:
+    """Point a local MLflow store's artifact URIs at ``artifact_root`` when they name another folder's copy.
+
+    MLflow records absolute artifact locations. A copied ALPHA_HOME (``cp -a .alpha /tmp/try``) kept the original
+    home's: its runs read, and worse wrote (a model version, a drift reference), the original's files. An
+    experiment is moved only when its folder exists under ``artifact_root`` (the copy carries its artifacts), by
+    rewriting the prefix in one transaction. Returns {old root: new root} of what moved (empty: nothing to do)."""
+    if not db_path.exists():
+        return {}
+    new_root = artifact_root.resolve().as_uri()
+    moved: dict[str, str] = {}
+    with sqlite3.connect(db_path, timeout=60) as db:
+        tables = {r[0] for r in db.execute("select name from sqlite_master where type = 'table'")}
+        if "experiments" not in tables:
+            return {}
+        for name, location in db.execute("select name, artifact_location from experiments").fetchall():
+            if not (location or "").startswith("file://") or not location.endswith(f"/{name}"):
+                continue
+            old_root = location[: -len(name) - 1]
+            if old_root != new_root and (artifact_root / name).is_dir():
+                moved[old_root] = new_root
+        for old_root in moved:
+            for table, column in _URI_COLUMNS:
+                if table not in tables:
+                    continue
+                if column not in {r[1] for r in db.execute(f"pragma table_info({table})")}:
+                    continue
+                db.execute(
+                    f"update {table} set {column} = ? || substr({column}, ?) "
+                    f"where substr({column}, 1, ?) = ?",
+                    (new_root, len(old_root) + 1, len(old_root) + 1, old_root + "/"),
+                )
+    return moved
 
 
 @dataclass(frozen=True)
@@ -45,9 +95,27 @@ class ModelRegistry(ConfigurableResource):
         from mlflow.tracking import MlflowClient
 
         if self.tracking_uri.startswith("sqlite:///"):  # a local store's folder is made at first use
-            Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            db = Path(self.tracking_uri.removeprefix("sqlite:///"))
+            db.parent.mkdir(parents=True, exist_ok=True)
+            self._relocate_once(db)
 
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def _relocate_once(self, db: Path) -> None:
+        if not self.artifact_root or "://" in self.artifact_root:
+            return
+        key = (str(db), self.artifact_root)
+        with _relocate_lock:
+            if key in _relocated:
+                return
+            moved = relocate_local_store(db, Path(self.artifact_root))
+            _relocated.add(key)
+        for old, new in moved.items():
+            log.warning(f"MLflow store {db} named artifacts under {old} (a copied home?): moved to {new}")
+        if moved:  # MLflow keeps each run's artifact repository in a process-wide cache, by run id
+            from mlflow.tracking._tracking_service import utils
+
+            getattr(utils, "_artifact_repos_cache", {}).clear()
 
     def experiment_id(self, name: str) -> str:
         client = self.client()
