@@ -253,12 +253,16 @@ class ModelRegistry(ConfigurableResource):
             dest = Path(self.cache_dir) / mv.name / str(mv.version)
             done = dest / ".complete"
             if done.exists():
-                return Path(done.read_text())
+                # relative to the cache entry (older entries: absolute, and only trusted inside it, so a
+                # copied home never reads the original home's cache)
+                kept = dest / done.read_text()
+                if kept.resolve().is_relative_to(dest.resolve()) and kept.exists():
+                    return kept
             dest.mkdir(parents=True, exist_ok=True)
             local = mlflow.artifacts.download_artifacts(
                 run_id=mv.run_id, artifact_path="model", dst_path=str(dest), tracking_uri=self.tracking_uri
             )
-            done.write_text(str(local))
+            done.write_text(str(Path(local).resolve().relative_to(dest.resolve())))
             return Path(local)
         return Path(
             mlflow.artifacts.download_artifacts(

@@ -13,6 +13,7 @@ def registry(home):
     return ModelRegistry(
         tracking_uri=f"sqlite:///{home / 'mlflow' / 'mlflow.db'}",
         artifact_root=str(home / "mlflow" / "artifacts"),
+        cache_dir=str(home / "models" / "registry_cache"),
     )
 
 
@@ -22,6 +23,7 @@ def test_a_copied_home_reads_and_writes_its_own_artifacts(tmp_path):
     weights.write_text("weights v1")
     mv = registry(original).log_model("alpha_lightgbm", "t", {}, {"ic": 0.05}, weights)
     registry(original).log_run_json(mv.run_id, "monitoring/ref.json", {"kept": "original"})
+    assert (registry(original).download(mv) / "model.txt").read_text() == "weights v1"  # cached in the home
     shutil.copytree(original, copy)
 
     moved = registry(copy)
@@ -41,7 +43,8 @@ def test_a_copied_home_reads_and_writes_its_own_artifacts(tmp_path):
 
     shutil.rmtree(original)  # the copy stands alone
     assert moved.run_json(mv.run_id, "monitoring/ref.json") == {"kept": "copy"}
-    assert (moved.download(moved.get_version("alpha_lightgbm", 1)) / "model.txt").read_text() == "weights v1"
+    local = moved.download(moved.get_version("alpha_lightgbm", 1))
+    assert (local / "model.txt").read_text() == "weights v1" and local.is_relative_to(copy)
     assert registry(copy).get_version("alpha_lightgbm", 1).source.startswith(copy.resolve().as_uri())
 
 
