@@ -61,28 +61,35 @@ def test_a_one_day_rerun_refreshes_the_labels_of_the_days_before_it(home, instan
     assert (both["fwd_ret_1"] - both["want"]).abs().max() < 1e-12  # the corrected close, not the old one
 
 
-def test_the_automation_condition_refreshes_the_labels_that_read_a_rerun_day():
+def prices_and_reader(key: AssetKey, mapping):
+    """raw/prices and one `downstream` asset reading it through ``mapping``, both materialized on every session of
+    2026-09-01..2026-11-27 (reported, on an ephemeral instance): (defs, instance, assets, sessions)."""
+
     @asset(key=PRICES, partitions_def=trading_days)
     def prices():
         return 1
 
-    @asset(key=LABELS, partitions_def=trading_days, automation_condition=downstream,
-           ins={"prices": AssetIn(key=PRICES, partition_mapping=label_horizon)})  # fmt: skip
-    def labels(prices):
+    @asset(key=key, partitions_def=trading_days, automation_condition=downstream,
+           ins={"prices": AssetIn(key=PRICES, partition_mapping=mapping)})  # fmt: skip
+    def reader(prices):
         return 1
 
-    defs = Definitions(assets=[prices, labels])
     instance = DagsterInstance.ephemeral()
     days = sessions_between(datetime(2026, 9, 1).date(), datetime(2026, 11, 27).date())
     for d in days:
-        for key in (PRICES, LABELS):
-            instance.report_runless_asset_event(AssetMaterialization(key, partition=d.isoformat()))
+        for k in (PRICES, key):
+            instance.report_runless_asset_event(AssetMaterialization(k, partition=d.isoformat()))
+    return Definitions(assets=[prices, reader]), instance, [prices, reader], days
+
+
+def test_the_automation_condition_refreshes_the_labels_that_read_a_rerun_day():
+    defs, instance, assets, days = prices_and_reader(LABELS, label_horizon)
     now = datetime(2026, 11, 30, 12)
     cursor = evaluate_automation_conditions(defs, instance, evaluation_time=now).cursor
     day = days[-12]
 
     # The CLI path: one run re-materializes the day's prices and labels.
-    materialize([prices, labels], partition_key=day.isoformat(), instance=instance,
+    materialize(assets, partition_key=day.isoformat(), instance=instance,
                 resources={"io_manager": mem_io_manager})  # fmt: skip
     result = evaluate_automation_conditions(defs, instance, cursor=cursor, evaluation_time=now)
 
@@ -102,22 +109,7 @@ def test_a_new_session_waits_for_its_own_prices_before_the_automation_builds_it(
     from partitions import feature_lookback
 
     features_key = AssetKey(["features", "price_features"])
-
-    @asset(key=PRICES, partitions_def=trading_days)
-    def prices():
-        return 1
-
-    @asset(key=features_key, partitions_def=trading_days, automation_condition=downstream,
-           ins={"prices": AssetIn(key=PRICES, partition_mapping=feature_lookback)})  # fmt: skip
-    def features(prices):
-        return 1
-
-    defs = Definitions(assets=[prices, features])
-    instance = DagsterInstance.ephemeral()
-    days = sessions_between(datetime(2026, 9, 1).date(), datetime(2026, 11, 27).date())
-    for d in days:
-        for key in (PRICES, features_key):
-            instance.report_runless_asset_event(AssetMaterialization(key, partition=d.isoformat()))
+    defs, instance, _, days = prices_and_reader(features_key, feature_lookback)
     cursor = evaluate_automation_conditions(defs, instance, evaluation_time=datetime(2026, 11, 27, 22)).cursor
 
     def requested(cursor, now):
