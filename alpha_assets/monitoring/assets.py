@@ -259,7 +259,7 @@ def feature_drift(
 ):
     """PSI of each raw feature over the day's last 20 sessions (pooled) against the training window of the day's
     model (drift above 0.2). `values` is the pooled sample's size, `observations` how many of them are new values
-    (a value carried forward is one observation): PSI is not computed (NaN, no drift) below 100 observations,
+    (a value carried forward is one observation): PSI is not computed (null, no drift) below 100 observations,
     where it measures the sample size rather than the data (a sparse alt feature on a few names)."""
     start, end = window_dates(*context.partition_time_window)
     lake = lake_store.lake
@@ -286,12 +286,12 @@ def feature_drift(
     last = out.filter(pl.col("trade_date") == out["trade_date"].max()).sort(
         "psi", descending=True, nulls_last=True
     )
-    scored = last.filter(pl.col("psi").is_not_nan())
+    scored = last.filter(pl.col("psi").is_not_null())
     return Output(out, metadata={
         "rows": out.height, "drifting_features_last_day": int(last["drift"].sum()),
         "features_scored_last_day": scored.height,
         "too_few_values_last_day": MetadataValue.json(
-            last.filter(pl.col("psi").is_nan())["feature"].to_list()),
+            last.filter(pl.col("psi").is_null())["feature"].to_list()),
         "pooled_sessions": DRIFT_SESSIONS, "min_values": MIN_PSI_VALUES,
         "top_psi_last_day": MetadataValue.json(
             {r["feature"]: round(r["psi"], 3) for r in scored.head(10).to_dicts()})})  # fmt: skip

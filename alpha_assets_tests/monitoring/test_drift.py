@@ -156,7 +156,7 @@ def test_feature_psi_against_a_kept_reference_is_feature_psi_exactly():
     got, want = feature_psi_against(kept, current, feats), feature_psi(train, current, feats)
     assert got["feature"].to_list() == want["feature"].to_list()
     assert got["psi"].to_list()[:3] == want["psi"].to_list()[:3]  # bit for bit
-    assert math.isnan(got["psi"][3]) and math.isnan(want["psi"][3])
+    assert got["psi"][3] is None and want["psi"][3] is None  # not computed: null
     assert got["drift"].to_list() == want["drift"].to_list() == [True, True, False, False]
 
 
@@ -172,16 +172,14 @@ def test_psi_of_a_small_sample_is_not_computed_and_is_not_drift():
     assert psi(train["tanks"].to_numpy(), rng.normal(size=5)) > 1  # what it used to report
     table = feature_psi_against(refs, day, ["tanks", "prices"])
     rows = {r["feature"]: r for r in table.to_dicts()}
-    assert (
-        math.isnan(rows["tanks"]["psi"]) and rows["tanks"]["drift"] is False and rows["tanks"]["values"] == 5
-    )
+    assert rows["tanks"]["psi"] is None and rows["tanks"]["drift"] is False and rows["tanks"]["values"] == 5
     assert rows["prices"]["psi"] < 0.1 and rows["prices"]["values"] == 300
     shifted = day.with_columns(pl.col("prices") + 1.0)
     assert feature_psi_against(refs, shifted, ["prices"])["drift"].to_list() == [
         True
     ]  # real drift still shows
-    assert math.isnan(feature_psi_against(refs, day.head(MIN_PSI_VALUES - 1), ["prices"])["psi"][0])
-    assert not math.isnan(feature_psi_against(refs, day.head(MIN_PSI_VALUES), ["prices"])["psi"][0])
+    assert feature_psi_against(refs, day.head(MIN_PSI_VALUES - 1), ["prices"])["psi"][0] is None
+    assert math.isfinite(feature_psi_against(refs, day.head(MIN_PSI_VALUES), ["prices"])["psi"][0])
 
 
 def test_pooled_days_give_the_psi_of_their_rows_together():
@@ -210,10 +208,8 @@ def test_pooled_days_give_the_psi_of_their_rows_together():
     got = feature_psi_from_counts(refs, pooled, feats)
     want = feature_psi_against(refs, pl.concat(days), feats)
     assert got["psi"].to_list()[:2] == want["psi"].to_list()[:2]
-    assert got["values"].to_list() == [200, 200, 0] and math.isnan(got["psi"][2])
-    assert all(
-        math.isnan(feature_psi_against(refs, d, feats)["psi"][0]) for d in days
-    )  # 40 a day: too few alone
+    assert got["values"].to_list() == [200, 200, 0] and got["psi"][2] is None
+    assert all(feature_psi_against(refs, d, feats)["psi"][0] is None for d in days)  # 40 a day: too few alone
 
 
 def test_a_value_carried_forward_is_one_observation():
@@ -249,7 +245,7 @@ def test_a_value_carried_forward_is_one_observation():
     table = {r["feature"]: r for r in feature_psi_from_counts(refs, counts, ["filing", "ret", "gap"],
                                                               observations=observed).to_dicts()}  # fmt: skip
     assert (table["filing"]["values"], table["filing"]["observations"]) == (600, 30)
-    assert math.isnan(table["filing"]["psi"]) and not table["filing"]["drift"]
+    assert table["filing"]["psi"] is None and not table["filing"]["drift"]
     assert table["ret"]["observations"] == 600 and table["ret"]["psi"] < 0.1
     assert table["gap"]["observations"] == 300 and math.isfinite(table["gap"]["psi"])
 

@@ -99,7 +99,7 @@ def feature_psi(
     min_values: int = MIN_PSI_VALUES,
 ) -> pl.DataFrame:
     """PSI per feature (training rows as expected, current rows as actual): feature, psi, drift (psi > 0.2),
-    values (the current sample's finite values; PSI is NaN below ``min_values``)."""
+    values (the current sample's finite values) and observations; psi is null below ``min_values``."""
     return feature_psi_against(feature_references(train, features, bins), current, features, min_values)
 
 
@@ -142,9 +142,10 @@ def feature_psi_from_counts(
         schema={"feature": pl.String, "psi": pl.Float64, "values": pl.Int64, "observations": pl.Int64},
     ).select(
         "feature",
-        "psi",
-        # NaN (no training values, or too few current ones: no evidence) is not drift; polars orders NaN above
-        # every number
+        # null, not NaN, where PSI is not computed (no training values, or too few current ones): SQL's
+        # `ORDER BY psi DESC NULLS LAST` then ranks the real values first (DuckDB and polars order NaN above every
+        # number). No evidence is not drift.
+        pl.col("psi").fill_nan(None),
         (pl.col("psi").fill_nan(None) > PSI_DRIFT).fill_null(False).alias("drift"),
         "values",
         "observations",
