@@ -83,9 +83,21 @@ def visit(b, base: str, path: str, screenshot: Path | None = None, width: int = 
                            "document.querySelector('.empty') !== null", timeout=30_000)  # fmt: skip
     charts = page.evaluate(TRACES_JS)
     if screenshot is not None:
-        page.screenshot(path=str(screenshot), full_page=True)
+        _screenshot(page, screenshot)
     page.close()
     return charts, errors
+
+
+def _screenshot(page, path: Path) -> None:
+    """A full-page screenshot; once more after a reload if headless Chromium's capture hangs (it did once in CI,
+    after "fonts loaded", on 2 busy cores with software rendering: the page had rendered, the capture never came)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.screenshot(path=str(path), full_page=True, timeout=60_000, animations="disabled")
+    except PlaywrightTimeout:
+        page.reload(wait_until="networkidle")
+        page.screenshot(path=str(path), full_page=True, timeout=60_000, animations="disabled")
 
 
 @needs_chromium
