@@ -24,7 +24,7 @@ PSI_STABLE = 0.1
 PSI_DRIFT = 0.2
 # PSI of n values drawn from the reference's own distribution (10 bins, 2,000 draws each): mean 4.72 at n = 5,
 # 2.74 at n = 10, 0.55 at n = 30 (80% of them "drift"), 0.094 at n = 100 (2.8% above 0.2), 0.031 at n = 300.
-# Below ~10 values a bin, PSI measures the sample size, not drift: it is not computed (NaN).
+# Below ~10 values a bin, PSI measures the sample size, not drift: it is not computed (null in feature_psi's table).
 MIN_PSI_VALUES = 100
 
 
@@ -62,25 +62,21 @@ def bin_counts(reference: dict, actual: np.ndarray) -> np.ndarray:
     return np.bincount(np.searchsorted(inner, a, side="left"), minlength=inner.size + 1)
 
 
-def psi_from_counts(reference: dict | None, counts: np.ndarray | None, min_values: int = 1) -> float:
-    """PSI of a sample given as ``bin_counts`` against its ``psi_reference``; NaN when either side is empty or the
-    sample has fewer than ``min_values`` values."""
+def psi_from_counts(reference: dict | None, counts: np.ndarray | None) -> float:
+    """PSI of a sample given as ``bin_counts`` against its ``psi_reference``; NaN when either side is empty."""
     if reference is None or counts is None:
         return math.nan
     n = int(counts.sum())
-    if n == 0 or n < min_values:
+    if n == 0:
         return math.nan
     e_share = np.clip(np.asarray(reference["share"], dtype=np.float64), PSI_EPS, None)
     a_share = np.clip(counts / n, PSI_EPS, None)
     return float(np.sum((a_share - e_share) * np.log(a_share / e_share)))
 
 
-def psi_against(reference: dict | None, actual: np.ndarray, min_values: int = 1) -> float:
-    """PSI of ``actual`` against a ``psi_reference`` (NaN when either side is empty or ``actual`` has fewer than
-    ``min_values`` finite values)."""
-    return psi_from_counts(
-        reference, None if reference is None else bin_counts(reference, actual), min_values
-    )
+def psi_against(reference: dict | None, actual: np.ndarray) -> float:
+    """PSI of ``actual`` against a ``psi_reference`` (NaN when either side is empty)."""
+    return psi_from_counts(reference, None if reference is None else bin_counts(reference, actual))
 
 
 def psi(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> float:
@@ -137,18 +133,24 @@ def feature_psi_from_counts(
         psi_from_counts(references[f], counts[f]) if n >= min_values else math.nan
         for f, n in zip(features, seen, strict=True)
     ]
-    return pl.DataFrame(
-        {"feature": list(features), "psi": values, "values": sizes, "observations": seen},
-        schema={"feature": pl.String, "psi": pl.Float64, "values": pl.Int64, "observations": pl.Int64},
-    ).select(
-        "feature",
-        # null, not NaN, where PSI is not computed (no training values, or too few current ones): SQL's
-        # `ORDER BY psi DESC NULLS LAST` then ranks the real values first (DuckDB and polars order NaN above every
-        # number). No evidence is not drift.
-        pl.col("psi").fill_nan(None),
-        (pl.col("psi").fill_nan(None) > PSI_DRIFT).fill_null(False).alias("drift"),
-        "values",
-        "observations",
+    return (
+        pl.DataFrame(
+            {"feature": list(features), "psi": values, "values": sizes, "observations": seen},
+            schema={"feature": pl.String, "psi": pl.Float64, "values": pl.Int64, "observations": pl.Int64},
+        )
+        .with_columns(
+            # null, not NaN, where PSI is not computed (no training values, or too few current ones): SQL's
+            # `ORDER BY psi DESC NULLS LAST` then ranks the real values first (DuckDB and polars order NaN above every
+            # number)
+            pl.col("psi").fill_nan(None)
+        )
+        .select(
+            "feature",
+            "psi",
+            (pl.col("psi") > PSI_DRIFT).fill_null(False).alias("drift"),  # no evidence is not drift
+            "values",
+            "observations",
+        )
     )
 
 
