@@ -2,18 +2,21 @@
 
 Price features + point-in-time alt features, alt values also against each name's own history, normalised across
 names per day, with missing indicators and a neutral fill (``lib/features/matrix.py`` holds the maths). Before the
-rows are written the asset proves they peek nowhere: every alt value was published by its day's cut-off, and no
-feature tracks the next day's return implausibly well (a copy of tomorrow's return fails the run and nothing is
-written). Alt features are also checked against the same day's return; price features are not, because the day's
-close is known at the 22:00 UTC cut-off by construction (``ret_1`` *is* the same-day return).
+rows are written the asset proves they peek nowhere (``refuse_leaks``, shared with features.fused_embeddings): every
+alt value was published by its day's cut-off, and the statistical leakage gate (``lib/features/leakage.py``) finds
+no feature, and no in-window ridge on all of them, that predicts the forward returns the models may learn from
+(1, 5 and 20 sessions; the training label is one of them) better than any honest signal could, given the window's
+names and days. A refused window writes nothing and the failure names the column(s), the horizon and the statistic.
+Alt features are also checked against the same day's return; price features are not, because the day's close is
+known at the 22:00 UTC cut-off by construction (``ret_1`` *is* the same-day return). The gate reads raw/prices up
+to 20 sessions after the window: it may see the future because it is a test; days whose future is not in the lake
+yet skip those horizons, and the check's ``horizons_tested`` metadata says how many days each horizon covered.
 
 Alt data is optional: a fund keeps trading when an alt vendor is down or absent. The asset reads
 features.alt_features itself (its lookback window through the same partition mapping) so that a lake without
 that table yet — a prices-only fund, or an automation run that got here first — builds the matrix from the price
 features alone instead of failing; the output's ``alt_sources`` metadata names the alt sources the rows carry.
 """
-
-from datetime import timedelta
 
 import polars as pl
 from dagster import (
@@ -33,21 +36,24 @@ from dagster import (
 )
 
 from alpha_assets.automation import downstream
+from alpha_assets.lib.features.leakage import LeakageConfig, gate_returns, leakage_gate
 from alpha_assets.lib.features.matrix import (
     MatrixConfig,
     build_feature_matrix,
     feature_columns,
-    leakage_report,
     matrix_lookback_sessions,
     publication_violations,
     source_of,
 )
+from alpha_assets.lib.features.price_features import LABEL_HORIZONS
+from alpha_assets.models.common import TRAIN_LABEL
 from partitions import trading_days, window_dates
 from partitions.calendar import sessions_between, shift_sessions
 from resources.lake_resource import DeltaLakeResource
 
 FEATURE_MATRIX = AssetKey(["features", "feature_matrix"])
 ALT_FEATURES = AssetKey(["features", "alt_features"])
+PRICE_COLUMNS = ("trade_date", "ticker", "open", "high", "low", "close", "volume")
 alt_history = TimeWindowPartitionMapping(
     start_offset=-matrix_lookback_sessions(), end_offset=0, allow_nonexistent_upstream_partitions=True
 )
@@ -56,11 +62,18 @@ alt_history = TimeWindowPartitionMapping(
 class FeatureMatrixConfig(Config):
     normalise: str = "rank"  # "rank" or "robust_z"
     history_sessions: int = MatrixConfig.history_sessions
-    # |mean daily rank IC| above this with the next day's return cannot be an honest daily feature (real alphas
-    # are ~0.02-0.1); a copy of tomorrow's return scores ~1.
-    max_abs_ic: float = 0.5
-    # Below this many names a day's rank IC is too noisy for the test to mean anything.
-    min_names_for_leakage_test: int = 20
+    # The statistical leakage gate (lib/features/leakage.py derives each number): a feature is refused when its
+    # mean daily rank IC with a forward return is `leak_z` standard errors above `plausible_ic`, when too many of
+    # its days are `leak_z` standard errors above `plausible_day_ic`, or when a ridge on all features, fitted by
+    # day-blocks within the window, predicts out of fold `leak_z` standard errors above `plausible_model_ic`.
+    plausible_ic: float = LeakageConfig.plausible_ic
+    plausible_day_ic: float = LeakageConfig.plausible_day_ic
+    plausible_model_ic: float = LeakageConfig.plausible_model_ic
+    leak_z: float = LeakageConfig.z
+
+    def leakage(self) -> LeakageConfig:
+        return LeakageConfig(plausible_ic=self.plausible_ic, plausible_day_ic=self.plausible_day_ic,
+                             plausible_model_ic=self.plausible_model_ic, z=self.leak_z)  # fmt: skip
 
 
 def alt_window(lake, start, end) -> pl.DataFrame:
@@ -71,17 +84,50 @@ def alt_window(lake, start, end) -> pl.DataFrame:
     return lake.read(*ALT_FEATURES.path, shift_sessions(start, -matrix_lookback_sessions()), end)
 
 
-def day_returns(lake, start, end) -> pl.DataFrame:
-    """Same-day (close D-1 -> D) and next-day (close D -> D+1) returns per ticker-day, for the leakage test."""
+def gate_prices(lake, start, end) -> pl.DataFrame:
+    """raw/prices from a few sessions before ``start`` to the longest label horizon after ``end`` (as far as the lake
+    knows it): the leakage gate's returns. Reading the future is allowed here because the gate is a test."""
     if not lake.exists("raw", "prices"):
         return pl.DataFrame()
-    px = lake.read("raw", "prices", start - timedelta(days=10), end + timedelta(days=10),
-                   columns=["trade_date", "ticker", "close"])  # fmt: skip
-    px = px.unique(["trade_date", "ticker"]).sort("ticker", "trade_date")
-    return px.with_columns(
-        (pl.col("close") / pl.col("close").shift(1).over("ticker") - 1).alias("ret_same_day"),
-        (pl.col("close").shift(-1).over("ticker") / pl.col("close") - 1).alias("ret_next_day"),
-    ).filter(pl.col("trade_date").is_between(start, end))
+    hi = shift_sessions(end, max(LABEL_HORIZONS) + 1)
+    return lake.read("raw", "prices", shift_sessions(start, -5), hi, columns=list(PRICE_COLUMNS))
+
+
+def refuse_leaks(asset: str, frame: pl.DataFrame, features: list[str], lake, start, end,
+                 cfg: LeakageConfig = LeakageConfig(), same_day_features: list[str] | None = None,
+                 late: int = 0) -> dict:  # fmt: skip
+    """Run the statistical leakage gate on ``frame`` before it is written; raise a ``Failure`` naming the column(s),
+    the horizon and the statistic when it refuses (or when ``late`` alt values were published after their cut-off).
+    Returns the check's metadata when it passes."""
+    prices = gate_prices(lake, start, end)
+    returns = gate_returns(prices, start, end) if prices.height else pl.DataFrame()
+    result = None
+    if returns.height and frame.height:
+        result = leakage_gate(frame, returns, features, cfg, same_day_features=same_day_features or ())
+    coverage = result.coverage if result else {"all": "skipped: raw/prices holds no prices for the window"}
+    metadata = {
+        "late_values": late,
+        "training_label": TRAIN_LABEL,
+        "horizons_tested": MetadataValue.json(coverage),
+        "model_check": MetadataValue.json(result.model if result else {}),
+        "thresholds": MetadataValue.json({"plausible_ic": cfg.plausible_ic, "plausible_day_ic": cfg.plausible_day_ic,
+                                          "plausible_model_ic": cfg.plausible_model_ic, "z": cfg.z}),
+    }  # fmt: skip
+    if late or (result and not result.passed):
+        raise Failure(
+            description=f"{asset} {start}..{end} refused (nothing written): "
+            + (f"{late} alt values published after their day's cut-off; " if late else "")
+            + (f"look-ahead suspected: {result.message()}" if result and not result.passed else ""),
+            metadata={
+                **metadata,
+                "leaks": MetadataValue.json(_jsonable(result.findings[:20]) if result else []),
+            },
+        )
+    return metadata
+
+
+def _jsonable(findings: list[dict]) -> list[dict]:
+    return [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in f.items()} for f in findings]
 
 
 @asset(
@@ -101,8 +147,9 @@ def day_returns(lake, start, end) -> pl.DataFrame:
             "no_leakage",
             asset=FEATURE_MATRIX,
             blocking=True,
-            description="every alt value published by its day's cut-off; no feature tracks the next day's "
-            "return (or, for alt data, the same day's) implausibly well",
+            description="every alt value published by its day's cut-off; no feature (and no in-window ridge on "
+            "all of them) predicts the 1/5/20-session forward return (alt data: also the same day's) beyond "
+            "chance and beyond any honest signal",
         )
     ],
 )
@@ -131,22 +178,11 @@ def feature_matrix(context: AssetExecutionContext, config: FeatureMatrixConfig, 
         if in_window is not None
         else 0
     )
-    returns = day_returns(lake_store.lake, start, end)
-    names_per_day = matrix.group_by("trade_date").len()["len"].mean() if matrix.height else 0
-    leaks: list[dict] = []
-    if returns.height and names_per_day >= config.min_names_for_leakage_test:
-        leaks = leakage_report(matrix, returns, max_abs_ic=config.max_abs_ic)
-        # The day's close is known at the cut-off: a price feature may track the same day's return (ret_1 is it).
-        leaks = [x for x in leaks if not (x["return"] == "ret_same_day" and source_of(x["feature"]) is None)]
-    if late or leaks:
-        what = "; ".join(f"{x['feature']} has mean IC {x['ic']:+.2f} with {x['return']}" for x in leaks[:5])
-        raise Failure(
-            description=f"features.feature_matrix {start}..{end} refused (nothing written): "
-            + (f"{late} alt values published after their day's cut-off; " if late else "")
-            + (f"look-ahead suspected: {what}" if leaks else ""),
-            metadata={"late_values": late, "leaky_features": MetadataValue.json(leaks[:20])},
-        )
     feats = feature_columns(matrix)
+    # The day's close is known at the cut-off: a price feature may track the same day's return (ret_1 is it).
+    check = refuse_leaks("features.feature_matrix", matrix, feats, lake_store.lake, start, end, config.leakage(),
+                         same_day_features=[c for c in feats if source_of(c) is not None], late=late)  # fmt: skip
+    names_per_day = matrix.group_by("trade_date").len()["len"].mean() if matrix.height else 0
     alt_sources = sorted({src for c in feats if (src := source_of(c)) is not None})
     yield Output(matrix, metadata={
         "alt_sources": MetadataValue.json(alt_sources),
@@ -155,10 +191,4 @@ def feature_matrix(context: AssetExecutionContext, config: FeatureMatrixConfig, 
         "missing_share": MetadataValue.json({c: round(float(matrix[c].mean()), 3) for c in feats
                                              if c.endswith("__missing")}),
     })  # fmt: skip
-    yield AssetCheckResult(
-        check_name="no_leakage",
-        passed=True,
-        metadata={"late_values": 0, "leakage_test": "run" if returns.height and names_per_day >=
-                  config.min_names_for_leakage_test else f"skipped: fewer than "
-                  f"{config.min_names_for_leakage_test} names per day or no prices"},
-    )  # fmt: skip
+    yield AssetCheckResult(check_name="no_leakage", passed=True, metadata=check)

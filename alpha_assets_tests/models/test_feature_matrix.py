@@ -9,12 +9,12 @@ import numpy as np
 import polars as pl
 import pytest
 
+from alpha_assets.lib.features.leakage import leakage_gate
 from alpha_assets.lib.features.matrix import (
     MatrixConfig,
     alt_history_features,
     build_feature_matrix,
     feature_columns,
-    leakage_report,
     matrix_lookback_sessions,
     publication_violations,
 )
@@ -143,7 +143,7 @@ def test_fused_embeddings_join_as_features_with_their_own_missing_indicator():
     assert matrix_lookback_sessions() == 60
 
 
-def test_leakage_report_catches_tomorrows_return_and_passes_honest_features():
+def test_leakage_gate_catches_tomorrows_return_and_passes_honest_features():
     rng = np.random.default_rng(5)
     n_days, n_names = 60, 100
     days = business_days(n_days)
@@ -157,10 +157,14 @@ def test_leakage_report_catches_tomorrows_return_and_passes_honest_features():
     matrix = pl.DataFrame(
         {**keys, "honest": honest.ravel(), "sabotage": nxt.ravel(), "noise": rng.normal(size=nxt.size)}
     )
-    returns = pl.DataFrame({**keys, "ret_same_day": same.ravel(), "ret_next_day": nxt.ravel()})
-    report = leakage_report(matrix, returns)
-    assert [(r["feature"], r["return"]) for r in report] == [("sabotage", "ret_next_day")]
-    assert report[0]["ic"] == pytest.approx(1.0)
+    returns = pl.DataFrame({**keys, "ret_same_day": same.ravel(), "fwd_ret_1": nxt.ravel()})
+    result = leakage_gate(matrix, returns, ["honest", "sabotage", "noise"], same_day_features=["honest"])
+    assert {(f["features"][0], f["return"]) for f in result.findings} == {("sabotage", "fwd_ret_1")}
+    mean_ic = [f for f in result.findings if f["test"] == "mean_ic"]
+    assert mean_ic[0]["ic"] == pytest.approx(1.0)
+    # horizons the returns frame does not carry are reported, not silently passed
+    assert result.coverage["fwd_ret_5"]["skipped"] == "no such return"
+    assert result.coverage["fwd_ret_1"] == {"days": 60, "of": 60}
 
 
 def test_publication_violations_counts_values_published_after_the_cutoff():

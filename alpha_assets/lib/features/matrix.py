@@ -12,7 +12,8 @@ when every value column of that source is null for the ticker-day; then every nu
 normalisation is the cross-sectional middle. The models can thus tell "no data" from "average".
 
 The matrix only reads what is known at a day's cut-off (alt_features is point in time; changes and z-scores
-look backwards). ``leakage_report`` and ``publication_violations`` check that claim on the output.
+look backwards). ``publication_violations`` and the statistical leakage gate (``leakage.py``) check that claim on
+the output.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-import numpy as np
 import polars as pl
 
 from alpha_assets.lib.altdata.point_in_time import TS, session_cutoffs
@@ -239,47 +239,6 @@ def build_feature_matrix(
     out = out.with_columns(pl.col(value_cols).fill_null(0.0).cast(pl.Float32))
     feats = sorted(c for c in out.columns if c not in KEYS)
     return out.select(*KEYS, *feats).sort(*KEYS)
-
-
-def _daily_rank_ic(frame: pl.DataFrame, features: Sequence[str], target: str) -> dict[str, float]:
-    """Mean over days of the per-day Spearman correlation of each feature with ``target`` (days < 5 names skipped)."""
-    ranked = frame.drop_nulls(target).with_columns(
-        [pl.col(c).rank("average").over("trade_date").alias(c) for c in [*features, target]]
-    )
-    daily = (
-        ranked.group_by("trade_date")
-        .agg([pl.corr(c, target).alias(c) for c in features] + [pl.len().alias("__n")])
-        .filter(pl.col("__n") >= 5)
-    )
-    out = {}
-    for c in features:
-        s = daily[c].fill_nan(None).drop_nulls()
-        out[c] = float(s.mean()) if s.len() else float("nan")
-    return out
-
-
-def leakage_report(
-    matrix: pl.DataFrame,
-    returns: pl.DataFrame,
-    max_abs_ic: float = 0.3,
-    returns_checked: Sequence[str] = ("ret_same_day", "ret_next_day"),
-) -> list[dict]:
-    """Features whose mean daily rank IC with a return is implausibly high: {feature, return, ic}, worst first.
-
-    ``returns`` holds trade_date, ticker, ret_same_day (close D-1 -> D) and ret_next_day (close D -> D+1). An honest
-    alpha feature has |IC| of a few percent; a next-day IC above ``max_abs_ic`` means the feature saw tomorrow.
-    The same-day return is known at D's cut-off (22:00 UTC, after the close), so a price feature built from it
-    (ret_1) is reported against ``ret_same_day`` by design: read those hits as "this feature is today's return",
-    and only ``ret_next_day`` hits as leaks.
-    """
-    feats = [c for c in feature_columns(matrix) if matrix.schema[c].is_numeric()]
-    joined = matrix.join(returns.select(*KEYS, *returns_checked), on=list(KEYS), how="inner")
-    found = []
-    for target in returns_checked:
-        for feature, ic in _daily_rank_ic(joined, feats, target).items():
-            if np.isfinite(ic) and abs(ic) > max_abs_ic:
-                found.append({"feature": feature, "return": target, "ic": ic})
-    return sorted(found, key=lambda r: -abs(r["ic"]))
 
 
 def publication_violations(
