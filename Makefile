@@ -16,13 +16,17 @@ export ALPHA_MODEL_BUDGET
 # One planned event per asset for a range run, not one per partition (see alpha_assets/cli.py _home).
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS := true
 
-.PHONY: setup demo test test-fast test-all lint ui bench clean
+.PHONY: setup lock demo test test-fast test-all lint ui bench clean
 
-$(VENV)/bin/alpha:
+$(VENV)/bin/alpha: requirements.lock .ci/setup-venv.sh
 	bash .ci/setup-venv.sh
 
 setup:
 	bash .ci/setup-venv.sh
+
+# Re-resolve the whole stack from pyproject.toml[dev] + constraints.txt into requirements.lock (then commit it).
+lock:
+	bash .ci/lock.sh
 
 demo: $(VENV)/bin/alpha
 	$(VENV)/bin/alpha demo

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Create .venv with the whole stack. The dependencies live in a cached venv keyed by the hash of the dependency
-# files, shared by every checkout (an unchanged lock reuses the install: CI, fresh clones). The project itself is
+# Create .venv with the whole stack. The dependencies live in a cached venv built from requirements.lock (exact
+# versions and hashes, from `make lock`) and keyed by its hash, shared by every checkout (an unchanged lock reuses
+# the install: CI, fresh clones), and proven equal to the lock on every setup. The project itself is
 # never taken from the cache: .venv is a small venv of this checkout, layered on the cached one by a .pth, with
 # this checkout installed editable in it and the cached tools wrapped to run on its python. So each checkout's
 # `alpha`, pytest and dagster import its own code, whichever checkout ran setup last.
@@ -8,27 +9,39 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null || PY=python3
-# The key covers what decides the install (build system, dependencies, extras, constraints, the install recipe
-# below), not tool settings elsewhere in pyproject.toml, so editing ruff or import-linter config reuses the venv.
-RECIPE_VERSION=2  # bump when the install steps below change
-KEY=$({ "$PY" -c 'import json, tomllib; d = tomllib.load(open("pyproject.toml", "rb")); p = d["project"]
-print(json.dumps([d.get("build-system"), p.get("dependencies"), p.get("optional-dependencies")], sort_keys=True))'
-        cat constraints.txt; echo "recipe $RECIPE_VERSION"; } | sha256sum | cut -c1-16)
+# The cached venv is keyed by the lock (every package at an exact version and hash, from `make lock`) and the
+# install recipe below: a new lock is a new venv. A cached venv is then *proven* equal to the lock, every setup,
+# so a drifted or hand-modified cache can never pass: it is rebuilt once, and setup fails if it still differs.
+RECIPE_VERSION=3  # bump when the install steps below change
+KEY=$({ cat requirements.lock; echo "recipe $RECIPE_VERSION"; } | sha256sum | cut -c1-16)
 CACHE=${ALPHA_VENV_CACHE:-$HOME/.cache/alpha-assets}
 VENV="$CACHE/venv-$KEY"
-if [ -x "$VENV/bin/python" ] && [ -f "$VENV/.complete" ]; then
-  echo "setup: reusing $VENV"
-else
-  echo "setup: installing the stack into $VENV (first time: about 10 minutes)"
+mkdir -p "$CACHE"
+# One setup at a time per cache (two checkouts or a CI run and a developer): the second waits for the first.
+exec 9>"$CACHE/.setup.lock"
+flock 9
+install_stack() {
+  echo "setup: installing requirements.lock into $VENV (first time: about 10 minutes)"
   rm -rf "$VENV"
   mkdir -p "$CACHE"
   "$PY" -m venv "$VENV"
-  "$VENV/bin/pip" install -q --upgrade pip wheel setuptools
-  # torch first, CPU wheel; then everything constrained to it (else pip pulls CUDA torch).
-  "$VENV/bin/pip" install -q torch==2.13.0
-  "$VENV/bin/pip" install -q -c constraints.txt -e ".[dev]"
+  # Exactly the lock: no resolver (--no-deps), every file checked against its sha256 (--require-hashes).
+  # The CPU torch wheel is in the lock (torch==2.13.0+cpu), so no CUDA build can be chosen.
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --require-hashes -r requirements.lock \
+    2> >(grep -v "is ignored: it is neither" >&2)
   touch "$VENV/.complete"
+}
+if [ -x "$VENV/bin/python" ] && [ -f "$VENV/.complete" ]; then
+  echo "setup: reusing $VENV"
+else
+  install_stack
 fi
+if ! why=$("$VENV/bin/python" .ci/check-venv.py requirements.lock); then
+  echo "setup: $why; rebuilding $VENV"
+  install_stack
+  why=$("$VENV/bin/python" .ci/check-venv.py requirements.lock) || { echo "setup: $why" >&2; exit 1; }
+fi
+echo "setup: $why"
 # The per-checkout layer: a venv of the same python, the cached packages on its path, this checkout editable.
 HERE=$(pwd)
 rm -rf .venv
