@@ -42,7 +42,10 @@ MODEL_REPORT = AssetKey(["reports", "model_report"])
 RECIPES = ("fusion", "base")
 DEFAULT_CHAMPION_RECIPE = "fusion"  # the seed's design; the promotion rule may hand the book to "base"
 FUSION_MODEL = "alpha_fusion"
-TRAIN_LABEL = "fwd_ret_5"  # the seed's label horizon (5 sessions); the purge covers it
+# The training label is what is traded: the book holds each day's ranking for the next session, and every
+# evaluation scores the next-day return. (The seed trained on fwd_ret_5 while trading fwd_ret_1.) The purge (5
+# sessions) still covers it.
+TRAIN_LABEL = "fwd_ret_1"
 EVAL_LABEL = "fwd_ret_1"  # the planted alpha and the book act on the next day's return
 EMBEDDING_PREFIX = "emb_"
 CHAMPION_TAG = "alpha/champion_recipe"

@@ -15,6 +15,7 @@ import polars as pl
 from dagster import AssetExecutionContext, Failure, MetadataValue, Output, asset
 
 from alpha_assets.lib.models.ensemble import recipe_ensembles
+from alpha_assets.lib.models.learners import MODEL_KINDS
 from alpha_assets.lib.models.metrics import (
     daily_ic,
     decile_spread,
@@ -170,7 +171,7 @@ def model_report(context: AssetExecutionContext, lake_store: DeltaLakeResource):
 def registry(model_registry: ModelRegistry):
     """Every registered model version with its aliases, block, recipe, tags and metrics: a read-only mirror of the
     MLflow registry (the registry itself decides what is current)."""
-    names = [registered_name(k) for k in ("xgboost", "lightgbm", "catboost", "mlp")] + [
+    names = [registered_name(k) for k in MODEL_KINDS] + [
         FUSION_MODEL,
         "car_detector",
     ]

@@ -25,11 +25,16 @@ from dagster import (
 )
 
 from alpha_assets.automation import downstream
+from alpha_assets.features.matrix import refuse_leaks
 from alpha_assets.lib.features.matrix import feature_columns
 from alpha_assets.lib.models.ensemble import (
+    BASELINE,
+    GATE_MIN_T,
+    GATE_SHRINK,
     SEED_WEIGHTS,
     combine,
     correlation_report,
+    gated_weights_for_day,
     recipe_ensembles,
     weights_for_day,
 )
@@ -94,9 +99,10 @@ def _no_model_days(context, name: str, skipped: list[date], written: int) -> Non
     automation_condition=downstream,
 )
 def fused_embeddings(context: AssetExecutionContext, feature_matrix: pl.DataFrame,
-                     model_registry: ModelRegistry):  # fmt: skip
+                     model_registry: ModelRegistry, lake_store: DeltaLakeResource):  # fmt: skip
     """The block's fusion transformer applied to each ticker-day: a fixed-size embedding of its imagery, text, web
-    and price tokens (``emb_000``...), with the encoder version that produced it."""
+    and price tokens (``emb_000``...), with the encoder version that produced it. The statistical leakage gate
+    (``refuse_leaks``) runs on the embeddings before they are written: a refused window writes nothing."""
     book = ModelBook(model_registry, kinds=())
     frames, skipped = [], []
     feats = feature_columns(feature_matrix)
@@ -109,8 +115,11 @@ def fused_embeddings(context: AssetExecutionContext, feature_matrix: pl.DataFram
         frames.append(emb.with_columns(pl.lit(fusion[0], dtype=pl.Int64).alias("fusion_version")))
     _no_model_days(context, "features.fused_embeddings", sorted(skipped), len(frames))
     out = pl.concat(frames).sort("trade_date", "ticker")
-    return Output(out, metadata={"rows": out.height, "dims": sum(c.startswith(EMBEDDING_PREFIX) for c in out.columns),
-                                 "days_without_encoder": len(skipped)})  # fmt: skip
+    dims = [c for c in out.columns if c.startswith(EMBEDDING_PREFIX)]
+    start, end = window_dates(*context.partition_time_window)
+    gate = refuse_leaks("features.fused_embeddings", out, dims, lake_store.lake, start, end)
+    return Output(out, metadata={"rows": out.height, "dims": len(dims), "days_without_encoder": len(skipped),
+                                 **{f"leakage_{k}": v for k, v in gate.items() if k != "late_values"}})  # fmt: skip
 
 
 @asset(
@@ -271,6 +280,10 @@ def _previous_scores(lake, start) -> dict[str, float]:
 class AlphaScoresConfig(Config):
     challenger_share: float = 0.2  # the seed's split: 80% of the book from the champion; 0 = shadow mode
     min_ic_history: int = 20  # sessions of known IC per model before IC weights replace the seed weights
+    # The gate (when the recipe has a ridge baseline): a learner gets weight only while its trailing paired daily
+    # IC beats ridge's with t >= gate_min_t; weights are (1 - gate_shrink) x equal + gate_shrink x IC-proportional.
+    gate_min_t: float = GATE_MIN_T
+    gate_shrink: float = GATE_SHRINK
     correlation_threshold: float = 0.7
     # The traded score is an exponential average of the day's blend over past sessions (half-life in sessions; 0 =
     # the day's blend alone). The planted and real alt signals are persistent and each day's model scores are noisy:
@@ -294,8 +307,9 @@ class AlphaScoresConfig(Config):
 )
 def alpha_scores(context: AssetExecutionContext, config: AlphaScoresConfig, predictions: pl.DataFrame,
                  labels: pl.DataFrame, lake_store: DeltaLakeResource):  # fmt: skip
-    """The ensemble per ticker-day in ``alpha_score``: each recipe's models weighted by trailing out-of-sample IC
-    (past days only; seed weights 30/30/20/20 until ``min_ic_history`` days exist), then the champion's and the
+    """The ensemble per ticker-day in ``alpha_score``: each recipe's models gated against its ridge baseline on
+    trailing out-of-sample paired IC (past days only; ridge alone until a learner has ``min_ic_history`` days that
+    show it beats ridge; see ``ensemble.gated_weights``), then the champion's and the
     challenger's ensembles blended (``blended_score``), then averaged exponentially over past sessions
     (``score_halflife_sessions``); the weights and model versions used are columns."""
     start, end = window_dates(*context.partition_time_window)
@@ -317,9 +331,15 @@ def alpha_scores(context: AssetExecutionContext, config: AlphaScoresConfig, pred
             if p.height == 0:
                 continue
             r_ics = ics.filter(pl.col("recipe") == recipe).select("trade_date", "model", "ic")
-            w = weights_for_day(r_ics, day, min_history=config.min_ic_history, window=IC_WINDOW, horizon=1,
-                                sessions=sessions,
-                                seed_weights={k: v for k, v in SEED_WEIGHTS.items() if k in set(p["model"])})  # fmt: skip
+            members = sorted(set(p["model"]))
+            if BASELINE in members:
+                w = gated_weights_for_day(r_ics, day, members, BASELINE, min_history=config.min_ic_history,
+                                          window=IC_WINDOW, horizon=1, sessions=sessions, min_t=config.gate_min_t,
+                                          shrink=config.gate_shrink)  # fmt: skip
+            else:  # models trained before the ridge baseline existed: the seed's IC weights
+                w = weights_for_day(r_ics, day, min_history=config.min_ic_history, window=IC_WINDOW, horizon=1,
+                                    sessions=sessions,
+                                    seed_weights={k: v for k, v in SEED_WEIGHTS.items() if k in members})  # fmt: skip
             books[recipe] = combine(p.select("trade_date", "ticker", "model", "score"), w)
             used[recipe] = {"weights": dict(w),
                             "versions": {r["model"]: r["model_version"] for r in

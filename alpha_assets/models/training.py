@@ -1,8 +1,11 @@
 """models.fusion_encoder and models.alpha_models: one partition per retraining block (a calendar quarter).
 
 A block's models learn from the ``train_sessions`` sessions that end ``purge_sessions`` before the quarter starts
-(the last ``validation_sessions`` of them, purged from the fit part, drive early stopping and measure the training
-IC) and score only the quarter's sessions. Every trained model is an MLflow run with its parameters, the hash of
+and score only the quarter's sessions. Fitting rule (``alpha_assets.lib.models.learners``): a fixed, regularised
+budget per learner, no early stopping. Each learner is first fitted on the window minus its last
+``validation_sessions`` (and a purge), which measures an honest validation IC; the registered model is then refitted
+on the whole window with the same budget. The label is the next-day return's daily rank (``TRAIN_LABEL``), what the
+book trades; ``ridge`` is trained beside the other learners as the baseline the ensemble gate compares them with. Every trained model is an MLflow run with its parameters, the hash of
 the exact training rows and Delta versions, IC / ICIR / decile spread on the validation slice, feature importance,
 wall and CPU seconds, peak memory, and a registered version tagged with its block, recipe and the first day it may
 score (``available_from``). The Delta tables only mirror what was registered.
@@ -30,6 +33,7 @@ from dagster import (
 
 from alpha_assets.compute import TRAINING
 from alpha_assets.lib.features.matrix import feature_columns
+from alpha_assets.lib.models.learners import MODEL_KINDS
 from alpha_assets.lib.models.walk_forward import WalkForwardConfig, block_split
 from alpha_assets.models.common import (
     ALPHA_MODELS,
@@ -59,6 +63,8 @@ from resources.model_registry import CHALLENGER, CHAMPION, ModelRegistry
 # A block trains when the lake holds at least this share of its training window (a world or lake that starts a few
 # sessions short of a full year still trains; one that starts a quarter short does not).
 MIN_HISTORY_SHARE = 0.9
+# The label columns a training read needs: the target's, the evaluation's, and fwd_ret_5 for the horizon metric.
+LABEL_READ = tuple(dict.fromkeys((TRAIN_LABEL, EVAL_LABEL, "fwd_ret_5")))
 
 
 class BlockTrainingConfig(Config):
@@ -69,7 +75,7 @@ class BlockTrainingConfig(Config):
     embargo_sessions: int = 5
     validation_sessions: int = 42
     budget: str = ""  # "seed" | "demo"; empty: $ALPHA_MODEL_BUDGET or "seed"
-    kinds: list[str] = ["xgboost", "lightgbm", "catboost", "mlp"]
+    kinds: list[str] = list(MODEL_KINDS)
     recipes: list[str] = list(RECIPES)
     seed: int = 7
     # One thread: on a 2-core machine shared with other steps, 2-thread tree and torch fits ran 3-20x slower.
@@ -103,13 +109,19 @@ def _split(block: str, config: BlockTrainingConfig):
         raise Failure(f"block {block}: {e}") from None
 
 
+def _window(split) -> list[date]:
+    """The block's whole training window: every session from the first fit day to the last validation day."""
+    return sessions_between(split.fit_dates[0], split.validation_dates[-1])
+
+
 def _training_rows(lake, dates: list[date], label: str) -> tuple[pl.DataFrame, dict]:
     """Feature-matrix rows of ``dates`` with a known label, the ranked target, and the Delta versions read."""
     if not lake.exists("features", "feature_matrix") or not lake.exists("features", "labels"):
         raise Failure("features.feature_matrix and features.labels must be materialized before training")
     lo, hi = min(dates), max(dates)
     matrix = lake.read("features", "feature_matrix", lo, hi)
-    labels = lake.read("features", "labels", lo, hi, columns=["trade_date", "ticker", label, EVAL_LABEL])
+    labels = lake.read("features", "labels", lo, hi,
+                       columns=["trade_date", "ticker", *dict.fromkeys((label, *LABEL_READ))])  # fmt: skip
     have = set(matrix["trade_date"].unique().to_list())
     missing = [d for d in dates if d not in have]
     if len(missing) > (1 - MIN_HISTORY_SHARE) * len(dates):
@@ -157,8 +169,8 @@ def fusion_encoder(context: AssetExecutionContext, config: BlockTrainingConfig, 
 
     block = context.partition_key
     split = _split(block, config)
-    rows, versions = _training_rows(lake_store.lake, split.fit_dates + split.validation_dates, TRAIN_LABEL)
-    feats = feature_columns(rows.drop("target", TRAIN_LABEL, EVAL_LABEL))
+    rows, versions = _training_rows(lake_store.lake, _window(split), TRAIN_LABEL)
+    feats = feature_columns(rows.drop("target", *LABEL_READ))
     modalities = modality_columns(feats)
     budget = model_budget(config.budget)
     cfg = FusionConfig.demo() if budget == "demo" else FusionConfig()
@@ -199,7 +211,7 @@ def _validation_metrics(keys: pl.DataFrame, pred: np.ndarray) -> dict[str, float
 
     df = keys.with_columns(pl.Series("score", pred))
     ic1 = ic_summary(daily_ic(df, "score", EVAL_LABEL))
-    ic5 = ic_summary(daily_ic(df, "score", TRAIN_LABEL))
+    ic5 = ic_summary(daily_ic(df, "score", "fwd_ret_5"))
     return {"ic": ic1["ic"], "icir": ic1["icir"], "ic_t_stat": ic1["t_stat"], "ic_fwd5": ic5["ic"],
             "decile_spread": decile_spread(df, "score", EVAL_LABEL)}  # fmt: skip
 
@@ -223,8 +235,8 @@ def alpha_models(context: AssetExecutionContext, config: BlockTrainingConfig, la
     block = context.partition_key
     lake = lake_store.lake
     split = _split(block, config)
-    rows, versions = _training_rows(lake, split.fit_dates + split.validation_dates, TRAIN_LABEL)
-    base_feats = feature_columns(rows.drop("target", TRAIN_LABEL, EVAL_LABEL))
+    rows, versions = _training_rows(lake, _window(split), TRAIN_LABEL)
+    base_feats = feature_columns(rows.drop("target", *LABEL_READ))
     budget = model_budget(config.budget)
     available_from = split.test_dates[0]
     champion = champion_recipe(lake, available_from)
@@ -247,13 +259,18 @@ def alpha_models(context: AssetExecutionContext, config: BlockTrainingConfig, la
         # the embeddings' values are among the hashed columns of the fusion recipe; the base recipe ignores them
         data_hash = training_data_hash(rows, feats, versions)
         for kind in config.kinds:
-            learner = make_learner(kind, seed=config.seed, params=None, threads=config.threads, budget=budget)
-            learner.feature_names = feats
             t0, c0 = time.perf_counter(), time.process_time()
-            learner.fit(x[fit_mask], y[fit_mask], x[val_mask], y[val_mask])
-            seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-            val_pred = learner.predict(x[val_mask])
+            # an honest validation IC: the same budget fitted without the last validation_sessions (purged)
+            held_out = make_learner(
+                kind, seed=config.seed, params=None, threads=config.threads, budget=budget
+            )
+            held_out.fit(x[fit_mask], y[fit_mask], feature_names=feats)
+            val_pred = held_out.predict(x[val_mask])
             metrics = _validation_metrics(rows.filter(pl.Series(val_mask)), val_pred)
+            # the registered model: the whole window, the same budget
+            learner = make_learner(kind, seed=config.seed, params=None, threads=config.threads, budget=budget)
+            learner.fit(x, y, feature_names=feats)
+            seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
             importance = learner.feature_importance()
             top = dict(sorted(importance.items(), key=lambda kv: -kv[1])[:20])
             deciles = np.quantile(val_pred, np.linspace(0, 1, 11)).tolist()
@@ -270,7 +287,8 @@ def alpha_models(context: AssetExecutionContext, config: BlockTrainingConfig, la
                 mv = model_registry.log_model(
                     registered_name(kind), f"{kind}-{recipe}-{block}",
                     {**learner.params, "kind": kind, "recipe": recipe, "block": block, "budget": budget,
-                     "label": TRAIN_LABEL, "features": len(feats), "train_rows": int(fit_mask.sum()),
+                     "label": TRAIN_LABEL, "features": len(feats), "train_rows": len(y),
+                     "fitting_rule": "fixed budget; validation fit without the last sessions, refit on the window",
                      "validation_rows": int(val_mask.sum()), "fit_start": split.fit_dates[0],
                      "fit_end": split.fit_dates[-1], "validation_end": split.validation_dates[-1],
                      "purge_sessions": config.purge_sessions, "embargo_sessions": config.embargo_sessions,
@@ -290,7 +308,7 @@ def alpha_models(context: AssetExecutionContext, config: BlockTrainingConfig, la
                 "trade_date": date.fromisoformat(block), "block": block, "model": kind, "recipe": recipe,
                 "registered_model": registered_name(kind), "version": mv.version, "run_id": mv.run_id,
                 "alias": alias, "available_from": available_from, "trained_through": split.validation_dates[-1],
-                "train_rows": int(fit_mask.sum()), "features": len(feats), "training_data_hash": data_hash,
+                "train_rows": rows.height, "features": len(feats), "training_data_hash": data_hash,
                 "validation_ic": metrics["ic"], "validation_icir": metrics["icir"],
                 "decile_spread": metrics["decile_spread"], "train_seconds": seconds, "cpu_seconds": cpu,
                 "top_features": json.dumps(top),
@@ -305,7 +323,7 @@ def alpha_models(context: AssetExecutionContext, config: BlockTrainingConfig, la
         if earlier.height and earlier.columns == out.columns:
             out = pl.concat([earlier.cast(out.schema), out])
     return Output(out, metadata={
-        "models": len(results), "train_rows": int(fit_mask.sum()), "available_from": str(available_from),
+        "models": len(results), "train_rows": rows.height, "available_from": str(available_from),
         "champion_recipe": champion,
         "validation_ic": MetadataValue.json({f"{r['model']}/{r['recipe']}": round(r["validation_ic"], 4)
                                              for r in results}),

@@ -127,3 +127,80 @@ def test_recipe_ensembles_are_the_equal_weight_rank_average_of_each_recipes_mode
     assert fusion == pytest.approx(expected)
     base = out.filter(pl.col("recipe") == "base")["score"].to_list()
     assert base == pytest.approx([-x for x in expected])
+
+
+# ------------------------------------------------------------------------------------------------- the gate
+MEMBERS = ["ridge", "xgboost", "lightgbm", "mlp"]
+
+
+def _noisy(mean: float, n: int, seed: int) -> list[float]:
+    import numpy as np
+
+    return (mean + np.random.default_rng(seed).normal(0, 0.02, n)).tolist()
+
+
+def test_gate_gives_no_weight_to_a_learner_that_does_not_beat_ridge():
+    from alpha_assets.lib.models.ensemble import gated_weights
+
+    ridge = _noisy(0.03, 40, 1)
+    ics = _ic_rows({
+        "ridge": ridge,
+        "xgboost": [v - 0.01 for v in ridge],  # worse than ridge every day
+        "lightgbm": [v + 0.0001 * (-1) ** i for i, v in enumerate(ridge)],  # ties ridge: t ~ 0
+        "mlp": [v + 0.02 for v in ridge],  # better than ridge every day
+    })  # fmt: skip
+    w = gated_weights(ics, MEMBERS, min_history=20, min_t=1.0, shrink=0.0)
+    assert w["xgboost"] == 0.0 and w["lightgbm"] == 0.0
+    assert w == pytest.approx({"ridge": 0.5, "xgboost": 0.0, "lightgbm": 0.0, "mlp": 0.5})  # shrink 0: equal
+
+
+def test_gate_weights_shrink_toward_equal():
+    from alpha_assets.lib.models.ensemble import gated_weights
+
+    ridge = _noisy(0.02, 40, 2)
+    ics = _ic_rows({"ridge": ridge, "xgboost": [v + 0.04 for v in ridge], "lightgbm": _noisy(-0.02, 40, 3),
+                    "mlp": _noisy(-0.01, 40, 4)})  # fmt: skip
+    proportional = gated_weights(ics, MEMBERS, shrink=1.0)
+    half = gated_weights(ics, MEMBERS, shrink=0.5)
+    equal = gated_weights(ics, MEMBERS, shrink=0.0)
+    assert equal["ridge"] == pytest.approx(0.5) and equal["xgboost"] == pytest.approx(0.5)
+    # proportional to the mean trailing IC (about 0.02 vs 0.06)
+    mean_ridge = sum(ridge) / len(ridge)
+    assert proportional["xgboost"] / proportional["ridge"] == pytest.approx((mean_ridge + 0.04) / mean_ridge)
+    assert half["xgboost"] == pytest.approx((equal["xgboost"] + proportional["xgboost"]) / 2)
+    assert sum(half.values()) == pytest.approx(1.0)
+    assert half["lightgbm"] == half["mlp"] == 0.0
+
+
+def test_gate_keeps_ridge_alone_until_a_learner_has_shown_enough_days():
+    from alpha_assets.lib.models.ensemble import gated_weights
+
+    ridge = _noisy(0.02, 15, 5)
+    ics = _ic_rows({"ridge": ridge, "xgboost": [v + 0.05 for v in ridge]})
+    w = gated_weights(ics, ["ridge", "xgboost"], min_history=20)
+    assert w == {"ridge": 1.0, "xgboost": 0.0}
+    assert gated_weights(ics.head(0), ["ridge", "xgboost"]) == {"ridge": 1.0, "xgboost": 0.0}
+
+
+def test_gate_for_a_day_uses_only_ics_known_at_its_cut_off():
+    from alpha_assets.lib.models.ensemble import gated_weights_for_day
+
+    ridge = _noisy(0.02, 40, 6)
+    honest = {"ridge": ridge, "xgboost": [v - 0.01 for v in ridge]}
+    leaked = {"ridge": ridge, "xgboost": [v - 0.01 if i < 30 else v + 0.5 for i, v in enumerate(ridge)]}
+    day = DAYS[30]
+    w_honest = gated_weights_for_day(_ic_rows(honest), day, ["ridge", "xgboost"], sessions=DAYS)
+    w_leaked = gated_weights_for_day(_ic_rows(leaked), day, ["ridge", "xgboost"], sessions=DAYS)
+    assert w_leaked == w_honest == {"ridge": 1.0, "xgboost": 0.0}
+    # one day later the first leaked day (30) is known and still not enough to beat 29 losing days
+    assert (
+        gated_weights_for_day(_ic_rows(leaked), DAYS[31], ["ridge", "xgboost"], sessions=DAYS)["xgboost"]
+        == 0.0
+    )
+
+
+def test_gate_refuses_members_without_the_baseline():
+    from alpha_assets.lib.models.ensemble import gated_weights
+
+    with pytest.raises(ValueError, match="baseline"):
+        gated_weights(_ic_rows({"xgboost": [0.1] * 30}), ["xgboost"])

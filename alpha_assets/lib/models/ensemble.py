@@ -1,6 +1,14 @@
 """The alpha ensemble: weight each model by its trailing out-of-sample IC, combine their ranked scores into one
 alpha score per name-day, and flag model pairs that say the same thing.
 
+**The gate** (``gated_weights``): a linear ridge on the same features is the baseline every learner must beat. A
+learner gets weight only while its trailing out-of-sample daily IC beats the baseline's on the same days (paired
+difference, mean > 0 with a t-statistic of at least ``min_t``, over at least ``min_history`` days); the baseline
+and the learners that pass share the book with weights shrunk toward equal (``shrink``: 0 = equal weights, 1 =
+proportional to positive trailing IC). Until a learner has shown it beats the baseline, the baseline trades alone:
+on unseen worlds the tree learners and the MLP found nothing while a ridge reached most of the oracle, and IC
+weights over 63 noisy days moved by 0.14-0.34 a day.
+
 The weights for day D only use ICs whose labels were known at D's cut-off: the IC of day t on ``fwd_ret_h``
 needs the close of session t+h, so only t <= D - h sessions count. A model without ``min_history`` such days
 (a new model, the first quarter) gets the seed weights, and so does everyone when no model has a positive
@@ -19,6 +27,9 @@ import polars as pl
 from alpha_assets.lib.models.metrics import MIN_NAMES, cross_sectional_rank
 
 SEED_WEIGHTS: dict[str, float] = {"xgboost": 0.3, "lightgbm": 0.3, "catboost": 0.2, "mlp": 0.2}
+BASELINE = "ridge"  # the model every other one must beat to get ensemble weight
+GATE_MIN_T = 1.0  # one-sided t of the paired daily IC difference a learner needs over the baseline
+GATE_SHRINK = 0.5  # weights: (1 - shrink) x equal + shrink x proportional to positive trailing IC
 
 
 def _normalised(w: dict[str, float]) -> dict[str, float]:
@@ -47,6 +58,89 @@ def ensemble_weights(
     if sum(clipped.values()) <= 0:
         return seed
     return _normalised(clipped)
+
+
+def gated_weights(
+    paired_ic: pl.DataFrame,
+    members: Sequence[str],
+    baseline: str = BASELINE,
+    min_history: int = 20,
+    min_t: float = GATE_MIN_T,
+    shrink: float = GATE_SHRINK,
+) -> dict[str, float]:
+    """Weights over ``members`` (the baseline among them), summing to 1, from trailing daily ICs.
+
+    ``paired_ic``: trade_date, model, ic over the trailing window of days whose labels are known (the caller
+    picks them, e.g. with ``known_window``). A member other than the baseline is admitted when it has
+    >= ``min_history`` days paired with the baseline and its mean daily IC difference over them is positive with
+    t >= ``min_t``; the admitted and the baseline get ``(1 - shrink) / k + shrink * max(ic, 0) / sum`` (equal
+    weights alone when no admitted model has a positive IC). Everyone else: 0.
+    """
+    import numpy as np
+
+    members = list(dict.fromkeys(members))
+    if baseline not in members:
+        raise ValueError(f"the baseline {baseline!r} is not among the members {members}")
+    ic = paired_ic.drop_nulls("ic")
+    wide = ic.pivot(on="model", index="trade_date", values="ic", aggregate_function="first")
+    admitted = [baseline]
+    if baseline in wide.columns:
+        for m in members:
+            if m == baseline or m not in wide.columns:
+                continue
+            d = wide.select((pl.col(m) - pl.col(baseline)).alias("d")).drop_nulls()["d"].to_numpy()
+            if len(d) < max(min_history, 2):
+                continue
+            sd = float(d.std(ddof=1))
+            t = float(d.mean() / sd * np.sqrt(len(d))) if sd > 0 else (np.inf if d.mean() > 0 else 0.0)
+            if d.mean() > 0 and t >= min_t:
+                admitted.append(m)
+    means = {m: float(wide[m].drop_nulls().mean() or 0.0) if m in wide.columns else 0.0 for m in admitted}
+    pos = {m: max(v, 0.0) for m, v in means.items()}
+    total = sum(pos.values())
+    k = len(admitted)
+    out = dict.fromkeys(members, 0.0)
+    for m in admitted:
+        out[m] = (1 - shrink) / k + (shrink * pos[m] / total if total > 0 else shrink / k)
+    return out
+
+
+def known_window(
+    daily_ic_by_model: pl.DataFrame,
+    day: date,
+    window: int = 63,
+    horizon: int = 1,
+    sessions: Sequence[date] | None = None,
+) -> pl.DataFrame:
+    """The rows of ``daily_ic_by_model`` (trade_date, model, ic) whose label was known at ``day``'s cut-off
+    (t <= ``day`` - ``horizon`` sessions), the last ``window`` such sessions."""
+    cal = sorted(
+        set(sessions) if sessions is not None else set(daily_ic_by_model["trade_date"].to_list()) | {day}
+    )
+    last_known = bisect.bisect_left(cal, day) - horizon
+    if last_known < 0:
+        return daily_ic_by_model.head(0)
+    lo, hi = cal[max(0, last_known - window + 1)], cal[last_known]
+    return daily_ic_by_model.filter(pl.col("trade_date").is_between(lo, hi))
+
+
+def gated_weights_for_day(
+    daily_ic_by_model: pl.DataFrame,
+    day: date,
+    members: Sequence[str],
+    baseline: str = BASELINE,
+    min_history: int = 20,
+    window: int = 63,
+    horizon: int = 1,
+    sessions: Sequence[date] | None = None,
+    min_t: float = GATE_MIN_T,
+    shrink: float = GATE_SHRINK,
+) -> dict[str, float]:
+    """``gated_weights`` over the trailing window known at ``day`` (the usual composition)."""
+    known = known_window(daily_ic_by_model, day, window, horizon, sessions)
+    return gated_weights(
+        known.select("trade_date", "model", "ic"), members, baseline, min_history, min_t, shrink
+    )
 
 
 def trailing_ic(

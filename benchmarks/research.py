@@ -1,0 +1,283 @@
+"""The research benchmark: does the model layer find the planted alpha on worlds it was not tuned on?
+
+Usage: .venv/bin/python benchmarks/research.py [--seeds 101,102] [--strengths 0.05,0.1] [--null-seeds 201,202]
+       [--tickers 100] [--days 504] [--cache DIR] [--kinds ridge,xgboost,lightgbm,catboost,mlp] [--budget seed]
+       [--jobs 1] [--band 0.1]
+
+Per world (seed, signal strength; strength 0 = a null world): the world is generated and the project's own
+``daily_data`` job builds ``features.feature_matrix`` and ``features.labels`` on it, ONCE: the matrix, labels, bars and
+the world's oracle are cached as parquet under ``--cache`` keyed by seed/strength/size (a second run reads them in
+a second). The world's vendors are the text vendors (calls and filings, every name) and prices: imagery and the web
+site are off, because drawing and counting pictures and crawling pages cost minutes per world and add nothing to a
+test of the learners; the oracle is built from the same deliveries, so the share of the oracle stays honest.
+
+Then, walk-forward by calendar quarter exactly as ``models.alpha_models`` (252 training sessions ending 5 sessions
+before the quarter, scored on the quarter only), on the base recipe (the matrix alone): every learner with the
+fixed-budget fitting rule, the equal-weight and the gated ensemble (``ensemble.gated_weights``: a learner gets
+weight only while it beats ridge on trailing paired IC), and the traded score: the gated ensemble's exponential
+average, with the half-life fixed (--halflife) and chosen walk-forward. Each score's out-of-sample daily Spearman
+IC and t against the next-day return, on the same ticker-days, as a share of the all-channel oracle
+(``oracle_all_z``); and an equal-weight 30%/30% long/short book of the traded score through the project's
+vectorised backtest and cost model, without and with a hold band (--band).
+
+Prints a table per world, a summary (median and worst share per strength, null worlds with |t| >= 2), and, as its
+last line, one JSON object with the machine, the sizes and every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+from _common import emit, load_average, machine, print_table
+
+WORLD_START = date(2024, 1, 2)
+ALL_KINDS = ("ridge", "xgboost", "lightgbm", "catboost", "mlp")
+
+
+def _env(home: Path) -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("YOLO_OFFLINE", "True")
+    os.environ.setdefault("YOLO_AUTOINSTALL", "False")
+    os.environ.setdefault("ALPHA_PARTITIONS_START", "2015-01-02")
+    os.environ["ALPHA_HOME"] = str(home)
+    os.environ["DAGSTER_HOME"] = str(home / "dagster")
+
+
+def world_key(seed: int, strength: float, tickers: int, days: int) -> str:
+    return f"seed{seed}_k{strength:g}_{tickers}x{days}"
+
+
+def build_world(seed: int, strength: float, tickers: int, days: int, cache: Path) -> dict:
+    """The cached panel of one world: matrix, labels, bars, oracle (parquet); built through the pipeline once."""
+    import polars as pl
+
+    out = cache / world_key(seed, strength, tickers, days)
+    files = {n: out / f"{n}.parquet" for n in ("matrix", "labels", "bars", "oracle")}
+    if all(f.exists() for f in files.values()):
+        return {"dir": out, "built_seconds": None, **{n: f for n, f in files.items()}}
+    t0 = time.perf_counter()
+    tmp = Path(tempfile.mkdtemp(prefix="research_home_", dir=cache))
+    try:
+        _env(tmp)
+        from dagster import DagsterInstance
+
+        from alpha_assets.cli import materialize
+        from alpha_assets.home import AlphaHome
+        from alpha_assets.world.altdata import AltDataConfig, write_alt_data
+        from alpha_assets.world.simulate import WorldConfig, simulate_world
+        from alpha_assets.world.vendors import write_world
+        from resources.lake import DeltaLake
+
+        home = AlphaHome(tmp).ensure()
+        world = simulate_world(WorldConfig(tickers=tickers, start=WORLD_START, days=days, seed=seed,
+                                           signal_strength=strength))  # fmt: skip
+        write_world(world, tmp)
+        write_alt_data(world, tmp, AltDataConfig(parking_share=0, tank_share=0, web_share=0, text_share=1.0,
+                                                 detector_images=0))  # fmt: skip
+        with DagsterInstance.ephemeral() as instance:
+            res = materialize(home, quiet=True, instance=instance, job_name="daily_data")
+        if not res["success"]:
+            raise RuntimeError(f"daily_data failed on {world_key(seed, strength, tickers, days)}: "
+                               f"{res['failed_steps']} {res.get('failed_checks')}")  # fmt: skip
+        lake = DeltaLake(home.lake)
+        out.mkdir(parents=True, exist_ok=True)
+        lake.read("features", "feature_matrix").write_parquet(files["matrix"])
+        lake.read("features", "labels").write_parquet(files["labels"])
+        lake.read("raw", "prices", columns=["trade_date", "ticker", "open", "close", "volume"]).write_parquet(
+            files["bars"]
+        )
+        pl.read_parquet(home.ground_truth / "oracle.parquet").select(
+            "trade_date", "ticker", "oracle_all_z", "oracle_z", "planted_z"
+        ).write_parquet(files["oracle"])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {"dir": out, "built_seconds": time.perf_counter() - t0, **{n: f for n, f in files.items()}}
+
+
+def run_world(seed: int, strength: float, args) -> dict:
+    """Every figure of one world (builds or reads its cached panel first)."""
+    import polars as pl
+
+    from alpha_assets.lib.features.matrix import feature_columns
+    from alpha_assets.lib.models import research as rs
+    from alpha_assets.lib.models.walk_forward import WalkForwardConfig
+
+    cache = Path(args.cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    w = build_world(seed, strength, args.tickers, args.days, cache)
+    t0 = time.perf_counter()
+    matrix = pl.read_parquet(w["matrix"])
+    labels = pl.read_parquet(w["labels"]).select("trade_date", "ticker", "fwd_ret_1", "fwd_ret_5")
+    bars = pl.read_parquet(w["bars"])
+    oracle = pl.read_parquet(w["oracle"])
+    features = feature_columns(matrix)
+    panel = matrix.join(labels, on=["trade_date", "ticker"], how="left")
+    sessions = bars["trade_date"].unique().sort().to_list()
+    cfg = WalkForwardConfig(train_sessions=252, purge_sessions=5, label_horizon=5, validation_sessions=42)
+    splits = rs.quarter_splits(sessions, panel["trade_date"].unique().to_list(), cfg)
+    kinds = [k for k in args.kinds.split(",") if k]
+    preds = rs.walk_forward_predictions(panel, features, kinds, splits, label=args.label, budget=args.budget,
+                                        threads=1, sessions=sessions)  # fmt: skip
+    fit_seconds = time.perf_counter() - t0
+    ics = rs.model_daily_ics(preds, labels)
+    series: dict[str, pl.DataFrame] = {}
+    for k in kinds:
+        series[k] = preds.filter(pl.col("model") == k).select("trade_date", "ticker", "score")
+    learners = [k for k in kinds if k != "ridge"]
+    if learners:
+        series["ensemble_equal"] = rs.equal_ensemble(preds, kinds)
+    gate_weights = None
+    if "ridge" in kinds:
+        series["ensemble_gated"], gate_weights = rs.gated_ensemble(preds, ics, kinds)
+        base = series["ensemble_gated"]
+    else:
+        base = series["ensemble_equal"]
+    series[f"traded_hl{args.halflife:g}"] = rs.smooth(base, args.halflife)
+    series["traded_hl_wf"], chosen = rs.walk_forward_halflife(base, labels)
+    if "ridge" in kinds:
+        series["ridge_hl_wf"], _ = rs.walk_forward_halflife(series["ridge"], labels)
+    # the oracle on exactly the ticker-days the models scored
+    keys = preds.select("trade_date", "ticker").unique()
+    orc = oracle.join(keys, on=["trade_date", "ticker"])
+    oracle_all = rs.ic_stats(
+        orc.select("trade_date", "ticker", pl.col("oracle_all_z").alias("score")), labels
+    )
+    oracle_alt = rs.ic_stats(orc.select("trade_date", "ticker", pl.col("oracle_z").alias("score")), labels)
+    rows = {}
+    for name, s in series.items():
+        st = rs.ic_stats(s.join(keys, on=["trade_date", "ticker"]), labels)
+        st["share"] = st["ic"] / oracle_all["ic"] if oracle_all["ic"] > 0 else float("nan")
+        rows[name] = st
+    book = {}
+    for bname, sname, band in (("book", "traded_hl_wf", 0.0), ("book_band", "traded_hl_wf", args.band),
+                               ("book_raw", "ensemble_gated" if "ridge" in kinds else "ensemble_equal", 0.0)):  # fmt: skip
+        book[bname] = rs.book_stats(rs.quantile_book(series[sname], 0.3, band), bars)
+    weights_mean = (gate_weights.group_by("model").agg(pl.col("weight").mean()).sort("model").to_dicts()
+                    if gate_weights is not None else [])  # fmt: skip
+    return {
+        "seed": seed, "strength": strength, "blocks": len(splits), "oos_days": keys["trade_date"].n_unique(),
+        "names": matrix["ticker"].n_unique(), "features": len(features),
+        "oracle_all": oracle_all, "oracle_alt": oracle_alt, "scores": rows, "book": book,
+        "gate_weight_mean": {r["model"]: round(r["weight"], 3) for r in weights_mean},
+        "halflife_chosen_last": float(chosen["halflife"][-1]) if chosen.height else None,
+        "halflife_chosen_mean": float(chosen["halflife"].mean()) if chosen.height else None,
+        "build_seconds": w["built_seconds"], "fit_seconds": round(fit_seconds, 1),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }  # fmt: skip
+
+
+def _job(spec):
+    seed, strength, args = spec
+    return run_world(seed, strength, args)
+
+
+def print_world(r: dict) -> None:
+    o = r["oracle_all"]
+    print(f"\nworld seed {r['seed']} strength {r['strength']:g}: {r['names']} names, {r['features']} features, "
+          f"{r['blocks']} blocks, {r['oos_days']} OOS sessions; build {r['build_seconds'] or 0:.0f}s (0 = cached), "
+          f"fits {r['fit_seconds']:.0f}s")  # fmt: skip
+    rows = [["oracle: every delivered channel", o["ic"], o["t_stat"], 1.0],
+            ["oracle: alt deliveries alone", r["oracle_alt"]["ic"], r["oracle_alt"]["t_stat"],
+             r["oracle_alt"]["ic"] / o["ic"] if o["ic"] > 0 else float("nan")]]  # fmt: skip
+    rows += [[n, s["ic"], s["t_stat"], s["share"]] for n, s in r["scores"].items()]
+    print_table(["score", "IC", "t", "share of oracle"], rows)
+    print_table(["book", "net Sharpe", "gross Sharpe", "turnover/day", "costs %NAV/yr", "costs/gross"],
+                [[n, b["net_sharpe"], b["gross_sharpe"], b["turnover"], 100 * b["costs_nav_year"],
+                  b["costs_share_gross"]] for n, b in r["book"].items()])  # fmt: skip
+    print(
+        f"mean gate weights: {r['gate_weight_mean']}; walk-forward half-life mean {r['halflife_chosen_mean']}"
+    )
+
+
+def summarise(results: list[dict], tuning: set[int]) -> dict:
+    out: dict = {}
+    names = sorted({n for r in results for n in r["scores"]})
+    for group, keep in (
+        ("tuning", lambda r: r["seed"] in tuning),
+        ("held_out", lambda r: r["seed"] not in tuning),
+    ):
+        for k in sorted({r["strength"] for r in results}):
+            rs_ = [r for r in results if r["strength"] == k and keep(r)]
+            if not rs_:
+                continue
+            key = f"{group}_k{k:g}"
+            if k == 0:
+                out[key] = {n: {"worlds": len(rs_), "abs_t_ge_2": sum(abs(r["scores"][n]["t_stat"]) >= 2 for r in rs_),
+                                "turnover_book": statistics.median(r["book"]["book"]["turnover"] for r in rs_)}
+                            for n in names if all(n in r["scores"] for r in rs_)}  # fmt: skip
+                continue
+            out[key] = {}
+            for n in names:
+                shares = [r["scores"][n]["share"] for r in rs_ if n in r["scores"]]
+                if shares:
+                    out[key][n] = {"worlds": len(shares), "median_share": round(statistics.median(shares), 3),
+                                   "worst_share": round(min(shares), 3),
+                                   "median_t": round(statistics.median(r["scores"][n]["t_stat"] for r in rs_), 2)}  # fmt: skip
+            for b in ("book", "book_band", "book_raw"):
+                out[key][b] = {m: round(statistics.median(r["book"][b][m] for r in rs_), 3)
+                               for m in ("net_sharpe", "gross_sharpe", "turnover", "costs_nav_year")}  # fmt: skip
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", default="101,102,103,104,105,106,107,108")
+    ap.add_argument("--strengths", default="0.05,0.1")
+    ap.add_argument("--null-seeds", default="201,202,203,204,205,206", dest="null_seeds")
+    ap.add_argument(
+        "--tuning-seeds",
+        default="1,2,3,4",
+        dest="tuning_seeds",
+        help="seeds the budgets were tuned on (reported apart from the held-out ones)",
+    )
+    ap.add_argument("--tickers", type=int, default=100)
+    ap.add_argument("--days", type=int, default=504)
+    ap.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "alpha_research_cache"))
+    ap.add_argument("--kinds", default=",".join(ALL_KINDS))
+    ap.add_argument("--budget", default="seed", choices=["seed", "demo"])
+    ap.add_argument("--label", default="fwd_ret_1", help="training label (the daily rank is the target)")
+    ap.add_argument("--halflife", type=float, default=5.0)
+    ap.add_argument("--band", type=float, default=0.1)
+    ap.add_argument("--jobs", type=int, default=1)
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    specs = [
+        (int(s), float(k), args) for k in args.strengths.split(",") if k for s in args.seeds.split(",") if s
+    ]
+    specs += [(int(s), 0.0, args) for s in args.null_seeds.split(",") if s]
+    if args.jobs > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(args.jobs) as pool:
+            results = pool.map(_job, specs, chunksize=1)
+    else:
+        results = [_job(s) for s in specs]
+    for r in results:
+        print_world(r)
+    tuning = {int(s) for s in args.tuning_seeds.split(",") if s}
+    summary = summarise(results, tuning)
+    print("\nsummary (median / worst share of the all-channel oracle; null worlds: how many with |t| >= 2)")
+    for key, figs in summary.items():
+        for n, f in figs.items():
+            print(f"  {key:16s} {n:18s} {json.dumps(f)}")
+    total = time.perf_counter() - t0
+    print(f"\nmachine: {machine()}; load {load_average()}; {len(results)} worlds of {args.tickers} names x "
+          f"{args.days} sessions in {total:.0f}s ({args.jobs} process(es), 1 thread per fit)")  # fmt: skip
+    emit({"machine": machine(), "load_average": load_average(), "tickers": args.tickers, "days": args.days,
+          "kinds": args.kinds, "budget": args.budget, "label": args.label, "halflife": args.halflife,
+          "band": args.band, "tuning_seeds": sorted(tuning), "seconds": round(total, 1), "summary": summary,
+          "worlds": results})  # fmt: skip
+
+
+if __name__ == "__main__":
+    sys.exit(main())
