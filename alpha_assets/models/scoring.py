@@ -3,8 +3,8 @@
 Day D is scored only by the model versions trained for D's block and available by D (``ModelBook``). The ensemble
 weighs each model by its trailing out-of-sample IC measured on days whose next-day return was known at D's cut-off;
 the champion recipe drives the book and the challenger scores alongside it (a configurable share of the book, 0 =
-shadow). ``models.promotions`` compares the two on paired daily IC every ``evaluation_sessions`` and records each
-decision with its evidence.
+shadow). ``models.promotions`` compares the two with a sequential test on their paired daily IC (cumulative since
+the roles were last set) and records each day's evidence.
 """
 
 import json
@@ -39,7 +39,13 @@ from alpha_assets.lib.models.ensemble import (
     weights_for_day,
 )
 from alpha_assets.lib.models.metrics import daily_ic
-from alpha_assets.lib.models.promotion import PromotionRule, blend_books, promotion_decision
+from alpha_assets.lib.models.promotion import (
+    SequentialRule,
+    SequentialState,
+    alias_champion,
+    blend_books,
+    sequential_decision,
+)
 from alpha_assets.metadata import md_table
 from alpha_assets.models.common import (
     ALPHA_MODELS,
@@ -188,16 +194,33 @@ def _ensemble_ics(preds: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
 
 
 class PromotionConfig(Config):
-    evaluation_sessions: int = 30  # paired sessions of known IC before a decision
-    significance: float = 0.05  # one-sided, on daily IC differences with a HAC standard error
+    significance: float = 0.05  # the chance of ever promoting a challenger that is no better (always-valid)
+    min_sessions: int = 20  # paired sessions since the roles were set before a promotion may happen
+    planning_sessions: float = 126.0  # the sequential test's scale, in sessions (tightest boundary near it)
 
 
 PROMOTION_SCHEMA = {
     "trade_date": pl.Date, "champion_before": pl.String, "challenger": pl.String, "champion_after": pl.String,
     "promoted": pl.Boolean, "n_sessions": pl.Int64, "evaluated_from": pl.Date, "evaluated_to": pl.Date,
     "mean_ic_champion": pl.Float64, "mean_ic_challenger": pl.Float64, "t_stat": pl.Float64, "p_value": pl.Float64,
-    "reason": pl.String,
+    "reason": pl.String, "sd_ic_gain": pl.Float64, "evidence": pl.Float64, "boundary_gain": pl.Float64,
+    "detectable_gain_80": pl.Float64,
 }  # fmt: skip
+
+
+def _state_after(row: dict | None) -> tuple[SequentialState, object, object]:
+    """The sequential test's running sums, its first day and its last paired day after a promotions row (a
+    promotion restarts the sums). The same path for a range run and for day-by-day reruns."""
+    if row is None:
+        return SequentialState(), None, None
+    if row["promoted"] or not row["n_sessions"]:
+        return SequentialState(), None, row["evaluated_to"]
+    n = int(row["n_sessions"])
+    s_a, s_b = row["mean_ic_champion"] * n, row["mean_ic_challenger"] * n
+    sd = row["sd_ic_gain"] if row.get("sd_ic_gain") is not None and np.isfinite(row["sd_ic_gain"]) else 0.0
+    s_d = s_b - s_a
+    return (SequentialState(n, s_a, s_b, s_d, (n - 1) * sd * sd + s_d * s_d / n), row["evaluated_from"],
+            row["evaluated_to"])  # fmt: skip
 
 
 @asset(
@@ -215,20 +238,23 @@ PROMOTION_SCHEMA = {
 )
 def promotions(context: AssetExecutionContext, config: PromotionConfig, predictions: pl.DataFrame,
                labels: pl.DataFrame, lake_store: DeltaLakeResource, model_registry: ModelRegistry):  # fmt: skip
-    """Champion/challenger decisions: after ``evaluation_sessions`` paired sessions of known next-day IC since the
-    last decision, a one-sided paired test on the daily IC difference promotes the challenger recipe or keeps the
-    champion. Days without a decision have no row; a promotion moves the MLflow ``champion`` alias."""
+    """Champion/challenger as a sequential test (``lib.models.promotion.sequential_decision``): every day the
+    paired daily ICs known since the roles were last set are added to the running evidence, which promotes the
+    challenger recipe once it reaches 1/significance. One row per day with its evidence, the gain that would
+    promote now and the gain detectable with 80% power; the MLflow aliases follow the run's last decision."""
     start, end = window_dates(*context.partition_time_window)
     lake = lake_store.lake
-    rule = PromotionRule(min_sessions=config.evaluation_sessions, alpha=config.significance)
+    rule = SequentialRule(alpha=config.significance, min_sessions=config.min_sessions,
+                          planning_sessions=config.planning_sessions)  # fmt: skip
     ics = _ensemble_ics(predictions, labels)
     earlier = (lake.read("models", "promotions", None, shift_sessions(start, -1)) if lake.exists("models", "promotions")
                else pl.DataFrame(schema=PROMOTION_SCHEMA))  # fmt: skip
     last = earlier.sort("trade_date").tail(1).to_dicts()
-    champion = last[0]["champion_after"] if last else DEFAULT_CHAMPION_RECIPE
-    since = last[0]["evaluated_to"] if last else None
+    previous = last[0] if last else None
+    champion = previous["champion_after"] if previous else DEFAULT_CHAMPION_RECIPE
     rows = []
     for day in sessions_between(start, end):
+        state, first, since = _state_after(previous)
         challenger = next(r for r in RECIPES if r != champion)
         known = ics.filter(pl.col("trade_date") < day)
         if since is not None:
@@ -236,23 +262,30 @@ def promotions(context: AssetExecutionContext, config: PromotionConfig, predicti
         paired = (known.filter(pl.col("recipe") == champion).select("trade_date", pl.col("ic").alias("a"))
                   .join(known.filter(pl.col("recipe") == challenger).select("trade_date", pl.col("ic").alias("b")),
                         on="trade_date").sort("trade_date"))  # fmt: skip
-        if paired.height < config.evaluation_sessions:
+        state = state.update(paired["a"].to_numpy(), paired["b"].to_numpy())
+        if state.n == 0:
             continue
-        d = promotion_decision(paired["a"].to_numpy(), paired["b"].to_numpy(), rule)
+        d = sequential_decision(state, rule)
         after = challenger if d.promote else champion
-        rows.append({
+        row = {
             "trade_date": day, "champion_before": champion, "challenger": challenger, "champion_after": after,
-            "promoted": d.promote, "n_sessions": d.n_sessions, "evaluated_from": paired["trade_date"][0],
-            "evaluated_to": paired["trade_date"][-1], "mean_ic_champion": d.mean_ic_champion,
-            "mean_ic_challenger": d.mean_ic_challenger, "t_stat": d.t_stat, "p_value": d.p_value, "reason": d.reason,
-        })  # fmt: skip
-        context.log.info(f"{day}: {'PROMOTE ' + challenger if d.promote else 'keep ' + champion}: {d.reason}")
-        champion, since = after, paired["trade_date"][-1]
-    out = pl.DataFrame(rows, schema=PROMOTION_SCHEMA)
-    if rows and rows[-1]["promoted"]:
-        _move_aliases(model_registry, rows[-1]["champion_after"], end)
-    return Output(out, metadata={"decisions": len(rows), "promotions": int(out["promoted"].sum()) if rows else 0,
-                                 "champion_recipe": champion})  # fmt: skip
+            "promoted": d.promote, "n_sessions": d.n_sessions,
+            "evaluated_from": first or paired["trade_date"][0], "evaluated_to": paired["trade_date"][-1] if paired.height else since,
+            "mean_ic_champion": d.mean_ic_champion, "mean_ic_challenger": d.mean_ic_challenger, "t_stat": d.t_stat,
+            "p_value": d.p_value, "reason": d.reason, "sd_ic_gain": d.sd_ic_gain, "evidence": d.evidence,
+            "boundary_gain": d.boundary_gain, "detectable_gain_80": d.detectable_gain_80,
+        }  # fmt: skip
+        rows.append(row)
+        if d.promote:
+            context.log.info(f"{day}: PROMOTE {challenger}: {d.reason}")
+        champion, previous = after, row
+    out = pl.DataFrame(rows, schema=PROMOTION_SCHEMA).with_columns(pl.col(pl.Float64).fill_nan(None))
+    target = alias_champion(rows)
+    if target is not None:
+        _move_aliases(model_registry, target, end)
+    return Output(out, metadata={"days": len(rows), "promotions": int(out["promoted"].sum()) if rows else 0,
+                                 "champion_recipe": champion,
+                                 "last_reason": rows[-1]["reason"] if rows else "no paired sessions yet"})  # fmt: skip
 
 
 def _move_aliases(registry: ModelRegistry, new_champion: str, day: date) -> None:

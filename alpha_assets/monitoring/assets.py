@@ -1,12 +1,16 @@
 """monitoring.model_health and monitoring.feature_drift (daily), and the sensor that asks for retraining.
 
-Model health per model and per recipe ensemble: rolling 30-session IC on days whose next-day return was known at
-the day's cut-off, the drop against the IC measured on the model's validation slice at training (warn > 10%,
-retrain > 20%), IC by horizon (1/5/20, each on days whose horizon had passed), the score's stability against its
-validation distribution (PSI of the score) and feature-importance stability against the previous block's model.
+Model health per model and per recipe ensemble: the live IC (mean daily rank IC over the last 30 sessions whose
+next-day return was known at the day's cut-off) tested against the IC the same model/recipe earned out of sample
+over the (up to 252) sessions before that window, one-sided with Newey-West standard errors
+(``lib/monitoring/health.py``: ``retrain`` at p < 1%, ``warn`` at p < 5%); IC by horizon (1/5/20, each on days
+whose horizon had passed), the score's stability against its validation distribution (PSI of the score) and
+feature-importance stability against the previous block's model. The validation IC measured at training is kept
+as ``training_ic`` for reference only: it is inflated by model selection and says nothing about live decay.
 Feature drift: PSI of each raw feature (price features and alt values, before the per-day normalisation that would
 hide it) over the last 20 sessions against the block's training window. ``retraining_sensor`` reads the latest
-health rows and requests a mid-block retrain of the champion recipe when its ensemble IC has collapsed.
+health rows and requests a mid-block retrain of the champion recipe when its ensemble IC is significantly below
+what it earned.
 """
 
 import json
@@ -37,15 +41,14 @@ from alpha_assets.lib.models.ensemble import recipe_ensembles
 from alpha_assets.lib.models.metrics import daily_ic
 from alpha_assets.lib.monitoring.drift import (
     MIN_PSI_VALUES,
-    HealthThresholds,
     csi,
     feature_counts,
     feature_psi_from_counts,
     feature_references,
-    ic_drop,
     importance_stability,
     new_observations,
 )
+from alpha_assets.lib.monitoring.health import HealthRule, health_by_day, ic_health
 from alpha_assets.models.common import (
     LABELS,
     PREDICTIONS,
@@ -61,16 +64,38 @@ from resources.model_registry import ModelRegistry
 
 MODEL_HEALTH = AssetKey(["monitoring", "model_health"])
 FEATURE_DRIFT = AssetKey(["monitoring", "feature_drift"])
-HEALTH_WINDOW = 30
-health_history = TimeWindowPartitionMapping(start_offset=-(HEALTH_WINDOW + 25), end_offset=0,
-                                            allow_nonexistent_upstream_partitions=True)  # fmt: skip
+HEALTH_RULE = HealthRule()
+HEALTH_WINDOW = HEALTH_RULE.live_sessions
+# the live window, the out-of-sample reference before it, and the longest IC horizon reported (20)
+health_history = TimeWindowPartitionMapping(start_offset=-(HEALTH_RULE.reference_sessions + HEALTH_WINDOW + 25),
+                                            end_offset=0, allow_nonexistent_upstream_partitions=True)  # fmt: skip
 HORIZONS = {"fwd_ret_1": 1, "fwd_ret_5": 5, "fwd_ret_20": 20}
+HEALTH_SCHEMA = {
+    "trade_date": pl.Date, "model": pl.String, "recipe": pl.String, "champion": pl.Boolean,
+    "ic_1": pl.Float64, "n_sessions": pl.Int64, "ic_5": pl.Float64, "ic_20": pl.Float64,
+    "ic_se": pl.Float64, "reference_ic": pl.Float64, "reference_se": pl.Float64, "reference_sessions": pl.Int64,
+    "z_stat": pl.Float64, "p_value": pl.Float64, "status": pl.String, "training_ic": pl.Float64,
+    "score_psi": pl.Float64, "importance_stability": pl.Float64,
+}  # fmt: skip
 
 
 def _with_ensembles(preds: pl.DataFrame) -> pl.DataFrame:
     """The models' scores plus each recipe's equal-weight ensemble as model 'ensemble'."""
     base = preds.select("trade_date", "ticker", "model", "recipe", "score")
     return pl.concat([base, recipe_ensembles(preds).select(base.columns)])
+
+
+def _on_sessions(ics: pl.DataFrame, sessions: list[date]) -> dict[tuple[str, str], np.ndarray]:
+    """(model, recipe) -> that pair's daily IC on each of ``sessions`` (NaN where it has none)."""
+    pos = {d: i for i, d in enumerate(sessions)}
+    out = {}
+    for (model, recipe), g in ics.partition_by("model", "recipe", as_dict=True).items():
+        x = np.full(len(sessions), np.nan)
+        for d, v in zip(g["trade_date"], g["ic"], strict=True):
+            if d in pos:
+                x[pos[d]] = v
+        out[(model, recipe)] = x
+    return out
 
 
 @asset(
@@ -87,13 +112,16 @@ def _with_ensembles(preds: pl.DataFrame) -> pl.DataFrame:
 )  # fmt: skip
 def model_health(context: AssetExecutionContext, predictions: pl.DataFrame, labels: pl.DataFrame,
                  lake_store: DeltaLakeResource, model_registry: ModelRegistry):  # fmt: skip
-    """Per day, model and recipe: rolling IC, training IC, drop and status, IC decay by horizon, score PSI,
-    importance stability."""
+    """Per day, model and recipe: the live 30-session IC against the IC the pair earned out of sample before it
+    (one-sided test with Newey-West standard errors; ``retrain`` at p < 1%, ``warn`` at p < 5%), IC decay by
+    horizon, score PSI, importance stability. ``training_ic`` (the validation slice's) is shown, never judged."""
     start, end = window_dates(*context.partition_time_window)
-    th = HealthThresholds()
+    rule = HEALTH_RULE
     scored = _with_ensembles(predictions).join(labels, on=["trade_date", "ticker"], how="left")
-    sessions = sessions_between(shift_sessions(start, -(HEALTH_WINDOW + 25)), end)
-    ics = {label: daily_ic(scored, "score", label, by=("model", "recipe")) for label in HORIZONS}
+    sessions = sessions_between(shift_sessions(start, -(rule.reference_sessions + HEALTH_WINDOW + 25)), end)
+    ics = {label: _on_sessions(daily_ic(scored, "score", label, by=("model", "recipe")), sessions)
+           for label in HORIZONS}  # fmt: skip
+    verdicts = {pair: health_by_day(x, rule) for pair, x in ics["fwd_ret_1"].items()}
     book = ModelBook(model_registry)
     champions = champion_by_day(lake_store.lake, sessions_between(start, end))
     rows, ic_cache = [], {}
@@ -104,25 +132,24 @@ def model_health(context: AssetExecutionContext, predictions: pl.DataFrame, labe
         champ = champions[day]
         i = sessions.index(day)
         for (model, recipe), g in today.partition_by("model", "recipe", as_dict=True).items():
-            row = {"trade_date": day, "model": model, "recipe": recipe, "champion": recipe == champ}
+            v = verdicts[(model, recipe)][i] if (model, recipe) in verdicts else ic_health([], [], rule)
+            row = {"trade_date": day, "model": model, "recipe": recipe, "champion": recipe == champ,
+                   "ic_1": v["live_ic"] if v["n_live"] else None, "n_sessions": v["n_live"],
+                   "ic_se": v["live_se"], "reference_ic": v["reference_ic"], "reference_se": v["reference_se"],
+                   "reference_sessions": v["n_reference"], "z_stat": v["z_stat"], "p_value": v["p_value"],
+                   "status": v["status"]}  # fmt: skip
             for label, h in HORIZONS.items():
-                known_to = sessions[i - h] if i - h >= 0 else None
-                lo = sessions[max(0, i - h - HEALTH_WINDOW + 1)]
-                sel = (ics[label].filter((pl.col("model") == model) & (pl.col("recipe") == recipe)
-                                         & pl.col("trade_date").is_between(lo, known_to))
-                       if known_to is not None else None)  # fmt: skip
-                row[f"ic_{h}"] = float(sel["ic"].mean()) if sel is not None and sel.height else None
                 if h == 1:
-                    row["n_sessions"] = sel.height if sel is not None else 0
+                    continue
+                x = ics[label].get((model, recipe))
+                window = x[max(0, i - h - HEALTH_WINDOW + 1) : max(0, i - h + 1)] if x is not None else x
+                known = window[np.isfinite(window)] if window is not None else []
+                row[f"ic_{h}"] = float(np.mean(known)) if len(known) else None
             members = [book.model_for(k, recipe, day) for k in book.kinds] if model == "ensemble" else \
                 [book.model_for(model, recipe, day)]  # fmt: skip
             members = [m for m in members if m is not None]
             train_ics = [_training_ic(model_registry, m, ic_cache) for m in members]
             training_ic = float(np.nanmean(train_ics)) if train_ics else np.nan
-            status = ic_drop(row["ic_1"] if row["ic_1"] is not None else np.nan, training_ic,
-                             th.warn_ic_drop, th.retrain_ic_drop)  # fmt: skip
-            if row["n_sessions"] < th.min_sessions and status["status"] != "ok":
-                status["status"] = "ok"  # too few live sessions to judge
             score_psi = np.nan
             if model != "ensemble" and members:
                 q = np.asarray(members[0].meta.get("validation_score_quantiles", []), dtype=float)
@@ -137,20 +164,19 @@ def model_health(context: AssetExecutionContext, predictions: pl.DataFrame, labe
                 if prev is not None and prev.version != members[0].version:
                     stability = importance_stability(members[0].meta.get("feature_importance", {}),
                                                      prev.meta.get("feature_importance", {}))  # fmt: skip
-            rows.append({**row, "training_ic": training_ic, "ic_drop": status["drop_share"],
-                         "status": status["status"], "score_psi": float(score_psi),
+            rows.append({**row, "training_ic": training_ic, "score_psi": float(score_psi),
                          "importance_stability": float(stability)})  # fmt: skip
-    schema = {"trade_date": pl.Date, "model": pl.String, "recipe": pl.String, "champion": pl.Boolean,
-              "ic_1": pl.Float64, "n_sessions": pl.Int64, "ic_5": pl.Float64, "ic_20": pl.Float64,
-              "training_ic": pl.Float64, "ic_drop": pl.Float64, "status": pl.String, "score_psi": pl.Float64,
-              "importance_stability": pl.Float64}  # fmt: skip
-    out = pl.DataFrame(rows, schema=schema)
+    out = pl.DataFrame(rows, schema=HEALTH_SCHEMA).with_columns(pl.col(pl.Float64).fill_nan(None))
     latest = out.filter(pl.col("trade_date") == out["trade_date"].max()) if out.height else out
     return Output(out, metadata={
         "rows": out.height,
-        "latest": MetadataValue.json({f"{r['model']}/{r['recipe']}": {"ic_30": r["ic_1"], "status": r["status"]}
+        "rule": MetadataValue.json({"live_sessions": rule.live_sessions, "reference_sessions": rule.reference_sessions,
+                                    "retrain_alpha": rule.retrain_alpha, "warn_alpha": rule.warn_alpha}),
+        "latest": MetadataValue.json({f"{r['model']}/{r['recipe']}": {"ic_30": r["ic_1"], "reference_ic": r["reference_ic"],
+                                                                      "p_value": r["p_value"], "status": r["status"]}
                                       for r in latest.to_dicts()}),
         "retrain_flags": int(latest.filter(pl.col("status") == "retrain").height),
+        "retrain_share": float((out["status"] == "retrain").mean()) if out.height else 0.0,
     })  # fmt: skip
 
 
@@ -298,8 +324,9 @@ def feature_drift(
 
 
 def retrain_requests(health: pl.DataFrame, last_requested: dict[str, str]) -> list[dict]:
-    """Which blocks to retrain now: the champion ensemble's latest status is 'retrain' on enough live sessions, and
-    that block was not already retrained on or after that day. Pure, for the sensor and its tests."""
+    """Which blocks to retrain now: the champion ensemble's latest status is 'retrain', and that block was not
+    retrained within the last HEALTH_WINDOW sessions (a retrained model needs a live window of its own before it
+    can be judged; until then the window still holds the old model's days). Pure, for the sensor and its tests."""
     if health.height == 0:
         return []
     latest_day = health["trade_date"].max()
@@ -309,16 +336,21 @@ def retrain_requests(health: pl.DataFrame, last_requested: dict[str, str]) -> li
     if row.height == 0 or row["status"][0] != "retrain":
         return []
     block = block_key(latest_day)
-    if last_requested.get(block, "") >= latest_day.isoformat():
+    if last_requested.get(block, "") >= shift_sessions(latest_day, -HEALTH_WINDOW).isoformat():
         return []
     r = row.to_dicts()[0]
+
+    def f(v) -> float:
+        return float("nan") if v is None else float(v)
+
     return [{"block": block, "as_of": latest_day.isoformat(),
-             "reason": f"champion ensemble ({r['recipe']}) rolling IC {r['ic_1']:+.4f} vs training IC "
-                       f"{r['training_ic']:+.4f} (drop {r['ic_drop'] if r['ic_drop'] is not None else float('nan'):.0%})"}]  # fmt: skip
+             "reason": f"champion ensemble ({r['recipe']}) live IC {f(r['ic_1']):+.4f} over {r['n_sessions']} "
+                       f"sessions vs {f(r['reference_ic']):+.4f} earned out of sample before "
+                       f"(z {f(r['z_stat']):.2f}, one-sided p {f(r['p_value']):.2g})"}]  # fmt: skip
 
 
 @sensor(job_name="train_alpha", minimum_interval_seconds=300, default_status=DefaultSensorStatus.RUNNING,
-        description="Requests a mid-block retrain when monitoring.model_health says the champion's IC collapsed.")  # fmt: skip
+        description="Requests a mid-block retrain when monitoring.model_health says the champion's IC fell significantly.")  # fmt: skip
 def retraining_sensor(context: SensorEvaluationContext, lake_store: DeltaLakeResource):
     lake = lake_store.lake
     if not lake.exists("monitoring", "model_health"):
