@@ -144,9 +144,7 @@ def predictions(context: AssetExecutionContext, feature_matrix: pl.DataFrame, fu
     """Every model's score per ticker-day (long: model, recipe, model_version, score), each day scored by the
     versions trained for its block only."""
     book = ModelBook(model_registry)
-    rows_all = feature_matrix.join(
-        fused_embeddings.drop("fusion_version"), on=["trade_date", "ticker"], how="left"
-    )
+    rows_all = feature_matrix.join(fused_embeddings, on=["trade_date", "ticker"], how="left")
     frames, skipped = [], []
     for (day,), rows in sorted(rows_all.partition_by("trade_date", as_dict=True).items()):
         scored = False
@@ -160,6 +158,7 @@ def predictions(context: AssetExecutionContext, feature_matrix: pl.DataFrame, fu
                     raise Failure(
                         f"{m.name} v{m.version} needs columns the inputs of {day} lack: {missing[:5]}"
                     )
+                check_encoder(m, rows, day)
                 x = m.inputs(rows)
                 frames.append(rows.select("trade_date", "ticker").with_columns(
                     pl.lit(kind).alias("model"), pl.lit(recipe).alias("recipe"), pl.lit(m.block).alias("block"),
@@ -176,6 +175,27 @@ def predictions(context: AssetExecutionContext, feature_matrix: pl.DataFrame, fu
     )
     return Output(out, metadata={"rows": out.height, "days": out["trade_date"].n_unique(),
                                  "model_versions": MetadataValue.json(versions.to_dicts())})  # fmt: skip
+
+
+def check_encoder(m, rows: pl.DataFrame, day: date) -> None:
+    """A model that reads fused embeddings scores only embeddings made by the encoder version it was trained on
+    (``fusion_version`` in its meta): another encoder's ``emb_000``... are different coordinates under the same
+    names, and the model's scores would be noise that looks like a signal."""
+    trained_on = m.meta.get("fusion_version")
+    if trained_on is None or not any(c.startswith(EMBEDDING_PREFIX) for c in m.features):
+        return
+    made_by = (
+        sorted({int(v) for v in rows["fusion_version"].drop_nulls()})
+        if "fusion_version" in rows.columns
+        else []
+    )
+    wrong = [v for v in made_by if v != int(trained_on)]
+    if wrong:
+        raise Failure(
+            f"{m.name} v{m.version} was trained on fusion encoder v{int(trained_on)}, but the embeddings of {day} "
+            f"were made by encoder v{', v'.join(map(str, wrong))}: re-materialize features/fused_embeddings for "
+            f"{day} (alpha materialize --from {day} --to {day}), or retrain the block's models on that encoder"
+        )
 
 
 def _daily_ics(preds: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
@@ -386,7 +406,10 @@ def alpha_scores(context: AssetExecutionContext, config: AlphaScoresConfig, pred
         prev = pl.Series([smoothed.get(t) for t in blended["ticker"]], dtype=pl.Float64)
         blended = blended.with_columns(
             pl.when(prev.is_null()).then(pl.col("blended_score"))
-            .otherwise(alpha * pl.col("blended_score") + (1 - alpha) * prev).alias("alpha_score")
+            .otherwise(alpha * pl.col("blended_score") + (1 - alpha) * prev).alias("alpha_score"),
+            # alpha_score = smoothing_weight x blended_score + carried_score (explanations split it so)
+            pl.when(prev.is_null()).then(0.0).otherwise((1 - alpha) * prev).alias("carried_score"),
+            pl.when(prev.is_null()).then(1.0).otherwise(alpha).alias("smoothing_weight"),
         )  # fmt: skip
         smoothed = dict(zip(blended["ticker"], blended["alpha_score"], strict=True))
         frames.append(blended.with_columns(

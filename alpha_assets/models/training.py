@@ -6,15 +6,14 @@ budget per learner, no early stopping. Each learner is first fitted on the windo
 ``validation_sessions`` (and a purge), which measures an honest validation IC; the registered model is then refitted
 on the whole window with the same budget. The label is the next-day return's daily rank (``TRAIN_LABEL``), what the
 book trades; ``ridge`` is trained beside the other learners as the baseline the ensemble gate compares them with. Every trained model is an MLflow run with its parameters, the hash of
-the exact training rows and Delta versions, IC / ICIR / decile spread on the validation slice, feature importance,
-wall and CPU seconds, peak memory, and a registered version tagged with its block, recipe and the first day it may
-score (``available_from``). The Delta tables only mirror what was registered.
+the training rows' content (``training_data_hash``), IC / ICIR / decile spread on the validation slice, feature
+importance, wall and CPU seconds, the fit's own peak memory increase (``peak_rss_mb``, ``FitMemory``), and a
+registered version tagged with its block, recipe and the first day it may score (``available_from``). The Delta tables only mirror what was registered.
 """
 
 import dataclasses
 import hashlib
 import json
-import resource
 import tempfile
 import time
 from datetime import date, timedelta
@@ -35,6 +34,7 @@ from alpha_assets.compute import TRAINING
 from alpha_assets.lib.features.matrix import feature_columns
 from alpha_assets.lib.models.learners import MODEL_KINDS
 from alpha_assets.lib.models.walk_forward import WalkForwardConfig, block_split
+from alpha_assets.lib.monitoring.fit_memory import FitMemory
 from alpha_assets.models.common import (
     ALPHA_MODELS,
     CHAMPION_TAG,
@@ -139,15 +139,26 @@ def _training_rows(lake, dates: list[date], label: str) -> tuple[pl.DataFrame, d
     return rank_label(rows, label).sort("trade_date", "ticker"), versions
 
 
-def training_data_hash(rows: pl.DataFrame, columns: list[str], versions: dict) -> str:
-    """sha256 of the exact training rows (keys, features, target, in order) and the Delta versions read."""
-    h = hashlib.sha256(json.dumps(versions, sort_keys=True).encode())
-    h.update(rows.select("trade_date", "ticker", *columns, "target").hash_rows(seed=0).to_numpy().tobytes())
+def training_data_hash(rows: pl.DataFrame, columns: list[str]) -> str:
+    """sha256 of the training rows' content only: keys, ``columns`` and target, rows sorted by (trade_date, ticker),
+    each column serialised canonically (its name and dtype class; dates as int64 days, numbers as little-endian
+    float64, strings as UTF-8, each with its null mask). Independent of the tables' Delta versions (an unrelated
+    day appended changes nothing) and of polars' ``hash_rows`` (not stable across polars versions)."""
+    h = hashlib.sha256()
+    frame = rows.select("trade_date", "ticker", *columns, "target").sort("trade_date", "ticker")
+    for name in frame.columns:
+        col = frame[name]
+        nulls = col.is_null().to_numpy()
+        if col.dtype == pl.Date:
+            kind, data = b"date", col.cast(pl.Int64).fill_null(0).to_numpy().astype("<i8").tobytes()
+        elif col.dtype in (pl.String, pl.Categorical):
+            kind, data = b"str", "\x1f".join(col.cast(pl.String).fill_null("").to_list()).encode()
+        else:
+            kind, data = b"num", col.cast(pl.Float64).fill_null(0.0).to_numpy().astype("<f8").tobytes()
+        for part in (name.encode(), kind, np.packbits(nulls).tobytes(), data):
+            h.update(len(part).to_bytes(8, "little"))
+            h.update(part)
     return h.hexdigest()
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 @asset(
@@ -177,9 +188,9 @@ def fusion_encoder(context: AssetExecutionContext, config: BlockTrainingConfig, 
     cfg = dataclasses.replace(cfg, seed=config.seed, threads=config.threads)
     if rows.height > config.fusion_max_rows:
         rows = rows.sample(config.fusion_max_rows, seed=config.seed).sort("trade_date", "ticker")
-    t0, c0 = time.perf_counter(), time.process_time()
+    t0, c0, mem = time.perf_counter(), time.process_time(), FitMemory().start()
     model, metrics = train_fusion(modality_arrays(rows, modalities), cfg)
-    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    seconds, cpu, fit_mb = time.perf_counter() - t0, time.process_time() - c0, mem.stop()
     available_from = split.test_dates[0]
     with tempfile.TemporaryDirectory() as tmp:
         model.save(Path(tmp) / "fusion")
@@ -188,11 +199,11 @@ def fusion_encoder(context: AssetExecutionContext, config: BlockTrainingConfig, 
             FUSION_MODEL, f"{FUSION_MODEL}-{block}", {**cfg.__dict__, "block": block, "budget": budget,
                                                      "modalities": json.dumps({k: len(v) for k, v in modalities.items()})},
             {**{k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}, "train_seconds": seconds,
-             "cpu_seconds": cpu, "peak_rss_mb": _peak_rss_mb()},
+             "cpu_seconds": cpu, "peak_rss_mb": fit_mb},
             Path(tmp), experiment="alpha_models",
             version_tags={"block": block, "available_from": available_from.isoformat(),
                           "trained_through": split.validation_dates[-1].isoformat(),
-                          "training_data_hash": training_data_hash(rows, feats, versions)},
+                          "training_data_hash": training_data_hash(rows, feats)},
             run_tags={"dagster/run_id": context.run_id}, alias=CHAMPION,
         )  # fmt: skip
     context.log.info(f"fusion encoder v{mv.version} for block {block}: {metrics}")
@@ -257,9 +268,9 @@ def alpha_models(context: AssetExecutionContext, config: BlockTrainingConfig, la
         x = rows.select(feats).to_numpy().astype(np.float32)
         y = rows["target"].to_numpy().astype(np.float32)
         # the embeddings' values are among the hashed columns of the fusion recipe; the base recipe ignores them
-        data_hash = training_data_hash(rows, feats, versions)
+        data_hash = training_data_hash(rows, feats)
         for kind in config.kinds:
-            t0, c0 = time.perf_counter(), time.process_time()
+            t0, c0, mem = time.perf_counter(), time.process_time(), FitMemory().start()
             # an honest validation IC: the same budget fitted without the last validation_sessions (purged)
             held_out = make_learner(
                 kind, seed=config.seed, params=None, threads=config.threads, budget=budget
@@ -270,7 +281,7 @@ def alpha_models(context: AssetExecutionContext, config: BlockTrainingConfig, la
             # the registered model: the whole window, the same budget
             learner = make_learner(kind, seed=config.seed, params=None, threads=config.threads, budget=budget)
             learner.fit(x, y, feature_names=feats)
-            seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+            seconds, cpu, fit_mb = time.perf_counter() - t0, time.process_time() - c0, mem.stop()
             importance = learner.feature_importance()
             top = dict(sorted(importance.items(), key=lambda kv: -kv[1])[:20])
             deciles = np.quantile(val_pred, np.linspace(0, 1, 11)).tolist()
@@ -293,7 +304,7 @@ def alpha_models(context: AssetExecutionContext, config: BlockTrainingConfig, la
                      "fit_end": split.fit_dates[-1], "validation_end": split.validation_dates[-1],
                      "purge_sessions": config.purge_sessions, "embargo_sessions": config.embargo_sessions,
                      "training_data_hash": data_hash, "best_iteration": learner.best_iteration},
-                    {**metrics, "train_seconds": seconds, "cpu_seconds": cpu, "peak_rss_mb": _peak_rss_mb()},
+                    {**metrics, "train_seconds": seconds, "cpu_seconds": cpu, "peak_rss_mb": fit_mb},
                     Path(tmp), experiment="alpha_models", artifacts={"importance": imp_file},
                     version_tags={"block": block, "recipe": recipe, "kind": kind,
                                   "available_from": available_from.isoformat(),
