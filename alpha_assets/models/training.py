@@ -8,7 +8,8 @@ on the whole window with the same budget. The label is the next-day return's dai
 book trades; ``ridge`` is trained beside the other learners as the baseline the ensemble gate compares them with. Every trained model is an MLflow run with its parameters, the hash of
 the training rows' content (``training_data_hash``), IC / ICIR / decile spread on the validation slice, feature
 importance, wall and CPU seconds, the fit's own peak memory increase (``peak_rss_mb``, ``FitMemory``), and a
-registered version tagged with its block, recipe and the first day it may score (``available_from``). The Delta tables only mirror what was registered.
+registered version tagged with its block, recipe and the first day it may score (``available_from``). The Delta
+tables only mirror what was registered.
 """
 
 import dataclasses

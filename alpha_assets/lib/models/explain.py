@@ -396,3 +396,242 @@ def what_if(
         "delta": float(scores[1] - scores[0]),
         "changes": applied,
     }
+
+
+# ------------------------------------------------------------------------------------- the traded score
+# models.alpha_scores builds the traded score of a name in four steps, each linear in the one before except two
+# cross-sectional ranks; the decomposition below follows them so that its terms add up to alpha_score exactly:
+#   alpha_score   = smoothing_weight x blended_score + carried_score   (the exponential average over sessions)
+#   blended_score = (1 - share) x champion_score + share x challenger_score
+#   side_score    = rank_d(E)  with  E = sum_k w_k x rank_d(score_k)  (each recipe's ensemble, ranked per day)
+#   rank_d(score_k) = rank_d(base_k) + sum_j c_k x shap_kj,  c_k = (rank_d(score_k) - rank_d(base_k)) / sum_j shap_kj
+# c_k is the secant slope of the day's rank function between the model's SHAP base value and its score: each
+# feature's SHAP value in model units, carried into rank units. The re-ranking of each recipe's ensemble
+# (side_score - E) and each model's base rank are terms of their own.
+TERMS = ("carried", "model_base", "feature", "ensemble_rerank", "unattributed")
+SOURCE_NAMES = {
+    "price": "prices",
+    "parking": "satellite parking lots",
+    "tanks": "satellite oil tanks",
+    "call": "earnings-call transcripts",
+    "filing": "SEC filings",
+    "web": "web prices",
+    "fused": "fusion encoder",
+}
+RANK_RANGE = (-0.5, 0.5)
+
+
+def feature_source(feature: str) -> str:
+    """The data source a feature comes from, in words: 'earnings-call transcripts', 'prices', 'fusion encoder'..."""
+    from alpha_assets.lib.features.matrix import ALT_SOURCES, MISSING_SUFFIX
+
+    if feature.startswith("emb_"):
+        return SOURCE_NAMES["fused"]
+    if feature.endswith(MISSING_SUFFIX):
+        src = feature[: -len(MISSING_SUFFIX)]
+        return f"{SOURCE_NAMES.get(src, src)} (missing flag)"
+    for src in ALT_SOURCES:
+        if feature.startswith(f"{src}_"):
+            return SOURCE_NAMES[src]
+    return SOURCE_NAMES["price"]
+
+
+def source_key(feature: str) -> str:
+    """The feature matrix's source prefix of a feature (``<key>__missing`` is its missing flag)."""
+    from alpha_assets.lib.features.matrix import ALT_SOURCES, MISSING_SUFFIX, PRICE_SOURCE
+
+    if feature.startswith("emb_"):
+        return "fused"
+    if feature.endswith(MISSING_SUFFIX):
+        return feature[: -len(MISSING_SUFFIX)]
+    return next((s for s in ALT_SOURCES if feature.startswith(f"{s}_")), PRICE_SOURCE)
+
+
+def is_filled(feature: str, row: dict) -> bool:
+    """Was the name's value of ``feature`` a fill (the neutral 0 of a missing value) rather than data? True when the
+    value is null (scoring fills it) or the feature's source has no data that day (``<source>__missing`` = 1)."""
+    from alpha_assets.lib.features.matrix import MISSING_SUFFIX
+
+    if feature.endswith(MISSING_SUFFIX):
+        return False
+    if row.get(feature) is None:
+        return True
+    flag = row.get(f"{source_key(feature)}{MISSING_SUFFIX}")
+    return flag is not None and float(flag) >= 0.5
+
+
+def feature_range(feature: str, day_values: np.ndarray) -> tuple[float, float]:
+    """The values ``feature`` can take on the day: a missing flag 0..1; a per-day rank [-0.5, 0.5]; anything else
+    (an embedding, a matrix built with another normalisation) the day's observed range."""
+    from alpha_assets.lib.features.matrix import MISSING_SUFFIX
+
+    if feature.endswith(MISSING_SUFFIX):
+        return 0.0, 1.0
+    v = np.asarray(day_values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if feature.startswith("emb_") or (
+        v.size and (v.min() < RANK_RANGE[0] - 1e-9 or v.max() > RANK_RANGE[1] + 1e-9)
+    ):
+        return (float(v.min()), float(v.max())) if v.size else RANK_RANGE
+    return RANK_RANGE
+
+
+def day_ranks(scores: np.ndarray) -> np.ndarray:
+    """``metrics.cross_sectional_rank`` of one day's scores in numpy: [-0.5, 0.5], ties averaged, NaN stays NaN."""
+    from scipy.stats import rankdata
+
+    s = np.asarray(scores, dtype=np.float64)
+    out = np.full(s.shape, np.nan)
+    ok = np.isfinite(s)
+    n = int(ok.sum())
+    if n == 1:
+        out[ok] = 0.0
+    elif n > 1:
+        out[ok] = (rankdata(s[ok], method="average") - 1) / (n - 1) - 0.5
+    return out
+
+
+def rank_of_value(scores: np.ndarray, value: float) -> float:
+    """The rank in [-0.5, 0.5] ``value`` takes among the day's ``scores``: a score's own (tie-averaged) rank,
+    linear between neighbouring scores, the end ranks beyond them."""
+    s = np.asarray(scores, dtype=np.float64)
+    s = s[np.isfinite(s)]
+    if s.size < 2:
+        return 0.0
+    ranks = day_ranks(s)
+    u, idx = np.unique(s, return_index=True)
+    return float(np.interp(value, u, ranks[idx]))
+
+
+def traded_decomposition(
+    score_row: dict,
+    day_predictions: pl.DataFrame,
+    shap_by_model: dict[tuple[str, str], pl.DataFrame],
+    feature_row: dict | None = None,
+) -> tuple[pl.DataFrame, list[str]]:
+    """The name's traded ``alpha_score`` of one day split into additive terms, and the models skipped.
+
+    ``score_row``: the name's models.alpha_scores row (alpha_score, carried_score, smoothing_weight,
+    champion_score, challenger_score, champion_recipe, challenger_recipe, challenger_share, champion_weights and
+    challenger_weights as JSON). ``day_predictions``: the day's models.predictions for every name (ticker, model,
+    recipe, score). ``shap_by_model``: (recipe, model) -> the name's SHAP rows (feature, shap_value, base_value)
+    for every model with weight (``shap_frame``). ``feature_row``: the name's feature values (for value, filled).
+
+    Rows: term (``TERMS``), recipe, model, weight (the model's ensemble weight that day), feature, source, value,
+    filled, shap_value (model units), contribution (traded-score units). Sum of contribution = alpha_score.
+    Skipped: "recipe/model" of every model with zero weight that day (its SHAP would explain nothing traded)."""
+    import json
+
+    alpha = float(score_row["alpha_score"])
+    carried = float(score_row.get("carried_score") or 0.0)
+    smoothing = float(
+        score_row.get("smoothing_weight") if score_row.get("smoothing_weight") is not None else 1.0
+    )
+    share = float(score_row.get("challenger_share") or 0.0)
+    ticker = score_row["ticker"]
+    feature_row = feature_row or {}
+    rows: list[dict] = [{"term": "carried", "recipe": None, "model": None, "weight": 1.0 - smoothing,
+                         "feature": "(carried from earlier sessions)", "source": "exponential average",
+                         "value": None, "filled": False, "shap_value": None, "contribution": carried}]  # fmt: skip
+    skipped: list[str] = []
+    sides = [("champion", score_row["champion_recipe"], 1.0 - share),
+             ("challenger", score_row.get("challenger_recipe") or "", share)]  # fmt: skip
+    for side, recipe, side_share in sides:
+        if not recipe or side_share <= 0:
+            continue
+        scale = smoothing * side_share
+        weights = json.loads(score_row[f"{side}_weights"] or "{}")
+        preds = day_predictions.filter(pl.col("recipe") == recipe)
+        ensemble = 0.0
+        for model, w in sorted(weights.items()):
+            g = preds.filter(pl.col("model") == model)
+            if g.height == 0:
+                continue
+            ranks = day_ranks(g["score"].to_numpy())
+            mine = np.flatnonzero((g["ticker"] == ticker).to_numpy())
+            r = float(ranks[mine[0]]) if mine.size and np.isfinite(ranks[mine[0]]) else 0.0
+            ensemble += float(w) * r
+            if float(w) == 0.0:
+                skipped.append(f"{recipe}/{model}")
+                continue
+            if (
+                not mine.size
+            ):  # the model did not score the name: neutral (0) in the ensemble, nothing to explain
+                continue
+            shap = shap_by_model.get((recipe, model))
+            if shap is None:
+                raise KeyError(f"no SHAP values for {recipe}/{model}, which has weight {w} on the day")
+            base = float(shap["base_value"][0])
+            base_rank = rank_of_value(g["score"].to_numpy(), base)
+            total = float(shap["shap_value"].sum())
+            part = scale * float(w)
+            rows.append({"term": "model_base", "recipe": recipe, "model": model, "weight": float(w),
+                         "feature": "(base rank)", "source": "model", "value": base, "filled": False,
+                         "shap_value": None, "contribution": part * base_rank})  # fmt: skip
+            if abs(total) > 1e-12:
+                slope = (r - base_rank) / total
+                for f, phi in zip(shap["feature"], shap["shap_value"], strict=True):
+                    v = feature_row.get(f)
+                    rows.append({"term": "feature", "recipe": recipe, "model": model, "weight": float(w),
+                                 "feature": f, "source": feature_source(f),
+                                 "value": None if v is None else float(v), "filled": is_filled(f, feature_row),
+                                 "shap_value": float(phi), "contribution": part * slope * float(phi)})  # fmt: skip
+            else:  # the model scored the name at its base value: its rank is not the features' doing
+                rows.append({"term": "unattributed", "recipe": recipe, "model": model, "weight": float(w),
+                             "feature": "(score at the base value)", "source": "model", "value": None,
+                             "filled": False, "shap_value": None, "contribution": part * (r - base_rank)})  # fmt: skip
+        side_score = float(score_row[f"{side}_score"])
+        rows.append({"term": "ensemble_rerank", "recipe": recipe, "model": None, "weight": side_share,
+                     "feature": f"({side} ensemble ranked across names)", "source": "ensemble", "value": None,
+                     "filled": False, "shap_value": None, "contribution": scale * (side_score - ensemble)})  # fmt: skip
+    schema = {"term": pl.String, "recipe": pl.String, "model": pl.String, "weight": pl.Float64,
+              "feature": pl.String, "source": pl.String, "value": pl.Float64, "filled": pl.Boolean,
+              "shap_value": pl.Float64, "contribution": pl.Float64}  # fmt: skip
+    out = pl.DataFrame(rows, schema=schema)
+    gap = float(out["contribution"].sum()) - alpha
+    if abs(gap) > 1e-6:
+        raise ValueError(
+            f"{ticker}: the terms add up to {alpha + gap:+.8f}, not the traded alpha_score {alpha:+.8f}: the "
+            "alpha_scores row does not match the day's predictions and weights (rescored since?)"
+        )
+    return out, skipped
+
+
+def traded_scores(
+    day_scores: pl.DataFrame,
+    day_predictions: pl.DataFrame,
+    new_scores: dict[tuple[str, str, str], float] | None = None,
+) -> pl.DataFrame:
+    """ticker, alpha_score of one day rebuilt the way models.alpha_scores built it, after replacing some model
+    scores: ``new_scores`` maps (recipe, model, ticker) to the score that model would give the name (a what-if).
+    Without replacements it returns the stored alpha_score (to float rounding). The day's weights, challenger
+    share, smoothing weight and carried part are the stored ones: a what-if changes today's inputs, not the past."""
+    import json
+
+    new_scores = new_scores or {}
+    first = day_scores.row(0, named=True)
+    share = float(first["challenger_share"] or 0.0)
+    tickers = day_scores["ticker"].to_list()
+    blended = np.zeros(len(tickers))
+    for side, recipe, side_share in (("champion", first["champion_recipe"], 1 - share),
+                                     ("challenger", first["challenger_recipe"], share)):  # fmt: skip
+        if not recipe or side_share <= 0:
+            continue
+        preds = day_predictions.filter(pl.col("recipe") == recipe)
+        names = preds["ticker"].unique().sort().to_list()
+        pos = {t: i for i, t in enumerate(names)}
+        ensemble = np.zeros(len(names))
+        for model, w in json.loads(first[f"{side}_weights"] or "{}").items():
+            g = preds.filter(pl.col("model") == model)
+            if g.height == 0:
+                continue
+            s = g["score"].to_numpy().astype(np.float64).copy()
+            for k, t in enumerate(g["ticker"]):
+                s[k] = new_scores.get((recipe, model, t), s[k])
+            r = np.nan_to_num(day_ranks(s), nan=0.0)
+            ensemble[[pos[t] for t in g["ticker"]]] += float(w) * r
+        side_rank = dict(zip(names, day_ranks(ensemble), strict=True))
+        blended += side_share * np.array([side_rank.get(t, 0.0) for t in tickers])
+    carried = day_scores["carried_score"].fill_null(0.0).to_numpy()
+    smoothing = day_scores["smoothing_weight"].fill_null(1.0).to_numpy()
+    return pl.DataFrame({"ticker": tickers, "alpha_score": smoothing * blended + carried})
