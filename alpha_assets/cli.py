@@ -914,15 +914,58 @@ def _alt_quality() -> None:
 
 
 # ---------------------------------------------------------------------------------------------- explain
-def cmd_explain(args) -> int:
-    """Why TICKER got its score on DATE: each champion model's SHAP attribution, and a what-if score."""
-    import difflib
+def _range_words(feature: str, lo: float, hi: float, day) -> str:
+    from alpha_assets.lib.models.explain import RANK_RANGE
+
+    if feature.endswith("__missing"):
+        return "a 0/1 missing-data flag in [0, 1]"
+    if (lo, hi) == RANK_RANGE:
+        return "a per-day rank in [-0.5, 0.5]"
+    return f"observed in [{lo:+.4g}, {hi:+.4g}] on {day}"
+
+
+def _book_weights(lake, day, alpha) -> dict[str, float] | None:
+    """ticker -> target weight of ``day``'s book rebuilt from ``alpha`` (ticker, alpha_score) with the config and
+    held book its audit row recorded; None when the day has no book built from models.alpha_scores."""
+    import json as _json
 
     import polars as pl
 
+    from alpha_assets.lib.portfolio.daily import day_target_weights
+    from alpha_assets.portfolio.assets import PortfolioConfig
+    from partitions.calendar import shift_sessions
+
+    if not lake.exists("portfolio", "weights_audit"):
+        return None
+    audit = lake.read("portfolio", "weights_audit", day, day)
+    if audit.height == 0:
+        return None
+    row = audit.row(0, named=True)
+    cfg = PortfolioConfig(**_json.loads(row["config"]))
+    if cfg.alpha_source != "alpha_scores":
+        return None
+    prices = lake.read("raw", "prices", shift_sessions(day, -125), day)
+    uni = lake.read("raw", "universe", day, day)
+    held = _json.loads(row.get("held_book") or "{}")
+    w = day_target_weights(day, alpha.select("ticker", "alpha_score"), prices, uni, cfg.limits(), cfg.cov_window,
+                           held)  # fmt: skip
+    return dict(zip(w["ticker"], w["weight"], strict=True)) | {"": float(pl.Series(w["weight"]).abs().sum())}
+
+
+def cmd_explain(args) -> int:
+    """Why TICKER trades the score it trades on DATE: the traded alpha_score as the part carried over from earlier
+    sessions plus, per recipe in the book and model with ensemble weight, its features' SHAP values in traded-score
+    units; a what-if (--set) answered in traded score, rank and book weight."""
+    import difflib
+
+    import numpy as np
+    import polars as pl
+
     from alpha_assets.definitions import local_resources
-    from alpha_assets.lib.models.explain import predict_function, shap_frame, what_if
-    from alpha_assets.models.common import ModelBook, champion_recipe
+    from alpha_assets.lib.features.matrix import feature_columns
+    from alpha_assets.lib.models.explain import feature_range, traded_scores
+    from alpha_assets.models.common import ModelBook
+    from alpha_assets.models.explanations import traded_explanations
     from resources.lake import DeltaLake
 
     home = _home(args)
@@ -942,7 +985,7 @@ def cmd_explain(args) -> int:
     if lake.exists("features", "fused_embeddings"):
         emb = lake.read("features", "fused_embeddings", day, day)
         if emb.height:
-            rows = rows.join(emb.drop("fusion_version"), on=["trade_date", "ticker"], how="left")
+            rows = rows.join(emb, on=["trade_date", "ticker"], how="left")
     if rows.height == 0:
         print(f"error: no feature rows on {day} (not a session, or not materialized)", file=sys.stderr)
         return 2
@@ -952,50 +995,107 @@ def cmd_explain(args) -> int:
         print(f"error: {ticker} has no row on {day}" + (f"; did you mean {', '.join(close)}?" if close else ""),
               file=sys.stderr)  # fmt: skip
         return 2
+    feats = [c for c in feature_columns(rows) if c != "fusion_version"]
     changes: dict[str, float] = {}
     for item in args.set or []:
         name, _, value = item.partition("=")
+        name = name.strip()
         try:
-            changes[name.strip()] = float(value)
+            changes[name] = float(value)
         except ValueError:
             print(f"error: --set {item!r}: expected feature=number", file=sys.stderr)
             return 2
+        if name not in feats:
+            hint = difflib.get_close_matches(name, feats, n=3)
+            print(f"error: --set {item}: no feature {name!r} on {day}"
+                  + (f"; did you mean {', '.join(hint)}?" if hint else ""), file=sys.stderr)  # fmt: skip
+            return 2
+        lo, hi = feature_range(name, rows[name].cast(pl.Float64).to_numpy())
+        if not lo <= changes[name] <= hi:
+            print(f"error: --set {item}: {name} is {_range_words(name, lo, hi, day)}", file=sys.stderr)
+            return 2
     book = ModelBook(local_resources(home)["model_registry"])
-    recipe = champion_recipe(lake, day)
-    row = rows.filter(pl.col("ticker") == ticker)
-    print(f"{ticker} on {day} (champion recipe: {recipe}; features are per-day ranks in [-0.5, 0.5])")
-    if lake.exists("models", "alpha_scores"):
-        sc = lake.read("models", "alpha_scores", day, day)
-        if sc.height and ticker in sc["ticker"].to_list():
-            v = sc.filter(pl.col("ticker") == ticker)["alpha_score"][0]
-            rank = int((sc["alpha_score"] > v).sum()) + 1
-            print(f"  alpha_score {v:+.4f} (rank {rank} of {sc.height} from the top)")
-    found = False
-    for kind in book.kinds:
-        m = book.model_for(kind, recipe, day)
-        if m is None:
-            continue
-        found = True
-        x = m.inputs(row)
-        bg = m.inputs(rows)
-        sh = shap_frame(m.learner, kind, x, m.features, row.select("trade_date", "ticker"), background=bg,
-                        nsamples=50).sort(pl.col("shap_value").abs(), descending=True)  # fmt: skip
-        print(f"\n  {kind} v{m.version} (block {m.block}): score {sh['prediction'][0]:+.4f} = base "
-              f"{sh['base_value'][0]:+.4f} + contributions")  # fmt: skip
-        for r in sh.head(args.top).to_dicts():
-            val = float(row[r["feature"]][0]) if r["feature"] in row.columns else float("nan")
-            print(f"    {r['feature']:44s} value {val:+.3f}  shap {r['shap_value']:+.5f}")
-        if changes:
-            unknown = [c for c in changes if c not in m.features]
-            if unknown:
-                hint = {u: difflib.get_close_matches(u, m.features, n=3) for u in unknown}
-                print(f"error: unknown feature(s) for --set: {hint}", file=sys.stderr)
-                return 2
-            w = what_if(predict_function(m.learner, kind), x[0], m.features, changes)
-            print(f"    what-if {changes}: {w['base_score']:+.5f} -> {w['new_score']:+.5f}")
-    if not found:
-        print(f"error: no model trained for {day}'s block: run `alpha train --alpha`", file=sys.stderr)
+    try:
+        terms, skipped, explained = traded_explanations(lake, book, day, rows, [ticker])
+    except Exception as e:  # dagster.Failure and the decomposition's own check: one line, no traceback
+        print(f"error: {getattr(e, 'description', None) or e}", file=sys.stderr)
         return 2
+    if terms.height == 0:
+        print(f"error: {ticker} has no traded score on {day} (models.alpha_scores)", file=sys.stderr)
+        return 2
+    scores = lake.read("models", "alpha_scores", day, day)
+    me = scores.filter(pl.col("ticker") == ticker).row(0, named=True)
+    alpha, n = float(me["alpha_score"]), scores.height
+    rank = int((scores["alpha_score"] > alpha).sum()) + 1
+    weights = _book_weights(lake, day, scores)
+    stored = (lake.read("portfolio", "target_weights", day, day).filter(pl.col("ticker") == ticker)["weight"]
+              if lake.exists("portfolio", "target_weights") else pl.Series([], dtype=pl.Float64))  # fmt: skip
+    in_book = f"; book weight {stored[0]:+.2%}" if stored.len() else "; not in the book"
+    print(f"{ticker} on {day}: traded alpha_score {alpha:+.4f} (rank {rank} of {n} from the top{in_book})")
+    carried = float(terms.filter(pl.col("term") == "carried")["contribution"][0])
+    share = abs(carried) / max(abs(carried) + abs(alpha - carried), 1e-12)
+    print(f"  {carried:+.4f}  carried from earlier sessions by the exponential average ({share:.0%} of the score's "
+          f"parts; today's blend weighs {float(me['smoothing_weight']):.2f})")  # fmt: skip
+    print(f"  {alpha - carried:+.4f}  today's blend of the recipes' ensembles, made of:")
+    top = args.top
+    for recipe in terms.filter(pl.col("recipe").is_not_null())["recipe"].unique(maintain_order=True):
+        r = terms.filter(pl.col("recipe") == recipe)
+        role = "champion" if recipe == me["champion_recipe"] else "challenger"
+        book_share = (
+            1 - float(me["challenger_share"] or 0) if role == "champion" else float(me["challenger_share"])
+        )
+        print(f"    {recipe} ({role}, {book_share:.0%} of the blend): {r['contribution'].sum():+.4f}")
+        for kind in r.filter(pl.col("model").is_not_null())["model"].unique(maintain_order=True):
+            k = r.filter(pl.col("model") == kind)
+            m = explained[(recipe, kind)]
+            print(f"      {kind} v{m.version} (weight {k['weight'][0]:.2f}): {k['contribution'].sum():+.4f}")
+            f = k.filter(pl.col("term") == "feature").sort(pl.col("contribution").abs(), descending=True)
+            for t in f.head(top).to_dicts():
+                value = "n/a" if t["value"] is None else f"{t['value']:+.3f}"
+                fill = "  [filled: no data]" if t["filled"] else ""
+                print(
+                    f"        {t['contribution']:+.5f}  {t['feature']:40s} {t['source']:26s} value {value}{fill}"
+                )
+            rest = (
+                k.filter(pl.col("term") != "feature")["contribution"].sum()
+                + f.slice(top)["contribution"].sum()
+            )
+            print(
+                f"        {rest:+.5f}  (the model's base rank and its other {max(f.height - top, 0)} features)"
+            )
+        rerank = r.filter(pl.col("term") == "ensemble_rerank")["contribution"].sum()
+        print(f"      {rerank:+.4f}  (the ensemble ranked across names)")
+    if skipped:
+        print(f"  not explained, zero ensemble weight on {day}: {', '.join(skipped)}")
+    print(f"  sum of the parts {terms['contribution'].sum():+.6f} = traded alpha_score {alpha:+.6f}")
+    if changes:
+        preds = lake.read("models", "predictions", day, day)
+        changed = rows.filter(pl.col("ticker") == ticker).with_columns(
+            *[pl.lit(v, dtype=pl.Float64).cast(rows.schema[c]).alias(c) for c, v in changes.items()]
+        )
+        new_scores = {(recipe, kind, ticker): float(m.learner.predict(m.inputs(changed))[0])
+                      for (recipe, kind), m in explained.items()}  # fmt: skip
+        after = traded_scores(scores, preds, new_scores)
+        new_alpha = float(after.filter(pl.col("ticker") == ticker)["alpha_score"][0])
+        new_rank = int((after["alpha_score"] > new_alpha).sum()) + 1
+        desc = ", ".join(f"{c}={v:+g}" for c, v in changes.items())
+        print(f"\n  what-if {desc}: traded alpha_score {alpha:+.4f} -> {new_alpha:+.4f}, rank {rank} -> {new_rank} "
+              f"of {n}")  # fmt: skip
+        try:
+            w_after = _book_weights(lake, day, after)
+        except (
+            Exception
+        ) as e:  # the book's limits may refuse the changed scores: say so, keep the answer above
+            print(f"  book weight: not recomputed ({str(e).splitlines()[0][:120]})")
+            return 0
+        if weights is None or w_after is None:
+            print(
+                "  book weight: no book from models.alpha_scores on this day (materialize the daily_book job)"
+            )
+        else:
+            before_w, after_w = weights.get(ticker, 0.0), w_after.get(ticker, 0.0)
+            print(f"  book weight {before_w:+.2%} -> {after_w:+.2%} (the day's book rebuilt with its recorded limits "
+                  f"and held names; {np.sign(after_w - before_w):+.0f} means buy more)")  # fmt: skip
     return 0
 
 
@@ -1084,7 +1184,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_sql)
 
     ex = sub.add_parser(
-        "explain", help="why a name got its score: SHAP per champion model, and a what-if score"
+        "explain",
+        help="why a name trades its score: the traded alpha_score split by model and feature (and the "
+        "part carried from earlier days), and a what-if in score, rank and book weight",
     )
     ex.add_argument("ticker")
     ex.add_argument("--date", required=True, help="the trading day, YYYY-MM-DD")
