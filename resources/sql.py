@@ -1,12 +1,20 @@
 """Read-only DuckDB over the lake: every Delta table is a view named ``<layer>.<asset>``.
 
 DuckDB's own ``delta`` extension downloads at INSTALL time (fails offline), so each table is registered as the
-pyarrow dataset of its current Delta version. Only reading statements are accepted; anything else fails with a
-clear error before it reaches DuckDB.
+pyarrow dataset of its current Delta version (pyarrow reads its files, not DuckDB). A table that cannot be opened
+(a corrupt ``_delta_log`` commit, say) is skipped and named in ``skipped``; the others still work.
 
-The dbt marts (``$ALPHA_HOME/marts/marts.duckdb``) are attached read-only as the catalog ``marts``: ``marts.<name>``.
-When the file is absent or locked by a running dbt build, lake queries still work and a query naming ``marts.``
-fails with one line saying why.
+The boundary is DuckDB's own sandbox, set once the views exist: ``enable_external_access = false`` (no file, no
+extension, no ATTACH of a path: COPY, EXPORT/IMPORT DATABASE, read_csv/read_text/glob, INSTALL/LOAD are refused by
+DuckDB itself, whatever statement wraps them), ``allowed_directories = []`` and ``temp_directory = ''`` (no
+directory is exempt, nothing spills to disk), then ``lock_configuration = true`` (no SET or RESET can undo any of
+it). The connection holds no file of its own: the marts (``$ALPHA_HOME/marts/marts.duckdb``) are read once through
+a separate read-only connection and registered in memory as ``marts.<name>``, so no statement can reach that file
+either. In front of the sandbox, a statement that is not a read (CREATE, DROP, INSERT, SET ...) is refused with a
+plain message before DuckDB sees it: that check only words the refusal; it is not what keeps the lake safe.
+
+When the marts file is absent or locked by a running dbt build, lake queries still work and a query naming
+``marts.`` fails with one line saying why.
 """
 
 from __future__ import annotations
@@ -17,7 +25,14 @@ from pathlib import Path
 
 from resources.lake import DeltaLake
 
-READ_ONLY_TYPES = {"SELECT", "EXPLAIN", "PRAGMA"}
+# Statement types that only read (DESCRIBE, SHOW, SUMMARIZE and FROM-first queries are SELECTs to DuckDB).
+READ_ONLY_TYPES = {"SELECT", "EXPLAIN", "PRAGMA", "CALL"}
+SANDBOX = (
+    "SET temp_directory = ''",
+    "SET allowed_directories = []",
+    "SET enable_external_access = false",
+    "SET lock_configuration = true",
+)
 
 
 class ReadOnlyError(PermissionError):
@@ -37,7 +52,12 @@ class TableInfo:
     rows: int
     first_date: str | None
     last_date: str | None
-    version: int
+    version: int | None
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
 
 
 class LakeSQL:
@@ -47,31 +67,50 @@ class LakeSQL:
         self.lake = lake
         self.con = duckdb.connect(":memory:")
         self.tables: list[str] = []
+        self.skipped: dict[str, str] = {}  # table -> why it could not be opened
         for layer, asset in lake.tables():
+            name = f"{layer}.{asset}"
+            try:
+                ds = lake.table(layer, asset).to_pyarrow_dataset()
+            except Exception as e:  # one unreadable table must not take the others down
+                self.skipped[name] = _one_line(e)
+                continue
             self.con.execute(f'CREATE SCHEMA IF NOT EXISTS "{layer}"')
-            ds = lake.table(layer, asset).to_pyarrow_dataset()
             tmp = f"__{layer}__{asset}"
             self.con.register(tmp, ds)
             self.con.execute(f'CREATE VIEW "{layer}"."{asset}" AS SELECT * FROM "{tmp}"')
-            self.tables.append(f"{layer}.{asset}")
-        self.marts_error = self._attach_marts(Path(marts_db)) if marts_db is not None else None
+            self.tables.append(name)
+        self.marts_error = self._load_marts(Path(marts_db)) if marts_db is not None else None
+        for statement in SANDBOX:
+            self.con.execute(statement)
 
-    def _attach_marts(self, path: Path) -> str | None:
-        """Attach the marts read-only; returns why they are unavailable (None when attached)."""
+    def _load_marts(self, path: Path) -> str | None:
+        """Register each mart as ``marts.<name>`` (read through a separate read-only connection, so this one never
+        holds the file); returns why the marts are unavailable (None when registered)."""
         import duckdb
 
         if not path.exists():
             return f"no marts at {path}: build them with `alpha materialize --job serving` (or `alpha demo`)"
         try:
-            self.con.execute(f"ATTACH '{path}' AS marts (READ_ONLY)")
+            src = duckdb.connect(str(path), read_only=True)
         except duckdb.Error as e:
             if "lock" in str(e).lower():
                 return f"the marts file {path} is locked by another process (a dbt build running?); retry when it ends"
-            return f"cannot open the marts file {path}: {e}"
-        for (name,) in self.con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'marts' "
-            "AND table_schema = 'main' AND table_type = 'BASE TABLE' ORDER BY 1"
-        ).fetchall():
+            return f"cannot open the marts file {path}: {_one_line(e)}"
+        try:
+            names = [n for (n,) in src.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
+                "AND table_type = 'BASE TABLE' ORDER BY 1").fetchall()]  # fmt: skip
+            frames = {n: src.execute(f'SELECT * FROM main."{n}"').to_arrow_table() for n in names}
+        except duckdb.Error as e:
+            return f"cannot read the marts file {path}: {_one_line(e)}"
+        finally:
+            src.close()
+        self.con.execute('CREATE SCHEMA IF NOT EXISTS "marts"')
+        for name, frame in frames.items():
+            tmp = f"__marts__{name}"
+            self.con.register(tmp, frame)
+            self.con.execute(f'CREATE VIEW "marts"."{name}" AS SELECT * FROM "{tmp}"')
             self.tables.append(f"marts.{name}")
         return None
 
@@ -83,17 +122,27 @@ class LakeSQL:
                     f"the lake is read-only through SQL: {kind} statements are refused "
                     "(tables are written only by materializing their assets)"
                 )
-            if kind == "PRAGMA" and "=" in sql:
-                raise ReadOnlyError("the lake is read-only through SQL: PRAGMA assignments are refused")
 
     def query(self, sql: str):
-        """Run a read-only query; returns a polars DataFrame."""
+        """Run a read-only query; returns a polars DataFrame. What the sandbox refuses raises ReadOnlyError with
+        DuckDB's one-line reason."""
+        import duckdb
+
         self.check_read_only(sql)
         if self.marts_error and _MARTS_REF.search(sql):
             raise MartsUnavailableError(self.marts_error)
         import polars as pl
 
-        return pl.from_arrow(self.con.execute(sql).to_arrow_table())
+        try:
+            return pl.from_arrow(self.con.execute(sql).to_arrow_table())
+        except duckdb.PermissionException as e:
+            raise ReadOnlyError(
+                f"refused by the SQL sandbox (the lake's tables only): {_one_line(e)}"
+            ) from None
+        except duckdb.InvalidInputException as e:
+            if "configuration has been locked" in str(e):
+                raise ReadOnlyError(f"refused by the SQL sandbox: {_one_line(e)}") from None
+            raise
 
     def table_infos(self) -> list[TableInfo]:
         out = []
