@@ -465,7 +465,11 @@ def _refresh_stale_dependents(home: AlphaHome, out: dict, job, rerun_keys: set, 
 def landing_date_range(home: AlphaHome) -> tuple[date | None, date | None]:
     from alpha_assets.lib.ingestion.vendor_files import date_from_name
 
-    dates = [d for p in home.landing.rglob("*") if p.is_file() and (d := date_from_name(p.name))]
+    # A file dated after today (UTC) is refused at intake: it never stretches the default --to into the future.
+    today = datetime.now(timezone.utc).date()
+    dates = [
+        d for p in home.landing.rglob("*") if p.is_file() and (d := date_from_name(p.name)) and d <= today
+    ]
     return (min(dates), max(dates)) if dates else (None, None)
 
 

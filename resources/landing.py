@@ -9,8 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import stat as stat_mode
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from glob import escape as glob_escape
 from pathlib import Path
 
 from dagster import ConfigurableResource
@@ -24,6 +26,9 @@ class LandedFile:
     modified: float  # POSIX seconds
     fingerprint: str  # content identity: sha256 (local) or ETag (S3)
     outside_zone: bool = False  # a symlink whose target lies outside the landing zone (never read or hashed)
+    kind: str = (
+        "file"  # with list_files(special=True): "directory", "fifo", "socket" or "device" (never read)
+    )
 
     def stamp(self) -> str:
         return f"{self.size}:{self.modified}:{self.fingerprint}"
@@ -33,8 +38,14 @@ class VendorLanding(ConfigurableResource):
     """Interface; see LocalVendorLanding and S3VendorLanding."""
 
     def list_files(
-        self, prefix: str, known: dict[str, str] | None = None, fingerprints: bool = True
+        self,
+        prefix: str,
+        known: dict[str, str] | None = None,
+        fingerprints: bool = True,
+        special: bool = False,
     ) -> list[LandedFile]:
+        """``special``: also list what is not a regular file (a directory, a FIFO ...) with its ``kind``, so that
+        the intake layer can refuse one named like a delivery with a reason."""
         raise NotImplementedError
 
     def read_bytes(self, prefix: str, name: str) -> bytes:
@@ -44,7 +55,21 @@ class VendorLanding(ConfigurableResource):
         """The content identity ``list_files`` reports for this file (sha256 locally, ETag on S3)."""
         raise NotImplementedError
 
-    def quarantine(self, prefix: str, name: str, reason: str) -> str:
+    def fingerprint_of(self, prefix: str, name: str, data: bytes) -> str:
+        """The content identity of ``data``, bytes just read from the file (locally their sha256; on S3, where an
+        object is replaced whole, its ETag)."""
+        return self.fingerprint(prefix, name)
+
+    def stat(self, prefix: str, name: str) -> tuple[int, float] | None:
+        """(size, modified) of the file now, None when it is gone."""
+        raise NotImplementedError
+
+    def quarantine(self, prefix: str, name: str, reason: str, details: list[dict] | None = None) -> str:
+        """Move the file to quarantine with a ``.reason.json`` (``reason``, and ``failures``: ``details``)."""
+        raise NotImplementedError
+
+    def quarantine_record(self, prefix: str, name: str) -> dict | None:
+        """The latest ``.reason.json`` written for ``<prefix>/<name>``, None when it was never quarantined."""
         raise NotImplementedError
 
     def quarantine_bytes(self, prefix: str, name: str, data: bytes, reason: str) -> str:
@@ -71,9 +96,37 @@ def _safe_rel(name: str) -> str:
     return "/".join(parts).lstrip("/") or "_"
 
 
-def _reason_doc(prefix: str, name: str, reason: str) -> str:
-    return json.dumps({"file": f"{prefix}/{name}", "reason": reason,
-                       "quarantined_at": datetime.now(timezone.utc).isoformat()}, indent=2)  # fmt: skip
+def _reason_doc(prefix: str, name: str, reason: str, details: list[dict] | None = None) -> str:
+    doc = {
+        "file": f"{prefix}/{name}",
+        "reason": reason,
+        "quarantined_at": datetime.now(timezone.utc).isoformat(),
+    }
+    if details:
+        doc["failures"] = details[:1000]
+    return json.dumps(doc, indent=2, default=str)
+
+
+def _latest_record(docs: list[str]) -> dict | None:
+    records = []
+    for text in docs:
+        try:
+            records.append(json.loads(text))
+        except ValueError:
+            continue
+    return max(records, key=lambda r: str(r.get("quarantined_at", ""))) if records else None
+
+
+def _kind(mode: int) -> str | None:
+    if stat_mode.S_ISREG(mode):
+        return None
+    if stat_mode.S_ISDIR(mode):
+        return "directory"
+    if stat_mode.S_ISFIFO(mode):
+        return "fifo"
+    if stat_mode.S_ISSOCK(mode):
+        return "socket"
+    return "device"
 
 
 class LocalVendorLanding(VendorLanding):
@@ -84,10 +137,15 @@ class LocalVendorLanding(VendorLanding):
         return Path(self.root) / prefix
 
     def list_files(
-        self, prefix: str, known: dict[str, str] | None = None, fingerprints: bool = True
+        self,
+        prefix: str,
+        known: dict[str, str] | None = None,
+        fingerprints: bool = True,
+        special: bool = False,
     ) -> list[LandedFile]:
         """Files under the prefix; ``known`` maps name -> stamp() so unchanged files are not re-hashed.
-        ``fingerprints=False`` skips hashing (assets only need names and times)."""
+        ``fingerprints=False`` skips hashing (assets only need names and times); ``special`` also lists
+        directories, FIFOs, sockets and devices (``kind``), never opened."""
         base = self._dir(prefix)
         if not base.exists():
             return []
@@ -101,6 +159,9 @@ class LocalVendorLanding(VendorLanding):
                 continue
             # in-flight uploads (*.tmp) are neither deliveries nor rejects yet; hidden files are listed so that
             # the intake layer can quarantine them with a reason
+            if special and not p.is_symlink() and (kind := _kind(p.lstat().st_mode)):
+                out.append(LandedFile(prefix, name, 0, p.lstat().st_mtime, "", kind=kind))
+                continue
             if not p.is_file() or p.name.endswith(".tmp"):
                 continue
             st = p.stat()
@@ -121,6 +182,23 @@ class LocalVendorLanding(VendorLanding):
     def fingerprint(self, prefix: str, name: str) -> str:
         return content_fingerprint(self.read_bytes(prefix, name))
 
+    def fingerprint_of(self, prefix: str, name: str, data: bytes) -> str:
+        return content_fingerprint(data)
+
+    def stat(self, prefix: str, name: str) -> tuple[int, float] | None:
+        try:
+            st = (self._dir(prefix) / name).stat()
+        except OSError:
+            return None
+        return st.st_size, st.st_mtime
+
+    def quarantine_record(self, prefix: str, name: str) -> dict | None:
+        dest = Path(self.quarantine_root) / prefix / _safe_rel(name)
+        docs = [p.read_text() for p in dest.parent.glob(f"{glob_escape(dest.name)}*.reason.json")
+                if p.name == f"{dest.name}.reason.json" or p.name.startswith(f"{dest.name}.")]  # fmt: skip
+        record = _latest_record(docs)
+        return record if record and record.get("file") == f"{prefix}/{name}" else None
+
     def exists(self, prefix: str, name: str) -> bool:
         return (self._dir(prefix) / name).is_file()
 
@@ -135,10 +213,10 @@ class LocalVendorLanding(VendorLanding):
             dest = dest.with_name(f"{dest.name}.{stamp}")
         return dest
 
-    def quarantine(self, prefix: str, name: str, reason: str) -> str:
+    def quarantine(self, prefix: str, name: str, reason: str, details: list[dict] | None = None) -> str:
         dest = self._quarantine_dest(prefix, name)
         shutil.move(str(self._dir(prefix) / name), str(dest))
-        Path(str(dest) + ".reason.json").write_text(_reason_doc(prefix, name, reason))
+        Path(str(dest) + ".reason.json").write_text(_reason_doc(prefix, name, reason, details))
         return str(dest)
 
     def quarantine_bytes(self, prefix: str, name: str, data: bytes, reason: str) -> str:
@@ -167,7 +245,11 @@ class S3VendorLanding(VendorLanding):
         return f"{self.root_prefix.strip('/')}/{prefix}/{name}"
 
     def list_files(
-        self, prefix: str, known: dict[str, str] | None = None, fingerprints: bool = True
+        self,
+        prefix: str,
+        known: dict[str, str] | None = None,
+        fingerprints: bool = True,
+        special: bool = False,
     ) -> list[LandedFile]:
         base = f"{self.root_prefix.strip('/')}/{prefix}/"
         out = []
@@ -195,20 +277,39 @@ class S3VendorLanding(VendorLanding):
         except Exception:
             return False
 
+    def stat(self, prefix: str, name: str) -> tuple[int, float] | None:
+        try:
+            head = self._client().head_object(Bucket=self.bucket, Key=self._key(prefix, name))
+        except Exception:
+            return None
+        return int(head["ContentLength"]), head["LastModified"].timestamp()
+
+    def quarantine_record(self, prefix: str, name: str) -> dict | None:
+        s3 = self._client()
+        base = f"{self.quarantine_prefix.strip('/')}/{prefix}/{_safe_rel(name)}"
+        docs = []
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=base):
+            for obj in page.get("Contents", []):
+                if obj["Key"].endswith(".reason.json"):
+                    docs.append(s3.get_object(Bucket=self.bucket, Key=obj["Key"])["Body"].read().decode())
+        record = _latest_record(docs)
+        return record if record and record.get("file") == f"{prefix}/{name}" else None
+
     def local_path(self, prefix: str, name: str) -> Path:
         dest = Path(self.cache_dir) / prefix / name
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_bytes(self.read_bytes(prefix, name))
         return dest
 
-    def quarantine(self, prefix: str, name: str, reason: str) -> str:
+    def quarantine(self, prefix: str, name: str, reason: str, details: list[dict] | None = None) -> str:
         s3 = self._client()
         src = self._key(prefix, name)
         dest = f"{self.quarantine_prefix.strip('/')}/{prefix}/{_safe_rel(name)}"
         s3.copy_object(Bucket=self.bucket, Key=dest, CopySource={"Bucket": self.bucket, "Key": src})
         s3.put_object(
-            Bucket=self.bucket, Key=dest + ".reason.json", Body=_reason_doc(prefix, name, reason).encode()
-        )
+            Bucket=self.bucket, Key=dest + ".reason.json",
+            Body=_reason_doc(prefix, name, reason, details).encode(),
+        )  # fmt: skip
         s3.delete_object(Bucket=self.bucket, Key=src)
         return f"s3://{self.bucket}/{dest}"
 

@@ -18,8 +18,18 @@ from dagster import (
     multi_asset,
 )
 
-from alpha_assets.intake import Intake, keep_table_rows
-from alpha_assets.lib.ingestion.prices import PRICES_SCHEMA, DayInputs, choose_day
+from alpha_assets.intake import Intake, NotReadYet, keep_table_rows
+from alpha_assets.lib.ingestion.checks import contradicted_rows, price_problems
+from alpha_assets.lib.ingestion.contracts import completeness
+from alpha_assets.lib.ingestion.deliveries import split_deliveries
+from alpha_assets.lib.ingestion.prices import (
+    BLOCK_TOLERANCE,
+    HISTORY_RETURNS,
+    PRICES_SCHEMA,
+    DayInputs,
+    History,
+    choose_day,
+)
 from alpha_assets.lib.ingestion.vendor_files import (
     VendorFileError,
     is_late,
@@ -84,8 +94,10 @@ def universe(context: AssetExecutionContext, landing: VendorLanding, lake_store:
             try:
                 snap = parse_universe(files[d], intake.read_bytes(REFERENCE, files[d]), _today())
                 snap = snap.drop("trade_date").with_columns(pl.lit(d).alias("snapshot_date"))
+            except NotReadYet:
+                pass  # still being written: the day keeps its snapshot now, the sensor re-runs it when complete
             except VendorFileError as e:
-                intake.quarantine(REFERENCE, files[d], e.reason)
+                intake.quarantine(REFERENCE, files[d], e.reason, e.details())
         if snap is None and d in existing:  # the table's own snapshot for the day beats carrying one forward
             snap = existing[d]
         if snap is None and previous is not None:
@@ -131,7 +143,14 @@ def universe(context: AssetExecutionContext, landing: VendorLanding, lake_store:
         AssetCheckSpec(
             "prices_valid",
             asset=AssetKey(["raw", "prices"]),
-            description="positive finite prices, one row per ticker-day",
+            description="blocking: well-formed tickers, positive finite prices, one row per ticker-day",
+            blocking=True,
+        ),
+        AssetCheckSpec(
+            "prices_plausible",
+            asset=AssetKey(["raw", "prices"]),
+            description=f"blocking: no row the other provider contradicts beyond {BLOCK_TOLERANCE:.0%} is used",
+            blocking=True,
         ),
         AssetCheckSpec(
             "providers_agree",
@@ -142,53 +161,114 @@ def universe(context: AssetExecutionContext, landing: VendorLanding, lake_store:
 )
 def prices(context: AssetExecutionContext, config: PriceIngestionConfig, landing: VendorLanding,
            lake_store: DeltaLakeResource):  # fmt: skip
-    """Daily OHLCV from provider A, failing over to provider B when A is missing, late or corrupt.
+    """Daily OHLCV from provider A, failing over to provider B **name by name** where A is missing, late, refused
+    (its contract, completeness against the day's universe and B) or implausible (B disagrees and history sides
+    with B, or a lone jump no provider corroborates).
 
-    Each row records its ``source``; bad files are quarantined with a reason; a day with no usable file keeps the
-    rows the table already had for it (nothing is lost)."""
+    Each row records its ``source``; bad files are quarantined with every reason; a day or name with no usable
+    row keeps the rows the table already had for it (nothing is lost)."""
     start, end = window_dates(*context.partition_time_window)
     intake = Intake(landing, context.log)
     files_a = {d: f.name for d, f in intake.by_date(PROVIDER_A, start, end).items()}
     files_b = {d: f.name for d, f in intake.by_date(PROVIDER_B, start, end).items()}
     today = _today()
-    day_rows, recon_rows, failovers, missing, read_days = [], [], [], [], []
+    lake = lake_store.lake
+    has_table = lake.exists("raw", "prices")
+    old = lake.read("raw", "prices", start, end) if has_table else None
+    before = (
+        lake.read("raw", "prices", shift_sessions(start, -(HISTORY_RETURNS + 1)), shift_sessions(start, -1))
+        if has_table else None
+    )  # fmt: skip
+    history = History(before)
+    universes = _universes(landing, lake, start, end)
+    day_rows, recon_rows, failovers, missing, read_days, dropped, full_days = [], [], [], [], [], [], []
     for d in sessions_between(start, end):
+        universe = universes.get(d)
         inp = DayInputs(d)
-        if d in files_a:
+        bad: dict[str, VendorFileError] = {}
+        for prefix, files, parse in (
+            (PROVIDER_A, files_a, parse_provider_a),
+            (PROVIDER_B, files_b, parse_provider_b),
+        ):
+            name = files.get(d) or _delivery_name(prefix, d)
+            if d not in files:
+                why = intake.previous_reason(prefix, name)  # quarantined by an earlier run: the same reason
+                _set_error(inp, prefix, f"refused file {name} ({why})" if why else None)
+                continue
             try:
-                inp.a = parse_provider_a(files_a[d], intake.read_bytes(PROVIDER_A, files_a[d]), today)
-                inp.a_late = is_late(inp.a, shift_sessions(d, 1))
+                parsed = parse(name, intake.read_bytes(prefix, name), today, universe)
+            except NotReadYet as e:
+                _set_error(inp, prefix, f"file {name} not read yet: {e.reason}")
+                continue
             except VendorFileError as e:
-                inp.a_error = f"corrupt file {files_a[d]} ({e.reason})"
-                intake.quarantine(PROVIDER_A, files_a[d], e.reason)
-        if d in files_b:
-            try:
-                inp.b = parse_provider_b(files_b[d], intake.read_bytes(PROVIDER_B, files_b[d]), today)
-            except VendorFileError as e:
-                inp.b_error = f"corrupt file {files_b[d]} ({e.reason})"
-                intake.quarantine(PROVIDER_B, files_b[d], e.reason)
-        choice = choose_day(inp, config.reconciliation_tolerance)
-        if choice.source is None:
+                bad[prefix] = e
+                continue
+            if prefix == PROVIDER_A:
+                inp.a, inp.a_late = parsed, is_late(parsed, shift_sessions(d, 1))
+            else:
+                inp.b = parsed
+        # Completeness: against the day's universe, then against the other provider's (complete) file.
+        for prefix in (PROVIDER_A, PROVIDER_B):
+            mine, other = (inp.a, inp.b) if prefix == PROVIDER_A else (inp.b, inp.a)
+            if mine is None:
+                continue
+            gap = completeness(mine.file, mine.rows["ticker"], universe, None) or completeness(
+                mine.file, mine.rows["ticker"], None, other.rows["ticker"] if other is not None else None,
+                other.file if other is not None else None)  # fmt: skip
+            if gap is not None:
+                bad[prefix] = VendorFileError(mine.file, gap.reason, [gap])
+                if prefix == PROVIDER_A:
+                    inp.a = None
+                else:
+                    inp.b = None
+        for prefix, e in bad.items():
+            _set_error(inp, prefix, f"refused file {e.file} ({e.reason})")
+            intake.quarantine(prefix, e.file, e.reason, e.details())
+        choice = choose_day(inp, config.reconciliation_tolerance, history)
+        for x in choice.dropped:
+            dropped.append({"trade_date": d.isoformat(), **x})
+            context.log.warning(f"raw.prices {d}: {x['ticker']} not used: {x['reason']}")
+        if choice.rows.height == 0:
             missing.append({"trade_date": d.isoformat(), "reason": choice.reason})
             context.log.warning(f"no usable prices for {d}: {choice.reason}")
+            if old is not None:
+                history.add(old.filter(pl.col("trade_date") == d))
             continue
         if choice.source != "A":
-            failovers.append({"trade_date": d.isoformat(), "source": choice.source, "reason": choice.reason})
+            failovers.append({"trade_date": d.isoformat(), "source": choice.source, "reason": choice.reason,
+                              "names": len(choice.replaced)})  # fmt: skip
+            context.log.warning(
+                f"raw.prices {d}: {len(choice.replaced)} name(s) failed over: {choice.reason}"
+            )
+        if not choice.dropped and _covers(choice.rows, universe, inp):
+            full_days.append(d)  # a complete day replaces the table's rows of the day
+        history.add(choice.rows)
         day_rows.append(choice.rows)
         read_days.append(d)
         recon_rows.append(choice.reconciliation)
     df = pl.concat(day_rows) if day_rows else pl.DataFrame(schema=PRICES_SCHEMA)
-    # Days we cannot read now keep the rows the table already holds.
-    df, kept = keep_table_rows(lake_store.lake, "raw", "prices", df, start, end, on=["trade_date"])
+    # Names (and days) we cannot read now keep the rows the table already holds: name by name, except on a day
+    # whose rows came whole from complete files (a name they no longer list is gone).
+    covered = pl.concat([
+        df.select("trade_date", "ticker"),
+        old.filter(pl.col("trade_date").is_in(full_days)).select("trade_date", "ticker")
+        if old is not None else pl.DataFrame(schema={"trade_date": pl.Date, "ticker": pl.Utf8}),
+    ]).unique()  # fmt: skip
+    df, kept = keep_table_rows(
+        lake, "raw", "prices", df, start, end, on=["trade_date", "ticker"], covered=covered
+    )
     if kept:
-        context.log.warning(f"raw.prices: kept {kept} existing row(s) for day(s) without a usable file now")
+        context.log.warning(
+            f"raw.prices: kept {kept} existing row(s) for names or days without a usable file now"
+        )
     df = df.sort("trade_date", "ticker")
     recon = pl.concat(recon_rows) if recon_rows else choose_day(DayInputs(start)).reconciliation
-    recon, _ = keep_table_rows(lake_store.lake, "raw", "price_reconciliation", recon, start, end, on=["trade_date"],
+    recon, _ = keep_table_rows(lake, "raw", "price_reconciliation", recon, start, end, on=["trade_date"],
                                covered=pl.DataFrame({"trade_date": read_days}, schema={"trade_date": pl.Date}))  # fmt: skip
     yield Output(df, output_name="prices", metadata={
         "rows": df.height, "failovers": len(failovers), "failover_days": MetadataValue.json(failovers),
         "missing_days": MetadataValue.json(missing), "rows_kept_from_table": kept, **intake.metadata(),
+        "names_not_used": MetadataValue.json(dropped[-50:]),
         "sources": MetadataValue.json(df.group_by("source").len().sort("source").to_dicts()),
     })  # fmt: skip
     yield Output(recon, output_name="price_reconciliation", metadata={
@@ -198,11 +278,16 @@ def prices(context: AssetExecutionContext, config: PriceIngestionConfig, landing
         check_name="every_session_has_prices", asset_key=AssetKey(["raw", "prices"]), passed=not missing,
         severity=AssetCheckSeverity.WARN, metadata={"missing_days": MetadataValue.json(missing)},
     )  # fmt: skip
-    bad = df.filter((pl.col("close") <= 0) | pl.col("close").is_nan()).height
-    dups = df.height - df.select("trade_date", "ticker").unique().height
+    invalid = price_problems(df)
     yield AssetCheckResult(
-        check_name="prices_valid", asset_key=AssetKey(["raw", "prices"]), passed=bad == 0 and dups == 0,
-        metadata={"bad_prices": bad, "duplicates": dups},
+        check_name="prices_valid", asset_key=AssetKey(["raw", "prices"]), passed=not invalid,
+        metadata={"problems": MetadataValue.json(invalid[:20])},
+    )  # fmt: skip
+    contradicted = contradicted_rows(df, recon, before)
+    yield AssetCheckResult(
+        check_name="prices_plausible", asset_key=AssetKey(["raw", "prices"]), passed=contradicted.height == 0,
+        metadata={"contradicted_rows": MetadataValue.json(contradicted.head(20).to_dicts()),
+                  "names_not_used": len(dropped)},
     )  # fmt: skip
     share = recon.height / max(df.height, 1)
     yield AssetCheckResult(
@@ -210,3 +295,45 @@ def prices(context: AssetExecutionContext, config: PriceIngestionConfig, landing
         passed=share <= config.max_disagreement_share, severity=AssetCheckSeverity.WARN,
         metadata={"disagreements": recon.height, "share_of_rows": round(share, 6)},
     )  # fmt: skip
+
+
+def _delivery_name(prefix: str, d: date) -> str:
+    return {PROVIDER_A: f"prices_a_{d.isoformat()}.csv", PROVIDER_B: f"prices_b_{d.isoformat()}.parquet"}[
+        prefix
+    ]
+
+
+def _set_error(inp: DayInputs, prefix: str, error: str | None) -> None:
+    if prefix == PROVIDER_A:
+        inp.a_error = error
+    else:
+        inp.b_error = error
+
+
+def _covers(rows: pl.DataFrame, universe: set[str] | None, inp: DayInputs) -> bool:
+    """The day's rows come from a complete file: every name of the universe (or, unknown, of the files read)."""
+    expected = universe if universe is not None else {
+        t for p in (inp.a, inp.b) if p is not None for t in p.rows["ticker"].to_list()}  # fmt: skip
+    return bool(expected) and expected <= set(rows["ticker"].to_list())
+
+
+def _universes(landing: VendorLanding, lake, start: date, end: date) -> dict[date, set[str]]:
+    """Each day's universe tickers: the reference vendor's snapshot of that day (as delivered; the universe asset
+    quarantines a bad one), else raw.universe's own snapshot of the day. A day with neither is not in the dict
+    (its price files are then checked against each other only)."""
+    out: dict[date, set[str]] = {}
+    names = {d.trade_date: d.name for d in split_deliveries(
+        REFERENCE, [f.name for f in landing.list_files(REFERENCE, fingerprints=False)])[0]
+        if start <= d.trade_date <= end}  # fmt: skip
+    for d, name in names.items():
+        try:
+            out[d] = set(parse_universe(name, landing.read_bytes(REFERENCE, name))["ticker"].to_list())
+        except Exception:  # noqa: BLE001 - a bad snapshot is the universe asset's to quarantine
+            continue
+    if len(out) < len(sessions_between(start, end)) and lake.exists("raw", "universe"):
+        have = lake.read("raw", "universe", start, end).filter(
+            pl.col("snapshot_date") == pl.col("trade_date")
+        )
+        for (d,), rows in have.partition_by("trade_date", as_dict=True).items():
+            out.setdefault(d, set(rows["ticker"].to_list()))
+    return out

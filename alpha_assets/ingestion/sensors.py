@@ -6,7 +6,10 @@ delivery. A delivery whose content is what its partition was last materialized f
 that partition was materialized (demo, CLI, UI backfill, sensor): the vendor assets record ``source_fingerprints``
 ("<prefix>/<name>" -> fingerprint) in their materialization metadata, and the sensor reads it from the instance.
 The run key is the file's content fingerprint, so a re-delivered identical file launches nothing and a corrected
-file re-runs its day. Which names are deliveries is the intake layer's one rule (``classify``); everything else,
+file re-runs its day (a file whose content replaced other content also keys on its mtime, so content read, replaced
+and delivered again is read again). The vendor assets record the fingerprint of the bytes they parsed and skip a
+file still being written, so a file completed after a run looked at it is new content here and re-runs its day. A
+directory or FIFO named like a delivery is quarantined with a reason. Which names are deliveries is the intake layer's one rule (``classify``); everything else,
 and deliveries dated in the future or on a non-session, is quarantined with a reason.
 """
 
@@ -27,6 +30,7 @@ from dagster import (
     sensor,
 )
 
+from alpha_assets.intake import not_a_file
 from alpha_assets.lib.ingestion.deliveries import Delivery, Rejection, classify, is_in_flight
 from partitions import trading_days
 from resources.landing import LandedFile, VendorLanding
@@ -104,18 +108,25 @@ def evaluate_landing(
     delivery listed there with the same fingerprint is already in the lake and launches nothing."""
     known: dict[str, str] = json.loads(cursor) if cursor else {}
     today = today or datetime.now(timezone.utc).date()
-    files = landing.list_files(prefix, known=known)
+    files = landing.list_files(prefix, known=known, special=True)
     changed: dict[str, list[LandedFile]] = {}
+    replaced: set[str] = set()  # names whose content changed since the cursor saw them
     quarantined: list[str] = []
     new_known: dict[str, str] = {}
+    refused = [(f, r) for f in files if f.kind != "file" and (r := not_a_file(prefix, f.name, f.kind))]
+    gone = tuple(f"{f.name}/" for f, _ in refused)  # what a refused directory holds moves with it
+    for f, r in refused:
+        quarantined.append(landing.quarantine(prefix, f.name, r.reason))
     for f in files:
-        if is_in_flight(f.name):
-            continue  # still uploading: looked at again next tick
+        if f.kind != "file" or f.name.startswith(gone) or is_in_flight(f.name):
+            continue  # a folder, something refused above, or still uploading: looked at again next tick
         stamp = f.stamp()
         new_known[f.name] = stamp
         prev = known.get(f.name)
         if prev is not None and prev.rsplit(":", 1)[-1] == f.fingerprint:
             continue  # same content as already seen (maybe re-delivered): nothing to do
+        if prev is not None:
+            replaced.add(f.name)
         verdict = classify(prefix, f.name, outside_zone=f.outside_zone)
         if verdict is None:
             continue  # a delivery's companion (an image's sidecar): it travels with its delivery
@@ -139,10 +150,13 @@ def evaluate_landing(
         if not new:
             continue  # the partition was built from exactly these contents
         # One request per (date, content): several files of one date in a tick share the newest content's key.
+        # A file that replaced other content (a correction, or a file completed after a partial read) also keys on
+        # its mtime: content delivered, replaced and delivered again is read again, not deduplicated by Dagster.
         f = max(new, key=lambda x: (x.modified, x.name))
+        again = f":{f.modified}" if f.name in replaced else ""
         requests.append(
             RunRequest(
-                run_key=f"{prefix}/{key}@{f.fingerprint}",
+                run_key=f"{prefix}/{key}@{f.fingerprint}{again}",
                 partition_key=key,
                 asset_selection=targets,
                 tags={"alpha/vendor_file": f"{prefix}/{f.name}", "alpha/fingerprint": f.fingerprint},

@@ -283,6 +283,34 @@ def rebuild_weights(lake, day, audit_row: dict) -> pl.DataFrame:
     return day_target_weights(day, scores, prices, uni, cfg.limits(), cfg.cov_window)
 
 
+# No order trades more than this multiple of the name's liquidity limit, its average daily dollar volume (raw.universe's
+# adv_usd): an order above it (a bad price, a runaway weight) is cut to it, never sent whole. A name the universe
+# gives no ADV for (one leaving it) is not cut, so that it can always be sold.
+MAX_ORDER_ADV_MULTIPLE = 1.0
+
+
+def cap_to_liquidity(o: pl.DataFrame, universe: pl.DataFrame) -> tuple[pl.DataFrame, list[dict]]:
+    """``o`` (one day's orders) with every order above ``MAX_ORDER_ADV_MULTIPLE`` x ADV cut to it (whole shares;
+    ``target_shares`` follows), and the cut orders as {"ticker", "order_value", "limit_usd"}."""
+    adv = universe.select("ticker", pl.col("adv_usd").cast(pl.Float64)).unique("ticker", keep="last")
+    o = o.join(adv, on="ticker", how="left").with_columns(
+        (pl.col("adv_usd") * MAX_ORDER_ADV_MULTIPLE).alias("_limit")
+    )
+    over = (pl.col("_limit").is_not_null() & (pl.col("close") > 0)
+            & (pl.col("order_value").abs() > pl.col("_limit"))).fill_null(False)  # fmt: skip
+    cut = o.filter(over).select("ticker", "order_value", pl.col("_limit").alias("limit_usd")).to_dicts()
+    shares = (pl.col("order_shares").sign() * (pl.col("_limit") / pl.col("close")).floor()).cast(pl.Int64)
+    o = o.with_columns(pl.when(over).then(shares).otherwise(pl.col("order_shares")).alias("order_shares"))
+    o = o.with_columns(
+        (pl.col("current_shares") + pl.col("order_shares")).alias("target_shares"),
+        (pl.col("order_shares") * pl.col("close")).alias("order_value"),
+        pl.when(pl.col("order_shares") > 0).then(pl.lit("buy"))
+        .when(pl.col("order_shares") < 0).then(pl.lit("sell"))
+        .otherwise(pl.lit("hold")).alias("side"),
+    ).drop("adv_usd", "_limit")  # fmt: skip
+    return o, cut
+
+
 class OrdersConfig(Config):
     nav_usd: float = 10_000_000.0  # capital the weights are applied to when sizing shares
 
@@ -303,6 +331,7 @@ ORDER_FILE_COLUMNS = ["trade_date", "ticker", "side", "order_shares", "close", "
         "weights": AssetIn(key=WEIGHTS, partition_mapping=previous_day),
         "risk": AssetIn(key=AssetKey(["risk", "risk_report"])),
         "prices": AssetIn(key=AssetKey(["raw", "prices"]), partition_mapping=previous_day),
+        "universe": AssetIn(key=AssetKey(["raw", "universe"])),
     },
     partitions_def=trading_days,
     backfill_policy=BackfillPolicy.single_run(),
@@ -312,12 +341,14 @@ ORDER_FILE_COLUMNS = ["trade_date", "ticker", "side", "order_shares", "close", "
     automation_condition=downstream,
 )
 def orders(context: AssetExecutionContext, config: OrdersConfig, weights: pl.DataFrame, risk: pl.DataFrame,
-           prices: pl.DataFrame, outbox: OutboxResource):  # fmt: skip
+           prices: pl.DataFrame, universe: pl.DataFrame, outbox: OutboxResource):  # fmt: skip
     """The daily trade list: target weights scaled by the drawdown control's multiplier, minus yesterday's book,
     in whole shares and value. The table holds every name of the day's book and the previous one (``side`` is
     ``hold`` when no trade is needed), so the backtest sees the whole book, zeros included; one CSV per day with
     the trades only goes to the outbox. ``rounding_residual_value`` is the value the rounding to whole shares
-    leaves out of each position (exact target value minus the whole-share value)."""
+    leaves out of each position (exact target value minus the whole-share value). No order trades more than
+    ``MAX_ORDER_ADV_MULTIPLE`` times the name's liquidity (its ADV in USD): a larger one is cut to that and listed
+    in ``orders_cut_to_liquidity``."""
     start, end = window_dates(*context.partition_time_window)
     mult = (
         dict(zip(risk["trade_date"].to_list(), risk["gross_multiplier_next"].to_list(), strict=True))
@@ -338,7 +369,7 @@ def orders(context: AssetExecutionContext, config: OrdersConfig, weights: pl.Dat
                        ((exact - exact.round(0)) * pl.col("close")).alias("rounding_residual_value"))  # fmt: skip
     days = sorted(set(w["trade_date"].to_list()))
     previous_book_day = dict(zip(days[1:], days[:-1], strict=True))
-    frames, files, residuals = [], [], {}
+    frames, files, residuals, cut = [], [], {}, []
     for day in sessions_between(start, end):
         if day not in days:
             continue
@@ -369,6 +400,8 @@ def orders(context: AssetExecutionContext, config: OrdersConfig, weights: pl.Dat
             .when(pl.col("order_shares") < 0).then(pl.lit("sell"))
             .otherwise(pl.lit("hold")).alias("side"),
         )  # fmt: skip
+        o, day_cut = cap_to_liquidity(o, universe.filter(pl.col("trade_date") == day))
+        cut += [{"trade_date": str(day), **c} for c in day_cut]
         o = o.select(list(ORDERS_SCHEMA)).cast(ORDERS_SCHEMA).sort("ticker")
         files.append(outbox.write_orders(day, o.filter(pl.col("side") != "hold").select(ORDER_FILE_COLUMNS)))
         residuals[str(day)] = round(float(o["rounding_residual_value"].sum()), 2)
@@ -381,4 +414,5 @@ def orders(context: AssetExecutionContext, config: OrdersConfig, weights: pl.Dat
         # Net value the whole-share rounding leaves out of (or adds to) each day's book, in USD.
         "rounding_residual_usd": MetadataValue.json(dict(list(residuals.items())[-20:])),
         "max_abs_rounding_residual_usd": max((abs(v) for v in residuals.values()), default=0.0),
+        "orders_cut_to_liquidity": MetadataValue.json(cut[-50:]),
     })  # fmt: skip

@@ -1,12 +1,15 @@
 """Parse and validate vendor files into canonical frames.
 
-Each parser returns a canonical polars frame or raises ``VendorFileError`` with the file name and the reason;
-the asset then quarantines the file. Checks: readable format, expected columns, types, NaN/inf, non-positive or
-inconsistent prices, dates that do not match the file name, future dates, duplicate keys.
+Each parser returns a canonical polars frame or raises ``VendorFileError`` with the file name, a one-line reason
+and every failure as data (``failures``: file, row, column, reason, value); the asset then quarantines the file.
+Checks: readable format, expected columns, then the file's contract (``contracts.PRICES``/``UNIVERSE``: types,
+missing values, ticker shape and universe membership, ranges, high/low, dates against the file name, duplicate
+keys), future dates. A parser never raises anything else: an unexpected error is a ``VendorFileError`` too.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 from dataclasses import dataclass
@@ -14,15 +17,24 @@ from datetime import date, datetime, timedelta, timezone
 
 import polars as pl
 
+from alpha_assets.lib.ingestion.contracts import PRICES, UNIVERSE, Failure, summarize
+
 PRICE_COLUMNS = ["trade_date", "ticker", "open", "high", "low", "close", "volume"]
 DATE_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
 
 
 class VendorFileError(ValueError):
-    def __init__(self, file: str, reason: str):
+    """A vendor file refused by its contract: ``reason`` summarizes, ``failures`` lists every failure as data
+    (file, row, column, reason, value)."""
+
+    def __init__(self, file: str, reason: str, failures: list[Failure] | None = None):
         super().__init__(f"{file}: {reason}")
         self.file = file
         self.reason = reason
+        self.failures = failures or [Failure(file, None, None, reason)]
+
+    def details(self) -> list[dict]:
+        return [f.as_dict() for f in self.failures]
 
 
 @dataclass(frozen=True)
@@ -51,48 +63,46 @@ def _require_date(name: str) -> date:
     return d
 
 
-def _validate_prices(name: str, df: pl.DataFrame, file_date: date, today: date | None) -> pl.DataFrame:
-    """The canonical rows, or ``VendorFileError`` listing every problem found in the file (not just the first)."""
-    if df.height == 0:
-        raise VendorFileError(name, "file has no rows")
-    num = ["open", "high", "low", "close"]
-    not_numbers = [f"column '{c}' is {df.schema[c]}, expected a number"
-                   for c in [*num, "volume"] if not df.schema[c].is_numeric()]  # fmt: skip
-    if not_numbers:  # nothing else can be checked on text prices
-        raise VendorFileError(name, "; ".join(not_numbers))
-    problems: list[str] = []
-    df = df.with_columns([pl.col(c).cast(pl.Float64) for c in num] + [pl.col("volume").cast(pl.Float64)])
-    bad = df.filter(
-        pl.any_horizontal(
-            [pl.col(c).is_null() | pl.col(c).is_nan() | pl.col(c).is_infinite() for c in [*num, "volume"]]
-        )
-    )
-    if bad.height:
-        problems.append(f"{bad.height} row(s) with missing, NaN or infinite values (e.g. {bad['ticker'][0]})")
-    finite = df.join(bad.select("ticker"), on="ticker", how="anti")
-    nonpos = finite.filter(pl.any_horizontal([pl.col(c) <= 0 for c in num]) | (pl.col("volume") < 0))
-    if nonpos.height:
-        problems.append(f"{nonpos.height} row(s) with non-positive prices or negative volume")
-    incons = finite.filter(
-        (pl.col("high") < pl.max_horizontal("open", "close", "low") * (1 - 1e-6))
-        | (pl.col("low") > pl.min_horizontal("open", "close", "high") * (1 + 1e-6))
-    )
-    if incons.height:
-        problems.append(f"{incons.height} row(s) where high/low do not bracket open/close")
-    dates = df["trade_date"].unique()
-    if dates.len() != 1 or dates[0] != file_date:
-        problems.append(
-            f"rows are dated {sorted(dates.drop_nulls().to_list())} but the file name says {file_date}"
-        )
+A_COLUMNS = {"date": "trade_date"}  # provider A's names for the canonical columns (the rest are the same)
+B_COLUMNS = {"symbol": "ticker", "session_date": "trade_date", "px_open": "open", "px_high": "high",
+             "px_low": "low", "px_last": "close", "shares_traded": "volume"}  # fmt: skip
+
+
+def _refuse(
+    name: str, failures: list[Failure], vendor_names: dict[str, str] | None = None
+) -> VendorFileError:
+    """The error for a refused file, its failures naming the columns as the vendor's file does."""
+    back = {v: k for k, v in (vendor_names or {}).items()}
+    failures = [
+        Failure(name, f.row, back.get(f.column, f.column) if f.column else None,
+                _vendor_words(f.reason, back), f.value)
+        for f in failures
+    ]  # fmt: skip
+    return VendorFileError(name, summarize(failures), failures)
+
+
+def _vendor_words(reason: str, back: dict[str, str]) -> str:
+    for canonical, vendor in back.items():
+        reason = reason.replace(f"column '{canonical}'", f"column '{vendor}'")
+    return reason
+
+
+def _validate_prices(
+    name: str, df: pl.DataFrame, file_date: date, today: date | None, universe=None,
+    vendor_names: dict[str, str] | None = None,
+) -> pl.DataFrame:  # fmt: skip
+    """The canonical rows, or ``VendorFileError`` listing every failure of the file against ``contracts.PRICES``
+    (types, missing values, ticker shape and universe membership, ranges, high/low, dates, duplicates)."""
+    failures, cast = PRICES.validate(name, df, universe=universe, file_date=file_date)
     if today is not None and file_date > today:
-        problems.append(f"trading date {file_date} is in the future (today is {today})")
-    dup = df.group_by("ticker").len().filter(pl.col("len") > 1)
-    if dup.height:
-        problems.append(f"duplicate rows for ticker(s) {sorted(dup['ticker'].to_list())[:5]}")
-    if problems:
-        raise VendorFileError(name, "; ".join(problems))
-    return df.select(
-        pl.col("trade_date").cast(pl.Date), pl.col("ticker").cast(pl.Utf8), *[pl.col(c) for c in num],
+        failures.append(
+            Failure(name, None, None, f"trading date {file_date} is in the future (today is {today})")
+        )
+    if failures:
+        raise _refuse(name, failures, vendor_names)
+    return cast.select(
+        pl.col("trade_date").cast(pl.Date), pl.col("ticker").cast(pl.Utf8),
+        *[pl.col(c).cast(pl.Float64) for c in ("open", "high", "low", "close")],
         pl.col("volume").round(0).cast(pl.Int64),
     )  # fmt: skip
 
@@ -101,25 +111,41 @@ def _looks_binary(data: bytes) -> bool:
     return b"\x00" in data[:4096]
 
 
-def parse_provider_a(name: str, data: bytes, today: date | None = None) -> ParsedPrices:
-    """Provider A: CSV with ticker,date,open,high,low,close,volume,published_at."""
+def guarded(parse):
+    """A parser whose unexpected errors become a ``VendorFileError`` naming the file (never a traceback)."""
+
+    @functools.wraps(parse)
+    def wrapper(name: str, data: bytes, *args, **kwargs):
+        try:
+            return parse(name, data, *args, **kwargs)
+        except VendorFileError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure of a vendor file is data, never a crash
+            raise VendorFileError(
+                name, f"could not be validated ({type(exc).__name__}: {str(exc)[:160]})"
+            ) from None
+
+    return wrapper
+
+
+@guarded
+def parse_provider_a(name: str, data: bytes, today: date | None = None, universe=None) -> ParsedPrices:
+    """Provider A: CSV with ticker,date,open,high,low,close,volume,published_at. ``universe``: the day's
+    tickers (None: not checked)."""
     file_date = _require_date(name)
     if not data.strip():
         raise VendorFileError(name, "file is empty")
     if _looks_binary(data):
         raise VendorFileError(name, "file is binary or corrupt (NUL bytes), not CSV text")
     try:
-        raw = pl.read_csv(io.BytesIO(data), try_parse_dates=False, infer_schema_length=10000)
+        raw = pl.read_csv(io.BytesIO(data), try_parse_dates=False, infer_schema_length=10000,
+                          schema_overrides={"ticker": pl.Utf8, "date": pl.Utf8, "published_at": pl.Utf8})  # fmt: skip
     except Exception as exc:  # polars raises several error types for malformed CSV
         raise VendorFileError(name, f"not a readable CSV ({type(exc).__name__}: {str(exc)[:120]})") from None
     need = {"ticker", "date", "open", "high", "low", "close", "volume"}
     missing = need - set(raw.columns)
     if missing:
         raise VendorFileError(name, f"missing column(s) {sorted(missing)}; got {raw.columns}")
-    try:
-        df = raw.with_columns(pl.col("date").cast(pl.Utf8).str.to_date("%Y-%m-%d").alias("trade_date"))
-    except Exception:
-        raise VendorFileError(name, "column 'date' is not YYYY-MM-DD") from None
     published = None
     if "published_at" in raw.columns and raw.height:
         try:
@@ -128,11 +154,12 @@ def parse_provider_a(name: str, data: bytes, today: date | None = None) -> Parse
             raise VendorFileError(
                 name, f"published_at '{raw['published_at'][0]}' is not an ISO timestamp"
             ) from None
-    rows = _validate_prices(name, df, file_date, today)
+    rows = _validate_prices(name, raw.rename(A_COLUMNS), file_date, today, universe, A_COLUMNS)
     return ParsedPrices(name, "A", file_date, published, rows)
 
 
-def parse_provider_b(name: str, data: bytes, today: date | None = None) -> ParsedPrices:
+@guarded
+def parse_provider_b(name: str, data: bytes, today: date | None = None, universe=None) -> ParsedPrices:
     """Provider B: Parquet with symbol, session_date, px_open, px_high, px_low, px_last, shares_traded, asof_ts."""
     file_date = _require_date(name)
     if not data:
@@ -141,32 +168,27 @@ def parse_provider_b(name: str, data: bytes, today: date | None = None) -> Parse
         raw = pl.read_parquet(io.BytesIO(data))
     except Exception as exc:
         raise VendorFileError(name, f"not a readable Parquet file ({type(exc).__name__})") from None
-    mapping = {"symbol": "ticker", "session_date": "trade_date", "px_open": "open", "px_high": "high",
-               "px_low": "low", "px_last": "close", "shares_traded": "volume"}  # fmt: skip
-    missing = set(mapping) - set(raw.columns)
+    missing = set(B_COLUMNS) - set(raw.columns)
     if missing:
         raise VendorFileError(name, f"missing column(s) {sorted(missing)}; got {raw.columns}")
-    df = raw.rename(mapping)
-    if df.schema["trade_date"] != pl.Date:
-        try:
-            df = df.with_columns(pl.col("trade_date").cast(pl.Date))
-        except Exception:
-            raise VendorFileError(name, f"session_date is {raw.schema['session_date']}, not a date") from None
     published = None
     if "asof_ts" in raw.columns and raw.height:
         ts = raw["asof_ts"][0]
         published = ts if isinstance(ts, datetime) else None
-    rows = _validate_prices(name, df, file_date, today)
+    rows = _validate_prices(name, raw.rename(B_COLUMNS), file_date, today, universe, B_COLUMNS)
     return ParsedPrices(name, "B", file_date, published, rows)
 
 
+@guarded
 def parse_universe(name: str, data: bytes, today: date | None = None) -> pl.DataFrame:
-    """Reference vendor: CSV snapshot of the universe on one date."""
+    """Reference vendor: CSV snapshot of the universe on one date, checked against ``contracts.UNIVERSE``."""
     file_date = _require_date(name)
     if not data.strip() or _looks_binary(data):
         raise VendorFileError(name, "file is empty or binary")
     try:
-        raw = pl.read_csv(io.BytesIO(data), infer_schema_length=10000)
+        raw = pl.read_csv(io.BytesIO(data), infer_schema_length=10000,
+                          schema_overrides={"ticker": pl.Utf8, "name": pl.Utf8, "sector": pl.Utf8,
+                                            "country": pl.Utf8})  # fmt: skip
     except Exception as exc:
         raise VendorFileError(name, f"not a readable CSV ({type(exc).__name__})") from None
     need = {"ticker", "name", "sector", "country", "adv_usd"}
@@ -175,20 +197,15 @@ def parse_universe(name: str, data: bytes, today: date | None = None) -> pl.Data
         raise VendorFileError(name, f"missing column(s) {sorted(missing)}")
     if today is not None and file_date > today:
         raise VendorFileError(name, f"trading date {file_date} is in the future (today is {today})")
-    if not raw.schema["adv_usd"].is_numeric():
-        raise VendorFileError(name, "column 'adv_usd' is not numeric")
-    df = raw.select(
+    failures, cast = UNIVERSE.validate(name, raw)
+    if failures:
+        raise _refuse(name, failures)
+    return cast.select(
         pl.lit(file_date).alias("trade_date"), pl.col("ticker").cast(pl.Utf8), pl.col("name").cast(pl.Utf8),
         pl.col("sector").cast(pl.Utf8), pl.col("country").cast(pl.Utf8), pl.col("adv_usd").cast(pl.Float64),
-        (pl.col("shares_outstanding").cast(pl.Float64) if "shares_outstanding" in raw.columns
+        (pl.col("shares_outstanding").cast(pl.Float64, strict=False) if "shares_outstanding" in cast.columns
          else pl.lit(None, pl.Float64)).alias("shares_outstanding"),
     )  # fmt: skip
-    if df["adv_usd"].is_nan().any() or df["adv_usd"].is_infinite().any() or df["adv_usd"].null_count():
-        raise VendorFileError(name, "adv_usd has missing, NaN or infinite values")
-    dup = df.group_by("ticker").len().filter(pl.col("len") > 1)
-    if dup.height:
-        raise VendorFileError(name, f"duplicate ticker(s) {sorted(dup['ticker'].to_list())[:5]}")
-    return df
 
 
 def price_cutoff(d: date, next_session: date) -> datetime:
