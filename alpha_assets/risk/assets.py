@@ -16,8 +16,9 @@ from dagster import (
 )
 
 from alpha_assets.automation import downstream
+from alpha_assets.lib.backtest.costs import CostModel
 from alpha_assets.lib.risk import RiskLimits
-from alpha_assets.lib.risk_state import REPORT_SCHEMA, RiskState, advance, book_returns
+from alpha_assets.lib.risk_state import REPORT_SCHEMA, RiskState, advance, book_returns, day_trades
 from partitions import feature_lookback, trading_days, window_dates
 from partitions.calendar import sessions_between, shift_sessions
 from resources.lake_resource import DeltaLakeResource
@@ -32,6 +33,9 @@ class RiskConfig(Config):
     drawdown_threshold: float = 0.10
     reduce_factor: float = 0.5
     var_window: int = 120  # sessions of book returns behind the VaR figures
+    # The fund's NAV at inception, in dollars (the same as the orders' nav_usd and the backtest's initial capital):
+    # costs are charged on it, so drawdown follows the fund's net P&L. The costs are the backtest's CostModel.
+    nav_usd: float = 10_000_000.0
 
 
 @asset(
@@ -52,9 +56,10 @@ class RiskConfig(Config):
 )
 def risk_report(context: AssetExecutionContext, config: RiskConfig, weights: pl.DataFrame, prices: pl.DataFrame,
                 lake_store: DeltaLakeResource):  # fmt: skip
-    """Daily risk of the book: historical and parametric VaR (1-day and 5-day), expected shortfall, drawdown
-    from the running peak, and the drawdown control: beyond the threshold, tomorrow's gross exposure is cut by
-    ``reduce_factor`` until a new high. State is read from the previous day's row, so a day costs one day."""
+    """Daily risk of the book: historical and parametric VaR (1-day and 5-day), expected shortfall, drawdown of
+    the fund's NAV net of trading costs and financing from its running peak, and the drawdown control: beyond the
+    threshold, tomorrow's gross exposure is cut by ``reduce_factor`` until a new high. State is read from the
+    previous day's row, so a day costs one day."""
     start, end = window_dates(*context.partition_time_window)
     limits = RiskLimits(level=config.level, daily_var_limit=config.daily_var_limit,
                         weekly_var_limit=config.weekly_var_limit, drawdown_threshold=config.drawdown_threshold,
@@ -66,13 +71,19 @@ def risk_report(context: AssetExecutionContext, config: RiskConfig, weights: pl.
         if prev.height:
             last = prev.sort("trade_date").row(-1, named=True)
             state = RiskState(
-                last["equity"], last["peak"], last["drawdown_control"], last["gross_multiplier_next"]
+                last["equity"],
+                last["peak"],
+                last["drawdown_control"],
+                last["gross_multiplier_next"],
+                last["multiplier"],
             )
     br = (
         book_returns(weights, prices)
         if weights.height
         else pl.DataFrame(schema={"trade_date": pl.Date, "book_return": pl.Float64})
     )
+    costs = CostModel()
+    trades = day_trades(weights, prices, costs) if weights.height else {}
     returns = br["book_return"].to_numpy()
     position = {d: i for i, d in enumerate(br["trade_date"].to_list())}
     rows = []
@@ -81,7 +92,9 @@ def risk_report(context: AssetExecutionContext, config: RiskConfig, weights: pl.
         if i is None:
             continue
         hist = np.asarray(returns[max(0, i + 1 - config.var_window) : i + 1])
-        rows.append(advance(state, day, float(returns[i]), hist, limits))
+        rows.append(
+            advance(state, day, float(returns[i]), hist, limits, trades.get(day), config.nav_usd, costs)
+        )
     df = pl.DataFrame(rows, schema=REPORT_SCHEMA) if rows else pl.DataFrame(schema=REPORT_SCHEMA)
     breaches = df.filter(pl.col("breaches").is_not_null()) if df.height else df
     yield Output(df, metadata={"rows": df.height, "days_with_breaches": breaches.height,

@@ -81,6 +81,22 @@ def test_books_respect_limits_orders_are_written_and_a_past_day_rebuilds_exactly
     assert run_backtest(book_home, instance=instance, quiet=True)["success"]
     pnl = lake.read("reports", "backtest_pnl")
     assert pnl.height > 20 and (pnl["commission"] > 0).any()
+    # The risk report's equity is the fund's NAV net of costs, as the backtest (the Fund page) sees it: over the
+    # same days, the two daily net returns move together and the costs the risk report charges are the backtest's.
+    both = (
+        rr.select("trade_date", "portfolio_return", "trading_cost", "financing")
+        .join(
+            pnl.select("trade_date", pl.col("return").alias("bt_return"), "total_cost", "equity"),
+            on="trade_date",
+        )
+        .drop_nulls()
+        .tail(-2)
+    )
+    assert both.height > 10
+    assert both.select(pl.corr("portfolio_return", "bt_return")).item() > 0.95  # measured 0.990
+    risk_costs = both.select((pl.col("trading_cost") + pl.col("financing")).sum()).item()
+    bt_costs = both.select((pl.col("total_cost") / pl.col("equity")).sum()).item()
+    assert risk_costs > 0 and 0.8 < risk_costs / bt_costs < 1.25  # measured 4.01% vs 3.92% of NAV
     assert (book_home.outbox / "reports" / "backtest" / "tearsheet.html").exists()
     meta = _latest_metadata(instance, "reports", "backtest_pnl")
     for key in ("equity", "drawdown", "monthly_returns"):
