@@ -125,3 +125,31 @@ def test_a_corrupt_file_is_quarantined_and_no_rows_are_lost(home, instance):
                      if str(d) in p.name)  # fmt: skip
     assert len(reasons) == 2 and any("Parquet" in r for r in reasons) and any("binary" in r for r in reasons)
     _ = datetime, timezone
+
+
+def test_the_day_fails_over_name_by_name_and_a_disagreement_history_cannot_settle_drops_the_name():
+    from alpha_assets.lib.ingestion.prices import History
+
+    a = parse_provider_a("prices_a_2024-03-05.csv", _csv([_row("AAA", 10.0), _row("CCC", 20.0)]))
+    b = parse_provider_b("prices_b_2024-03-05.parquet", _parquet([_row("AAA", 10.0), _row("BBB", 20.0),
+                                                                  _row("CCC", 45.0)]))  # fmt: skip
+    choice = choose_day(DayInputs(D, a=a, b=b))  # no history: CCC's 56% disagreement cannot be settled
+    rows = {r["ticker"]: r for r in choice.rows.iter_rows(named=True)}
+    assert rows["AAA"]["source"] == "A" and rows["AAA"]["failover_reason"] is None
+    assert rows["BBB"]["source"] == "B" and rows["BBB"]["failover_reason"] == "provider A has no row for BBB"
+    assert "CCC" not in rows and "history cannot tell" in choice.dropped[0]["reason"]
+    # with CCC's history at 45, B is right and replaces A's row for CCC only
+    history = History(pl.DataFrame({"trade_date": [date(2024, 3, 4)], "ticker": ["CCC"], "close": [45.0]}))
+    rows = {
+        r["ticker"]: r for r in choose_day(DayInputs(D, a=a, b=b), history=history).rows.iter_rows(named=True)
+    }
+    assert rows["CCC"]["source"] == "B" and rows["CCC"]["close"] == 45.0 and rows["AAA"]["source"] == "A"
+
+
+def test_a_bad_value_is_refused_with_its_row_and_column_never_raised_raw():
+    data = _csv([_row("AAA"), {**_row("BBB"), "volume": 1e30}, _row("ccc")])
+    with pytest.raises(VendorFileError) as err:
+        parse_provider_a("prices_a_2024-03-05.csv", data, universe={"AAA", "BBB", "CCC"})
+    got = {(f.row, f.column) for f in err.value.failures}
+    assert got == {(2, "volume"), (3, "ticker")}
+    assert "above the plausible maximum" in err.value.reason and "not a ticker" in err.value.reason
