@@ -75,7 +75,7 @@ HEALTH_SCHEMA = {
     "ic_1": pl.Float64, "n_sessions": pl.Int64, "ic_5": pl.Float64, "ic_20": pl.Float64,
     "ic_se": pl.Float64, "reference_ic": pl.Float64, "reference_se": pl.Float64, "reference_sessions": pl.Int64,
     "z_stat": pl.Float64, "p_value": pl.Float64, "status": pl.String, "training_ic": pl.Float64,
-    "score_psi": pl.Float64, "importance_stability": pl.Float64,
+    "ic_drop": pl.Float64, "score_psi": pl.Float64, "importance_stability": pl.Float64,
 }  # fmt: skip
 
 
@@ -137,7 +137,10 @@ def model_health(context: AssetExecutionContext, predictions: pl.DataFrame, labe
                    "ic_1": v["live_ic"] if v["n_live"] else None, "n_sessions": v["n_live"],
                    "ic_se": v["live_se"], "reference_ic": v["reference_ic"], "reference_se": v["reference_se"],
                    "reference_sessions": v["n_reference"], "z_stat": v["z_stat"], "p_value": v["p_value"],
-                   "status": v["status"]}  # fmt: skip
+                   "status": v["status"],
+                   # for reading only: the live IC's relative drop from the reference (the status is the test's)
+                   "ic_drop": (v["reference_ic"] - v["live_ic"]) / v["reference_ic"]
+                   if v["n_live"] and v["n_reference"] and v["reference_ic"] > 0 else None}  # fmt: skip
             for label, h in HORIZONS.items():
                 if h == 1:
                     continue
