@@ -381,3 +381,34 @@ def test_contract_failures_are_data_never_exceptions():
         parse_provider_b("prices_b_2024-01-05.parquet", buf.getvalue())
     assert "column 'symbol' is Int64, expected text" in err.value.reason
     assert "session_date: not a YYYY-MM-DD date" in err.value.reason
+
+
+def test_the_sensor_refuses_a_fifo_and_rereads_content_delivered_again_after_a_replacement(tmp_path):
+    """Sensor level: a FIFO named like a delivery is quarantined (never opened); content that was replaced and then
+    delivered again (a file completed after a partial upload, say) gets a new run key, not Dagster's dedupe."""
+    from alpha_assets.ingestion.sensors import PRICE_KEYS, evaluate_landing
+    from resources.landing import LocalVendorLanding
+
+    landing = LocalVendorLanding(root=str(tmp_path / "landing"), quarantine_root=str(tmp_path / "quarantine"))
+    folder = tmp_path / "landing" / "prices_a"
+    folder.mkdir(parents=True)
+    os.mkfifo(folder / "prices_a_2024-01-04.csv")
+    path = folder / "prices_a_2024-01-05.csv"
+    today = date(2024, 6, 3)
+
+    def deliver(content: bytes, t: float) -> None:
+        path.write_bytes(content)
+        os.utime(path, (t, t))
+
+    deliver(b"complete", 1_700_000_000)
+    first, cursor, quarantined = evaluate_landing("prices_a", landing, None, PRICE_KEYS, today)
+    reason = json.loads(
+        (tmp_path / "quarantine" / "prices_a" / "prices_a_2024-01-04.csv.reason.json").read_text()
+    )
+    assert len(quarantined) == 1 and "a FIFO named like a delivery" in reason["reason"]
+    assert [r.partition_key for r in first] == ["2024-01-05"]
+    deliver(b"compl", 1_700_000_100)  # the vendor rewrites it: half-way
+    _, cursor, _ = evaluate_landing("prices_a", landing, cursor, PRICE_KEYS, today)
+    deliver(b"complete", 1_700_000_200)  # and completes it: the same bytes as the first time
+    again, _, _ = evaluate_landing("prices_a", landing, cursor, PRICE_KEYS, today)
+    assert [r.partition_key for r in again] == ["2024-01-05"] and again[0].run_key != first[0].run_key
