@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -85,10 +86,18 @@ def _home(args, create: bool = False) -> AlphaHome:
     if getattr(args, "home", None):
         os.environ["ALPHA_HOME"] = str(Path(args.home).resolve())
     home = AlphaHome.from_env()
+    why = home.unusable()
+    if why:  # before anything runs: never a failure halfway through the steps
+        raise UserError(f"ALPHA_HOME={home.root} cannot be used: {why}")
     if not create and not (home.root / "landing").is_dir():
         raise UserError(f"ALPHA_HOME={home.root} is not an alpha home (no landing/ folder): set ALPHA_HOME or "
                         "--home to the folder `alpha demo` or `alpha world generate --out DIR` made")  # fmt: skip
-    home = home.ensure()
+    try:
+        home = home.ensure()
+        home.check_writable()
+    except OSError as e:
+        raise UserError(f"ALPHA_HOME={home.root} cannot be used: {e.strerror or e}"
+                        + (f" ({e.filename})" if getattr(e, "filename", None) else "")) from None  # fmt: skip
     # One "planned" event per asset for a range run instead of one per partition (12,600 events before the first
     # step of the demo's 504-session run, about 7 minutes on SQLite under load). Dagster's documented trade-off:
     # partitions of a failed range run are not marked failed (the run and its step failures still are).
@@ -96,9 +105,26 @@ def _home(args, create: bool = False) -> AlphaHome:
     os.environ["ALPHA_HOME"] = str(home.root)
     os.environ["DAGSTER_HOME"] = str(home.dagster)
     cfg = home.dagster / "dagster.yaml"
-    if not cfg.exists():
+    # A home made before run monitoring keeps an unmodified copy of an older default: it gets the current one (a
+    # copy the user edited is left alone).
+    if not cfg.exists() or hashlib.sha256(cfg.read_bytes()).hexdigest() in _OLDER_LOCAL_INSTANCE_FILES:
         shutil.copy(REPO_ROOT / "deploy" / "local" / "dagster.yaml", cfg)
     return home
+
+
+# sha256 of the earlier versions of deploy/local/dagster.yaml (before run monitoring), as `alpha demo` copied them.
+_OLDER_LOCAL_INSTANCE_FILES = {
+    "9a231a1bf774525abbfd9d793e86bb25e2b93e70d57ed8399b230bcc969d80a7",
+    "f9c7174cb3f9e29d8b0a1daf4237df2e2a2b6a4d881bf3cad34c6cab29af130b",
+}
+
+
+def cli_tags() -> dict[str, str]:
+    """Tags of every run the CLI executes in its own process: who launched it, and on which host (the local run
+    monitoring checks the run's process only on the host that runs it: alpha_assets/run_launcher.py)."""
+    from alpha_assets.run_launcher import HOST_TAG, this_host
+
+    return {"alpha/launched_by": "alpha-cli", HOST_TAG: this_host()}
 
 
 def _default_world_start(days: int) -> date:
@@ -205,7 +231,7 @@ def train_models(home: AlphaHome, instance=None, quiet: bool = False, run_config
     run_id = make_run_id()
     with progress(instance, run_id, quiet):
         result = job.execute_in_process(instance=instance, raise_on_error=False, run_id=run_id,
-                                        run_config=_run_config(run_config))  # fmt: skip
+                                        run_config=_run_config(run_config), tags=cli_tags())  # fmt: skip
     meta: dict = {}
     for e in result.all_events:
         if e.event_type_value == "ASSET_MATERIALIZATION":
@@ -291,7 +317,7 @@ def train_alpha(home: AlphaHome, blocks: list[str] | None = None, instance=None,
     for i, block in enumerate(blocks, 1):
         tb = time.perf_counter()
         res = job.execute_in_process(instance=instance, partition_key=block, raise_on_error=False,
-                                     run_config=_run_config(run_config), tags={"alpha/launched_by": "alpha-cli"})  # fmt: skip
+                                     run_config=_run_config(run_config), tags=cli_tags())  # fmt: skip
         ok &= res.success
         if not quiet:
             ics = {}
@@ -387,7 +413,7 @@ def materialize(home: AlphaHome, start: date | None = None, end: date | None = N
         job = job.get_subset(asset_selection=set(keys), asset_check_selection=checks)
     instance = instance or DagsterInstance.get()
     tags = {"dagster/asset_partition_range_start": sessions[0].isoformat(),
-            "dagster/asset_partition_range_end": sessions[-1].isoformat(), "alpha/launched_by": "alpha-cli"}  # fmt: skip
+            "dagster/asset_partition_range_end": sessions[-1].isoformat(), **cli_tags()}  # fmt: skip
     where = {"in_process": "", "dask": f" on Dask ({dask_address or 'a local cluster'})"}[executor]
     if not quiet:
         print(f"materializing {job_name}: {sessions[0]}..{sessions[-1]} ({len(sessions)} sessions) in one run "
@@ -485,7 +511,10 @@ def run_backtest(home: AlphaHome, start: str | None = None, end: str | None = No
     cfg = {"ops": {"backtest": {"config": {k: v for k, v in (("start", start), ("end", end)) if v}}}}
     t0 = time.perf_counter()
     result = job.execute_in_process(
-        instance=instance or DagsterInstance.get(), run_config=_run_config(cfg), raise_on_error=False
+        instance=instance or DagsterInstance.get(),
+        run_config=_run_config(cfg),
+        raise_on_error=False,
+        tags=cli_tags(),
     )
     out = {"success": result.success, "seconds": time.perf_counter() - t0, "run_id": result.run_id}
     if not quiet:
@@ -522,7 +551,10 @@ def _lake_sql(home: AlphaHome):
     from resources.lake import DeltaLake
     from resources.sql import LakeSQL
 
-    return LakeSQL(DeltaLake(home.lake), marts_db=marts_db_path(home))
+    db = LakeSQL(DeltaLake(home.lake), marts_db=marts_db_path(home))
+    for name, why in db.skipped.items():  # one unreadable table: named once, the others still work
+        print(f"warning: table {name} skipped (cannot be read: {why})", file=sys.stderr)
+    return db
 
 
 SHELL_ROWS = (
@@ -662,7 +694,7 @@ def run_job(home: AlphaHome, job_name: str, instance=None, quiet: bool = False) 
     job = build_definitions(local_resources(home)).resolve_job_def(job_name)
     t0 = time.perf_counter()
     res = job.execute_in_process(instance=instance or DagsterInstance.get(), raise_on_error=False,
-                                 run_config=_run_config(None))  # fmt: skip
+                                 run_config=_run_config(None), tags=cli_tags())  # fmt: skip
     out = {"success": res.success, "seconds": time.perf_counter() - t0, "run_id": res.run_id}
     if not quiet and not res.success:
         print(f"{job_name} FAILED after {out['seconds']:.0f}s (run {res.run_id[:8]}; see its logs in the UI)")
@@ -769,14 +801,31 @@ def _serve(args, dashboard: bool) -> int:
     if not 1 <= workers <= 64:
         raise UserError(f"--workers {workers}: give 1 to 64 processes")
     where = f"http://{args.host}:{args.port}"
+    exposed = not _is_loopback(args.host) and not os.environ.get("ALPHA_API_TOKEN")
+    if exposed:  # the book, to anyone who can reach the port
+        print(f"warning: serving on {args.host} (not loopback) without a token: anyone who can reach port "
+              f"{args.port} can read the book; set ALPHA_API_TOKEN to require one", file=sys.stderr, flush=True)  # fmt: skip
     print(f"serving store: {url.rsplit('@', 1)[-1]}\n" + (f"dashboard: {where}/   " if dashboard else "")
-          + f"API: {where}/api/health   docs: {where}/docs   (Ctrl-C stops)", flush=True)  # fmt: skip
+          + f"API: {where}/api/health   docs: {where}/docs   (Ctrl-C stops)"
+          + ("\naccess: OPEN to the network (no ALPHA_API_TOKEN)" if exposed else ""), flush=True)  # fmt: skip
     if workers > 1:
         os.environ["ALPHA_SERVING_URL"] = url  # each worker process resolves the same store
         serve(None, host=args.host, port=args.port, workers=workers, dashboard=dashboard)
     else:
         serve(create_app(url, dashboard=dashboard), host=args.host, port=args.port)
     return 0
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether binding ``host`` serves this machine only (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: whatever it resolves to, assume the network can reach it
+        return False
 
 
 def cmd_serve_api(args) -> int:

@@ -66,6 +66,30 @@ class AlphaHome:
     def outbox(self) -> Path:
         return self.root / "outbox"
 
+    def unusable(self) -> str | None:
+        """Why this folder cannot be an alpha home, in one line (None when it can): checked by every `alpha` command
+        before anything runs. A path with a space (or #, é, ...) works; one the Delta Lake library cannot store
+        tables under does not; a home that is a file, or under one, is not a folder."""
+        from resources.lake import unsupported_path
+
+        why = unsupported_path(self.root)
+        if why:
+            return why
+        for p in (self.root, *self.root.parents):
+            if p.exists():
+                return None if p.is_dir() else f"{p} is a file, not a folder"
+        return None
+
+    def check_writable(self) -> None:
+        """Raise PermissionError (one line) unless a file can be created and removed in the home."""
+        import tempfile
+
+        try:
+            with tempfile.TemporaryFile(dir=self.root, prefix=".alpha-write-check-"):
+                pass
+        except OSError as e:
+            raise PermissionError(f"{self.root} is not writable ({e.strerror or e})") from None
+
     def ensure(self) -> AlphaHome:
         for p in (
             self.landing,

@@ -81,6 +81,35 @@ def _is_remote(root: str) -> bool:
     return "://" in root and not root.startswith("file://")
 
 
+# Path characters delta-rs stores tables under and lists back verbatim. It percent-encodes the others in
+# ``file_uris()`` (a space as %20), which polars' native ``scan_delta`` then opens literally (FileNotFoundError), and
+# polars reads an '=' in a folder name as a hive partition: a table under such a path is scanned through pyarrow's
+# dataset of the table instead, which reads the same files by their real names.
+_PLAIN_PATH_CHARS = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+~!*()':@&$,;"
+)
+# Characters delta-rs cannot write a table under at all (measured with deltalake 1.6: '[', ']', '|', '^' panic,
+# '\\' and control characters fail, a '%' followed by two hex digits is decoded and the files are not found).
+UNSUPPORTED_PATH_CHARS = "%[]|^\\"
+
+
+def unsupported_path(root: str | Path) -> str | None:
+    """Why a local lake cannot live at ``root`` (None when it can): one line naming the character."""
+    text = str(root)
+    if _is_remote(text):
+        return None
+    bad = sorted({c for c in text if c in UNSUPPORTED_PATH_CHARS or ord(c) < 32 or ord(c) == 127})
+    if not bad:
+        return None
+    shown = ", ".join(repr(c) for c in bad)
+    return (f"{text} contains {shown}: the Delta Lake library cannot store tables under such a path "
+            f"(avoid {' '.join(UNSUPPORTED_PATH_CHARS)} and control characters)")  # fmt: skip
+
+
+def _needs_pyarrow_scan(uri: str) -> bool:
+    return not _is_remote(uri) and not set(uri.removeprefix("file://")) <= _PLAIN_PATH_CHARS
+
+
 class DeltaLake:
     def __init__(self, root: str | Path, storage_options: dict[str, str] | None = None):
         self.root = str(root).rstrip("/")
@@ -262,7 +291,9 @@ class DeltaLake:
 
     # ----------------------------------------------------------------- reads
     def scan(self, layer: str, asset: str, version: int | None = None) -> pl.LazyFrame:
-        return pl.scan_delta(self.uri(layer, asset), version=version, storage_options=self.storage_options)
+        uri = self.uri(layer, asset)
+        return pl.scan_delta(uri, version=version, storage_options=self.storage_options,
+                             use_pyarrow=_needs_pyarrow_scan(uri))  # fmt: skip
 
     def read(
         self,

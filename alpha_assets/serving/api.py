@@ -36,6 +36,9 @@ HISTORY_DAYS = 365  # calendar days of history the list endpoints return by defa
 # Smaller bodies go uncompressed: below this gzip saves less on loopback/LAN than it costs both ends.
 GZIP_MIN_BYTES = 64 * 1024
 SQLITE_MMAP_BYTES = 4 * 2**30  # how much of a SQLite store the read connections map (virtual address space)
+# The dates a parameter may name: a fund's history, with room for the year of history computed before a day
+# (``to=0001-01-01`` used to overflow that computation: a 500).
+EARLIEST_DAY, LATEST_DAY = date(1900, 1, 1), date(2999, 12, 31)
 
 
 class EmptyStore(Exception):
@@ -67,6 +70,8 @@ class ServingReader:
         return Path(self.url.split("///", 1)[1].split("?", 1)[0])
 
     def _engine_or_empty(self):
+        import sqlite3
+
         import sqlalchemy as sa
 
         if self._engine is not None:
@@ -78,12 +83,14 @@ class ServingReader:
                     if not path.exists():  # not created yet: empty, and try again next request
                         raise EmptyStore(self.nothing_published)
                     # mode=ro: this process can never write, whatever the query; WAL lets it read while the
-                    # publisher writes. Enough pooled connections for the server's worker threads.
+                    # publisher writes. Enough pooled connections for the server's worker threads. The file is
+                    # opened by its percent-encoded URI (a home with a space, '#' or '?' in its path).
                     self._engine = sa.create_engine(
-                        f"sqlite:///file:{path}?mode=ro&uri=true",
+                        "sqlite://",
+                        creator=lambda: sqlite3.connect(_sqlite_uri(path), uri=True, check_same_thread=False),
+                        poolclass=sa.pool.QueuePool,
                         pool_size=20,
                         max_overflow=20,
-                        connect_args={"check_same_thread": False},
                     )
 
                     @sa.event.listens_for(self._engine, "connect")
@@ -249,7 +256,7 @@ class ServingReader:
                 if not self.sqlite_path.exists():  # not created yet: empty, and try again next request
                     raise EmptyStore(self.nothing_published)
                 self._blob_con = sqlite3.connect(
-                    f"file:{self.sqlite_path}?mode=ro",
+                    _sqlite_uri(self.sqlite_path),
                     uri=True,
                     isolation_level=None,
                     check_same_thread=False,
@@ -351,6 +358,13 @@ class ServingReader:
         )
         today = [r for r in history if _as_date(r["trade_date"]) == day]
         return day, today, history
+
+
+def _sqlite_uri(path: Path) -> str:
+    """The read-only SQLite URI of ``path``, percent-encoded (a space, '#' or '?' in a path breaks a raw URI)."""
+    from urllib.parse import quote
+
+    return f"file:{quote(str(path))}?mode=ro"
 
 
 def _missing_table(e: Exception) -> bool:
@@ -555,9 +569,12 @@ def create_app(url: str | None = None, token: str | None = None, dashboard: bool
             raise HTTPException(401, "a bearer token is required: Authorization: Bearer <ALPHA_API_TOKEN>",
                                 headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
 
-    day_query = Query(
-        None, alias="date", description="a published trading day, YYYY-MM-DD (default: the newest)"
-    )
+    def day_query(
+        day: date | None = Query(
+            None, alias="date", description="a published trading day, YYYY-MM-DD (default: the newest)"
+        ),
+    ) -> date | None:
+        return _in_bounds("date", day)
 
     @app.get("/api/health", response_model=Health, tags=["status"])
     def health() -> Health:
@@ -567,7 +584,7 @@ def create_app(url: str | None = None, token: str | None = None, dashboard: bool
             return Health(status="empty", store=reader.kind, message=str(e))
 
     api = APIRouter(prefix="/api", dependencies=[Depends(require_token)])
-    cache = ResponseCache()
+    cache = app.state.cache = ResponseCache()
 
     async def blocking(fn: Callable, *args):
         """``fn(*args)`` inline when it is a read of the SQLite store's shared connection (tens of microseconds,
@@ -578,13 +595,16 @@ def create_app(url: str | None = None, token: str | None = None, dashboard: bool
             return fn(*args)
         return await run_in_threadpool(fn, *args)
 
-    async def respond(request: Request, build: Callable[[], dict | bytes]) -> Response:
+    async def respond(request: Request, params: tuple, build: Callable[[], dict | bytes]) -> Response:
         """The endpoint's JSON, from the cache while nothing new is published (the store only changes when a
         day is published; the stamp is one indexed query). A miss is built on a worker thread. The payload is
         written with orjson and returned as bytes, so FastAPI does not re-validate thousands of rows (tests
         check every payload against its response model). Bodies over GZIP_MIN_BYTES go gzip-compressed to
-        clients that accept it (compressed once, when cached)."""
-        key = (request.url.path, str(request.query_params), await blocking(reader.stamp))
+        clients that accept it (compressed once, when cached).
+
+        The cache key is the endpoint and its validated ``params``, never the raw query string: parameters the
+        endpoint does not take (``?x=1``, ``?x=2``, ...) or another spelling of the same date share one entry."""
+        key = (request.url.path, params, await blocking(reader.stamp))
         entry = cache.get(key)
         if entry is None:
 
@@ -607,18 +627,18 @@ def create_app(url: str | None = None, token: str | None = None, dashboard: bool
         return Response(body, media_type="application/json", headers={"Vary": "Accept-Encoding"})
 
     @api.get("/portfolio", response_model=Portfolio, tags=["book"])
-    async def portfolio(request: Request, day: date | None = day_query):
+    async def portfolio(request: Request, day: date | None = Depends(day_query)):
         # The body the publisher rendered with the day's rows: one blob read, of the one encoding the client
         # gets. Days published before the payloads table existed are built from the rows
         # by the same renderer.
         gz_ok = _accepts_gzip(request.headers.get("accept-encoding", ""))
-        key = (request.url.path, str(request.query_params), await blocking(reader.stamp), gz_ok)
+        key = (request.url.path, (day,), await blocking(reader.stamp), gz_ok)
         entry = cache.get(key)
         if entry is None:
             stored = await blocking(reader.payload, day, "portfolio", gz_ok)
             if stored is None:
                 trade_date, rows = await run_in_threadpool(reader.positions, day, False)
-                return await respond(request, lambda: render_portfolio(trade_date, rows))
+                return await respond(request, (day,), lambda: render_portfolio(trade_date, rows))
             _, blob, is_gzip = stored
             entry = (None, blob) if is_gzip else (blob, None)
             if day is None:
@@ -633,12 +653,12 @@ def create_app(url: str | None = None, token: str | None = None, dashboard: bool
         return Response(body, media_type="application/json", headers={"Vary": "Accept-Encoding"})
 
     @api.get("/exposures", response_model=Exposures, tags=["book"])
-    async def exposures(request: Request, day: date | None = day_query):
+    async def exposures(request: Request, day: date | None = Depends(day_query)):
         def build() -> dict:
             trade_date, rows = reader.exposures(day)
             return {"trade_date": trade_date, "exposures": rows}
 
-        return await respond(request, build)
+        return await respond(request, (day,), build)
 
     @api.get("/performance", response_model=Performance, tags=["fund"])
     async def performance(
@@ -648,6 +668,7 @@ def create_app(url: str | None = None, token: str | None = None, dashboard: bool
         ),  # fmt: skip
         to: date | None = Query(None, description="last day, YYYY-MM-DD (default: the newest published day)"),
     ):
+        from_, to = _in_bounds("from", from_), _in_bounds("to", to)
         if from_ and to and from_ > to:
             raise HTTPException(422, f"from={from_} is after to={to}: give from <= to")
 
@@ -659,16 +680,16 @@ def create_app(url: str | None = None, token: str | None = None, dashboard: bool
                 )
             return {"from": start, "to": end, "days": rows}
 
-        return await respond(request, build)
+        return await respond(request, (from_, to), build)
 
     @api.get("/risk", response_model=Risk, tags=["risk"])
-    async def risk(request: Request, day: date | None = day_query):
+    async def risk(request: Request, day: date | None = Depends(day_query)):
         def build() -> dict:
             trade_date, row, history = reader.risk(day)
             row["breaches"] = [b.strip() for b in (row.get("breaches") or "").split(",") if b.strip()]
             return {"trade_date": trade_date, "summary": row, "history": history}
 
-        return await respond(request, build)
+        return await respond(request, (day,), build)
 
     @api.get("/models", response_model=Models, tags=["models"])
     async def models(request: Request):
@@ -678,7 +699,7 @@ def create_app(url: str | None = None, token: str | None = None, dashboard: bool
                 r["champion"] = bool(r["champion"])
             return {"trade_date": day, "models": today, "ic_history": history}
 
-        return await respond(request, build)
+        return await respond(request, (), build)
 
     @api.get("/pipeline", response_model=Pipeline, tags=["pipeline"])
     async def pipeline(request: Request):
@@ -691,7 +712,7 @@ def create_app(url: str | None = None, token: str | None = None, dashboard: bool
                     "total_quarantined_files": sum(r["quarantined_files"] or 0 for r in today),
                     "history": history}  # fmt: skip
 
-        return await respond(request, build)
+        return await respond(request, (), build)
 
     app.include_router(api)
     if dashboard:
@@ -702,13 +723,17 @@ def create_app(url: str | None = None, token: str | None = None, dashboard: bool
 
 
 class ResponseCache:
-    """Response bodies by (path, query, publication stamp), least recently used out past ``max_bytes``. A new
-    publication changes the stamp, so stale bodies are never served (they age out)."""
+    """Response bodies by (path, validated parameters, publication stamp), least recently used out past
+    ``max_bytes`` of bodies or ``max_entries`` entries (each entry also costs its key and Python's bookkeeping). A
+    new publication changes the stamp, so stale bodies are never served (they age out)."""
 
-    def __init__(self, max_bytes: int = 256 * 2**20):
-        self.max_bytes, self.size = max_bytes, 0
+    def __init__(self, max_bytes: int = 256 * 2**20, max_entries: int = 1024):
+        self.max_bytes, self.max_entries, self.size = max_bytes, max_entries, 0
         self._bodies: OrderedDict[tuple, tuple[bytes, bytes | None]] = OrderedDict()
         self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._bodies)
 
     def get(self, key: tuple) -> tuple[bytes, bytes | None] | None:
         with self._lock:
@@ -726,9 +751,19 @@ class ResponseCache:
                 return
             self._bodies[key] = entry
             self.size += size
-            while self.size > self.max_bytes:
+            while self.size > self.max_bytes or len(self._bodies) > self.max_entries:
                 _, old = self._bodies.popitem(last=False)
                 self.size -= sum(len(b) for b in old if b is not None)
+
+
+def _in_bounds(name: str, day: date | None) -> date | None:
+    """``day`` when it is None or within the dates the API serves; else a 422 naming the parameter."""
+    if day is not None and not EARLIEST_DAY <= day <= LATEST_DAY:
+        from fastapi import HTTPException
+
+        raise HTTPException(422, f"{name}={day.isoformat()}: out of range; give a day between {EARLIEST_DAY} "
+                                 f"and {LATEST_DAY} (YYYY-MM-DD)")  # fmt: skip
+    return day
 
 
 def _dumps(payload: dict) -> bytes:
