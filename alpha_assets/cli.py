@@ -443,7 +443,9 @@ def materialize(home: AlphaHome, start: date | None = None, end: date | None = N
             )
     secs = time.perf_counter() - t0
     mats = [e for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"]
-    failed = [e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    failures = {e.step_key: failure_reason(e.event_specific_data.error) for e in result.all_events
+                if e.event_type_value == "STEP_FAILURE"}  # fmt: skip
+    failed = list(failures)
     checks = [(e.event_specific_data.check_name, e.event_specific_data.passed) for e in result.all_events
               if e.event_type_value == "ASSET_CHECK_EVALUATION"]  # fmt: skip
     if not quiet:
@@ -453,11 +455,29 @@ def materialize(home: AlphaHome, start: date | None = None, end: date | None = N
         for k, n in per_asset.items():
             print(f"  {k:32s} {n} partitions materialized")
         print(f"run {result.run_id[:8]} {'succeeded' if result.success else 'FAILED'} in {secs:.1f}s")
-        for s in failed:
-            print(f"  failed step: {s}")
+        for s, why in failures.items():
+            print(f"  failed step: {s.replace('__', '/')}: {why}")
+        if failures:
+            print(f"  (full tracebacks: the run's event log, run id {result.run_id})")
         for c in sorted({name for name, ok in checks if not ok}):
             print(f"  check not passed: {c}")
+    failovers = (
+        price_failovers(home, sessions[0], sessions[-1])
+        if any(e.asset_key.to_user_string() == "raw/prices" for e in mats)
+        else []
+    )
+    if not quiet and failovers:
+        print("  failovers (names not from provider A):")
+        for line in failovers[:FAILOVER_LINES]:
+            print(
+                f"    {line['trade_date']}  {line['names']:3d} name(s) from {line['source']}: {line['reason']}"
+            )
+        if len(failovers) > FAILOVER_LINES:
+            print(f"    ... {len(failovers) - FAILOVER_LINES} more: alpha sql \"SELECT trade_date, ticker, source, "
+                  f"failover_reason FROM raw.prices WHERE source <> 'A' AND trade_date BETWEEN '{sessions[0]}' "
+                  f"AND '{sessions[-1]}'\"")  # fmt: skip
     out = {"run_id": result.run_id, "success": result.success, "seconds": secs, "failed_steps": failed,
+           "failure_reasons": failures, "failovers": failovers,
            "failed_checks": sorted({name for name, ok in checks if not ok}),
            "start": sessions[0], "end": sessions[-1], "refreshed": []}  # fmt: skip
     if refresh_dependents and result.success:
@@ -465,6 +485,44 @@ def materialize(home: AlphaHome, start: date | None = None, end: date | None = N
                                   quiet=quiet, instance=instance, run_config=run_config, job_name=job_name,
                                   executor=executor, dask_address=dask_address)  # fmt: skip
     return out
+
+
+FAILOVER_LINES = 20  # lines of the failover summary; the rest is one query away
+
+
+def failure_reason(error) -> str:
+    """One line saying why a step failed: the first line of the exception the asset raised (under Dagster's own
+    wrappers), not the traceback (that stays in the run's event log)."""
+    if error is None:
+        return "no error recorded"
+    while error.cause is not None and (error.cls_name or "").startswith("Dagster"):
+        error = error.cause
+    lines = [ln.strip() for ln in (error.message or "").splitlines() if ln.strip()]
+    first = lines[0] if lines else (error.cls_name or "error")
+    return first if len(first) <= 300 else first[:297] + "..."
+
+
+def price_failovers(home: AlphaHome, start: date, end: date) -> list[dict]:
+    """Each day's names not taken from provider A in [start, end], grouped by source and reason (from raw.prices'
+    ``source`` and ``failover_reason``), in date order."""
+    import polars as pl
+
+    from resources.lake import DeltaLake
+
+    lake = DeltaLake(home.lake)
+    if not lake.exists("raw", "prices"):
+        return []
+    rows = lake.read("raw", "prices", start, end)
+    if "failover_reason" not in rows.columns or "source" not in rows.columns:
+        return []
+    grouped = (
+        rows.filter(pl.col("source") != "A")
+        .group_by("trade_date", "source", "failover_reason")
+        .agg(names=pl.len())
+        .sort("trade_date", "names", "failover_reason", descending=[False, True, False])
+    )
+    return [{"trade_date": r["trade_date"], "source": r["source"], "names": r["names"],
+             "reason": r["failover_reason"] or "(no reason recorded)"} for r in grouped.to_dicts()]  # fmt: skip
 
 
 def _refresh_stale_dependents(home: AlphaHome, out: dict, job, rerun_keys: set, **run) -> None:
@@ -486,6 +544,7 @@ def _refresh_stale_dependents(home: AlphaHome, out: dict, job, rerun_keys: set, 
                                  "success": res["success"]})  # fmt: skip
         out["success"] &= res["success"]
         out["failed_steps"] += res["failed_steps"]
+        out["failure_reasons"].update(res["failure_reasons"])
 
 
 def landing_date_range(home: AlphaHome) -> tuple[date | None, date | None]:

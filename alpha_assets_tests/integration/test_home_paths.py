@@ -18,7 +18,9 @@ from resources.lake import DeltaLake
 
 
 @pytest.mark.slow
-def test_a_home_with_a_space_in_its_path_materializes_and_reads(tmp_path, world_template, monkeypatch, capsys):
+def test_a_home_with_a_space_in_its_path_materializes_and_reads(
+    tmp_path, world_template, monkeypatch, capsys
+):
     root = tmp_path / "fund data" / "alpha home"
     shutil.copytree(world_template, root)
     monkeypatch.setenv("ALPHA_HOME", str(root))
@@ -40,7 +42,9 @@ def test_a_home_with_a_space_in_its_path_materializes_and_reads(tmp_path, world_
     assert main(["sql", "SELECT count(*) AS n FROM features.price_features", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["n"] == features.height
     assert main(["tables", "--format", "json"]) == 0
-    assert {"raw.prices", "features.price_features"} <= {t["name"] for t in json.loads(capsys.readouterr().out)}
+    assert {"raw.prices", "features.price_features"} <= {
+        t["name"] for t in json.loads(capsys.readouterr().out)
+    }
 
 
 @pytest.mark.parametrize("name", ["100% alpha", "alpha[1]", "a|b"])
@@ -58,7 +62,10 @@ def test_a_path_the_lake_cannot_use_is_refused_in_one_line_before_anything_runs(
 def test_a_home_that_is_a_file_or_cannot_be_written_is_refused_in_one_line(tmp_path, monkeypatch, capsys):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
-    for root, expected in ((blocker, "is a file, not a folder"), (blocker / "alpha", "is a file, not a folder")):
+    for root, expected in (
+        (blocker, "is a file, not a folder"),
+        (blocker / "alpha", "is a file, not a folder"),
+    ):
         monkeypatch.setenv("ALPHA_HOME", str(root))
         assert main(["demo", "--days", "400", "--tickers", "20"]) == 2
         err = capsys.readouterr().err.strip()
