@@ -252,16 +252,10 @@ def _failure_text(instance, run_id: str) -> str:
     return "\n".join(out)
 
 
-def test_the_shared_gate_refuses_leaky_embeddings_from_the_lakes_prices(tmp_path):
-    """``refuse_leaks`` (what features.feature_matrix and features.fused_embeddings call before writing) reads raw/prices
-    from the lake, future included, and raises a Failure naming the embedding dimension, the horizon and the
-    statistic; honest embeddings pass with the horizons' coverage in the metadata."""
-    from dagster import Failure
-
-    from alpha_assets.features.matrix import refuse_leaks
+def _lake_with_prices(root, names: int = 40, days: int = 30, future: int = 3):
+    """(lake, prices, sessions): random-walk raw/prices over 1 + days + ``future`` sessions, written to a new lake."""
     from resources.lake import DeltaLake
 
-    names, days, future = 40, 30, 3
     rng = np.random.default_rng(12)
     sessions = _sessions(1 + days + future)
     close = 50 * np.cumprod(1 + rng.normal(0, 0.02, (len(sessions), names)), axis=0)
@@ -271,11 +265,23 @@ def test_the_shared_gate_refuses_leaky_embeddings_from_the_lakes_prices(tmp_path
         "ticker": tickers * len(sessions), **{c: close.ravel() for c in ("open", "high", "low", "close")},
         "volume": np.full(close.size, 1e6),
     })  # fmt: skip
-    lake = DeltaLake(tmp_path / "lake")
+    lake = DeltaLake(root)
     lake.write_window("raw", "prices", prices, sessions[0], sessions[-1])
-    start, end = sessions[1], sessions[days]
+    return lake, prices, sessions
+
+
+def test_the_shared_gate_refuses_leaky_embeddings_from_the_lakes_prices(tmp_path):
+    """``refuse_leaks`` (what features.feature_matrix and features.fused_embeddings call before writing) reads raw/prices
+    from the lake, future included, and raises a Failure naming the embedding dimension, the horizon and the
+    statistic; honest embeddings pass with the horizons' coverage in the metadata."""
+    from dagster import Failure
+
+    from alpha_assets.features.matrix import refuse_leaks
+
+    lake, prices, sessions = _lake_with_prices(tmp_path / "lake")
+    start, end = sessions[1], sessions[30]
     returns = gate_returns(prices, start, end)
-    emb = returns.select(*KEYS, pl.Series("emb_000", rng.normal(size=returns.height)))
+    emb = returns.select(*KEYS, pl.Series("emb_000", np.random.default_rng(1).normal(size=returns.height)))
 
     check = refuse_leaks("features.fused_embeddings", emb, ["emb_000"], lake, start, end)
     assert check["horizons_tested"].value["fwd_ret_1"] == {"days": 30, "of": 30}
@@ -287,6 +293,52 @@ def test_the_shared_gate_refuses_leaky_embeddings_from_the_lakes_prices(tmp_path
     text = refused.value.description
     assert text.startswith(f"features.fused_embeddings {start}..{end} refused (nothing written)")
     assert "emb_001 has" in text and "fwd_ret_5" in text and "emb_000" not in text
+
+
+def test_the_fused_embeddings_asset_refuses_an_embedding_that_is_tomorrows_return(tmp_path, monkeypatch):
+    """The asset itself (its encoder stubbed: the gate, not the transformer, is under test): one past day of 40
+    names whose embedding carries the next day's return is refused before anything is returned to be written."""
+    from dagster import Failure, build_asset_context
+
+    import alpha_assets.models.scoring as scoring
+    from resources.lake_resource import DeltaLakeResource
+
+    lake_res = DeltaLakeResource(lake_root=str(tmp_path / "lake"))
+    _, prices, sessions = _lake_with_prices(tmp_path / "lake")
+    day = sessions[10]
+    nxt = gate_returns(prices, day, day).select(*KEYS, "fwd_ret_1")
+
+    class OneEncoder:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def fusion_for(self, d):
+            return (7, None)
+
+    def embed(fusion, rows, modalities, leak: bool):
+        out = rows.select(*KEYS).join(nxt, on=KEYS, how="left")
+        rng = np.random.default_rng(3)
+        noise = pl.Series(rng.normal(size=out.height))
+        return out.select(
+            *KEYS, noise.alias("emb_000"), (pl.col("fwd_ret_1") if leak else noise).alias("emb_001")
+        )
+
+    matrix = nxt.select(*KEYS, pl.lit(0.0).alias("ret_1"))
+    monkeypatch.setattr(scoring, "ModelBook", OneEncoder)
+    monkeypatch.setattr(scoring, "embed_frame", lambda f, r, m: embed(f, r, m, leak=False))
+    resources = {
+        "lake_store": lake_res,
+        "model_registry": object(),
+    }  # the registry is only passed to ModelBook
+    ctx = build_asset_context(partition_key=day.isoformat(), resources=resources)
+    honest = scoring.fused_embeddings(ctx, feature_matrix=matrix)
+    assert honest.value.height == 40 and "leakage_horizons_tested" in honest.metadata
+
+    monkeypatch.setattr(scoring, "embed_frame", lambda f, r, m: embed(f, r, m, leak=True))
+    with pytest.raises(
+        Failure, match="features.fused_embeddings .* refused .*emb_001 has mean IC \\+1.00 with fwd_ret_1"
+    ):
+        scoring.fused_embeddings(ctx, feature_matrix=matrix)
 
 
 @pytest.mark.slow
