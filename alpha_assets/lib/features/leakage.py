@@ -37,7 +37,9 @@ i.e. |IC| >= 0.87 on 24 names, 0.69 on 100, 0.45 on 5,000. The 0.40 allows for f
 feature ranks a whole day's returns. Honest days are extreme with probability at most p0 = 2 Phi(-4) = 6.3e-5
 (far less when the true IC is near 0: 4e-9 on 24 names); k extreme days out of D are refused when the binomial
 chance ``P(K >= k | D, p0)`` is below ``max_false_alarm`` = 1e-6: 2 extreme days within 22 days, 3 within 289,
-4 within 1,122. Tomorrow's return on 40% of 20 days gives 8. One day alone can never fail this test (6.3e-5 > 1e-6).
+4 within 1,122. At an h-session horizon, days and extreme days are counted in runs of h (overlapping returns make
+an honest factor-like feature's extreme days come together). Tomorrow's return on 40% of 20 days gives 8. One day
+alone can never fail this test (6.3e-5 > 1e-6).
 
 **3. A quick in-window fit** (leaks no single column shows: two columns whose difference is tomorrow's return).
 A ridge regression of each horizon's per-day return ranks on all features' per-day ranks, fitted on ``folds``
@@ -135,6 +137,7 @@ def gate_returns(prices: pl.DataFrame, start: date, end: date) -> pl.DataFrame:
 
 
 def label_targets() -> list[str]:
+    """The forward returns the models may learn from: features.labels' columns (the training label is one)."""
     return [f"fwd_ret_{h}" for h in LABEL_HORIZONS]
 
 
@@ -279,7 +282,9 @@ def ic_findings(
     extreme = int((day_z >= cfg.z).sum())
     if extreme:
         p0 = math.erfc(cfg.z / math.sqrt(2))  # 2 Phi(-z): an honest day's chance of being extreme, at most
-        chance = _binomial_tail(extreme, len(ics), p0)
+        # overlapping h-session returns make extreme days come in runs: count runs of h days, not days
+        h = max(horizon, 1)
+        chance = _binomial_tail(math.ceil(extreme / h), math.ceil(len(ics) / h), p0)
         if chance <= cfg.max_false_alarm:
             worst = int(np.argmax(np.abs(ics)))
             out.append({"test": "leaking_days", "extreme_days": extreme, "days": len(ics), "chance": chance,
@@ -407,8 +412,9 @@ def leakage_gate(
     """Run the three tests on ``frame`` (trade_date, ticker, features) against ``returns`` (``gate_returns``).
 
     Every feature is tested against every forward horizon in ``targets`` (default: the label horizons);
-    ``same_day_features`` (alt data) also against ``ret_same_day``. Findings are sorted worst first (by z; a
-    leaking-days finding ranks by its count) and ``coverage`` says, per horizon, how many days could be tested.
+    ``same_day_features`` (alt data; a subset of ``features``) also against ``ret_same_day``. Findings come mean-IC
+    first, then leaking days, then the fit, each worst first; ``coverage`` says, per horizon, how many days could be
+    tested, and ``model`` the fit's out-of-fold IC (or why it was skipped).
     """
     targets = list(targets) if targets is not None else label_targets()
     have = [t for t in [*targets, SAME_DAY] if t in returns.columns]
