@@ -32,13 +32,15 @@ def day_target_weights(
     universe: pl.DataFrame,
     limits: PortfolioLimits,
     cov_window: int = 60,
+    held: dict[str, str] | None = None,
 ) -> pl.DataFrame:
     """Target weights for ``day``: ``scores`` (ticker, alpha_score) known at the close of ``day``, ``prices``
-    covering ``cov_window`` sessions up to ``day``, ``universe`` the point-in-time members of ``day``."""
+    covering ``cov_window`` sessions up to ``day``, ``universe`` the point-in-time members of ``day``; ``held``
+    the previous book's ticker -> side (for ``limits.hold_band``)."""
     wide = trailing_returns(prices, day, cov_window + 1).slice(1)  # the first row has no return
     complete = [c for c in wide.columns if c != "trade_date" and wide[c].null_count() == 0
                 and np.isfinite(wide[c].to_numpy()).all()]  # fmt: skip
     meta = universe.select("ticker", "sector", "country", "adv_usd").unique("ticker", keep="first")
     alpha = scores.filter(pl.col("ticker").is_in(complete) & pl.col("ticker").is_in(meta["ticker"].to_list()))
-    w = build_target_weights(alpha, wide.select(["trade_date", *complete]), meta, limits)
+    w = build_target_weights(alpha, wide.select(["trade_date", *complete]), meta, limits, held)
     return w.with_columns(pl.lit(day).alias("trade_date")).select(list(WEIGHT_SCHEMA)).cast(WEIGHT_SCHEMA)

@@ -31,6 +31,7 @@ silently violated.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -77,6 +78,10 @@ class PortfolioLimits:
     # When no full book meets the limits: invest what the limits allow (dollar-neutral) and hold the rest in cash.
     # False: refuse such a day (InfeasibleLimitsError), the behaviour before cash books.
     hold_cash: bool = True
+    # A no-trade band on the ranking: a name held yesterday stays on its side while it ranks within
+    # long_quantile + hold_band (short_quantile + hold_band) of its end; only the rest of the book is refilled
+    # from the best-ranked names. 0: the books are the top/bottom quantiles every day (``select_books``).
+    hold_band: float = 0.0
 
     def __post_init__(self) -> None:
         if not (0 < self.long_quantile <= 1 and 0 < self.short_quantile <= 1):
@@ -92,6 +97,8 @@ class PortfolioLimits:
             raise ValueError("corr_group_threshold is a correlation distance in [0, 1]")
         if self.min_adv_usd < 0:
             raise ValueError("min_adv_usd must not be negative")
+        if not 0 <= self.hold_band < 1:
+            raise ValueError("hold_band is a share of the ranking in [0, 1)")
         if self.linkage not in LINKAGES or self.corr_group_linkage not in LINKAGES:
             raise ValueError(f"linkage and corr_group_linkage must be one of {LINKAGES}")
 
@@ -101,11 +108,43 @@ class PortfolioLimits:
         return self.gross_leverage / 2.0
 
 
+def select_books(
+    ranked: list[str],
+    n_long: int,
+    n_short: int,
+    limits: PortfolioLimits,
+    held: Mapping[str, str] | None = None,
+) -> tuple[list[str], list[str]]:
+    """(long names, short names) from names ranked best first: the top ``n_long`` and bottom ``n_short``, or, with
+    ``held`` (ticker -> "long"/"short", yesterday's book) and ``limits.hold_band`` > 0, yesterday's names that
+    still rank within their side's quantile + band first (best first), then the best-ranked names not yet held.
+    The band trades a little forecast for far fewer trades: a name near the cut-off no longer flips in and out
+    of the book with the score's daily noise, and every flip costs a round trip."""
+    n = len(ranked)
+    band = limits.hold_band if held else 0.0
+    if band <= 0:
+        return ranked[:n_long], (ranked[n - n_short :] if n_short else [])
+    long_zone = set(ranked[: math.floor((limits.long_quantile + band) * n + 1e-9)])
+    short_zone = set(ranked[n - math.floor((limits.short_quantile + band) * n + 1e-9) :])
+    longs = [t for t in ranked if held.get(t) == "long" and t in long_zone][:n_long]
+    shorts = [t for t in reversed(ranked) if held.get(t) == "short" and t in short_zone][:n_short]
+    taken = set(longs) | set(shorts)
+    for side, count, order in ((longs, n_long, ranked), (shorts, n_short, ranked[::-1])):
+        for t in order:
+            if len(side) >= count:
+                break
+            if t not in taken:
+                side.append(t)
+                taken.add(t)
+    return longs, shorts
+
+
 def build_target_weights(
     alpha: pl.DataFrame,
     returns: Any,
     meta: pl.DataFrame,
     limits: PortfolioLimits | None = None,
+    held: Mapping[str, str] | None = None,
 ) -> pl.DataFrame:
     """Dollar-neutral target weights: liquidity filter, alpha quantile books, HRP per book, then limits.
 
@@ -118,7 +157,8 @@ def build_target_weights(
     A name is eligible when it has a finite alpha score, metadata with ``adv_usd >= min_adv_usd``, and a
     complete, non-constant returns history (HRP needs a risk estimate). The top ``long_quantile`` of eligible
     names by alpha (ties broken by ticker) are bought, the bottom ``short_quantile`` sold; book sizes are
-    ``floor(quantile * eligible)``. HRP sizes each book over its names in ticker order: HRP's midpoint bisection
+    ``floor(quantile * eligible)``. With ``held`` (yesterday's ticker -> side) and ``limits.hold_band`` > 0, the
+    names still within the band keep their side (``select_books``). HRP sizes each book over its names in ticker order: HRP's midpoint bisection
     depends on column order, and a fixed order makes the book independent of how the inputs were sorted.
 
     Returns one row per held name: ``ticker, side ("long"/"short"), weight`` (signed, fraction of NAV),
@@ -159,10 +199,11 @@ def build_target_weights(
                 f"{side}_quantile={quantile} of {n_eligible} eligible names selects no {side} names "
                 f"(liquidity filter min_adv_usd={limits.min_adv_usd:,.0f})"
             )
+    longs, shorts = select_books(eligible["ticker"].to_list(), n_long, n_short, limits, held)
     books = pl.concat(
         [
-            eligible.head(n_long).with_columns(side=pl.lit("long")),
-            eligible.tail(n_short).with_columns(side=pl.lit("short")),
+            eligible.filter(pl.col("ticker").is_in(longs)).with_columns(side=pl.lit("long")),
+            eligible.filter(pl.col("ticker").is_in(shorts)).with_columns(side=pl.lit("short")),
         ]
     ).sort("ticker")
     tickers = books["ticker"].to_list()
@@ -538,5 +579,6 @@ __all__ = [
     "correlation_groups",
     "invested_share",
     "max_invested_gross",
+    "select_books",
     "wide_returns",
 ]
