@@ -1074,7 +1074,6 @@ def cmd_explain(args) -> int:
     units; a what-if (--set) answered in traded score, rank and book weight."""
     import difflib
 
-    import numpy as np
     import polars as pl
 
     from alpha_assets.definitions import local_resources
@@ -1210,8 +1209,8 @@ def cmd_explain(args) -> int:
             )
         else:
             before_w, after_w = weights.get(ticker, 0.0), w_after.get(ticker, 0.0)
-            print(f"  book weight {before_w:+.2%} -> {after_w:+.2%} (the day's book rebuilt with its recorded limits "
-                  f"and held names; {np.sign(after_w - before_w):+.0f} means buy more)")  # fmt: skip
+            print(f"  book weight {before_w:+.2%} -> {after_w:+.2%} ({(after_w - before_w) * 100:+.2f} points; the day's "
+                  "book rebuilt with its recorded limits and held names, the other names' scores unchanged)")  # fmt: skip
     return 0
 
 
