@@ -94,3 +94,55 @@ def test_the_sensor_asks_once_per_live_window_with_the_evidence_in_its_reason():
     assert retrain_requests(health, recent) == []  # retrained within the window: its own days are not in yet
     older = {req[0]["block"]: shift_sessions(day, -(HEALTH_WINDOW + 1)).isoformat()}
     assert len(retrain_requests(health, older)) == 1
+
+
+class _NoModels:
+    """A registry without model versions: the asset's training-IC and stability columns stay empty."""
+
+    def versions(self, name):
+        return []
+
+
+def test_the_model_health_asset_judges_a_planted_series_against_its_own_out_of_sample_record(tmp_path):
+    """models.predictions of one ridge on 60 names: a planted IC for 250 sessions, then removed (the world's
+    --regime-break). The asset, invoked directly for two days: quiet before the break, retrain 50 sessions after."""
+    from dagster import build_asset_context
+
+    from alpha_assets.monitoring.assets import model_health
+    from partitions.calendar import sessions_from
+    from resources.lake_resource import DeltaLakeResource
+
+    days = sessions_from(date(2024, 1, 2), 301)
+    rng = np.random.default_rng(7)
+    names = [f"N{k:02d}" for k in range(60)]
+    preds, labels = [], []
+    for i, d in enumerate(days):
+        y = rng.normal(0, 1, len(names))
+        score = (0.25 if i < 250 else 0.0) * y + rng.normal(0, 1, len(names))
+        preds.append(pl.DataFrame({"trade_date": d, "ticker": names, "model": "ridge", "recipe": "base",
+                                   "block": "b", "model_version": 1, "score": score}))  # fmt: skip
+        labels.append(
+            pl.DataFrame({"trade_date": d, "ticker": names, "fwd_ret_1": y, "fwd_ret_5": y, "fwd_ret_20": y})
+        )
+    preds, labels = pl.concat(preds), pl.concat(labels)
+    resources = {
+        "lake_store": DeltaLakeResource(lake_root=str(tmp_path / "lake")),
+        "model_registry": _NoModels(),
+    }
+    out = {}
+    for k in (240, 300):
+        ctx = build_asset_context(partition_key=days[k].isoformat(), resources=resources)
+        out[k] = model_health(ctx, predictions=preds.filter(pl.col("trade_date") <= days[k]),
+                              labels=labels.filter(pl.col("trade_date") <= days[k])).value  # fmt: skip
+    before, after = (out[k].filter(pl.col("model") == "ridge").row(0, named=True) for k in (240, 300))
+    assert set(out[300]["model"]) == {"ridge", "ensemble"}  # the recipe's ensemble is judged the same way
+    # the reference is the out-of-sample record before the live window (sessions 0..209 on day 240), not validation
+    assert (
+        before["reference_sessions"] == 210 and before["n_sessions"] == 30 and before["training_ic"] is None
+    )
+    assert before["status"] == "ok" and before["p_value"] > 0.05
+    assert (
+        after["status"] == "retrain"
+        and after["p_value"] < 0.01
+        and after["ic_1"] < before["reference_ic"] / 2
+    )
