@@ -8,9 +8,9 @@ The boundary is DuckDB's own sandbox, set once the views exist: ``enable_externa
 extension, no ATTACH of a path: COPY, EXPORT/IMPORT DATABASE, read_csv/read_text/glob, INSTALL/LOAD are refused by
 DuckDB itself, whatever statement wraps them), ``allowed_directories = []`` and ``temp_directory = ''`` (no
 directory is exempt, nothing spills to disk), then ``lock_configuration = true`` (no SET or RESET can undo any of
-it). The connection holds no file of its own: the marts (``$ALPHA_HOME/marts/marts.duckdb``) are read once through
-a separate read-only connection and registered in memory as ``marts.<name>``, so no statement can reach that file
-either. In front of the sandbox, a statement that is not a read (CREATE, DROP, INSERT, SET ...) is refused with a
+it). The connection holds no file of its own: a mart (``$ALPHA_HOME/marts/marts.duckdb``) is read the first time a
+query names it, through a separate short-lived read-only connection, and registered in memory as ``marts.<name>``,
+so no statement can reach that file either. In front of the sandbox, a statement that is not a read (CREATE, DROP, INSERT, SET ...) is refused with a
 plain message before DuckDB sees it: that check only words the refusal; it is not what keeps the lake safe.
 
 When the marts file is absent or locked by a running dbt build, lake queries still work and a query naming
@@ -44,6 +44,7 @@ class MartsUnavailableError(RuntimeError):
 
 
 _MARTS_REF = re.compile(r"\bmarts\s*\.", re.IGNORECASE)
+_MART_NAME = re.compile(r'\bmarts\s*\.\s*"?(\w+)', re.IGNORECASE)
 
 
 @dataclass
@@ -80,39 +81,72 @@ class LakeSQL:
             self.con.register(tmp, ds)
             self.con.execute(f'CREATE VIEW "{layer}"."{asset}" AS SELECT * FROM "{tmp}"')
             self.tables.append(name)
-        self.marts_error = self._load_marts(Path(marts_db)) if marts_db is not None else None
+        self.marts_path = Path(marts_db) if marts_db is not None else None
+        self._marts_pending: set[str] = set()  # marts listed but not read yet (read when a query names them)
+        self.marts_error = self._list_marts() if self.marts_path is not None else None
         for statement in SANDBOX:
             self.con.execute(statement)
 
-    def _load_marts(self, path: Path) -> str | None:
-        """Register each mart as ``marts.<name>`` (read through a separate read-only connection, so this one never
-        holds the file); returns why the marts are unavailable (None when registered)."""
+    def _open_marts(self):
+        """A short-lived read-only connection to the marts file, or MartsUnavailableError saying why not."""
         import duckdb
 
+        path = self.marts_path
         if not path.exists():
-            return f"no marts at {path}: build them with `alpha materialize --job serving` (or `alpha demo`)"
+            raise MartsUnavailableError(
+                f"no marts at {path}: build them with `alpha materialize --job serving` (or `alpha demo`)"
+            )
         try:
-            src = duckdb.connect(str(path), read_only=True)
+            return duckdb.connect(str(path), read_only=True)
         except duckdb.Error as e:
             if "lock" in str(e).lower():
-                return f"the marts file {path} is locked by another process (a dbt build running?); retry when it ends"
-            return f"cannot open the marts file {path}: {_one_line(e)}"
+                raise MartsUnavailableError(
+                    f"the marts file {path} is locked by another process (a dbt build running?); retry when it ends"
+                ) from None
+            raise MartsUnavailableError(f"cannot open the marts file {path}: {_one_line(e)}") from None
+
+    def _list_marts(self) -> str | None:
+        """List the marts as tables ``marts.<name>``; returns why they are unavailable (None when listed)."""
+        import duckdb
+
+        try:
+            src = self._open_marts()
+        except MartsUnavailableError as e:
+            return str(e)
         try:
             names = [n for (n,) in src.execute(
                 "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
                 "AND table_type = 'BASE TABLE' ORDER BY 1").fetchall()]  # fmt: skip
-            frames = {n: src.execute(f'SELECT * FROM main."{n}"').to_arrow_table() for n in names}
         except duckdb.Error as e:
-            return f"cannot read the marts file {path}: {_one_line(e)}"
+            return f"cannot read the marts file {self.marts_path}: {_one_line(e)}"
         finally:
             src.close()
         self.con.execute('CREATE SCHEMA IF NOT EXISTS "marts"')
+        self._marts_pending = set(names)
+        self.tables += [f"marts.{n}" for n in names]
+        return None
+
+    def _read_marts(self, names: set[str]) -> None:
+        """Copy the named marts into this connection's memory as views ``marts.<name>`` (once each)."""
+        import duckdb
+
+        names = names & self._marts_pending
+        if not names:
+            return
+        src = self._open_marts()
+        try:
+            frames = {n: src.execute(f'SELECT * FROM main."{n}"').to_arrow_table() for n in sorted(names)}
+        except duckdb.Error as e:
+            raise MartsUnavailableError(
+                f"cannot read the marts file {self.marts_path}: {_one_line(e)}"
+            ) from None
+        finally:
+            src.close()
         for name, frame in frames.items():
             tmp = f"__marts__{name}"
             self.con.register(tmp, frame)
             self.con.execute(f'CREATE VIEW "marts"."{name}" AS SELECT * FROM "{tmp}"')
-            self.tables.append(f"marts.{name}")
-        return None
+            self._marts_pending.discard(name)
 
     def check_read_only(self, sql: str) -> None:
         for st in self.con.extract_statements(sql):
@@ -133,8 +167,15 @@ class LakeSQL:
             raise MartsUnavailableError(self.marts_error)
         import polars as pl
 
+        self._read_marts({m.lower() for m in _MART_NAME.findall(sql)})
         try:
-            return pl.from_arrow(self.con.execute(sql).to_arrow_table())
+            try:
+                return pl.from_arrow(self.con.execute(sql).to_arrow_table())
+            except duckdb.CatalogException:
+                if not self._marts_pending:
+                    raise
+                self._read_marts(set(self._marts_pending))  # named in a way the pattern missed: read them all
+                return pl.from_arrow(self.con.execute(sql).to_arrow_table())
         except duckdb.PermissionException as e:
             raise ReadOnlyError(
                 f"refused by the SQL sandbox (the lake's tables only): {_one_line(e)}"
@@ -145,6 +186,7 @@ class LakeSQL:
             raise
 
     def table_infos(self) -> list[TableInfo]:
+        self._read_marts(set(self._marts_pending))
         out = []
         for name in self.tables:
             layer, asset = name.split(".")
