@@ -155,7 +155,8 @@ def test_no_database_file_can_be_attached_and_the_marts_stay_unwritable(lake_hom
     assert main(["sql", "SELECT nav FROM marts.fund_performance", "--format", "csv"]) == 0
     assert capsys.readouterr().out.splitlines() == ["nav", "1000000.0"]
     db = LakeSQL(DeltaLake(lake_home.lake), marts_db=marts)
-    assert db.query("SELECT nav FROM marts.fund_performance")["nav"].to_list() == [1e6]  # read when first named
+    # read into memory the first time a query names it
+    assert db.query("SELECT nav FROM marts.fund_performance")["nav"].to_list() == [1e6]
     for sql in (f"ATTACH '{marts}' AS m2", f"ATTACH '{tmp_path / 'new.duckdb'}' AS n"):
         with pytest.raises(duckdb.PermissionException):
             db.con.execute(sql)
