@@ -81,10 +81,10 @@ def test_seeded_fit_twice_and_save_load_give_identical_predictions(signal_panel,
 
 def test_budgets_and_overrides_compose():
     assert params_for("xgboost")["n_estimators"] == 600 and params_for("xgboost")["max_depth"] == 3
-    assert params_for("xgboost", "demo")["n_estimators"] == 300
+    assert params_for("xgboost", "demo")["n_estimators"] == 200
     assert params_for("lightgbm", "demo", {"num_leaves": 15})["num_leaves"] == 15
     assert params_for("mlp")["hidden"] == (64, 32)
-    assert params_for("ridge", "demo") == {"alpha": 0.1}
+    assert params_for("ridge", "demo") == {"alpha": 10.0}
     with pytest.raises(ValueError, match="unknown model kind"):
         make_learner("svm")
 
