@@ -11,6 +11,7 @@ inference does not re-download a version it already has; it is a cache, never a 
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -18,6 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from dagster import ConfigurableResource
+
+# A run loads a handful of models per day: MLflow's per-download progress bars would fill the CLI's and the run
+# log's output with hundreds of lines (seen in `alpha demo`). A user who wants them sets the variable to true.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 log = logging.getLogger(__name__)
