@@ -59,6 +59,10 @@ class PortfolioConfig(Config):
     cov_window: int = 60
     # When the limits cannot hold full books: invest what they allow (dollar-neutral), the rest in cash.
     hold_cash: bool = True
+    # Trading the forecast net of costs: a name held yesterday keeps its side while it ranks within its side's
+    # quantile + hold_band (a no-trade band on the ranking; 0 = rebuild the quantile books every day). Chosen
+    # with the research benchmark's cost-model backtest (benchmarks/research.py): see the README's Models section.
+    hold_band: float = 0.1
 
     def limits(self) -> PortfolioLimits:
         return PortfolioLimits(
@@ -66,6 +70,7 @@ class PortfolioConfig(Config):
             max_name_weight=self.max_name_weight, max_sector_weight=self.max_sector_weight,
             max_country_weight=self.max_country_weight, max_corr_group_weight=self.max_corr_group_weight,
             min_adv_usd=self.min_adv_usd, gross_leverage=self.gross_leverage, hold_cash=self.hold_cash,
+            hold_band=self.hold_band,
         )  # fmt: skip
 
 
@@ -196,6 +201,7 @@ def target_weights(context: AssetExecutionContext, config: PortfolioConfig, pric
     provenance = {"input_versions": json.dumps(versions, sort_keys=True), "alpha_source": config.alpha_source,
                   "code_version": code_version(), "config": json.dumps(config.model_dump(), sort_keys=True)}  # fmt: skip
     frames, audit, infeasible, breaches, in_cash = [], [], [], [], []
+    held = _previous_book(lake, start) if limits.hold_band > 0 else {}
     for day in sessions_between(start, end):
         f = alpha.filter(pl.col("trade_date") == day)
         scores = f.select("ticker", "alpha_score").drop_nulls()
@@ -205,7 +211,7 @@ def target_weights(context: AssetExecutionContext, config: PortfolioConfig, pric
         if scores.height == 0 or u.height == 0:
             continue
         try:
-            w = day_target_weights(day, scores, prices, u, limits, config.cov_window)
+            w = day_target_weights(day, scores, prices, u, limits, config.cov_window, held)
         except InfeasibleLimitsError as e:
             infeasible.append(f"{day}: {e}")
             context.log.error(f"{day}: {e}")
@@ -215,11 +221,13 @@ def target_weights(context: AssetExecutionContext, config: PortfolioConfig, pric
         if share < 1 - 1e-6:
             in_cash.append({"trade_date": str(day), "invested_share": round(share, 6)})
         frames.append(w)
-        audit.append({"trade_date": day, **provenance, "model_version": model_version, "names": w.height})
+        audit.append({"trade_date": day, **provenance, "model_version": model_version, "names": w.height,
+                      "held_book": json.dumps(held, sort_keys=True)})  # fmt: skip
+        held = dict(zip(w["ticker"], w["side"], strict=True)) if limits.hold_band > 0 else {}
     df = pl.concat(frames) if frames else pl.DataFrame(schema=WEIGHT_SCHEMA)
     audit_df = pl.DataFrame(audit, schema={"trade_date": pl.Date, "input_versions": pl.Utf8, "alpha_source": pl.Utf8,
                                            "model_version": pl.Utf8, "code_version": pl.Utf8, "config": pl.Utf8,
-                                           "names": pl.Int64})  # fmt: skip
+                                           "names": pl.Int64, "held_book": pl.Utf8})  # fmt: skip
     min_share = min((d["invested_share"] for d in in_cash), default=1.0 if frames else 0.0)
     pictures = {"hrp_dendrogram": MetadataValue.md(hrp_picture(frames[-1], prices, config.cov_window, limits))
                 } if frames else {}  # fmt: skip
@@ -269,6 +277,20 @@ def target_weights(context: AssetExecutionContext, config: PortfolioConfig, pric
     )
 
 
+def _previous_book(lake, start) -> dict[str, str]:
+    """ticker -> side of the last book written before ``start`` (empty when none): the hold band's state."""
+    from partitions.calendar import shift_sessions
+
+    if not lake.exists("portfolio", "target_weights"):
+        return {}
+    prev = lake.read("portfolio", "target_weights", shift_sessions(start, -5), shift_sessions(start, -1),
+                     columns=["trade_date", "ticker", "side"])  # fmt: skip
+    if prev.height == 0:
+        return {}
+    last = prev.filter(pl.col("trade_date") == prev["trade_date"].max())
+    return dict(zip(last["ticker"], last["side"], strict=True))
+
+
 def rebuild_weights(lake, day, audit_row: dict) -> pl.DataFrame:
     """Rebuild a past day's target weights from the exact Delta versions its audit row recorded."""
     from partitions.calendar import shift_sessions
@@ -280,7 +302,8 @@ def rebuild_weights(lake, day, audit_row: dict) -> pl.DataFrame:
     prices = lake.read("raw", "prices", shift_sessions(day, -125), day, version=versions["raw.prices"])
     uni = lake.read("raw", "universe", day, day, version=versions["raw.universe"])
     scores = alpha.select("ticker", "alpha_score").drop_nulls()
-    return day_target_weights(day, scores, prices, uni, cfg.limits(), cfg.cov_window)
+    held = json.loads(audit_row.get("held_book") or "{}")  # the previous book the hold band started from
+    return day_target_weights(day, scores, prices, uni, cfg.limits(), cfg.cov_window, held)
 
 
 # No order trades more than this multiple of the name's liquidity limit, its average daily dollar volume (raw.universe's

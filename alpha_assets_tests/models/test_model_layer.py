@@ -104,7 +104,9 @@ def test_walk_forward_training_rows_never_see_their_test_block(planted) -> None:
     from partitions.calendar import sessions_between
 
     reg = local_resources(planted["home"])["model_registry"]
-    versions = [v for k in ("xgboost", "lightgbm", "catboost", "mlp") for v in reg.versions(f"alpha_{k}")]
+    versions = [
+        v for k in ("ridge", "xgboost", "lightgbm", "catboost", "mlp") for v in reg.versions(f"alpha_{k}")
+    ]
     assert versions
     client = reg.client()
     for v in versions:
@@ -123,7 +125,14 @@ def test_every_model_is_an_mlflow_run_with_its_evidence_and_a_registered_version
     from resources.lake import DeltaLake
 
     reg = local_resources(planted["home"])["model_registry"]
-    for name in ("alpha_xgboost", "alpha_lightgbm", "alpha_catboost", "alpha_mlp", "alpha_fusion"):
+    for name in (
+        "alpha_ridge",
+        "alpha_xgboost",
+        "alpha_lightgbm",
+        "alpha_catboost",
+        "alpha_mlp",
+        "alpha_fusion",
+    ):
         versions = reg.versions(name)
         assert versions, name
         run = reg.client().get_run(versions[-1].run_id)
@@ -170,10 +179,13 @@ def test_books_trade_the_ensemble_and_the_audit_names_the_model_versions(planted
     assert j.height == w.height and (j["alpha_score"] - j["s"]).abs().max() < 1e-12
     audit = lake.read("portfolio", "weights_audit")
     used = json.loads(audit["model_version"][0])
-    assert set(used) == {"fusion", "base"} and set(used["fusion"]["versions"]) == {"xgboost", "lightgbm",
-                                                                                    "catboost", "mlp"}  # fmt: skip
+    from alpha_assets.lib.models.learners import MODEL_KINDS
+
+    assert set(used) == {"fusion", "base"} and set(used["fusion"]["versions"]) == set(MODEL_KINDS)
     weights = json.loads(scores["champion_weights"][-1])
     assert abs(sum(weights.values()) - 1) < 1e-9 and min(weights.values()) >= 0
+    # the gate: ridge always trades; a learner only with weight while it beat ridge
+    assert set(weights) == set(MODEL_KINDS) and weights["ridge"] > 0
 
 
 def test_shap_values_add_up_to_the_prediction_for_every_name_in_the_book(planted) -> None:
@@ -193,7 +205,9 @@ def test_shap_values_add_up_to_the_prediction_for_every_name_in_the_book(planted
     assert err["e"].max() < 1e-3
     book = lake.read("portfolio", "target_weights", end, end).filter(pl.col("weight") != 0)
     assert set(shap["ticker"]) == set(book["ticker"])
-    assert set(shap["model"]) == {"xgboost", "lightgbm", "catboost", "mlp"}
+    from alpha_assets.lib.models.learners import MODEL_KINDS
+
+    assert set(shap["model"]) == set(MODEL_KINDS)
     lime = lake.read("models", "lime_explanations")
     assert lime["ticker"].n_unique() == 10 and lime.height == 10 * 10
 
