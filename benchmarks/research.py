@@ -104,6 +104,33 @@ def build_world(seed: int, strength: float, tickers: int, days: int, cache: Path
     return {"dir": out, "built_seconds": time.perf_counter() - t0, **{n: f for n, f in files.items()}}
 
 
+def fusion_panel(panel, features: list[str], splits, sessions, seed: int = 7):
+    """The panel's test-block rows and training rows with each block's fusion embeddings (the demo-size encoder,
+    contrastively pretrained on a 5,000-row sample of the block's training window, as models.fusion_encoder):
+    returns {block start: (train rows, test rows)} with ``emb_*`` columns."""
+    import dataclasses
+
+    import polars as pl
+
+    from alpha_assets.lib.models import research as rs
+    from alpha_assets.lib.models.fusion import FusionConfig, modality_arrays, train_fusion
+    from alpha_assets.models.common import embed_frame, modality_columns
+
+    modalities = modality_columns(features)
+    out = {}
+    for split in splits:
+        window = rs.training_window(split, sessions)
+        train = panel.filter(pl.col("trade_date").is_in(window))
+        sample = train.sample(min(5000, train.height), seed=seed).sort("trade_date", "ticker")
+        cfg = dataclasses.replace(FusionConfig.demo(), seed=seed, threads=1)
+        model, _ = train_fusion(modality_arrays(sample, modalities), cfg)
+        test = panel.filter(pl.col("trade_date").is_in(split.test_dates))
+        out[split.test_dates[0]] = tuple(
+            f.join(embed_frame(model, f, modalities), on=["trade_date", "ticker"]) for f in (train, test)
+        )
+    return out
+
+
 def run_world(seed: int, strength: float, args) -> dict:
     """Every figure of one world (builds or reads its cached panel first)."""
     import polars as pl
@@ -128,10 +155,25 @@ def run_world(seed: int, strength: float, args) -> dict:
     kinds = [k for k in args.kinds.split(",") if k]
     preds = rs.walk_forward_predictions(panel, features, kinds, splits, label=args.label, budget=args.budget,
                                         threads=1, sessions=sessions)  # fmt: skip
+    if args.fusion:  # the fusion recipe: the same learners on the matrix + the block's embeddings
+        import polars as pl
+
+        parts = fusion_panel(panel, features, splits, sessions)
+        emb = pl.concat([pl.concat([tr, te]).unique(["trade_date", "ticker"]) for tr, te in parts.values()])
+        emb_cols = [c for c in emb.columns if c.startswith("emb_")]
+        frames = []
+        for split in splits:
+            tr, te = parts[split.test_dates[0]]
+            both = pl.concat([tr, te])
+            frames.append(rs.walk_forward_predictions(both, features + emb_cols, kinds, [split], label=args.label,
+                                                      budget=args.budget, threads=1, sessions=sessions,
+                                                      names={k: f"{k}_fusion" for k in kinds}))  # fmt: skip
+        preds = pl.concat([preds, *frames])
+        del emb
     fit_seconds = time.perf_counter() - t0
     ics = rs.model_daily_ics(preds, labels)
     series: dict[str, pl.DataFrame] = {}
-    for k in kinds:
+    for k in preds["model"].unique().sort().to_list():
         series[k] = preds.filter(pl.col("model") == k).select("trade_date", "ticker", "score")
     learners = [k for k in kinds if k != "ridge"]
     if learners:
@@ -146,8 +188,11 @@ def run_world(seed: int, strength: float, args) -> dict:
     series["traded_hl_wf"], chosen = rs.walk_forward_halflife(base, labels)
     if "ridge" in kinds:
         series["ridge_hl_wf"], _ = rs.walk_forward_halflife(series["ridge"], labels)
+    if args.fusion and "ridge" in kinds:
+        fk = [f"{k}_fusion" for k in kinds]
+        series["ensemble_gated_fusion"], _ = rs.gated_ensemble(preds, ics, fk, baseline="ridge_fusion")
     # the oracle on exactly the ticker-days the models scored
-    keys = preds.select("trade_date", "ticker").unique()
+    keys = preds.filter(pl.col("model") == kinds[0]).select("trade_date", "ticker").unique()
     orc = oracle.join(keys, on=["trade_date", "ticker"])
     oracle_all = rs.ic_stats(
         orc.select("trade_date", "ticker", pl.col("oracle_all_z").alias("score")), labels
@@ -249,6 +294,9 @@ def main() -> None:
     ap.add_argument("--halflife", type=float, default=5.0)
     ap.add_argument("--band", type=float, default=0.1)
     ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument(
+        "--fusion", action="store_true", help="also the fusion recipe (matrix + block embeddings)"
+    )
     args = ap.parse_args()
     t0 = time.perf_counter()
     specs = [
