@@ -59,13 +59,15 @@ alt_history = TimeWindowPartitionMapping(
 )
 
 
-class FeatureMatrixConfig(Config):
-    normalise: str = "rank"  # "rank" or "robust_z"
-    history_sessions: int = MatrixConfig.history_sessions
-    # The statistical leakage gate (lib/features/leakage.py derives each number): a feature is refused when its
-    # mean daily rank IC with a forward return is `leak_z` standard errors above `plausible_ic`, when too many of
-    # its days are `leak_z` standard errors above `plausible_day_ic`, or when a ridge on all features, fitted by
-    # day-blocks within the window, predicts out of fold `leak_z` standard errors above `plausible_model_ic`.
+class LeakageGateConfig(Config):
+    """The statistical leakage gate's beliefs about what is plausible (lib/features/leakage.py derives each number):
+    a feature is refused when its mean daily rank IC with a forward return is `leak_z` standard errors above
+    `plausible_ic`, when too many of its days are `leak_z` standard errors above `plausible_day_ic`, or when a ridge
+    on all features, fitted by day-blocks within the window, predicts out of fold `leak_z` standard errors above
+    `plausible_model_ic`. A real market's honest daily IC rarely exceeds 0.10; a simulated world planted far above
+    a fund's signal-to-noise (the demo's --signal-strength 0.25 and up) has honest features above it, and needs
+    these raised (launchpad, or run config of features/feature_matrix and features/fused_embeddings)."""
+
     plausible_ic: float = LeakageConfig.plausible_ic
     plausible_day_ic: float = LeakageConfig.plausible_day_ic
     plausible_model_ic: float = LeakageConfig.plausible_model_ic
@@ -74,6 +76,11 @@ class FeatureMatrixConfig(Config):
     def leakage(self) -> LeakageConfig:
         return LeakageConfig(plausible_ic=self.plausible_ic, plausible_day_ic=self.plausible_day_ic,
                              plausible_model_ic=self.plausible_model_ic, z=self.leak_z)  # fmt: skip
+
+
+class FeatureMatrixConfig(LeakageGateConfig):
+    normalise: str = "rank"  # "rank" or "robust_z"
+    history_sessions: int = MatrixConfig.history_sessions
 
 
 def alt_window(lake, start, end) -> pl.DataFrame:

@@ -25,7 +25,7 @@ from dagster import (
 )
 
 from alpha_assets.automation import downstream
-from alpha_assets.features.matrix import refuse_leaks
+from alpha_assets.features.matrix import LeakageGateConfig, refuse_leaks
 from alpha_assets.lib.features.matrix import feature_columns
 from alpha_assets.lib.models.ensemble import (
     BASELINE,
@@ -104,7 +104,7 @@ def _no_model_days(context, name: str, skipped: list[date], written: int) -> Non
     kinds={"pytorch", "delta"},
     automation_condition=downstream,
 )
-def fused_embeddings(context: AssetExecutionContext, feature_matrix: pl.DataFrame,
+def fused_embeddings(context: AssetExecutionContext, config: LeakageGateConfig, feature_matrix: pl.DataFrame,
                      model_registry: ModelRegistry, lake_store: DeltaLakeResource):  # fmt: skip
     """The block's fusion transformer applied to each ticker-day: a fixed-size embedding of its imagery, text, web
     and price tokens (``emb_000``...), with the encoder version that produced it. The statistical leakage gate
@@ -123,7 +123,7 @@ def fused_embeddings(context: AssetExecutionContext, feature_matrix: pl.DataFram
     out = pl.concat(frames).sort("trade_date", "ticker")
     dims = [c for c in out.columns if c.startswith(EMBEDDING_PREFIX)]
     start, end = window_dates(*context.partition_time_window)
-    gate = refuse_leaks("features.fused_embeddings", out, dims, lake_store.lake, start, end)
+    gate = refuse_leaks("features.fused_embeddings", out, dims, lake_store.lake, start, end, config.leakage())
     return Output(out, metadata={"rows": out.height, "dims": len(dims), "days_without_encoder": len(skipped),
                                  **{f"leakage_{k}": v for k, v in gate.items() if k != "late_values"}})  # fmt: skip
 

@@ -22,6 +22,12 @@ from alpha_assets_tests.conftest import WORLD_START
 pytestmark = pytest.mark.slow
 
 TICKERS, DAYS, SEED, SIGNAL = 40, 360, 21, 0.25
+# A world planted at 0.25 is far above a fund's signal-to-noise: its honest momentum features reach an IC of ~0.27
+# with the 5-session return, above the leakage gate's plausible 0.10 for a real market. The gate's beliefs are
+# settings (LeakageGateConfig): raised here, as a user exploring such a world would raise them.
+GATE = {"plausible_ic": 0.45, "plausible_day_ic": 0.7, "plausible_model_ic": 0.45}
+DATA_CONFIG = {"ops": {"features__feature_matrix": {"config": GATE}}}
+BOOK_CONFIG = {"ops": {"features__fused_embeddings": {"config": GATE}}}
 # Session index of the regime break. "remove" (not "flip"): a flipped alpha still leaves a momentum trace whose sign
 # flips in past and future returns alike, so the price features keep working; removed, every channel goes quiet.
 BREAK_AT = 322
@@ -30,12 +36,13 @@ BREAK_AT = 322
 def _run_world(home, instance, world):
     from alpha_assets.cli import _block_first_session, materialize, run_job, train_alpha
 
-    data = materialize(home, quiet=True, instance=instance, job_name="daily_data")
+    data = materialize(home, quiet=True, instance=instance, job_name="daily_data", run_config=DATA_CONFIG)
     assert data["success"], data["failed_steps"]
     trained = train_alpha(home, instance=instance, quiet=True)
     assert trained["success"] and trained["blocks"], trained
     first = _block_first_session(trained["blocks"][0])
-    book = materialize(home, first, data["end"], quiet=True, instance=instance, job_name="daily_book")
+    book = materialize(home, first, data["end"], quiet=True, instance=instance, job_name="daily_book",
+                       run_config=BOOK_CONFIG)
     assert book["success"], book["failed_steps"]
     assert run_job(home, "model_report", instance=instance, quiet=True)["success"]
     return {"world": world, "blocks": trained["blocks"], "first": first, "end": data["end"]}
@@ -197,17 +204,26 @@ def test_shap_values_add_up_to_the_prediction_for_every_name_in_the_book(planted
     assert res["success"], res
     lake = DeltaLake(home.lake)
     shap = lake.read("models", "shap_values")
-    err = shap.group_by("ticker", "model").agg(
+    # Each weighted model's SHAP values add up to its prediction (model units)...
+    feats = shap.filter(pl.col("term") == "feature")
+    err = feats.group_by("ticker", "recipe", "model").agg(
         (pl.col("shap_value").sum() + pl.col("base_value").first() - pl.col("prediction").first())
         .abs()
         .alias("e")
     )
-    assert err["e"].max() < 1e-3
+    assert err.height and err["e"].max() < 1e-3
+    # ...and every name's terms (carried part + weighted models + re-ranking) add up to the traded alpha_score.
+    traded = lake.read("models", "alpha_scores", end, end, columns=["trade_date", "ticker", "alpha_score"])
+    gap = shap.group_by("trade_date", "ticker").agg(pl.col("contribution").sum()).join(
+        traded, on=["trade_date", "ticker"]
+    )
+    assert gap.height and (gap["contribution"] - gap["alpha_score"]).abs().max() < 1e-6
     book = lake.read("portfolio", "target_weights", end, end).filter(pl.col("weight") != 0)
     assert set(shap["ticker"]) == set(book["ticker"])
     from alpha_assets.lib.models.learners import MODEL_KINDS
 
-    assert set(shap["model"]) == set(MODEL_KINDS)
+    # Only the models with ensemble weight that day are explained; ridge always has weight (the gate's baseline).
+    assert "ridge" in set(feats["model"]) and set(feats["model"]) <= set(MODEL_KINDS)
     lime = lake.read("models", "lime_explanations")
     assert lime["ticker"].n_unique() == 10 and lime.height == 10 * 10
 
@@ -245,7 +261,8 @@ def test_the_retraining_sensor_fires_after_the_regime_break(planted) -> None:
     last = health.filter((pl.col("trade_date") == health["trade_date"].max()) & (pl.col("model") == "ensemble")
                          & pl.col("champion"))  # fmt: skip
     assert last["status"][0] == "retrain", last
-    assert last["ic_1"][0] < 0.5 * last["training_ic"][0], last  # the live IC collapsed, not a noisy dip
+    # the live IC collapsed against what the ensemble earned out of sample before, not a noisy dip
+    assert last["ic_1"][0] < last["reference_ic"][0] and last["p_value"][0] < 0.01, last
     res = local_resources(home)
     ctx = build_sensor_context(resources={"lake_store": res["lake_store"]})
     reqs = list(retraining_sensor(ctx))
@@ -288,8 +305,9 @@ def test_a_feature_that_copies_tomorrows_return_fails_the_matrix_and_writes_noth
 
     start = shift_sessions(end, -10)
     res = materialize(home, start, shift_sessions(end, -1), select=["features/feature_matrix"], quiet=True,
-                      instance=planted["instance"])  # fmt: skip
+                      instance=planted["instance"], run_config=DATA_CONFIG)  # fmt: skip
     assert not res["success"]
+    assert "sabotage" in str(res["failure_reasons"]), res["failure_reasons"]
     assert lake.version("features", "feature_matrix") == version  # nothing written
     failure = [e for e in planted["instance"].all_logs(res["run_id"]) if e.dagster_event and
                e.dagster_event.event_type_value == "STEP_FAILURE"][0]  # fmt: skip
