@@ -8,8 +8,6 @@ same returns. One test runs the real ``feature_matrix`` asset on a small simulat
 
 from __future__ import annotations
 
-from datetime import date, timedelta
-
 import numpy as np
 import polars as pl
 import pytest
@@ -24,18 +22,10 @@ from alpha_assets.lib.features.leakage import (
     label_targets,
     leakage_gate,
 )
+from alpha_assets_tests.models.synthetic import business_days
 
 KEYS = ["trade_date", "ticker"]
 HONEST = [f"honest_{i:02d}" for i in range(12)]
-
-
-def _sessions(n: int, start: date = date(2024, 1, 2)) -> list[date]:
-    out, d = [], start
-    while len(out) < n:
-        if d.weekday() < 5:
-            out.append(d)
-        d += timedelta(days=1)
-    return out
 
 
 def world(names: int, days: int, seed: int, planted_ic: float = 0.05, future: int = 25):
@@ -45,7 +35,7 @@ def world(names: int, days: int, seed: int, planted_ic: float = 0.05, future: in
     ``planted_ic`` with the next day's return, the other honest columns are noise, plus a rank-scaled noise column
     the leaks mix in."""
     rng = np.random.default_rng(seed)
-    sessions = _sessions(1 + days + future)
+    sessions = business_days(1 + days + future)
     rets = rng.normal(0, 0.02, (len(sessions), names))
     close = 50 * np.cumprod(1 + rets, axis=0)
     tickers = [f"T{i:03d}" for i in range(names)]
@@ -257,7 +247,7 @@ def _lake_with_prices(root, names: int = 40, days: int = 30, future: int = 3):
     from resources.lake import DeltaLake
 
     rng = np.random.default_rng(12)
-    sessions = _sessions(1 + days + future)
+    sessions = business_days(1 + days + future)
     close = 50 * np.cumprod(1 + rng.normal(0, 0.02, (len(sessions), names)), axis=0)
     tickers = [f"T{i:03d}" for i in range(names)]
     prices = pl.DataFrame({
