@@ -12,6 +12,7 @@ from dagster import (
     AssetOut,
     BackfillPolicy,
     Config,
+    Failure,
     MetadataValue,
     Output,
     asset,
@@ -143,14 +144,14 @@ def universe(context: AssetExecutionContext, landing: VendorLanding, lake_store:
         AssetCheckSpec(
             "prices_valid",
             asset=AssetKey(["raw", "prices"]),
-            description="blocking: well-formed tickers, positive finite prices, one row per ticker-day",
-            blocking=True,
+            description="blocking: well-formed tickers, positive finite prices, one row per ticker-day (a window "
+            "that breaks it fails the step and writes nothing)",
         ),
         AssetCheckSpec(
             "prices_plausible",
             asset=AssetKey(["raw", "prices"]),
-            description=f"blocking: no row the other provider contradicts beyond {BLOCK_TOLERANCE:.0%} is used",
-            blocking=True,
+            description=f"blocking: no row the other provider contradicts beyond {BLOCK_TOLERANCE:.0%} is used "
+            "(a window that breaks it fails the step and writes nothing)",
         ),
         AssetCheckSpec(
             "providers_agree",
@@ -265,6 +266,19 @@ def prices(context: AssetExecutionContext, config: PriceIngestionConfig, landing
     recon = pl.concat(recon_rows) if recon_rows else choose_day(DayInputs(start)).reconciliation
     recon, _ = keep_table_rows(lake, "raw", "price_reconciliation", recon, start, end, on=["trade_date"],
                                covered=pl.DataFrame({"trade_date": read_days}, schema={"trade_date": pl.Date}))  # fmt: skip
+    # The checks that protect the book are verified before anything is written: a window that breaks one fails the
+    # step, so nothing downstream runs. (Dagster's `blocking=True` on a multi-asset's check specs would say the same
+    # but makes op-selection subsets of the job invalid: `dagster job launch -o prices,...` failed to build.)
+    invalid = price_problems(df)
+    contradicted = contradicted_rows(df, recon, before)
+    if invalid or contradicted.height:
+        raise Failure(
+            description=f"raw.prices {start}..{end} refused (nothing written): "
+            + (f"{len(invalid)} invalid row(s), e.g. {invalid[0]}; " if invalid else "")
+            + (f"{contradicted.height} row(s) the other provider contradicts" if contradicted.height else ""),
+            metadata={"problems": MetadataValue.json(invalid[:20]),
+                      "contradicted_rows": MetadataValue.json(contradicted.head(20).to_dicts())},
+        )  # fmt: skip
     yield Output(df, output_name="prices", metadata={
         "rows": df.height, "failovers": len(failovers), "failover_days": MetadataValue.json(failovers),
         "missing_days": MetadataValue.json(missing), "rows_kept_from_table": kept, **intake.metadata(),
@@ -278,12 +292,10 @@ def prices(context: AssetExecutionContext, config: PriceIngestionConfig, landing
         check_name="every_session_has_prices", asset_key=AssetKey(["raw", "prices"]), passed=not missing,
         severity=AssetCheckSeverity.WARN, metadata={"missing_days": MetadataValue.json(missing)},
     )  # fmt: skip
-    invalid = price_problems(df)
     yield AssetCheckResult(
         check_name="prices_valid", asset_key=AssetKey(["raw", "prices"]), passed=not invalid,
         metadata={"problems": MetadataValue.json(invalid[:20])},
     )  # fmt: skip
-    contradicted = contradicted_rows(df, recon, before)
     yield AssetCheckResult(
         check_name="prices_plausible", asset_key=AssetKey(["raw", "prices"]), passed=contradicted.height == 0,
         metadata={"contradicted_rows": MetadataValue.json(contradicted.head(20).to_dicts()),
