@@ -192,6 +192,10 @@ def test_dagster_ui_shows_the_graph_and_materializes_a_partition_from_its_dialog
         for node in ("universe", "prices"):  # asset nodes drawn in the raw group's graph
             page.get_by_text(node, exact=True).first.wait_for(state="visible", timeout=60_000)
         page.goto(f"{base}/assets/raw/universe", wait_until="networkidle")
+        # On a loaded machine the first visit's newsletter dialog can open only now, over the page (seen in CI:
+        # its backdrop intercepted the click below): dismiss it if it is there.
+        with contextlib.suppress(Exception):
+            skip.click(timeout=5_000)
         page.get_by_role("button", name="Materialize…").click()
         dialog = page.get_by_role("dialog")
         dialog.get_by_text("Show all partitions").click()  # the world's days are older than the last 90 days
