@@ -49,6 +49,16 @@ class PromotionDecision:
     p_value: float
 
 
+
+def paired_ics(champion_ic, challenger_ic) -> tuple[np.ndarray, np.ndarray]:
+    """The two daily IC series as float arrays paired by day, days where either is missing dropped."""
+    a = np.asarray(champion_ic, dtype=float)
+    b = np.asarray(challenger_ic, dtype=float)
+    if a.shape != b.shape:
+        raise ValueError(f"champion ({a.shape}) and challenger ({b.shape}) ICs must be paired by day")
+    ok = np.isfinite(a) & np.isfinite(b)
+    return a[ok], b[ok]
+
 def newey_west_se(x: np.ndarray, lags: int | None = None) -> float:
     """HAC (Bartlett kernel) standard error of the mean of ``x``."""
     n = len(x)
@@ -70,12 +80,7 @@ def promotion_decision(
     ``min_sessions`` paired days: keep the champion."""
     from scipy import stats
 
-    champ = np.asarray(champion_ic, dtype=float)
-    chall = np.asarray(challenger_ic, dtype=float)
-    if champ.shape != chall.shape:
-        raise ValueError(f"champion ({champ.shape}) and challenger ({chall.shape}) ICs must be paired by day")
-    ok = np.isfinite(champ) & np.isfinite(chall)
-    champ, chall = champ[ok], chall[ok]
+    champ, chall = paired_ics(champion_ic, challenger_ic)
     n = len(champ)
     m_champ = float(champ.mean()) if n else float("nan")
     m_chall = float(chall.mean()) if n else float("nan")
@@ -120,12 +125,7 @@ class SequentialState:
 
     def update(self, champion_ic: np.ndarray, challenger_ic: np.ndarray) -> SequentialState:
         """The state after more paired days (days where either IC is missing are dropped)."""
-        a = np.asarray(champion_ic, dtype=float)
-        b = np.asarray(challenger_ic, dtype=float)
-        if a.shape != b.shape:
-            raise ValueError(f"champion ({a.shape}) and challenger ({b.shape}) ICs must be paired by day")
-        ok = np.isfinite(a) & np.isfinite(b)
-        a, b = a[ok], b[ok]
+        a, b = paired_ics(champion_ic, challenger_ic)
         d = b - a
         return SequentialState(self.n + len(d), self.sum_champion + float(a.sum()),
                                self.sum_challenger + float(b.sum()), self.sum_diff + float(d.sum()),
