@@ -719,6 +719,10 @@ def create_app(url: str | None = None, token: str | None = None, dashboard: bool
         from alpha_assets.serving.dashboard import mount_dashboard
 
         mount_dashboard(app, reader)
+    # observability: request latency per route and GET /metrics (Prometheus); see serving/metrics.py
+    from alpha_assets.serving.metrics import install_metrics
+
+    install_metrics(app, reader)
     return app
 
 
