@@ -3,9 +3,11 @@ line, risk, model and pipeline KPIs, as typed JSON with OpenAPI docs at ``/docs`
 
 ``ServingReader`` is the one read layer (the dashboard uses it too): SQLite opened read-only (``mode=ro``),
 PostgreSQL in read-only transactions; every query fetches only the day or the range asked for, on the
-``trade_date`` indexes the store creates. ``create_app`` builds the FastAPI app: GET only (other methods get 405),
-a bearer token on every ``/api/*`` route but ``/api/health`` when ``ALPHA_API_TOKEN`` is set, and one-line 4xx
-messages naming the bad parameter. JSON is written by pydantic's Rust serializer (FastAPI's fast path when a
+``trade_date`` indexes the store creates. ``create_app`` builds the FastAPI app: GET and HEAD only (other methods get 405),
+API keys and roles on every surface but ``/api/health`` when any key is configured (``security.py``), an access
+log, and one-line 4xx messages naming the bad parameter (an unknown one too, and a day outside the published
+range). Floats are written to 12 significant digits, timestamps in UTC with a ``Z``, and ``/docs`` is a
+self-contained page (no CDN). JSON is written by pydantic's Rust serializer (FastAPI's fast path when a
 response model is declared; FastAPI 0.165 deprecates its orjson response class in its favour).
 
 Not imported by the Dagster code location: fastapi and sqlalchemy load only when the API or dashboard starts.
@@ -13,11 +15,10 @@ Not imported by the Dagster code location: fastapi and sqlalchemy load only when
 
 import json
 import os
-import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,6 +40,7 @@ SQLITE_MMAP_BYTES = 4 * 2**30  # how much of a SQLite store the read connections
 # The dates a parameter may name: a fund's history, with room for the year of history computed before a day
 # (``to=0001-01-01`` used to overflow that computation: a 500).
 EARLIEST_DAY, LATEST_DAY = date(1900, 1, 1), date(2999, 12, 31)
+PIPELINE_PAGE, PIPELINE_MAX_PAGE = 500, 5000  # /api/pipeline's history rows per page: default and most
 
 
 class EmptyStore(Exception):
@@ -47,6 +49,10 @@ class EmptyStore(Exception):
 
 class NoBook(Exception):
     """A valid date for which nothing was published."""
+
+
+class OutOfRange(NoBook):
+    """A date before the first or after the newest published day (the API: 422; the dashboard: as NoBook)."""
 
 
 # --------------------------------------------------------------------------------------------- read layer
@@ -151,6 +157,13 @@ class ServingReader:
             raise EmptyStore(self.nothing_published)
         return _as_date(rows[0]["d"])
 
+    def bounds(self) -> tuple[date, date]:
+        """The first and the newest published day."""
+        rows = self.query("SELECT min(trade_date) AS a, max(trade_date) AS b FROM publications")
+        if not rows or rows[0]["b"] is None:
+            raise EmptyStore(self.nothing_published)
+        return _as_date(rows[0]["a"]), _as_date(rows[0]["b"])
+
     def published_days(self) -> list[date]:
         return [
             _as_date(r["trade_date"]) for r in self.query("SELECT trade_date FROM publications ORDER BY 1")
@@ -164,8 +177,10 @@ class ServingReader:
         if day is None:
             return self.newest_day()
         if self.publication(day) is None:
-            newest = self.newest_day()  # raises EmptyStore first when nothing at all is published
-            first = _as_date(self.query("SELECT min(trade_date) AS d FROM publications")[0]["d"])
+            first, newest = self.bounds()  # raises EmptyStore first when nothing at all is published
+            if not first <= day <= newest:
+                raise OutOfRange(f"date={day.isoformat()}: out of range: published days run from {first} to "
+                                 f"{newest}")  # fmt: skip
             raise NoBook(f"date={day.isoformat()}: nothing published for that day "
                          f"(published days run from {first} to {newest}; weekends and holidays have no book)")  # fmt: skip
         return day
@@ -335,6 +350,13 @@ class ServingReader:
             a=(day - timedelta(days=HISTORY_DAYS)).isoformat(),
             b=day.isoformat(),
         )
+        # The risk model needs history: on the first days (before any VaR was computed) the store holds 0.0,
+        # which reads as "no risk". Those days' VaR, ES and VaR usage are null (not computed), not zero.
+        first = self.query("SELECT min(trade_date) AS d FROM risk_summary WHERE var_1d > 0")[0]["d"]
+        first = _as_date(first) if first is not None else None
+        for r, d in [(rows[0], day)] + [(h, _as_date(h["trade_date"])) for h in history]:
+            if not r["var_1d"] and (first is None or d < first):
+                r.update(var_1d=None, es_1d=None, var_5d=None, var_limit_usage=None)
         return day, rows[0], history
 
     def models(self) -> tuple[date, list[dict], list[dict]]:
@@ -358,6 +380,28 @@ class ServingReader:
         )
         today = [r for r in history if _as_date(r["trade_date"]) == day]
         return day, today, history
+
+    def pipeline_page(self, limit: int, offset: int) -> tuple[date, list[dict], int, list[dict]]:
+        """The newest day's pipeline KPIs, and one page of the year's history, newest day first:
+        (day, today, rows in the year, the page)."""
+        day = self.newest_day()
+        cols = ("trade_date, asset, run_seconds, rows_written, materialized_at, freshness_hours, failovers, "
+                "quarantined_files")  # fmt: skip
+        window = {"a": (day - timedelta(days=HISTORY_DAYS)).isoformat(), "b": day.isoformat()}
+        today = self.query(
+            f"SELECT {cols} FROM pipeline_kpis WHERE trade_date = :d ORDER BY asset", d=day.isoformat()
+        )
+        total = self.query(
+            "SELECT count(*) AS n FROM pipeline_kpis WHERE trade_date BETWEEN :a AND :b", **window
+        )
+        page = self.query(
+            f"SELECT {cols} FROM pipeline_kpis WHERE trade_date BETWEEN :a AND :b "
+            "ORDER BY trade_date DESC, asset LIMIT :lim OFFSET :off",
+            lim=limit,
+            off=offset,
+            **window,
+        )
+        return day, today, int(total[0]["n"]), page
 
 
 def _sqlite_uri(path: Path) -> str:
@@ -439,11 +483,11 @@ class Performance(BaseModel):
 
 
 class RiskSummary(BaseModel):
-    var_1d: float
-    es_1d: float
-    var_5d: float
+    var_1d: float | None = Field(description="1-day historical VaR, fraction of NAV (null: not computed yet)")
+    es_1d: float | None
+    var_5d: float | None
     var_limit: float
-    var_limit_usage: float
+    var_limit_usage: float | None
     gross_exposure: float
     gross_limit: float
     gross_limit_usage: float
@@ -454,11 +498,11 @@ class RiskSummary(BaseModel):
 
 class VarPoint(BaseModel):
     trade_date: date
-    var_1d: float
-    es_1d: float
-    var_5d: float
+    var_1d: float | None = Field(description="null on the first days, before the risk model has history")
+    es_1d: float | None
+    var_5d: float | None
     var_limit: float
-    var_limit_usage: float
+    var_limit_usage: float | None
     gross_limit_usage: float
     drawdown: float
 
@@ -492,7 +536,7 @@ class PipelineKpi(BaseModel):
     asset: str
     run_seconds: float | None
     rows_written: int | None
-    materialized_at: datetime | None
+    materialized_at: datetime | None = Field(description="UTC, ISO 8601 with Z")
     freshness_hours: float | None
     failovers: int
     quarantined_files: int
@@ -503,42 +547,68 @@ class Pipeline(BaseModel):
     assets: list[PipelineKpi]
     total_failovers: int
     total_quarantined_files: int
-    history: list[PipelineKpi] = Field(description="per asset and day over the last year")
+    history: list[PipelineKpi] = Field(
+        description="per asset and day over the last year, newest day first, one page (limit/offset)"
+    )
+    total: int = Field(description="history rows in the year (every page)")
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="the next page's offset (null: this is the last page)")
 
 
 class Health(BaseModel):
     status: Literal["ok", "empty"]
     store: Literal["sqlite", "postgresql"]
     newest_day: date | None = None
-    published_at: datetime | None = None
+    published_at: datetime | None = Field(None, description="UTC, ISO 8601 with Z")
     days_published: int = 0
     tables: dict[str, int] = Field(default_factory=dict, description="rows per table on the newest day")
     message: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------------- app
-def create_app(url: str | None = None, token: str | None = None, dashboard: bool = False):
-    """The API app over the serving store at ``url`` (default ``store.serving_url()``). ``token`` defaults to
-    ``ALPHA_API_TOKEN`` ("" for none); ``dashboard=True`` also mounts the dashboard pages at ``/``."""
+def create_app(url: str | None = None, token: str | None = None, dashboard: bool = False, keys=None,
+               access_log: str | None = None):  # fmt: skip
+    """The API app over the serving store at ``url`` (default ``store.serving_url()``); ``dashboard=True`` also
+    mounts the dashboard pages at ``/``.
+
+    ``keys``: a ``security.KeyRing`` (default: from ALPHA_API_KEYS, ALPHA_API_KEYS_FILE and ``token``, which
+    defaults to ALPHA_API_TOKEN; "" for none). ``access_log``: a file, ``-`` for stderr, "" for none (default
+    ALPHA_ACCESS_LOG, else none)."""
     from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse, Response
+    from fastapi.responses import HTMLResponse, JSONResponse, Response
     from starlette.concurrency import run_in_threadpool
 
+    from alpha_assets.serving.security import KeyRing
     from alpha_assets.serving.store import gzip_body, render_portfolio, serving_url
 
     if url is None:
         url = serving_url()
-    if token is None:
-        token = os.environ.get("ALPHA_API_TOKEN")
-    token = token or None  # "" means no token
+    if keys is None:
+        keys = KeyRing.from_env(token=token)
+    if access_log is None:
+        access_log = os.environ.get("ALPHA_ACCESS_LOG", "")
     reader = ServingReader(url)
+
+    async def only_known_parameters(request: Request) -> None:  # every route's first dependency
+        route = request.scope.get("route")
+        if route is not None and request.scope.get("query_string"):
+            message = _unknown_parameter(route, request.query_params)
+            if message:
+                raise HTTPException(422, message)
+
     app = FastAPI(
         title="alpha-assets serving API",
         version="1",
         description="Read-only: the fund's book, performance, risk, model and pipeline KPIs.",
+        docs_url=None,  # FastAPI's /docs and /redoc load their scripts from a CDN: /docs is served below
+        redoc_url=None,
+        dependencies=[Depends(only_known_parameters)],
     )
     app.state.reader = reader
+    app.state.keys = keys
+    install_middleware(app, keys, access_log)
 
     @app.exception_handler(RequestValidationError)
     async def _bad_input(request: Request, exc: RequestValidationError):
@@ -561,13 +631,9 @@ def create_app(url: str | None = None, token: str | None = None, dashboard: bool
     async def _no_book(request: Request, exc: NoBook):
         return JSONResponse(status_code=404, content={"detail": str(exc)})
 
-    async def require_token(request: Request) -> None:  # async: no thread hop for a header check
-        if token is None:
-            return
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not secrets.compare_digest(given.strip().encode(), token.encode()):
-            raise HTTPException(401, "a bearer token is required: Authorization: Bearer <ALPHA_API_TOKEN>",
-                                headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+    @app.exception_handler(OutOfRange)
+    async def _out_of_range(request: Request, exc: OutOfRange):
+        return JSONResponse(status_code=422, content={"detail": str(exc)})
 
     def day_query(
         day: date | None = Query(
@@ -579,11 +645,17 @@ def create_app(url: str | None = None, token: str | None = None, dashboard: bool
     @app.get("/api/health", response_model=Health, tags=["status"])
     def health() -> Health:
         try:
-            return Health(status="ok", store=reader.kind, **reader.health())
+            h = reader.health()
+            h["published_at"] = _iso_timestamp(h["published_at"])
+            return Health(status="ok", store=reader.kind, **h)
         except EmptyStore as e:
             return Health(status="empty", store=reader.kind, message=str(e))
 
-    api = APIRouter(prefix="/api", dependencies=[Depends(require_token)])
+    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return HTMLResponse(_docs_page(app.openapi()))
+
+    api = APIRouter(prefix="/api")
     cache = app.state.cache = ResponseCache()
 
     async def blocking(fn: Callable, *args):
@@ -599,18 +671,18 @@ def create_app(url: str | None = None, token: str | None = None, dashboard: bool
         """The endpoint's JSON, from the cache while nothing new is published (the store only changes when a
         day is published; the stamp is one indexed query). A miss is built on a worker thread. The payload is
         written with orjson and returned as bytes, so FastAPI does not re-validate thousands of rows (tests
-        check every payload against its response model). Bodies over GZIP_MIN_BYTES go gzip-compressed to
-        clients that accept it (compressed once, when cached).
+        check every payload against its response model); its floats to 12 significant digits. Bodies over
+        GZIP_MIN_BYTES go gzip-compressed to clients that accept it (compressed once, when cached).
 
-        The cache key is the endpoint and its validated ``params``, never the raw query string: parameters the
-        endpoint does not take (``?x=1``, ``?x=2``, ...) or another spelling of the same date share one entry."""
+        The cache key is the endpoint and its validated ``params``, never the raw query string (another
+        spelling of the same date shares one entry; unknown parameters are refused before this)."""
         key = (request.url.path, params, await blocking(reader.stamp))
         entry = cache.get(key)
         if entry is None:
 
             def build_entry():
                 built = build()
-                body = built if isinstance(built, bytes) else _dumps(built)
+                body = built if isinstance(built, bytes) else _dumps(_tidy(built))
                 return (body, gzip_body(body, level=1) if len(body) >= GZIP_MIN_BYTES else None)
 
             entry = await run_in_threadpool(build_entry)
@@ -673,6 +745,11 @@ def create_app(url: str | None = None, token: str | None = None, dashboard: bool
             raise HTTPException(422, f"from={from_} is after to={to}: give from <= to")
 
         def build() -> dict:
+            first, newest = reader.bounds()
+            if to is not None and not first <= to <= newest:
+                raise HTTPException(
+                    422, f"to={to}: out of range: published days run from {first} to {newest}"
+                )
             start, end, rows = reader.performance(from_, to)
             if start > end:
                 raise HTTPException(
@@ -701,29 +778,100 @@ def create_app(url: str | None = None, token: str | None = None, dashboard: bool
 
         return await respond(request, (), build)
 
-    @api.get("/pipeline", response_model=Pipeline, tags=["pipeline"])
-    async def pipeline(request: Request):
+    @api.get("/pipeline", response_model=Pipeline, tags=["pipeline"],
+             description="Operator role: the pipeline's run status per asset, and a page of its year of history.")  # fmt: skip
+    async def pipeline(
+        request: Request,
+        limit: int = Query(PIPELINE_PAGE, ge=1, le=PIPELINE_MAX_PAGE, description="history rows per page"),
+        offset: int = Query(0, ge=0, description="history rows to skip (the previous page's next_offset)"),
+    ):
         def build() -> dict:
-            day, today, history = reader.pipeline()
-            for r in history:
+            day, today, total, history = reader.pipeline_page(limit, offset)
+            if offset and offset >= total:
+                raise HTTPException(422, f"offset={offset}: out of range: the history has {total} rows")
+            for r in (*today, *history):
                 r["materialized_at"] = _iso_timestamp(r["materialized_at"])
             return {"trade_date": day, "assets": today,
                     "total_failovers": sum(r["failovers"] or 0 for r in today),
                     "total_quarantined_files": sum(r["quarantined_files"] or 0 for r in today),
-                    "history": history}  # fmt: skip
+                    "history": history, "total": total, "limit": limit, "offset": offset,
+                    "next_offset": offset + limit if offset + limit < total else None}  # fmt: skip
 
-        return await respond(request, (), build)
+        return await respond(request, (limit, offset), build)
 
     app.include_router(api)
     if dashboard:
         from alpha_assets.serving.dashboard import mount_dashboard
 
         mount_dashboard(app, reader)
-    # observability: request latency per route and GET /metrics (Prometheus); see serving/metrics.py
-    from alpha_assets.serving.metrics import install_metrics
-
-    install_metrics(app, reader)
     return app
+
+
+def install_middleware(app, keys, access_log: str) -> None:
+    """The one place middleware is added to the app. Starlette runs the last added outermost, so a request
+    goes: access log -> HEAD as GET -> authentication -> the routes. A new middleware (e.g. metrics) is added
+    here: after ``Authenticate`` to see only authenticated requests, after ``AccessLog`` to see them all."""
+    from alpha_assets.serving.security import AccessLog, Authenticate, HeadAsGet
+
+    app.add_middleware(Authenticate, keys=keys)
+    app.add_middleware(HeadAsGet)
+    if access_log:
+        app.add_middleware(AccessLog, sink=access_log)
+
+
+_KNOWN_PARAMETERS: dict[int, frozenset[str]] = {}
+
+
+def _query_names(dependant) -> frozenset[str]:
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return frozenset(names)
+
+
+def _unknown_parameter(route, query_params) -> str | None:
+    """The 422 message for the first query parameter ``route`` does not take (a typo such as ``?form=`` used to be
+    ignored silently, and answered with the default range), or None."""
+    known = _KNOWN_PARAMETERS.get(id(route))
+    if known is None:
+        known = _KNOWN_PARAMETERS[id(route)] = _query_names(route.dependant)
+    unknown = [k for k in dict.fromkeys(query_params.keys()) if k not in known]
+    if not unknown:
+        return None
+    takes = ", ".join(sorted(known)) if known else "no parameters"
+    return f"{unknown[0]}: unknown query parameter; {route.path} takes {takes}"
+
+
+def _docs_page(spec: dict) -> str:
+    """``/docs``: every route of the OpenAPI schema with its parameters and response model, as one self-contained
+    HTML page (FastAPI's Swagger UI loads its scripts from a CDN, which a fund's network may not reach)."""
+    from html import escape
+
+    rows = []
+    for path, methods in spec.get("paths", {}).items():
+        for method, op in methods.items():
+            params = "".join(
+                f"<li><code>{escape(p['name'])}</code> ({escape(p.get('in', ''))}"
+                f"{', required' if p.get('required') else ''}): {escape(p.get('description') or '')}</li>"
+                for p in op.get("parameters", [])
+            )
+            ok = op.get("responses", {}).get("200", {}).get("content", {}).get("application/json", {})
+            model = ok.get("schema", {}).get("$ref", "").rsplit("/", 1)[-1]
+            rows.append(f'<section id="{escape(method)}-{escape(path)}"><h2><span class=m>{method.upper()}</span> '
+                        f"<code>{escape(path)}</code></h2><p>{escape(op.get('summary', ''))}"
+                        f"{' — ' + escape(op['description']) if op.get('description') else ''}</p>"
+                        + (f"<ul>{params}</ul>" if params else "")
+                        + (f"<p>returns <code>{escape(model)}</code></p>" if model else "") + "</section>")  # fmt: skip
+    info = spec.get("info", {})
+    return ("<!doctype html><html lang=en><head><meta charset=utf-8>"
+            f"<title>{escape(info.get('title', 'API'))} · docs</title><link rel=icon href=\"data:,\"><style>"
+            "body{font-family:system-ui,sans-serif;margin:24px 48px;color:#222;max-width:1000px}"
+            "section{border-top:1px solid #ddd;padding:4px 0} .m{background:#14213d;color:#fca311;padding:2px 6px;"
+            "border-radius:4px;font-size:14px} h2{font-size:18px}</style></head><body>"
+            f"<h1>{escape(info.get('title', 'API'))} {escape(str(info.get('version', '')))}</h1>"
+            f"<p>{escape(info.get('description', ''))}</p><p>The schema: <a href=\"/openapi.json\">/openapi.json</a>. "
+            "Send the API key as <code>Authorization: Bearer &lt;key&gt;</code>; every GET route answers HEAD; dates "
+            "are YYYY-MM-DD, timestamps UTC (ISO 8601, Z).</p>" + "".join(rows) + "</body></html>")  # fmt: skip
 
 
 class ResponseCache:
@@ -796,9 +944,31 @@ def _plain_value(v):
     raise TypeError(f"cannot serialise {type(v).__name__}")
 
 
-def _iso_timestamp(v):
-    """SQLite returns TIMESTAMP as 'YYYY-MM-DD HH:MM:SS.ffffff', PostgreSQL as datetime: one ISO form out."""
-    return v.replace(" ", "T", 1) if isinstance(v, str) else v
+def _iso_timestamp(v) -> str | None:
+    """A stored timestamp (naive, UTC by the store's convention; SQLite returns 'YYYY-MM-DD HH:MM:SS.ffffff',
+    PostgreSQL a datetime) as ISO 8601 in UTC with a Z: every timestamp the API sends carries its zone."""
+    if v is None:
+        return None
+    if isinstance(v, str):
+        v = datetime.fromisoformat(v)
+    v = v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
+    return v.isoformat().replace("+00:00", "Z")
+
+
+def _tidy(obj):
+    """``obj`` with every float to 12 significant digits (``store.tidy_float``): no 1.0000000000000002."""
+    from alpha_assets.serving.store import tidy_float
+
+    def tidy(o):
+        if isinstance(o, float):
+            return tidy_float(o)
+        if isinstance(o, dict):
+            return {k: tidy(v) for k, v in o.items()}
+        if isinstance(o, list | tuple):
+            return [tidy(v) for v in o]
+        return o
+
+    return tidy(obj)
 
 
 def _plain(errors: list[dict]) -> list[dict]:

@@ -8,7 +8,7 @@ failure mid-way rolls back and the previous rows stay. Readers never write. The 
 
 Beyond the contract's tables, ``payloads`` holds read-heavy responses rendered once at publication, in the same
 transaction as the rows they are made of (the serving-store pattern): today the day's book in the exact shape of
-``GET /api/portfolio`` (``render_portfolio``), so the API serves stored bytes instead of building a 5,000-name
+``GET /api/portfolio`` (``render_portfolio``, floats to 12 significant digits), so the API serves stored bytes instead of building a 5,000-name
 JSON per request, and its gzip form (``body_gzip``, for clients that accept it: a fifth of the bytes to send). The
 API falls back to building from rows when a day has no payload (stores published before).
 """
@@ -329,6 +329,15 @@ def publish_day(engine: sa.engine.Engine, day: date, tables: dict[str, pl.DataFr
 
 
 # ----------------------------------------------------------------------------------------- rendered payloads
+def tidy_float(v: float | None) -> float | None:
+    """``v`` to 12 significant digits, and 0.0 when under 1e-12 in size: what a response shows of a float
+    (1.0000000000000002 is 1.0, a net exposure of 1.4e-17 is 0.0). Far below what a weight, a return or a dollar
+    of P&L means, far above float noise."""
+    if v is None or not math.isfinite(v):
+        return v
+    return 0.0 if abs(v) < 1e-12 else float(f"{v:.12g}")
+
+
 def render_portfolio(day: date, rows: list[dict]) -> bytes:
     """``GET /api/portfolio?date=day`` as JSON bytes, from the day's ``book_positions`` rows (any order; dicts
     with at least ``PORTFOLIO_COLUMNS``; top_features as its stored JSON text or None).
@@ -343,6 +352,8 @@ def render_portfolio(day: date, rows: list[dict]) -> bytes:
     )
     longs = sum(r["weight"] for r in positions if r["weight"] is not None and r["weight"] > 0)
     shorts = sum(r["weight"] for r in positions if r["weight"] is not None and r["weight"] < 0)
+    for r in positions:  # floats as a response shows them (12 significant digits)
+        r["weight"], r["alpha_score"] = tidy_float(r["weight"]), tidy_float(r["alpha_score"])
     try:
         import orjson
     except ImportError:  # pragma: no cover - orjson comes with dagster
@@ -356,8 +367,8 @@ def render_portfolio(day: date, rows: list[dict]) -> bytes:
         "positions": positions,
         "n_long": sum(r["side"] == "long" for r in positions),
         "n_short": sum(r["side"] == "short" for r in positions),
-        "gross_exposure": longs - shorts,
-        "net_exposure": longs + shorts,
+        "gross_exposure": tidy_float(longs - shorts),
+        "net_exposure": tidy_float(longs + shorts),
     }
     if orjson is not None:
         return orjson.dumps(payload)

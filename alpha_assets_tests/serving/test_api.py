@@ -1,5 +1,5 @@
 """The REST API over a serving store filled through the real write path: every endpoint's values equal the store's
-rows; bad input, unknown days and an empty store give clear 4xx messages; the token; nothing writes."""
+rows (floats to 12 significant digits); bad input, unknown days and an empty store give clear 4xx messages; the token; nothing writes."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from alpha_assets.serving.api import ServingReader, create_app
-from alpha_assets.serving.store import render_portfolio
+from alpha_assets.serving.store import render_portfolio, tidy_float
 from alpha_assets_tests.serving.conftest import free_port
 
 
@@ -52,7 +52,7 @@ def test_portfolio_positions_equal_the_store_rows(client, filled_store):
     for p in body["positions"]:
         r = rows[p["ticker"]]
         assert (p["side"], p["weight"], p["sector"], p["country"], p["alpha_score"]) == (
-            r["side"], r["weight"], r["sector"], r["country"], r["alpha_score"])  # fmt: skip
+            r["side"], tidy_float(r["weight"]), r["sector"], r["country"], tidy_float(r["alpha_score"]))  # fmt: skip
         assert p["top_features"] == (json.loads(r["top_features"]) if r["top_features"] else [])
     assert any(p["top_features"] == [] for p in body["positions"])
     assert any(len(p["top_features"]) == 3 for p in body["positions"])
@@ -71,7 +71,7 @@ def test_exposures_equal_the_store_rows(client, filled_store):
     body = client.get("/api/exposures", params={"date": day}).json()
     rows = _rows(filled_store["path"], "SELECT * FROM exposures WHERE trade_date = ?", day)
     got = {(e["dimension"], e["bucket"]): e["gross"] for e in body["exposures"]}
-    assert got == {(r["dimension"], r["bucket"]): r["gross"] for r in rows}
+    assert got == {(r["dimension"], r["bucket"]): tidy_float(r["gross"]) for r in rows}
     assert sum(1 for d, _ in got if d == "name") == 10
 
 
@@ -85,7 +85,7 @@ def test_performance_range_equals_the_store_rows(client, filled_store):
     assert [d["trade_date"] for d in body["days"]] == [d.isoformat() for d in days[3:10]]
     for got, want in zip(body["days"], rows, strict=True):
         for col in ("nav", "gross_pnl", "costs", "net_pnl", "net_return", "drawdown", "turnover"):
-            assert got[col] == want[col], col
+            assert got[col] == tidy_float(want[col]), col
 
 
 def test_performance_defaults_to_the_year_up_to_the_newest_day(client, filled_store):
@@ -101,7 +101,7 @@ def test_risk_summary_and_var_history_equal_the_store_rows(client, filled_store)
     body = client.get("/api/risk", params={"date": day}).json()
     (row,) = _rows(filled_store["path"], "SELECT * FROM risk_summary WHERE trade_date = ?", day)
     for col in ("var_1d", "es_1d", "var_5d", "var_limit", "var_limit_usage", "gross_limit_usage", "drawdown"):
-        assert body["summary"][col] == row[col], col
+        assert body["summary"][col] == tidy_float(row[col]), col
     assert body["summary"]["drawdown_state"] == row["drawdown_state"]
     assert body["summary"]["breaches"] == ([row["breaches"]] if row["breaches"] else [])
     assert [h["trade_date"] for h in body["history"]] == [d.isoformat() for d in filled_store["days"][:11]]
@@ -112,7 +112,7 @@ def test_models_show_the_newest_day_and_the_ic_history(client, filled_store):
     newest = filled_store["days"][-1].isoformat()
     rows = _rows(filled_store["path"], "SELECT * FROM model_kpis WHERE trade_date = ?", newest)
     assert {(m["model"], m["recipe"]): m["ic_1"] for m in body["models"]} == {
-        (r["model"], r["recipe"]): r["ic_1"] for r in rows}  # fmt: skip
+        (r["model"], r["recipe"]): tidy_float(r["ic_1"]) for r in rows}  # fmt: skip
     assert {m["champion"] for m in body["models"]} == {True, False}
     assert len(body["ic_history"]) == 25 * 8
     assert any(h["ic_20"] is None for h in body["ic_history"])  # the first days have no 20-day IC yet
@@ -127,7 +127,9 @@ def test_pipeline_kpis_equal_the_store_rows(client, filled_store):
     for a in body["assets"]:
         r = rows[a["asset"]]
         assert (a["run_seconds"], a["freshness_hours"], a["failovers"], a["quarantined_files"]) == (
-            r["run_seconds"], r["freshness_hours"], r["failovers"], r["quarantined_files"])  # fmt: skip
+            tidy_float(r["run_seconds"]), tidy_float(r["freshness_hours"]), r["failovers"],
+            r["quarantined_files"])  # fmt: skip
+        assert a["materialized_at"] == r["materialized_at"].replace(" ", "T") + "Z"  # UTC, with its zone
     assert body["total_failovers"] == sum(r["failovers"] for r in rows.values())
     assert len(body["history"]) == 25 * len(rows)
 
@@ -243,7 +245,7 @@ def test_a_republished_day_is_served_fresh(tmp_path):
     after = c.get("/api/portfolio").json()
     assert after["gross_exposure"] == pytest.approx(1.0)
     assert {p["ticker"]: p["weight"] for p in after["positions"]} == {
-        r["ticker"]: r["weight"] for r in book.to_dicts()}  # fmt: skip
+        r["ticker"]: tidy_float(r["weight"]) for r in book.to_dicts()}  # fmt: skip
 
 
 def test_openapi_documents_typed_responses(client):

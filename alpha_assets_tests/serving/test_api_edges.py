@@ -38,24 +38,38 @@ def test_a_date_out_of_range_is_a_422_naming_it(client, path, params, name):
     assert name in r.json()["detail"] and "out of range" in r.json()["detail"]
 
 
-def test_a_range_ending_before_any_published_day_is_empty_not_an_error(client, filled_store):
-    body = client.get("/api/performance", params={"to": "1900-06-01"}).json()
-    assert body["days"] == [] and body["to"] == "1900-06-01"
+def test_a_range_ending_outside_the_published_days_is_a_422_not_an_empty_list(client, filled_store):
+    first, newest = filled_store["days"][0], filled_store["days"][-1]
+    for to in ("1900-06-01", "2030-01-01"):
+        r = client.get("/api/performance", params={"to": to})
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"] == f"to={to}: out of range: published days run from {first} to {newest}"
+    for path in ("/api/portfolio", "/api/risk", "/api/exposures"):
+        r = client.get(path, params={"date": "2030-01-01"})
+        assert r.status_code == 422 and r.json()["detail"].startswith("date=2030-01-01: out of range"), path
+    # a range starting before the first day is the days there are (the default is a year before `to`)
+    assert len(client.get("/api/performance", params={"from": "2000-01-01"}).json()["days"]) == 25
 
 
-def test_parameters_an_endpoint_does_not_take_share_one_cache_entry(app, client, filled_store):
+def test_an_unknown_parameter_is_a_422_naming_it_and_caches_nothing(app, client, filled_store):
     cache = app.state.cache
     first = client.get("/api/performance").json()
     n = len(cache)
-    for i in range(2000):
+    for i in range(200):
         r = client.get("/api/performance", params={"x": str(i)})
-        assert r.status_code == 200
-    assert len(cache) == n  # one entry for /api/performance, whatever else the query string says
-    assert client.get("/api/performance", params={"x": "last"}).json() == first
-    # the same day spelled as the default or as its date: still one entry each, not one per query string
+        assert r.status_code == 422
+    assert r.json()["detail"] == "x: unknown query parameter; /api/performance takes from, to"
+    assert len(cache) == n
+    r = client.get("/api/performance", params={"form": "2024-01-03"})  # a typo of `from`
+    assert r.status_code == 422 and r.json()["detail"].startswith("form: unknown query parameter")
+    assert client.get("/api/models", params={"date": "2024-01-03"}).json()["detail"] == (
+        "date: unknown query parameter; /api/models takes no parameters"
+    )
+    assert client.get("/api/performance").json() == first
+    # one entry per validated parameters
     day = filled_store["days"][3].isoformat()
-    for junk in range(50):
-        assert client.get("/api/exposures", params={"date": day, "junk": junk}).status_code == 200
+    for _ in range(5):
+        assert client.get("/api/exposures", params={"date": day}).status_code == 200
     assert len(cache) == n + 1
 
 

@@ -93,9 +93,9 @@ def test_a_republished_day_serves_its_new_payload_and_a_failed_one_keeps_the_old
     store.publish_day(engine, days[1], {"book_positions": halved})
     after = c.get("/api/portfolio", params={"date": days[1].isoformat()}).json()
     assert after != first and after["gross_exposure"] == pytest.approx(1.0)
-    assert {p["ticker"]: p["weight"] for p in after["positions"]} == dict(
-        zip(halved["ticker"], halved["weight"], strict=True)
-    )
+    assert {p["ticker"]: p["weight"] for p in after["positions"]} == {
+        t: store.tidy_float(w) for t, w in zip(halved["ticker"], halved["weight"], strict=True)
+    }
     assert json.loads(_stored(path, days[1])) == after
     # a publication that fails mid-way rolls the payload back with the rows
     broken = _with_schema("fund_performance", pl.concat([tables["fund_performance"]] * 2))
