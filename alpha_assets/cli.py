@@ -1,5 +1,5 @@
 """The ``alpha`` command: demo, world (generate, serve-site), train, materialize, backtest, sql, tables,
-serve-api, dashboard.
+serve-api, dashboard, api-key.
 
 Only the CLI (and the tests) may import both the pipeline and the demo world.
 """
@@ -856,28 +856,86 @@ def _serve(args, dashboard: bool) -> int:
     if not 0 < args.port < 65536:
         raise UserError(f"--port {args.port} is not a TCP port (1-65535)")
     from alpha_assets.serving.api import create_app, serve
+    from alpha_assets.serving.security import OPERATOR_PATHS, KeyRing, KeysError
     from alpha_assets.serving.store import serving_url
 
     url = serving_url()
-    if not os.environ.get("ALPHA_SERVING_URL") and not AlphaHome.from_env().root.is_dir():
-        raise UserError(f"ALPHA_HOME={AlphaHome.from_env().root} does not exist: set ALPHA_HOME or --home to the "
+    home = AlphaHome.from_env().root
+    if not os.environ.get("ALPHA_SERVING_URL") and not home.is_dir():
+        raise UserError(f"ALPHA_HOME={home} does not exist: set ALPHA_HOME or --home to the "
                         "folder `alpha demo` made, or ALPHA_SERVING_URL to the serving database")  # fmt: skip
     workers = getattr(args, "workers", 1)
     if not 1 <= workers <= 64:
         raise UserError(f"--workers {workers}: give 1 to 64 processes")
-    where = f"http://{args.host}:{args.port}"
-    exposed = not _is_loopback(args.host) and not os.environ.get("ALPHA_API_TOKEN")
+    try:
+        keys = KeyRing.from_env()
+    except KeysError as e:
+        raise UserError(str(e)) from None
+    cert = getattr(args, "tls_cert", None) or os.environ.get("ALPHA_TLS_CERT") or None
+    key = getattr(args, "tls_key", None) or os.environ.get("ALPHA_TLS_KEY") or None
+    if bool(cert) != bool(key):
+        raise UserError("TLS needs both a certificate and its private key: --tls-cert and --tls-key "
+                        "(or ALPHA_TLS_CERT and ALPHA_TLS_KEY)")  # fmt: skip
+    for flag, path in (("--tls-cert", cert), ("--tls-key", key)):
+        if path and not Path(path).is_file():
+            raise UserError(f"{flag} {path}: no such file (a PEM file)")
+    # the access log: --access-log, else ALPHA_ACCESS_LOG, else ALPHA_HOME/logs/access.log (stderr without a home)
+    log = getattr(args, "access_log", None) or os.environ.get("ALPHA_ACCESS_LOG") or (
+        str(home / "logs" / "access.log") if home.is_dir() else "-")  # fmt: skip
+    log = "" if log == "off" else log
+    os.environ["ALPHA_ACCESS_LOG"] = log  # the worker processes build their apps from the environment
+    where = f"{'https' if cert else 'http'}://{args.host}:{args.port}"
+    exposed = not _is_loopback(args.host) and not keys.enabled
     if exposed:  # the book, to anyone who can reach the port
-        print(f"warning: serving on {args.host} (not loopback) without a token: anyone who can reach port "
-              f"{args.port} can read the book; set ALPHA_API_TOKEN to require one", file=sys.stderr, flush=True)  # fmt: skip
+        print(f"warning: serving on {args.host} (not loopback) without API keys: anyone who can reach port "
+              f"{args.port} can read the book; set ALPHA_API_KEYS_FILE (`alpha api-key`) or ALPHA_API_TOKEN",
+              file=sys.stderr, flush=True)  # fmt: skip
+    auth = keys.describe()
+    if keys.enabled:
+        auth += f"; operator-only: {', '.join(sorted(OPERATOR_PATHS))}; open: /api/health"
     print(f"serving store: {url.rsplit('@', 1)[-1]}\n" + (f"dashboard: {where}/   " if dashboard else "")
-          + f"API: {where}/api/health   docs: {where}/docs   (Ctrl-C stops)"
-          + ("\naccess: OPEN to the network (no ALPHA_API_TOKEN)" if exposed else ""), flush=True)  # fmt: skip
+          + f"API: {where}/api/health   docs: {where}/docs   (Ctrl-C stops)\n"
+          + f"auth: {auth}\n"
+          + (f"TLS: on (certificate {cert})\n" if cert else "TLS: off (plain HTTP; --tls-cert/--tls-key for HTTPS)\n")
+          + f"access log: {'stderr' if log == '-' else log or 'off'}"
+          + ("\naccess: OPEN to the network (no API keys)" if exposed else ""), flush=True)  # fmt: skip
+    tls = {"ssl_certfile": cert, "ssl_keyfile": key} if cert else {}
     if workers > 1:
         os.environ["ALPHA_SERVING_URL"] = url  # each worker process resolves the same store
-        serve(None, host=args.host, port=args.port, workers=workers, dashboard=dashboard)
+        serve(None, host=args.host, port=args.port, workers=workers, dashboard=dashboard, **tls)
     else:
-        serve(create_app(url, dashboard=dashboard), host=args.host, port=args.port)
+        serve(create_app(url, dashboard=dashboard, keys=keys, access_log=log), host=args.host, port=args.port,
+              **tls)  # fmt: skip
+    return 0
+
+
+def cmd_api_key(args) -> int:
+    """`alpha api-key --name pm1 --role reader`: mint a key; print it once and its hash line for the keys file."""
+    from alpha_assets.serving.security import KeyRing, KeysError, key_line, mint_key
+
+    secret = mint_key()
+    try:
+        line = key_line(args.name, args.role, secret)
+    except KeysError as e:
+        raise UserError(str(e)) from None
+    if args.append:
+        path = Path(args.append)
+        try:
+            existing = path.read_text() if path.exists() else ""
+            names = {k.name for k in KeyRing.parse(existing, str(path))}
+        except (OSError, KeysError) as e:
+            raise UserError(f"--append {path}: {e}") from None
+        if args.name in names:
+            raise UserError(
+                f"--append {path}: a key named {args.name!r} is already there (one name, one key)"
+            )
+        with path.open("a") as f:
+            f.write(("" if not existing or existing.endswith("\n") else "\n") + line + "\n")
+        path.chmod(0o600)
+    print(f"key for {args.name} ({args.role}), shown once and stored nowhere: {secret}")
+    print(f"its line (name:role:sha256): {line}")
+    print(f"appended to {args.append}" if args.append else
+          "add the line to the file ALPHA_API_KEYS_FILE names (or to ALPHA_API_KEYS), then restart the server")  # fmt: skip
     return 0
 
 
@@ -1326,6 +1384,20 @@ def build_parser() -> argparse.ArgumentParser:
     dash.add_argument("--port", type=int, default=8050)
     dash.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default 1)")
     dash.set_defaults(fn=cmd_dashboard, host="127.0.0.1")
+    for sp in (api, dash):
+        sp.add_argument("--tls-cert", dest="tls_cert", metavar="PEM",
+                        help="serve HTTPS with this certificate (default $ALPHA_TLS_CERT)")  # fmt: skip
+        sp.add_argument("--tls-key", dest="tls_key", metavar="PEM",
+                        help="the certificate's private key (default $ALPHA_TLS_KEY)")  # fmt: skip
+        sp.add_argument("--access-log", dest="access_log", metavar="FILE",
+                        help="one JSON line per request: a file, - for stderr, off (default $ALPHA_ACCESS_LOG, "
+                        "else ALPHA_HOME/logs/access.log)")  # fmt: skip
+    ak = sub.add_parser("api-key", help="mint an API key for serve-api/dashboard and print its hash line")
+    ak.add_argument("--name", required=True, help="who holds it (shown in the access log), e.g. pm1")
+    ak.add_argument("--role", choices=["reader", "operator"], default="reader",
+                    help="reader: pages and read routes; operator: also the pipeline's run status")  # fmt: skip
+    ak.add_argument("--append", metavar="FILE", help="also append the line to this keys file (made 0600)")
+    ak.set_defaults(fn=cmd_api_key)
     return p
 
 

@@ -804,6 +804,10 @@ def create_app(url: str | None = None, token: str | None = None, dashboard: bool
         from alpha_assets.serving.dashboard import mount_dashboard
 
         mount_dashboard(app, reader)
+    # observability: request latency per route and GET /metrics (Prometheus); see serving/metrics.py
+    from alpha_assets.serving.metrics import install_metrics
+
+    install_metrics(app, reader)
     return app
 
 
@@ -978,7 +982,8 @@ def _plain(errors: list[dict]) -> list[dict]:
 
 
 def api_app_from_env():
-    """The API over ``store.serving_url()`` with ``ALPHA_API_TOKEN``: what each uvicorn worker process builds."""
+    """The API over ``store.serving_url()`` with the keys and the access log of the environment: what each uvicorn
+    worker process builds."""
     return _frozen(create_app())
 
 
@@ -999,15 +1004,17 @@ def _frozen(app):
 
 
 def serve(app, host: str = "127.0.0.1", port: int = 8000, log_level: str = "warning", workers: int = 1,
-          dashboard: bool = False) -> None:  # fmt: skip
-    """Run ``app`` in uvicorn. ``workers > 1``: that many processes share the socket, each building its own app
-    from the environment (the caller sets ALPHA_SERVING_URL), so requests are not serialised by one process's
-    GIL; each worker keeps its own response cache."""
+          dashboard: bool = False, ssl_certfile: str | None = None, ssl_keyfile: str | None = None) -> None:  # fmt: skip
+    """Run ``app`` in uvicorn, over HTTPS when ``ssl_certfile`` and ``ssl_keyfile`` (PEM) are given. ``workers > 1``:
+    that many processes share the socket, each building its own app from the environment (the caller sets
+    ALPHA_SERVING_URL, the keys and ALPHA_ACCESS_LOG), so requests are not serialised by one process's GIL; each
+    worker keeps its own response cache."""
     import uvicorn
 
+    tls = {"ssl_certfile": ssl_certfile, "ssl_keyfile": ssl_keyfile} if ssl_certfile else {}
     if workers <= 1:
-        uvicorn.run(_frozen(app), host=host, port=port, log_level=log_level)
+        uvicorn.run(_frozen(app), host=host, port=port, log_level=log_level, **tls)
         return
     factory = "dashboard_app_from_env" if dashboard else "api_app_from_env"
     uvicorn.run(f"alpha_assets.serving.api:{factory}", factory=True, host=host, port=port, log_level=log_level,
-                workers=workers)  # fmt: skip
+                workers=workers, **tls)  # fmt: skip

@@ -47,7 +47,7 @@ _NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 _HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
-class KeyError_(ValueError):
+class KeysError(ValueError):
     """A keys entry that cannot be read (one line naming where)."""
 
 
@@ -78,9 +78,9 @@ def key_line(name: str, role: str, secret: str) -> str:
 
 def _check_name_role(name: str, role: str, where: str) -> None:
     if not _NAME.match(name):
-        raise KeyError_(f"{where}: key name {name!r} must be 1-64 letters, digits or _.@- (no ':' or spaces)")
+        raise KeysError(f"{where}: key name {name!r} must be 1-64 letters, digits or _.@- (no ':' or spaces)")
     if role not in ROLES:
-        raise KeyError_(f"{where}: role {role!r} is not one of {', '.join(ROLES)}")
+        raise KeysError(f"{where}: role {role!r} is not one of {', '.join(ROLES)}")
 
 
 class KeyRing:
@@ -90,7 +90,7 @@ class KeyRing:
         self._by_hash: dict[str, ApiKey] = {}
         for k in keys or []:
             if k.sha256 in self._by_hash:
-                raise KeyError_(
+                raise KeysError(
                     f"key {k.name!r}: the same key as {self._by_hash[k.sha256].name!r} (mint one each)"
                 )
             self._by_hash[k.sha256] = k
@@ -100,7 +100,7 @@ class KeyRing:
     def enabled(self) -> bool:
         return bool(self._by_hash)
 
-    def keys(self) -> list[ApiKey]:
+    def entries(self) -> list[ApiKey]:
         return list(self._by_hash.values())
 
     def authenticate(self, secret: str) -> ApiKey | None:
@@ -125,11 +125,11 @@ class KeyRing:
             spot = f"{where} entry {n}" if where.startswith("ALPHA_API_KEYS=") else f"{where}:{n}"
             parts = entry.split(":")
             if len(parts) != 3:
-                raise KeyError_(f"{spot}: expected name:role:sha256hex (mint one with `alpha api-key`)")
+                raise KeysError(f"{spot}: expected name:role:sha256hex (mint one with `alpha api-key`)")
             name, role, digest = (p.strip() for p in parts)
             _check_name_role(name, role, spot)
             if not _HEX.match(digest.lower()):
-                raise KeyError_(f"{spot}: {name}'s hash must be 64 hex digits (a sha256, not the key itself)")
+                raise KeysError(f"{spot}: {name}'s hash must be 64 hex digits (a sha256, not the key itself)")
             keys.append(ApiKey(name, role, digest.lower()))
         return keys
 
@@ -147,7 +147,7 @@ class KeyRing:
             try:
                 text = Path(path).read_text()
             except OSError as e:
-                raise KeyError_(f"ALPHA_API_KEYS_FILE={path}: cannot read it ({e.strerror or e})") from None
+                raise KeysError(f"ALPHA_API_KEYS_FILE={path}: cannot read it ({e.strerror or e})") from None
             keys += cls.parse(text, path)
             sources.append(f"ALPHA_API_KEYS_FILE={path}")
         if token is None:
@@ -272,7 +272,8 @@ def _sign_in_page(status: int, message: str, path: str) -> str:
     return ("<!doctype html><html lang=en><head><meta charset=utf-8><title>Sign in · alpha-assets</title>"
             '<link rel=icon href="data:,"><style>body{font-family:system-ui,sans-serif;margin:48px;color:#222}'
             ".msg{background:#fff3cd;border:1px solid #ffe69c;padding:16px;border-radius:6px;margin:16px 0}"
-            f'</style></head><body><h1>alpha-assets</h1><p class="msg" id="refused">{escape(message)}</p>{form}'
+            f'</style></head><body><h1>alpha-assets</h1><p class="msg" id="refused">{escape(message, quote=False)}</p>'
+            f"{form}"
             "</body></html>")  # fmt: skip
 
 
