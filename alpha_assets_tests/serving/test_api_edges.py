@@ -136,3 +136,106 @@ def test_loopback_or_a_token_serves_without_a_warning(monkeypatch, tmp_path, cap
     _serve_argv(monkeypatch, tmp_path, host, token)
     out, err = capsys.readouterr()
     assert "warning" not in err and "OPEN" not in out
+
+
+# ------------------------------------------------------------------------ issue 20 #7: the serving rough edges
+def test_docs_work_offline_and_list_every_route(client):
+    r = client.get("/docs")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert (
+        "<script" not in r.text and "cdn" not in r.text.lower() and "http://" not in r.text
+    )  # self-contained
+    for path in (
+        "/api/health",
+        "/api/portfolio",
+        "/api/performance",
+        "/api/risk",
+        "/api/models",
+        "/api/pipeline",
+    ):
+        assert f"<code>{path}</code>" in r.text, path
+    assert "<code>limit</code>" in r.text and "<code>Portfolio</code>" in r.text
+    assert client.get("/redoc").status_code == 404  # it needed a CDN too
+
+
+def test_pipeline_history_comes_in_pages_newest_first(client, filled_store):
+    full = client.get("/api/pipeline", params={"limit": 5000}).json()
+    assert full["total"] == len(full["history"]) == 25 * 12 and full["next_offset"] is None
+    dates = [h["trade_date"] for h in full["history"]]
+    assert dates == sorted(dates, reverse=True) and dates[0] == filled_store["days"][-1].isoformat()
+    pages, offset = [], 0
+    while offset is not None:
+        page = client.get("/api/pipeline", params={"limit": 70, "offset": offset}).json()
+        assert len(page["history"]) <= 70 and page["total"] == 300 and page["offset"] == offset
+        pages += page["history"]
+        offset = page["next_offset"]
+    assert pages == full["history"]
+    assert client.get("/api/pipeline", params={"limit": 70}).json()["assets"] == full["assets"]
+    assert len(client.get("/api/pipeline").json()["history"]) == 300  # the default page: 500 rows
+    for params, name in (
+        ({"limit": 0}, "limit=0"),
+        ({"limit": 5001}, "limit=5001"),
+        ({"offset": -1}, "offset=-1"),
+    ):
+        r = client.get("/api/pipeline", params=params)
+        assert r.status_code == 422 and r.json()["detail"].startswith(f"{name.split('=')[0]}="), params
+    r = client.get("/api/pipeline", params={"offset": 300})
+    assert r.status_code == 422 and r.json()["detail"] == "offset=300: out of range: the history has 300 rows"
+
+
+def test_every_timestamp_carries_its_zone(client):
+    import re
+
+    iso_utc = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+    assert iso_utc.match(client.get("/api/health").json()["published_at"])
+    body = client.get("/api/pipeline").json()
+    stamps = [r["materialized_at"] for r in body["assets"] + body["history"]]
+    assert stamps and all(iso_utc.match(s) for s in stamps), stamps[:3]
+
+
+def _floats(obj):
+    if isinstance(obj, float):
+        yield obj
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from _floats(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _floats(v)
+
+
+def test_floats_are_sent_to_12_significant_digits(client):
+    for path in ("/api/portfolio", "/api/exposures", "/api/performance", "/api/risk", "/api/models",
+                 "/api/pipeline"):  # fmt: skip
+        body = client.get(path).json()
+        if path == "/api/portfolio":  # the SHAP values are the model's own JSON, embedded as stored
+            for p in body["positions"]:
+                p.pop("top_features")
+        values = list(_floats(body))
+        assert values, path
+        assert all(v == float(f"{v:.12g}") for v in values), path
+    book = client.get("/api/portfolio").json()
+    assert book["gross_exposure"] == 2.0 and book["net_exposure"] == 0.0  # not 2.0000000000000004, 1e-17
+
+
+def test_var_is_null_on_the_first_days_before_the_risk_model_has_history(tmp_path):
+    from alpha_assets.serving import store
+    from alpha_assets_tests.serving.synthetic import _with_schema, serving_days
+
+    engine = store.serving_engine(f"sqlite:///{tmp_path}/serving.db")
+    store.create_schema(engine)
+    days = []
+    for k, (day, tables) in enumerate(serving_days(6, 4, seed=3)):
+        if k < 2:  # the first two days: no history yet, the mart writes 0.0
+            tables["risk_summary"] = tables["risk_summary"].with_columns(
+                var_1d=0.0, es_1d=0.0, var_5d=0.0, var_limit_usage=0.0
+            )
+        store.publish_day(engine, day, {n: _with_schema(n, f) for n, f in tables.items()})
+        days.append(day)
+    c = TestClient(create_app(f"sqlite:///{tmp_path}/serving.db", token=""))
+    first = c.get("/api/risk", params={"date": days[0].isoformat()}).json()["summary"]
+    assert (first["var_1d"], first["es_1d"], first["var_5d"], first["var_limit_usage"]) == (None,) * 4
+    assert first["var_limit"] == 0.03 and first["gross_limit_usage"] > 0  # what is known is still there
+    history = c.get("/api/risk").json()["history"]
+    assert [h["var_1d"] is None for h in history] == [True, True, False, False]
+    assert all(h["var_1d"] > 0 for h in history[2:])
