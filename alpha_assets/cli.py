@@ -879,11 +879,11 @@ def _serve(args, dashboard: bool) -> int:
     for flag, path in (("--tls-cert", cert), ("--tls-key", key)):
         if path and not Path(path).is_file():
             raise UserError(f"{flag} {path}: no such file (a PEM file)")
-    # the access log: --access-log, else ALPHA_ACCESS_LOG, else ALPHA_HOME/logs/access.log (stderr without a home)
+    # the access log: --access-log, else ALPHA_ACCESS_LOG, else the home's logs/access.log when the store is the
+    # home's own (a PostgreSQL store's server logs to stderr, for its service manager)
     log = getattr(args, "access_log", None) or os.environ.get("ALPHA_ACCESS_LOG") or (
-        str(home / "logs" / "access.log") if home.is_dir() else "-")  # fmt: skip
+        "-" if os.environ.get("ALPHA_SERVING_URL") else str(home / "logs" / "access.log"))  # fmt: skip
     log = "" if log == "off" else log
-    os.environ["ALPHA_ACCESS_LOG"] = log  # the worker processes build their apps from the environment
     where = f"{'https' if cert else 'http'}://{args.host}:{args.port}"
     exposed = not _is_loopback(args.host) and not keys.enabled
     if exposed:  # the book, to anyone who can reach the port
@@ -902,6 +902,7 @@ def _serve(args, dashboard: bool) -> int:
     tls = {"ssl_certfile": cert, "ssl_keyfile": key} if cert else {}
     if workers > 1:
         os.environ["ALPHA_SERVING_URL"] = url  # each worker process resolves the same store
+        os.environ["ALPHA_ACCESS_LOG"] = log  # and writes the same access log
         serve(None, host=args.host, port=args.port, workers=workers, dashboard=dashboard, **tls)
     else:
         serve(create_app(url, dashboard=dashboard, keys=keys, access_log=log), host=args.host, port=args.port,
@@ -1391,7 +1392,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the certificate's private key (default $ALPHA_TLS_KEY)")  # fmt: skip
         sp.add_argument("--access-log", dest="access_log", metavar="FILE",
                         help="one JSON line per request: a file, - for stderr, off (default $ALPHA_ACCESS_LOG, "
-                        "else ALPHA_HOME/logs/access.log)")  # fmt: skip
+                        "else ALPHA_HOME/logs/access.log, or stderr with ALPHA_SERVING_URL)")  # fmt: skip
     ak = sub.add_parser("api-key", help="mint an API key for serve-api/dashboard and print its hash line")
     ak.add_argument("--name", required=True, help="who holds it (shown in the access log), e.g. pm1")
     ak.add_argument("--role", choices=["reader", "operator"], default="reader",

@@ -11,9 +11,9 @@ Roles. ``reader`` (portfolio managers): every page and read route. ``operator``:
 detail, ``/api/pipeline`` and the ``/pipeline`` page (``OPERATOR_PATHS``).
 
 Credentials, any of: ``Authorization: Bearer <key>``; HTTP basic auth with the key as the password (any user
-name; what a browser's sign-in prompt sends); the ``alpha_key`` cookie, set HttpOnly by opening any page once
-with ``?key=<key>`` (answered with a redirect to the same page without the key, so it leaves the address bar and
-the history). ``/api/health`` (liveness) is always open.
+name: ``curl -u pm1:KEY``); the ``alpha_key`` cookie, set HttpOnly by opening any page once with ``?key=<key>``
+(what the sign-in form a refused page shows sends; answered with a redirect to the same page without the key,
+so it leaves the address bar). Pages are not challenged with Basic (a browser's own prompt would hide the form). ``/api/health`` (liveness) is always open.
 
 Answers: 401 ``no credentials`` when none were sent, 401 ``invalid credentials`` when the key is not one of the
 server's keys, 403 when a valid key's role is not enough. Browsers (pages outside ``/api``) get the same status
@@ -253,8 +253,8 @@ class Authenticate:
         if _is_browser_path(path):
             body = _sign_in_page(status, message, path).encode()
             headers = [(b"content-type", b"text/html; charset=utf-8")]
-            if status == 401:  # the browser's own sign-in prompt: any user name, the key as the password
-                headers.append((b"www-authenticate", b'Basic realm="alpha-assets", charset="UTF-8"'))
+            if status == 401:  # not Basic: a browser would put up its own prompt over the sign-in form
+                headers.append((b"www-authenticate", b'Bearer realm="alpha-assets"'))
         else:
             body = json.dumps({"detail": message}).encode()
             headers = [(b"content-type", b"application/json")]

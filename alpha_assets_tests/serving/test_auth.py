@@ -57,10 +57,10 @@ def test_every_surface_but_health_refuses_a_request_without_credentials(client):
         client.get("/api/portfolio").json()["detail"].startswith("no credentials: send Authorization: Bearer")
     )
     assert client.get("/api/portfolio").headers["www-authenticate"] == "Bearer"
-    # a page answers a browser: a sign-in form and the browser's own prompt (the key as the password)
+    # a page answers a browser: a sign-in form (no Basic challenge: the browser's prompt would hide it)
     page = client.get("/book")
     assert page.headers["content-type"].startswith("text/html") and "<form" in page.text
-    assert page.headers["www-authenticate"].startswith("Basic ")
+    assert page.headers["www-authenticate"] == 'Bearer realm="alpha-assets"'
     health = client.get("/api/health")
     assert health.status_code == 200 and health.json()["status"] == "ok"
 

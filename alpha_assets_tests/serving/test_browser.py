@@ -1,5 +1,6 @@
 """Browser tests in headless Chromium (Debian's /usr/bin/chromium driven by Playwright's Python package; never
-``playwright install``): every dashboard page renders its charts with data and no console error; the Dagster UI
+``playwright install``): every dashboard page renders its charts with data and no console error; with API keys
+a visitor without one is refused and a PM signs in with hers; the Dagster UI
 shows the asset graph and materializes a partition from its own "Materialize" dialog.
 
 Also a script for the README's pictures: ``ALPHA_SERVING_URL=... python -m alpha_assets_tests.serving.test_browser
@@ -9,6 +10,7 @@ Also a script for the README's pictures: ``ALPHA_SERVING_URL=... python -m alpha
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import os
 import subprocess
@@ -48,10 +50,16 @@ def browser():
 
 
 @contextlib.contextmanager
-def dashboard_server(serving_url: str):
-    """`alpha dashboard` in a subprocess on a free port of the API range; yields its base URL."""
+def dashboard_server(serving_url: str, **extra_env: str):
+    """`alpha dashboard` in a subprocess on a free port of the API range (no API keys unless ``extra_env`` gives
+    some); yields its base URL."""
     port = free_port()
-    env = {**os.environ, "ALPHA_SERVING_URL": serving_url}
+    keys = ("ALPHA_API_TOKEN", "ALPHA_API_KEYS", "ALPHA_API_KEYS_FILE", "ALPHA_TLS_CERT", "ALPHA_TLS_KEY")
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in keys},
+        "ALPHA_SERVING_URL": serving_url,
+        **extra_env,
+    }
     proc = subprocess.Popen([sys.executable, "-m", "alpha_assets.cli", "dashboard", "--port", str(port)], env=env,
                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     base = f"http://127.0.0.1:{port}"
@@ -130,6 +138,48 @@ def test_dashboard_over_an_empty_store_shows_how_to_fill_it(tmp_path):
         page.goto(base + "/", wait_until="networkidle")
         assert "nothing published yet: run `make demo`" in page.inner_text(".empty")
         page.close()
+
+
+@needs_chromium
+@pytest.mark.service
+def test_the_dashboard_refuses_a_visitor_without_a_key_and_signs_in_a_pm_with_one(filled_store):
+    from alpha_assets.serving.security import key_line
+
+    pm, ops = "ak_browser-pm-key", "ak_browser-ops-key"
+    keys = key_line("pm1", "reader", pm) + "," + key_line("ops", "operator", ops)
+    with dashboard_server(filled_store["url"], ALPHA_API_KEYS=keys) as base, browser() as b:
+        page = b.new_page()
+        refused = page.goto(f"{base}/book", wait_until="networkidle")
+        assert refused.status == 401 and page.inner_text("#refused").startswith("no credentials")
+        assert page.query_selector(".js-plotly-plot") is None and "Positions" not in page.content()
+        # the sign-in form: the key once, then an HttpOnly cookie; the key leaves the address bar
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.fill("input[name=key]", pm)
+        with page.expect_navigation(wait_until="networkidle"):
+            page.click("button")
+        assert page.url == f"{base}/book" and "key=" not in page.url
+        page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length > 0")
+        assert "Book on" in page.inner_text("h1") and errors == []
+        cookie = next(c for c in page.context.cookies() if c["name"] == "alpha_key")
+        assert cookie["httpOnly"] and page.evaluate("document.cookie") == ""  # scripts cannot read it
+        assert page.goto(f"{base}/pipeline").status == 403  # a PM's key: not the pipeline's run status
+        assert "has role reader" in page.inner_text("#refused")
+        page.close()
+        # a wrong key is told apart from none
+        page = b.new_page()
+        assert page.goto(f"{base}/?key=ak_wrong").status == 401
+        assert page.inner_text("#refused").startswith("invalid credentials")
+        page.close()
+        # basic auth with the key as the password (sent up front, as `curl -u` or a kiosk would): an operator
+        # sees the pipeline
+        basic = "Basic " + base64.b64encode(f"ops:{ops}".encode()).decode()
+        context = b.new_context(extra_http_headers={"Authorization": basic})
+        page = context.new_page()
+        assert page.goto(f"{base}/pipeline", wait_until="networkidle").status == 200
+        page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length > 0")
+        assert page.inner_text("h1").startswith("Pipeline on")
+        context.close()
 
 
 @contextlib.contextmanager
