@@ -12,6 +12,7 @@ from dagster import (
     build_time_partition_freshness_checks,
 )
 
+from alpha_assets.monitoring.alert_sensors import ALERT_SENSORS
 from alpha_assets.monitoring.assets import feature_drift, model_health, retraining_sensor
 
 ASSETS = [model_health, feature_drift]
@@ -35,5 +36,7 @@ freshness_sensor = build_sensor_for_freshness_checks(
 FRESHNESS = AssetSelection.checks(*freshness_checks)  # run by their sensor, not inside the daily runs
 
 defs = Definitions(
-    assets=ASSETS, asset_checks=freshness_checks, sensors=[retraining_sensor, freshness_sensor]
+    assets=ASSETS,
+    asset_checks=freshness_checks,
+    sensors=[retraining_sensor, freshness_sensor, *ALERT_SENSORS],  # alerts: monitoring/alert_sensors.py
 )

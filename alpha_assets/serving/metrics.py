@@ -410,10 +410,30 @@ def install_metrics(app, reader=None, source: MetricsSource | None = None) -> No
 
 
 def route_template(request) -> str:
-    """The matched route's path template (``/api/portfolio``, ``/ticker/{ticker}``), never the raw path."""
+    """The matched route's path template (``/api/portfolio``, ``/ticker/{ticker}``), never the raw path. A request
+    answered before routing (a 401 from the authentication middleware) is matched against the app's templates here;
+    a path no route knows is ``UNMATCHED_ROUTE``."""
     route = request.scope.get("route")
     path = getattr(route, "path_format", None) or getattr(route, "path", None)
-    return path or UNMATCHED_ROUTE
+    if path:
+        return path
+    for template, pattern in _templates(request.scope["app"]):
+        if pattern.match(request.url.path):
+            return template
+    return UNMATCHED_ROUTE
+
+
+def _templates(app) -> list:
+    """(template, compiled pattern) of every route of ``app``: the routes it holds directly and those its
+    routers add (from the OpenAPI schema: FastAPI includes routers lazily, without a path of their own). Built once."""
+    cached = getattr(app.state, "route_templates", None)
+    if cached is None:
+        from starlette.routing import compile_path
+
+        paths = {getattr(r, "path", None) for r in app.routes} | set(app.openapi().get("paths", {}))
+        cached = [(p, compile_path(p)[0]) for p in sorted(p for p in paths if p)]
+        app.state.route_templates = cached
+    return cached
 
 
 def _escape(value: str) -> str:
