@@ -1408,6 +1408,12 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")
     args = build_parser().parse_args(argv)
     try:
+        from alpha_assets.logging_setup import configure_logging  # ALPHA_LOG_FORMAT=json: JSON log lines
+
+        try:
+            configure_logging()
+        except ValueError as e:
+            raise UserError(str(e)) from None
         return int(args.fn(args) or 0)
     except UserError as e:
         print(f"alpha {args.cmd}: {e}", file=sys.stderr)
