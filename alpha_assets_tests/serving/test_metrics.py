@@ -228,3 +228,29 @@ def test_grafana_dashboard_parses_and_uses_only_exposed_metrics(client):
                    "alpha_last_successful_run_timestamp_seconds", "alpha_model_ic", "alpha_feature_drift"):  # fmt: skip
         assert needed in used
     assert any("histogram_quantile(0.95" in e for e in exprs) and any("histogram_quantile(0.5" in e for e in exprs)
+
+
+def test_rejected_requests_are_counted_under_their_route(filled_store, monkeypatch, tmp_path):
+    """A 401 is answered by the authentication middleware before routing: still labelled with the route template;
+    /metrics itself takes the API's credentials (Prometheus: ``authorization: {credentials: <key>}``)."""
+    from fastapi.testclient import TestClient
+
+    from alpha_assets.serving.api import create_app
+    from alpha_assets.serving.metrics import MetricsSource, install_metrics
+
+    monkeypatch.setenv("ALPHA_HOME", str(tmp_path / "no_home"))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    app = create_app(filled_store["url"], token="s3cret-token-for-metrics-test")
+    if not _has_metrics_route(app):
+        install_metrics(app, app.state.reader)
+    app.state.metrics = MetricsSource(app.state.reader, lake=None, instance=None, ttl=0)
+    with TestClient(app) as c:
+        assert c.get(f"/api/portfolio?date={filled_store['days'][0]}").status_code == 401
+        assert c.get("/metrics").status_code == 401
+        r = c.get("/metrics", headers={"Authorization": "Bearer s3cret-token-for-metrics-test"})
+    assert r.status_code == 200
+    _, samples = parse(r.text)
+    name = "alpha_http_request_duration_seconds_count"
+    assert values(samples, name, route="/api/portfolio", status="401") == [1.0]
+    assert values(samples, name, route="/metrics", status="401") == [1.0]
+    assert values(samples, name, route="<unmatched>") == []
