@@ -8,7 +8,7 @@ prints its line. ``ALPHA_API_TOKEN`` still works: one ``operator`` key named ``t
 token). No key configured at all: the surfaces are open (the CLI warns when that is not loopback only).
 
 Roles. ``reader`` (portfolio managers): every page and read route. ``operator``: also the pipeline's run-status
-detail, ``/api/pipeline`` and the ``/pipeline`` page (``OPERATOR_PATHS``).
+detail, ``/api/pipeline`` and the ``/pipeline`` page, and ``/metrics`` (``OPERATOR_PATHS``).
 
 Credentials, any of: ``Authorization: Bearer <key>``; HTTP basic auth with the key as the password (any user
 name: ``curl -u pm1:KEY``); the ``alpha_key`` cookie, set HttpOnly by opening any page once with ``?key=<key>``
@@ -39,7 +39,8 @@ from urllib.parse import parse_qsl, urlencode
 
 ROLES = ("reader", "operator")
 OPEN_PATHS = frozenset({"/api/health"})  # liveness: no credentials
-OPERATOR_PATHS = frozenset({"/api/pipeline", "/pipeline"})  # the pipeline's run-status detail
+# the pipeline's run-status detail, and the Prometheus metrics (the pipeline's state; a scraper's key is an operator's)
+OPERATOR_PATHS = frozenset({"/api/pipeline", "/pipeline", "/metrics"})
 COOKIE = "alpha_key"
 COOKIE_MAX_AGE = 12 * 3600  # a working day: a PM opens ?key= once a morning
 KEY_PREFIX = "ak_"

@@ -78,7 +78,7 @@ def test_a_wrong_key_is_invalid_credentials_not_no_credentials(client):
 def test_a_reader_reads_every_page_and_route_but_the_pipelines_run_status(client):
     for path in PAGES + API:
         assert client.get(path, headers=bearer(PM)).status_code == 200, path
-    for path in ("/api/pipeline", "/pipeline"):
+    for path in ("/api/pipeline", "/pipeline", "/metrics"):
         r = client.get(path, headers=bearer(PM))
         assert r.status_code == 403, path
         assert "forbidden: key 'pm1' has role reader" in r.text and "needs role operator" in r.text
@@ -88,7 +88,7 @@ def test_a_reader_reads_every_page_and_route_but_the_pipelines_run_status(client
 
 
 def test_an_operator_reads_everything(client):
-    for path in PAGES + API + ["/api/pipeline", "/pipeline"]:
+    for path in PAGES + API + ["/api/pipeline", "/pipeline", "/metrics"]:
         assert client.get(path, headers=bearer(OPS)).status_code == 200, path
 
 
@@ -234,7 +234,7 @@ def test_the_banner_says_whether_auth_and_tls_are_on(monkeypatch, tmp_path, caps
         "auth: ON: 3 key(s) (2 reader, 1 operator) from ALPHA_API_KEYS_FILE=" in out
         and ", ALPHA_API_TOKEN" in out
     )
-    assert "operator-only: /api/pipeline, /pipeline; open: /api/health" in out
+    assert "operator-only: /api/pipeline, /metrics, /pipeline; open: /api/health" in out
     assert (
         f"TLS: on (certificate {cert})" in out
         and "https://127.0.0.1:18099/" in out
