@@ -813,12 +813,12 @@ def create_app(url: str | None = None, token: str | None = None, dashboard: bool
 
 def install_middleware(app, keys, access_log: str) -> None:
     """The one place middleware is added to the app. Starlette runs the last added outermost, so a request
-    goes: access log -> HEAD as GET -> authentication -> the routes. A new middleware (e.g. metrics) is added
+    goes: access log -> authentication -> HEAD as GET -> the routes. A new middleware (e.g. metrics) is added
     here: after ``Authenticate`` to see only authenticated requests, after ``AccessLog`` to see them all."""
     from alpha_assets.serving.security import AccessLog, Authenticate, HeadAsGet
 
-    app.add_middleware(Authenticate, keys=keys)
     app.add_middleware(HeadAsGet)
+    app.add_middleware(Authenticate, keys=keys)
     if access_log:
         app.add_middleware(AccessLog, sink=access_log)
 

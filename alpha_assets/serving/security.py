@@ -279,7 +279,9 @@ def _sign_in_page(status: int, message: str, path: str) -> str:
 
 
 class HeadAsGet:
-    """HEAD on any GET route: served as the GET, without the body (FastAPI's routes answer only their methods)."""
+    """HEAD on any GET route: served as the GET, without the body (FastAPI's routes answer only their methods).
+    The routes get a copy of the scope saying GET: the server's own still says HEAD (uvicorn reads it to expect
+    no body after a Content-Length)."""
 
     def __init__(self, app):
         self.app = app
@@ -288,7 +290,7 @@ class HeadAsGet:
         if scope["type"] != "http" or scope["method"] != "HEAD":
             await self.app(scope, receive, send)
             return
-        scope["method"] = "GET"
+        scope = {**scope, "method": "GET"}
 
         async def no_body(message):
             if message["type"] == "http.response.body":

@@ -290,7 +290,7 @@ def test_serve_api_over_https_with_a_certificate_and_keys(filled_store, tmp_path
            "ALPHA_TLS_CERT": str(cert), "ALPHA_TLS_KEY": str(key), "ALPHA_ACCESS_LOG": str(log)}  # fmt: skip
     env.pop("ALPHA_API_TOKEN", None)
     proc = subprocess.Popen([sys.executable, "-m", "alpha_assets.cli", "serve-api", "--port", str(port)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)  # fmt: skip
     base = f"https://127.0.0.1:{port}"
     try:
@@ -309,11 +309,14 @@ def test_serve_api_over_https_with_a_certificate_and_keys(filled_store, tmp_path
             assert c.get("/api/pipeline", headers=bearer(PM)).status_code == 403
             r = c.get("/", params={"key": PM})  # over HTTPS the cookie is Secure
             assert r.status_code == 303 and "Secure" in r.headers["set-cookie"]
+            head = c.head("/api/portfolio", headers=bearer(PM))  # through uvicorn: no body after the length
+            assert head.status_code == 200 and head.content == b"" and int(head.headers["content-length"]) > 0
         with pytest.raises(httpx.TransportError):  # plain HTTP on the TLS port is not served
             httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=5).raise_for_status()
-        assert [json.loads(x)["path"] for x in log.read_text().splitlines()][-4:] == [
-            "/api/portfolio", "/api/portfolio", "/api/pipeline", "/"]  # fmt: skip
+        assert [json.loads(x)["path"] for x in log.read_text().splitlines()][-5:] == [
+            "/api/portfolio", "/api/portfolio", "/api/pipeline", "/", "/api/portfolio"]  # fmt: skip
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
-        out, _ = proc.communicate(timeout=30)
+        out, err = proc.communicate(timeout=30)
     assert "TLS: on (certificate" in out and "auth: ON: 1 key(s) (1 reader, 0 operator)" in out
+    assert "Traceback" not in err and "Exception in ASGI application" not in err
