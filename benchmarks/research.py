@@ -1,8 +1,11 @@
 """The research benchmark: does the model layer find the planted alpha on worlds it was not tuned on?
 
-Usage: .venv/bin/python benchmarks/research.py [--seeds 101,102] [--strengths 0.05,0.1] [--null-seeds 201,202]
-       [--tickers 100] [--days 504] [--cache DIR] [--kinds ridge,xgboost,lightgbm,catboost,mlp] [--budget seed]
-       [--jobs 1] [--band 0.1]
+Usage: .venv/bin/python benchmarks/research.py [--worlds 0.05:101-108,0.1:111-118,0:201-206] [--tickers 100]
+       [--days 504] [--cache DIR] [--kinds ridge,xgboost,lightgbm,catboost,mlp] [--budget seed] [--jobs 2]
+       [--band 0.1] [--build-only]
+
+``--worlds`` lists strength:seeds groups (a seed range a-b or a list a;b;c); strength 0 is a null world. Each
+world has its own seed, so no two worlds share their noise. ``--build-only`` builds (caches) the worlds and stops.
 
 Per world (seed, signal strength; strength 0 = a null world): the world is generated and the project's own
 ``daily_data`` job builds ``features.feature_matrix`` and ``features.labels`` on it, ONCE: the matrix, labels, bars and
@@ -41,6 +44,9 @@ from _common import emit, load_average, machine, print_table
 
 WORLD_START = date(2024, 1, 2)
 ALL_KINDS = ("ridge", "xgboost", "lightgbm", "catboost", "mlp")
+# Held out: 8 planted worlds per strength (their own seeds) and 6 null worlds; tuning used seeds 1-4.
+DEFAULT_WORLDS = "0.05:101-108,0.1:111-118,0:201-206"
+TUNING_WORLDS = "0.05:1;3,0.1:2;4,0:9"
 
 
 def _env(home: Path) -> None:
@@ -221,8 +227,28 @@ def run_world(seed: int, strength: float, args) -> dict:
     }  # fmt: skip
 
 
+def parse_worlds(text: str) -> list[tuple[float, int]]:
+    """``0.05:101-108,0:201;203`` -> [(0.05, 101), ..., (0.0, 201), (0.0, 203)]; one line naming a bad group."""
+    out = []
+    for group in filter(None, (g.strip() for g in text.split(","))):
+        try:
+            k, seeds = group.split(":")
+            strength = float(k)
+            for part in filter(None, seeds.split(";")):
+                lo, _, hi = part.partition("-")
+                out += [(strength, s) for s in range(int(lo), int(hi or lo) + 1)]
+        except ValueError:
+            raise SystemExit(f"research.py: --worlds group {group!r} is not strength:seeds (e.g. 0.05:101-108)") from None
+    if not out:
+        raise SystemExit("research.py: --worlds lists no world")
+    return out
+
+
 def _job(spec):
     seed, strength, args = spec
+    if args.build_only:
+        w = build_world(seed, strength, args.tickers, args.days, Path(args.cache))
+        return {"seed": seed, "strength": strength, "build_seconds": w["built_seconds"]}
     return run_world(seed, strength, args)
 
 
@@ -276,12 +302,11 @@ def summarise(results: list[dict], tuning: set[int]) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--seeds", default="101,102,103,104,105,106,107,108")
-    ap.add_argument("--strengths", default="0.05,0.1")
-    ap.add_argument("--null-seeds", default="201,202,203,204,205,206", dest="null_seeds")
+    ap.add_argument("--worlds", default=DEFAULT_WORLDS, help="strength:seeds groups, e.g. 0.05:101-108,0:201-206")
+    ap.add_argument("--build-only", action="store_true", dest="build_only", help="build the worlds' cache only")
     ap.add_argument(
         "--tuning-seeds",
-        default="1,2,3,4",
+        default="1,2,3,4,9",
         dest="tuning_seeds",
         help="seeds the budgets were tuned on (reported apart from the held-out ones)",
     )
@@ -299,10 +324,7 @@ def main() -> None:
     )
     args = ap.parse_args()
     t0 = time.perf_counter()
-    specs = [
-        (int(s), float(k), args) for k in args.strengths.split(",") if k for s in args.seeds.split(",") if s
-    ]
-    specs += [(int(s), 0.0, args) for s in args.null_seeds.split(",") if s]
+    specs = [(seed, k, args) for k, seed in parse_worlds(args.worlds)]
     if args.jobs > 1:
         import multiprocessing as mp
 
@@ -310,6 +332,11 @@ def main() -> None:
             results = pool.map(_job, specs, chunksize=1)
     else:
         results = [_job(s) for s in specs]
+    if args.build_only:
+        for r in results:
+            print(f"world seed {r['seed']} strength {r['strength']:g}: built in {r['build_seconds'] or 0:.0f}s (0 = cached)")
+        print(f"{len(results)} worlds in {time.perf_counter() - t0:.0f}s")
+        return 0
     for r in results:
         print_world(r)
     tuning = {int(s) for s in args.tuning_seeds.split(",") if s}

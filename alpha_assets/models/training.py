@@ -268,6 +268,7 @@ def alpha_models(context: AssetExecutionContext, config: BlockTrainingConfig, la
         )
         x = rows.select(feats).to_numpy().astype(np.float32)
         y = rows["target"].to_numpy().astype(np.float32)
+        days = rows["trade_date"].to_numpy()
         # the embeddings' values are among the hashed columns of the fusion recipe; the base recipe ignores them
         data_hash = training_data_hash(rows, feats)
         for kind in config.kinds:
@@ -276,12 +277,12 @@ def alpha_models(context: AssetExecutionContext, config: BlockTrainingConfig, la
             held_out = make_learner(
                 kind, seed=config.seed, params=None, threads=config.threads, budget=budget
             )
-            held_out.fit(x[fit_mask], y[fit_mask], feature_names=feats)
+            held_out.fit(x[fit_mask], y[fit_mask], feature_names=feats, groups=days[fit_mask])
             val_pred = held_out.predict(x[val_mask])
             metrics = _validation_metrics(rows.filter(pl.Series(val_mask)), val_pred)
             # the registered model: the whole window, the same budget
             learner = make_learner(kind, seed=config.seed, params=None, threads=config.threads, budget=budget)
-            learner.fit(x, y, feature_names=feats)
+            learner.fit(x, y, feature_names=feats, groups=days)
             seconds, cpu, fit_mb = time.perf_counter() - t0, time.process_time() - c0, mem.stop()
             importance = learner.feature_importance()
             top = dict(sorted(importance.items(), key=lambda kv: -kv[1])[:20])

@@ -16,6 +16,7 @@ from .synthetic import make_panel
 # small budgets: the behaviour, not the fund's hyper-parameters, is under test
 SMALL = {
     "ridge": {"alpha": 0.01},
+    "ic_weighted": {},
     "xgboost": {"n_estimators": 60, "learning_rate": 0.1, "max_depth": 3},
     "lightgbm": {"n_estimators": 60, "learning_rate": 0.1, "num_leaves": 7},
     "catboost": {"iterations": 60, "learning_rate": 0.2, "depth": 3},
@@ -33,11 +34,11 @@ def _fit_and_score(panel: pl.DataFrame, kind: str, seed: int = 7) -> tuple[Learn
         rows = panel.filter(pl.col("trade_date").is_in(dates))
         return rows, rows.select(FEATURES).to_numpy(), rows["label"].to_numpy()
 
-    _, X, y = part(split.fit_dates)
+    fit_rows, X, y = part(split.fit_dates)
     _, Xv, yv = part(split.validation_dates)
     test, Xt, _ = part(split.test_dates)
     learner = make_learner(kind, seed=seed, params=SMALL[kind], threads=1).fit(
-        X, y, Xv, yv, feature_names=FEATURES
+        X, y, Xv, yv, feature_names=FEATURES, groups=fit_rows["trade_date"].to_numpy()
     )
     return learner, test.with_columns(pl.Series("score", learner.predict(Xt)))
 
@@ -164,3 +165,19 @@ def test_mlp_trains_every_epoch_of_its_budget(weak_panel):
         x[:n], y[:n], x[n:], y[n:], feature_names=FEATURES
     )
     assert learner.best_iteration == 3
+
+
+def test_ic_weighted_screens_out_features_without_a_consistent_daily_ic(signal_panel):
+    """A feature enters with its daily-IC t-statistic only when |t| >= min_t: the planted features carry the
+    score, pure-noise features get a zero coefficient; a screen no feature passes keeps every feature."""
+    learner, _ = _fit_and_score(signal_panel, "ic_weighted")
+    imp = learner.feature_importance()
+    assert imp["f000"] > 0.2 and imp["f001"] > 0.2
+    zero = [f for f in FEATURES if imp[f] == 0.0]
+    assert len(zero) >= 3  # most of the six noise features are screened out at |t| >= 2
+    strict, _ = _fit_and_score(signal_panel.with_columns(pl.col("label").shuffle(seed=3)), "ic_weighted")
+    assert all(v > 0 for v in strict.feature_importance().values()) or sum(
+        v > 0 for v in strict.feature_importance().values()
+    ) <= 2  # noise: either nothing passed (all kept, unscreened) or a chance survivor or two
+    with pytest.raises(ValueError, match="groups"):
+        make_learner("ic_weighted").fit(np.zeros((10, 2)), np.zeros(10), groups=np.zeros(9))

@@ -115,7 +115,7 @@ def walk_forward_predictions(
             learner = make_learner(
                 kind, seed=seed, params=(params or {}).get(kind), threads=threads, budget=budget
             )
-            learner.fit(x, y, feature_names=features)
+            learner.fit(x, y, feature_names=features, groups=train["trade_date"].to_numpy())
             frames.append(
                 test.select("trade_date", "ticker").with_columns(
                     pl.lit((names or {}).get(kind, kind)).alias("model"),
