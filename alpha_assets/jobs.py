@@ -58,9 +58,12 @@ train_models_job = _job(
 )  # fmt: skip
 
 # Evaluated in the code location (not the daemon): `downstream` holds a Python condition (DayDelivered).
+# Starts STOPPED: on a home built by the CLI or the demo it would otherwise launch runs as soon as the UI opens (its
+# conditions judge partitions the instance has no automation history for). Turn it on in the UI (Automation ->
+# downstream_automation -> Start) or with `dagster sensor start downstream_automation` once the history is built.
 automation_sensor = AutomationConditionSensorDefinition(
     "downstream_automation", target=AssetSelection.all() - REPORTS - BLOCKS - EXPLAIN,
-    default_status=DefaultSensorStatus.RUNNING, minimum_interval_seconds=30, use_user_code_server=True,
+    default_status=DefaultSensorStatus.STOPPED, minimum_interval_seconds=30, use_user_code_server=True,
 )  # fmt: skip
 
 JOBS = [

@@ -352,7 +352,8 @@ def retrain_requests(health: pl.DataFrame, last_requested: dict[str, str]) -> li
                        f"(z {f(r['z_stat']):.2f}, one-sided p {f(r['p_value']):.2g})"}]  # fmt: skip
 
 
-@sensor(job_name="train_alpha", minimum_interval_seconds=300, default_status=DefaultSensorStatus.RUNNING,
+# STOPPED by default: it trains (hours of CPU); start it once the fund runs live (README: "Sensors").
+@sensor(job_name="train_alpha", minimum_interval_seconds=300, default_status=DefaultSensorStatus.STOPPED,
         description="Requests a mid-block retrain when monitoring.model_health says the champion's IC fell significantly.")  # fmt: skip
 def retraining_sensor(context: SensorEvaluationContext, lake_store: DeltaLakeResource):
     lake = lake_store.lake

@@ -28,10 +28,11 @@ DAILY_FEEDS = [
 freshness_checks = build_time_partition_freshness_checks(
     assets=[AssetKey(k) for k in DAILY_FEEDS], deadline_cron="0 10 * * 2-6", timezone="UTC"
 )
+# STOPPED by default: it launches check runs on a timer (a calm UI launches nothing); start it in production.
 freshness_sensor = build_sensor_for_freshness_checks(
     freshness_checks=freshness_checks,
     minimum_interval_seconds=600,
-    default_status=DefaultSensorStatus.RUNNING,
+    default_status=DefaultSensorStatus.STOPPED,
 )
 FRESHNESS = AssetSelection.checks(*freshness_checks)  # run by their sensor, not inside the daily runs
 
