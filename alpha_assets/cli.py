@@ -616,10 +616,11 @@ def _lake_sql(home: AlphaHome):
     from resources.lake import DeltaLake
     from resources.sql import LakeSQL
 
-    db = LakeSQL(DeltaLake(home.lake), marts_db=marts_db_path(home))
-    for name, why in db.skipped.items():  # one unreadable table: named once, the others still work
+    def warn(name: str, why: str) -> None:  # one unreadable table: named once, the others still work
         print(f"warning: table {name} skipped (cannot be read: {why})", file=sys.stderr)
-    return db
+
+    # tables are opened when a query names them: `alpha sql "SELECT 1"` reads none
+    return LakeSQL(DeltaLake(home.lake), marts_db=marts_db_path(home), on_skip=warn)
 
 
 SHELL_ROWS = (

@@ -1,11 +1,32 @@
-"""ConfigurableResources, one class per external system, with local and prod variants."""
+"""ConfigurableResources, one class per external system, with local and prod variants.
 
-from resources.io_manager import DeltaIOManager
-from resources.lake import DeltaLake, PartitionWindowError, SchemaDriftError, WindowChunks
-from resources.lake_resource import DeltaLakeResource
-from resources.landing import LandedFile, LocalVendorLanding, S3VendorLanding, VendorLanding
+The names below are imported on first access (PEP 562): ``resources.lake`` and ``resources.sql`` (``alpha sql``)
+load without Dagster, which the resource classes need (~2 s of imports)."""
 
-__all__ = [
-    "DeltaIOManager", "DeltaLake", "DeltaLakeResource", "LandedFile", "LocalVendorLanding", "PartitionWindowError",
-    "S3VendorLanding", "SchemaDriftError", "VendorLanding", "WindowChunks",
-]  # fmt: skip
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "DeltaIOManager": "resources.io_manager",
+    "DeltaLake": "resources.lake",
+    "PartitionWindowError": "resources.lake",
+    "SchemaDriftError": "resources.lake",
+    "WindowChunks": "resources.lake",
+    "DeltaLakeResource": "resources.lake_resource",
+    "LandedFile": "resources.landing",
+    "LocalVendorLanding": "resources.landing",
+    "S3VendorLanding": "resources.landing",
+    "VendorLanding": "resources.landing",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        value = getattr(importlib.import_module(_WHERE[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -201,3 +201,17 @@ def test_one_corrupt_table_is_skipped_with_one_warning_and_the_others_work(lake_
     assert "raw.prices" in listed and "raw.universe" not in listed
     assert main(["sql", "SELECT * FROM raw.universe"]) == 1  # named, not crashed
     assert "raw.universe" in capsys.readouterr().err
+
+
+def test_a_query_opens_only_the_tables_it_names(lake_home):
+    """`alpha sql "SELECT 1"` reads no table (issue 20 #7); a query registers the tables it names, quoted or not,
+    and one listing the catalog sees every table; the sandbox holds for views created after it was locked."""
+    db = LakeSQL(DeltaLake(lake_home.lake))
+    assert {"raw.prices", "raw.universe"} <= set(db.tables)
+    assert db.query("SELECT 1 AS one")["one"].to_list() == [1] and db.registered == []
+    n = db.query('SELECT count(*) AS n FROM "raw"."prices"')["n"][0]
+    assert n == DeltaLake(lake_home.lake).read("raw", "prices").height and db.registered == ["raw.prices"]
+    listed = set(db.query("SELECT table_schema || '.' || table_name AS t FROM information_schema.tables")["t"])
+    assert {"raw.prices", "raw.universe"} <= listed and set(db.registered) >= {"raw.prices", "raw.universe"}
+    with pytest.raises(duckdb.PermissionException):
+        db.con.execute(f"SELECT * FROM read_parquet('{lake_home.lake}/raw/prices/**/*.parquet')")
