@@ -22,9 +22,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
+import numpy as np
 import polars as pl
 
 from alpha_assets.lib.altdata.point_in_time import TS, session_cutoffs
+from alpha_assets.lib.determinism import stable_round
 
 KEYS = ("trade_date", "ticker")
 ALT_SOURCES = ("parking", "tanks", "call", "filing", "web")
@@ -58,6 +60,7 @@ PRICE_NON_FEATURES = ("trade_date", "ticker", "close", "is_filled")
 LABEL_PREFIX = "fwd_ret_"
 Z_MIN_SAMPLES = 10  # a z-score against fewer observations is noise
 ROBUST_Z_CLIP = 5.0
+_Z_CHUNK_CELLS = 4_000_000  # window cells (names x sessions x window) per chunk of trailing_z: ~32 MB each
 
 
 @dataclass(frozen=True)
@@ -136,17 +139,15 @@ def alt_history_features(alt: pl.DataFrame, cfg: MatrixConfig) -> tuple[pl.DataF
     exprs: list[pl.Expr] = []
     by_source: dict[str, list[str]] = {}
     h = cfg.history_sessions
+    n_names = frame["ticker"].n_unique()
     for v in values:
         x = pl.col(v)
         derived = [v]
         for k in cfg.change_lags:
             exprs.append((x - x.shift(k)).over("ticker").alias(f"{v}__chg_{k}"))
             derived.append(f"{v}__chg_{k}")
-        mean = x.rolling_mean(h, min_samples=Z_MIN_SAMPLES).over("ticker")
-        std = x.rolling_std(h, min_samples=Z_MIN_SAMPLES).over("ticker")
-        # a value flat over the whole window has no surprise: z = 0 rather than inf
-        z = pl.when(std > 1e-12).then((x - mean) / std).when(x.is_not_null() & std.is_not_null()).then(0.0)
-        exprs.append(z.alias(f"{v}__z{h}"))
+        z = trailing_z(frame[v].to_numpy(), n_names, h)
+        exprs.append(pl.Series(f"{v}__z{h}", z, nan_to_null=True))
         derived.append(f"{v}__z{h}")
         by_source.setdefault(source_of(v), []).extend(derived)
     for a in ages:
@@ -155,11 +156,47 @@ def alt_history_features(alt: pl.DataFrame, cfg: MatrixConfig) -> tuple[pl.DataF
     return out, by_source
 
 
+def trailing_z(values: np.ndarray, n_names: int, window: int, min_samples: int = Z_MIN_SAMPLES) -> np.ndarray:
+    """Each value's z-score against its own trailing ``window`` (itself included; NaN = missing, ignored; fewer
+    than ``min_samples`` values -> NaN; a flat window -> 0), for ``values`` laid out name-major on a full grid
+    (``n_names`` blocks of the same number of sessions, in session order).
+
+    Computed from each window's own values (two-pass mean and sample standard deviation over a sliding window,
+    in a fixed order), never from running sums: polars' rolling kernels carry sums from the start of the frame,
+    so the last bits depended on how much history a run had loaded, and values equal in exact arithmetic (two
+    names with the same step pattern) reordered between a backfill and a day run."""
+    x = np.asarray(values, dtype=np.float64).reshape(n_names, -1)
+    t = x.shape[1]
+    out = np.full_like(x, np.nan)
+    if t == 0:
+        return out.ravel()
+    padded = np.concatenate([np.full((n_names, window - 1), np.nan), x], axis=1)
+    rows = max(1, _Z_CHUNK_CELLS // max(1, t * window))
+    for r0 in range(0, n_names, rows):
+        win = np.lib.stride_tricks.sliding_window_view(padded[r0 : r0 + rows], window, axis=1)
+        known = ~np.isnan(win)
+        count = known.sum(axis=2)
+        total = np.where(known, win, 0.0).sum(axis=2)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = total / count
+            dev = np.where(known, win - mean[..., None], 0.0)
+            std = np.sqrt((dev * dev).sum(axis=2) / (count - 1))
+            cur = x[r0 : r0 + rows]
+            enough = (count >= min_samples) & ~np.isnan(cur)
+            z = np.where(std > 1e-12, (cur - mean) / std, 0.0)  # a flat window has no surprise: 0, not inf
+        out[r0 : r0 + rows] = np.where(enough, z, np.nan)
+    return out.ravel()
+
+
 def _normalise(cols: list[str], how: str) -> list[pl.Expr]:
-    """Per-day cross-sectional normalisation; nulls stay null (filled later with the neutral 0)."""
+    """Per-day cross-sectional normalisation; nulls stay null (filled later with the neutral 0).
+
+    Values are first rounded to ``RANK_SIG_DIGITS`` significant digits (``determinism.stable_round``): float
+    noise (1e-16 relative, from summation order) must not reorder names, and values equal in exact arithmetic
+    tie (average rank, which depends on no row order)."""
     exprs = []
     for c in cols:
-        x = pl.col(c)
+        x = stable_round(pl.col(c))
         if how == "rank":
             n = x.count().over("trade_date")
             r = x.rank("average").over("trade_date")
@@ -170,7 +207,7 @@ def _normalise(cols: list[str], how: str) -> list[pl.Expr]:
             e = pl.when(mad > 1e-12).then(((x - med) / mad).clip(-ROBUST_Z_CLIP, ROBUST_Z_CLIP))
             e = e.when(x.is_not_null()).then(0.0)
         elif how == "none":  # raw values, for inspection and tests
-            e = x
+            e = pl.col(c)
         else:
             raise ValueError(f"normalise must be 'rank', 'robust_z' or 'none', got {how!r}")
         exprs.append(e.alias(c))

@@ -219,8 +219,9 @@ class FusionModel:
             self.module.eval()
             for start in range(0, n, batch_size):
                 sl = slice(start, start + batch_size)
-                xs = [torch.from_numpy(z[name][sl]) for name in self.dims]
-                out[sl] = self.module(xs, torch.from_numpy(present[sl])).numpy()
+                xs = [torch.from_numpy(_fixed_rows(z[name][sl], batch_size)) for name in self.dims]
+                mask = torch.from_numpy(_fixed_rows(present[sl], batch_size))
+                out[sl] = self.module(xs, mask).numpy()[: len(present[sl])]
         return out
 
     def embed_modalities(
@@ -237,10 +238,11 @@ class FusionModel:
             self.module.eval()
             for start in range(0, n, batch_size):
                 sl = slice(start, start + batch_size)
-                xs = [torch.from_numpy(z[name][sl]) for name in self.dims]
+                rows = len(z[next(iter(self.dims))][sl])
+                xs = [torch.from_numpy(_fixed_rows(z[name][sl], batch_size)) for name in self.dims]
                 heads = _modality_projections(self.module, xs)
                 for i, name in enumerate(self.dims):
-                    parts[name].append(heads[:, i].numpy())
+                    parts[name].append(heads[:rows, i].numpy())
         return {
             name: np.concatenate(p) if p else np.zeros((0, self.config.out_dim), np.float32)
             for name, p in parts.items()
@@ -276,6 +278,19 @@ class FusionModel:
         means = {n: v.numpy() for n, v in state["means"].items()}
         stds = {n: v.numpy() for n, v in state["stds"].items()}
         return cls(module, config, dims, means, stds)
+
+
+def _fixed_rows(a: np.ndarray, rows: int) -> np.ndarray:
+    """``a`` padded to ``rows`` rows with zeros (True for a mask: a padded row attends to its zero tokens).
+
+    Every inference forward then has one shape, so a row's embedding is the same bits whichever rows share its
+    batch: a batch of one or two rows ran other kernels and differed by ~4e-7 from the same row in a larger batch
+    (enough to move a one-day run's scores against a range run's)."""
+    pad = rows - len(a)
+    if pad <= 0:
+        return a
+    fill = np.ones if a.dtype == np.bool_ else np.zeros
+    return np.concatenate([a, fill((pad, *a.shape[1:]), dtype=a.dtype)])
 
 
 @contextlib.contextmanager

@@ -13,12 +13,17 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
+from alpha_assets.lib.determinism import stable_round
+
 MIN_NAMES = 5
 
 
 def cross_sectional_rank(column: str, by: str | Sequence[str] = "trade_date") -> pl.Expr:
-    """``column`` ranked within each ``by`` group, mapped to [-0.5, 0.5] (ties averaged; a lone name -> 0)."""
-    x = pl.col(column)
+    """``column`` ranked within each ``by`` group, mapped to [-0.5, 0.5] (ties averaged; a lone name -> 0).
+
+    The values are rounded first (``determinism.stable_round``): float noise cannot reorder names, values equal in
+    exact arithmetic tie, and averaged ties depend on no row order."""
+    x = stable_round(pl.col(column))
     n = x.count().over(by)
     r = x.rank("average").over(by)
     return pl.when(n > 1).then((r - 1) / (n - 1) - 0.5).when(x.is_not_null()).then(0.0)
@@ -38,7 +43,9 @@ def daily_ic(
         .drop_nulls(["s", "y"])
     )
     if method == "spearman":
-        data = data.with_columns(pl.col("s", "y").rank("average").over(keys))
+        data = data.with_columns(
+            stable_round(pl.col(c)).rank("average").over(keys).alias(c) for c in ("s", "y")
+        )
     return (
         data.group_by(keys)
         .agg(pl.corr("s", "y").alias("ic"), pl.len().alias("n"))

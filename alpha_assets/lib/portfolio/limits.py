@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from alpha_assets.lib.determinism import stable_round
 from alpha_assets.lib.portfolio.hrp import LINKAGES, cluster_tree, covariance, hrp_weights
 
 GROUP_LIMITS = (
@@ -185,7 +186,8 @@ def build_target_weights(
         .join(meta.select("ticker", "sector", "country", "adv_usd"), on="ticker", how="inner")
         .filter(pl.col("adv_usd") >= limits.min_adv_usd)
         .filter(pl.col("ticker").is_in(list(_sizeable_tickers(history))))
-        .sort(["alpha_score", "ticker"], descending=[True, False])
+        # ties (after rounding off float noise: it must not decide who is bought) broken by ticker
+        .sort([stable_round(pl.col("alpha_score")), pl.col("ticker")], descending=[True, False])
     )
     n_eligible = eligible.height
     n_long = math.floor(limits.long_quantile * n_eligible + 1e-9)

@@ -12,6 +12,12 @@ Two backends behind one ``SentimentModel``:
   under a name derived from the hash of the training file, the encoder and the recipe, so editing the set
   retrains it and nothing else does.
 
+Deterministic: a sentence gets the same bits whatever else is scored in the same call. Sentences are batched only
+with others of the same token count (nothing padded), inference runs on ``determinism.INFERENCE_THREADS``
+thread(s) with deterministic kernels (the process's settings restored after), and the head's logits are per-row
+sums, not a matrix product whose blocking depends on the number of rows. ``num_threads`` sets the process's torch
+threads (as before) but not the inference's.
+
 torch and transformers are imported inside the functions that need them; the hub is switched off first.
 """
 
@@ -23,7 +29,7 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -32,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from alpha_assets.lib.altdata.nlp._offline import prepare_offline_torch
+from alpha_assets.lib.determinism import torch_inference
 
 __all__ = [
     "LABELS",
@@ -47,7 +54,7 @@ __all__ = [
 ]
 
 LABELS: tuple[str, str, str] = ("negative", "neutral", "positive")
-HEAD_RECIPE = "minilm-l6-meanpool-l2norm-logreg-C2-v1"
+HEAD_RECIPE = "minilm-l6-meanpool-l2norm-logreg-C2-v2"  # v2: unpadded same-length batches
 HEAD_C = (
     2.0  # inverse L2 strength of the head, chosen by 5-fold CV on the shipped set (see train_default_head)
 )
@@ -150,29 +157,39 @@ class _Encoder:
         self._lock = threading.Lock()
 
     def embed(self, sentences: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        import torch
-
+        """(n, dim) float32 embeddings; a sentence's row is the same bits alone or among any others (see
+        ``_same_length_batches``)."""
         dim = int(self.model.config.hidden_size)
         out = np.zeros((len(sentences), dim), dtype=np.float32)
-        order = np.argsort(
-            [len(s) for s in sentences], kind="stable"
-        )  # similar lengths share a batch: less padding
-        with self._lock, torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                idx = order[start : start + batch_size]
-                batch = self.tokenizer(
-                    [sentences[i] for i in idx],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_length,
-                    return_tensors="pt",
-                )
+        with self._lock, torch_inference() as torch:
+            for idx, batch in _same_length_batches(self.tokenizer, sentences, self.max_length, batch_size):
                 hidden = self.model(**batch).last_hidden_state
-                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+                # no padding: every token counts in the mean
+                pooled = torch.nn.functional.normalize(hidden.mean(dim=1), p=2, dim=1)
                 out[idx] = pooled.float().numpy()
         return out
+
+
+def _same_length_batches(
+    tokenizer: Any, sentences: Sequence[str], max_length: int, batch_size: int
+) -> Iterator[tuple[np.ndarray, dict[str, Any]]]:
+    """(row indices, model inputs) per batch of sentences with the same token count, so nothing is padded.
+
+    Deterministic inference: with padding, a sentence's output depended on the longest sentence of its batch,
+    i.e. on which other documents were in the run (~1e-8 on a call's sentiment, enough to reorder ranks). Batches
+    of one token length, run on ``INFERENCE_THREADS`` thread(s), give each sentence the bits it gets alone."""
+    import torch
+
+    encoded = tokenizer(list(sentences), truncation=True, max_length=max_length, padding=False)
+    names = [k for k in ("input_ids", "token_type_ids", "attention_mask") if k in encoded]
+    by_length: dict[int, list[int]] = {}
+    for i, ids in enumerate(encoded["input_ids"]):
+        by_length.setdefault(len(ids), []).append(i)
+    for length in sorted(by_length):
+        rows = by_length[length]
+        for start in range(0, len(rows), batch_size):
+            idx = np.array(rows[start : start + batch_size])
+            yield idx, {k: torch.tensor([encoded[k][i] for i in idx], dtype=torch.long) for k in names}
 
 
 @functools.lru_cache(maxsize=4)
@@ -190,7 +207,12 @@ class LinearHead:
     metrics: dict[str, Any] = field(default_factory=dict)
 
     def predict_proba(self, embeddings: np.ndarray) -> np.ndarray:
-        logits = embeddings.astype(np.float64) @ self.weights.T + self.bias
+        # per-row sums (not a GEMM, whose kernel choice may depend on how many rows there are): a row's
+        # probabilities do not depend on the other rows
+        x = embeddings.astype(np.float64)
+        logits = np.empty((len(x), len(self.bias)))
+        for k in range(len(self.bias)):
+            logits[:, k] = (x * self.weights[k]).sum(axis=1) + self.bias[k]
         logits -= logits.max(axis=1, keepdims=True)
         p = np.exp(logits)
         return p / p.sum(axis=1, keepdims=True)
@@ -357,20 +379,9 @@ class _ClassifierBackend:
         self._lock = threading.Lock()
 
     def __call__(self, sentences: Sequence[str], batch_size: int) -> np.ndarray:
-        import torch
-
         out = np.zeros((len(sentences), 3), dtype=np.float64)
-        order = np.argsort([len(s) for s in sentences], kind="stable")
-        with self._lock, torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                idx = order[start : start + batch_size]
-                batch = self.tokenizer(
-                    [sentences[i] for i in idx],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_length,
-                    return_tensors="pt",
-                )
+        with self._lock, torch_inference() as torch:
+            for idx, batch in _same_length_batches(self.tokenizer, sentences, self.max_length, batch_size):
                 probs = torch.softmax(self.model(**batch).logits.float(), dim=-1).numpy()
                 for j, col in enumerate(self.columns):
                     if col is not None:
