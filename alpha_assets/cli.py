@@ -605,6 +605,13 @@ def cmd_materialize(args) -> int:
         raise UserError(f"--from {start} is after --to {end}")
     if args.dask_address and args.executor != "dask":
         raise UserError("--dask-address needs --executor dask")
+    if args.dask_address:  # a malformed address: refused before anything loads
+        from alpha_assets.executors import DaskUnavailable, address_problem
+
+        try:
+            address_problem(args.dask_address)
+        except DaskUnavailable as e:
+            raise UserError(str(e)) from None
     res = materialize(home, start, end, args.select.split(",") if args.select else None, job_name=args.job,
                       executor=args.executor, dask_address=args.dask_address)  # fmt: skip
     return 0 if res["success"] else 1

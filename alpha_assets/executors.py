@@ -188,23 +188,41 @@ def step_requirements(job) -> dict[str, float]:
     return need
 
 
+def address_problem(address: str) -> None:
+    """Refuse, with one line, an address Dask's client could not even try (it would raise, and leave a client whose
+    clean-up prints a traceback 20 s later): tcp:// or tls://, a host (an IPv6 one in brackets), a port 1-65535."""
+    from urllib.parse import urlsplit
+
+    usage = f"--dask-address {address!r} is not a Dask scheduler address: use tcp://HOST:PORT"
+    if not ADDRESS.match(address):
+        raise DaskUnavailable(usage)
+    try:
+        parts = urlsplit(address)
+        port = parts.port
+    except ValueError as e:  # unbalanced brackets, a port out of range
+        raise DaskUnavailable(f"{usage} ({e})") from None
+    if not parts.hostname or port is None or not 0 < port < 65536:
+        raise DaskUnavailable(f"{usage} (port 1-65535)" if parts.hostname else usage)
+    host = parts.netloc.rsplit(":", 1)[0]
+    if ":" in host and not (host.startswith("[") and host.endswith("]")):
+        raise DaskUnavailable(f"{usage} (an IPv6 host goes in brackets: tcp://[::1]:8786)")
+
+
 def check_scheduler(
     address: str, home_root: str, requirements: dict[str, float], timeout: float = 10.0
 ) -> int:
     """Refuse, with one line, what would make a Dask run fail late or hang: a malformed address, no scheduler
     answering, no workers, workers that cannot import this project or see ALPHA_HOME, or no worker declaring
     enough of a resource some step requires. Returns the number of workers."""
-    if not ADDRESS.match(address):
-        raise DaskUnavailable(
-            f"--dask-address {address!r} is not a Dask scheduler address: use tcp://HOST:PORT"
-        )
+    address_problem(address)
     from dask.distributed import Client
 
     try:
         client = Client(address, timeout=timeout, set_as_default=False)
-    except (OSError, TimeoutError) as e:
+    except Exception as e:  # OSError, TimeoutError, or what distributed raises for an address it cannot use
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise DaskUnavailable(
-            f"no Dask scheduler answers at {address} ({type(e).__name__}): start one with `dask scheduler`, "
+            f"no Dask scheduler answers at {address} ({why}): start one with `dask scheduler`, "
             "or leave out --dask-address for a local cluster"
         ) from None
     try:

@@ -207,8 +207,11 @@ def _one_line_error(capsys, home: Path, *args: str) -> str:
 def test_a_malformed_dask_address_is_refused_in_one_line(world, tmp_path, capsys, monkeypatch):
     home = _home(world, tmp_path / "h")
     monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
-    err = _one_line_error(capsys, home, "--executor", "dask", "--dask-address", "localhost:8786")
-    assert "is not a Dask scheduler address: use tcp://HOST:PORT" in err
+    for bad in ("localhost:8786", "tcp://127.0.0.1:", "tcp://127.0.0.1:99999", "tcp://127.0.0.1:0",
+                "tcp://[::1:8786", "tcp://::1:8786"):  # fmt: skip
+        err = _one_line_error(capsys, home, "--executor", "dask", "--dask-address", bad)
+        assert "is not a Dask scheduler address: use tcp://HOST:PORT" in err, bad
+    assert not any((home / "lake").glob("*/*"))  # refused before any run
     err = _one_line_error(capsys, home, "--dask-address", "tcp://127.0.0.1:8786")
     assert "--dask-address needs --executor dask" in err
 
