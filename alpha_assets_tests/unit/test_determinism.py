@@ -173,3 +173,20 @@ def test_alt_z_scores_do_not_depend_on_where_the_history_starts():
         left = full.filter(keep).sort("trade_date", "ticker").select("trade_date", "ticker", z)
         right = part.filter(keep).sort("trade_date", "ticker").select("trade_date", "ticker", z)
         assert left.equals(right)
+
+
+@pytest.mark.parametrize("kind", ["mlp", "ridge", "xgboost", "lightgbm"])
+def test_learner_scores_of_rows_do_not_depend_on_the_other_rows_scored_with_them(kind):
+    """A day's names scored alone (a one-day run) or inside a range's rows (a backfill) get the same bits."""
+    from alpha_assets.lib.models.learners import Learner, params_for
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(600, 12)).astype(np.float32)
+    y = (X[:, 0] * 0.1 + rng.normal(size=600)).astype(np.float32)
+    params = params_for(kind, "demo", {"max_epochs": 1} if kind == "mlp" else {"n_estimators": 20}
+                        if kind in ("xgboost", "lightgbm") else None)  # fmt: skip
+    model = Learner(kind, params, threads=1).fit(X, y)
+    full = model.predict(X)
+    day = np.arange(200, 230)  # one day's 30 names inside the range
+    assert np.array_equal(model.predict(X[day]), full[day])
+    assert np.array_equal(np.concatenate([model.predict(X[[i]]) for i in day[:3]]), full[day[:3]])
