@@ -4,13 +4,15 @@ The dbt project in ``dbt/`` reads the Delta tables read-only (``resources/dbt_la
 DuckDB file, ``$ALPHA_HOME/marts/marts.duckdb`` (``ALPHA_MARTS_DB`` overrides it). A run for a window passes the
 window to dbt as vars, and every mart replaces exactly that window's rows. The manifest is parsed once and cached in
 ``dbt/target/`` (re-parsed only when a file of the project is newer), so loading the code location stays fast;
-dbt itself is imported only by the subprocess that runs it.
+dbt itself is imported only by the subprocess that runs it. A run's artifacts and log go under the marts file's
+folder (``$ALPHA_HOME/marts/dbt_runs/``), never into the checkout.
 """
 
 import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -70,8 +72,11 @@ def ensure_manifest() -> Path:
         return manifest
     env = {**os.environ, **dbt_env(lake_root=os.environ.get("ALPHA_LAKE_ROOT", "/nonexistent"),
                                    marts_db=os.environ.get("ALPHA_MARTS_DB", "/tmp/alpha-marts-parse.duckdb"))}  # fmt: skip
-    subprocess.run([dbt_executable(), "parse", "--quiet", "--project-dir", str(DBT_DIR), "--profiles-dir",
-                    str(DBT_DIR)], check=True, env=env, cwd=DBT_DIR, capture_output=True)  # fmt: skip
+    env.pop("DBT_TARGET_PATH", None)  # the manifest is the project's build cache: dbt/target
+    with tempfile.TemporaryDirectory(prefix="alpha-dbt-parse-") as logs:  # no dbt/logs in the checkout
+        subprocess.run([dbt_executable(), "parse", "--quiet", "--project-dir", str(DBT_DIR), "--profiles-dir",
+                        str(DBT_DIR)], check=True, env={**env, "DBT_LOG_PATH": logs}, cwd=DBT_DIR,
+                       capture_output=True)  # fmt: skip
     manifest.touch()
     return manifest
 
@@ -113,4 +118,24 @@ def marts(context: AssetExecutionContext):
         lake.storage_options_json or "{}"
     )  # the dbt subprocess inherits the run's environment
     dbt = DbtCliResource(project_dir=str(DBT_DIR), profiles_dir=str(DBT_DIR), dbt_executable=dbt_executable())
-    yield from dbt.cli(["build", "--vars", json.dumps(window_vars(context))], context=context).stream()
+    target = run_target_path(context.run.run_id)
+    yield from dbt.cli(
+        ["build", "--vars", json.dumps(window_vars(context))], context=context, target_path=target
+    ).stream()
+
+
+KEEP_RUN_TARGETS = 10  # the newest dbt run folders kept (run_results.json, dbt.log, compiled SQL) for debugging
+
+
+def run_target_path(run_id: str) -> Path:
+    """A dbt run's target and log folder, next to the marts file (``$ALPHA_HOME/marts/dbt_runs/<run>-<n>``), never
+    in the checkout; only the newest KEEP_RUN_TARGETS folders are kept."""
+    import shutil
+    import uuid
+
+    root = marts_db_path().parent / "dbt_runs"
+    root.mkdir(parents=True, exist_ok=True)
+    old = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    for p in old[: max(0, len(old) - KEEP_RUN_TARGETS + 1)]:
+        shutil.rmtree(p, ignore_errors=True)
+    return root / f"{run_id[:8]}-{uuid.uuid4().hex[:6]}"
