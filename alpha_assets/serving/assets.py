@@ -104,9 +104,10 @@ def _run_sessions(instance, run_id: str) -> int:
 def pipeline_log(instance, days: list[date], quarantine_root: Path | None, lake=None) -> pl.DataFrame:
     """One row per (day, asset) materialized for that day: the last run's step duration, rows, time.
 
-    A run over a range of sessions (a single-run backfill, ``alpha materialize --from --to``) records one event
-    per session, each carrying the whole run's figures: a day's ``run_seconds`` is then the step's seconds
-    shared over the run's sessions, and its ``rows_written`` the day's rows in the table (from the Delta log of
+    ``run_seconds`` is the wall time of the step that wrote the partition, from Dagster's step stats (its start
+    and end in the run's event log). A run over a range of sessions (a single-run backfill, ``alpha materialize
+    --from --to``) records one event per session: each of its days shows the whole step's seconds (what the step
+    took, not a share of it), and its ``rows_written`` the day's rows in the table (from the Delta log of
     ``lake``; None without one), not the run's total."""
     keys = {d.isoformat(): d for d in days}
     step_seconds: dict[tuple[str, str], float] = {}
@@ -135,7 +136,7 @@ def pipeline_log(instance, days: list[date], quarantine_root: Path | None, lake=
                     entry.run_id, step_keys=[entry.step_key] if entry.step_key else None
                 )
                 durations = [s.end_time - s.start_time for s in stats if s.start_time and s.end_time]
-                step_seconds[run_step] = float(max(durations)) / sessions if durations else None
+                step_seconds[run_step] = float(max(durations)) if durations else None
             rows_meta = mat.metadata.get("rows")
             if sessions == 1:
                 written = int(rows_meta.value) if rows_meta is not None else None
