@@ -384,6 +384,12 @@ def parking_lot_counts(
 
 
 # ------------------------------------------------------------------------------------------ oil tanks
+class TankAnalysisConfig(Config):
+    # Processes analysing the window's images (the step asks for 2 CPUs, compute.IMAGERY): each image is analysed
+    # alone, so the rows are the same for any number. 1: in the step's own process.
+    workers: int = 2
+
+
 TANK_SCHEMA = {"trade_date": pl.Date, "farm_id": pl.String, "ticker": pl.String, "tank": pl.Int32,
                "center_x_px": pl.Float64, "center_y_px": pl.Float64, "radius_px": pl.Float64,
                "height_m": pl.Float64, "fill_ratio": pl.Float64, "capacity_m3": pl.Float64, "oil_m3": pl.Float64,
@@ -444,12 +450,13 @@ def aggregate_tanks(tanks: pl.DataFrame) -> pl.DataFrame:
 )
 def oil_tank_levels(
     context: AssetExecutionContext,
+    config: TankAnalysisConfig,
     landing: VendorLanding,
     lake_store: DeltaLakeResource,
 ):
     """Floating-roof tanks found by their circular rims; fill from the roof's shadow crescent against the tank's
     ground shadow, with the sun elevation and azimuth from each image's sidecar."""
-    from alpha_assets.lib.altdata.vision import analyze_tank_array, read_gray
+    from alpha_assets.lib.altdata.vision import analyze_tank_arrays, read_gray
 
     start, end = window_dates(*context.partition_time_window)
     required = {
@@ -465,15 +472,12 @@ def oil_tank_levels(
                               lambda p: decoded.__setitem__(p, read_gray(p)))  # fmt: skip
     rows, failed = [], []
     t0 = time.perf_counter()
-    for name, d, path, m in good:
-        try:
-            tanks = analyze_tank_array(
-                decoded.pop(path), m["sun_elevation_deg"], m["sun_azimuth_deg"], m["gsd_m"]
-            )
-        except (
-            ValueError
-        ) as e:  # e.g. a sun elevation outside (0, 90): the sidecar is wrong, not the pipeline
-            _quarantine_image(intake, TANK_PREFIX, name, str(e))
+    jobs = [(decoded.pop(path), m["sun_elevation_deg"], m["sun_azimuth_deg"], m["gsd_m"]) for _, _, path, m in good]
+    analysed = analyze_tank_arrays(jobs, workers=config.workers)
+    del jobs
+    for (name, d, _, m), tanks in zip(good, analysed, strict=True):
+        if isinstance(tanks, str):  # e.g. a sun elevation outside (0, 90): the sidecar is wrong, not the pipeline
+            _quarantine_image(intake, TANK_PREFIX, name, tanks)
             failed.append(name)
             bad_files.append(f"{TANK_PREFIX}/{name}")
             continue

@@ -201,3 +201,19 @@ def test_count_cars_picks_the_class_named_car() -> None:
 
     assert car_class_ids_of(Coco()) == [2]
     assert car_class_ids_of(Generated()) == [0]
+
+
+def test_tank_images_analysed_in_worker_processes_give_the_same_tanks_in_order(tank_images: Path) -> None:
+    from alpha_assets.lib.altdata.vision import analyze_tank_arrays, read_gray
+
+    jobs = []
+    for png in sorted((tank_images / "landing" / "tanks").glob("*/*.png"))[:6]:
+        meta = json.loads(png.with_suffix(".json").read_text())
+        jobs.append((read_gray(png), meta["sun_elevation_deg"], meta["sun_azimuth_deg"], meta["gsd_m"]))
+    jobs.insert(2, (jobs[0][0], 95.0, 180.0, 0.5))  # a bad sidecar value: its reason, in its place
+    alone = analyze_tank_arrays(jobs, workers=1)
+    spread = analyze_tank_arrays(jobs, workers=2, chunk=2)
+    assert isinstance(alone[2], str) and "sun elevation" in alone[2]
+    assert all(isinstance(r, list) and r for i, r in enumerate(alone) if i != 2)
+    # NaN (an unmeasurable shadow) compares unequal to itself: compare the rows' reprs
+    assert [repr(r) for r in spread] == [repr(r) for r in alone]

@@ -12,12 +12,17 @@ from alpha_assets.lib.altdata.vision.car_detector import (
     train_car_detector,
 )
 from alpha_assets.lib.altdata.vision.images import ImageReadError, read_gray, read_rgb
-from alpha_assets.lib.altdata.vision.tank_analyzer import analyze_tank_array, analyze_tank_image
+from alpha_assets.lib.altdata.vision.tank_analyzer import (
+    analyze_tank_array,
+    analyze_tank_arrays,
+    analyze_tank_image,
+)
 from alpha_assets.lib.altdata.vision.torchvision_shim import ensure_torchvision_ops
 
 __all__ = [
     "ImageReadError",
     "analyze_tank_array",
+    "analyze_tank_arrays",
     "analyze_tank_image",
     "car_class_ids_of",
     "count_cars",

@@ -97,6 +97,34 @@ def analyze_tank_array(
     return tanks
 
 
+def _analyze_or_reason(job: tuple) -> list[dict] | str:
+    try:
+        return analyze_tank_array(*job)
+    except ValueError as e:  # a bad sidecar value (e.g. a sun elevation outside (0, 90)): the image's reason
+        return str(e)
+
+
+def _analyze_chunk(jobs: list[tuple]) -> list[list[dict] | str]:
+    return [_analyze_or_reason(job) for job in jobs]
+
+
+def analyze_tank_arrays(jobs: list[tuple], workers: int = 1, chunk: int = 16) -> list[list[dict] | str]:
+    """`analyze_tank_array(*job)` for each job (gray, sun elevation, sun azimuth, gsd), in order: each image's
+    tanks, or the message of the ValueError it raised. With ``workers`` > 1 the images are spread over that many
+    processes in chunks of ``chunk``; each image is analysed alone, so the results are the same for any number."""
+    if workers <= 1 or len(jobs) <= chunk:
+        return _analyze_chunk(jobs)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    chunks = [jobs[i : i + chunk] for i in range(0, len(jobs), chunk)]
+    # spawn, not fork: the parent holds polars' and torch's thread pools, which a forked child must not inherit
+    with ProcessPoolExecutor(
+        min(workers, len(chunks)), mp_context=multiprocessing.get_context("spawn")
+    ) as pool:
+        return [r for part in pool.map(_analyze_chunk, chunks) for r in part]
+
+
 def _sample(gray: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     """Bilinear samples at index coordinates (pixel centres at integers); NaN outside the image."""
     from scipy.ndimage import map_coordinates
