@@ -190,3 +190,16 @@ def test_learner_scores_of_rows_do_not_depend_on_the_other_rows_scored_with_them
     day = np.arange(200, 230)  # one day's 30 names inside the range
     assert np.array_equal(model.predict(X[day]), full[day])
     assert np.array_equal(np.concatenate([model.predict(X[[i]]) for i in day[:3]]), full[day[:3]])
+
+
+def test_car_counts_of_an_image_do_not_depend_on_the_images_detected_with_it(tmp_path):
+    from alpha_assets.lib.altdata.vision.car_detector import count_cars, new_car_detector
+    from alpha_assets.world.imagery import generate_detector_training_set
+
+    generate_detector_training_set(tmp_path / "ds", n_images=5, seed=2)
+    images = sorted((tmp_path / "ds" / "images").rglob("*.png"))
+    model = new_car_detector()  # untrained: at a low threshold it finds many low-confidence boxes
+    together = count_cars(model, images, conf=1e-4, batch_size=4)
+    alone = pl.concat([count_cars(model, [p], conf=1e-4, batch_size=4) for p in images])
+    assert together["n_cars"].sum() > 0
+    assert together.equals(alone)
