@@ -1215,10 +1215,13 @@ def cmd_explain(args) -> int:
     in_book = f"; book weight {stored[0]:+.2%}" if stored.len() else "; not in the book"
     print(f"{ticker} on {day}: traded alpha_score {alpha:+.4f} (rank {rank} of {n} from the top{in_book})")
     carried = float(terms.filter(pl.col("term") == "carried")["contribution"][0])
-    share = abs(carried) / max(abs(carried) + abs(alpha - carried), 1e-12)
-    print(f"  {carried:+.4f}  carried from earlier sessions by the exponential average ({share:.0%} of the score's "
-          f"parts; today's blend weighs {float(me['smoothing_weight']):.2f})")  # fmt: skip
-    print(f"  {alpha - carried:+.4f}  today's blend of the recipes' ensembles, made of:")
+    if float(me["smoothing_weight"]) < 1.0:  # a smoothed score (score_halflife_sessions > 0)
+        share = abs(carried) / max(abs(carried) + abs(alpha - carried), 1e-12)
+        print(f"  {carried:+.4f}  carried from earlier sessions by the exponential average ({share:.0%} of the "
+              f"score's parts; today's blend weighs {float(me['smoothing_weight']):.2f})")  # fmt: skip
+        print(f"  {alpha - carried:+.4f}  today's blend of the recipes' ensembles, made of:")
+    else:
+        print("  today's blend of the recipes' ensembles (no smoothing: nothing carried from earlier days), made of:")
     top = args.top
     for recipe in terms.filter(pl.col("recipe").is_not_null())["recipe"].unique(maintain_order=True):
         r = terms.filter(pl.col("recipe") == recipe)

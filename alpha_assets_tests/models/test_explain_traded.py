@@ -50,8 +50,7 @@ def _linear_shap(xd: np.ndarray, beta: np.ndarray, i: int, kind: str) -> pl.Data
                          "prediction": float(xd[i] @ beta)})  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def traded(tmp_path_factory):
+def _traded(tmp_path_factory, **config):
     from dagster import build_asset_context
 
     from alpha_assets.models.scoring import AlphaScoresConfig, alpha_scores
@@ -62,10 +61,22 @@ def traded(tmp_path_factory):
     lake = lake_res.lake
     for d in DAYS:
         ctx = build_asset_context(partition_key=d.isoformat(), resources={"lake_store": lake_res})
-        out = alpha_scores(ctx, AlphaScoresConfig(), preds.filter(pl.col("trade_date") <= d),
+        out = alpha_scores(ctx, AlphaScoresConfig(**config), preds.filter(pl.col("trade_date") <= d),
                            labels.filter(pl.col("trade_date") <= d))  # fmt: skip
         lake.write_window("models", "alpha_scores", out.value, d, d)
     return {"x": x, "betas": betas, "preds": preds, "scores": lake.read("models", "alpha_scores")}
+
+
+@pytest.fixture(scope="module")
+def traded(tmp_path_factory):
+    """A smoothed traded score (half-life 5 sessions: the option, not the default) so the carried part shows."""
+    return _traded(tmp_path_factory, score_halflife_sessions=5.0)
+
+
+def test_the_default_traded_score_is_the_days_blend_with_nothing_carried(tmp_path_factory):
+    """The default half-life is 0 (chosen on the research benchmark's tuning worlds): nothing is carried over."""
+    scores = _traded(tmp_path_factory)["scores"]
+    assert (scores["smoothing_weight"] == 1.0).all() and (scores["carried_score"] == 0.0).all()
 
 
 def _explain(traded, day, ticker):
@@ -93,7 +104,7 @@ def test_the_terms_add_up_to_the_traded_score_and_the_carried_part_is_one_of_the
         assert carried.len() == 1 and carried[0] == pytest.approx(row["carried_score"], abs=1e-12)
         assert carried[0] != 0.0  # the previous session's traded score is carried into today's
         carried_shares.append(abs(carried[0]) / max(abs(row["alpha_score"]), 1e-12))
-    # at the default half-life (5 sessions) today's blend weighs 13%: most of the traded score is carried
+    # at a half-life of 5 sessions today's blend weighs 13%: most of the traded score is carried
     assert np.median(carried_shares) > 0.5
 
 
