@@ -1,6 +1,6 @@
 """The research benchmark: does the model layer find the planted alpha on worlds it was not tuned on?
 
-Usage: .venv/bin/python benchmarks/research.py [--worlds 0.05:101-108,0.1:111-118,0:201-206] [--tickers 100]
+Usage: .venv/bin/python benchmarks/research.py [--worlds 0.05:102-109,0.1:111-118,0:201-206] [--tickers 100]
        [--days 504] [--cache DIR] [--kinds ridge,xgboost,lightgbm,catboost,mlp] [--budget seed] [--jobs 2]
        [--band 0.1] [--build-only]
 
@@ -45,8 +45,9 @@ from _common import emit, load_average, machine, print_table
 WORLD_START = date(2024, 1, 2)
 ALL_KINDS = ("ridge", "ic_weighted", "xgboost", "lightgbm", "catboost", "mlp")
 TRADED_HALFLIFE = 0.0  # models.alpha_scores' score_halflife_sessions (chosen on the tuning worlds; see README)
-# Held out: 8 planted worlds per strength (their own seeds) and 6 null worlds; tuning used seeds 1-4.
-DEFAULT_WORLDS = "0.05:101-108,0.1:111-118,0:201-206"
+# Held out: 8 planted worlds per strength (their own seeds) and 6 null worlds; tuning used seeds 1-4 and 9. Seed 101
+# (strength 0.05) was looked at while tuning the linear learners, so it is not among the held-out worlds.
+DEFAULT_WORLDS = "0.05:102-109,0.1:111-118,0:201-206"
 TUNING_WORLDS = "0.05:1;3,0.1:2;4,0:9"
 
 
