@@ -18,7 +18,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -212,9 +212,12 @@ class ServingReader:
                 r["top_features"] = _json_loads(r["top_features"]) if r["top_features"] else []
         return day, rows
 
-    def payload(self, day: date | None, name: str, gzip: bool = False) -> tuple[date, bytes, bool] | None:
+    def payload(
+        self, day: date | None, name: str, gzip: bool = False
+    ) -> tuple[date, bytes, bool, Any] | None:
         """The response the publisher rendered for ``day`` (default the newest): the day, its gzip form when
-        ``gzip`` and the store has one (else the plain body), and whether it is the gzip form. None when that day has none
+        ``gzip`` and the store has one (else the plain body), whether it is the gzip form, and the day's
+        ``published_at`` (as stored). None when that day has none
         (published before payloads existed, or a store without the ``payloads`` table).
 
         Only the one blob the client will get is read (a cold book is mostly the blob's read)."""
@@ -244,7 +247,8 @@ class ServingReader:
                 try:
                     psycopg2.extensions.register_type(psycopg2.extensions.BYTES, cur)
                     cur.execute(
-                        f"SELECT {column} FROM payloads WHERE trade_date = %(d)s AND name = %(n)s",
+                        f"SELECT {column}, (SELECT published_at FROM publications WHERE trade_date = %(d)s) "
+                        "FROM payloads WHERE trade_date = %(d)s AND name = %(n)s",
                         {"d": day.isoformat(), "n": name},
                     )
                     row = cur.fetchone()
@@ -256,7 +260,7 @@ class ServingReader:
             raise
         if row is None:
             return None
-        return day, bytes(row[0]), bool(row[1])
+        return day, bytes(row[0]), bool(row[1]), row[2]
 
     def _sqlite_read(self, read: Callable[[Any], Any]) -> Any:
         """``read(con)`` on this process's one raw read-only sqlite3 connection, under its lock, inside one read
@@ -300,14 +304,15 @@ class ServingReader:
             else:
                 the_day = day
             row = con.execute(
-                "SELECT rowid, body_gzip IS NOT NULL FROM payloads WHERE trade_date = ? AND name = ?",
-                (the_day.isoformat(), name),
+                "SELECT rowid, body_gzip IS NOT NULL, (SELECT published_at FROM publications WHERE trade_date = ?) "
+                "FROM payloads WHERE trade_date = ? AND name = ?",
+                (the_day.isoformat(), the_day.isoformat(), name),
             ).fetchone()
             if row is None:
                 return None
             use_gzip = gzip and bool(row[1])
             with con.blobopen("payloads", "body_gzip" if use_gzip else "body", row[0], readonly=True) as b:
-                return the_day, b.read(), use_gzip
+                return the_day, b.read(), use_gzip, row[2]
 
         try:
             return self._sqlite_read(read)
@@ -439,7 +444,14 @@ class Position(BaseModel):
     top_features: list[TopFeature] = Field(description="largest |SHAP| features that day (empty: none)")
 
 
-class Portfolio(BaseModel):
+class Stamped(BaseModel):
+    """What every response is built from (also in the X-Alpha-As-Of / X-Alpha-Published-At headers)."""
+
+    as_of: date = Field(description="the newest published trading day the response is built from")
+    published_at: datetime | None = Field(description="when that day was published: UTC, ISO 8601 with Z")
+
+
+class Portfolio(Stamped):
     trade_date: date
     positions: list[Position]
     n_long: int
@@ -457,7 +469,7 @@ class Exposure(BaseModel):
     net: float
 
 
-class Exposures(BaseModel):
+class Exposures(Stamped):
     trade_date: date
     exposures: list[Exposure]
 
@@ -476,7 +488,7 @@ class PerformanceDay(BaseModel):
     net_exposure: float
 
 
-class Performance(BaseModel):
+class Performance(Stamped):
     from_: date = Field(alias="from")
     to: date
     days: list[PerformanceDay]
@@ -507,7 +519,7 @@ class VarPoint(BaseModel):
     drawdown: float
 
 
-class Risk(BaseModel):
+class Risk(Stamped):
     trade_date: date
     summary: RiskSummary
     history: list[VarPoint] = Field(description="the year up to trade_date")
@@ -525,7 +537,7 @@ class ModelKpi(BaseModel):
     drifted_features: int | None
 
 
-class Models(BaseModel):
+class Models(Stamped):
     trade_date: date
     models: list[ModelKpi]
     ic_history: list[ModelKpi] = Field(description="every model's KPIs per day over the last year")
@@ -542,7 +554,7 @@ class PipelineKpi(BaseModel):
     quarantined_files: int
 
 
-class Pipeline(BaseModel):
+class Pipeline(Stamped):
     trade_date: date
     assets: list[PipelineKpi]
     total_failovers: int
@@ -563,23 +575,37 @@ class Health(BaseModel):
     published_at: datetime | None = Field(None, description="UTC, ISO 8601 with Z")
     days_published: int = 0
     tables: dict[str, int] = Field(default_factory=dict, description="rows per table on the newest day")
+    as_of: date | None = Field(None, description="the newest published trading day (= newest_day)")
+    lake_book_day: date | None = Field(None, description="the newest day of the lake's book (null: the lake is "
+                                       "not readable from the API)")  # fmt: skip
+    behind_sessions: int | None = Field(None, description="trading sessions of the lake's book not published yet "
+                                        "(0: up to date; null: unknown)")  # fmt: skip
     message: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------------- app
+_FROM_ENV = object()
+
+
 def create_app(url: str | None = None, token: str | None = None, dashboard: bool = False, keys=None,
-               access_log: str | None = None):  # fmt: skip
+               access_log: str | None = None, lake=_FROM_ENV):  # fmt: skip
     """The API app over the serving store at ``url`` (default ``store.serving_url()``); ``dashboard=True`` also
     mounts the dashboard pages at ``/``.
 
     ``keys``: a ``security.KeyRing`` (default: from ALPHA_API_KEYS, ALPHA_API_KEYS_FILE and ``token``, which
     defaults to ALPHA_API_TOKEN; "" for none). ``access_log``: a file, ``-`` for stderr, "" for none (default
-    ALPHA_ACCESS_LOG, else none)."""
+    ALPHA_ACCESS_LOG, else none). ``lake``: the lake whose book the store is compared with (``freshness.py``;
+    default the environment's, None for none).
+
+    Every JSON response names what it is built from: ``as_of`` (the published trading day) and ``published_at``
+    (UTC, Z), as fields of the object and as the headers X-Alpha-As-Of / X-Alpha-Published-At; when the lake is
+    readable, X-Alpha-Behind-Sessions and X-Alpha-Lake-Book-Day say how far the store is behind the lake's book."""
     from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import HTMLResponse, JSONResponse, Response
     from starlette.concurrency import run_in_threadpool
 
+    from alpha_assets.serving.freshness import PublicationLag, stamp_headers
     from alpha_assets.serving.security import KeyRing
     from alpha_assets.serving.store import gzip_body, render_portfolio, serving_url
 
@@ -608,6 +634,7 @@ def create_app(url: str | None = None, token: str | None = None, dashboard: bool
     )
     app.state.reader = reader
     app.state.keys = keys
+    lag = app.state.lag = PublicationLag(reader) if lake is _FROM_ENV else PublicationLag(reader, lake)
     install_middleware(app, keys, access_log)
 
     @app.exception_handler(RequestValidationError)
@@ -647,7 +674,9 @@ def create_app(url: str | None = None, token: str | None = None, dashboard: bool
         try:
             h = reader.health()
             h["published_at"] = _iso_timestamp(h["published_at"])
-            return Health(status="ok", store=reader.kind, **h)
+            state = lag.get()
+            return Health(status="ok", store=reader.kind, as_of=h["newest_day"], lake_book_day=state["lake_book_day"],
+                          behind_sessions=state["behind_sessions"], **h)  # fmt: skip
         except EmptyStore as e:
             return Health(status="empty", store=reader.kind, message=str(e))
 
@@ -682,21 +711,38 @@ def create_app(url: str | None = None, token: str | None = None, dashboard: bool
 
             def build_entry():
                 built = build()
+                stamp = {}
+                if isinstance(built, dict):  # the day it is built from, first in the object
+                    as_of = _as_of(built)
+                    pub = reader.publication(as_of) if as_of is not None else None
+                    stamp = {
+                        "as_of": as_of,
+                        "published_at": _iso_timestamp(pub["published_at"]) if pub else None,
+                    }
+                    built = {**stamp, **built}
                 body = built if isinstance(built, bytes) else _dumps(_tidy(built))
-                return (body, gzip_body(body, level=1) if len(body) >= GZIP_MIN_BYTES else None)
+                headers = stamp_headers(stamp.get("as_of"), stamp.get("published_at"))
+                return (body, gzip_body(body, level=1) if len(body) >= GZIP_MIN_BYTES else None, headers)
 
             entry = await run_in_threadpool(build_entry)
             cache.put(key, entry)
-        body, gz = entry
-        return _encoded(request, body, gz)
+        body, gz, headers = entry
+        return _encoded(request, body, gz, {**headers, **await lag_headers()})
 
-    def _encoded(request: Request, body: bytes, gz: bytes | None) -> Response:
+    async def lag_headers() -> dict[str, str]:
+        """How far the store is behind the lake (fresh for ``lag.ttl`` seconds: the lake is read off the loop)."""
+        state = lag.cached()
+        if state is None:
+            state = await run_in_threadpool(lag.get)
+        return stamp_headers(None, None, state)
+
+    def _encoded(request: Request, body: bytes, gz: bytes | None, headers: dict[str, str]) -> Response:
         if gz is None:
-            return Response(body, media_type="application/json")
+            return Response(body, media_type="application/json", headers=headers)
         if _accepts_gzip(request.headers.get("accept-encoding", "")):
             return Response(gz, media_type="application/json",
-                            headers={"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})  # fmt: skip
-        return Response(body, media_type="application/json", headers={"Vary": "Accept-Encoding"})
+                            headers={**headers, "Content-Encoding": "gzip", "Vary": "Accept-Encoding"})  # fmt: skip
+        return Response(body, media_type="application/json", headers={**headers, "Vary": "Accept-Encoding"})
 
     @api.get("/portfolio", response_model=Portfolio, tags=["book"])
     async def portfolio(request: Request, day: date | None = Depends(day_query)):
@@ -710,19 +756,32 @@ def create_app(url: str | None = None, token: str | None = None, dashboard: bool
             stored = await blocking(reader.payload, day, "portfolio", gz_ok)
             if stored is None:
                 trade_date, rows = await run_in_threadpool(reader.positions, day, False)
-                return await respond(request, (day,), lambda: render_portfolio(trade_date, rows))
-            _, blob, is_gzip = stored
-            entry = (None, blob) if is_gzip else (blob, None)
+
+                def from_rows() -> bytes:
+                    pub = reader.publication(trade_date)
+                    return render_portfolio(
+                        trade_date, rows, _iso_timestamp(pub["published_at"]) if pub else None
+                    )
+
+                response = await respond(request, (day,), from_rows)
+                pub = await run_in_threadpool(reader.publication, trade_date)
+                response.headers.update(stamp_headers(trade_date, _iso_timestamp(pub["published_at"]) if pub else None,
+                                                      lag.cached()))  # fmt: skip
+                return response
+            trade_date, blob, is_gzip, published_at = stored
+            headers = stamp_headers(trade_date, _iso_timestamp(published_at))
+            entry = (None, blob, headers) if is_gzip else (blob, None, headers)
             if day is None:
                 # Only the newest book (the default, what dashboards poll) is kept: other days are read from
                 # the store each time (a blob read), since keeping every 1.7 MB book a client walks through
                 # only churns memory (measured: a day never asked before p95 ~111-116 ms cached, ~90-95 not).
                 cache.put(key, entry)
-        body, gz = entry
+        body, gz, headers = entry
+        headers = {**headers, **await lag_headers()}
         if gz is not None:
             return Response(gz, media_type="application/json",
-                            headers={"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})  # fmt: skip
-        return Response(body, media_type="application/json", headers={"Vary": "Accept-Encoding"})
+                            headers={**headers, "Content-Encoding": "gzip", "Vary": "Accept-Encoding"})  # fmt: skip
+        return Response(body, media_type="application/json", headers={**headers, "Vary": "Accept-Encoding"})
 
     @api.get("/exposures", response_model=Exposures, tags=["book"])
     async def exposures(request: Request, day: date | None = Depends(day_query)):
@@ -885,23 +944,23 @@ class ResponseCache:
 
     def __init__(self, max_bytes: int = 256 * 2**20, max_entries: int = 1024):
         self.max_bytes, self.max_entries, self.size = max_bytes, max_entries, 0
-        self._bodies: OrderedDict[tuple, tuple[bytes, bytes | None]] = OrderedDict()
+        self._bodies: OrderedDict[tuple, tuple] = OrderedDict()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._bodies)
 
-    def get(self, key: tuple) -> tuple[bytes, bytes | None] | None:
+    def get(self, key: tuple) -> tuple | None:
         with self._lock:
             body = self._bodies.get(key)
             if body is not None:
                 self._bodies.move_to_end(key)
             return body
 
-    def put(self, key: tuple, entry: tuple[bytes, bytes | None]) -> None:
+    def put(self, key: tuple, entry: tuple) -> None:
         """``entry``: the body and its gzip form (either None: not kept, e.g. a stored book kept only in the
-        encoding its clients asked for)."""
-        size = sum(len(b) for b in entry if b is not None)
+        encoding its clients asked for), then the response's headers (not counted in the size)."""
+        size = sum(len(b) for b in entry if isinstance(b, bytes))
         with self._lock:
             if key in self._bodies or size > self.max_bytes:
                 return
@@ -909,7 +968,17 @@ class ResponseCache:
             self.size += size
             while self.size > self.max_bytes or len(self._bodies) > self.max_entries:
                 _, old = self._bodies.popitem(last=False)
-                self.size -= sum(len(b) for b in old if b is not None)
+                self.size -= sum(len(b) for b in old if isinstance(b, bytes))
+
+
+def _as_of(payload: dict) -> date | None:
+    """The newest published day a response is built from: its ``trade_date``, else its newest row's (a range)."""
+    if payload.get("trade_date") is not None:
+        return _as_date(payload["trade_date"])
+    days = [r["trade_date"] for r in payload.get("days") or [] if r.get("trade_date") is not None]
+    if days:
+        return max(_as_date(d) for d in days)
+    return _as_date(payload["to"]) if payload.get("to") is not None else None
 
 
 def _in_bounds(name: str, day: date | None) -> date | None:
@@ -951,12 +1020,9 @@ def _plain_value(v):
 def _iso_timestamp(v) -> str | None:
     """A stored timestamp (naive, UTC by the store's convention; SQLite returns 'YYYY-MM-DD HH:MM:SS.ffffff',
     PostgreSQL a datetime) as ISO 8601 in UTC with a Z: every timestamp the API sends carries its zone."""
-    if v is None:
-        return None
-    if isinstance(v, str):
-        v = datetime.fromisoformat(v)
-    v = v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
-    return v.isoformat().replace("+00:00", "Z")
+    from alpha_assets.serving.store import iso_utc
+
+    return iso_utc(v)
 
 
 def _tidy(obj):

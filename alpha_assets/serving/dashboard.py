@@ -5,6 +5,10 @@ Each page is plain HTML from the read layer the API uses (``ServingReader``); th
 rendered to ``<div>``s, and plotly.js is served from the Python package at ``/static/plotly.min.js`` (no CDN, no
 Node). Readable at a glance: returns and weights as percentages, NAV and P&L with thousands separators, a title
 and axis labels on every chart. An empty store shows how to fill it instead of an error.
+
+Every page's header names the publication it shows (``as of`` the trading day, ``published`` when, UTC) and, when
+the lake is readable and holds book days not published yet, a warning banner says how many sessions behind the
+page is and how to publish them (``freshness.py``).
 """
 
 import html
@@ -42,22 +46,31 @@ text-align:right} th{background:#f3f3f3;position:sticky;top:0} td.l,th.l{text-al
 border-radius:6px;padding:8px 14px} .kpi b{display:block;font-size:20px}
 .empty{background:#fff3cd;border:1px solid #ffe69c;padding:24px;border-radius:6px;font-size:16px}
 .pos{color:#1a7f37} .neg{color:#c62828} .scroll{max-height:640px;overflow-y:auto}
+.stamp{background:#e9ecf2;color:#333;padding:6px 24px;font-size:13px}
+.behind{background:#fff3cd;border-bottom:1px solid #ffe69c;color:#664d03;padding:8px 24px;font-weight:600}
 """
 
 
 def mount_dashboard(app, reader: ServingReader) -> None:
-    """Add the dashboard's pages and the packaged plotly.js to ``app``."""
+    """Add the dashboard's pages and the packaged plotly.js to ``app`` (its ``state.lag``: how far behind)."""
     from fastapi import Query
     from fastapi.responses import HTMLResponse, Response
 
-    def page(path: str, title: str, build: Callable[[], str]) -> HTMLResponse:
+    from alpha_assets.serving.freshness import PublicationLag, stamp_headers
+
+    lag = getattr(app.state, "lag", None) or PublicationLag(reader, lake=None)
+
+    def page(path: str, title: str, build: Callable[[], str], day: date | None = None) -> HTMLResponse:
         try:
             body, status = build(), 200
         except EmptyStore as e:
             body, status = f'<div class="empty">{html.escape(str(e))}</div>', 200
         except NoBook as e:
             body, status = f'<div class="empty">{html.escape(str(e))}</div>', 404
-        return HTMLResponse(_layout(path, title, body), status_code=status)
+        stamp = publication_stamp(reader, day)
+        state = lag.get()
+        headers = stamp_headers(stamp["as_of"], stamp["published_at"], state) if stamp else {}
+        return HTMLResponse(_layout(path, title, body, stamp, state), status_code=status, headers=headers)
 
     @app.get("/static/plotly.min.js", include_in_schema=False)
     def plotly_js() -> Response:
@@ -70,7 +83,11 @@ def mount_dashboard(app, reader: ServingReader) -> None:
 
     @app.get("/book", response_class=HTMLResponse, include_in_schema=False)
     def book_page(day: str | None = Query(None, alias="date")):
-        return page("/book", "Book", lambda: book(reader, day))
+        try:
+            shown = date.fromisoformat(day) if day else None
+        except ValueError:
+            shown = None
+        return page("/book", "Book", lambda: book(reader, day), shown)
 
     @app.get("/risk", response_class=HTMLResponse, include_in_schema=False)
     def risk_page():
@@ -92,12 +109,38 @@ def _plotly_js() -> str:
     return get_plotlyjs()
 
 
-def _layout(path: str, title: str, body: str) -> str:
+def publication_stamp(reader: ServingReader, day: date | None = None) -> dict | None:
+    """{'as_of', 'published_at'} of the day a page shows (default the newest published); None when nothing is."""
+    from alpha_assets.serving.store import iso_utc
+
+    try:
+        shown = day or reader.newest_day()
+        pub = reader.publication(shown)
+    except EmptyStore:
+        return None
+    if pub is None:  # a day that was not published (the page says so)
+        return None
+    return {"as_of": shown, "published_at": iso_utc(pub["published_at"])}
+
+
+def _layout(path: str, title: str, body: str, stamp: dict | None = None, lag: dict | None = None) -> str:
+    from alpha_assets.serving.freshness import behind_message
+
     links = "".join(f'<a href="{p}"{" class=on" if p == path else ""}>{n}</a>' for p, n in PAGES)
+    header = ""
+    if stamp:
+        header = (f'<div class="stamp" id="stamp">as of <b id="as-of">{stamp["as_of"]}</b> · published '
+                  f'<span id="published-at">{stamp["published_at"] or "unknown"}</span>')  # fmt: skip
+        if lag and lag.get("behind_sessions") == 0:
+            header += " · up to date with the lake"
+        header += "</div>"
+    warning = behind_message(lag)
+    if warning:
+        header += f'<div class="behind" id="behind" role="alert">{html.escape(warning)}</div>'
     return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{title} · alpha-assets</title>"
             f'<link rel=icon href="data:,"><meta name=viewport content="width=device-width,initial-scale=1"><style>{STYLE}</style>'
             f'<script src="/static/plotly.min.js"></script></head><body><nav><b>alpha-assets</b>{links}</nav>'
-            f"<main>{body}</main></body></html>")  # fmt: skip
+            f"{header}<main>{body}</main></body></html>")  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------ charts
@@ -366,7 +409,8 @@ def pipeline(reader: ServingReader) -> str:
         runs.add_scatter(
             x=part["trade_date"].to_list(), y=part["run_seconds"].to_list(), name=asset, mode="lines"
         )
-    runs.update_layout(title="Run duration per asset (the run that last materialized each day)",
+    runs.update_layout(title="Step duration per asset (the run that last materialized each day; a range run's "
+                       "whole step)",
                        yaxis={"title": "seconds", "tickformat": ",.1f"}, xaxis={"title": "trading day"})  # fmt: skip
     out = [f"<h1>Pipeline on {trade_date}</h1>",
            _kpis([("assets", str(len(t))), ("failovers", f"{sum(r['failovers'] or 0 for r in t):,}"),
@@ -377,6 +421,6 @@ def pipeline(reader: ServingReader) -> str:
     rows = [[html.escape(r["asset"]), f"{r['run_seconds'] or 0:,.1f}", f"{r['rows_written'] or 0:,}",
              str(r["materialized_at"] or "")[:19], f"{r['freshness_hours'] or 0:,.1f}", str(r["failovers"] or 0),
              str(r["quarantined_files"] or 0)] for r in t]  # fmt: skip
-    out.append(_table(["asset", "run seconds", "rows written", "materialized at (UTC)", "freshness hours",
+    out.append(_table(["asset", "step seconds", "rows written", "materialized at (UTC)", "freshness hours",
                        "failovers", "quarantined files"], rows, left=(0, 3)))  # fmt: skip
     return "".join(out)

@@ -293,16 +293,17 @@ def publish_day(engine: sa.engine.Engine, day: date, tables: dict[str, pl.DataFr
     counts = {name: len(rows) for name, rows in prepared.items()}
     # Rendered from the very rows inserted below (NaN already NULL), so the stored body equals what the API
     # would build from the table. A publication without the book leaves the day's stored book as it was.
+    # The stored book names its publication (as_of, published_at): the time is the publications row's.
+    now = datetime.now(UTC).replace(tzinfo=None)
     payloads = {}
     if "book_positions" in prepared:
-        payloads["portfolio"] = render_portfolio(day, prepared["book_positions"])
+        payloads["portfolio"] = render_portfolio(day, prepared["book_positions"], iso_utc(now))
     with engine.begin() as conn:
         for name, rows in prepared.items():
             table = METADATA.tables[name]
             conn.execute(table.delete().where(table.c.trade_date == day))
             if rows:
                 conn.execute(table.insert(), rows)
-        now = datetime.now(UTC).replace(tzinfo=None)
         for name, body in payloads.items():
             conn.execute(PAYLOADS.delete().where((PAYLOADS.c.trade_date == day) & (PAYLOADS.c.name == name)))
             row = {
@@ -320,7 +321,7 @@ def publish_day(engine: sa.engine.Engine, day: date, tables: dict[str, pl.DataFr
             [
                 {
                     "trade_date": day,
-                    "published_at": datetime.now(UTC).replace(tzinfo=None),
+                    "published_at": now,
                     "row_counts": json.dumps(counts, sort_keys=True),
                 }
             ],
@@ -338,9 +339,21 @@ def tidy_float(v: float | None) -> float | None:
     return 0.0 if abs(v) < 1e-12 else float(f"{v:.12g}")
 
 
-def render_portfolio(day: date, rows: list[dict]) -> bytes:
+def iso_utc(v: datetime | str | None) -> str | None:
+    """A stored timestamp (naive, UTC by the store's convention; SQLite gives text, PostgreSQL a datetime) as ISO
+    8601 in UTC with a Z: every timestamp the API sends carries its zone."""
+    if v is None:
+        return None
+    if isinstance(v, str):
+        v = datetime.fromisoformat(v)
+    v = v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
+    return v.isoformat().replace("+00:00", "Z")
+
+
+def render_portfolio(day: date, rows: list[dict], published_at: str | None = None) -> bytes:
     """``GET /api/portfolio?date=day`` as JSON bytes, from the day's ``book_positions`` rows (any order; dicts
-    with at least ``PORTFOLIO_COLUMNS``; top_features as its stored JSON text or None).
+    with at least ``PORTFOLIO_COLUMNS``; top_features as its stored JSON text or None). The body opens with the
+    publication it belongs to: ``as_of`` (the day) and ``published_at`` (UTC, Z).
 
     The one renderer of the book: the publisher stores its output, the API calls it when a day has none. Rows
     are sorted here (largest long first, ticker breaking ties) so the bytes do not depend on the database's
@@ -363,6 +376,8 @@ def render_portfolio(day: date, rows: list[dict]) -> bytes:
         # orjson embeds the stored JSON text as it is (no parse and re-dump of 15,000 small objects)
         r["top_features"] = orjson.Fragment(text) if orjson is not None else json.loads(text)
     payload = {
+        "as_of": day.isoformat(),
+        "published_at": published_at,
         "trade_date": day.isoformat(),
         "positions": positions,
         "n_long": sum(r["side"] == "long" for r in positions),

@@ -274,7 +274,8 @@ def test_postgresql_store_reads_in_read_only_transactions(pg_serving_url):
     # the stored body, read as text and taken as bytes, is byte for byte what the publisher rendered from the rows
     reader = ServingReader(pg_serving_url)
     _, rows = reader.positions(days[2], parse_features=False)
-    assert r.content == render_portfolio(days[2], rows)
+    published_at = reader.publication(days[2])["published_at"]
+    assert r.content == render_portfolio(days[2], rows, published_at.isoformat() + "Z")
     assert reader.payload(days[2], "portfolio", gzip=True)[2] is True  # the gzip form, when asked for
     gz = c.get("/api/portfolio", params={"date": days[2].isoformat()}, headers={"Accept-Encoding": "gzip"})
     assert gz.json() == body

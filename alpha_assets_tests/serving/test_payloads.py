@@ -110,11 +110,14 @@ def test_a_republished_day_serves_its_new_payload_and_a_failed_one_keeps_the_old
 
 def test_the_reader_has_no_payload_for_unknown_days_or_old_stores(filled_store, tmp_path):
     reader = ServingReader(filled_store["url"])
-    newest, body, zipped = reader.payload(None, "portfolio")
+    newest, body, zipped, published_at = reader.payload(None, "portfolio")
     assert newest == filled_store["days"][-1] and body == _stored(filled_store["path"], newest) and not zipped
     # the gzip form when asked for and stored (read through SQLite's blob API), the same JSON once inflated
-    day, gz, zipped = reader.payload(newest, "portfolio", gzip=True)
+    day, gz, zipped, _ = reader.payload(newest, "portfolio", gzip=True)
     assert day == newest and zipped and gzip.decompress(gz) == body
+    # the day's publication time, which the stored body names too
+    assert published_at == reader.publication(newest)["published_at"]
+    assert json.loads(body)["published_at"] == str(published_at).replace(" ", "T") + "Z"
     assert reader.payload(filled_store["days"][0], "risk") is None
     old = ServingReader(_copy_without_payloads(filled_store["path"], tmp_path / "old.db", True))
     assert old.payload(filled_store["days"][0], "portfolio") is None
