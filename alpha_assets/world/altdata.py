@@ -191,8 +191,9 @@ def write_alt_data(world: World, home: Path, cfg: AltDataConfig | None = None) -
     lap("tank_images")
     if cfg.detector_images:
         generate_detector_training_set(
-            landing / "detector_training", cfg.detector_images, seed, size=cfg.image_size
-        )
+            landing / "detector_training", cfg.detector_images, seed, size=cfg.image_size,
+            workers=cfg.render_workers,
+        )  # fmt: skip
     lap("detector_training_set")
 
     text_days = list(sessions[-cfg.text_sessions :]) if cfg.text_sessions else list(sessions)

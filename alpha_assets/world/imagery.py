@@ -613,17 +613,8 @@ def _deliveries(rows: list[tuple[date, str, str, str]], site_col: str) -> pl.Dat
     return frame.with_columns(pl.col("captured_at").str.to_datetime(time_zone="UTC", time_unit="us"))
 
 
-def generate_detector_training_set(out_dir: Path, n_images: int, seed: int, size: int = 320) -> Path:
-    """Write a YOLO-format car dataset drawn by the parking renderer; returns the path of its data.yaml.
-
-    Layout: ``images/{train,val}/lot_NNNNN.png``, ``labels/{train,val}/lot_NNNNN.txt`` (``0 cx cy w h``,
-    normalised, one axis-aligned box per car), ``data.yaml`` with the dataset's absolute path and one class,
-    ``car``. Every image is a fresh random lot, so no lot of the vendor feed is in the training set. A fifth of
-    the images (at least one) is the validation split.
-    """
-    out_dir = Path(out_dir).resolve()
-    n_val = max(1, n_images // 5)
-    for index in range(n_images):
+def _render_training_lots(out_dir: Path, indices: list[int], n_val: int, seed: int, size: int) -> None:
+    for index in indices:
         split = "val" if index < n_val else "train"
         rng = _rng(seed, "detector-train", index)
         layout = _parking_layout(rng, size, PARKING_GSD_M)
@@ -644,6 +635,24 @@ def generate_detector_training_set(out_dir: Path, n_images: int, seed: int, size
         label = out_dir / "labels" / split / f"{name}.txt"
         label.parent.mkdir(parents=True, exist_ok=True)
         label.write_text("\n".join(lines) + ("\n" if lines else ""))
+
+
+def generate_detector_training_set(
+    out_dir: Path, n_images: int, seed: int, size: int = 320, workers: int = 1
+) -> Path:
+    """Write a YOLO-format car dataset drawn by the parking renderer; returns the path of its data.yaml.
+
+    Layout: ``images/{train,val}/lot_NNNNN.png``, ``labels/{train,val}/lot_NNNNN.txt`` (``0 cx cy w h``,
+    normalised, one axis-aligned box per car), ``data.yaml`` with the dataset's absolute path and one class,
+    ``car``. Every image is a fresh random lot, so no lot of the vendor feed is in the training set. A fifth of
+    the images (at least one) is the validation split. Each lot draws from its own (seed, index) stream, so the
+    files are the same for any number of ``workers`` (processes drawing them).
+    """
+    out_dir = Path(out_dir).resolve()
+    n_val = max(1, n_images // 5)
+    parts = max(1, min(workers, n_images))
+    jobs = [(out_dir, list(range(k, n_images, parts)), n_val, seed, size) for k in range(parts)]
+    _map_sites(_render_training_lots, jobs, workers)
     data_yaml = out_dir / "data.yaml"
     data_yaml.write_text(f"path: {out_dir}\ntrain: images/train\nval: images/val\nnames:\n  0: car\n")
     return data_yaml
