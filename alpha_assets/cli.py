@@ -479,7 +479,7 @@ def materialize(home: AlphaHome, start: date | None = None, end: date | None = N
     out = {"run_id": result.run_id, "success": result.success, "seconds": secs, "failed_steps": failed,
            "failure_reasons": failures, "failovers": failovers,
            "failed_checks": sorted({name for name, ok in checks if not ok}),
-           "start": sessions[0], "end": sessions[-1], "refreshed": []}  # fmt: skip
+           "start": sessions[0], "end": sessions[-1], "refreshed": [], "book_days": book_days(mats)}  # fmt: skip
     if refresh_dependents and result.success:
         _refresh_stale_dependents(home, out, defs.resolve_job_def(job_name), {e.asset_key for e in mats},
                                   quiet=quiet, instance=instance, run_config=run_config, job_name=job_name,
@@ -488,6 +488,29 @@ def materialize(home: AlphaHome, start: date | None = None, end: date | None = N
 
 
 FAILOVER_LINES = 20  # lines of the failover summary; the rest is one query away
+BOOK_LAYER = "portfolio"  # a materialization of portfolio/* changed a book the serving store may hold
+
+
+def book_days(mats) -> list[date]:
+    """The trading days whose book (any ``portfolio/*`` asset) these materialization events rewrote."""
+    return sorted({date.fromisoformat(e.partition) for e in mats
+                   if e.asset_key.path[0] == BOOK_LAYER and e.partition})  # fmt: skip
+
+
+def republish(home: AlphaHome, days: list[date], quiet: bool = False, instance=None) -> dict:
+    """Materialize the ``serving`` job (pipeline log, marts, publication) over the days whose book a run changed,
+    so that the API and the dashboard serve the book the lake holds."""
+    lo, hi = days[0], days[-1]
+    if not quiet:
+        print(f"republishing the serving store for {lo}..{hi}: the run changed the book of {len(days)} "
+              "session(s), and the API and dashboard serve what is published")  # fmt: skip
+    res = materialize(
+        home, lo, hi, job_name="serving", refresh_dependents=False, quiet=quiet, instance=instance
+    )
+    if not res["success"] and not quiet:
+        print(f"serving store NOT republished (the API and dashboard say how many sessions behind the lake they "
+              f"are): retry with `alpha materialize --job serving --from {lo} --to {hi}`")  # fmt: skip
+    return res
 
 
 def failure_reason(error) -> str:
@@ -549,6 +572,7 @@ def _refresh_stale_dependents(home: AlphaHome, out: dict, job, rerun_keys: set, 
         out["refreshed"].append({"start": lo, "end": hi, "assets": [k.to_user_string() for k in keys],
                                  "success": res["success"]})  # fmt: skip
         out["success"] &= res["success"]
+        out["book_days"] = sorted(set(out["book_days"]) | set(res["book_days"]))
         out["failed_steps"] += res["failed_steps"]
         out["failure_reasons"].update(res["failure_reasons"])
 
@@ -614,7 +638,10 @@ def cmd_materialize(args) -> int:
             raise UserError(str(e)) from None
     res = materialize(home, start, end, args.select.split(",") if args.select else None, job_name=args.job,
                       executor=args.executor, dask_address=args.dask_address)  # fmt: skip
-    return 0 if res["success"] else 1
+    ok = res["success"]
+    if args.job != "serving" and res["book_days"]:  # the lake's book changed: publish it
+        ok &= republish(home, res["book_days"])["success"]
+    return 0 if ok else 1
 
 
 # ------------------------------------------------------------------------------------------------ sql
