@@ -124,7 +124,8 @@ def marts(context: AssetExecutionContext):
     ).stream()
 
 
-KEEP_RUN_TARGETS = 10  # the newest dbt run folders kept (run_results.json, dbt.log, compiled SQL) for debugging
+# the newest dbt run folders kept (run_results.json, dbt.log, compiled SQL) for debugging
+KEEP_RUN_TARGETS = 10
 
 
 def run_target_path(run_id: str) -> Path:

@@ -211,7 +211,9 @@ def test_a_query_opens_only_the_tables_it_names(lake_home):
     assert db.query("SELECT 1 AS one")["one"].to_list() == [1] and db.registered == []
     n = db.query('SELECT count(*) AS n FROM "raw"."prices"')["n"][0]
     assert n == DeltaLake(lake_home.lake).read("raw", "prices").height and db.registered == ["raw.prices"]
-    listed = set(db.query("SELECT table_schema || '.' || table_name AS t FROM information_schema.tables")["t"])
+    listed = set(
+        db.query("SELECT table_schema || '.' || table_name AS t FROM information_schema.tables")["t"]
+    )
     assert {"raw.prices", "raw.universe"} <= listed and set(db.registered) >= {"raw.prices", "raw.universe"}
     with pytest.raises(duckdb.PermissionException):
         db.con.execute(f"SELECT * FROM read_parquet('{lake_home.lake}/raw/prices/**/*.parquet')")

@@ -15,8 +15,10 @@ from dagster import AutomationConditionSensorDefinition, DefaultSensorStatus, bu
 # Sensors that may start RUNNING because they launch runs only for new evidence, each with its test:
 NEW_EVIDENCE = {
     # a landing sensor over a home whose files are all ingested: test_landing_sensors_launch_nothing_on_an_ingested_home
-    **{f"{p}_landing_sensor": "landing" for p in ("reference", "prices_a", "prices_b", "parking", "tanks",
-                                                 "transcripts", "filings")},  # fmt: skip
+    **{
+        f"{p}_landing_sensor": "landing"
+        for p in ("reference", "prices_a", "prices_b", "parking", "tanks", "transcripts", "filings")
+    },  # fmt: skip
     # a catalogue date already materialized launches nothing (altdata/test_web_assets.py), and without a vendor
     # site configured (ALPHA_WEB_VENDOR_URL, unset under `make ui`) it fetches nothing
     "web_vendor_sensor": "web",
@@ -32,7 +34,9 @@ def _sensors(tmp_path, monkeypatch):
     return build_definitions().get_repository_def().sensor_defs
 
 
-def test_every_sensor_that_can_launch_a_run_starts_stopped_or_acts_only_on_new_evidence(tmp_path, monkeypatch):
+def test_every_sensor_that_can_launch_a_run_starts_stopped_or_acts_only_on_new_evidence(
+    tmp_path, monkeypatch
+):
     sensors = {s.name: s for s in _sensors(tmp_path, monkeypatch)}
     running = {n for n, s in sensors.items() if s.default_status == DefaultSensorStatus.RUNNING}
     assert running <= set(NEW_EVIDENCE) | NOTIFY_ONLY, f"running by default, not known to be calm: {running}"
@@ -43,7 +47,9 @@ def test_every_sensor_that_can_launch_a_run_starts_stopped_or_acts_only_on_new_e
     # the landing sensors' new-evidence test below covers every landing prefix the definitions have
     from alpha_assets.ingestion.sensors import VENDOR_TARGETS
 
-    assert {f"{p}_landing_sensor" for p in VENDOR_TARGETS} == {n for n, k in NEW_EVIDENCE.items() if k == "landing"}
+    assert {f"{p}_landing_sensor" for p in VENDOR_TARGETS} == {
+        n for n, k in NEW_EVIDENCE.items() if k == "landing"
+    }
 
 
 def test_landing_sensors_launch_nothing_on_an_ingested_home(home, instance):
