@@ -934,7 +934,11 @@ def _docs_page(spec: dict) -> str:
             f"<h1>{escape(info.get('title', 'API'))} {escape(str(info.get('version', '')))}</h1>"
             f"<p>{escape(info.get('description', ''))}</p><p>The schema: <a href=\"/openapi.json\">/openapi.json</a>. "
             "Send the API key as <code>Authorization: Bearer &lt;key&gt;</code>; every GET route answers HEAD; dates "
-            "are YYYY-MM-DD, timestamps UTC (ISO 8601, Z).</p>" + "".join(rows) + "</body></html>")  # fmt: skip
+            "are YYYY-MM-DD, timestamps UTC (ISO 8601, Z).</p><p>Every response names what it is built from: "
+            "<code>as_of</code> (the published trading day) and <code>published_at</code>, as fields and as the "
+            "headers <code>X-Alpha-As-Of</code> / <code>X-Alpha-Published-At</code>; when the lake is readable, "
+            "<code>X-Alpha-Behind-Sessions</code> counts the sessions of the lake's book not published yet "
+            "(also in <code>/api/health</code>).</p>" + "".join(rows) + "</body></html>")  # fmt: skip
 
 
 class ResponseCache:
