@@ -217,10 +217,24 @@ def shap_values(context: AssetExecutionContext, config: ExplainConfig, feature_m
                            metadata={"max_abs_gap": gap, "tolerance": TRADED_TOLERANCE})  # fmt: skip
 
 
+def _heaviest_model_by_day(lake, start, end) -> dict:
+    """trade_date -> the champion recipe's model with the largest ensemble weight that day (ties: by name)."""
+    if not lake.exists("models", "alpha_scores"):
+        return {}
+    rows = (lake.read("models", "alpha_scores", start, end, columns=["trade_date", "champion_weights"])
+            .unique("trade_date").to_dicts())  # fmt: skip
+    out = {}
+    for r in rows:
+        w = json.loads(r["champion_weights"] or "{}")
+        if w:
+            out[r["trade_date"]] = max(sorted(w), key=lambda k: w[k])
+    return out
+
+
 @asset(
     key=LIME,
     ins={"feature_matrix": AssetIn(key=FEATURE_MATRIX), "fused_embeddings": AssetIn(key=FUSED)},
-    deps=[ALPHA_MODELS, WEIGHTS],
+    deps=[ALPHA_MODELS, ALPHA_SCORES, WEIGHTS],
     partitions_def=trading_days,
     backfill_policy=BackfillPolicy.single_run(),
     metadata={"partition_expr": "trade_date"},
@@ -230,8 +244,10 @@ def shap_values(context: AssetExecutionContext, config: ExplainConfig, feature_m
 def lime_explanations(context: AssetExecutionContext, config: ExplainConfig, feature_matrix: pl.DataFrame,
                       fused_embeddings: pl.DataFrame, lake_store: DeltaLakeResource,
                       model_registry: ModelRegistry):  # fmt: skip
-    """LIME rules for the day's top-N longs and shorts, explaining the champion recipe's LightGBM (or the first
-    model available) with the day's cross-section as the sampling distribution."""
+    """LIME rules for the day's top-N longs and shorts, explaining the model with the largest ensemble weight in
+    the champion recipe that day (``alpha_scores.champion_weights``: the model the book trades most; LightGBM,
+    then the first model available, for a day without weights), with the day's cross-section as the sampling
+    distribution."""
     from alpha_assets.lib.models.explain import lime_frame, predict_function
 
     start, end = window_dates(*context.partition_time_window)
@@ -240,6 +256,7 @@ def lime_explanations(context: AssetExecutionContext, config: ExplainConfig, fea
     rows_all = _day_inputs(feature_matrix, fused_embeddings)
     models = ModelBook(model_registry)
     champions = champion_by_day(lake, sessions_between(start, end))
+    heaviest = _heaviest_model_by_day(lake, start, end)
     frames = []
     for (day,), rows in sorted(rows_all.partition_by("trade_date", as_dict=True).items()):
         b = book.filter(pl.col("trade_date") == day)
@@ -248,7 +265,8 @@ def lime_explanations(context: AssetExecutionContext, config: ExplainConfig, fea
         if not picks:
             continue
         recipe = champions[day]
-        m = next((x for k in ("lightgbm", *models.kinds) if (x := models.model_for(k, recipe, day))), None)
+        order = ((heaviest[day],) if day in heaviest else ()) + ("lightgbm", *models.kinds)
+        m = next((x for k in order if (x := models.model_for(k, recipe, day))), None)
         if m is None:
             continue
         chosen = rows.filter(pl.col("ticker").is_in(picks))
