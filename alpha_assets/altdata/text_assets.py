@@ -49,6 +49,7 @@ from alpha_assets.lib.altdata.nlp.transcripts import (
     score_transcripts,
     transcript_row_schema,
 )
+from alpha_assets.lib.determinism import STORED_DECIMALS
 from alpha_assets.lib.ingestion.deliveries import Delivery, content_problems
 from partitions import trading_days, window_dates
 from resources.altdata import SentimentResource
@@ -176,8 +177,9 @@ def _quarantine_errors(
 def _table_rows(intake, lake, prefix, key, schema, scored, located, event_of, start, end
                 ) -> tuple[pl.DataFrame, int]:  # fmt: skip
     """Scored documents as table rows: trade_date from the file name, ticker from the header or the name,
-    event_time / published_at, one document per ticker-day (the last by name), and the rows the table already
-    holds for ticker-days not scored now. Returns (rows, number scored now)."""
+    event_time / published_at, one document per ticker-day (the last by name), scores rounded to
+    ``STORED_DECIMALS`` decimals, and the rows the table already holds for ticker-days not scored now. Returns
+    (rows, number scored now)."""
     rows = []
     for r in scored.iter_rows(named=True):
         dv = located[r["file"]]
@@ -190,7 +192,9 @@ def _table_rows(intake, lake, prefix, key, schema, scored, located, event_of, st
         df.sort("trade_date", "ticker", "file").unique(
             ["trade_date", "ticker"], keep="last", maintain_order=True
         )
-    )
+    ).with_columns(pl.col(pl.Float64).round(STORED_DECIMALS))
+    # (deterministic results: the model gives the same bits for a document in any run on one platform; the
+    # stored decimals also keep a BLAS build's last-bit differences out of the table, short of a rounding edge)
     new_rows = df.height
     df, _ = keep_table_rows(lake, key.path[0], key.path[-1], df, start, end, on=["trade_date", "ticker"])
     return df.sort("trade_date", "ticker"), new_rows
