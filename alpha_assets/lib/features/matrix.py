@@ -170,19 +170,20 @@ def trailing_z(values: np.ndarray, n_names: int, window: int, min_samples: int =
     out = np.full_like(x, np.nan)
     if t == 0:
         return out.ravel()
-    padded = np.concatenate([np.full((n_names, window - 1), np.nan), x], axis=1)
+    known_all = ~np.isnan(x)
+    filled = np.concatenate([np.zeros((n_names, window - 1)), np.where(known_all, x, 0.0)], axis=1)
+    flags = np.concatenate([np.zeros((n_names, window - 1)), known_all.astype(np.float64)], axis=1)
     rows = max(1, _Z_CHUNK_CELLS // max(1, t * window))
+    view = np.lib.stride_tricks.sliding_window_view
     for r0 in range(0, n_names, rows):
-        win = np.lib.stride_tricks.sliding_window_view(padded[r0 : r0 + rows], window, axis=1)
-        known = ~np.isnan(win)
+        win, known = view(filled[r0 : r0 + rows], window, axis=1), view(flags[r0 : r0 + rows], window, axis=1)
         count = known.sum(axis=2)
-        total = np.where(known, win, 0.0).sum(axis=2)
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = total / count
-            dev = np.where(known, win - mean[..., None], 0.0)
+            mean = win.sum(axis=2) / count
+            dev = (win - mean[..., None]) * known  # missing values (0 in ``filled``) contribute nothing
             std = np.sqrt((dev * dev).sum(axis=2) / (count - 1))
             cur = x[r0 : r0 + rows]
-            enough = (count >= min_samples) & ~np.isnan(cur)
+            enough = (count >= min_samples) & known_all[r0 : r0 + rows]
             z = np.where(std > 1e-12, (cur - mean) / std, 0.0)  # a flat window has no surprise: 0, not inf
         out[r0 : r0 + rows] = np.where(enough, z, np.nan)
     return out.ravel()
