@@ -300,7 +300,8 @@ def trainable_blocks(
 
 def train_alpha(home: AlphaHome, blocks: list[str] | None = None, instance=None, quiet: bool = False,
                 run_config: dict | None = None) -> dict:  # fmt: skip
-    """Materialize models/fusion_encoder and models/alpha_models for each trainable block (one run per block)."""
+    """Materialize models/fusion_encoder and models/alpha_models for each trainable block (one run per block). The
+    encoder trains only when the run config's recipes include fusion (default: base alone, no encoder)."""
     from dagster import DagsterInstance
 
     from alpha_assets.definitions import build_definitions, local_resources
@@ -1354,7 +1355,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument(
         "--alpha",
         action="store_true",
-        help="train the alpha models (fusion encoder + learners) for every trainable quarterly block",
+        help="train the alpha models (the learners; the fusion encoder only when configured) for every trainable "
+        "quarterly block",
     )
     tr.add_argument("--budget", choices=["seed", "demo"], help="training budget for --alpha (default: seed)")
     tr.set_defaults(fn=cmd_train)

@@ -39,6 +39,7 @@ from alpha_assets.lib.monitoring.fit_memory import FitMemory
 from alpha_assets.models.common import (
     ALPHA_MODELS,
     CHAMPION_TAG,
+    DEFAULT_RECIPES,
     EMBEDDING_PREFIX,
     EVAL_LABEL,
     FEATURE_MATRIX,
@@ -77,7 +78,9 @@ class BlockTrainingConfig(Config):
     validation_sessions: int = 42
     budget: str = ""  # "seed" | "demo"; empty: $ALPHA_MODEL_BUDGET or "seed"
     kinds: list[str] = list(MODEL_KINDS)
-    recipes: list[str] = list(RECIPES)
+    # "base" (the feature matrix) and/or "fusion" (matrix + the fusion encoder's embeddings; give it to both
+    # models/fusion_encoder and models/alpha_models). Default: base alone (common.DEFAULT_RECIPES says why).
+    recipes: list[str] = list(DEFAULT_RECIPES)
     seed: int = 7
     # One thread: on a 2-core machine shared with other steps, 2-thread tree and torch fits ran 3-20x slower.
     threads: int = 1
@@ -180,6 +183,10 @@ def fusion_encoder(context: AssetExecutionContext, config: BlockTrainingConfig, 
     from alpha_assets.lib.models.fusion import FusionConfig, modality_arrays, train_fusion
 
     block = context.partition_key
+    if "fusion" not in config.recipes:  # the default: nothing to train, the table stays as it is
+        why = f"the fusion recipe is off (recipes {config.recipes})"
+        context.log.info(f"block {block}: {why}; no encoder trained")
+        return Output(pl.DataFrame(), metadata={"skipped": why})
     split = _split(block, config)
     rows, versions = _training_rows(lake_store.lake, _window(split), TRAIN_LABEL)
     feats = feature_columns(rows.drop("target", *LABEL_READ))
@@ -240,8 +247,9 @@ def _validation_metrics(keys: pl.DataFrame, pred: np.ndarray) -> dict[str, float
 )
 def alpha_models(context: AssetExecutionContext, config: BlockTrainingConfig, lake_store: DeltaLakeResource,
                  model_registry: ModelRegistry):  # fmt: skip
-    """XGBoost, LightGBM, CatBoost and an MLP per recipe (with and without fused embeddings), trained walk-forward
-    for the block with a purge and an embargo; each one an MLflow run and a registered version."""
+    """Every learner kind per configured recipe (base: the matrix; fusion, when configured: with the fused
+    embeddings), trained walk-forward for the block with a purge and an embargo; each one an MLflow run and a
+    registered version."""
     from alpha_assets.lib.models.learners import make_learner
 
     block = context.partition_key
@@ -251,7 +259,12 @@ def alpha_models(context: AssetExecutionContext, config: BlockTrainingConfig, la
     base_feats = feature_columns(rows.drop("target", *LABEL_READ))
     budget = model_budget(config.budget)
     available_from = split.test_dates[0]
+    unknown = [r for r in config.recipes if r not in RECIPES]
+    if unknown or not config.recipes:
+        raise Failure(f"recipes {config.recipes}: give one or more of {list(RECIPES)}")
     champion = champion_recipe(lake, available_from)
+    if champion not in config.recipes:  # e.g. a promoted fusion recipe no longer trained: the first one leads
+        champion = config.recipes[0]
     book = ModelBook(model_registry, kinds=())
     fusion = book.fusion_for(available_from) if "fusion" in config.recipes else None
     if "fusion" in config.recipes and fusion is None:

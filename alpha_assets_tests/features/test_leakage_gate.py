@@ -331,6 +331,45 @@ def test_the_fused_embeddings_asset_refuses_an_embedding_that_is_tomorrows_retur
         scoring.fused_embeddings(ctx, feature_matrix=matrix)
 
 
+def test_without_a_fusion_encoder_the_fused_embeddings_are_the_keys_and_nothing_fails(tmp_path, monkeypatch):
+    """The default trains no fusion encoder (the base recipe alone): the asset writes the day's keys with a null
+    encoder version, so the scoring and explanation assets still read it; embedding columns an earlier fusion run
+    left in the table stay, null on these days."""
+    from dagster import build_asset_context
+
+    import alpha_assets.models.scoring as scoring
+    from resources.lake_resource import DeltaLakeResource
+
+    lake_res = DeltaLakeResource(lake_root=str(tmp_path / "lake"))
+    _, prices, sessions = _lake_with_prices(tmp_path / "lake")
+    day = sessions[10]
+    matrix = gate_returns(prices, day, day).select(*KEYS, pl.lit(0.0).alias("ret_1"))
+
+    class NoEncoder:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def fusion_for(self, d):
+            return None
+
+    monkeypatch.setattr(scoring, "ModelBook", NoEncoder)
+    ctx = build_asset_context(
+        partition_key=day.isoformat(), resources={"lake_store": lake_res, "model_registry": object()}
+    )
+    out = scoring.fused_embeddings(ctx, feature_matrix=matrix)
+    assert out.value.columns == [*KEYS, "fusion_version"] and out.value.height == 40
+    assert out.value["fusion_version"].null_count() == 40 and out.metadata["days_without_encoder"].value == 1
+
+    earlier = out.value.with_columns(
+        pl.lit(0.5, dtype=pl.Float32).alias("emb_000"), pl.lit(3, dtype=pl.Int64).alias("fusion_version")
+    )
+    lake_res.lake.write_window(
+        "features", "fused_embeddings", earlier.select(*KEYS, "emb_000", "fusion_version"), day, day
+    )
+    again = scoring.fused_embeddings(ctx, feature_matrix=matrix).value
+    assert again.columns == [*KEYS, "emb_000", "fusion_version"] and again["emb_000"].null_count() == 40
+
+
 @pytest.mark.slow
 def test_a_leaky_price_feature_makes_the_feature_matrix_fail_and_write_nothing(home, instance):
     from alpha_assets.cli import materialize

@@ -28,6 +28,10 @@ TICKERS, DAYS, SEED, SIGNAL = 40, 360, 21, 0.25
 GATE = {"plausible_ic": 0.45, "plausible_day_ic": 0.7, "plausible_model_ic": 0.45}
 DATA_CONFIG = {"ops": {"features__feature_matrix": {"config": GATE}}}
 BOOK_CONFIG = {"ops": {"features__fused_embeddings": {"config": GATE}}}
+# Both recipes, so the fusion encoder and the fusion recipe stay tested (the default trains base alone).
+BOTH_RECIPES = {"recipes": ["base", "fusion"]}
+TRAINING_OPS = ("models__fusion_encoder", "models__alpha_models")
+TRAIN_CONFIG = {"ops": {op: {"config": BOTH_RECIPES} for op in TRAINING_OPS}}
 # Session index of the regime break. "remove" (not "flip"): a flipped alpha still leaves a momentum trace whose sign
 # flips in past and future returns alike, so the price features keep working; removed, every channel goes quiet.
 BREAK_AT = 322
@@ -38,7 +42,7 @@ def _run_world(home, instance, world):
 
     data = materialize(home, quiet=True, instance=instance, job_name="daily_data", run_config=DATA_CONFIG)
     assert data["success"], data["failed_steps"]
-    trained = train_alpha(home, instance=instance, quiet=True)
+    trained = train_alpha(home, instance=instance, quiet=True, run_config=TRAIN_CONFIG)
     assert trained["success"] and trained["blocks"], trained
     first = _block_first_session(trained["blocks"][0])
     book = materialize(home, first, data["end"], quiet=True, instance=instance, job_name="daily_book",
