@@ -253,12 +253,32 @@ def parse_worlds(text: str) -> list[tuple[float, int]]:
     return out
 
 
+def _results_file(seed: int, strength: float, args) -> Path:
+    """Where --keep-results keeps a world's figures: keyed by the world and every setting that changes them, and by
+    the model code's content (alpha_assets/lib/models/*.py), so a changed learner or gate is never read stale."""
+    import hashlib
+
+    models = Path(__file__).resolve().parents[1] / "alpha_assets" / "lib" / "models"
+    h = hashlib.sha256()
+    for f in sorted(models.glob("*.py")):
+        h.update(f.read_bytes())
+    h.update(repr((args.kinds, args.budget, args.label, args.halflife, args.band, args.fusion)).encode())
+    return Path(args.cache) / "results" / f"{world_key(seed, strength, args.tickers, args.days)}_{h.hexdigest()[:12]}.json"
+
+
 def _job(spec):
     seed, strength, args = spec
     if args.build_only:
         w = build_world(seed, strength, args.tickers, args.days, Path(args.cache))
         return {"seed": seed, "strength": strength, "build_seconds": w["built_seconds"]}
-    return run_world(seed, strength, args)
+    keep = _results_file(seed, strength, args) if args.keep_results else None
+    if keep is not None and keep.exists():
+        return json.loads(keep.read_text())
+    out = run_world(seed, strength, args)
+    if keep is not None:
+        keep.parent.mkdir(parents=True, exist_ok=True)
+        keep.write_text(json.dumps(out, default=str))
+    return out
 
 
 def print_world(r: dict) -> None:
@@ -292,9 +312,10 @@ def summarise(results: list[dict], tuning: set[int]) -> dict:
                 continue
             key = f"{group}_k{k:g}"
             if k == 0:
-                out[key] = {n: {"worlds": len(rs_), "abs_t_ge_2": sum(abs(r["scores"][n]["t_stat"]) >= 2 for r in rs_),
-                                "turnover_book": statistics.median(r["book"]["book"]["turnover"] for r in rs_)}
+                out[key] = {n: {"worlds": len(rs_), "abs_t_ge_2": sum(abs(r["scores"][n]["t_stat"]) >= 2 for r in rs_)}
                             for n in names if all(n in r["scores"] for r in rs_)}  # fmt: skip
+                for b, _, _ in BOOKS(0.0):
+                    out[key][b] = {"turnover": round(statistics.median(r["book"][b]["turnover"] for r in rs_), 3)}
                 continue
             out[key] = {}
             for n in names:
@@ -309,10 +330,39 @@ def summarise(results: list[dict], tuning: set[int]) -> dict:
     return out
 
 
+def verdict(results: list[dict], tuning: set[int]) -> dict:
+    """The issue's bar on the held-out worlds, for the traded score and its book (book_band: the production band):
+    median share >= 0.5 at 0.05 and >= 0.7 at 0.1, no planted world below 0.25, |t| >= 2 on at most 1 in 20 null
+    worlds; where the traded IC has t >= 2, net Sharpe > 0 and costs <= 35% of gross P&L."""
+    held = [r for r in results if r["seed"] not in tuning]
+    out: dict = {}
+    for k, bar in ((0.05, 0.5), (0.1, 0.7)):
+        rs_ = [r for r in held if r["strength"] == k]
+        if rs_:
+            shares = [r["scores"]["traded"]["share"] for r in rs_]
+            out[f"k{k:g}"] = {"worlds": len(rs_), "median_share": round(statistics.median(shares), 3), "bar": bar,
+                              "median_ok": statistics.median(shares) >= bar,
+                              "worst_share": round(min(shares), 3), "worst_ok": min(shares) >= 0.25}  # fmt: skip
+    nulls = [r for r in held if r["strength"] == 0]
+    if nulls:
+        hits = sum(abs(r["scores"]["traded"]["t_stat"]) >= 2 for r in nulls)
+        out["null"] = {"worlds": len(nulls), "abs_t_ge_2": hits, "ok": hits <= len(nulls) / 20}
+    sig = [r for r in held if r["strength"] > 0 and r["scores"]["traded"]["t_stat"] >= 2]
+    if sig:
+        good = [r for r in sig if r["book"]["book_band"]["net_sharpe"] > 0
+                and 0 <= r["book"]["book_band"]["costs_share_gross"] <= 0.35]  # fmt: skip
+        out["book_where_t_ge_2"] = {"worlds": len(sig), "net_sharpe_pos_costs_le_35pct": len(good),
+                                    "ok": len(good) == len(sig)}  # fmt: skip
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--worlds", default=DEFAULT_WORLDS, help="strength:seeds groups, e.g. 0.05:101-108,0:201-206")
     ap.add_argument("--build-only", action="store_true", dest="build_only", help="build the worlds' cache only")
+    ap.add_argument("--keep-results", action="store_true", dest="keep_results",
+                    help="keep each world's figures under CACHE/results and reuse them while the model code and "
+                    "settings are unchanged (the summary of a long run can be built up world by world)")
     ap.add_argument(
         "--tuning-seeds",
         default="1,2,3,4,9",
@@ -355,12 +405,16 @@ def main() -> None:
     for key, figs in summary.items():
         for n, f in figs.items():
             print(f"  {key:16s} {n:18s} {json.dumps(f)}")
+    checks = verdict(results, tuning)
+    print("\nthe issue's bar on the held-out worlds (traded score; book with the production hold band):")
+    for key, figs in checks.items():
+        print(f"  {key:18s} {json.dumps(figs)}")
     total = time.perf_counter() - t0
     print(f"\nmachine: {machine()}; load {load_average()}; {len(results)} worlds of {args.tickers} names x "
           f"{args.days} sessions in {total:.0f}s ({args.jobs} process(es), 1 thread per fit)")  # fmt: skip
     emit({"machine": machine(), "load_average": load_average(), "tickers": args.tickers, "days": args.days,
           "kinds": args.kinds, "budget": args.budget, "label": args.label, "halflife": args.halflife,
-          "band": args.band, "tuning_seeds": sorted(tuning), "seconds": round(total, 1), "summary": summary,
+          "band": args.band, "tuning_seeds": sorted(tuning), "seconds": round(total, 1), "summary": summary, "verdict": checks,
           "worlds": results})  # fmt: skip
 
 
