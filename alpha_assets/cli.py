@@ -824,10 +824,18 @@ def cmd_demo(args) -> int:
     os.environ.setdefault("ALPHA_MODEL_BUDGET", "demo")  # budgets that fit the demo's 10 minutes on 2 cores
     stages: list[tuple[str, float]] = []
 
+    def cpu_seconds() -> float:  # this process and its finished children (the world's render workers, pools)
+        t = os.times()
+        return t.user + t.system + t.children_user + t.children_system
+
+    cpu = [cpu_seconds()]
+
     def stage(name: str, since: float) -> float:
-        now = time.perf_counter()
+        # CPU seconds and the load average beside the wall time: on a busy machine the wall time says little
+        now, used = time.perf_counter(), cpu_seconds()
         stages.append((name, now - since))
-        print(f"-- {name}: {now - since:.0f}s")
+        print(f"-- {name}: {now - since:.0f}s (CPU {used - cpu[0]:.0f}s, load average {os.getloadavg()[0]:.1f})")
+        cpu[0] = used
         return now
 
     print(f"ALPHA_HOME={home.root}")
@@ -875,7 +883,8 @@ def cmd_demo(args) -> int:
     summary(home)
     model_summary(home)
     total = time.perf_counter() - t0
-    print(f"\ndemo finished in {total:.0f}s (" + ", ".join(f"{n} {s:.0f}s" for n, s in stages) + ")")
+    print(f"\ndemo finished in {total:.0f}s (" + ", ".join(f"{n} {s:.0f}s" for n, s in stages) + ")"
+          + f"; CPU {cpu_seconds():.0f}s, load average {', '.join(f'{x:.1f}' for x in os.getloadavg())}")  # fmt: skip
     print("next:\n  make ui                 # Dagster UI on http://127.0.0.1:3000 over this instance\n"
           "  .venv/bin/alpha tables  # every Delta table, rows, dates\n"
           "  .venv/bin/alpha sql \"SELECT model, recipe, count(*) FROM models.predictions GROUP BY ALL\"\n"
