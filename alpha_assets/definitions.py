@@ -140,6 +140,9 @@ def build_definitions(
     a missing ``ground_truth`` is added empty (the truth checks then report that there is no truth).
     ``executor`` defaults to the in-process executor (one process per run: on 2 cores, spawning a process per
     step costs more than the steps); ``dagster_dask.dask_executor`` goes through here."""
+    from alpha_assets.dagster_patches import install
+
+    install()  # a planned check's event serialized once per range run, not once per partition (see the module)
     dep = deployment_name or deployment()
     if dep not in DEPLOYMENTS:
         raise ValueError(f"deployment must be one of {DEPLOYMENTS}, not {dep!r}")
