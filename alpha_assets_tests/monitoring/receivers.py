@@ -16,7 +16,20 @@ from alpha_assets_tests.ports import free_port
 ALERT_PORTS = range(18700, 18800)
 
 
-class WebhookReceiver:
+class _Served:
+    """A server (``self.server``) run by a thread (``self.thread``) for the duration of a ``with`` block."""
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+class WebhookReceiver(_Served):
     """POSTs to ``url`` are kept as parsed JSON in ``received``. ``fail_first``: that many requests get a 503
     first (the sender's retry is tested with it)."""
 
@@ -46,15 +59,6 @@ class WebhookReceiver:
         self.server = ThreadingHTTPServer(("127.0.0.1", free_port(ALERT_PORTS, shuffle=True)), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/alerts"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
 
 
 class _SMTPHandler(socketserver.StreamRequestHandler):
@@ -100,7 +104,7 @@ class _SMTPHandler(socketserver.StreamRequestHandler):
                 self.reply("502 not implemented")
 
 
-class SMTPReceiver:
+class SMTPReceiver(_Served):
     """An SMTP server on 127.0.0.1 (``host``, ``port``); messages kept in ``received`` ({from, to, message})."""
 
     def __init__(self):
@@ -117,18 +121,18 @@ class SMTPReceiver:
     def received(self) -> list[dict]:
         return self.server.received
 
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
-
 
 def closed_port() -> int:
     """A loopback port nothing listens on (a connection to it is refused)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def configure_alerts(monkeypatch, hook: WebhookReceiver, smtp: SMTPReceiver) -> None:
+    """Point the alert settings (environment) at the local receivers."""
+    monkeypatch.setenv("ALPHA_ALERT_WEBHOOK_URL", hook.url)
+    monkeypatch.setenv("ALPHA_ALERT_SMTP_HOST", smtp.host)
+    monkeypatch.setenv("ALPHA_ALERT_SMTP_PORT", str(smtp.port))
+    monkeypatch.setenv("ALPHA_ALERT_EMAIL_TO", "pm@fund.test")
+    monkeypatch.setenv("ALPHA_ALERT_EMAIL_FROM", "alpha@fund.test")

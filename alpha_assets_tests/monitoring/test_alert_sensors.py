@@ -23,7 +23,7 @@ from dagster import (
 
 from alpha_assets.monitoring import alerts
 from alpha_assets.monitoring.alert_sensors import blocking_check_alert, monitoring_alert, run_failure_alert
-from alpha_assets_tests.monitoring.receivers import SMTPReceiver, WebhookReceiver
+from alpha_assets_tests.monitoring.receivers import SMTPReceiver, WebhookReceiver, configure_alerts
 
 ALERT_ENV = ("ALPHA_ALERT_WEBHOOK_URL", "ALPHA_ALERT_SMTP_HOST", "ALPHA_ALERT_SMTP_PORT", "ALPHA_ALERT_EMAIL_TO",
              "ALPHA_ALERT_EMAIL_FROM", "ALPHA_ALERT_STALE_HOURS", "ALPHA_ALERT_STALE_SESSIONS", "ALPHA_ALERT_IC_STATUS")  # fmt: skip
@@ -36,11 +36,7 @@ def receivers(monkeypatch):
     for var in ALERT_ENV:
         monkeypatch.delenv(var, raising=False)
     with WebhookReceiver() as hook, SMTPReceiver() as smtp:
-        monkeypatch.setenv("ALPHA_ALERT_WEBHOOK_URL", hook.url)
-        monkeypatch.setenv("ALPHA_ALERT_SMTP_HOST", smtp.host)
-        monkeypatch.setenv("ALPHA_ALERT_SMTP_PORT", str(smtp.port))
-        monkeypatch.setenv("ALPHA_ALERT_EMAIL_TO", "pm@fund.test")
-        monkeypatch.setenv("ALPHA_ALERT_EMAIL_FROM", "alpha@fund.test")
+        configure_alerts(monkeypatch, hook, smtp)
         yield hook, smtp
 
 

@@ -6,7 +6,12 @@ import pytest
 
 from alpha_assets.monitoring import alerts
 from alpha_assets.monitoring.alerts import AlertConfig, AlertDeliveryError, deliver, send_email, send_webhook
-from alpha_assets_tests.monitoring.receivers import SMTPReceiver, WebhookReceiver, closed_port
+from alpha_assets_tests.monitoring.receivers import (
+    SMTPReceiver,
+    WebhookReceiver,
+    closed_port,
+    configure_alerts,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -52,11 +57,7 @@ def test_deliver_sends_to_every_configured_destination_and_nothing_without_one(m
     assert not AlertConfig.from_env().any
     assert deliver("subject", "text") == []  # nothing configured: nothing sent, no error
     with WebhookReceiver() as hook, SMTPReceiver() as smtp:
-        monkeypatch.setenv("ALPHA_ALERT_WEBHOOK_URL", hook.url)
-        monkeypatch.setenv("ALPHA_ALERT_SMTP_HOST", smtp.host)
-        monkeypatch.setenv("ALPHA_ALERT_SMTP_PORT", str(smtp.port))
-        monkeypatch.setenv("ALPHA_ALERT_EMAIL_TO", "pm@fund.test")
-        monkeypatch.setenv("ALPHA_ALERT_EMAIL_FROM", "alpha@fund.test")
+        configure_alerts(monkeypatch, hook, smtp)
         assert deliver("Drift on ret_5", "PSI 0.31") == ["webhook", "email"]
     assert [r["text"] for r in hook.received] == ["*Drift on ret_5*\nPSI 0.31"]
     assert smtp.received[0]["message"]["Subject"] == "Drift on ret_5"
