@@ -230,6 +230,11 @@ def test_shap_values_add_up_to_the_prediction_for_every_name_in_the_book(planted
     assert "ridge" in set(feats["model"]) and set(feats["model"]) <= set(MODEL_KINDS)
     lime = lake.read("models", "lime_explanations")
     assert lime["ticker"].n_unique() == 10 and lime.height == 10 * 10
+    # LIME explains the model the book trades most that day: the champion recipe's heaviest ensemble weight
+    scores = lake.read("models", "alpha_scores", columns=["trade_date", "champion_weights"]).unique("trade_date")
+    for (day,), g in lime.partition_by("trade_date", as_dict=True).items():
+        w = json.loads(scores.filter(pl.col("trade_date") == day)["champion_weights"][0])
+        assert set(g["model"]) == {max(sorted(w), key=lambda k: w[k])}, (day, w)
 
 
 def test_retraining_with_the_same_seed_gives_the_same_predictions(planted) -> None:
