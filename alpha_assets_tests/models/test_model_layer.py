@@ -345,8 +345,8 @@ def test_a_null_world_shows_no_alpha_out_of_sample(null_world) -> None:
 
 
 def test_the_smoothed_score_of_a_day_is_the_same_run_alone_or_in_a_range(planted) -> None:
-    """alpha_scores carries its exponential average from the previous session's row: re-running the last days one
-    at a time gives the rows the range run wrote."""
+    """With smoothing on (score_halflife_sessions 5; the default is 0), alpha_scores carries its exponential average
+    from the previous session's row: re-running the days one at a time gives the rows the range run wrote."""
     from alpha_assets.cli import materialize
     from partitions.calendar import shift_sessions
     from resources.lake import DeltaLake
@@ -354,13 +354,23 @@ def test_the_smoothed_score_of_a_day_is_the_same_run_alone_or_in_a_range(planted
     home, end = planted["home"], planted["end"]
     lake = DeltaLake(home.lake)
     days = [shift_sessions(end, -k) for k in (2, 1, 0)]
+    smoothed = {"ops": {"models__alpha_scores": {"config": {"score_halflife_sessions": 5.0}}}}
+    res = materialize(home, days[0], end, select=["models/alpha_scores"], quiet=True, instance=planted["instance"],
+                      refresh_dependents=False, run_config=smoothed)  # fmt: skip
+    assert res["success"], res
     before = lake.read("models", "alpha_scores", days[0], end).sort("trade_date", "ticker")
     for d in days:
         res = materialize(home, d, d, select=["models/alpha_scores"], quiet=True, instance=planted["instance"],
-                          refresh_dependents=False)  # fmt: skip
+                          refresh_dependents=False, run_config=smoothed)  # fmt: skip
         assert res["success"], res
     after = lake.read("models", "alpha_scores", days[0], end).sort("trade_date", "ticker")
     assert after.select("trade_date", "ticker", "alpha_score", "blended_score").equals(
         before.select("trade_date", "ticker", "alpha_score", "blended_score")
     )
-    assert (after["alpha_score"] != after["blended_score"]).any()  # the smoothing is on by default
+    assert (after["alpha_score"] != after["blended_score"]).any()  # the smoothing was on
+    # put the default (unsmoothed) rows back for the tests after this one
+    res = materialize(home, days[0], end, select=["models/alpha_scores"], quiet=True, instance=planted["instance"],
+                      refresh_dependents=False)  # fmt: skip
+    assert res["success"], res
+    restored = lake.read("models", "alpha_scores", days[0], end)
+    assert (restored["alpha_score"] == restored["blended_score"]).all()
