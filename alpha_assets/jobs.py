@@ -44,7 +44,8 @@ explain_job = _daily_job("explain", EXPLAIN_ASSETS, "SHAP and LIME for the days'
 
 train_alpha_job = _job(
     "train_alpha", selection=BLOCKS, partitions_def=training_blocks,
-    description="Train a retraining block (a quarter): the fusion encoder, then the four learners per recipe; "
+    description="Train a retraining block (a quarter): every model kind per recipe (the base recipe by default; "
+    "the fusion encoder first when the recipes include fusion); "
     "each model an MLflow run and a registered version.",
 )  # fmt: skip
 backtest_job = _job(
