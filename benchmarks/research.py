@@ -367,7 +367,7 @@ def main() -> None:
         "--tuning-seeds",
         default="1,2,3,4,9",
         dest="tuning_seeds",
-        help="seeds the budgets were tuned on (reported apart from the held-out ones)",
+        help=f"seeds the budgets were tuned on (reported apart from the held-out ones): --worlds {TUNING_WORLDS}",
     )
     ap.add_argument("--tickers", type=int, default=100)
     ap.add_argument("--days", type=int, default=504)
