@@ -90,8 +90,7 @@ def build_world(seed: int, strength: float, tickers: int, days: int, cache: Path
         world = simulate_world(WorldConfig(tickers=tickers, start=WORLD_START, days=days, seed=seed,
                                            signal_strength=strength))  # fmt: skip
         write_world(world, tmp)
-        write_alt_data(world, tmp, AltDataConfig(parking_share=0, tank_share=0, web_share=0, text_share=1.0,
-                                                 detector_images=0))  # fmt: skip
+        write_alt_data(world, tmp, AltDataConfig.text_only())
         with DagsterInstance.ephemeral() as instance:
             res = materialize(home, quiet=True, instance=instance, job_name="daily_data")
         if not res["success"]:

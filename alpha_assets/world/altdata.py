@@ -76,6 +76,12 @@ class AltDataConfig:
     web_sessions: int | None = None
     text_sessions: int | None = None
 
+    @classmethod
+    def text_only(cls) -> AltDataConfig:
+        """Calls and filings for every name; no imagery, web or detector training set (the research benchmark's
+        and the text tests' worlds: the NLP path without minutes of pictures)."""
+        return cls(parking_share=0, tank_share=0, web_share=0, text_share=1.0, detector_images=0)
+
 
 def _count(share: float, n: int) -> int:
     return 0 if share <= 0 else min(n, max(1, int(round(share * n))))

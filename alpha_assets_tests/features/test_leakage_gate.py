@@ -421,8 +421,7 @@ def test_single_past_days_of_a_24_name_world_are_never_refused(tmp_path, monkeyp
     root = tmp_path / "alpha"
     world, _ = make_world(root, tickers=24, days=50, seed=11, signal=0.1)
     # calls and filings (the refused column was filing_risk_factors_sentiment); no imagery or web
-    write_alt_data(world, root, AltDataConfig(parking_share=0, tank_share=0, web_share=0, text_share=1.0,
-                                              detector_images=0))  # fmt: skip
+    write_alt_data(world, root, AltDataConfig.text_only())
     monkeypatch.setenv("ALPHA_HOME", str(root))
     monkeypatch.setenv("DAGSTER_HOME", str(root / "dagster"))
     home = AlphaHome(root).ensure()

@@ -75,8 +75,7 @@ def test_a_range_rerun_and_a_single_day_give_every_table_bit_for_bit(tmp_path, m
 
     root = tmp_path / "alpha"
     world, _ = make_world(root, tickers=24, days=80, seed=11, signal=0.1)
-    write_alt_data(world, root, AltDataConfig(parking_share=0, tank_share=0, web_share=0, text_share=1.0,
-                                              detector_images=0))  # fmt: skip
+    write_alt_data(world, root, AltDataConfig.text_only())
     monkeypatch.setenv("ALPHA_HOME", str(root))
     monkeypatch.setenv("DAGSTER_HOME", str(root / "dagster"))
     home = AlphaHome(root).ensure()

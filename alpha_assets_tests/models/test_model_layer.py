@@ -68,8 +68,7 @@ def planted(tmp_path_factory):
     world = simulate_world(WorldConfig(tickers=TICKERS, start=WORLD_START, days=DAYS, seed=SEED,
                                        signal_strength=SIGNAL, regime_break=brk, regime_mode="remove"))  # fmt: skip
     write_world(world, root)
-    write_alt_data(world, root, AltDataConfig(parking_share=0, tank_share=0, web_share=0, text_share=1.0,
-                                              detector_images=0))  # fmt: skip
+    write_alt_data(world, root, AltDataConfig.text_only())
     with DagsterInstance.ephemeral() as instance:
         out = _run_world(home, instance, world)
         yield {**out, "home": home, "instance": instance, "break": brk}
