@@ -381,7 +381,12 @@ def main() -> None:
     ap.add_argument(
         "--fusion", action="store_true", help="also the fusion recipe (matrix + block embeddings)"
     )
+    ap.add_argument("--quick", action="store_true",
+                    help="a smoke run (make bench): one small planted world (30 names x 340 sessions), the two linear "
+                    "learners; its figures are not the benchmark's")
     args = ap.parse_args()
+    if args.quick:
+        args.worlds, args.tickers, args.days, args.kinds = "0.1:2", 30, 340, "ridge,ic_weighted"
     t0 = time.perf_counter()
     specs = [(seed, k, args) for k, seed in parse_worlds(args.worlds)]
     if args.jobs > 1:
