@@ -55,6 +55,7 @@ LIVE_SESSIONS = 2  # the sessions delivered after the history, carried through b
 HISTORY_BEFORE_BLOCK = 240
 AWS = {"AWS_ACCESS_KEY_ID": "alpha-test", "AWS_SECRET_ACCESS_KEY": "alpha-test", "AWS_DEFAULT_REGION": "us-east-1",
        "AWS_REGION": "us-east-1"}  # fmt: skip
+QUIET_SECONDS = 75  # no new run for this long (2.5 ticks of the 30-s automation sensor): the graph is settled
 PHASE_TIMEOUT = 600  # per phase (history, training, book history, live days): a loaded machine is slow
 # Every table of the daily graph from the vendor files to the orders and monitoring, for the live sessions.
 CHAIN = [("raw", "universe"), ("raw", "prices"), ("features", "price_features"), ("features", "labels"),
@@ -423,12 +424,19 @@ def test_prod_deployment_end_to_end_on_loopback(tmp_path, pg_databases):
             assert n_live >= LIVE_SESSIONS
             keys = [AssetKey([layer, name]) for layer, name in CHAIN]
             want = {d.isoformat() for d in live}
+            # the sensors keep ticking after the live days: wait until they launch nothing more
+            quiet_since = None
             while True:
                 runs = [r for r in instance.get_runs() if r.run_id not in history_runs]
                 materialized = {k.to_user_string(): instance.get_materialized_partitions(k) for k in keys}
                 done = all(want <= parts for parts in materialized.values())
                 if done and runs and all(r.is_finished for r in runs):
-                    break
+                    if quiet_since is None or len(runs) != quiet_since[1]:
+                        quiet_since = (time.monotonic(), len(runs))
+                    elif time.monotonic() - quiet_since[0] > QUIET_SECONDS:
+                        break
+                else:
+                    quiet_since = None
                 if daemon.poll() is not None or time.monotonic() - t_live > PHASE_TIMEOUT:
                     statuses = {r.run_id[:8]: (r.tags.get("dagster/sensor_name", r.job_name), r.status.value,
                                                sorted(k.to_user_string() for k in r.asset_selection or [])[:4])
@@ -466,9 +474,13 @@ def test_prod_deployment_end_to_end_on_loopback(tmp_path, pg_databases):
         engine = sa.create_engine(dbs["dagster"])
         with engine.connect() as c:
             by_status = dict(c.execute(sa.text("SELECT status, count(*) FROM runs GROUP BY status")).all())
+            unsettled = c.execute(
+                sa.text("SELECT run_id, pipeline_name, status FROM runs WHERE status != 'SUCCESS'")
+            ).all()
         engine.dispose()
         assert set(by_status) == {"SUCCESS"} and by_status["SUCCESS"] >= len(runs) + len(blocks) + 2, (
-            by_status
+            by_status,
+            [tuple(r) for r in unsettled],
         )
 
         # --- the Delta tables, read back from S3: every session, every name, values present
