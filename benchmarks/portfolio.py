@@ -103,7 +103,9 @@ def bench_target_book(n_names: int) -> list[dict]:
             "adv_usd": rng.lognormal(np.log(8e6), 1.2, n_names),
         }
     )
-    book_names = int(0.2 * (meta["adv_usd"] >= 1_000_000).sum())
+    book_names = int(
+        PortfolioLimits().long_quantile * (meta["adv_usd"] >= PortfolioLimits().min_adv_usd).sum()
+    )
     tight = PortfolioLimits(
         max_name_weight=2.0 * 0.5 / book_names,  # twice the average name: the largest HRP weights get capped
         max_sector_weight=0.1,

@@ -25,7 +25,7 @@ from dagster import (
 
 from alpha_assets.automation import downstream
 from alpha_assets.lib.portfolio import InfeasibleLimitsError, PortfolioLimits, check_limits, invested_share
-from alpha_assets.lib.portfolio.daily import WEIGHT_SCHEMA, day_target_weights
+from alpha_assets.lib.portfolio.daily import COV_WINDOW, WEIGHT_SCHEMA, day_target_weights
 from alpha_assets.metadata import png_markdown
 from partitions import feature_lookback, trading_days, window_dates
 from partitions.calendar import sessions_between
@@ -41,38 +41,47 @@ previous_day = TimeWindowPartitionMapping(
 )
 
 
+# The fund's book rules are PortfolioLimits' defaults (lib/portfolio/limits.py), defined there once; the launchpad
+# fields below take their defaults from it, so the asset and the lib cannot disagree.
+_FUND_LIMITS = PortfolioLimits()
+# The PortfolioLimits fields a PM tunes in the launchpad (the rest stay at the lib's values).
+TUNABLE_LIMITS = (
+    "long_quantile",
+    "short_quantile",
+    "max_name_weight",
+    "max_sector_weight",
+    "max_country_weight",
+    "max_corr_group_weight",
+    "min_adv_usd",
+    "gross_leverage",
+    "hold_cash",
+    "hold_band",
+)
+
+
 class PortfolioConfig(Config):
-    """Limits and book construction a PM tunes (shown in the launchpad)."""
+    """Limits and book construction a PM tunes (shown in the launchpad); defaults are the fund's rules."""
 
     # "alpha_scores": the model ensemble (models.alpha_scores). Any other value names a column of
     # features.price_features to trade instead: a research baseline, and how the portfolio tests run without models.
     alpha_source: str = "alpha_scores"
-    # 0.3, not 0.2: at 5% per name each half-book needs >= 10 names, which a 50-name universe only has at 0.3.
-    long_quantile: float = 0.3
-    short_quantile: float = 0.3
-    max_name_weight: float = 0.05
-    max_sector_weight: float = 0.20
-    max_country_weight: float = 0.30
-    max_corr_group_weight: float = 0.25
-    min_adv_usd: float = 1_000_000.0
-    gross_leverage: float = 1.0
-    cov_window: int = 60
+    long_quantile: float = _FUND_LIMITS.long_quantile
+    short_quantile: float = _FUND_LIMITS.short_quantile
+    max_name_weight: float = _FUND_LIMITS.max_name_weight
+    max_sector_weight: float = _FUND_LIMITS.max_sector_weight
+    max_country_weight: float = _FUND_LIMITS.max_country_weight
+    max_corr_group_weight: float = _FUND_LIMITS.max_corr_group_weight
+    min_adv_usd: float = _FUND_LIMITS.min_adv_usd
+    gross_leverage: float = _FUND_LIMITS.gross_leverage
+    cov_window: int = COV_WINDOW
     # When the limits cannot hold full books: invest what they allow (dollar-neutral), the rest in cash.
-    hold_cash: bool = True
+    hold_cash: bool = _FUND_LIMITS.hold_cash
     # Trading the forecast net of costs: a name held yesterday keeps its side while it ranks within its side's
-    # quantile + hold_band (a no-trade band on the ranking; 0 = rebuild the quantile books every day). Chosen
-    # with the research benchmark's cost-model backtest (benchmarks/research.py) on its tuning worlds, with the
-    # unsmoothed traded score: 0.2 against 0.1 cut turnover ~40% for the same net Sharpe (README, Models).
-    hold_band: float = 0.2
+    # quantile + hold_band (a no-trade band on the ranking; 0 = rebuild the quantile books every day).
+    hold_band: float = _FUND_LIMITS.hold_band
 
     def limits(self) -> PortfolioLimits:
-        return PortfolioLimits(
-            long_quantile=self.long_quantile, short_quantile=self.short_quantile,
-            max_name_weight=self.max_name_weight, max_sector_weight=self.max_sector_weight,
-            max_country_weight=self.max_country_weight, max_corr_group_weight=self.max_corr_group_weight,
-            min_adv_usd=self.min_adv_usd, gross_leverage=self.gross_leverage, hold_cash=self.hold_cash,
-            hold_band=self.hold_band,
-        )  # fmt: skip
+        return PortfolioLimits(**{name: getattr(self, name) for name in TUNABLE_LIMITS})
 
 
 def alpha_table_of(alpha_source: str) -> tuple[str, str]:

@@ -18,7 +18,7 @@ RANKED = [f"T{i:02d}" for i in range(20)]  # best first
 def test_without_a_band_or_a_previous_book_the_books_are_the_quantiles():
     limits = PortfolioLimits(long_quantile=0.3, short_quantile=0.3, hold_band=0.2)
     assert select_books(RANKED, 6, 6, limits) == (RANKED[:6], RANKED[-6:])
-    no_band = PortfolioLimits(long_quantile=0.3, short_quantile=0.3)
+    no_band = PortfolioLimits(long_quantile=0.3, short_quantile=0.3, hold_band=0.0)
     held = {"T07": "long", "T12": "short"}
     assert select_books(RANKED, 6, 6, no_band, held) == (RANKED[:6], RANKED[-6:])
 

@@ -23,8 +23,11 @@ from alpha_assets.lib.portfolio import limits as limits_module
 from alpha_assets.lib.portfolio.limits import cap_book_weights
 
 TOLERANCE = 1e-9
+# The mechanics below are sized for 20% books rebuilt every day (no band); the fund's own values (0.3, band 0.2)
+# are pinned by test_default_limits_are_the_funds_policy.
+BOOKS_20 = {"long_quantile": 0.2, "short_quantile": 0.2, "hold_band": 0.0}
 LOOSE = PortfolioLimits(
-    max_name_weight=1.0, max_sector_weight=1.0, max_country_weight=1.0, max_corr_group_weight=1.0
+    **BOOKS_20, max_name_weight=1.0, max_sector_weight=1.0, max_country_weight=1.0, max_corr_group_weight=1.0
 )
 
 
@@ -61,7 +64,9 @@ def book_sums(target: pl.DataFrame) -> tuple[float, float]:
 def test_default_limits_are_the_funds_policy():
     limits = PortfolioLimits()
 
-    assert (limits.long_quantile, limits.short_quantile) == (0.2, 0.2)
+    # 0.3: the books portfolio.target_weights trades (its launchpad defaults are these, see below).
+    assert (limits.long_quantile, limits.short_quantile) == (0.3, 0.3)
+    assert limits.hold_band == 0.2
     assert limits.max_name_weight == 0.05
     assert (limits.max_sector_weight, limits.max_country_weight, limits.max_corr_group_weight) == (
         0.2,
@@ -71,6 +76,15 @@ def test_default_limits_are_the_funds_policy():
     assert limits.min_adv_usd == 1_000_000
     assert limits.gross_leverage == 1.0
     assert limits.book_gross == 0.5
+
+
+def test_the_pipeline_trades_the_default_limits():
+    from alpha_assets.lib.portfolio.daily import COV_WINDOW
+    from alpha_assets.portfolio.assets import PortfolioConfig
+
+    config = PortfolioConfig()
+    assert config.limits() == PortfolioLimits()
+    assert config.cov_window == COV_WINDOW == 60
 
 
 def test_books_are_dollar_neutral_at_the_requested_gross():
@@ -130,7 +144,11 @@ def test_without_binding_limits_each_book_is_its_hrp_portfolio():
 def test_name_cap_excess_goes_pro_rata_to_uncapped_names_of_the_same_book():
     alpha, returns, meta = make_universe(150, seed=5)
     limits = PortfolioLimits(
-        max_name_weight=0.035, max_sector_weight=1.0, max_country_weight=1.0, max_corr_group_weight=1.0
+        **BOOKS_20,
+        max_name_weight=0.035,
+        max_sector_weight=1.0,
+        max_country_weight=1.0,
+        max_corr_group_weight=1.0,
     )
 
     target = build_target_weights(alpha, returns, meta, limits)
@@ -211,7 +229,7 @@ def test_too_few_names_for_the_name_cap_is_infeasible_with_the_numbers():
     with pytest.raises(
         InfeasibleLimitsError, match=r"max_name_weight=0\.05 needs at least 10 names per book"
     ) as err:
-        build_target_weights(alpha, returns, meta, PortfolioLimits(hold_cash=False))
+        build_target_weights(alpha, returns, meta, PortfolioLimits(**BOOKS_20, hold_cash=False))
 
     assert "the long book has 9 (long_quantile=0.2 of 45 eligible names)" in str(err.value)
 
@@ -232,7 +250,7 @@ def test_too_few_names_for_the_name_cap_hold_the_rest_in_cash():
     # 45 names at the 20% quantile: 9 per book at 5% each can hold 0.45 of the 0.5 each side needs.
     alpha, returns, meta = make_universe(45, seed=7)
     meta = meta.with_columns(adv_usd=pl.lit(5e6))
-    limits = PortfolioLimits()
+    limits = PortfolioLimits(**BOOKS_20)
 
     target = build_target_weights(alpha, returns, meta, limits)
 
@@ -243,7 +261,9 @@ def test_too_few_names_for_the_name_cap_hold_the_rest_in_cash():
     assert target.height == 18
     assert check_limits(target, meta, limits) == []
     # The exact check still refuses the partial book as a full one.
-    assert any("expected +0.5" in b for b in check_limits(target, meta, PortfolioLimits(hold_cash=False)))
+    assert any(
+        "expected +0.5" in b for b in check_limits(target, meta, PortfolioLimits(**BOOKS_20, hold_cash=False))
+    )
 
 
 def test_too_few_sectors_for_the_sector_cap_hold_the_rest_in_cash():

@@ -16,6 +16,10 @@ WEIGHT_SCHEMA = {
 }  # fmt: skip
 
 
+# Sessions of returns the book's HRP covariance is estimated over (the fund's rule; PortfolioConfig.cov_window).
+COV_WINDOW = 60
+
+
 def trailing_returns(prices: pl.DataFrame, day: date, window: int) -> pl.DataFrame:
     """Wide (trade_date x ticker) close-to-close returns over the ``window`` sessions ending at ``day``."""
     px = prices.filter(pl.col("trade_date") <= day).sort("ticker", "trade_date")
@@ -31,7 +35,7 @@ def day_target_weights(
     prices: pl.DataFrame,
     universe: pl.DataFrame,
     limits: PortfolioLimits,
-    cov_window: int = 60,
+    cov_window: int = COV_WINDOW,
     held: dict[str, str] | None = None,
 ) -> pl.DataFrame:
     """Target weights for ``day``: ``scores`` (ticker, alpha_score) known at the close of ``day``, ``prices``
