@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from dagster import AssetKey, AutomationCondition, AutomationContext, AutomationResult
 
-from partitions import LABEL_HORIZONS
+from partitions import DAILY_PARTITIONS, LABEL_HORIZONS
 
 # Missing partitions are filled over the last ~6 weeks only (not blocked by missing upstream partitions before the
 # data starts: a 125-session lookback always reaches some), so opening the UI never backfills history.
@@ -24,7 +24,8 @@ class DayDelivered(AutomationCondition):
     The dependency conditions cannot say this: they map a day through its partition mapping, so a day whose
     125-session lookback holds yesterday's prices "has updated deps" the moment it exists (00:00 UTC), hours before
     its vendor files land. Without this, the automation launched the new day's features over no prices.
-    Assets on another partitioning (or graphs without `raw/prices`) are not held back by it.
+    Daily assets whose partitions start later (the model layer's, ``partitions.model_days``) are held back the same
+    way; assets on another partitioning (or graphs without `raw/prices`) are not held back by it.
     """
 
     @property
@@ -45,7 +46,7 @@ class DayDelivered(AutomationCondition):
         if context.key == PRICES or not candidates.is_partitioned or not graph.has(PRICES):
             return AutomationResult(context=context, true_subset=candidates)
         prices_def = graph.get(PRICES).partitions_def
-        if prices_def is None or context.partitions_def != prices_def:
+        if prices_def not in DAILY_PARTITIONS or context.partitions_def not in DAILY_PARTITIONS:
             return AutomationResult(context=context, true_subset=candidates)
         keys = candidates.expensively_compute_partition_keys()
         if not keys:

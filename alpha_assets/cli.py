@@ -266,11 +266,11 @@ def cmd_train(args) -> int:
 
 
 def trainable_blocks(
-    home: AlphaHome, train_sessions: int = 252, purge_sessions: int = 5
+    home: AlphaHome, train_sessions: int | None = None, purge_sessions: int | None = None
 ) -> tuple[list[str], str]:
-    """The quarterly blocks the feature matrix can train (a full training year + purge before the block), and why
-    none when there are none."""
-    from partitions import block_key
+    """The quarterly blocks the feature matrix can train (a full training year + purge before the block, the rule of
+    ``partitions.first_trainable_block``; default window: the training defaults), and why none when there are none."""
+    from partitions import PURGE_SESSIONS, TRAIN_SESSIONS, block_key, first_trainable_block
     from partitions.calendar import sessions_between
     from resources.lake import DeltaLake
 
@@ -281,19 +281,16 @@ def trainable_blocks(
         lake.scan("features", "feature_matrix").select("trade_date").unique().collect()["trade_date"].sort()
     )
     lo, hi = days[0], days[-1]
-    need = train_sessions + purge_sessions
-    from alpha_assets.models.common import block_sessions
-    from alpha_assets.models.training import MIN_HISTORY_SHARE
-
+    train_sessions = TRAIN_SESSIONS if train_sessions is None else train_sessions
+    purge_sessions = PURGE_SESSIONS if purge_sessions is None else purge_sessions
     # the block's whole quarter is scored, so the history must precede its first session
-    quarters = dict.fromkeys(block_key(d) for d in sessions_between(lo, hi))
-    blocks = [
-        b for b in quarters if len(sessions_between(lo, block_sessions(b)[0])) - 1 >= MIN_HISTORY_SHARE * need
-    ]
+    first = first_trainable_block(lo, train_sessions, purge_sessions)
+    blocks = [b for b in dict.fromkeys(block_key(d) for d in sessions_between(lo, hi)) if b >= first]
     if not blocks:
         return [], (
-            f"the feature matrix covers {len(days)} sessions ({lo}..{hi}); a block needs {need} sessions "
-            "of history before it (a training year + the purge): generate a longer world (--days 400+)"
+            f"the feature matrix covers {len(days)} sessions ({lo}..{hi}); a block needs "
+            f"{train_sessions + purge_sessions} sessions of history before it (a training year + the purge): "
+            "generate a longer world (--days 400+)"
         )
     return blocks, ""
 
@@ -389,7 +386,11 @@ def materialize(home: AlphaHome, start: date | None = None, end: date | None = N
     instance. Then, with ``refresh_dependents``, re-run the existing partitions of the job's assets that read a
     re-run day through their partition mappings (the labels of the sessions before the window, the windowed
     features after it): see ``partitions.stale``. ``executor="dask"`` runs the steps on the Dask scheduler at
-    ``dask_address`` (a local cluster when None): see ``alpha_assets.executors``."""
+    ``dask_address`` (a local cluster when None): see ``alpha_assets.executors``.
+
+    A job over the model layer (daily_book, explain, serving) has partitions from the first session a model can
+    exist (``partitions.model_days``): a range that starts earlier is clipped to it (said in one line), and a range
+    wholly before it is refused naming that session. ``main`` is daily_data then daily_book over the range."""
     from dagster import DagsterInstance
 
     from alpha_assets.definitions import build_definitions, local_resources
@@ -404,15 +405,121 @@ def materialize(home: AlphaHome, start: date | None = None, end: date | None = N
     if not sessions:
         raise UserError(f"no trading sessions between {start} and {end}")
     defs = build_definitions(local_resources(home))
+    run = {"quiet": quiet, "instance": instance or DagsterInstance.get(), "run_config": run_config,
+           "executor": executor, "dask_address": dask_address}  # fmt: skip
+    if job_name == "main":
+        return _materialize_main(home, defs, sessions, select, refresh_dependents, run)
     job = defs.resolve_job_def(job_name)
+    sessions = _clip_to_partitions(job, sessions, quiet)
     keys = resolve_selection(job, select) if select else None
+    out = _run_job_range(home, job, sessions, keys, **run)
+    if refresh_dependents and out["success"]:
+        job = defs.resolve_job_def(job_name)
+        _refresh_stale_dependents(home, out, job.asset_layer.asset_graph, out["rerun_keys"],
+                                  part_of=lambda _key: job_name, **run)  # fmt: skip
+    out.pop("rerun_keys")
+    return out
+
+
+def _clip_to_partitions(job, sessions: list[date], quiet: bool) -> list[date]:
+    """The sessions of the range that are partitions of ``job``: a range starting before its first partition (the
+    model layer's jobs start where a model can exist) is clipped with one line; one wholly before it is refused."""
+    pdef = job.partitions_def
+    first = date.fromisoformat(pdef.get_first_partition_key()) if pdef is not None else None
+    if first is None or sessions[0] >= first:
+        return sessions
+    if sessions[-1] < first:
+        raise UserError(f"job {job.name} starts at {first}, the first session a trained model can exist "
+                        f"(a training year + the purge after the lake's first session): "
+                        f"{sessions[0]}..{sessions[-1]} is before it; use --from {first} or later")  # fmt: skip
+    kept = [d for d in sessions if d >= first]
+    if not quiet:
+        print(f"{job.name}: starting at {first}, the first session a trained model can exist "
+              f"({len(sessions) - len(kept)} earlier sessions of {sessions[0]}..{sessions[-1]} have no "
+              f"{job.name} partition)")  # fmt: skip
+    return kept
+
+
+def _materialize_main(home: AlphaHome, defs, sessions: list[date], select: list[str] | None,
+                      refresh_dependents: bool, run: dict) -> dict:  # fmt: skip
+    """``main``: daily_data over the range, then daily_book over its sessions where a model can exist (no Dagster job
+    holds both: their partitions start on different sessions, see ``alpha_assets.jobs``). A range wholly before the
+    model layer runs the data layer alone and says so."""
+    from alpha_assets.jobs import MAIN_PARTS
+
+    jobs = {name: defs.resolve_job_def(name) for name in MAIN_PARTS}
+    part_keys = _main_selection(jobs, select)
+    out: dict | None = None
+    for name, keys in part_keys.items():
+        job = jobs[name]
+        first = date.fromisoformat(job.partitions_def.get_first_partition_key())
+        if sessions[-1] < first:
+            if not run["quiet"]:
+                print(f"{name}: skipped, {sessions[0]}..{sessions[-1]} is before {first}, the first session a "
+                      "trained model can exist")  # fmt: skip
+            continue
+        res = _run_job_range(home, job, _clip_to_partitions(job, sessions, run["quiet"]), keys, **run)
+        out = res if out is None else _merge_results(out, res)
+        if not res["success"]:
+            break
+    assert out is not None  # the data part always runs
+    out["start"], out["end"] = sessions[0], sessions[-1]
+    rerun_keys = out.pop("rerun_keys")
+    if refresh_dependents and out["success"]:
+        graph = defs.resolve_asset_graph()
+        owner = {k: name for name, job in jobs.items() for k in job.asset_layer.executable_asset_keys}
+        _refresh_stale_dependents(home, out, graph, rerun_keys, part_of=owner.get, **run)
+    return out
+
+
+def _main_selection(jobs: dict, select: list[str] | None) -> dict[str, list | None]:
+    """``--select`` for ``main``, split between its jobs (each asset goes to the job that holds it); no selection:
+    every asset of each job."""
+    if not select:
+        return dict.fromkeys(jobs)
+    names = [n for raw in select if (n := raw.strip().replace(".", "/"))]
+    held = {
+        name: {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
+        for name, job in jobs.items()
+    }
+    unknown = [n for n in names if not any(n in keys for keys in held.values())]
+    if unknown:  # the error of the first job, listing close matches over both
+        import difflib
+
+        every = sorted(set().union(*held.values()))
+        hint = difflib.get_close_matches(unknown[0], every, n=3)
+        raise UserError(f"unknown asset '{unknown[0]}'" + (f"; did you mean {', '.join(hint)}?" if hint else "")
+                        + f"\nassets of job main: {', '.join(every)}")  # fmt: skip
+    out: dict[str, list | None] = {}
+    for name, job in jobs.items():
+        mine = [n for n in names if n in held[name]]
+        if mine:
+            out[name] = resolve_selection(job, mine)
+    return out
+
+
+def _merge_results(a: dict, b: dict) -> dict:
+    """Two runs' summaries as one (``main``'s parts)."""
+    return {**b, "success": a["success"] and b["success"], "seconds": a["seconds"] + b["seconds"],
+            "failed_steps": a["failed_steps"] + b["failed_steps"],
+            "failure_reasons": {**a["failure_reasons"], **b["failure_reasons"]},
+            "failovers": a["failovers"] + b["failovers"],
+            "failed_checks": sorted(set(a["failed_checks"]) | set(b["failed_checks"])),
+            "refreshed": a["refreshed"] + b["refreshed"],
+            "book_days": sorted(set(a["book_days"]) | set(b["book_days"])),
+            "rerun_keys": a["rerun_keys"] | b["rerun_keys"], "run_ids": a["run_ids"] + b["run_ids"]}  # fmt: skip
+
+
+def _run_job_range(home: AlphaHome, job, sessions: list[date], keys: list | None, quiet: bool, instance,
+                   run_config: dict | None, executor: str, dask_address: str | None) -> dict:  # fmt: skip
+    """One single-run backfill of ``job`` (its ``keys`` when given) over ``sessions``, and its summary."""
+    job_name = job.name
     checks: set = set()
     if keys:
         # A subset keeps the selected assets' own checks but not the freshness checks (their sensor runs those).
         checks = {c for c in job.asset_layer.asset_graph.asset_check_keys
                   if c.asset_key in keys and c.name != "freshness_check"}  # fmt: skip
         job = job.get_subset(asset_selection=set(keys), asset_check_selection=checks)
-    instance = instance or DagsterInstance.get()
     tags = {"dagster/asset_partition_range_start": sessions[0].isoformat(),
             "dagster/asset_partition_range_end": sessions[-1].isoformat(), **cli_tags()}  # fmt: skip
     where = {"in_process": "", "dask": f" on Dask ({dask_address or 'a local cluster'})"}[executor]
@@ -477,15 +584,11 @@ def materialize(home: AlphaHome, start: date | None = None, end: date | None = N
             print(f"    ... {len(failovers) - FAILOVER_LINES} more: alpha sql \"SELECT trade_date, ticker, source, "
                   f"failover_reason FROM raw.prices WHERE source <> 'A' AND trade_date BETWEEN '{sessions[0]}' "
                   f"AND '{sessions[-1]}'\"")  # fmt: skip
-    out = {"run_id": result.run_id, "success": result.success, "seconds": secs, "failed_steps": failed,
-           "failure_reasons": failures, "failovers": failovers,
-           "failed_checks": sorted({name for name, ok in checks if not ok}),
-           "start": sessions[0], "end": sessions[-1], "refreshed": [], "book_days": book_days(mats)}  # fmt: skip
-    if refresh_dependents and result.success:
-        _refresh_stale_dependents(home, out, defs.resolve_job_def(job_name), {e.asset_key for e in mats},
-                                  quiet=quiet, instance=instance, run_config=run_config, job_name=job_name,
-                                  executor=executor, dask_address=dask_address)  # fmt: skip
-    return out
+    return {"run_id": result.run_id, "run_ids": [result.run_id], "success": result.success, "seconds": secs,
+            "failed_steps": failed, "failure_reasons": failures, "failovers": failovers,
+            "failed_checks": sorted({name for name, ok in checks if not ok}),
+            "start": sessions[0], "end": sessions[-1], "refreshed": [], "book_days": book_days(mats),
+            "rerun_keys": {e.asset_key for e in mats}}  # fmt: skip
 
 
 FAILOVER_LINES = 20  # lines of the failover summary; the rest is one query away
@@ -555,27 +658,35 @@ def price_failovers(home: AlphaHome, start: date, end: date) -> list[dict]:
              "reason": r["failover_reason"] or "(no reason recorded)"} for r in grouped.to_dicts()]  # fmt: skip
 
 
-def _refresh_stale_dependents(home: AlphaHome, out: dict, job, rerun_keys: set, **run) -> None:
-    """Re-run what the run made stale outside its window (``partitions.stale``), one run per contiguous range."""
+def _refresh_stale_dependents(home: AlphaHome, out: dict, graph, rerun_keys: set, part_of, **run) -> None:
+    """Re-run what the run made stale outside its window (``partitions.stale``), one run per contiguous range and
+    job (``part_of(key)``: the job that holds an asset of ``graph``; None leaves it out)."""
     from partitions.stale import refresh_runs, stale_dependents
 
-    graph = job.asset_layer.asset_graph
     instance = run["instance"]
     stale = stale_dependents(
-        graph, rerun_keys, out["start"], out["end"], instance.get_materialized_partitions
-    )
+        graph, rerun_keys, out["start"], out["end"], instance.get_materialized_partitions,
+        within=lambda key: part_of(key) is not None,
+    )  # fmt: skip
     for lo, hi, keys in refresh_runs(stale, graph):
-        if not run["quiet"]:
-            print(f"refreshing {len(keys)} assets that read the re-run days, {lo}..{hi}")
-        res = materialize(
-            home, lo, hi, select=[k.to_user_string() for k in keys], refresh_dependents=False, **run
-        )
-        out["refreshed"].append({"start": lo, "end": hi, "assets": [k.to_user_string() for k in keys],
-                                 "success": res["success"]})  # fmt: skip
-        out["success"] &= res["success"]
-        out["book_days"] = sorted(set(out["book_days"]) | set(res["book_days"]))
-        out["failed_steps"] += res["failed_steps"]
-        out["failure_reasons"].update(res["failure_reasons"])
+        by_job: dict[str, list] = {}
+        for k in keys:
+            by_job.setdefault(part_of(k), []).append(k)
+        for job_name, job_keys in by_job.items():
+            # this job's stale days in the range (the model layer's start after the data layer's)
+            days = [d for k in job_keys for d in stale.get(k, ()) if lo <= d <= hi] or [lo, hi]
+            first, last = min(days), max(days)
+            names = [k.to_user_string() for k in job_keys]
+            if not run["quiet"]:
+                print(f"refreshing {len(names)} assets that read the re-run days, {first}..{last}")
+            res = materialize(
+                home, first, last, select=names, refresh_dependents=False, job_name=job_name, **run
+            )
+            out["refreshed"].append({"start": first, "end": last, "assets": names, "success": res["success"]})
+            out["success"] &= res["success"]
+            out["book_days"] = sorted(set(out["book_days"]) | set(res["book_days"]))
+            out["failed_steps"] += res["failed_steps"]
+            out["failure_reasons"].update(res["failure_reasons"])
 
 
 def landing_date_range(home: AlphaHome) -> tuple[date | None, date | None]:
@@ -834,7 +945,9 @@ def cmd_demo(args) -> int:
         # CPU seconds and the load average beside the wall time: on a busy machine the wall time says little
         now, used = time.perf_counter(), cpu_seconds()
         stages.append((name, now - since))
-        print(f"-- {name}: {now - since:.0f}s (CPU {used - cpu[0]:.0f}s, load average {os.getloadavg()[0]:.1f})")
+        print(
+            f"-- {name}: {now - since:.0f}s (CPU {used - cpu[0]:.0f}s, load average {os.getloadavg()[0]:.1f})"
+        )
         cpu[0] = used
         return now
 
@@ -1258,7 +1371,9 @@ def cmd_explain(args) -> int:
               f"score's parts; today's blend weighs {float(me['smoothing_weight']):.2f})")  # fmt: skip
         print(f"  {alpha - carried:+.4f}  today's blend of the recipes' ensembles, made of:")
     else:
-        print("  today's blend of the recipes' ensembles (no smoothing: nothing carried from earlier days), made of:")
+        print(
+            "  today's blend of the recipes' ensembles (no smoothing: nothing carried from earlier days), made of:"
+        )
     top = args.top
     for recipe in terms.filter(pl.col("recipe").is_not_null())["recipe"].unique(maintain_order=True):
         r = terms.filter(pl.col("recipe") == recipe)

@@ -14,7 +14,7 @@ jobs and the automation sensor. The demo-only parts (the ``ground_truth`` resour
 the simulated world's truth, ``alpha_assets/altdata/truth.py``) are merged in the local deployment only.
 To add a domain: give it a ``definitions.py`` with ``defs`` and list it in ``DOMAINS``.
 
-The public names of the old module-level layout (``ALL_ASSETS``, ``DAILY_ASSETS``, ``main_job`` ...) are still
+The public names of the old module-level layout (``ALL_ASSETS``, ``DAILY_ASSETS``, ``data_job`` ...) are still
 importable from here; they come from ``alpha_assets.jobs`` on first access.
 """
 
@@ -171,7 +171,7 @@ def defs() -> dg.Definitions:
 _FROM_JOBS = {
     "ALL_ASSETS", "DAILY_ASSETS", "DATA_ASSETS", "MODEL_DAILY_ASSETS", "BOOK_ASSETS", "MONITORING_ASSETS",
     "EXPLAIN_ASSETS", "BLOCK_ASSETS", "BACKTEST", "MODELS", "REPORTS", "EXPLAIN", "BLOCKS", "JOBS",
-    "main_job", "data_job", "book_job", "explain_job", "train_alpha_job", "backtest_job", "reports_job",
+    "MAIN_PARTS", "data_job", "book_job", "explain_job", "train_alpha_job", "backtest_job", "reports_job",
     "train_models_job", "automation_sensor",
 }  # fmt: skip
 _FROM_MONITORING = {"freshness_checks", "freshness_sensor", "FRESHNESS", "DAILY_FEEDS"}

@@ -17,7 +17,7 @@ from alpha_assets.models.definitions import DAILY_ASSETS as MODEL_DAILY_ASSETS
 from alpha_assets.monitoring.definitions import ASSETS as MONITORING_ASSETS
 from alpha_assets.monitoring.definitions import FRESHNESS
 from alpha_assets.portfolio.definitions import BOOK_ASSETS
-from partitions import trading_days, training_blocks
+from partitions import model_days, trading_days, training_blocks
 
 DATA_ASSETS = [universe, prices, price_features, labels, *ALT_ASSETS, feature_matrix]
 DAILY_ASSETS = [*DATA_ASSETS, *MODEL_DAILY_ASSETS, *BOOK_ASSETS, *MONITORING_ASSETS]
@@ -29,18 +29,23 @@ EXPLAIN = AssetSelection.assets(*EXPLAIN_ASSETS)
 BLOCKS = AssetSelection.assets(*BLOCK_ASSETS)
 
 
-def _daily_job(name: str, assets: list, description: str):
+def _daily_job(name: str, assets: list, description: str, partitions_def=trading_days):
     return _job(name, selection=AssetSelection.assets(*assets).without_checks()
                 | AssetSelection.checks_for_assets(*assets) - FRESHNESS,
-                partitions_def=trading_days, description=description)  # fmt: skip
+                partitions_def=partitions_def, description=description)  # fmt: skip
 
 
-main_job = _daily_job("main", DAILY_ASSETS, "Every daily asset for a window of trading days: vendor data, features, "
-                      "model scores, books, risk, orders, monitoring (backfills run this).")  # fmt: skip
+# A Dagster job has one partitions definition, and the data layer's days start at the lake's first session while the
+# model layer's start where a model can exist (partitions.model_days), so no Dagster job holds every daily asset.
+# `alpha materialize --job main` runs daily_data, then daily_book over the part of the range a model can score; in
+# the UI, select the assets (or the whole graph) and Materialize: an asset backfill spans both partitionings.
 data_job = _daily_job("daily_data", DATA_ASSETS, "Vendor files to the feature matrix (no models needed).")
 book_job = _daily_job("daily_book", [*MODEL_DAILY_ASSETS, *BOOK_ASSETS, *MONITORING_ASSETS],
-                      "Model scores, ensemble, books, risk, orders and monitoring over trained blocks.")  # fmt: skip
-explain_job = _daily_job("explain", EXPLAIN_ASSETS, "SHAP and LIME for the days' books.")
+                      "Model scores, ensemble, books, risk, orders and monitoring over trained blocks (its partitions "
+                      "start at the first session a trained model can exist).", model_days)  # fmt: skip
+explain_job = _daily_job("explain", EXPLAIN_ASSETS, "SHAP and LIME for the days' books.", model_days)
+# The CLI's `main`: these jobs in order over one range (alpha_assets.cli.materialize).
+MAIN_PARTS = ("daily_data", "daily_book")
 
 train_alpha_job = _job(
     "train_alpha", selection=BLOCKS, partitions_def=training_blocks,
@@ -68,7 +73,6 @@ automation_sensor = AutomationConditionSensorDefinition(
 )  # fmt: skip
 
 JOBS = [
-    main_job,
     data_job,
     book_job,
     explain_job,

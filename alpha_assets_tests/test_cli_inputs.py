@@ -9,18 +9,19 @@ from alpha_assets.cli import main, resolve_selection
 
 
 @pytest.fixture
-def main_job(tmp_path, monkeypatch):
+def defs(tmp_path, monkeypatch):
     monkeypatch.setenv("ALPHA_HOME", str(tmp_path))
     from alpha_assets.definitions import build_definitions
 
-    return build_definitions().resolve_job_def("main")
+    return build_definitions()
 
 
-def test_sql_names_and_dagster_keys_select_the_same_assets_with_their_siblings(main_job):
-    a = {k.to_user_string() for k in resolve_selection(main_job, ["raw.prices"])}
-    b = {k.to_user_string() for k in resolve_selection(main_job, ["raw/prices"])}
+def test_sql_names_and_dagster_keys_select_the_same_assets_with_their_siblings(defs):
+    data_job, book_job = defs.resolve_job_def("daily_data"), defs.resolve_job_def("daily_book")
+    a = {k.to_user_string() for k in resolve_selection(data_job, ["raw.prices"])}
+    b = {k.to_user_string() for k in resolve_selection(data_job, ["raw/prices"])}
     assert a == b == {"raw/prices", "raw/price_reconciliation"}
-    both = {k.to_user_string() for k in resolve_selection(main_job, ["portfolio/target_weights"])}
+    both = {k.to_user_string() for k in resolve_selection(book_job, ["portfolio/target_weights"])}
     assert both == {"portfolio/target_weights", "portfolio/weights_audit"}
 
 

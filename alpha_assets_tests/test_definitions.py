@@ -28,7 +28,7 @@ def test_definitions_load_and_every_job_and_sensor_resolves(tmp_path, monkeypatc
             "models/predictions", "models/alpha_scores", "models/promotions", "models/shap_values",
             "models/lime_explanations", "monitoring/model_health", "monitoring/feature_drift",
             "reports/model_report", "models/registry"} <= keys  # fmt: skip
-    assert {j.name for j in repo.get_all_jobs()} >= {"main", "daily_data", "daily_book", "explain", "train_alpha",
+    assert {j.name for j in repo.get_all_jobs()} >= {"daily_data", "daily_book", "explain", "train_alpha",
                                                      "model_report", "backtest_report", "train_models"}  # fmt: skip
 
 
@@ -52,6 +52,6 @@ def test_build_definitions_takes_an_executor(tmp_path, monkeypatch):
 
     from alpha_assets.definitions import build_definitions
 
-    assert build_definitions().resolve_job_def("main").executor_def == in_process_executor
+    assert build_definitions().resolve_job_def("daily_data").executor_def == in_process_executor
     custom = build_definitions(executor=multiprocess_executor)
     assert custom.resolve_job_def("daily_data").executor_def == multiprocess_executor

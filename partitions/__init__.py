@@ -19,7 +19,7 @@ from dagster import (
     TimeWindowPartitionsDefinition,
 )
 
-from partitions.calendar import CALENDAR_END, holidays_between
+from partitions.calendar import CALENDAR_END, holidays_between, sessions_between, sessions_from
 
 DEFAULT_START = "2015-01-02"
 # Features look back this many sessions (momentum 120 skipping 5, lag-60 of a 20-day return, rolling 60).
@@ -71,19 +71,55 @@ def _trading_days(start: date) -> TimeWindowPartitionsDefinition:
     )
 
 
-trading_days = _trading_days(partitions_start())
-monthly_training = MonthlyPartitionsDefinition(start_date=partitions_start().replace(day=1).isoformat())
-
-
 def _quarter_start(d: date) -> date:
     return date(d.year, 3 * ((d.month - 1) // 3) + 1, 1)
 
 
+def _next_quarter(q: date) -> date:
+    return date(q.year + q.month // 10, (q.month + 2) % 12 + 1, 1)
+
+
+# The training window rule (the defaults of models.training.BlockTrainingConfig): a block's models learn from the
+# TRAIN_SESSIONS sessions ending PURGE_SESSIONS before its quarter, and a block trains when the lake holds at least
+# MIN_HISTORY_SHARE of them (a lake that starts a few sessions short of a full year still trains; one that starts a
+# quarter short does not).
+TRAIN_SESSIONS = 252
+PURGE_SESSIONS = 5
+MIN_HISTORY_SHARE = 0.9
+
+
+def first_trainable_block(
+    lake_start: date, train_sessions: int = TRAIN_SESSIONS, purge_sessions: int = PURGE_SESSIONS
+) -> str:
+    """The first quarterly block whose training window the lake, starting at ``lake_start``, can hold: the first
+    quarter with at least ``MIN_HISTORY_SHARE`` x (``train_sessions`` + ``purge_sessions``) sessions before it."""
+    need = MIN_HISTORY_SHARE * (train_sessions + purge_sessions)
+    q = _quarter_start(lake_start)
+    while len(sessions_between(lake_start, q - timedelta(days=1))) < need:
+        q = _next_quarter(q)
+    return q.isoformat()
+
+
+def model_start(lake_start: date) -> date:
+    """The first session a trained model can exist for (the first session of ``first_trainable_block``): model
+    scores, and the books, risk, orders, monitoring and serving built on them, start here."""
+    return sessions_from(date.fromisoformat(first_trainable_block(lake_start)), 1)[0]
+
+
+trading_days = _trading_days(partitions_start())
+# The daily assets that need a trained model (scores, books, risk, orders, model monitoring, marts, publication):
+# their partitions start where a model can exist, so the UI does not count a year of impossible days as missing.
+model_days = _trading_days(model_start(partitions_start()))
+DAILY_PARTITIONS = (trading_days, model_days)
+monthly_training = MonthlyPartitionsDefinition(start_date=partitions_start().replace(day=1).isoformat())
+
+
 # Retraining blocks: one partition per calendar quarter (about 63 sessions, the seed's test block). A block's models
-# are trained on the sessions before the quarter (minus the purge) and score only the quarter's sessions.
+# are trained on the sessions before the quarter (minus the purge) and score only the quarter's sessions; the first
+# block is the first one the lake can train (a block before it has no training year).
 training_blocks = TimeWindowPartitionsDefinition(
     cron_schedule="0 0 1 1,4,7,10 *",
-    start=datetime.combine(_quarter_start(partitions_start()), datetime.min.time()),
+    start=datetime.fromisoformat(first_trainable_block(partitions_start())),
     fmt="%Y-%m-%d",
     timezone="UTC",
     end_offset=1,  # the current quarter's block exists from its first day

@@ -17,7 +17,7 @@ from datetime import date
 
 from dagster import AssetKey, TimeWindowPartitionMapping
 
-from partitions import trading_days
+from partitions import DAILY_PARTITIONS
 from partitions.calendar import sessions_between, shift_sessions
 
 
@@ -27,17 +27,19 @@ def stale_dependents(
     start: date,
     end: date,
     materialized: Callable[[AssetKey], set[str]],
+    within: Callable[[AssetKey], bool] = lambda _key: True,
 ) -> dict[AssetKey, set[date]]:
     """Trading-day partitions of the graph's assets, outside what the re-run rebuilt, that read a changed day.
 
     ``asset_graph`` is a job's asset graph (``job.asset_layer.asset_graph``); ``rerun_keys`` the assets the run
-    materialized over [start, end]; ``materialized(key)`` the partition keys of ``key`` that exist."""
+    materialized over [start, end]; ``materialized(key)`` the partition keys of ``key`` that exist; ``within(key)``
+    limits the walk to some assets (the CLI's ``main``: the daily data and book jobs' assets)."""
     rerun = set(rerun_keys)
     changed: dict[AssetKey, set[date]] = {k: set(sessions_between(start, end)) for k in rerun}
     stale: dict[AssetKey, set[date]] = {}
     for key in asset_graph.toposorted_asset_keys:
         node = asset_graph.get(key)
-        if node.partitions_def != trading_days:
+        if node.partitions_def not in DAILY_PARTITIONS or not within(key):
             continue
         reached: set[date] = set()
         for parent in node.parent_keys:

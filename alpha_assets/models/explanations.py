@@ -41,7 +41,7 @@ from alpha_assets.models.common import (
     ModelBook,
     champion_by_day,
 )
-from partitions import trading_days, window_dates
+from partitions import model_days, window_dates
 from partitions.calendar import sessions_between
 from resources.lake_resource import DeltaLakeResource
 from resources.model_registry import ModelRegistry
@@ -143,7 +143,7 @@ class ExplainConfig(Config):
     key=SHAP_VALUES,
     ins={"feature_matrix": AssetIn(key=FEATURE_MATRIX), "fused_embeddings": AssetIn(key=FUSED)},
     deps=[ALPHA_MODELS, ALPHA_SCORES, WEIGHTS],
-    partitions_def=trading_days,
+    partitions_def=model_days,
     backfill_policy=BackfillPolicy.single_run(),
     metadata={"partition_expr": "trade_date"},
     group_name="models",
@@ -235,7 +235,7 @@ def _heaviest_model_by_day(lake, start, end) -> dict:
     key=LIME,
     ins={"feature_matrix": AssetIn(key=FEATURE_MATRIX), "fused_embeddings": AssetIn(key=FUSED)},
     deps=[ALPHA_MODELS, ALPHA_SCORES, WEIGHTS],
-    partitions_def=trading_days,
+    partitions_def=model_days,
     backfill_policy=BackfillPolicy.single_run(),
     metadata={"partition_expr": "trade_date"},
     group_name="models",

@@ -66,7 +66,7 @@ from alpha_assets.models.common import (
     modality_columns,
     registered_name,
 )
-from partitions import trading_days, window_dates
+from partitions import model_days, window_dates
 from partitions.calendar import sessions_between, shift_sessions
 from resources.lake_resource import DeltaLakeResource
 from resources.model_registry import CHALLENGER, CHAMPION, ModelRegistry
@@ -97,7 +97,7 @@ def _no_model_days(context, name: str, skipped: list[date], written: int) -> Non
     key=FUSED,
     ins={"feature_matrix": AssetIn(key=FEATURE_MATRIX)},
     deps=[FUSION_ENCODER],
-    partitions_def=trading_days,
+    partitions_def=model_days,
     backfill_policy=BackfillPolicy.single_run(),
     metadata={"partition_expr": "trade_date"},
     group_name="features",
@@ -152,7 +152,7 @@ def fused_embeddings(context: AssetExecutionContext, config: LeakageGateConfig, 
     key=PREDICTIONS,
     ins={"feature_matrix": AssetIn(key=FEATURE_MATRIX), "fused_embeddings": AssetIn(key=FUSED)},
     deps=[ALPHA_MODELS],
-    partitions_def=trading_days,
+    partitions_def=model_days,
     backfill_policy=BackfillPolicy.single_run(),
     metadata={"partition_expr": "trade_date"},
     group_name="models",
@@ -269,7 +269,7 @@ def _state_after(row: dict | None) -> tuple[SequentialState, object, object]:
         "predictions": AssetIn(key=PREDICTIONS, partition_mapping=ic_history),
         "labels": AssetIn(key=LABELS, partition_mapping=ic_history),
     },
-    partitions_def=trading_days,
+    partitions_def=model_days,
     backfill_policy=BackfillPolicy.single_run(),
     metadata={"partition_expr": "trade_date"},
     group_name="models",
@@ -373,7 +373,7 @@ class AlphaScoresConfig(Config):
         "labels": AssetIn(key=LABELS, partition_mapping=ic_history),
     },
     deps=[PROMOTIONS],
-    partitions_def=trading_days,
+    partitions_def=model_days,
     backfill_policy=BackfillPolicy.single_run(),
     metadata={"partition_expr": "trade_date"},
     group_name="models",

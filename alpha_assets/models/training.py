@@ -57,14 +57,13 @@ from alpha_assets.models.common import (
     rank_label,
     registered_name,
 )
-from partitions import training_blocks
+from partitions import MIN_HISTORY_SHARE, PURGE_SESSIONS, TRAIN_SESSIONS, training_blocks
 from partitions.calendar import sessions_between
 from resources.lake_resource import DeltaLakeResource
 from resources.model_registry import CHALLENGER, CHAMPION, ModelRegistry
 
-# A block trains when the lake holds at least this share of its training window (a world or lake that starts a few
-# sessions short of a full year still trains; one that starts a quarter short does not).
-MIN_HISTORY_SHARE = 0.9
+# A block trains when the lake holds at least MIN_HISTORY_SHARE of its training window: the rule is defined in
+# `partitions`, where it also places the first session of the model assets' partitions.
 # The label columns a training read needs: the target's, the evaluation's, and fwd_ret_5 for the horizon metric.
 LABEL_READ = tuple(dict.fromkeys((TRAIN_LABEL, EVAL_LABEL, "fwd_ret_5")))
 
@@ -72,8 +71,8 @@ LABEL_READ = tuple(dict.fromkeys((TRAIN_LABEL, EVAL_LABEL, "fwd_ret_5")))
 class BlockTrainingConfig(Config):
     """Walk-forward settings a researcher tunes (seed: train 252, test = the quarter, purge 5, embargo 5)."""
 
-    train_sessions: int = 252
-    purge_sessions: int = 5
+    train_sessions: int = TRAIN_SESSIONS
+    purge_sessions: int = PURGE_SESSIONS
     embargo_sessions: int = 5
     validation_sessions: int = 42
     budget: str = ""  # "seed" | "demo"; empty: $ALPHA_MODEL_BUDGET or "seed"

@@ -57,7 +57,7 @@ from alpha_assets.models.common import (
     block_bounds,
     champion_by_day,
 )
-from partitions import block_key, trading_days, window_dates
+from partitions import block_key, model_days, window_dates
 from partitions.calendar import sessions_between, shift_sessions
 from resources.lake_resource import DeltaLakeResource
 from resources.model_registry import ModelRegistry
@@ -103,7 +103,7 @@ def _on_sessions(ics: pl.DataFrame, sessions: list[date]) -> dict[tuple[str, str
     ins={"predictions": AssetIn(key=PREDICTIONS, partition_mapping=health_history),
          "labels": AssetIn(key=LABELS, partition_mapping=health_history)},
     deps=[PROMOTIONS],  # which recipe is the champion on each day
-    partitions_def=trading_days,
+    partitions_def=model_days,
     backfill_policy=BackfillPolicy.single_run(),
     metadata={"partition_expr": "trade_date"},
     group_name="monitoring",
@@ -276,7 +276,7 @@ def pooled_drift(
         AssetDep(AssetKey(["features", "alt_features"]), partition_mapping=drift_window),
         PREDICTIONS,
     ],
-    partitions_def=trading_days,
+    partitions_def=model_days,
     backfill_policy=BackfillPolicy.single_run(),
     metadata={"partition_expr": "trade_date"},
     group_name="monitoring",

@@ -27,7 +27,7 @@ from alpha_assets.automation import downstream
 from alpha_assets.lib.portfolio import InfeasibleLimitsError, PortfolioLimits, check_limits, invested_share
 from alpha_assets.lib.portfolio.daily import COV_WINDOW, WEIGHT_SCHEMA, day_target_weights
 from alpha_assets.metadata import png_markdown
-from partitions import feature_lookback, trading_days, window_dates
+from partitions import feature_lookback, model_days, window_dates
 from partitions.calendar import sessions_between
 from resources.lake_resource import DeltaLakeResource
 from resources.outbox import OutboxResource
@@ -160,7 +160,7 @@ def hrp_picture(book: pl.DataFrame, prices: pl.DataFrame, cov_window: int, limit
     },
     # The alpha is read from the lake (below) so the recorded Delta version is exactly the one used.
     deps=[ALPHA_SCORES, PRICE_FEATURES],
-    partitions_def=trading_days,
+    partitions_def=model_days,
     backfill_policy=BackfillPolicy.single_run(),
     group_name="portfolio",
     check_specs=[
@@ -366,7 +366,7 @@ ORDER_FILE_COLUMNS = ["trade_date", "ticker", "side", "order_shares", "close", "
         "prices": AssetIn(key=AssetKey(["raw", "prices"]), partition_mapping=previous_day),
         "universe": AssetIn(key=AssetKey(["raw", "universe"])),
     },
-    partitions_def=trading_days,
+    partitions_def=model_days,
     backfill_policy=BackfillPolicy.single_run(),
     metadata={"partition_expr": "trade_date"},
     group_name="portfolio",

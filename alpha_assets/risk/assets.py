@@ -19,7 +19,7 @@ from alpha_assets.automation import downstream
 from alpha_assets.lib.backtest.costs import CostModel
 from alpha_assets.lib.risk import RiskLimits
 from alpha_assets.lib.risk_state import REPORT_SCHEMA, RiskState, advance, book_returns, day_trades
-from partitions import feature_lookback, trading_days, window_dates
+from partitions import feature_lookback, model_days, window_dates
 from partitions.calendar import sessions_between, shift_sessions
 from resources.lake_resource import DeltaLakeResource
 
@@ -44,7 +44,7 @@ class RiskConfig(Config):
         "weights": AssetIn(key=AssetKey(["portfolio", "target_weights"]), partition_mapping=feature_lookback),
         "prices": AssetIn(key=AssetKey(["raw", "prices"]), partition_mapping=feature_lookback),
     },
-    partitions_def=trading_days,
+    partitions_def=model_days,
     backfill_policy=BackfillPolicy.single_run(),
     metadata={"partition_expr": "trade_date"},
     group_name="risk",

@@ -23,7 +23,7 @@ from dagster import (
 
 from alpha_assets.serving import marts_db_path
 from alpha_assets.serving.marts import MART_KEYS, MARTS
-from partitions import trading_days, window_dates
+from partitions import model_days, window_dates
 from partitions.calendar import sessions_between
 from resources.io_manager import DeltaIOManager
 
@@ -176,7 +176,7 @@ def pipeline_log(instance, days: list[date], quarantine_root: Path | None, lake=
 
 @asset(
     key=PIPELINE_RUNS,
-    partitions_def=trading_days,
+    partitions_def=model_days,
     backfill_policy=BackfillPolicy.single_run(),
     metadata={"partition_expr": "trade_date"},
     group_name="serving",
@@ -230,7 +230,7 @@ def publish_window(marts_db: Path, url: str, days: list[date]) -> dict[str, int]
     return totals
 
 
-@asset(key=PUBLISHED, deps=MART_KEYS, partitions_def=trading_days, backfill_policy=BackfillPolicy.single_run(),
+@asset(key=PUBLISHED, deps=MART_KEYS, partitions_def=model_days, backfill_policy=BackfillPolicy.single_run(),
        group_name="serving", kinds={"duckdb", "postgres", "sqlite"})  # fmt: skip
 def published(context: AssetExecutionContext) -> MaterializeResult:
     """The window's marts and book copied to the serving store, one transaction per day (a re-run replaces the

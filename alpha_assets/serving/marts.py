@@ -21,7 +21,7 @@ from dagster import AssetExecutionContext, AssetKey, BackfillPolicy
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from alpha_assets.serving import marts_db_path
-from partitions import trading_days, window_dates
+from partitions import model_days, window_dates
 
 DBT_DIR = Path(__file__).resolve().parents[2] / "dbt"
 MARTS = (
@@ -105,7 +105,7 @@ def window_vars(context: AssetExecutionContext) -> dict[str, str]:
     manifest=ensure_manifest(),
     project=DBT_PROJECT,
     dagster_dbt_translator=MartsTranslator(),
-    partitions_def=trading_days,
+    partitions_def=model_days,
     backfill_policy=BackfillPolicy.single_run(),
     name="marts",
     required_resource_keys={"lake_store"},

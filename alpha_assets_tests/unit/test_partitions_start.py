@@ -55,3 +55,61 @@ def test_the_stored_exchange_holidays_give_exactly_the_exchange_calendars_sessio
     from partitions.calendar import _all_sessions, exchange_calendar_sessions
 
     assert _all_sessions() == exchange_calendar_sessions()
+
+
+def test_the_first_trainable_block_is_the_first_quarter_with_a_training_year_before_it():
+    from datetime import timedelta
+
+    from partitions import (
+        MIN_HISTORY_SHARE,
+        PURGE_SESSIONS,
+        TRAIN_SESSIONS,
+        first_trainable_block,
+        model_start,
+    )
+    from partitions.calendar import sessions_between, sessions_from
+
+    need = MIN_HISTORY_SHARE * (TRAIN_SESSIONS + PURGE_SESSIONS)
+    for lake_start in (date(2024, 3, 4), date(2024, 1, 2), date(2023, 10, 2), date(2015, 1, 2)):
+        block = date.fromisoformat(first_trainable_block(lake_start))
+        assert block.day == 1 and block.month in (1, 4, 7, 10)
+        assert len(sessions_between(lake_start, block - timedelta(days=1))) >= need
+        prev = date(block.year - (block.month == 1), (block.month - 4) % 12 + 1, 1)  # the quarter before
+        assert len(sessions_between(lake_start, prev - timedelta(days=1))) < need
+        assert model_start(lake_start) == sessions_from(block, 1)[0]
+    assert first_trainable_block(date(2024, 3, 4)) == "2025-04-01"  # 2025-01-01 has 207 sessions before it
+
+
+def test_model_and_serving_assets_start_where_a_model_can_exist_and_the_cli_says_so(tmp_path):
+    """The data layer starts at the lake's first session; the model layer (scores, book, risk, monitoring, marts,
+    publication) and the training blocks start at the first session a trained model can exist, so the UI does not
+    count a year of impossible days as missing. A CLI range before it is refused in one line."""
+    env = {"PATH": str(Path(sys.executable).parent), "ALPHA_HOME": str(tmp_path), "HOME": str(tmp_path),
+           "ALPHA_PARTITIONS_START": "2024-03-04", "DAGSTER_HOME": str(tmp_path / "dagster")}  # fmt: skip
+    (tmp_path / "dagster").mkdir()
+    (tmp_path / "landing").mkdir()
+    probe = """
+from alpha_assets.definitions import build_definitions
+graph = build_definitions().resolve_asset_graph()
+for key in ("raw/prices", "features/feature_matrix", "features/labels", "models/predictions",
+            "models/alpha_scores", "portfolio/target_weights", "risk/risk_report", "monitoring/model_health",
+            "serving/published", "models/alpha_models"):
+    pdef = graph.get(__import__("dagster").AssetKey(key.split("/"))).partitions_def
+    print(key, pdef.get_first_partition_key())
+"""
+    out = subprocess.run([sys.executable, "-W", "ignore", "-c", probe], cwd=REPO, env=env, capture_output=True,
+                         text=True)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    first = dict(line.split() for line in out.stdout.strip().splitlines())
+    assert first["raw/prices"] == first["features/feature_matrix"] == first["features/labels"] == "2024-03-04"
+    model = {k: v for k, v in first.items() if k.split("/")[0] in ("models", "portfolio", "risk", "monitoring",
+                                                                   "serving") and k != "models/alpha_models"}  # fmt: skip
+    assert set(model.values()) == {"2025-04-01"}, first
+    assert first["models/alpha_models"] == "2025-04-01"  # the first training block
+
+    cli = subprocess.run([sys.executable, "-W", "ignore", "-m", "alpha_assets.cli", "materialize", "--job",
+                          "daily_book", "--from", "2024-06-03", "--to", "2024-06-07"], cwd=REPO, env=env,
+                         capture_output=True, text=True)  # fmt: skip
+    assert cli.returncode == 2, (cli.stdout, cli.stderr[-3000:])
+    assert "Traceback" not in cli.stderr
+    assert "daily_book starts at 2025-04-01" in cli.stderr and "--from 2025-04-01" in cli.stderr, cli.stderr
