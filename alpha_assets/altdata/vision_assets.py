@@ -472,11 +472,15 @@ def oil_tank_levels(
                               lambda p: decoded.__setitem__(p, read_gray(p)))  # fmt: skip
     rows, failed = [], []
     t0 = time.perf_counter()
-    jobs = [(decoded.pop(path), m["sun_elevation_deg"], m["sun_azimuth_deg"], m["gsd_m"]) for _, _, path, m in good]
+    jobs = [
+        (decoded.pop(path), m["sun_elevation_deg"], m["sun_azimuth_deg"], m["gsd_m"])
+        for _, _, path, m in good
+    ]
     analysed = analyze_tank_arrays(jobs, workers=config.workers)
     del jobs
     for (name, d, _, m), tanks in zip(good, analysed, strict=True):
-        if isinstance(tanks, str):  # e.g. a sun elevation outside (0, 90): the sidecar is wrong, not the pipeline
+        # e.g. a sun elevation outside (0, 90): the sidecar is wrong, not the pipeline
+        if isinstance(tanks, str):
             _quarantine_image(intake, TANK_PREFIX, name, tanks)
             failed.append(name)
             bad_files.append(f"{TANK_PREFIX}/{name}")

@@ -57,7 +57,9 @@ def _root_cause(error) -> str:
     return (error.message or "").strip()
 
 
-def run_failure_message(job: str, run_id: str, failed_steps: list[tuple[str, str]], reason: str = "") -> tuple[str, str]:
+def run_failure_message(
+    job: str, run_id: str, failed_steps: list[tuple[str, str]], reason: str = ""
+) -> tuple[str, str]:
     """(subject, text) of a failed run: the job, the run id and each failed step with its error."""
     subject = f"alpha-assets: run of job {job} failed"
     lines = [f"Job {job} failed (run {run_id})."]
@@ -89,9 +91,13 @@ def run_failure_alert(context: RunFailureSensorContext):
 
 
 # ------------------------------------------------------------------------------------- failed blocking checks
-def check_message(asset: str, check: str, run_id: str, description: str | None, metadata: dict) -> tuple[str, str]:
+def check_message(
+    asset: str, check: str, run_id: str, description: str | None, metadata: dict
+) -> tuple[str, str]:
     subject = f"alpha-assets: blocking check {asset}:{check} failed"
-    lines = [f"The blocking check {check} on {asset} failed (run {run_id}): nothing downstream of it was written."]
+    lines = [
+        f"The blocking check {check} on {asset} failed (run {run_id}): nothing downstream of it was written."
+    ]
     if description:
         lines.append(_short(description))
     for k, v in list(metadata.items())[:8]:
@@ -129,7 +135,9 @@ def blocking_check_alert(context: SensorEvaluationContext):
 
 
 # ------------------------------------------------------------------------------------------ monitoring rules
-def ic_alerts(health_rows: list[dict], statuses: tuple[str, ...] = ("retrain",)) -> dict[str, tuple[str, str]]:
+def ic_alerts(
+    health_rows: list[dict], statuses: tuple[str, ...] = ("retrain",)
+) -> dict[str, tuple[str, str]]:
     """key -> (subject, text) for the champion rows of one model_health day whose status is in ``statuses``."""
     out = {}
     for r in health_rows:
@@ -173,7 +181,9 @@ def stale_alerts(published_day, published_at: float | None, lake_day, now: float
     behind = behind_sessions(published_day, lake_day)
     reasons = []
     if behind is not None and behind > max_sessions:
-        reasons.append(f"{behind} sessions behind the lake's book (newest {lake_day}; allowed {max_sessions})")
+        reasons.append(
+            f"{behind} sessions behind the lake's book (newest {lake_day}; allowed {max_sessions})"
+        )
     if max_hours is not None and published_at is not None and now - published_at > max_hours * 3600:
         reasons.append(f"last published {(now - published_at) / 3600:.1f} h ago (allowed {max_hours:g} h)")
     if not reasons:
@@ -219,7 +229,9 @@ def monitoring_alert(context: SensorEvaluationContext, lake_store: DeltaLakeReso
     config = AlertConfig.from_env()
     if not config.any:
         return SkipReason(NO_DESTINATION)
-    statuses = ("retrain", "warn") if os.environ.get("ALPHA_ALERT_IC_STATUS", "").strip() == "warn" else ("retrain",)
+    statuses = (
+        ("retrain", "warn") if os.environ.get("ALPHA_ALERT_IC_STATUS", "").strip() == "warn" else ("retrain",)
+    )
     max_sessions = int(_env_float("ALPHA_ALERT_STALE_SESSIONS") or 1)
     lake = lake_store.lake
     active: dict[str, tuple[str, str]] = {}

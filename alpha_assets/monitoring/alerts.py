@@ -53,7 +53,8 @@ class AlertConfig:
             smtp_host=env.get("ALPHA_ALERT_SMTP_HOST", "").strip(),
             smtp_port=int(port),
             email_to=tuple(a.strip() for a in env.get("ALPHA_ALERT_EMAIL_TO", "").split(",") if a.strip()),
-            email_from=env.get("ALPHA_ALERT_EMAIL_FROM", "").strip() or f"alpha-assets@{socket.gethostname()}",
+            email_from=env.get("ALPHA_ALERT_EMAIL_FROM", "").strip()
+            or f"alpha-assets@{socket.gethostname()}",
             smtp_starttls=env.get("ALPHA_ALERT_SMTP_STARTTLS", "").strip().lower() in ("1", "true", "yes"),
             smtp_user=env.get("ALPHA_ALERT_SMTP_USER", "").strip(),
             smtp_password=env.get("ALPHA_ALERT_SMTP_PASSWORD", ""),
@@ -107,7 +108,10 @@ def send_email(smtp_host: str, port: int, sender: str, to: str | list[str] | tup
     recipients = [to] if isinstance(to, str) else list(to)
     msg = EmailMessage()
     msg["From"], msg["To"], msg["Subject"] = sender, ", ".join(recipients), subject
-    msg["Date"], msg["Message-ID"] = formatdate(localtime=False, usegmt=True), make_msgid(domain="alpha-assets")
+    msg["Date"], msg["Message-ID"] = (
+        formatdate(localtime=False, usegmt=True),
+        make_msgid(domain="alpha-assets"),
+    )
     msg.set_content(body)
     try:
         with smtplib.SMTP(smtp_host, port, timeout=timeout) as smtp:

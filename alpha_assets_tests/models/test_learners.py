@@ -176,8 +176,9 @@ def test_ic_weighted_screens_out_features_without_a_consistent_daily_ic(signal_p
     zero = [f for f in FEATURES if imp[f] == 0.0]
     assert len(zero) >= 3  # most of the six noise features are screened out at |t| >= 2
     strict, _ = _fit_and_score(signal_panel.with_columns(pl.col("label").shuffle(seed=3)), "ic_weighted")
-    assert all(v > 0 for v in strict.feature_importance().values()) or sum(
-        v > 0 for v in strict.feature_importance().values()
-    ) <= 2  # noise: either nothing passed (all kept, unscreened) or a chance survivor or two
+    assert (
+        all(v > 0 for v in strict.feature_importance().values())
+        or sum(v > 0 for v in strict.feature_importance().values()) <= 2
+    )  # noise: either nothing passed (all kept, unscreened) or a chance survivor or two
     with pytest.raises(ValueError, match="groups"):
         make_learner("ic_weighted").fit(np.zeros((10, 2)), np.zeros(10), groups=np.zeros(9))

@@ -45,8 +45,9 @@ def _run_world(home, instance, world):
     trained = train_alpha(home, instance=instance, quiet=True, run_config=TRAIN_CONFIG)
     assert trained["success"] and trained["blocks"], trained
     first = _block_first_session(trained["blocks"][0])
-    book = materialize(home, first, data["end"], quiet=True, instance=instance, job_name="daily_book",
-                       run_config=BOOK_CONFIG)
+    book = materialize(
+        home, first, data["end"], quiet=True, instance=instance, job_name="daily_book", run_config=BOOK_CONFIG
+    )
     assert book["success"], book["failed_steps"]
     assert run_job(home, "model_report", instance=instance, quiet=True)["success"]
     return {"world": world, "blocks": trained["blocks"], "first": first, "end": data["end"]}
@@ -217,8 +218,10 @@ def test_shap_values_add_up_to_the_prediction_for_every_name_in_the_book(planted
     assert err.height and err["e"].max() < 1e-3
     # ...and every name's terms (carried part + weighted models + re-ranking) add up to the traded alpha_score.
     traded = lake.read("models", "alpha_scores", end, end, columns=["trade_date", "ticker", "alpha_score"])
-    gap = shap.group_by("trade_date", "ticker").agg(pl.col("contribution").sum()).join(
-        traded, on=["trade_date", "ticker"]
+    gap = (
+        shap.group_by("trade_date", "ticker")
+        .agg(pl.col("contribution").sum())
+        .join(traded, on=["trade_date", "ticker"])
     )
     assert gap.height and (gap["contribution"] - gap["alpha_score"]).abs().max() < 1e-6
     book = lake.read("portfolio", "target_weights", end, end).filter(pl.col("weight") != 0)
@@ -230,7 +233,9 @@ def test_shap_values_add_up_to_the_prediction_for_every_name_in_the_book(planted
     lime = lake.read("models", "lime_explanations")
     assert lime["ticker"].n_unique() == 10 and lime.height == 10 * 10
     # LIME explains the model the book trades most that day: the champion recipe's heaviest ensemble weight
-    scores = lake.read("models", "alpha_scores", columns=["trade_date", "champion_weights"]).unique("trade_date")
+    scores = lake.read("models", "alpha_scores", columns=["trade_date", "champion_weights"]).unique(
+        "trade_date"
+    )
     for (day,), g in lime.partition_by("trade_date", as_dict=True).items():
         w = json.loads(scores.filter(pl.col("trade_date") == day)["champion_weights"][0])
         assert set(g["model"]) == {max(sorted(w), key=lambda k: w[k])}, (day, w)

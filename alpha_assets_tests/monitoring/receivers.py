@@ -47,7 +47,9 @@ class WebhookReceiver(_Served):
                     self.send_response(503)
                     self.end_headers()
                     return
-                receiver.received.append({"content_type": self.headers.get("Content-Type"), **json.loads(body)})
+                receiver.received.append(
+                    {"content_type": self.headers.get("Content-Type"), **json.loads(body)}
+                )
                 self.send_response(200)
                 self.send_header("Content-Type", "text/plain")
                 self.end_headers()

@@ -127,7 +127,10 @@ def test_blocking_check_alert_sends_each_failed_blocking_check_once(receivers):
     assert "checked_prices:prices_valid" in posted["text"] and result.run_id in posted["text"]
     assert "3 rows with a negative close" in posted["text"] and "bad_rows: 3" in posted["text"]
     assert "prices_sparse" not in posted["text"]
-    assert smtp.received[0]["message"]["Subject"] == "alpha-assets: blocking check checked_prices:prices_valid failed"
+    assert (
+        smtp.received[0]["message"]["Subject"]
+        == "alpha-assets: blocking check checked_prices:prices_valid failed"
+    )
 
     again = build_sensor_context(instance=instance, cursor=context.cursor)
     assert isinstance(blocking_check_alert(again), SkipReason)  # the next tick sends nothing new
@@ -147,9 +150,10 @@ def _world(tmp_path, monkeypatch, *, drift_psi: float, lake_ahead: int, status: 
     days = business_days(3 + lake_ahead)
     newest = days[2]
     lake = DeltaLake(tmp_path / "lake")
+    # the window replaces what an earlier call wrote
     lake.write_window("portfolio", "target_weights",
                       pl.DataFrame({"trade_date": days, "ticker": "A", "weight": 0.1}), days[0],
-                      business_days(20)[-1])  # fmt: skip  (the window replaces what an earlier call wrote)
+                      business_days(20)[-1])  # fmt: skip
     health = pl.DataFrame([
         {"trade_date": newest, "model": "ensemble", "recipe": "fusion", "champion": True, "ic_1": 0.004,
          "n_sessions": 30, "ic_se": 0.01, "reference_ic": 0.05, "reference_se": 0.006, "z_stat": -3.9,
@@ -165,7 +169,9 @@ def _world(tmp_path, monkeypatch, *, drift_psi: float, lake_ahead: int, status: 
     return lake, newest
 
 
-def test_monitoring_alert_ic_drop_drift_and_stale_publication_each_sent_once(receivers, tmp_path, monkeypatch):
+def test_monitoring_alert_ic_drop_drift_and_stale_publication_each_sent_once(
+    receivers, tmp_path, monkeypatch
+):
     from resources.lake_resource import DeltaLakeResource
 
     hook, smtp = receivers
@@ -180,7 +186,12 @@ def test_monitoring_alert_ic_drop_drift_and_stale_publication_each_sent_once(rec
     by_kind = {k: [t for t in texts if t.startswith(f"*alpha-assets: {k}")] for k in ("IC drop", "feature drift",
                                                                                         "stale")}  # fmt: skip
     (ic_text,), (drift_text,), (stale_text,) = by_kind.values()
-    assert "ensemble/fusion" in ic_text and "retrain" in ic_text and "+0.0040" in ic_text and "+0.0500" in ic_text
+    assert (
+        "ensemble/fusion" in ic_text
+        and "retrain" in ic_text
+        and "+0.0040" in ic_text
+        and "+0.0500" in ic_text
+    )
     assert "ensemble/base" not in "".join(texts)
     assert "tank_fill__z60" in drift_text and "PSI 0.370" in drift_text and "ret_5" not in drift_text
     assert f"newest day is {newest}" in stale_text and "3 sessions behind" in stale_text

@@ -65,7 +65,9 @@ def test_deliver_sends_to_every_configured_destination_and_nothing_without_one(m
     with SMTPReceiver() as smtp:
         config = AlertConfig(webhook_url=f"http://127.0.0.1:{closed_port()}/x", smtp_host=smtp.host,
                              smtp_port=smtp.port, email_to=("pm@fund.test",), email_from="a@fund.test")  # fmt: skip
-        with pytest.raises(AlertDeliveryError, match=r"webhook 127.0.0.1:\d+: not delivered .*\(delivered to email\)"):
+        with pytest.raises(
+            AlertDeliveryError, match=r"webhook 127.0.0.1:\d+: not delivered .*\(delivered to email\)"
+        ):
             deliver("s", "t", config)
     assert len(smtp.received) == 1
 

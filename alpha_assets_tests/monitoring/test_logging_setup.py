@@ -33,7 +33,9 @@ def test_json_lines_carry_time_level_logger_message_and_extra_fields():
     out = io.StringIO()
     assert configure_logging("json", stream=out) is True
     log = logging.getLogger("alpha_assets.intake")
-    log.info("quarantined %d files", 2, extra={"run_id": "r-1", "asset": "raw/prices", "day": datetime(2024, 1, 2)})
+    log.info(
+        "quarantined %d files", 2, extra={"run_id": "r-1", "asset": "raw/prices", "day": datetime(2024, 1, 2)}
+    )
     log.debug("not at INFO")
     try:
         raise ValueError("bad close")
@@ -76,8 +78,16 @@ def test_uvicorn_access_records_become_fields():
     logging.getLogger("uvicorn.access").info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", "/api/risk",
                                              "1.1", 200)  # fmt: skip
     (line,) = _lines(out)
-    assert line["logger"] == "uvicorn.access" and line["message"] == '127.0.0.1:5000 - "GET /api/risk HTTP/1.1" 200'
-    assert (line["client"], line["method"], line["path"], line["status"]) == ("127.0.0.1:5000", "GET", "/api/risk", 200)
+    assert (
+        line["logger"] == "uvicorn.access"
+        and line["message"] == '127.0.0.1:5000 - "GET /api/risk HTTP/1.1" 200'
+    )
+    assert (line["client"], line["method"], line["path"], line["status"]) == (
+        "127.0.0.1:5000",
+        "GET",
+        "/api/risk",
+        200,
+    )
 
 
 def test_the_api_switches_to_json_at_startup(monkeypatch, capsys, tmp_path):

@@ -58,7 +58,8 @@ def client(filled_store, monkeypatch, tmp_path):
     from alpha_assets.serving.api import create_app
     from alpha_assets.serving.metrics import MetricsSource, install_metrics
 
-    monkeypatch.setenv("ALPHA_HOME", str(tmp_path / "no_home"))  # no lake, no instance unless a test gives one
+    # no lake, no instance unless a test gives one
+    monkeypatch.setenv("ALPHA_HOME", str(tmp_path / "no_home"))
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     monkeypatch.delenv("ALPHA_LAKE_ROOT", raising=False)
     app = create_app(filled_store["url"], token="")
@@ -86,14 +87,18 @@ def test_latency_histogram_counts_requests_per_route_template(client, filled_sto
     assert values(samples, name, route="/api/health", status="200") == [1.0]
     assert values(samples, name, route="<unmatched>", status="404") == [1.0]
     routes = {lab["route"] for n, lab, _ in samples if n == name}
-    assert not any("?" in r or "2024" in r or "123" in r for r in routes), routes  # templates, never raw paths
+    # templates, never raw paths
+    assert not any("?" in r or "2024" in r or "123" in r for r in routes), routes
     # buckets are cumulative and end at the count
     buckets = [(lab["le"], v) for n, lab, v in samples
                if n == "alpha_http_request_duration_seconds_bucket" and lab["route"] == "/api/portfolio"
                and lab["status"] == "200"]  # fmt: skip
     counts = [v for _, v in buckets]
     assert counts == sorted(counts) and buckets[-1] == ("+Inf", 4.0)
-    assert values(samples, "alpha_http_request_duration_seconds_sum", route="/api/portfolio", status="200")[0] > 0
+    assert (
+        values(samples, "alpha_http_request_duration_seconds_sum", route="/api/portfolio", status="200")[0]
+        > 0
+    )
 
 
 def test_publication_and_model_gauges_from_the_serving_store(client, filled_store):
@@ -108,11 +113,15 @@ def test_publication_and_model_gauges_from_the_serving_store(client, filled_stor
     engine = store.serving_engine(filled_store["url"])
     with engine.connect() as con:
         last_pub = con.execute(sa.text("SELECT max(published_at) FROM publications")).scalar()
-        newest = date.fromisoformat(str(con.execute(sa.text("SELECT max(trade_date) FROM publications")).scalar()))
+        newest = date.fromisoformat(
+            str(con.execute(sa.text("SELECT max(trade_date) FROM publications")).scalar())
+        )
         kpis = [dict(m) for m in con.execute(sa.text("SELECT * FROM model_kpis WHERE trade_date = :d"),
                                               {"d": newest.isoformat()}).mappings()]  # fmt: skip
     assert newest == filled_store["days"][-1]
-    assert values(samples, "alpha_publication_last_timestamp_seconds") == [pytest.approx(epoch_seconds(last_pub))]
+    assert values(samples, "alpha_publication_last_timestamp_seconds") == [
+        pytest.approx(epoch_seconds(last_pub))
+    ]
     (lag,) = values(samples, "alpha_publication_lag_seconds")
     assert 0 <= lag < 24 * 3600  # the fixture published it during this test session
     assert kpis
@@ -154,7 +163,8 @@ def test_lake_gauges_ic_tstat_drift_and_sessions_behind(client, filled_store, tm
     _, samples = parse(client.get("/metrics").text)
     assert values(samples, "alpha_publication_behind_sessions") == [3.0]
     assert values(samples, "alpha_model_ic_tstat", model="ensemble", recipe="base") == [-3.1]
-    assert values(samples, "alpha_model_ic_tstat", model="xgboost", recipe="base") == [0.4]  # the newest day only
+    # the newest day only
+    assert values(samples, "alpha_model_ic_tstat", model="xgboost", recipe="base") == [0.4]
     assert values(samples, "alpha_model_ic_reference", model="ensemble", recipe="base") == [0.05]
     assert values(samples, "alpha_feature_drift", feature="ret_5") == [0.31]
     assert values(samples, "alpha_feature_drift", feature="vol_20") == []  # too few values: no PSI, no sample
@@ -180,9 +190,12 @@ def test_last_successful_run_per_job_from_the_dagster_instance(client):
     client.app.state.metrics = MetricsSource(client.app.state.reader, lake=None, instance=instance, ttl=0)
 
     _, samples = parse(client.get("/metrics").text)
-    runs = [(lab["dagster_job"], v) for n, lab, v in samples if n == "alpha_last_successful_run_timestamp_seconds"]
+    runs = [
+        (lab["dagster_job"], v) for n, lab, v in samples if n == "alpha_last_successful_run_timestamp_seconds"
+    ]
     end = instance.get_run_record_by_id(ok.run_id).end_time
-    assert runs == [(ok.dagster_run.job_name, pytest.approx(end, abs=1e-3))]  # the failed run is not a success
+    # the failed run is not a success
+    assert runs == [(ok.dagster_run.job_name, pytest.approx(end, abs=1e-3))]
     assert values(samples, "alpha_metrics_source_up", source="dagster") == [1.0]
 
 
@@ -204,7 +217,8 @@ def test_gauges_are_cached_for_ttl(filled_store):
     assert cached.samples(now=2e9 + 60) and Counting.calls == n  # the store is not read again
     lag = dict(((name, tuple(lab.items())), v) for name, lab, v in cached.samples(now=2e9 + 60))
     assert lag[("alpha_publication_lag_seconds", ())] == pytest.approx(
-        dict(((name, tuple(lab.items())), v) for name, lab, v in first)[("alpha_publication_lag_seconds", ())] + 60
+        dict(((name, tuple(lab.items())), v) for name, lab, v in first)[("alpha_publication_lag_seconds", ())]
+        + 60
     )  # the lag still moves with the clock
     MetricsSource(reader, lake=None, instance=None, ttl=0).samples()
     assert Counting.calls > n
@@ -227,7 +241,9 @@ def test_grafana_dashboard_parses_and_uses_only_exposed_metrics(client):
     for needed in ("alpha_http_request_duration_seconds", "alpha_publication_lag_seconds",
                    "alpha_last_successful_run_timestamp_seconds", "alpha_model_ic", "alpha_feature_drift"):  # fmt: skip
         assert needed in used
-    assert any("histogram_quantile(0.95" in e for e in exprs) and any("histogram_quantile(0.5" in e for e in exprs)
+    assert any("histogram_quantile(0.95" in e for e in exprs) and any(
+        "histogram_quantile(0.5" in e for e in exprs
+    )
 
 
 def test_rejected_requests_are_counted_under_their_route(filled_store, monkeypatch, tmp_path):

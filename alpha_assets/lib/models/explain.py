@@ -165,7 +165,8 @@ def shap_frame(
     if kind in TREE_KINDS:
         contributions = np.asarray(_tree_contributions(learner_or_model, kind, X), dtype=np.float64)
         values, base = contributions[:, :-1], contributions[:, -1]
-    elif kind in ("mlp", "ridge", "ic_weighted"):  # the sampled permutation estimator; exact for a linear score
+    elif kind in ("mlp", "ridge", "ic_weighted"):
+        # the sampled permutation estimator; exact for a linear score
         pool = X if background is None else np.asarray(background, dtype=np.float32)
         rng = np.random.default_rng(seed)
         if pool.shape[0] > nsamples:

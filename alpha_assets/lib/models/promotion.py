@@ -49,7 +49,6 @@ class PromotionDecision:
     p_value: float
 
 
-
 def paired_ics(champion_ic, challenger_ic) -> tuple[np.ndarray, np.ndarray]:
     """The two daily IC series as float arrays paired by day, days where either is missing dropped."""
     a = np.asarray(champion_ic, dtype=float)
@@ -58,6 +57,7 @@ def paired_ics(champion_ic, challenger_ic) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"champion ({a.shape}) and challenger ({b.shape}) ICs must be paired by day")
     ok = np.isfinite(a) & np.isfinite(b)
     return a[ok], b[ok]
+
 
 def newey_west_se(x: np.ndarray, lags: int | None = None) -> float:
     """HAC (Bartlett kernel) standard error of the mean of ``x``."""
