@@ -408,6 +408,26 @@ class ServingReader:
         )
         return day, today, int(total[0]["n"]), page
 
+    # -- plots (the dashboard's Reports page)
+    def plots(self) -> list[dict]:
+        """Every stored plot without its bytes (name, title, asset_key, partition_key, trade_date, written_at), by
+        asset then name; [] when the store holds none (no store, or no ``plots`` table yet)."""
+        try:
+            return self.query(
+                "SELECT name, title, asset_key, partition_key, trade_date, written_at FROM plots "
+                "ORDER BY asset_key, name"
+            )
+        except EmptyStore:
+            return []
+
+    def plot_png(self, name: str) -> tuple[bytes, Any] | None:
+        """The PNG bytes of the plot ``name`` and when they were written (as stored); None when there is none."""
+        try:
+            rows = self.query("SELECT png, written_at FROM plots WHERE name = :n", n=name)
+        except EmptyStore:
+            return None
+        return (bytes(rows[0]["png"]), rows[0]["written_at"]) if rows else None
+
 
 def _sqlite_uri(path: Path) -> str:
     """The read-only SQLite URI of ``path``, percent-encoded (a space, '#' or '?' in a path breaks a raw URI)."""

@@ -1,10 +1,15 @@
-"""The fund's dashboard: server-rendered pages (Fund, Book, Risk, Models, Pipeline) with Plotly charts over the
-serving store, mounted at ``/`` on the API app (`alpha dashboard`).
+"""The fund's dashboard: server-rendered pages (Fund, Book, Risk, Models, Pipeline, Reports) with Plotly charts over
+the serving store, mounted at ``/`` on the API app (`alpha dashboard`).
 
 Each page is plain HTML from the read layer the API uses (``ServingReader``); the charts are Plotly figures
 rendered to ``<div>``s, and plotly.js is served from the Python package at ``/static/plotly.min.js`` (no CDN, no
 Node). Readable at a glance: returns and weights as percentages, NAV and P&L with thousands separators, a title
 and axis labels on every chart. An empty store shows how to fill it instead of an error.
+
+Reports shows the latest picture of each of the pipeline's plots (the HRP tree, the model report's and the
+backtest's charts, the SHAP plots), which the assets that draw them store in the serving store's ``plots`` table;
+each has an anchor (its name: ``/reports#hrp_dendrogram``, the link in the asset's Dagster metadata) and its bytes at
+``/reports/<name>.png``, looked up by name in the store (never a path).
 
 Every page's header names the publication it shows (``as of`` the trading day, ``published`` when, UTC) and, when
 the lake is readable and holds book days not published yet, a warning banner says how many sessions behind the
@@ -26,6 +31,7 @@ PAGES = [
     ("/risk", "Risk"),
     ("/models", "Models"),
     ("/pipeline", "Pipeline"),
+    ("/reports", "Reports"),
 ]
 ALL_HISTORY = date(1900, 1, 1)
 LONG, SHORT, NET, LIMIT = "#1f77b4", "#d62728", "#2ca02c", "#7f7f7f"
@@ -48,13 +54,16 @@ border-radius:6px;padding:8px 14px} .kpi b{display:block;font-size:20px}
 .pos{color:#1a7f37} .neg{color:#c62828} .scroll{max-height:640px;overflow-y:auto}
 .stamp{background:#e9ecf2;color:#333;padding:6px 24px;font-size:13px}
 .behind{background:#fff3cd;border-bottom:1px solid #ffe69c;color:#664d03;padding:8px 24px;font-weight:600}
+.plot h2{font-size:17px;margin:4px 0} .plot img{max-width:100%;height:auto;display:block} .toc a{margin-right:12px}
 """
+NO_PLOTS = ("no plots in the serving store yet: the assets that draw them store each picture as they run (the HRP "
+            "tree with portfolio/target_weights, the model report, the backtest, the SHAP plots): run `make demo`")  # fmt: skip
 
 
 def mount_dashboard(app, reader: ServingReader) -> None:
     """Add the dashboard's pages and the packaged plotly.js to ``app`` (its ``state.lag``: how far behind)."""
-    from fastapi import Query
-    from fastapi.responses import HTMLResponse, Response
+    from fastapi import Query, Request
+    from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
     from alpha_assets.serving.freshness import PublicationLag, stamp_headers
 
@@ -100,6 +109,28 @@ def mount_dashboard(app, reader: ServingReader) -> None:
     @app.get("/pipeline", response_class=HTMLResponse, include_in_schema=False)
     def pipeline_page():
         return page("/pipeline", "Pipeline", lambda: pipeline(reader))
+
+    @app.get("/reports", response_class=HTMLResponse, include_in_schema=False)
+    def reports_page():
+        return page("/reports", "Reports", lambda: reports(reader))
+
+    @app.get("/reports/{name}.png", include_in_schema=False)
+    def plot_image(name: str, request: Request) -> Response:
+        """The stored PNG of the plot ``name``: looked up by name in the serving store (a name that is not a plot
+        name is not looked up at all), 404 with one line when there is none."""
+        from alpha_assets.serving.store import PLOT_NAME, iso_utc
+
+        stored = reader.plot_png(name) if PLOT_NAME.match(name) else None
+        if stored is None:
+            shown = name if len(name) <= 64 else name[:64] + "..."
+            return PlainTextResponse(f"no plot named {shown!r} in the serving store (the Reports page, /reports, "
+                                     "lists the plots there are)", status_code=404)  # fmt: skip
+        png, written_at = stored
+        etag = f'"{name}-{iso_utc(written_at)}"'
+        headers = {"Cache-Control": "private, no-cache", "ETag": etag}
+        if request.headers.get("if-none-match") == etag:
+            return Response(status_code=304, headers=headers)
+        return Response(png, media_type="image/png", headers=headers)
 
 
 @cache
@@ -423,4 +454,29 @@ def pipeline(reader: ServingReader) -> str:
              str(r["quarantined_files"] or 0)] for r in t]  # fmt: skip
     out.append(_table(["asset", "step seconds", "rows written", "materialized at (UTC)", "freshness hours",
                        "failovers", "quarantined files"], rows, left=(0, 3)))  # fmt: skip
+    return "".join(out)
+
+
+def reports(reader: ServingReader) -> str:
+    """The latest picture of every stored plot, each under its anchor (its name) with its title, the asset that
+    drew it, the run's partition, the day it shows and when it was written (UTC)."""
+    from alpha_assets.serving.store import iso_utc
+
+    plots = reader.plots()
+    if not plots:
+        raise EmptyStore(NO_PLOTS)
+    toc = " ".join(f'<a href="#{html.escape(p["name"])}">{html.escape(p["title"])}</a>' for p in plots)
+    out = [f"<h1>Reports</h1><p class=sub>The latest picture of each plot the pipeline draws ({len(plots)} stored), "
+           "as the asset that drew it stored it</p>", f'<div class="card toc">{toc}</div>']  # fmt: skip
+    for p in plots:
+        name, title = html.escape(p["name"]), html.escape(p["title"])
+        facts = [f"asset <code>{html.escape(p['asset_key'])}</code>"]
+        if p["partition_key"]:
+            facts.append(f"partition {html.escape(p['partition_key'])}")
+        if p["trade_date"] is not None:
+            facts.append(f"day {str(p['trade_date'])[:10]}")
+        written = (iso_utc(p["written_at"]) or "").replace("T", " ")[:19]
+        facts.append(f'written <span class="written">{written} UTC</span>')
+        out.append(f'<section class="card plot" id="{name}"><h2>{title}</h2><p class=sub>{" · ".join(facts)}</p>'
+                   f'<img src="/reports/{name}.png" alt="{title}" loading="lazy"></section>')  # fmt: skip
     return "".join(out)

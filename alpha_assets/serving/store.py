@@ -11,6 +11,11 @@ transaction as the rows they are made of (the serving-store pattern): today the 
 ``GET /api/portfolio`` (``render_portfolio``, floats to 12 significant digits), so the API serves stored bytes instead of building a 5,000-name
 JSON per request, and its gzip form (``body_gzip``, for clients that accept it: a fifth of the bytes to send). The
 API falls back to building from rows when a day has no payload (stores published before).
+
+``plots`` holds the latest picture of each of the pipeline's plots (the HRP tree, the model report's and the
+backtest's charts, the SHAP plots) for the dashboard's Reports page, one row per plot name: the asset that draws a
+picture stores it (``write_plot``, through ``alpha_assets.metadata.plot_metadata``) so the dashboard, which reads
+only this store, shows it without reaching the lake.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import gzip
 import json
 import math
 import os
+import re
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -172,6 +178,25 @@ PAYLOADS = sa.Table(
     sa.Column("rendered_at", sa.DateTime()),
 )
 PORTFOLIO_COLUMNS = ("ticker", "side", "weight", "sector", "country", "alpha_score", "top_features")
+
+# The pipeline's pictures for the dashboard's Reports page (not part of the contract's tables): the latest picture
+# of each plot, keyed by its name. Written by the asset that draws it (``write_plot``), not by the publisher: a
+# picture is not a trading day's data. asset_key: the asset that drew it ('portfolio/target_weights');
+# partition_key: that run's partition key or range; trade_date: the day the picture shows (the last one it covers);
+# written_at: when it was stored (UTC; PostgreSQL keeps the zone, SQLite the UTC wall time); png: the bytes.
+PLOTS = sa.Table(
+    "plots",
+    METADATA,
+    sa.Column("name", sa.Text(), primary_key=True),
+    sa.Column("title", sa.Text(), nullable=False),
+    sa.Column("asset_key", sa.Text(), nullable=False),
+    sa.Column("partition_key", sa.Text()),
+    sa.Column("trade_date", sa.Date()),
+    sa.Column("written_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("png", sa.LargeBinary(), nullable=False),
+)
+PLOT_NAME = re.compile(r"^[a-z0-9_]{1,64}$")  # what a plot may be called (its key, its anchor, its image URL)
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def serving_table(name: str) -> sa.Table:
@@ -393,3 +418,26 @@ def render_portfolio(day: date, rows: list[dict], published_at: str | None = Non
 def gzip_body(body: bytes, level: int = 6) -> bytes:
     """``body`` gzip-compressed, byte-stable (no timestamp in the header): 1.7 MB of book JSON becomes ~0.3 MB."""
     return gzip.compress(body, compresslevel=level, mtime=0)
+
+
+# ------------------------------------------------------------------------------------------------------ plots
+def write_plot(engine: sa.engine.Engine, name: str, title: str, asset_key: str, png: bytes,
+               partition: str | None = None, trade_date: date | None = None,
+               written_at: datetime | None = None) -> datetime:  # fmt: skip
+    """Store ``png`` as the latest picture of the plot ``name`` (replacing that name's previous picture, in one
+    transaction; every other plot stays). Creates the ``plots`` table when the store has none yet. Returns
+    ``written_at`` (default now, UTC)."""
+    if not PLOT_NAME.match(name):
+        raise ValueError(f"plot name {name!r}: 1-64 lowercase letters, digits or _")
+    if not png.startswith(PNG_SIGNATURE):
+        raise ValueError(f"plot {name}: not a PNG (the bytes do not start with the PNG signature)")
+    written_at = written_at or datetime.now(UTC)
+    if written_at.tzinfo is None:
+        raise ValueError(f"plot {name}: written_at must carry its time zone")
+    row = {"name": name, "title": title, "asset_key": asset_key, "partition_key": partition,
+           "trade_date": trade_date, "written_at": written_at.astimezone(UTC), "png": png}  # fmt: skip
+    with engine.begin() as conn:
+        conn.execute(sa.schema.CreateTable(PLOTS, if_not_exists=True))
+        conn.execute(PLOTS.delete().where(PLOTS.c.name == name))
+        conn.execute(PLOTS.insert(), [row])
+    return written_at
