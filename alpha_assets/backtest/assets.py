@@ -19,8 +19,11 @@ from alpha_assets.lib.backtest import (
     run_vectorised,
     sharpe_ratio,
 )
-from alpha_assets.metadata import png_markdown
+from alpha_assets.metadata import plot_metadata
 from resources.outbox import OutboxResource
+
+# The tear sheet's pictures shown on the asset page and the dashboard (as the plots ``backtest_<file>``): file, title.
+TEARSHEET_PICTURES = (("equity", "Equity"), ("drawdown", "Drawdown"), ("monthly_returns", "Monthly net returns"))  # fmt: skip
 
 
 def executed_targets(orders: pl.DataFrame, lo, hi) -> pl.DataFrame:
@@ -83,9 +86,12 @@ def backtest(context: AssetExecutionContext, config: BacktestConfig, orders: pl.
     md = {k: (float(v) if isinstance(v, int | float) else str(v)) for k, v in summary.items()
           if not isinstance(v, dict)}  # fmt: skip
     report = outbox.report_dir("backtest")
-    # The pictures on the asset page itself (the full HTML tear sheet stays a file for sharing).
-    pictures = {key: MetadataValue.md(png_markdown(report / f"{key}.png", title)) for key, title in
-                (("equity", "Equity"), ("drawdown", "Drawdown"), ("monthly_returns", "Monthly net returns"))}  # fmt: skip
+    # The pictures on the asset page itself and on the dashboard's Reports page, with the link to them there
+    # (the full HTML tear sheet stays a file for sharing).
+    pictures = {}
+    for key, title in TEARSHEET_PICTURES:
+        pictures.update(plot_metadata(f"backtest_{key}", report / f"{key}.png", title, "reports/backtest_pnl",
+                                      key=key, day=pnl["trade_date"].max() if pnl.height else None))  # fmt: skip
     yield Output(pnl, output_name="backtest_pnl", metadata={
         **md, "psr_vs_zero": float(psr), "days": pnl.height, **pictures,
         "tearsheet": MetadataValue.path(str(report / "tearsheet.html")),

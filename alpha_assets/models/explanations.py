@@ -30,7 +30,7 @@ from dagster import (
     asset,
 )
 
-from alpha_assets.metadata import png_markdown
+from alpha_assets.metadata import plot_metadata, run_partition
 from alpha_assets.models.common import (
     ALPHA_MODELS,
     ALPHA_SCORES,
@@ -193,6 +193,7 @@ def shap_values(context: AssetExecutionContext, config: ExplainConfig, feature_m
     last = out["trade_date"].max()
     top_long = book_names.filter(pl.col("trade_date") == last).sort("weight", descending=True)["ticker"][0]
     plots = {}
+    drawn_by, partition = "/".join(SHAP_VALUES.path), run_partition(context)
     if feats.height:
         with tempfile.TemporaryDirectory() as tmp:
             shap_long = feats.with_columns((pl.col("recipe") + "/" + pl.col("model")).alias("model"))
@@ -203,10 +204,10 @@ def shap_values(context: AssetExecutionContext, config: ExplainConfig, feature_m
             if top.height:
                 model0 = top["model"].unique().sort()[0]
                 waterfall = waterfall_png(shap_long, last, top_long, model0, Path(tmp) / "waterfall.png")
-                plots["waterfall_top_long"] = MetadataValue.md(
-                    png_markdown(waterfall, f"{top_long} on {last} ({model0})")
-                )
-            plots["summary_plot"] = MetadataValue.md(png_markdown(summary, f"mean |SHAP| on {last}"))
+                plots.update(plot_metadata("waterfall_top_long", waterfall, f"{top_long} on {last} ({model0})",
+                                           drawn_by, partition=partition, day=last))  # fmt: skip
+            plots.update(plot_metadata("summary_plot", summary, f"mean |SHAP| on {last}", drawn_by,
+                                       partition=partition, day=last))  # fmt: skip
     yield Output(out, metadata={"rows": out.height, "names": out["ticker"].n_unique(),
                                 "max_additivity_error": err, "max_traded_gap": gap,
                                 "carried_share_of_traded_score": round(carried_share, 4),

@@ -24,7 +24,7 @@ from alpha_assets.lib.models.metrics import (
     quantile_returns,
     turnover,
 )
-from alpha_assets.metadata import md_table, png_markdown
+from alpha_assets.metadata import md_table, plot_metadata
 from alpha_assets.models.common import (
     ALPHA_MODELS,
     ALPHA_SCORES,
@@ -69,11 +69,16 @@ def evaluate(preds: pl.DataFrame, scores: pl.DataFrame, labels: pl.DataFrame) ->
     return {"table": table, "daily_ic": pl.concat(ic_daily) if ic_daily else pl.DataFrame(), "quantiles": q}
 
 
-def _plots(ev: dict, weights: pl.DataFrame, tmp: Path) -> dict[str, MetadataValue]:
+def _plots(ev: dict, weights: pl.DataFrame, tmp: Path, day=None) -> dict[str, MetadataValue]:
+    """The report's pictures as metadata (each with its link on the dashboard's Reports page, where it is stored:
+    ``metadata.plot_metadata``); ``day``: the last day they cover."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    def plot(name: str, path: Path, title: str) -> dict[str, MetadataValue]:
+        return plot_metadata(name, path, title, "/".join(MODEL_REPORT.path), day=day)
 
     out = {}
     ic = ev["daily_ic"]
@@ -91,7 +96,7 @@ def _plots(ev: dict, weights: pl.DataFrame, tmp: Path) -> dict[str, MetadataValu
         fig.tight_layout()
         fig.savefig(tmp / "ic.png", dpi=80)
         plt.close(fig)
-        out["ic_over_time"] = MetadataValue.md(png_markdown(tmp / "ic.png", "IC over time"))
+        out.update(plot("ic_over_time", tmp / "ic.png", "IC over time"))
     q = ev["quantiles"]
     if q.height:
         fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -103,7 +108,7 @@ def _plots(ev: dict, weights: pl.DataFrame, tmp: Path) -> dict[str, MetadataValu
         fig.tight_layout()
         fig.savefig(tmp / "quantiles.png", dpi=80)
         plt.close(fig)
-        out["quantile_returns"] = MetadataValue.md(png_markdown(tmp / "quantiles.png", "Quantile returns"))
+        out.update(plot("quantile_returns", tmp / "quantiles.png", "Quantile returns"))
     if weights.height:
         fig, ax = plt.subplots(figsize=(9, 3.5))
         for m in sorted(weights["model"].unique()):
@@ -114,7 +119,7 @@ def _plots(ev: dict, weights: pl.DataFrame, tmp: Path) -> dict[str, MetadataValu
         fig.tight_layout()
         fig.savefig(tmp / "weights.png", dpi=80)
         plt.close(fig)
-        out["ensemble_weights"] = MetadataValue.md(png_markdown(tmp / "weights.png", "Ensemble weights"))
+        out.update(plot("ensemble_weights", tmp / "weights.png", "Ensemble weights"))
     return out
 
 
@@ -157,7 +162,7 @@ def model_report(context: AssetExecutionContext, lake_store: DeltaLakeResource):
                            px.unique(["trade_date", "ticker"], keep="last"))  # fmt: skip
     al.pop("daily_ic_1d")
     with tempfile.TemporaryDirectory() as tmp:
-        plots = _plots(ev, weights, Path(tmp))
+        plots = _plots(ev, weights, Path(tmp), preds["trade_date"].max())
     out = table.with_columns(pl.lit(preds["trade_date"].min()).alias("first_day"),
                              pl.lit(preds["trade_date"].max()).alias("last_day"))  # fmt: skip
     return Output(out, metadata={

@@ -26,7 +26,7 @@ from dagster import (
 from alpha_assets.automation import downstream
 from alpha_assets.lib.portfolio import InfeasibleLimitsError, PortfolioLimits, check_limits, invested_share
 from alpha_assets.lib.portfolio.daily import COV_WINDOW, WEIGHT_SCHEMA, day_target_weights
-from alpha_assets.metadata import png_markdown
+from alpha_assets.metadata import plot_metadata, run_partition
 from partitions import feature_lookback, model_days, window_dates
 from partitions.calendar import sessions_between
 from resources.lake_resource import DeltaLakeResource
@@ -118,8 +118,11 @@ def code_version() -> str:
     return f"alpha-assets=={version('alpha-assets')}"
 
 
-def hrp_picture(book: pl.DataFrame, prices: pl.DataFrame, cov_window: int, limits: PortfolioLimits) -> str:
-    """Markdown with the cluster tree HRP sized the run's last long book on (the asset page shows it)."""
+def hrp_picture(book: pl.DataFrame, prices: pl.DataFrame, cov_window: int, limits: PortfolioLimits,
+                partition: str | None = None) -> dict[str, MetadataValue]:  # fmt: skip
+    """The metadata of the cluster tree HRP sized the run's last long book on: the picture (``hrp_dendrogram``,
+    the asset page shows it) and its link on the dashboard's Reports page, where it is stored
+    (``metadata.plot_metadata``). A long book of fewer than two names has no tree: a line says so."""
     import tempfile
 
     import numpy as np
@@ -131,12 +134,14 @@ def hrp_picture(book: pl.DataFrame, prices: pl.DataFrame, cov_window: int, limit
     longs = sorted(book.filter(pl.col("side") == "long")["ticker"].to_list())  # HRP's own column order
     wide = trailing_returns(prices.filter(pl.col("ticker").is_in(longs)), day, cov_window + 1).slice(1)
     if len(longs) < 2:
-        return f"{day}: the long book holds {len(longs)} name(s), no tree to draw"
+        note = f"{day}: the long book holds {len(longs)} name(s), no tree to draw"
+        return {"hrp_dendrogram": MetadataValue.md(note)}
     with tempfile.TemporaryDirectory() as tmp:
         png = hrp_dendrogram_png(wide.select(longs).to_numpy().astype(np.float64), longs,
                                  Path(tmp) / "hrp.png", f"HRP cluster tree of the long book, {day}",
                                  linkage=limits.linkage)  # fmt: skip
-        return png_markdown(png, f"HRP cluster tree, long book {day}")
+        return plot_metadata("hrp_dendrogram", png, f"HRP cluster tree, long book {day}", "/".join(WEIGHTS.path),
+                             partition=partition, day=day)  # fmt: skip
 
 
 @multi_asset(
@@ -239,8 +244,9 @@ def target_weights(context: AssetExecutionContext, config: PortfolioConfig, pric
                                            "model_version": pl.Utf8, "code_version": pl.Utf8, "config": pl.Utf8,
                                            "names": pl.Int64, "held_book": pl.Utf8})  # fmt: skip
     min_share = min((d["invested_share"] for d in in_cash), default=1.0 if frames else 0.0)
-    pictures = {"hrp_dendrogram": MetadataValue.md(hrp_picture(frames[-1], prices, config.cov_window, limits))
-                } if frames else {}  # fmt: skip
+    pictures = (
+        hrp_picture(frames[-1], prices, config.cov_window, limits, run_partition(context)) if frames else {}
+    )
     yield Output(df, output_name="target_weights", metadata={
         "rows": df.height, "days": len(frames), "infeasible_days": MetadataValue.json(infeasible),
         "gross": float(df["weight"].abs().sum() / max(len(frames), 1)) if df.height else 0.0,

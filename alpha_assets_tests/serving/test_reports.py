@@ -1,13 +1,15 @@
 """The dashboard's Reports page: the pipeline's pictures reach it through the serving store's ``plots`` table (the
-latest picture per plot name), are shown inline with what drew them, and are served by name behind the same keys
-as every page."""
+latest picture per plot name, written by the asset that draws it), are shown inline with what drew them, and are
+served by name behind the same keys as every page; each picture's Dagster metadata links to its anchor there."""
 
 from __future__ import annotations
 
+import base64
 import io
 import re
 from datetime import UTC, date, datetime, timedelta
 
+import polars as pl
 import pytest
 from fastapi.testclient import TestClient
 
@@ -167,3 +169,92 @@ def test_a_store_without_plots_shows_a_one_line_hint(tmp_path):
         assert r.status_code == 200 and f'<div class="empty">{NO_PLOTS}</div>' in r.text, url
         assert "<img" not in r.text and "Traceback" not in r.text and "\n" not in NO_PLOTS
     assert ServingReader(missing).plots() == [] and ServingReader(missing).plot_png("ic_over_time") is None
+
+
+def _small_book(n_long: int = 5):
+    """A day's long/short book and 70 sessions of prices for its names (what target_weights hands hrp_picture)."""
+    import numpy as np
+
+    rng = np.random.default_rng(4)
+    tickers = [f"T{i:02d}" for i in range(2 * n_long)]
+    days = [date(2024, 1, 1) + timedelta(days=i) for i in range(70)]
+    factor = rng.normal(0, 0.01, len(days))
+    rows = []
+    for k, t in enumerate(tickers):
+        rets = factor * (1 + k % 3) + rng.normal(0, 0.01, len(days))
+        close = 100 * np.cumprod(1 + rets)
+        rows += [{"trade_date": d, "ticker": t, "close": float(c)} for d, c in zip(days, close, strict=True)]
+    prices = pl.DataFrame(rows)
+    book = pl.DataFrame({"trade_date": [days[-1]] * len(tickers), "ticker": tickers,
+                         "side": ["long"] * n_long + ["short"] * n_long})  # fmt: skip
+    return book, prices, days[-1]
+
+
+def test_the_hrp_picture_gives_its_dashboard_link_and_stores_the_same_png(tmp_path, monkeypatch):
+    from dagster import MarkdownMetadataValue, UrlMetadataValue
+
+    from alpha_assets.lib.portfolio import PortfolioLimits
+    from alpha_assets.portfolio.assets import hrp_picture
+
+    url = f"sqlite:///{tmp_path / 'serving' / 'serving.db'}"
+    monkeypatch.setenv("ALPHA_SERVING_URL", url)
+    monkeypatch.setenv("ALPHA_DASHBOARD_URL", "https://dash.fund.example/")
+    book, prices, day = _small_book()
+    meta = hrp_picture(book, prices, 60, PortfolioLimits(), partition=f"{day}")
+    assert set(meta) == {"hrp_dendrogram", "hrp_dendrogram_dashboard"}
+    assert isinstance(meta["hrp_dendrogram"], MarkdownMetadataValue)  # the picture stays on the asset page
+    link = meta["hrp_dendrogram_dashboard"]
+    assert (
+        isinstance(link, UrlMetadataValue) and link.url == "https://dash.fund.example/reports#hrp_dendrogram"
+    )
+    row = stored(url)["hrp_dendrogram"]
+    drawn = base64.b64decode(re.search(r"base64,([A-Za-z0-9+/=]+)\)", meta["hrp_dendrogram"].value).group(1))
+    assert bytes(row["png"]) == drawn and drawn.startswith(store.PNG_SIGNATURE)
+    assert (row["title"], row["asset_key"], row["partition_key"], row["trade_date"]) == (
+        f"HRP cluster tree, long book {day}",
+        "portfolio/target_weights",
+        str(day),
+        day,
+    )
+    # and the dashboard serves it under the anchor the link names
+    c = TestClient(create_app(url, token="", dashboard=True, lake=None))
+    assert 'id="hrp_dendrogram"' in c.get("/reports").text
+    assert c.get("/reports/hrp_dendrogram.png").content == drawn
+
+
+def test_the_model_reports_plots_link_to_the_local_dashboard_by_default(tmp_path, monkeypatch):
+    from alpha_assets.models.report import _plots
+
+    url = f"sqlite:///{tmp_path / 'serving.db'}"
+    monkeypatch.setenv("ALPHA_SERVING_URL", url)
+    monkeypatch.delenv("ALPHA_DASHBOARD_URL", raising=False)
+    days = [date(2024, 1, 2) + timedelta(days=i) for i in range(30)]
+    ic = pl.DataFrame({"trade_date": days * 2, "ic": [0.05 * ((i % 7) - 3) for i in range(60)],
+                       "name": ["ensemble/base"] * 30 + ["alpha_score (traded)"] * 30})  # fmt: skip
+    quantiles = pl.DataFrame({"quantile": [1, 2, 3, 4, 5], "mean_label": [-2e-4, -1e-4, 0.0, 1e-4, 3e-4],
+                              "n": [10] * 5})  # fmt: skip
+    weights = pl.DataFrame({"trade_date": days[:3] * 2, "model": ["ridge"] * 3 + ["lightgbm"] * 3,
+                            "weight": [1.0, 0.6, 0.5, 0.0, 0.4, 0.5]})  # fmt: skip
+    (tmp_path / "draw").mkdir()
+    meta = _plots({"daily_ic": ic, "quantiles": quantiles}, weights, tmp_path / "draw", days[-1])
+    names = ["ensemble_weights", "ic_over_time", "quantile_returns"]
+    assert sorted(meta) == sorted(names + [f"{n}_dashboard" for n in names])
+    for n in names:
+        assert meta[f"{n}_dashboard"].url == f"http://127.0.0.1:8050/reports#{n}"
+    rows = stored(url)
+    assert sorted(rows) == names
+    assert all(
+        r["asset_key"] == "reports/model_report" and r["trade_date"] == days[-1] for r in rows.values()
+    )
+    assert all(bytes(r["png"]).startswith(store.PNG_SIGNATURE) for r in rows.values())
+
+
+def test_a_store_that_cannot_be_written_never_fails_the_picture(tmp_path, monkeypatch):
+    from alpha_assets.metadata import plot_metadata
+
+    picture = tmp_path / "p.png"
+    picture.write_bytes(png("x"))
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setenv("ALPHA_SERVING_URL", f"sqlite:///{tmp_path / 'file' / 'serving.db'}")
+    meta = plot_metadata("ic_over_time", picture, "IC over time", "reports/model_report")
+    assert set(meta) == {"ic_over_time", "ic_over_time_dashboard"}
