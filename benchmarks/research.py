@@ -178,6 +178,10 @@ def run_world(seed: int, strength: float, args) -> dict:
         preds = pl.concat([preds, *frames])
         del emb
     fit_seconds = time.perf_counter() - t0
+    if args.keep_results:  # the out-of-sample scores too, so an ensemble or book rule can be studied without refits
+        keep = _results_file(seed, strength, args).with_suffix(".preds.parquet")
+        keep.parent.mkdir(parents=True, exist_ok=True)
+        preds.write_parquet(keep)
     ics = rs.model_daily_ics(preds, labels)
     series: dict[str, pl.DataFrame] = {}
     for k in preds["model"].unique().sort().to_list():
