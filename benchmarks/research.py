@@ -44,7 +44,9 @@ from _common import emit, load_average, machine, print_table
 
 WORLD_START = date(2024, 1, 2)
 ALL_KINDS = ("ridge", "ic_weighted", "xgboost", "lightgbm", "catboost", "mlp")
-TRADED_HALFLIFE = 0.0  # models.alpha_scores' score_halflife_sessions (chosen on the tuning worlds; see README)
+TRADED_HALFLIFE = (
+    0.0  # models.alpha_scores' score_halflife_sessions (chosen on the tuning worlds; see README)
+)
 # Held out: 8 planted worlds per strength (their own seeds) and 6 null worlds; tuning used seeds 1-4 and 9. Seed 101
 # (strength 0.05) was looked at while tuning the linear learners, so it is not among the held-out worlds.
 DEFAULT_WORLDS = "0.05:102-109,0.1:111-118,0:201-206"
@@ -178,7 +180,9 @@ def run_world(seed: int, strength: float, args) -> dict:
         preds = pl.concat([preds, *frames])
         del emb
     fit_seconds = time.perf_counter() - t0
-    if args.keep_results:  # the out-of-sample scores too, so an ensemble or book rule can be studied without refits
+    if (
+        args.keep_results
+    ):  # the out-of-sample scores too, so an ensemble or book rule can be studied without refits
         keep = _results_file(seed, strength, args).with_suffix(".preds.parquet")
         keep.parent.mkdir(parents=True, exist_ok=True)
         preds.write_parquet(keep)
@@ -250,7 +254,9 @@ def parse_worlds(text: str) -> list[tuple[float, int]]:
                 lo, _, hi = part.partition("-")
                 out += [(strength, s) for s in range(int(lo), int(hi or lo) + 1)]
         except ValueError:
-            raise SystemExit(f"research.py: --worlds group {group!r} is not strength:seeds (e.g. 0.05:101-108)") from None
+            raise SystemExit(
+                f"research.py: --worlds group {group!r} is not strength:seeds (e.g. 0.05:101-108)"
+            ) from None
     if not out:
         raise SystemExit("research.py: --worlds lists no world")
     return out
@@ -266,7 +272,11 @@ def _results_file(seed: int, strength: float, args) -> Path:
     for f in sorted(models.glob("*.py")):
         h.update(f.read_bytes())
     h.update(repr((args.kinds, args.budget, args.label, args.halflife, args.band, args.fusion)).encode())
-    return Path(args.cache) / "results" / f"{world_key(seed, strength, args.tickers, args.days)}_{h.hexdigest()[:12]}.json"
+    return (
+        Path(args.cache)
+        / "results"
+        / f"{world_key(seed, strength, args.tickers, args.days)}_{h.hexdigest()[:12]}.json"
+    )
 
 
 def _job(spec):
@@ -318,7 +328,9 @@ def summarise(results: list[dict], tuning: set[int]) -> dict:
                 out[key] = {n: {"worlds": len(rs_), "abs_t_ge_2": sum(abs(r["scores"][n]["t_stat"]) >= 2 for r in rs_)}
                             for n in names if all(n in r["scores"] for r in rs_)}  # fmt: skip
                 for b, _, _ in BOOKS(0.0):
-                    out[key][b] = {"turnover": round(statistics.median(r["book"][b]["turnover"] for r in rs_), 3)}
+                    out[key][b] = {
+                        "turnover": round(statistics.median(r["book"][b]["turnover"] for r in rs_), 3)
+                    }
                 continue
             out[key] = {}
             for n in names:
@@ -361,11 +373,19 @@ def verdict(results: list[dict], tuning: set[int]) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--worlds", default=DEFAULT_WORLDS, help="strength:seeds groups, e.g. 0.05:101-108,0:201-206")
-    ap.add_argument("--build-only", action="store_true", dest="build_only", help="build the worlds' cache only")
-    ap.add_argument("--keep-results", action="store_true", dest="keep_results",
-                    help="keep each world's figures under CACHE/results and reuse them while the model code and "
-                    "settings are unchanged (the summary of a long run can be built up world by world)")
+    ap.add_argument(
+        "--worlds", default=DEFAULT_WORLDS, help="strength:seeds groups, e.g. 0.05:101-108,0:201-206"
+    )
+    ap.add_argument(
+        "--build-only", action="store_true", dest="build_only", help="build the worlds' cache only"
+    )
+    ap.add_argument(
+        "--keep-results",
+        action="store_true",
+        dest="keep_results",
+        help="keep each world's figures under CACHE/results and reuse them while the model code and "
+        "settings are unchanged (the summary of a long run can be built up world by world)",
+    )
     ap.add_argument(
         "--tuning-seeds",
         default="1,2,3,4,9",
@@ -378,16 +398,25 @@ def main() -> None:
     ap.add_argument("--kinds", default=",".join(ALL_KINDS))
     ap.add_argument("--budget", default="seed", choices=["seed", "demo"])
     ap.add_argument("--label", default="fwd_ret_1", help="training label (the daily rank is the target)")
-    ap.add_argument("--halflife", type=float, default=TRADED_HALFLIFE,
-                    help="the traded score's smoothing half-life (sessions; 0 = none): the production default")
-    ap.add_argument("--band", type=float, default=0.2, help="the hold band (production: target_weights' hold_band)")
+    ap.add_argument(
+        "--halflife",
+        type=float,
+        default=TRADED_HALFLIFE,
+        help="the traded score's smoothing half-life (sessions; 0 = none): the production default",
+    )
+    ap.add_argument(
+        "--band", type=float, default=0.2, help="the hold band (production: target_weights' hold_band)"
+    )
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument(
         "--fusion", action="store_true", help="also the fusion recipe (matrix + block embeddings)"
     )
-    ap.add_argument("--quick", action="store_true",
-                    help="a smoke run (make bench): one small planted world (30 names x 340 sessions), the two linear "
-                    "learners; its figures are not the benchmark's")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run (make bench): one small planted world (30 names x 340 sessions), the two linear "
+        "learners; its figures are not the benchmark's",
+    )
     args = ap.parse_args()
     if args.quick:
         args.worlds, args.tickers, args.days, args.kinds = "0.1:2", 30, 340, "ridge,ic_weighted"
@@ -402,7 +431,9 @@ def main() -> None:
         results = [_job(s) for s in specs]
     if args.build_only:
         for r in results:
-            print(f"world seed {r['seed']} strength {r['strength']:g}: built in {r['build_seconds'] or 0:.0f}s (0 = cached)")
+            print(
+                f"world seed {r['seed']} strength {r['strength']:g}: built in {r['build_seconds'] or 0:.0f}s (0 = cached)"
+            )
         print(f"{len(results)} worlds in {time.perf_counter() - t0:.0f}s")
         return 0
     for r in results:
