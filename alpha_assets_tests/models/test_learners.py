@@ -85,7 +85,7 @@ def test_budgets_and_overrides_compose():
     assert params_for("xgboost", "demo")["n_estimators"] == 200
     assert params_for("lightgbm", "demo", {"num_leaves": 15})["num_leaves"] == 15
     assert params_for("mlp")["hidden"] == (64, 32)
-    assert params_for("ridge", "demo") == {"alpha": 10.0}
+    assert params_for("ridge", "demo") == {"alpha": 100.0}
     with pytest.raises(ValueError, match="unknown model kind"):
         make_learner("svm")
 
