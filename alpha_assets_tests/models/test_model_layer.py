@@ -9,6 +9,7 @@ sensor the ones after.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from datetime import date
@@ -53,6 +54,15 @@ def _run_world(home, instance, world):
     return {"world": world, "blocks": trained["blocks"], "first": first, "end": data["end"]}
 
 
+@contextlib.contextmanager
+def _own_serving_store(root):
+    """The plots the model layer draws go to this world's serving store, not to the one ALPHA_HOME names (under
+    `make test`, the developer's demo home): these fixtures outlive a test's monkeypatch."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ALPHA_SERVING_URL", f"sqlite:///{root / 'serving' / 'serving.db'}")
+        yield
+
+
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory):
     from dagster import DagsterInstance
@@ -70,7 +80,7 @@ def planted(tmp_path_factory):
                                        signal_strength=SIGNAL, regime_break=brk, regime_mode="remove"))  # fmt: skip
     write_world(world, root)
     write_alt_data(world, root, AltDataConfig.text_only())
-    with DagsterInstance.ephemeral() as instance:
+    with DagsterInstance.ephemeral() as instance, _own_serving_store(root):
         out = _run_world(home, instance, world)
         yield {**out, "home": home, "instance": instance, "break": brk}
 
@@ -337,7 +347,7 @@ def null_world(tmp_path_factory):
     root = tmp_path_factory.mktemp("null") / "alpha"
     home = AlphaHome(root).ensure()
     world, _ = make_world(root, tickers=TICKERS, days=330, seed=SEED + 1, signal=0.0)
-    with DagsterInstance.ephemeral() as instance:
+    with DagsterInstance.ephemeral() as instance, _own_serving_store(root):
         yield {**_run_world(home, instance, world), "home": home}
 
 
