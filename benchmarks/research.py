@@ -149,6 +149,7 @@ def run_world(seed: int, strength: float, args) -> dict:
     from alpha_assets.lib.features.matrix import feature_columns
     from alpha_assets.lib.models import research as rs
     from alpha_assets.lib.models.walk_forward import WalkForwardConfig
+    from partitions import MAX_TRAIN_SESSIONS
 
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
@@ -161,7 +162,9 @@ def run_world(seed: int, strength: float, args) -> dict:
     features = feature_columns(matrix)
     panel = matrix.join(labels, on=["trade_date", "ticker"], how="left")
     sessions = bars["trade_date"].unique().sort().to_list()
-    cfg = WalkForwardConfig(train_sessions=252, purge_sessions=5, label_horizon=5, validation_sessions=42)
+    # as models.alpha_models: a training year at least, expanding up to MAX_TRAIN_SESSIONS of the world's history
+    cfg = WalkForwardConfig(train_sessions=252, purge_sessions=5, label_horizon=5, validation_sessions=42,
+                            max_train_sessions=MAX_TRAIN_SESSIONS)  # fmt: skip
     splits = rs.quarter_splits(sessions, panel["trade_date"].unique().to_list(), cfg)
     kinds = [k for k in args.kinds.split(",") if k]
     preds = rs.walk_forward_predictions(panel, features, kinds, splits, label=args.label, budget=args.budget,
@@ -390,7 +393,7 @@ def main() -> None:
     )
     ap.add_argument(
         "--tuning-seeds",
-        default="1,2,3,4,9",
+        default=",".join(str(s) for _, s in parse_worlds(TUNING_WORLDS)),
         dest="tuning_seeds",
         help=f"seeds the budgets were tuned on (reported apart from the held-out ones): --worlds {TUNING_WORLDS}",
     )

@@ -84,6 +84,7 @@ def _next_quarter(q: date) -> date:
 # MIN_HISTORY_SHARE of them (a lake that starts a few sessions short of a full year still trains; one that starts a
 # quarter short does not).
 TRAIN_SESSIONS = 252
+MAX_TRAIN_SESSIONS = 756  # the window expands up to 3 years of the lake's history (models.training)
 PURGE_SESSIONS = 5
 MIN_HISTORY_SHARE = 0.9
 

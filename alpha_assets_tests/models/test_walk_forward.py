@@ -30,6 +30,25 @@ def test_quarter_block_trains_on_the_year_before_minus_the_purge():
     assert_purged(split, SESSIONS, horizon=cfg.label_horizon)
 
 
+def test_an_expanding_window_learns_from_all_history_up_to_its_cap_and_stays_purged():
+    cfg = WalkForwardConfig(max_train_sessions=600)
+    split = block_split(
+        SESSIONS, SESSIONS[400], SESSIONS[462], cfg
+    )  # 395 sessions before the purge: all of them
+    assert split.fit_dates[0] == SESSIONS[0] and split.validation_dates == SESSIONS[400 - 5 - 42 : 395]
+    assert len(split.train_dates) == 395 - 5  # less the purge between the fit part and the validation slice
+    assert_purged(split, SESSIONS, horizon=cfg.label_horizon)
+    capped = block_split(SESSIONS, SESSIONS[690], SESSIONS[699], cfg)  # 685 before the purge: the last 600
+    assert capped.fit_dates[0] == SESSIONS[685 - 600] and len(capped.train_dates) == 600 - 5
+    # the minimum is still a training year: a block with less history before it is refused, as when rolling
+    with pytest.raises(ValueError, match="not enough history"):
+        block_split(SESSIONS, SESSIONS[200], SESSIONS[262], cfg)
+    # no cap above the minimum: the rolling window of the seed
+    assert (
+        block_split(SESSIONS, SESSIONS[400], SESSIONS[462], WalkForwardConfig()).fit_dates[0] == SESSIONS[143]
+    )
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     start=st.integers(0, 699),

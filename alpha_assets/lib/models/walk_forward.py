@@ -10,7 +10,9 @@ follows its test block and the embargo never bites; it matters for ``purged_kfol
 sit in the middle of the history.
 
 Training window of a test block starting at session i: the ``train_sessions`` sessions ending ``purge_sessions``
-before i. Its last ``validation_sessions`` form the validation slice (early stopping), and a further
+before i, or, with ``max_train_sessions`` above it, every session the calendar given holds before that, up to
+``max_train_sessions`` (an expanding window: a block needs ``train_sessions`` of history and learns from all it has,
+capped). Its last ``validation_sessions`` form the validation slice (early stopping), and a further
 ``purge_sessions`` are dropped between the fit part and the validation slice.
 """
 
@@ -29,6 +31,9 @@ class WalkForwardConfig:
     embargo_sessions: int = 5
     label_horizon: int = 5
     validation_sessions: int = 42  # last part of the training window, for early stopping, purged from the fit
+    # The window grows past train_sessions (the minimum a block needs) up to this many sessions of the history
+    # given; 0 = a rolling window of exactly train_sessions.
+    max_train_sessions: int = 0
 
     def check(self) -> None:
         if self.purge_sessions < self.label_horizon:
@@ -88,7 +93,8 @@ def block_split(
             f"not enough history before {test_start}: need {need} sessions "
             f"({cfg.train_sessions} training + {cfg.purge_sessions} purge), have {i0}"
         )
-    train = ss[i0 - need : i0 - cfg.purge_sessions]
+    length = max(cfg.train_sessions, min(cfg.max_train_sessions, i0 - cfg.purge_sessions))
+    train = ss[i0 - cfg.purge_sessions - length : i0 - cfg.purge_sessions]
     validation = train[-cfg.validation_sessions :]
     fit = train[: len(train) - cfg.validation_sessions - cfg.purge_sessions]
     return BlockSplit(fit_dates=fit, validation_dates=validation, test_dates=ss[i0:i1])
