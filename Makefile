@@ -37,10 +37,19 @@ test-fast: $(VENV)/bin/alpha
 	$(VENV)/bin/pytest -q -m "not slow and not service and not postgres"
 
 # Everything, as CI runs it. PostgreSQL-backed tests run when ALPHA_TEST_PG_URL is set (.ci/run sets it).
+# --durations=30 puts the slowest tests in the log; pyproject's pytest-timeout fails a test hung past 2400 s.
 test: $(VENV)/bin/alpha
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q --durations=30
+
+# make test, then every benchmark's --quick smoke run (make bench); fails as soon as either part fails.
+# Not in CI: make bench took 34 min here (2 shared cores at a load of 4-7; scale.py 16 min, models.py 11) and CI
+# already takes 35-45 of its 90-minute limit.
+test-all: $(VENV)/bin/alpha
+	$(MAKE) test
+	$(MAKE) bench
 
 lint: $(VENV)/bin/alpha
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/lint-imports
@@ -55,7 +64,7 @@ ui: $(VENV)/bin/alpha
 bench: $(VENV)/bin/alpha
 	# altdata.py runs the altdata_vision and altdata_text measurements (each also runs alone); _common is a module
 	for b in benchmarks/*.py; do case $$b in benchmarks/_*|benchmarks/altdata_*) continue;; esac; \
-	  echo "== $$b"; $(PY) $$b --quick || exit 1; done
+	  echo "== $$b"; s=$$SECONDS; $(PY) $$b --quick || exit 1; echo "== $$b: $$((SECONDS - s)) s"; done
 
 clean:
 	rm -rf .alpha .pytest_cache
