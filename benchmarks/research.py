@@ -148,6 +148,7 @@ def run_world(seed: int, strength: float, args) -> dict:
 
     from alpha_assets.lib.features.matrix import feature_columns
     from alpha_assets.lib.models import research as rs
+    from alpha_assets.lib.models.ensemble import LINEAR, LINEAR_MEMBERS, with_linear
     from alpha_assets.lib.models.walk_forward import WalkForwardConfig
     from partitions import MAX_TRAIN_SESSIONS
 
@@ -185,13 +186,14 @@ def run_world(seed: int, strength: float, args) -> dict:
         preds = pl.concat([preds, *frames])
         del emb
     fit_seconds = time.perf_counter() - t0
-    if (
-        args.keep_results
-    ):  # the out-of-sample scores too, so an ensemble or book rule can be studied without refits
+    # --keep-results keeps the out-of-sample scores too, so an ensemble or book rule can be studied without refits
+    if args.keep_results:
         keep = _results_file(seed, strength, args).with_suffix(".preds.parquet")
         keep.parent.mkdir(parents=True, exist_ok=True)
         preds.write_parquet(keep)
-    ics = rs.model_daily_ics(preds, labels)
+    # each model's daily IC and the linear blend's (the gate's baseline when both linear learners are fitted)
+    ics = rs.model_daily_ics(with_linear(preds), labels)
+    baseline = LINEAR if set(LINEAR_MEMBERS) <= set(kinds) else "ridge"
     series: dict[str, pl.DataFrame] = {}
     for k in preds["model"].unique().sort().to_list():
         series[k] = preds.filter(pl.col("model") == k).select("trade_date", "ticker", "score")
@@ -200,7 +202,7 @@ def run_world(seed: int, strength: float, args) -> dict:
         series["ensemble_equal"] = rs.equal_ensemble(preds, kinds)
     gate_weights = None
     if "ridge" in kinds:
-        series["ensemble_gated"], gate_weights = rs.gated_ensemble(preds, ics, kinds)
+        series["ensemble_gated"], gate_weights = rs.gated_ensemble(preds, ics, kinds, baseline=baseline)
         base = series["ensemble_gated"]
     else:
         base = series["ensemble_equal"]

@@ -31,12 +31,15 @@ from alpha_assets.lib.models.ensemble import (
     BASELINE,
     GATE_MIN_T,
     GATE_SHRINK,
+    LINEAR,
+    LINEAR_MEMBERS,
     SEED_WEIGHTS,
     combine,
     correlation_report,
     gated_weights_for_day,
     recipe_ensembles,
     weights_for_day,
+    with_linear,
 )
 from alpha_assets.lib.models.metrics import daily_ic
 from alpha_assets.lib.models.promotion import (
@@ -354,7 +357,7 @@ class AlphaScoresConfig(Config):
     challenger_share: float = 0.2  # the seed's split: 80% of the book from the champion; 0 = shadow mode
     min_ic_history: int = 20  # sessions of known IC per model before IC weights replace the seed weights
     # The gate (when the recipe has a ridge baseline): a learner gets weight only while its trailing paired daily
-    # IC beats ridge's with t >= gate_min_t; weights are (1 - gate_shrink) x equal + gate_shrink x IC-proportional.
+    # IC beats the linear baseline's (ridge + ic_weighted blended) with t >= gate_min_t; weights are (1 - gate_shrink) x equal + gate_shrink x IC-proportional.
     gate_min_t: float = GATE_MIN_T
     gate_shrink: float = GATE_SHRINK
     correlation_threshold: float = 0.7
@@ -382,15 +385,17 @@ class AlphaScoresConfig(Config):
 )
 def alpha_scores(context: AssetExecutionContext, config: AlphaScoresConfig, predictions: pl.DataFrame,
                  labels: pl.DataFrame, lake_store: DeltaLakeResource):  # fmt: skip
-    """The ensemble per ticker-day in ``alpha_score``: each recipe's models gated against its ridge baseline on
-    trailing out-of-sample paired IC (past days only; ridge alone until a learner has ``min_ic_history`` days that
-    show it beats ridge; see ``ensemble.gated_weights``), then the champion's and the
+    """The ensemble per ticker-day in ``alpha_score``: each recipe's models gated against its linear baseline (the
+    equal blend of ridge and ic_weighted, ``ensemble.LINEAR``) on trailing out-of-sample paired IC (past days only;
+    the linear pair alone until a learner has ``min_ic_history`` days that show it beats them; see
+    ``ensemble.gated_weights``), then the champion's and the
     challenger's ensembles blended (``blended_score``), then averaged exponentially over past sessions
     (``score_halflife_sessions``); the weights and model versions used are columns."""
     start, end = window_dates(*context.partition_time_window)
     lake = lake_store.lake
     sessions = sessions_between(shift_sessions(start, -(IC_WINDOW + 2)), end)
-    ics = _daily_ics(predictions, labels)
+    # each model's daily IC, and that of each recipe's linear blend (the gate's baseline: ensemble.LINEAR)
+    ics = _daily_ics(with_linear(predictions, by=("recipe",)), labels)
     champions = champion_by_day(lake, sessions_between(start, end))
     frames, weight_log = [], {}
     smoothed = _previous_scores(lake, start)  # ticker -> yesterday's traded score (the smoothing's state)
@@ -408,7 +413,9 @@ def alpha_scores(context: AssetExecutionContext, config: AlphaScoresConfig, pred
             r_ics = ics.filter(pl.col("recipe") == recipe).select("trade_date", "model", "ic")
             members = sorted(set(p["model"]))
             if BASELINE in members:
-                w = gated_weights_for_day(r_ics, day, members, BASELINE, min_history=config.min_ic_history,
+                # the linear learners' blend is the baseline (both present), else ridge alone (older blocks)
+                baseline = LINEAR if set(LINEAR_MEMBERS) <= set(members) else BASELINE
+                w = gated_weights_for_day(r_ics, day, members, baseline, min_history=config.min_ic_history,
                                           window=IC_WINDOW, horizon=1, sessions=sessions, min_t=config.gate_min_t,
                                           shrink=config.gate_shrink)  # fmt: skip
             else:  # models trained before the ridge baseline existed: the seed's IC weights

@@ -172,6 +172,37 @@ def test_gate_weights_shrink_toward_equal():
     assert half["lightgbm"] == half["mlp"] == 0.0
 
 
+def test_the_linear_baseline_is_the_blend_of_the_linear_learners_and_they_share_its_weight():
+    import polars as pl
+
+    from alpha_assets.lib.models.ensemble import LINEAR, combine, gated_weights, with_linear
+
+    day = DAYS[0]
+    preds = pl.DataFrame({"trade_date": [day] * 6, "ticker": ["A", "B", "C"] * 2,
+                          "model": ["ridge"] * 3 + ["ic_weighted"] * 3,
+                          "score": [3.0, 2.0, 1.0, 10.0, 30.0, 20.0]})  # fmt: skip
+    lin = with_linear(preds).filter(pl.col("model") == LINEAR).sort("ticker")
+    # ranks in [-0.5, 0.5]: ridge A 0.5, B 0, C -0.5; ic_weighted A -0.5, B 0.5, C 0: the blend is their mean
+    assert lin["score"].to_list() == pytest.approx([0.0, 0.25, -0.25])
+    blend = combine(preds, {"ridge": 0.5, "ic_weighted": 0.5}).sort("ticker")
+    assert blend["alpha_score"].to_list() == pytest.approx(lin["score"].to_list())
+
+    # a learner is gated against the blend's IC, not ridge's: it beats ridge but not the blend, so no weight
+    ridge = _noisy(0.01, 40, 6)
+    blend_ic = [v + 0.03 for v in ridge]
+    ics = _ic_rows({"ridge": ridge, "ic_weighted": _noisy(0.03, 40, 7), LINEAR: blend_ic,
+                    "xgboost": [v + 0.01 for v in ridge], "mlp": [v + 0.02 for v in blend_ic]})  # fmt: skip
+    members = ["ridge", "ic_weighted", "xgboost", "mlp"]
+    w = gated_weights(ics, members, baseline=LINEAR, min_history=20, min_t=2.0, shrink=0.0)
+    assert w == pytest.approx({"ridge": 0.25, "ic_weighted": 0.25, "xgboost": 0.0, "mlp": 0.5})
+    assert (
+        gated_weights(ics, members, min_history=20, min_t=2.0, shrink=0.0)["xgboost"] > 0
+    )  # against ridge alone
+    # nothing admitted: the linear pair trades alone, half each
+    alone = gated_weights(ics.filter(pl.col("model") != "mlp"), members[:3], baseline=LINEAR, min_history=20)
+    assert alone == pytest.approx({"ridge": 0.5, "ic_weighted": 0.5, "xgboost": 0.0})
+
+
 def test_gate_keeps_ridge_alone_until_a_learner_has_shown_enough_days():
     from alpha_assets.lib.models.ensemble import gated_weights
 

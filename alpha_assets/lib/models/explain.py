@@ -478,10 +478,14 @@ def feature_range(feature: str, day_values: np.ndarray) -> tuple[float, float]:
 
 
 def day_ranks(scores: np.ndarray) -> np.ndarray:
-    """``metrics.cross_sectional_rank`` of one day's scores in numpy: [-0.5, 0.5], ties averaged, NaN stays NaN."""
+    """``metrics.cross_sectional_rank`` of one day's scores in numpy: [-0.5, 0.5], ties averaged, NaN stays NaN; the
+    values rounded first as there (``determinism.round_sig``), so a blend that ties in exact arithmetic ties here
+    too, whatever order its terms were summed in."""
     from scipy.stats import rankdata
 
-    s = np.asarray(scores, dtype=np.float64)
+    from alpha_assets.lib.determinism import round_sig
+
+    s = round_sig(np.asarray(scores, dtype=np.float64))
     out = np.full(s.shape, np.nan)
     ok = np.isfinite(s)
     n = int(ok.sum())

@@ -160,7 +160,7 @@ def gated_ensemble(
     """(trade_date, ticker, score; trade_date, model, weight): the gated ensemble, each day's weights from the
     ICs known at its cut-off (next-day labels: days before it)."""
     days = preds["trade_date"].unique().sort().to_list()
-    ics = daily_ics.filter(pl.col("model").is_in(list(members)))
+    ics = daily_ics.filter(pl.col("model").is_in([*members, baseline]))  # the baseline may be a pseudo-model
     rows = []
     for d in days:
         w = gated_weights_for_day(
