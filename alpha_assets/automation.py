@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from dagster import AssetKey, AutomationCondition, AutomationContext, AutomationResult
+from dagster import (
+    AssetKey,
+    AutomationCondition,
+    AutomationContext,
+    AutomationResult,
+    TimeWindowPartitionsDefinition,
+)
 
 from partitions import DAILY_PARTITIONS, LABEL_HORIZONS
 
@@ -46,7 +52,7 @@ class DayDelivered(AutomationCondition):
         if context.key == PRICES or not candidates.is_partitioned or not graph.has(PRICES):
             return AutomationResult(context=context, true_subset=candidates)
         prices_def = graph.get(PRICES).partitions_def
-        if prices_def not in DAILY_PARTITIONS or context.partitions_def not in DAILY_PARTITIONS:
+        if not (_on_trading_days(prices_def) and _on_trading_days(context.partitions_def)):
             return AutomationResult(context=context, true_subset=candidates)
         keys = candidates.expensively_compute_partition_keys()
         if not keys:
@@ -58,6 +64,17 @@ class DayDelivered(AutomationCondition):
         return AutomationResult(
             context=context, true_subset=candidates.compute_intersection_with_partition_keys(delivered)
         )
+
+
+def _on_trading_days(pdef) -> bool:
+    """Whether ``pdef`` is a trading-day partitioning (``partitions.DAILY_PARTITIONS``, whatever its start), compared
+    by its calendar, not by identity or equality: the daemon evaluates the sensor on the asset graph the code server
+    sends, whose partitions definitions are rebuilt objects. (Comparing with the module's objects there switched this
+    condition off in the production deployment, and a new day's feature matrix ran before its price features.)"""
+    return isinstance(pdef, TimeWindowPartitionsDefinition) and any(
+        (pdef.cron_schedule, pdef.timezone, pdef.fmt) == (d.cron_schedule, d.timezone, d.fmt)
+        for d in DAILY_PARTITIONS
+    )
 
 
 downstream = (
