@@ -112,8 +112,9 @@ trading_days = _trading_days(partitions_start())
 # are meant to start where a model can exist (``model_start``), so the UI does not count a year of impossible days
 # as missing. NOT ENABLED: with two daily partitionings the automation sensor split a new day's requests into runs
 # per partitioning and launched features/feature_matrix before the same day's price_features existed (the prod e2e,
-# session 19: the run failed, a later one repaired it). Until the automation holds a day's chain together across
-# them, the model layer keeps the data layer's days: ``_trading_days(model_start(partitions_start()))`` turns it on.
+# session 19: the run failed, a later one repaired it; the race showed once more with the split off). Until the
+# automation holds a day's chain together, the model layer keeps the data layer's days:
+# ``_trading_days(model_start(partitions_start()))`` turns it on.
 model_days = trading_days
 DAILY_PARTITIONS = (trading_days, model_days)
 monthly_training = MonthlyPartitionsDefinition(start_date=partitions_start().replace(day=1).isoformat())
