@@ -68,9 +68,9 @@ class DayDelivered(AutomationCondition):
 
 def _on_trading_days(pdef) -> bool:
     """Whether ``pdef`` is a trading-day partitioning (``partitions.DAILY_PARTITIONS``, whatever its start), compared
-    by its calendar, not by identity or equality: the daemon evaluates the sensor on the asset graph the code server
-    sends, whose partitions definitions are rebuilt objects. (Comparing with the module's objects there switched this
-    condition off in the production deployment, and a new day's feature matrix ran before its price features.)"""
+    by its calendar (cron, timezone, format) rather than by equality, so a daily partitioning with another start
+    (``partitions.model_days`` when it is turned on) counts too. Equality survives Dagster's snapshot round-trip, so
+    this is not what caused the feature-matrix race seen in the production e2e (see features.matrix)."""
     return isinstance(pdef, TimeWindowPartitionsDefinition) and any(
         (pdef.cron_schedule, pdef.timezone, pdef.fmt) == (d.cron_schedule, d.timezone, d.fmt)
         for d in DAILY_PARTITIONS
