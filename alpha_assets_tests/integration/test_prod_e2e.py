@@ -622,4 +622,39 @@ def _failures(instance) -> str:
             out.append(
                 f"{r.run_id[:8]} {r.job_name} {e.step_key}: {str(e.dagster_event.event_specific_data)[:1500]}"
             )
-    return "\n".join(out) or "(no failed run)"
+    return "\n".join(out or ["(no failed run)"]) + "\n" + _run_history(instance)
+
+
+def _run_history(instance) -> str:
+    """Every run in launch order: what it was asked to do, by whom (sensor, backfill) and when it started and
+    ended. The database is dropped after the test, so a race between runs (e.g. a day's feature matrix launched
+    before its price features) can only be reconstructed from this."""
+    rows = []
+    for rec in sorted(instance.get_run_records(), key=lambda r: r.create_timestamp):
+        r, t = rec.dagster_run, rec.dagster_run.tags
+        part = t.get("dagster/partition") or "..".join(
+            filter(
+                None,
+                (t.get("dagster/asset_partition_range_start"), t.get("dagster/asset_partition_range_end")),
+            )
+        )
+        keys = sorted("/".join(k.path) for k in (r.asset_selection or []))
+        by = t.get("dagster/backfill") or t.get("dagster/sensor_name") or t.get("dagster/tick") or "-"
+        when = " ".join(_clock(x) for x in (rec.create_timestamp, rec.start_time, rec.end_time))
+        rows.append(
+            f"{r.run_id[:8]} {r.status.value:<8} {part or '-':<23} by {by[:24]:<24} {when}"
+            + f" {r.job_name} {','.join(keys)[:400]}"
+        )
+    return (
+        "run history (id, status, partition, launched by, created/started/ended, job, assets):\n"
+        + "\n".join(rows)
+    )
+
+
+def _clock(x) -> str:
+    """A run record's time (a datetime or a unix timestamp) as HH:MM:SS UTC, '-' when unset."""
+    if x is None:
+        return "-"
+    if not hasattr(x, "strftime"):
+        x = datetime.fromtimestamp(x, tz=timezone.utc)
+    return x.strftime("%H:%M:%S")
