@@ -66,7 +66,11 @@ def _env(home: Path) -> None:
 
 
 def world_key(seed: int, strength: float, tickers: int, days: int) -> str:
-    return f"seed{seed}_k{strength:g}_{tickers}x{days}"
+    """The cache folder of a world: its seed, strength, size and the simulator's version (a world built by an older
+    simulator is built again, never reused)."""
+    from alpha_assets.world.simulate import SIMULATOR_VERSION
+
+    return f"seed{seed}_k{strength:g}_{tickers}x{days}_sim{SIMULATOR_VERSION}"
 
 
 def build_world(seed: int, strength: float, tickers: int, days: int, cache: Path) -> dict:
