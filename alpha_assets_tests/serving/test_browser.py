@@ -1,7 +1,8 @@
 """Browser tests in headless Chromium (Debian's /usr/bin/chromium driven by Playwright's Python package; never
 ``playwright install``): every dashboard page renders its charts with data and no console error; with API keys
-a visitor without one is refused and a PM signs in with hers; the Dagster UI
-shows the asset graph and materializes a partition from its own "Materialize" dialog.
+a visitor without one is refused and a PM signs in with hers; the Reports page shows each stored plot with its
+picture loaded (the stored PNG's bytes and size), refuses a visitor without a key and shows its hint over an empty
+store; the Dagster UI shows the asset graph and materializes a partition from its own "Materialize" dialog.
 
 Also a script for the README's pictures: ``ALPHA_SERVING_URL=... python -m alpha_assets_tests.serving.test_browser
 --screenshots docs/img`` writes dashboard_fund.png and dashboard_book.png from a running dashboard.
@@ -16,7 +17,9 @@ import os
 import subprocess
 import sys
 import time
+from datetime import date
 from pathlib import Path
+from urllib.parse import urlparse
 
 import httpx
 import pytest
@@ -30,6 +33,9 @@ PAGES = ["/", "/book", "/risk", "/models", "/pipeline"]
 TRACES_JS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(d => ({
     id: d.id, traces: (d.data || []).length,
     points: (d.data || []).reduce((n, t) => n + ((t.y || t.x || []).length || 0), 0)}))"""
+# what the browser made of each picture on the page (naturalWidth 0: not loaded, or not an image)
+IMAGES_JS = """() => [...document.querySelectorAll('main img')].map(i => ({
+    src: new URL(i.src).pathname, alt: i.alt, complete: i.complete, width: i.naturalWidth, height: i.naturalHeight}))"""
 
 needs_chromium = pytest.mark.skipif(
     not Path(CHROMIUM).exists(),
@@ -180,6 +186,142 @@ def test_the_dashboard_refuses_a_visitor_without_a_key_and_signs_in_a_pm_with_on
         page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length > 0")
         assert page.inner_text("h1").startswith("Pipeline on")
         context.close()
+
+
+# the Reports page's plots: name -> (title, asset that drew it); a title with characters HTML must escape
+PLOTS = {"hrp_dendrogram": ("HRP cluster tree, long book 2024-01-04", "portfolio/target_weights"),
+         "summary_plot": ("mean |SHAP| <top 10> & the rest, 2024-01-04", "models/shap_values"),
+         "ic_over_time": ("IC over time", "reports/model_report")}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def reports_store(tmp_path_factory) -> dict:
+    """A serving store with published days and the PLOTS, each a real PNG written by ``store.write_plot`` (as the
+    assets that draw them do): {'url', 'png': name -> bytes}."""
+    from alpha_assets.serving import store
+    from alpha_assets_tests.serving.synthetic import fill_store
+    from alpha_assets_tests.serving.test_reports import png
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('reports') / 'serving.db'}"
+    eng = store.serving_engine(url)
+    fill_store(eng, names=6, days=3, seed=2)
+    pictures = {}
+    for name, (title, asset) in PLOTS.items():
+        pictures[name] = png(name)
+        store.write_plot(
+            eng, name, title, asset, pictures[name], partition="2024-01-04", trade_date=date(2024, 1, 4)
+        )
+    eng.dispose()
+    return {"url": url, "png": pictures}
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from a PNG's IHDR chunk."""
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def record_pictures(page) -> dict:
+    """The page's responses to /reports/<name>.png requests, by path, as the browser received them."""
+    served: dict = {}
+
+    def record(response) -> None:
+        if response.url.endswith(".png"):
+            served[urlparse(response.url).path] = response
+
+    page.on("response", record)
+    return served
+
+
+def loaded_pictures(page) -> list[dict]:
+    """Scroll each picture of the page into view (they load lazily, as a reader scrolls down), wait until the browser
+    is done with every one (loaded or broken); returns what it made of them (IMAGES_JS)."""
+    imgs = page.locator("main img")
+    for i in range(imgs.count()):
+        imgs.nth(i).scroll_into_view_if_needed(timeout=30_000)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('main img')].every(i => i.complete)", timeout=60_000
+    )
+    return page.evaluate(IMAGES_JS)
+
+
+def assert_every_plot_shown_and_loaded(page, pictures: dict[str, bytes], served: dict) -> None:
+    """Each plot's title and asset in its section, and its picture loaded in the browser: the stored PNG's size, from
+    the stored bytes, served as image/png."""
+    for name, (title, asset) in PLOTS.items():
+        section = page.locator(f"section#{name}")
+        assert section.locator("h2").inner_text() == title, name
+        assert asset in section.inner_text() and "day 2024-01-04" in section.inner_text(), name
+    images = {i["src"]: i for i in loaded_pictures(page)}
+    assert sorted(images) == sorted(f"/reports/{n}.png" for n in PLOTS), images
+    for name, (title, _) in PLOTS.items():
+        img = images[f"/reports/{name}.png"]
+        assert img["complete"] and img["width"] > 0, f"{name}: the picture did not load: {img}"
+        assert (img["width"], img["height"]) == png_size(pictures[name]) and img["alt"] == title, img
+        response = served[f"/reports/{name}.png"]
+        assert response.status == 200 and response.headers["content-type"] == "image/png", name
+        assert response.body() == pictures[name], f"{name}: the bytes served are not the stored picture"
+
+
+@needs_chromium
+@pytest.mark.service
+def test_reports_page_shows_every_stored_plot_with_its_picture_loaded(reports_store):
+    with dashboard_server(reports_store["url"]) as base, browser() as b:
+        page = b.new_page(viewport={"width": 1400, "height": 1000})
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        served = record_pictures(page)
+        assert page.goto(f"{base}/reports", wait_until="networkidle").status == 200
+        assert page.inner_text("h1") == "Reports" and page.inner_text("nav a.on") == "Reports"
+        assert_every_plot_shown_and_loaded(page, reports_store["png"], served)
+        # the contents line links to each plot's anchor (the link in the asset's Dagster metadata)
+        page.get_by_role("link", name=PLOTS["summary_plot"][0]).click()
+        assert page.url == f"{base}/reports#summary_plot"
+        assert errors == [], errors
+        page.close()
+
+
+@needs_chromium
+@pytest.mark.service
+def test_reports_page_refuses_a_visitor_without_a_key_and_shows_a_pm_the_pictures(reports_store):
+    from alpha_assets.serving.security import key_line
+
+    pm = "ak_browser-pm-key"
+    keys = key_line("pm1", "reader", pm)
+    with dashboard_server(reports_store["url"], ALPHA_API_KEYS=keys) as base, browser() as b:
+        page = b.new_page()
+        refused = page.goto(f"{base}/reports", wait_until="networkidle")
+        assert refused.status == 401 and page.inner_text("#refused").startswith("no credentials")
+        assert page.query_selector("img") is None and PLOTS["ic_over_time"][0] not in page.content()
+        # nor is a picture served by its address
+        picture = page.goto(f"{base}/reports/ic_over_time.png", wait_until="networkidle")
+        assert picture.status == 401 and page.inner_text("#refused").startswith("no credentials")
+        assert picture.body() != reports_store["png"]["ic_over_time"]
+        # signed in from the form, the PM is back on /reports and her browser loads every picture (with the cookie)
+        page.goto(f"{base}/reports", wait_until="networkidle")
+        served = record_pictures(page)
+        page.fill("input[name=key]", pm)
+        with page.expect_navigation(wait_until="networkidle"):
+            page.click("button")
+        assert page.url == f"{base}/reports" and page.inner_text("h1") == "Reports"
+        assert_every_plot_shown_and_loaded(page, reports_store["png"], served)
+        page.close()
+
+
+@needs_chromium
+@pytest.mark.service
+def test_reports_page_over_an_empty_store_shows_its_hint(tmp_path):
+    from alpha_assets.serving.dashboard import NO_PLOTS
+
+    with dashboard_server(f"sqlite:///{tmp_path}/serving.db") as base, browser() as b:
+        page = b.new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        assert page.goto(f"{base}/reports", wait_until="networkidle").status == 200
+        hint = page.inner_text(".empty")
+        assert hint == NO_PLOTS and hint.startswith("no plots in the serving store yet"), hint
+        assert page.query_selector("main img") is None and "Traceback" not in page.content() and errors == []
+        page.close()
 
 
 @contextlib.contextmanager
