@@ -108,14 +108,12 @@ def model_start(lake_start: date) -> date:
 
 
 trading_days = _trading_days(partitions_start())
-# The daily assets that need a trained model (scores, books, risk, orders, model monitoring, marts, publication)
-# are meant to start where a model can exist (``model_start``), so the UI does not count a year of impossible days
-# as missing. NOT ENABLED: with two daily partitionings the automation sensor split a new day's requests into runs
-# per partitioning and launched features/feature_matrix before the same day's price_features existed (the prod e2e,
-# session 19: the run failed, a later one repaired it; the race showed once more with the split off). Until the
-# automation holds a day's chain together, the model layer keeps the data layer's days:
-# ``_trading_days(model_start(partitions_start()))`` turns it on.
-model_days = trading_days
+# The daily assets that need a trained model (scores, books, risk, orders, model monitoring, marts, publication):
+# their partitions start where a model can exist, so the UI does not count a year of impossible days as missing.
+# (Turned off for a while in session 19: the production e2e saw the automation launch a day's feature matrix before
+# that day's price features, with and without this split; features.matrix.SAME_DAY_PRICE_FEATURES now holds a day's
+# matrix until its price features exist or are requested in the same tick, which puts both in one run or backfill.)
+model_days = _trading_days(model_start(partitions_start()))
 DAILY_PARTITIONS = (trading_days, model_days)
 monthly_training = MonthlyPartitionsDefinition(start_date=partitions_start().replace(day=1).isoformat())
 

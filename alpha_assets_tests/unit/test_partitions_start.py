@@ -80,13 +80,14 @@ def test_the_first_trainable_block_is_the_first_quarter_with_a_training_year_bef
     assert first_trainable_block(date(2024, 3, 4)) == "2025-04-01"  # 2025-01-01 has 207 sessions before it
 
 
-def test_training_blocks_start_where_a_model_can_exist_and_the_daily_layers_share_the_lakes_days(tmp_path):
-    """The training blocks start at the first block a lake can train (a year of history before it), so the UI does
-    not offer impossible blocks. The daily model layer keeps the data layer's days for now (partitions.model_days:
-    its own later start made the automation launch a day's feature matrix before its price features)."""
+def test_model_and_serving_assets_start_where_a_model_can_exist_and_the_cli_says_so(tmp_path):
+    """The data layer starts at the lake's first session; the model layer (scores, book, risk, monitoring, marts,
+    publication) and the training blocks start at the first session a trained model can exist, so the UI does not
+    count a year of impossible days as missing. A CLI range before it is refused in one line."""
     env = {"PATH": str(Path(sys.executable).parent), "ALPHA_HOME": str(tmp_path), "HOME": str(tmp_path),
            "ALPHA_PARTITIONS_START": "2024-03-04", "DAGSTER_HOME": str(tmp_path / "dagster")}  # fmt: skip
     (tmp_path / "dagster").mkdir()
+    (tmp_path / "landing").mkdir()
     probe = """
 from alpha_assets.definitions import build_definitions
 graph = build_definitions().resolve_asset_graph()
@@ -100,7 +101,15 @@ for key in ("raw/prices", "features/feature_matrix", "features/labels", "models/
                          text=True)  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     first = dict(line.split() for line in out.stdout.strip().splitlines())
-    assert (
-        first.pop("models/alpha_models") == "2025-04-01"
-    )  # the first trainable block, not the lake's quarter
-    assert set(first.values()) == {"2024-03-04"}, first  # every daily asset on the lake's days
+    assert first["raw/prices"] == first["features/feature_matrix"] == first["features/labels"] == "2024-03-04"
+    model = {k: v for k, v in first.items() if k.split("/")[0] in ("models", "portfolio", "risk", "monitoring",
+                                                                   "serving") and k != "models/alpha_models"}  # fmt: skip
+    assert set(model.values()) == {"2025-04-01"}, first
+    assert first["models/alpha_models"] == "2025-04-01"  # the first training block
+
+    cli = subprocess.run([sys.executable, "-W", "ignore", "-m", "alpha_assets.cli", "materialize", "--job",
+                          "daily_book", "--from", "2024-06-03", "--to", "2024-06-07"], cwd=REPO, env=env,
+                         capture_output=True, text=True)  # fmt: skip
+    assert cli.returncode == 2, (cli.stdout, cli.stderr[-3000:])
+    assert "Traceback" not in cli.stderr
+    assert "daily_book starts at 2025-04-01" in cli.stderr and "--from 2025-04-01" in cli.stderr, cli.stderr
