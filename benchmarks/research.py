@@ -82,6 +82,7 @@ def build_world(seed: int, strength: float, tickers: int, days: int, cache: Path
     if all(f.exists() for f in files.values()):
         return {"dir": out, "built_seconds": None, **{n: f for n, f in files.items()}}
     t0 = time.perf_counter()
+    cache.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="research_home_", dir=cache))
     try:
         _env(tmp)

@@ -127,3 +127,43 @@ def test_a_new_session_waits_for_its_own_prices_before_the_automation_builds_it(
     instance.report_runless_asset_event(AssetMaterialization(PRICES, partition="2026-11-30"))
     got, cursor = requested(cursor, datetime(2026, 11, 30, 22))
     assert got == ["2026-11-30"]
+
+
+def test_a_days_feature_matrix_waits_for_that_days_price_features():
+    """The race the production e2e saw: the automation launched a day's feature matrix while that day's price
+    features were missing and not being built (held back, e.g. by another day's price correction in progress), and
+    the run failed. The matrix now waits until its day's price features exist or are requested in the same tick,
+    which puts both in one run (or one backfill)."""
+    from dagster import AssetSelection
+
+    from alpha_assets.features.matrix import SAME_DAY_PRICE_FEATURES
+    from partitions import feature_lookback
+
+    features_key, matrix_key = (
+        AssetKey(["features", "price_features"]),
+        AssetKey(["features", "feature_matrix"]),
+    )
+    defs, instance, _, days = prices_and_reader(features_key, feature_lookback)
+
+    @asset(key=matrix_key, partitions_def=trading_days, automation_condition=SAME_DAY_PRICE_FEATURES,
+           ins={"price_features": AssetIn(key=features_key)})  # fmt: skip
+    def matrix(price_features):
+        return 1
+
+    for d in days:
+        instance.report_runless_asset_event(AssetMaterialization(matrix_key, partition=d.isoformat()))
+    defs = Definitions(assets=[*defs.assets, matrix])
+    cursor = evaluate_automation_conditions(defs, instance, evaluation_time=datetime(2026, 11, 27, 22)).cursor
+    # Monday's prices land; its price features are not built in this tick (only the matrix is evaluated)
+    instance.report_runless_asset_event(AssetMaterialization(PRICES, partition="2026-11-30"))
+
+    def requested(selection):
+        result = evaluate_automation_conditions(defs, instance, cursor=cursor, asset_selection=selection,
+                                                evaluation_time=datetime(2026, 11, 30, 22))  # fmt: skip
+        return {r.key: sorted(r.true_subset.expensively_compute_partition_keys()) for r in result.results}
+
+    assert (
+        requested(AssetSelection.assets(matrix_key)).get(matrix_key) == []
+    )  # no matrix over missing features
+    both = requested(AssetSelection.assets(features_key, matrix_key))  # the same tick builds both, in order
+    assert both[features_key] == both[matrix_key] == ["2026-11-30"]
