@@ -66,6 +66,78 @@ class DayDelivered(AutomationCondition):
         )
 
 
+class SameDayParentsReady(AutomationCondition):
+    """True for a session whose automated parents are materialized for that same session, or (on the same
+    partitioning) requested with it in this tick.
+
+    The dependency conditions say "a parent was updated", not "the day's own input is there": a new day's prices
+    updated the book's lookback windows, so the automation built a new day's book, risk and orders before that day's
+    scores existed, and again after them (the production e2e: the book chain of a new day ran three to four times).
+    A parent counts when it is read on the day itself, alone or in a window that holds the day; only the day is
+    required (a window also reaches days before the data starts). A parent on the same partitioning requested in the
+    same tick goes into the same run (or backfill), which orders the steps; a parent on another partitioning (the
+    data layer under the model layer's ``partitions.model_days``) would go into another run, so it must exist first.
+    Parents without automation are not required (a vendor's raw table: a vendor that is down must not stop the
+    book)."""
+
+    @property
+    def name(self) -> str:
+        return "same_day_parents_ready"
+
+    @property
+    def description(self) -> str:
+        return "the session's own automated inputs exist (or are requested with it)"
+
+    @property
+    def requires_cursor(self) -> bool:
+        return False
+
+    async def evaluate(self, context: AutomationContext) -> AutomationResult:
+        candidates = context.candidate_subset
+        parents = same_day_parents(context.asset_graph, context.key)
+        if not parents or not candidates.is_partitioned or not _on_trading_days(context.partitions_def):
+            return AutomationResult(context=context, true_subset=candidates)
+        keys = set(candidates.expensively_compute_partition_keys())
+        view = context.asset_graph_view
+        for parent in sorted(parents, key=lambda k: k.to_user_string()):
+            if not keys:
+                break
+            pdef = context.asset_graph.get(parent).partitions_def
+            known = {
+                k for k in keys if pdef.has_partition_key(k)
+            }  # a day before the parent's first: never there
+            wanted = view.get_subset_from_partition_keys(parent, pdef, known)
+            absent = await view.compute_missing_subset(key=parent, from_subset=wanted)
+            missing = set(absent.expensively_compute_partition_keys()) | (keys - known)
+            requested = context.request_subsets_by_key.get(parent)
+            if requested is not None and pdef == context.partitions_def:
+                missing -= set(requested.expensively_compute_partition_keys())
+            keys -= missing
+        return AutomationResult(
+            context=context, true_subset=candidates.compute_intersection_with_partition_keys(keys)
+        )
+
+
+def same_day_parents(graph, key: AssetKey) -> set[AssetKey]:
+    """The automated daily parents ``key`` reads on its own session, alone or in a window that holds it."""
+    from dagster import IdentityPartitionMapping, TimeWindowPartitionMapping
+
+    out = set()
+    for parent in graph.get(key).parent_keys:
+        if not graph.has(parent):
+            continue
+        node = graph.get(parent)
+        if node.automation_condition is None or not _on_trading_days(node.partitions_def):
+            continue
+        mapping = graph.get_partition_mapping(key, parent)
+        if isinstance(mapping, IdentityPartitionMapping) or (
+            isinstance(mapping, TimeWindowPartitionMapping)
+            and mapping.start_offset <= 0 <= mapping.end_offset
+        ):
+            out.add(parent)
+    return out
+
+
 def _on_trading_days(pdef) -> bool:
     """Whether ``pdef`` is a trading-day partitioning (``partitions.DAILY_PARTITIONS``, whatever its start), compared
     by its calendar (cron, timezone, format) rather than by equality, so a daily partitioning with another start
@@ -89,6 +161,7 @@ downstream = (
         & ~AutomationCondition.any_deps_in_progress()
         & ~AutomationCondition.in_progress()
     )
-    # last: it reads the instance for the few candidates the conditions before it left
+    # last: they read the instance for the few candidates the conditions before them left
     & DayDelivered()
+    & SameDayParentsReady()
 ).with_label("downstream_of_new_vendor_data")

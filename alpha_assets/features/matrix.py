@@ -26,8 +26,6 @@ from dagster import (
     AssetExecutionContext,
     AssetIn,
     AssetKey,
-    AssetSelection,
-    AutomationCondition,
     BackfillPolicy,
     Config,
     Failure,
@@ -56,15 +54,6 @@ from resources.lake_resource import DeltaLakeResource
 FEATURE_MATRIX = AssetKey(["features", "feature_matrix"])
 ALT_FEATURES = AssetKey(["features", "alt_features"])
 PRICE_COLUMNS = ("trade_date", "ticker", "open", "high", "low", "close", "volume")
-# The automation's rule plus: the day's own price features exist or are requested in the same tick. The production
-# e2e saw the sensor launch a new day's matrix before its price features (the run failed, a later one repaired it).
-SAME_DAY_PRICE_FEATURES = (
-    downstream
-    & ~AutomationCondition.any_deps_match(
-        AutomationCondition.missing() & ~AutomationCondition.will_be_requested()
-    ).allow(AssetSelection.assets(AssetKey(["features", "price_features"])))
-).with_label("downstream_of_new_vendor_data_after_its_price_features")
-
 alt_history = TimeWindowPartitionMapping(
     start_offset=-matrix_lookback_sessions(), end_offset=0, allow_nonexistent_upstream_partitions=True
 )
@@ -159,7 +148,7 @@ def _jsonable(findings: list[dict]) -> list[dict]:
     metadata={"partition_expr": "trade_date"},
     group_name="features",
     kinds={"polars", "delta"},
-    automation_condition=SAME_DAY_PRICE_FEATURES,
+    automation_condition=downstream,
     check_specs=[
         AssetCheckSpec(
             "no_leakage",

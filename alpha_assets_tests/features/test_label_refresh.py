@@ -133,10 +133,9 @@ def test_a_days_feature_matrix_waits_for_that_days_price_features():
     """The race the production e2e saw: the automation launched a day's feature matrix while that day's price
     features were missing and not being built (held back, e.g. by another day's price correction in progress), and
     the run failed. The matrix now waits until its day's price features exist or are requested in the same tick,
-    which puts both in one run (or one backfill)."""
+    which puts both in one run (or one backfill): ``automation.SameDayParentsReady``."""
     from dagster import AssetSelection
 
-    from alpha_assets.features.matrix import SAME_DAY_PRICE_FEATURES
     from partitions import feature_lookback
 
     features_key, matrix_key = (
@@ -145,7 +144,7 @@ def test_a_days_feature_matrix_waits_for_that_days_price_features():
     )
     defs, instance, _, days = prices_and_reader(features_key, feature_lookback)
 
-    @asset(key=matrix_key, partitions_def=trading_days, automation_condition=SAME_DAY_PRICE_FEATURES,
+    @asset(key=matrix_key, partitions_def=trading_days, automation_condition=downstream,
            ins={"price_features": AssetIn(key=features_key)})  # fmt: skip
     def matrix(price_features):
         return 1
@@ -167,3 +166,39 @@ def test_a_days_feature_matrix_waits_for_that_days_price_features():
     )  # no matrix over missing features
     both = requested(AssetSelection.assets(features_key, matrix_key))  # the same tick builds both, in order
     assert both[features_key] == both[matrix_key] == ["2026-11-30"]
+
+
+def test_a_days_book_waits_for_that_days_scores_on_another_partitioning_until_they_exist():
+    """The book chain of a new day ran before that day's scores existed and again after them (prod e2e). A parent on
+    another partitioning (the data layer under the model layer's later-starting days) goes into another run, so
+    being requested in the same tick is not enough: the day waits until the parent exists."""
+    from partitions import _trading_days
+
+    scores_key, book_key = AssetKey(["models", "alpha_scores"]), AssetKey(["portfolio", "target_weights"])
+    defs, instance, _, days = prices_and_reader(scores_key, None)
+    later_days = _trading_days(days[10])
+
+    @asset(key=book_key, partitions_def=later_days, automation_condition=downstream,
+           ins={"scores": AssetIn(key=scores_key), "prices": AssetIn(key=PRICES, partition_mapping=None)})  # fmt: skip
+    def book(scores, prices):
+        return 1
+
+    for d in days[10:]:
+        instance.report_runless_asset_event(AssetMaterialization(book_key, partition=d.isoformat()))
+    defs = Definitions(assets=[*defs.assets, book])
+    cursor = evaluate_automation_conditions(defs, instance, evaluation_time=datetime(2026, 11, 27, 22)).cursor
+    instance.report_runless_asset_event(AssetMaterialization(PRICES, partition="2026-11-30"))
+
+    def requested(cursor):
+        result = evaluate_automation_conditions(
+            defs, instance, cursor=cursor, evaluation_time=datetime(2026, 11, 30, 22)
+        )
+        return {
+            r.key: sorted(r.true_subset.expensively_compute_partition_keys()) for r in result.results
+        }, result.cursor
+
+    got, cursor = requested(cursor)
+    assert got[scores_key] == ["2026-11-30"] and got[book_key] == []  # the scores first, in their own run
+    instance.report_runless_asset_event(AssetMaterialization(scores_key, partition="2026-11-30"))
+    got, cursor = requested(cursor)
+    assert got[book_key] == ["2026-11-30"]  # then the book, once
