@@ -103,9 +103,8 @@ class SameDayParentsReady(AutomationCondition):
             if not keys:
                 break
             pdef = context.asset_graph.get(parent).partitions_def
-            known = {
-                k for k in keys if pdef.has_partition_key(k)
-            }  # a day before the parent's first: never there
+            # a day before the parent's first partition is never there
+            known = {k for k in keys if pdef.has_partition_key(k)}
             wanted = view.get_subset_from_partition_keys(parent, pdef, known)
             absent = await view.compute_missing_subset(key=parent, from_subset=wanted)
             missing = set(absent.expensively_compute_partition_keys()) | (keys - known)
@@ -141,8 +140,7 @@ def same_day_parents(graph, key: AssetKey) -> set[AssetKey]:
 def _on_trading_days(pdef) -> bool:
     """Whether ``pdef`` is a trading-day partitioning (``partitions.DAILY_PARTITIONS``, whatever its start), compared
     by its calendar (cron, timezone, format) rather than by equality, so a daily partitioning with another start
-    (``partitions.model_days`` when it is turned on) counts too. Equality survives Dagster's snapshot round-trip, so
-    this is not what caused the feature-matrix race seen in the production e2e (see features.matrix)."""
+    (``partitions.model_days``) counts too."""
     return isinstance(pdef, TimeWindowPartitionsDefinition) and any(
         (pdef.cron_schedule, pdef.timezone, pdef.fmt) == (d.cron_schedule, d.timezone, d.fmt)
         for d in DAILY_PARTITIONS

@@ -111,8 +111,8 @@ trading_days = _trading_days(partitions_start())
 # The daily assets that need a trained model (scores, books, risk, orders, model monitoring, marts, publication):
 # their partitions start where a model can exist, so the UI does not count a year of impossible days as missing.
 # (Turned off for a while in session 19: the production e2e saw the automation launch a day's feature matrix before
-# that day's price features, with and without this split; features.matrix.SAME_DAY_PRICE_FEATURES now holds a day's
-# matrix until its price features exist or are requested in the same tick, which puts both in one run or backfill.)
+# that day's price features, with and without this split. automation.SameDayParentsReady now holds a day's asset
+# until its own automated inputs exist, or are requested with it on the same partitioning: one run or backfill.)
 model_days = _trading_days(model_start(partitions_start()))
 DAILY_PARTITIONS = (trading_days, model_days)
 monthly_training = MonthlyPartitionsDefinition(start_date=partitions_start().replace(day=1).isoformat())
