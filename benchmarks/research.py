@@ -155,7 +155,7 @@ def run_world(seed: int, strength: float, args) -> dict:
     from alpha_assets.lib.models import research as rs
     from alpha_assets.lib.models.ensemble import LINEAR, LINEAR_MEMBERS, with_linear
     from alpha_assets.lib.models.walk_forward import WalkForwardConfig
-    from partitions import MAX_TRAIN_SESSIONS
+    from partitions import MAX_TRAIN_SESSIONS, MIN_HISTORY_SHARE
 
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
@@ -171,7 +171,9 @@ def run_world(seed: int, strength: float, args) -> dict:
     # as models.alpha_models: a training year at least, expanding up to MAX_TRAIN_SESSIONS of the world's history
     cfg = WalkForwardConfig(train_sessions=252, purge_sessions=5, label_horizon=5, validation_sessions=42,
                             max_train_sessions=MAX_TRAIN_SESSIONS)  # fmt: skip
-    splits = rs.quarter_splits(sessions, panel["trade_date"].unique().to_list(), cfg)
+    splits = rs.quarter_splits(
+        sessions, panel["trade_date"].unique().to_list(), cfg, min_history_share=MIN_HISTORY_SHARE
+    )
     kinds = [k for k in args.kinds.split(",") if k]
     preds = rs.walk_forward_predictions(panel, features, kinds, splits, label=args.label, budget=args.budget,
                                         threads=1, sessions=sessions)  # fmt: skip

@@ -12,6 +12,7 @@ import pytest
 
 from alpha_assets.lib.models import research as rs
 from alpha_assets.lib.models.walk_forward import WalkForwardConfig
+from partitions import MIN_HISTORY_SHARE
 
 from .synthetic import business_days, make_panel
 
@@ -25,7 +26,7 @@ def _panel(signal: float, seed: int) -> pl.DataFrame:
 
 def test_quarter_splits_train_before_each_quarter_with_the_purge():
     sessions = business_days(400)
-    splits = rs.quarter_splits(sessions, sessions, CFG)
+    splits = rs.quarter_splits(sessions, sessions, CFG, min_history_share=MIN_HISTORY_SHARE)
     assert splits and all(s.test_dates[0] == min(d for d in sessions if rs.quarter_start(d) ==
                                                 rs.quarter_start(s.test_dates[0])) for s in splits)  # fmt: skip
     for s in splits:
@@ -35,14 +36,14 @@ def test_quarter_splits_train_before_each_quarter_with_the_purge():
         assert {rs.quarter_start(d) for d in s.test_dates} == {rs.quarter_start(s.test_dates[0])}
     # a panel missing a third of a block's window does not train that block
     have = sessions[:100] + sessions[160:]
-    assert len(rs.quarter_splits(sessions, have, CFG)) < len(splits)
+    assert len(rs.quarter_splits(sessions, have, CFG, min_history_share=MIN_HISTORY_SHARE)) < len(splits)
 
 
 def test_walk_forward_ridge_finds_a_planted_signal_and_nothing_in_noise():
     for signal, check in ((0.1, lambda s: s["t_stat"] > 4), (0.0, lambda s: abs(s["t_stat"]) < 2.5)):
         panel = _panel(signal, seed=3 if signal else 4)
         sessions = panel["trade_date"].unique().sort().to_list()
-        splits = rs.quarter_splits(sessions, sessions, CFG)
+        splits = rs.quarter_splits(sessions, sessions, CFG, min_history_share=MIN_HISTORY_SHARE)
         preds = rs.walk_forward_predictions(panel, FEATURES, ["ridge"], splits, sessions=sessions)
         assert preds["trade_date"].min() >= splits[0].test_dates[0]  # out of sample only
         stats = rs.ic_stats(preds.select("trade_date", "ticker", "score"), panel)
@@ -63,7 +64,7 @@ def test_models_train_on_the_traded_next_day_return():
         pl.Series("fwd_ret_1", r1), pl.Series("fwd_ret_5", r1 + 1.0 * f1 + rng.normal(size=n))
     )
     sessions = panel["trade_date"].unique().sort().to_list()
-    splits = rs.quarter_splits(sessions, sessions, CFG)
+    splits = rs.quarter_splits(sessions, sessions, CFG, min_history_share=MIN_HISTORY_SHARE)
     ranked = rank_label(panel, TRAIN_LABEL)  # the production target
     assert ranked["target"].to_list() == rs.ranked_target(panel, "fwd_ret_1")["target"].to_list()
     preds = rs.walk_forward_predictions(

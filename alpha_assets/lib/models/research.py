@@ -5,7 +5,7 @@ It mirrors ``models.alpha_models`` / ``models.alpha_scores`` without Dagster or 
 (``benchmarks/research.py``) and the tests can run it over many worlds in minutes:
 
 - ``quarter_splits``: one test block per calendar quarter, trained on the ``train_sessions`` sessions that end
-  ``purge_sessions`` before it (a block trains when the panel holds >= 90% of that window, as in production);
+  ``purge_sessions`` before it (a block trains when the panel holds ``min_history_share`` of that window, as in production);
 - ``walk_forward_predictions``: each model fitted once per block on the whole training window (the fixed-budget
   fitting rule of ``alpha_assets.lib.models.learners``) and scored on the block's sessions only;
 - ``gated_ensemble``: the production gate (``ensemble.gated_weights``) on trailing ICs known before each day;
@@ -30,8 +30,6 @@ from alpha_assets.lib.models.ensemble import BASELINE, combine, gated_weights_fo
 from alpha_assets.lib.models.metrics import cross_sectional_rank, daily_ic, ic_summary
 from alpha_assets.lib.models.walk_forward import BlockSplit, WalkForwardConfig, block_split
 
-MIN_HISTORY_SHARE = 0.9  # as models.training: a block trains on >= 90% of its window
-
 
 def quarter_start(d: date) -> date:
     return date(d.year, 3 * ((d.month - 1) // 3) + 1, 1)
@@ -46,10 +44,15 @@ def training_window(split: BlockSplit, sessions: Sequence[date]) -> list[date]:
 
 
 def quarter_splits(
-    sessions: Sequence[date], have: Iterable[date], cfg: WalkForwardConfig = WalkForwardConfig()
+    sessions: Sequence[date],
+    have: Iterable[date],
+    cfg: WalkForwardConfig = WalkForwardConfig(),
+    *,
+    min_history_share: float,
 ) -> list[BlockSplit]:
     """One purged split per calendar quarter of ``sessions`` whose training window the panel (``have``: the dates
-    with rows) covers to >= ``MIN_HISTORY_SHARE``."""
+    with rows) covers to >= ``min_history_share`` (production's rule: ``partitions.MIN_HISTORY_SHARE``, passed in
+    because ``lib`` does not import ``partitions``)."""
     ss = sorted(set(sessions))
     have = set(have)
     quarters: dict[date, list[date]] = {}
@@ -62,7 +65,7 @@ def quarter_splits(
         except ValueError:
             continue
         window = training_window(split, ss)
-        if sum(d in have for d in window) >= MIN_HISTORY_SHARE * len(window) and any(
+        if sum(d in have for d in window) >= min_history_share * len(window) and any(
             d in have for d in split.test_dates
         ):
             out.append(split)
