@@ -17,7 +17,6 @@ from alpha_assets.models.definitions import DAILY_ASSETS as MODEL_DAILY_ASSETS
 from alpha_assets.monitoring.definitions import ASSETS as MONITORING_ASSETS
 from alpha_assets.monitoring.definitions import FRESHNESS
 from alpha_assets.portfolio.definitions import BOOK_ASSETS
-from partitions import model_days, trading_days, training_blocks
 
 DATA_ASSETS = [universe, prices, price_features, labels, *ALT_ASSETS, feature_matrix]
 DAILY_ASSETS = [*DATA_ASSETS, *MODEL_DAILY_ASSETS, *BOOK_ASSETS, *MONITORING_ASSETS]
@@ -29,10 +28,11 @@ EXPLAIN = AssetSelection.assets(*EXPLAIN_ASSETS)
 BLOCKS = AssetSelection.assets(*BLOCK_ASSETS)
 
 
-def _daily_job(name: str, assets: list, description: str, partitions_def=trading_days):
+def _daily_job(name: str, assets: list, description: str):
+    """A job over one partitioning's daily assets and their checks (Dagster infers the job's partitions from the
+    assets; unit/test_partitions_start.py pins which partitioning each job has)."""
     return _job(name, selection=AssetSelection.assets(*assets).without_checks()
-                | AssetSelection.checks_for_assets(*assets) - FRESHNESS,
-                partitions_def=partitions_def, description=description)  # fmt: skip
+                | AssetSelection.checks_for_assets(*assets) - FRESHNESS, description=description)  # fmt: skip
 
 
 # A Dagster job has one partitions definition, and the data layer's days start at the lake's first session while the
@@ -42,13 +42,13 @@ def _daily_job(name: str, assets: list, description: str, partitions_def=trading
 data_job = _daily_job("daily_data", DATA_ASSETS, "Vendor files to the feature matrix (no models needed).")
 book_job = _daily_job("daily_book", [*MODEL_DAILY_ASSETS, *BOOK_ASSETS, *MONITORING_ASSETS],
                       "Model scores, ensemble, books, risk, orders and monitoring over trained blocks (its partitions "
-                      "start at the first session a trained model can exist).", model_days)  # fmt: skip
-explain_job = _daily_job("explain", EXPLAIN_ASSETS, "SHAP and LIME for the days' books.", model_days)
+                      "start at the first session a trained model can exist).")  # fmt: skip
+explain_job = _daily_job("explain", EXPLAIN_ASSETS, "SHAP and LIME for the days' books.")
 # The CLI's `main`: these jobs in order over one range (alpha_assets.cli.materialize).
 MAIN_PARTS = ("daily_data", "daily_book")
 
 train_alpha_job = _job(
-    "train_alpha", selection=BLOCKS, partitions_def=training_blocks,
+    "train_alpha", selection=BLOCKS,
     description="Train a retraining block (a quarter): every model kind per recipe (the base recipe by default; "
     "the fusion encoder first when the recipes include fusion); "
     "each model an MLflow run and a registered version.",

@@ -7,14 +7,12 @@ from dagster import AssetSelection, Definitions, define_asset_job
 
 from alpha_assets.serving.assets import pipeline_runs, published
 from alpha_assets.serving.marts import marts
-from partitions import model_days
 
 ASSETS = [pipeline_runs, marts, published]
 
 serving_job = define_asset_job(
     "serving",
     selection=AssetSelection.assets(*ASSETS),
-    partitions_def=model_days,
     description="The days' pipeline log, dbt marts (built and tested) and their publication to the serving store.",
 )
 

@@ -113,3 +113,18 @@ for key in ("raw/prices", "features/feature_matrix", "features/labels", "models/
     assert cli.returncode == 2, (cli.stdout, cli.stderr[-3000:])
     assert "Traceback" not in cli.stderr
     assert "daily_book starts at 2025-04-01" in cli.stderr and "--from 2025-04-01" in cli.stderr, cli.stderr
+
+
+def test_each_job_has_its_layers_partitioning():
+    """The jobs set no ``partitions_def`` (deprecated in Dagster: inferred from the selected assets), so this pins
+    what is inferred: a job over assets of two partitionings, or of a changed one, fails here and not in the UI."""
+    import partitions
+    from alpha_assets.definitions import defs
+
+    resolved = defs() if callable(defs) else defs
+    jobs = {j.name: j.partitions_def for j in resolved.resolve_all_job_defs()}
+    expected = {"daily_data": partitions.trading_days, "daily_book": partitions.model_days,
+                "explain": partitions.model_days, "serving": partitions.model_days,
+                "train_alpha": partitions.training_blocks, "backtest_report": None, "model_report": None,
+                "train_models": None}  # fmt: skip
+    assert {name: jobs.get(name) for name in expected} == expected
