@@ -12,6 +12,7 @@ from dagster import (
     TimeWindowPartitionsDefinition,
 )
 
+from alpha_assets.keys import RAW_PRICES
 from partitions import DAILY_PARTITIONS, LABEL_HORIZONS
 
 # Missing partitions are filled over the last ~6 weeks only (not blocked by missing upstream partitions before the
@@ -21,7 +22,6 @@ RECENT = timedelta(days=45)
 # a re-run day (label_horizon reaches max(LABEL_HORIZONS) sessions ahead, ~1.5 calendar days per session).
 FORWARD_REACH = timedelta(days=int(max(LABEL_HORIZONS) * 1.5) + 5)
 # The day's own delivery: a session is a trading day for the platform once its prices are in the lake.
-PRICES = AssetKey(["raw", "prices"])
 
 
 class DayDelivered(AutomationCondition):
@@ -49,17 +49,17 @@ class DayDelivered(AutomationCondition):
     async def evaluate(self, context: AutomationContext) -> AutomationResult:
         candidates = context.candidate_subset
         graph = context.asset_graph
-        if context.key == PRICES or not candidates.is_partitioned or not graph.has(PRICES):
+        if context.key == RAW_PRICES or not candidates.is_partitioned or not graph.has(RAW_PRICES):
             return AutomationResult(context=context, true_subset=candidates)
-        prices_def = graph.get(PRICES).partitions_def
+        prices_def = graph.get(RAW_PRICES).partitions_def
         if not (_on_trading_days(prices_def) and _on_trading_days(context.partitions_def)):
             return AutomationResult(context=context, true_subset=candidates)
         keys = candidates.expensively_compute_partition_keys()
         if not keys:
             return AutomationResult(context=context, true_subset=candidates)
         view = context.asset_graph_view
-        wanted = view.get_subset_from_partition_keys(PRICES, prices_def, keys)
-        missing = await view.compute_missing_subset(key=PRICES, from_subset=wanted)
+        wanted = view.get_subset_from_partition_keys(RAW_PRICES, prices_def, keys)
+        missing = await view.compute_missing_subset(key=RAW_PRICES, from_subset=wanted)
         delivered = keys - set(missing.expensively_compute_partition_keys())
         return AutomationResult(
             context=context, true_subset=candidates.compute_intersection_with_partition_keys(delivered)

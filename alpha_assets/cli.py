@@ -569,9 +569,11 @@ def _run_job_range(home: AlphaHome, job, sessions: list[date], keys: list | None
             print(f"  (full tracebacks: the run's event log, run id {result.run_id})")
         for c in sorted({name for name, ok in checks if not ok}):
             print(f"  check not passed: {c}")
+    from alpha_assets.keys import RAW_PRICES
+
     failovers = (
         price_failovers(home, sessions[0], sessions[-1])
-        if not quiet and any(e.asset_key.to_user_string() == "raw/prices" for e in mats)
+        if not quiet and any(e.asset_key == RAW_PRICES for e in mats)
         else []
     )
     if not quiet and failovers:
@@ -1216,23 +1218,31 @@ def summary(home: AlphaHome) -> None:
 def _alt_quality() -> None:
     """The alt-data assets' latest error figures against the demo world's truth (from the demo-only truth
     checks' metadata, ``alpha_assets/altdata/truth.py``)."""
-    from dagster import AssetCheckKey, AssetKey, DagsterInstance
+    from dagster import AssetCheckKey, DagsterInstance
+
+    from alpha_assets.keys import (
+        RAW_CALL_SENTIMENT,
+        RAW_FILING_FEATURES,
+        RAW_OIL_TANK_LEVELS,
+        RAW_PARKING_LOT_COUNTS,
+    )
 
     wanted = {
-        ("raw/parking_lot_counts", "parking_count_error"): ("truth_count_mae_pct",
-                                                            "car count error {:.1f}% of the mean count"),
-        ("raw/oil_tank_levels", "tank_fill_error"): ("truth_fill_mae", "tank fill MAE {:.4f}"),
-        ("raw/call_sentiment", "call_sentiment_tracks_tone"): ("truth_spearman_call_sentiment",
-                                                               "call sentiment vs true tone Spearman {:.2f}"),
-        ("raw/filing_features", "filing_features_track_risk"): ("truth_spearman_risk_factors_negative_terms",
-                                                                "filing negative terms vs true risk Spearman {:.2f}"),
+        (RAW_PARKING_LOT_COUNTS, "parking_count_error"): (
+            "truth_count_mae_pct", "car count error {:.1f}% of the mean count"),
+        (RAW_OIL_TANK_LEVELS, "tank_fill_error"): ("truth_fill_mae", "tank fill MAE {:.4f}"),
+        (RAW_CALL_SENTIMENT, "call_sentiment_tracks_tone"): (
+            "truth_spearman_call_sentiment", "call sentiment vs true tone Spearman {:.2f}"),
+        (RAW_FILING_FEATURES, "filing_features_track_risk"): (
+            "truth_spearman_risk_factors_negative_terms",
+            "filing negative terms vs true risk Spearman {:.2f}"),
     }  # fmt: skip
     parts = []
     try:
         instance = DagsterInstance.get()
     except Exception:  # no instance configured: nothing to report
         return
-    keys = {AssetCheckKey(AssetKey(a.split("/")), c): v for (a, c), v in wanted.items()}
+    keys = {AssetCheckKey(a, c): v for (a, c), v in wanted.items()}
     latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(list(keys))
     for key, (field, fmt) in keys.items():
         rec = latest.get(key)

@@ -27,22 +27,29 @@ from dagster import (
 )
 
 from alpha_assets.automation import downstream
+from alpha_assets.keys import (
+    FEATURES_ALT_FEATURES,
+    RAW_CALL_SENTIMENT,
+    RAW_FILING_FEATURES,
+    RAW_OIL_TANK_LEVELS,
+    RAW_PARKING_LOT_COUNTS,
+    RAW_UNIVERSE,
+    RAW_WEB_SIGNALS,
+)
 from alpha_assets.lib.altdata.point_in_time import MAX_AGE_DAYS, TS, point_in_time, session_cutoffs
 from partitions import trading_days, window_dates
 from partitions.calendar import sessions_between
 from resources.lake_resource import DeltaLakeResource
 
-ALT_FEATURES = AssetKey(["features", "alt_features"])
-
-# (prefix in the feature table, raw table, source name for lags/ages, value columns)
-SOURCES: list[tuple[str, str, str, list[str]]] = [
-    ("parking", "parking_lot_counts", "parking", ["cars_per_store", "total_cars"]),
-    ("tanks", "oil_tank_levels", "tanks", ["mean_fill_ratio", "oil_m3", "utilisation"]),
-    ("call", "call_sentiment", "transcripts",
+# (prefix in the feature table, raw table's asset key, source name for lags/ages, value columns)
+SOURCES: list[tuple[str, AssetKey, str, list[str]]] = [
+    ("parking", RAW_PARKING_LOT_COUNTS, "parking", ["cars_per_store", "total_cars"]),
+    ("tanks", RAW_OIL_TANK_LEVELS, "tanks", ["mean_fill_ratio", "oil_m3", "utilisation"]),
+    ("call", RAW_CALL_SENTIMENT, "transcripts",
      ["call_sentiment", "management_sentiment", "prepared_sentiment", "qa_sentiment"]),
-    ("filing", "filing_features", "filings",
+    ("filing", RAW_FILING_FEATURES, "filings",
      ["risk_factors_sentiment", "mdna_sentiment", "risk_factors_words_change", "document_similarity", "mdna_fog"]),
-    ("web", "web_signals", "web", ["web_price_change", "mean_log_price", "out_of_stock_share"]),
+    ("web", RAW_WEB_SIGNALS, "web", ["web_price_change", "mean_log_price", "out_of_stock_share"]),
 ]  # fmt: skip
 
 
@@ -53,7 +60,8 @@ class AltFeaturesConfig(Config):
 def alt_sources_delivered(lake) -> list[str]:
     """The alt sources (feature prefixes) whose raw table holds at least one row, at any date."""
     return [p for p, table, _, _ in SOURCES
-            if lake.exists("raw", table) and lake.scan("raw", table).select("ticker").head(1).collect().height]  # fmt: skip
+            if lake.exists(*table.path)
+            and lake.scan(*table.path).select("ticker").head(1).collect().height]  # fmt: skip
 
 
 def alt_feature_frame(lake, start, end, max_age_days: dict[str, float]) -> tuple[pl.DataFrame, dict]:
@@ -70,9 +78,9 @@ def alt_feature_frame(lake, start, end, max_age_days: dict[str, float]) -> tuple
         # raw column -> name after the source prefix (call_sentiment -> call_sentiment, mdna_fog -> filing_mdna_fog)
         short = {v: v.removeprefix(f"{prefix}_") for v in values}
         cols = [f"{prefix}_{x}" for x in short.values()]
-        if lake.exists("raw", table):
+        if lake.exists(*table.path):
             lo = start - timedelta(days=int(age) + 2)
-            events = lake.read("raw", table, lo, end, columns=["ticker", "published_at", *values])
+            events = lake.read(*table.path, lo, end, columns=["ticker", "published_at", *values])
         else:
             events = pl.DataFrame(
                 schema={"ticker": pl.String, "published_at": TS, **dict.fromkeys(values, pl.Float64)}
@@ -96,8 +104,8 @@ def alt_feature_frame(lake, start, end, max_age_days: dict[str, float]) -> tuple
 
 
 @asset(
-    key=ALT_FEATURES,
-    deps=[AssetKey(["raw", t]) for _, t, _, _ in SOURCES] + [AssetKey(["raw", "universe"])],
+    key=FEATURES_ALT_FEATURES,
+    deps=[table for _, table, _, _ in SOURCES] + [RAW_UNIVERSE],
     partitions_def=trading_days,
     backfill_policy=BackfillPolicy.single_run(),
     metadata={"partition_expr": "trade_date"},
@@ -107,7 +115,7 @@ def alt_feature_frame(lake, start, end, max_age_days: dict[str, float]) -> tuple
     check_specs=[
         AssetCheckSpec(
             "alt_features_point_in_time",
-            asset=ALT_FEATURES,
+            asset=FEATURES_ALT_FEATURES,
             blocking=True,
             description="every value was published at or before its day's cut-off",
         ),

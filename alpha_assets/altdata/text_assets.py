@@ -26,7 +26,6 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
-    AssetKey,
     MetadataValue,
     Output,
     asset,
@@ -34,6 +33,7 @@ from dagster import (
 
 from alpha_assets.compute import NLP, vendor_backfill_policy
 from alpha_assets.intake import Intake, keep_table_rows
+from alpha_assets.keys import RAW_CALL_SENTIMENT, RAW_FILING_FEATURES, RAW_UNIVERSE
 from alpha_assets.lib.altdata import point_in_time as pit
 from alpha_assets.lib.altdata.nlp.filings import (
     SECTIONS,
@@ -58,9 +58,6 @@ from resources.lake_resource import DeltaLakeResource
 from resources.landing import VendorLanding
 
 TRANSCRIPTS, FILINGS = "transcripts", "filings"
-CALL_SENTIMENT = AssetKey(["raw", "call_sentiment"])
-FILING_FEATURES = AssetKey(["raw", "filing_features"])
-UNIVERSE = AssetKey(["raw", "universe"])
 MIN_PARSED_SHARE = 0.9  # documents_parsed warns below this share of the window's files
 CALL_LENGTH = timedelta(hours=1)  # an earnings call's event time is its end: start + a typical call's length
 _TOLERANCE = 1e-9  # float slack on range checks
@@ -268,8 +265,8 @@ def call_end_time(path: Path, d: date) -> datetime:
 
 
 @asset(
-    key=CALL_SENTIMENT,
-    deps=[UNIVERSE],  # the content check reads the point-in-time universe
+    key=RAW_CALL_SENTIMENT,
+    deps=[RAW_UNIVERSE],  # the content check reads the point-in-time universe
     partitions_def=trading_days,
     backfill_policy=vendor_backfill_policy(),
     op_tags=NLP.op_tags,
@@ -280,14 +277,14 @@ def call_end_time(path: Path, d: date) -> datetime:
     check_specs=[
         AssetCheckSpec(
             "call_sentiment_values_in_range",
-            asset=CALL_SENTIMENT,
+            asset=RAW_CALL_SENTIMENT,
             blocking=True,
             description="sentiments in [-1, 1], shares in [0, 1], no NaN/inf, one row per ticker-day, "
             "event and publication times set",
         ),
         AssetCheckSpec(
             "call_sentiment_documents_parsed",
-            asset=CALL_SENTIMENT,
+            asset=RAW_CALL_SENTIMENT,
             description=f"at least {MIN_PARSED_SHARE:.0%} of the window's transcripts parsed",
         ),
     ],
@@ -318,7 +315,7 @@ def call_sentiment(
         seconds = time.perf_counter() - t0
         _quarantine_errors(intake, TRANSCRIPTS, errors, located)
     df, new_rows = _table_rows(
-        intake, lake, TRANSCRIPTS, CALL_SENTIMENT, CALL_SCHEMA, scored, located,
+        intake, lake, TRANSCRIPTS, RAW_CALL_SENTIMENT, CALL_SCHEMA, scored, located,
         lambda path, d: call_end_time(Path(path), d), start, end,
     )  # fmt: skip
     quarantined = intake.quarantined
@@ -354,8 +351,8 @@ def previous_filings(deliveries: list[Delivery], start: date, end: date) -> dict
 
 
 @asset(
-    key=FILING_FEATURES,
-    deps=[UNIVERSE],
+    key=RAW_FILING_FEATURES,
+    deps=[RAW_UNIVERSE],
     partitions_def=trading_days,
     backfill_policy=vendor_backfill_policy(),
     op_tags=NLP.op_tags,
@@ -366,14 +363,14 @@ def previous_filings(deliveries: list[Delivery], start: date, end: date) -> dict
     check_specs=[
         AssetCheckSpec(
             "filing_features_values_in_range",
-            asset=FILING_FEATURES,
+            asset=RAW_FILING_FEATURES,
             blocking=True,
             description="sentiments in [-1, 1], shares and similarities in [0, 1], no NaN/inf, one row per "
             "ticker-day, event and publication times set",
         ),
         AssetCheckSpec(
             "filing_features_documents_parsed",
-            asset=FILING_FEATURES,
+            asset=RAW_FILING_FEATURES,
             description=f"at least {MIN_PARSED_SHARE:.0%} of the window's filings parsed",
         ),
     ],
@@ -408,7 +405,7 @@ def filing_features(
         seconds = time.perf_counter() - t0
         _quarantine_errors(intake, FILINGS, errors, located)
     df, new_rows = _table_rows(
-        intake, lake, FILINGS, FILING_FEATURES, FILING_SCHEMA, features, located,
+        intake, lake, FILINGS, RAW_FILING_FEATURES, FILING_SCHEMA, features, located,
         lambda _path, d: pit.event_time_of(FILINGS, d), start, end,
     )  # fmt: skip
     quarantined = intake.quarantined

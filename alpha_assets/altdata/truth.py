@@ -12,9 +12,15 @@ from datetime import date
 import polars as pl
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, asset_check
 
-from alpha_assets.altdata.text_assets import CALL_SENTIMENT, FILING_FEATURES
-from alpha_assets.altdata.vision_assets import PARKING, PARKING_IMAGES, TANK_LEVELS, TANKS
-from alpha_assets.altdata.web_assets import WEB_PRODUCTS
+from alpha_assets.keys import (
+    RAW_CALL_SENTIMENT,
+    RAW_FILING_FEATURES,
+    RAW_OIL_TANK_LEVELS,
+    RAW_OIL_TANKS,
+    RAW_PARKING_LOT_COUNTS,
+    RAW_PARKING_LOT_IMAGES,
+    RAW_WEB_PRODUCTS,
+)
 from alpha_assets.lib.altdata.web.products import normalise_availability
 from partitions import trading_days, window_dates
 from resources.altdata import GroundTruthResource
@@ -116,7 +122,8 @@ def _truth(ground_truth: GroundTruthResource, name: str) -> pl.DataFrame | None:
     return pl.read_parquet(path) if path is not None else None
 
 
-@asset_check(asset=PARKING, additional_deps=[PARKING_IMAGES], partitions_def=trading_days,
+@asset_check(asset=RAW_PARKING_LOT_COUNTS, additional_deps=[RAW_PARKING_LOT_IMAGES],
+             partitions_def=trading_days,
              description="demo world only: mean absolute car-count error ≤ 10% of the mean true count")  # fmt: skip
 def parking_count_error(
     context: AssetCheckExecutionContext, lake_store: DeltaLakeResource, ground_truth: GroundTruthResource
@@ -128,7 +135,7 @@ def parking_count_error(
     return _result(error, not error or error["truth_count_mae_pct"] <= 10.0)
 
 
-@asset_check(asset=TANK_LEVELS, additional_deps=[TANKS], partitions_def=trading_days,
+@asset_check(asset=RAW_OIL_TANK_LEVELS, additional_deps=[RAW_OIL_TANKS], partitions_def=trading_days,
              description="demo world only: mean absolute tank fill error ≤ 0.05")  # fmt: skip
 def tank_fill_error(
     context: AssetCheckExecutionContext, lake_store: DeltaLakeResource, ground_truth: GroundTruthResource
@@ -138,7 +145,7 @@ def tank_fill_error(
     return _result(error, not error or not error["truth_fill_mae"] > 0.05)
 
 
-@asset_check(asset=CALL_SENTIMENT, partitions_def=trading_days,
+@asset_check(asset=RAW_CALL_SENTIMENT, partitions_def=trading_days,
              description="demo world only: call sentiment rises with the true management tone (Spearman > 0)")  # fmt: skip
 def call_sentiment_tracks_tone(
     context: AssetCheckExecutionContext, lake_store: DeltaLakeResource, ground_truth: GroundTruthResource
@@ -151,7 +158,7 @@ def call_sentiment_tracks_tone(
     return _result(error, rho is None or rho > 0)
 
 
-@asset_check(asset=FILING_FEATURES, partitions_def=trading_days,
+@asset_check(asset=RAW_FILING_FEATURES, partitions_def=trading_days,
              description="demo world only: the risk section's negative terms rise with the true filing risk")  # fmt: skip
 def filing_features_track_risk(
     context: AssetCheckExecutionContext, lake_store: DeltaLakeResource, ground_truth: GroundTruthResource
@@ -164,7 +171,7 @@ def filing_features_track_risk(
     return _result(error, rho is None or rho > 0)
 
 
-@asset_check(asset=WEB_PRODUCTS, partitions_def=trading_days,
+@asset_check(asset=RAW_WEB_PRODUCTS, partitions_def=trading_days,
              description="demo world only: scraped prices equal the site's to the cent")  # fmt: skip
 def web_prices_match_site(
     context: AssetCheckExecutionContext, lake_store: DeltaLakeResource, ground_truth: GroundTruthResource

@@ -22,7 +22,6 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
-    AssetKey,
     AssetOut,
     Config,
     Output,
@@ -33,15 +32,19 @@ from dagster import (
 from alpha_assets.altdata._landing import SidecarError, read_sidecar, sidecar_name
 from alpha_assets.compute import IMAGERY, vendor_backfill_policy
 from alpha_assets.intake import Intake, keep_table_rows
+from alpha_assets.keys import (
+    MODELS_CAR_DETECTOR,
+    RAW_OIL_TANK_LEVELS,
+    RAW_OIL_TANKS,
+    RAW_PARKING_LOT_COUNTS,
+    RAW_PARKING_LOT_IMAGES,
+)
 from alpha_assets.lib.altdata.point_in_time import TS, published_at
 from partitions import trading_days, window_dates
 from resources.lake_resource import DeltaLakeResource
 from resources.landing import VendorLanding
 from resources.model_registry import CHAMPION, ModelRegistry
 
-DETECTOR = AssetKey(["models", "car_detector"])
-PARKING, PARKING_IMAGES = AssetKey(["raw", "parking_lot_counts"]), AssetKey(["raw", "parking_lot_images"])
-TANKS, TANK_LEVELS = AssetKey(["raw", "oil_tanks"]), AssetKey(["raw", "oil_tank_levels"])
 TRAINING_PREFIX, PARKING_PREFIX, TANK_PREFIX = "detector_training", "parking", "tanks"
 
 # models.car_detector mirrors the MLflow registry's car_detector versions (read-only, for SQL); MLflow decides.
@@ -119,7 +122,7 @@ def _val_count_error(model, root: Path) -> tuple[float, float]:
 
 
 @asset(
-    key=DETECTOR,
+    key=MODELS_CAR_DETECTOR,
     op_tags=IMAGERY.op_tags,
     pool=IMAGERY.pool,
     group_name="models",
@@ -294,13 +297,13 @@ def aggregate_parking(images: pl.DataFrame) -> pl.DataFrame:
 @multi_asset(
     outs={
         "parking_lot_images": AssetOut(
-            key=PARKING_IMAGES, metadata={"partition_expr": "trade_date"}, kinds={"pytorch", "delta"}
+            key=RAW_PARKING_LOT_IMAGES, metadata={"partition_expr": "trade_date"}, kinds={"pytorch", "delta"}
         ),
         "parking_lot_counts": AssetOut(
-            key=PARKING, metadata={"partition_expr": "trade_date"}, kinds={"polars", "delta"}
+            key=RAW_PARKING_LOT_COUNTS, metadata={"partition_expr": "trade_date"}, kinds={"polars", "delta"}
         ),
     },  # fmt: skip
-    deps=[DETECTOR],
+    deps=[MODELS_CAR_DETECTOR],
     partitions_def=trading_days,
     backfill_policy=vendor_backfill_policy(),
     op_tags=IMAGERY.op_tags,
@@ -309,13 +312,13 @@ def aggregate_parking(images: pl.DataFrame) -> pl.DataFrame:
     check_specs=[
         AssetCheckSpec(
             "parking_counts_valid",
-            asset=PARKING,
+            asset=RAW_PARKING_LOT_COUNTS,
             blocking=True,
             description="counts ≥ 0, confidence in [0, 1], one row per store-day and per ticker-day",
         ),
         AssetCheckSpec(
             "parking_images_usable",
-            asset=PARKING,
+            asset=RAW_PARKING_LOT_COUNTS,
             description="at least 90% of the window's images decoded and had a valid sidecar",
         ),
     ],  # fmt: skip
@@ -373,12 +376,14 @@ def parking_lot_counts(
     })  # fmt: skip
     dup_images = images.height - images.select("trade_date", "store_id").unique().height
     bad = images.filter((pl.col("n_cars") < 0) | (pl.col("mean_conf") < 0) | (pl.col("mean_conf") > 1)).height
-    yield AssetCheckResult(check_name="parking_counts_valid", asset_key=PARKING, passed=bad == 0 and dup_images == 0,
+    yield AssetCheckResult(check_name="parking_counts_valid", asset_key=RAW_PARKING_LOT_COUNTS,
+                           passed=bad == 0 and dup_images == 0,
                            metadata={"out_of_range": bad, "duplicate_store_days": dup_images})  # fmt: skip
     n_bad_images = len(bad_files)
     total = len(good) + n_bad_images
     yield AssetCheckResult(
-        check_name="parking_images_usable", asset_key=PARKING, severity=AssetCheckSeverity.WARN,
+        check_name="parking_images_usable", asset_key=RAW_PARKING_LOT_COUNTS,
+        severity=AssetCheckSeverity.WARN,
         passed=total == 0 or len(good) / total >= 0.9, metadata={"usable": len(good), "quarantined": n_bad_images},
     )  # fmt: skip
 
@@ -423,10 +428,10 @@ def aggregate_tanks(tanks: pl.DataFrame) -> pl.DataFrame:
 @multi_asset(
     outs={
         "oil_tanks": AssetOut(
-            key=TANKS, metadata={"partition_expr": "trade_date"}, kinds={"opencv", "delta"}
+            key=RAW_OIL_TANKS, metadata={"partition_expr": "trade_date"}, kinds={"opencv", "delta"}
         ),
         "oil_tank_levels": AssetOut(
-            key=TANK_LEVELS, metadata={"partition_expr": "trade_date"}, kinds={"polars", "delta"}
+            key=RAW_OIL_TANK_LEVELS, metadata={"partition_expr": "trade_date"}, kinds={"polars", "delta"}
         ),
     },  # fmt: skip
     partitions_def=trading_days,
@@ -437,13 +442,13 @@ def aggregate_tanks(tanks: pl.DataFrame) -> pl.DataFrame:
     check_specs=[
         AssetCheckSpec(
             "tank_levels_valid",
-            asset=TANK_LEVELS,
+            asset=RAW_OIL_TANK_LEVELS,
             blocking=True,
             description="fill ratios in [0, 1], inventory ≤ capacity, one row per ticker-day",
         ),
         AssetCheckSpec(
             "tank_images_usable",
-            asset=TANK_LEVELS,
+            asset=RAW_OIL_TANK_LEVELS,
             description="at least 90% of the window's images decoded and had a valid sidecar",
         ),
     ],  # fmt: skip
@@ -510,11 +515,12 @@ def oil_tank_levels(
         (pl.col("mean_fill_ratio") < 0) | (pl.col("mean_fill_ratio") > 1) | (pl.col("oil_m3") > pl.col("capacity_m3") + 1e-6)
     ).height  # fmt: skip
     dups = levels.height - levels.select("trade_date", "ticker").unique().height
-    yield AssetCheckResult(check_name="tank_levels_valid", asset_key=TANK_LEVELS, passed=bad == 0 and dups == 0,
+    yield AssetCheckResult(check_name="tank_levels_valid", asset_key=RAW_OIL_TANK_LEVELS,
+                           passed=bad == 0 and dups == 0,
                            metadata={"out_of_range": bad, "duplicate_ticker_days": dups})  # fmt: skip
     n_bad = len(bad_files)  # failed analyses included
     total = n_images + n_bad
     yield AssetCheckResult(
-        check_name="tank_images_usable", asset_key=TANK_LEVELS, severity=AssetCheckSeverity.WARN,
+        check_name="tank_images_usable", asset_key=RAW_OIL_TANK_LEVELS, severity=AssetCheckSeverity.WARN,
         passed=total == 0 or n_images / total >= 0.9, metadata={"usable": n_images, "quarantined": n_bad},
     )  # fmt: skip

@@ -39,7 +39,6 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
-    AssetKey,
     AssetOut,
     AssetSelection,
     BackfillPolicy,
@@ -56,6 +55,7 @@ from dagster import (
 )
 
 from alpha_assets.intake import keep_table_rows
+from alpha_assets.keys import RAW_WEB_PRODUCTS, RAW_WEB_SIGNALS
 from alpha_assets.lib.altdata import point_in_time as pit
 from alpha_assets.lib.altdata.web import (
     CrawlPolicy,
@@ -72,9 +72,7 @@ from resources.altdata import WebVendorResource
 from resources.lake_resource import DeltaLakeResource
 from resources.landing import VendorLanding
 
-WEB_PRODUCTS = AssetKey(["raw", "web_products"])
-WEB_SIGNALS = AssetKey(["raw", "web_signals"])
-WEB_KEYS = [WEB_PRODUCTS, WEB_SIGNALS]
+WEB_KEYS = [RAW_WEB_PRODUCTS, RAW_WEB_SIGNALS]
 QUARANTINE_PREFIX = "web"
 MIN_FETCHED_SHARE = 0.9
 WEB_UNIT = ["trade_date", "ticker"]  # a catalogue page: what one fetch replaces
@@ -249,19 +247,19 @@ def _not_refreshed(context: AssetExecutionContext, lake, reason: str, start: dat
                  metadata={**meta, "rows": products.height, "rows_kept_from_table": kept_products})  # fmt: skip
     yield Output(signals.sort("trade_date", "ticker"), output_name="web_signals",
                  metadata={**meta, "rows": signals.height, "rows_kept_from_table": kept_signals})  # fmt: skip
-    yield AssetCheckResult(check_name="web_signals_values_in_range", asset_key=WEB_SIGNALS, passed=True,
+    yield AssetCheckResult(check_name="web_signals_values_in_range", asset_key=RAW_WEB_SIGNALS, passed=True,
                            metadata={"status": reason})  # fmt: skip
-    yield AssetCheckResult(check_name="web_pages_fetched", asset_key=WEB_PRODUCTS, passed=False,
+    yield AssetCheckResult(check_name="web_pages_fetched", asset_key=RAW_WEB_PRODUCTS, passed=False,
                            severity=AssetCheckSeverity.WARN, metadata={"status": reason})  # fmt: skip
 
 
 @multi_asset(
     outs={
         "web_products": AssetOut(
-            key=WEB_PRODUCTS, metadata={"partition_expr": "trade_date"}, kinds={"polars", "delta"}
+            key=RAW_WEB_PRODUCTS, metadata={"partition_expr": "trade_date"}, kinds={"polars", "delta"}
         ),
         "web_signals": AssetOut(
-            key=WEB_SIGNALS, metadata={"partition_expr": "trade_date"}, kinds={"polars", "delta"}
+            key=RAW_WEB_SIGNALS, metadata={"partition_expr": "trade_date"}, kinds={"polars", "delta"}
         ),
     },
     partitions_def=trading_days,
@@ -270,13 +268,13 @@ def _not_refreshed(context: AssetExecutionContext, lake, reason: str, start: dat
     check_specs=[
         AssetCheckSpec(
             "web_signals_values_in_range",
-            asset=WEB_SIGNALS,
+            asset=RAW_WEB_SIGNALS,
             blocking=True,
             description="positive finite prices, stock shares in [0, 1], one row per ticker-day",
         ),
         AssetCheckSpec(
             "web_pages_fetched",
-            asset=WEB_PRODUCTS,
+            asset=RAW_WEB_PRODUCTS,
             description=f"at least {MIN_FETCHED_SHARE:.0%} of the linked product pages fetched and parsed",
         ),
     ],
@@ -445,13 +443,13 @@ def web_products(
                                                    for c in shares])).height  # fmt: skip
     dups = signals.height - signals.select("trade_date", "ticker").unique().height
     yield AssetCheckResult(
-        check_name="web_signals_values_in_range", asset_key=WEB_SIGNALS,
+        check_name="web_signals_values_in_range", asset_key=RAW_WEB_SIGNALS,
         passed=bad_prices == 0 and bad_levels == 0 and bad_shares == 0 and dups == 0,
         metadata={"bad_prices": bad_prices, "bad_price_levels": bad_levels, "bad_shares": bad_shares,
                   "duplicate_ticker_days": dups},
     )  # fmt: skip
     yield AssetCheckResult(
-        check_name="web_pages_fetched", asset_key=WEB_PRODUCTS, severity=AssetCheckSeverity.WARN,
+        check_name="web_pages_fetched", asset_key=RAW_WEB_PRODUCTS, severity=AssetCheckSeverity.WARN,
         passed=(share is None or share >= MIN_FETCHED_SHARE) and not crawl.index_failures,
         metadata={"pages_linked": linked, "pages_parsed": parsed, "share": round(share, 4) if linked else None,
                   "index_failures": len(crawl.index_failures)},

@@ -4,7 +4,6 @@ import polars as pl
 from dagster import (
     AssetExecutionContext,
     AssetIn,
-    AssetKey,
     AssetOut,
     Config,
     MetadataValue,
@@ -12,6 +11,13 @@ from dagster import (
     multi_asset,
 )
 
+from alpha_assets.keys import (
+    PORTFOLIO_ORDERS,
+    RAW_PRICES,
+    REPORTS_BACKTEST_FILLS,
+    REPORTS_BACKTEST_PNL,
+    REPORTS_BACKTEST_POSITIONS,
+)
 from alpha_assets.lib.backtest import (
     CostModel,
     probabilistic_sharpe_ratio,
@@ -47,15 +53,13 @@ class BacktestConfig(Config):
 
 @multi_asset(
     outs={
-        "backtest_pnl": AssetOut(key=AssetKey(["reports", "backtest_pnl"]), kinds={"polars", "delta"}),
-        "backtest_fills": AssetOut(key=AssetKey(["reports", "backtest_fills"]), kinds={"polars", "delta"}),
-        "backtest_positions": AssetOut(
-            key=AssetKey(["reports", "backtest_positions"]), kinds={"polars", "delta"}
-        ),
+        "backtest_pnl": AssetOut(key=REPORTS_BACKTEST_PNL, kinds={"polars", "delta"}),
+        "backtest_fills": AssetOut(key=REPORTS_BACKTEST_FILLS, kinds={"polars", "delta"}),
+        "backtest_positions": AssetOut(key=REPORTS_BACKTEST_POSITIONS, kinds={"polars", "delta"}),
     },
     ins={
-        "orders": AssetIn(key=AssetKey(["portfolio", "orders"])),
-        "prices": AssetIn(key=AssetKey(["raw", "prices"])),
+        "orders": AssetIn(key=PORTFOLIO_ORDERS),
+        "prices": AssetIn(key=RAW_PRICES),
     },
     group_name="reports",
 )
@@ -90,8 +94,9 @@ def backtest(context: AssetExecutionContext, config: BacktestConfig, orders: pl.
     # (the full HTML tear sheet stays a file for sharing).
     pictures = {}
     for key, title in TEARSHEET_PICTURES:
-        pictures.update(plot_metadata(f"backtest_{key}", report / f"{key}.png", title, "reports/backtest_pnl",
-                                      key=key, day=pnl["trade_date"].max() if pnl.height else None))  # fmt: skip
+        pictures.update(plot_metadata(f"backtest_{key}", report / f"{key}.png", title,
+                                      "/".join(REPORTS_BACKTEST_PNL.path), key=key,
+                                      day=pnl["trade_date"].max() if pnl.height else None))  # fmt: skip
     yield Output(pnl, output_name="backtest_pnl", metadata={
         **md, "psr_vs_zero": float(psr), "days": pnl.height, **pictures,
         "tearsheet": MetadataValue.path(str(report / "tearsheet.html")),

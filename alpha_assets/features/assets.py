@@ -16,7 +16,6 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
-    AssetKey,
     BackfillPolicy,
     Failure,
     Output,
@@ -24,6 +23,7 @@ from dagster import (
 )
 
 from alpha_assets.automation import downstream
+from alpha_assets.keys import FEATURES_LABELS, FEATURES_PRICE_FEATURES, RAW_PRICES
 from alpha_assets.lib.features.price_features import (
     LABEL_HORIZONS,
     chunk_sessions,
@@ -37,7 +37,6 @@ from alpha_assets.lib.features.price_features import (
 from partitions import feature_lookback, label_horizon, trading_days, window_dates
 from resources.lake import WindowChunks
 
-PRICES = AssetKey(["raw", "prices"])
 CHUNK_ENV = "ALPHA_PRICE_CHUNK_SESSIONS"
 LABEL_COLUMNS = tuple(f"fwd_ret_{h}" for h in LABEL_HORIZONS)
 
@@ -73,8 +72,8 @@ def _infinite(df: pl.DataFrame) -> int:
 
 
 @asset(
-    key=AssetKey(["features", "price_features"]),
-    ins={"prices": AssetIn(key=PRICES, partition_mapping=feature_lookback)},
+    key=FEATURES_PRICE_FEATURES,
+    ins={"prices": AssetIn(key=RAW_PRICES, partition_mapping=feature_lookback)},
     partitions_def=trading_days,
     backfill_policy=BackfillPolicy.single_run(),
     metadata={"partition_expr": "trade_date"},
@@ -84,7 +83,7 @@ def _infinite(df: pl.DataFrame) -> int:
     check_specs=[
         AssetCheckSpec(
             "features_finite",
-            asset=AssetKey(["features", "price_features"]),
+            asset=FEATURES_PRICE_FEATURES,
             description="no infinite values; NaN only where the lookback is short",
         )
     ],
@@ -93,7 +92,7 @@ def price_features(context: AssetExecutionContext, prices: pl.DataFrame):
     """Lags 1/5/20/60, rolling mean/std/min/max over 5/20/60, returns 1/5/20, volatility, momentum 60/120 skipping
     5, mean-reversion z-scores and liquidity: computed from the 125-session lookback, written for the window only."""
     start, end = window_dates(*context.partition_time_window)
-    _require_prices(prices, start, end, "features/price_features")
+    _require_prices(prices, start, end, "/".join(FEATURES_PRICE_FEATURES.path))
     step = _chunking(prices, start, end) if prices.height else None
     if step is None:
         df = compute_price_features(prices, start, end) if prices.height else pl.DataFrame()
@@ -120,8 +119,8 @@ def price_features(context: AssetExecutionContext, prices: pl.DataFrame):
 
 
 @asset(
-    key=AssetKey(["features", "labels"]),
-    ins={"prices": AssetIn(key=PRICES, partition_mapping=label_horizon)},
+    key=FEATURES_LABELS,
+    ins={"prices": AssetIn(key=RAW_PRICES, partition_mapping=label_horizon)},
     partitions_def=trading_days,
     backfill_policy=BackfillPolicy.single_run(),
     metadata={"partition_expr": "trade_date"},
@@ -133,7 +132,7 @@ def labels(context: AssetExecutionContext, prices: pl.DataFrame):
     """Forward 1/5/20-session returns. A horizon not yet in the data stays null until a later run fills it:
     a label never uses a price that was not known."""
     start, end = window_dates(*context.partition_time_window)
-    _require_prices(prices, start, end, "features/labels")
+    _require_prices(prices, start, end, "/".join(FEATURES_LABELS.path))
     known = str(prices["trade_date"].max()) if prices.height else ""
     step = _chunking(prices, start, end) if prices.height else None
     if step is None:

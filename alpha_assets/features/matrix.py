@@ -25,7 +25,6 @@ from dagster import (
     AssetDep,
     AssetExecutionContext,
     AssetIn,
-    AssetKey,
     BackfillPolicy,
     Config,
     Failure,
@@ -36,6 +35,7 @@ from dagster import (
 )
 
 from alpha_assets.automation import downstream
+from alpha_assets.keys import FEATURES_ALT_FEATURES, FEATURES_FEATURE_MATRIX, FEATURES_PRICE_FEATURES
 from alpha_assets.lib.features.leakage import LeakageConfig, gate_returns, leakage_gate
 from alpha_assets.lib.features.matrix import (
     MatrixConfig,
@@ -51,8 +51,6 @@ from partitions import trading_days, window_dates
 from partitions.calendar import sessions_between, shift_sessions
 from resources.lake_resource import DeltaLakeResource
 
-FEATURE_MATRIX = AssetKey(["features", "feature_matrix"])
-ALT_FEATURES = AssetKey(["features", "alt_features"])
 PRICE_COLUMNS = ("trade_date", "ticker", "open", "high", "low", "close", "volume")
 alt_history = TimeWindowPartitionMapping(
     start_offset=-matrix_lookback_sessions(), end_offset=0, allow_nonexistent_upstream_partitions=True
@@ -86,9 +84,9 @@ class FeatureMatrixConfig(LeakageGateConfig):
 def alt_window(lake, start, end) -> pl.DataFrame:
     """features.alt_features for [start, end] and the matrix's lookback before it; empty when the table does not
     exist yet (no alt vendor, or an automation run that reached the matrix first)."""
-    if not lake.exists(*ALT_FEATURES.path):
+    if not lake.exists(*FEATURES_ALT_FEATURES.path):
         return pl.DataFrame()
-    return lake.read(*ALT_FEATURES.path, shift_sessions(start, -matrix_lookback_sessions()), end)
+    return lake.read(*FEATURES_ALT_FEATURES.path, shift_sessions(start, -matrix_lookback_sessions()), end)
 
 
 def gate_prices(lake, start, end) -> pl.DataFrame:
@@ -138,11 +136,11 @@ def _jsonable(findings: list[dict]) -> list[dict]:
 
 
 @asset(
-    key=FEATURE_MATRIX,
+    key=FEATURES_FEATURE_MATRIX,
     ins={
-        "price_features": AssetIn(key=AssetKey(["features", "price_features"])),
+        "price_features": AssetIn(key=FEATURES_PRICE_FEATURES),
     },
-    deps=[AssetDep(ALT_FEATURES, partition_mapping=alt_history)],
+    deps=[AssetDep(FEATURES_ALT_FEATURES, partition_mapping=alt_history)],
     partitions_def=trading_days,
     backfill_policy=BackfillPolicy.single_run(),
     metadata={"partition_expr": "trade_date"},
@@ -152,7 +150,7 @@ def _jsonable(findings: list[dict]) -> list[dict]:
     check_specs=[
         AssetCheckSpec(
             "no_leakage",
-            asset=FEATURE_MATRIX,
+            asset=FEATURES_FEATURE_MATRIX,
             blocking=True,
             description="every alt value published by its day's cut-off; no feature (and no in-window ridge on "
             "all of them) predicts the 1/5/20-session forward return (alt data: also the same day's) beyond "

@@ -8,7 +8,6 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
-    AssetKey,
     AssetOut,
     BackfillPolicy,
     Config,
@@ -20,6 +19,7 @@ from dagster import (
 )
 
 from alpha_assets.intake import Intake, NotReadYet, keep_table_rows
+from alpha_assets.keys import RAW_PRICE_RECONCILIATION, RAW_PRICES, RAW_UNIVERSE
 from alpha_assets.lib.ingestion.checks import contradicted_rows, price_problems
 from alpha_assets.lib.ingestion.contracts import completeness
 from alpha_assets.lib.ingestion.deliveries import split_deliveries
@@ -56,13 +56,13 @@ def _today() -> date:
 
 
 @asset(
-    key=AssetKey(["raw", "universe"]),
+    key=RAW_UNIVERSE,
     partitions_def=trading_days,
     backfill_policy=BackfillPolicy.single_run(),
     metadata={"partition_expr": "trade_date"},
     group_name="raw",
     kinds={"polars", "delta"},
-    check_specs=[AssetCheckSpec("universe_not_empty", asset=AssetKey(["raw", "universe"]))],
+    check_specs=[AssetCheckSpec("universe_not_empty", asset=RAW_UNIVERSE)],
 )
 def universe(context: AssetExecutionContext, landing: VendorLanding, lake_store: DeltaLakeResource):
     """Point-in-time universe: the reference vendor's daily snapshot (sector, country, ADV).
@@ -122,12 +122,12 @@ def universe(context: AssetExecutionContext, landing: VendorLanding, lake_store:
 @multi_asset(
     outs={
         "prices": AssetOut(
-            key=AssetKey(["raw", "prices"]),
+            key=RAW_PRICES,
             metadata={"partition_expr": "trade_date"},
             kinds={"polars", "delta"},
         ),
         "price_reconciliation": AssetOut(
-            key=AssetKey(["raw", "price_reconciliation"]),
+            key=RAW_PRICE_RECONCILIATION,
             metadata={"partition_expr": "trade_date"},
             kinds={"polars", "delta"},
         ),
@@ -138,24 +138,24 @@ def universe(context: AssetExecutionContext, landing: VendorLanding, lake_store:
     check_specs=[
         AssetCheckSpec(
             "every_session_has_prices",
-            asset=AssetKey(["raw", "prices"]),
+            asset=RAW_PRICES,
             description="each trading day in the window has prices from some provider",
         ),
         AssetCheckSpec(
             "prices_valid",
-            asset=AssetKey(["raw", "prices"]),
+            asset=RAW_PRICES,
             description="blocking: well-formed tickers, positive finite prices, one row per ticker-day (a window "
             "that breaks it fails the step and writes nothing)",
         ),
         AssetCheckSpec(
             "prices_plausible",
-            asset=AssetKey(["raw", "prices"]),
+            asset=RAW_PRICES,
             description=f"blocking: no row the other provider contradicts beyond {BLOCK_TOLERANCE:.0%} is used "
             "(a window that breaks it fails the step and writes nothing)",
         ),
         AssetCheckSpec(
             "providers_agree",
-            asset=AssetKey(["raw", "price_reconciliation"]),
+            asset=RAW_PRICE_RECONCILIATION,
             description="disagreements above tolerance stay under the configured share of rows",
         ),
     ],  # fmt: skip
@@ -289,21 +289,21 @@ def prices(context: AssetExecutionContext, config: PriceIngestionConfig, landing
         "disagreements": recon.height, "source_fingerprints": intake.metadata()["source_fingerprints"],
     })  # fmt: skip
     yield AssetCheckResult(
-        check_name="every_session_has_prices", asset_key=AssetKey(["raw", "prices"]), passed=not missing,
+        check_name="every_session_has_prices", asset_key=RAW_PRICES, passed=not missing,
         severity=AssetCheckSeverity.WARN, metadata={"missing_days": MetadataValue.json(missing)},
     )  # fmt: skip
     yield AssetCheckResult(
-        check_name="prices_valid", asset_key=AssetKey(["raw", "prices"]), passed=not invalid,
+        check_name="prices_valid", asset_key=RAW_PRICES, passed=not invalid,
         metadata={"problems": MetadataValue.json(invalid[:20])},
     )  # fmt: skip
     yield AssetCheckResult(
-        check_name="prices_plausible", asset_key=AssetKey(["raw", "prices"]), passed=contradicted.height == 0,
+        check_name="prices_plausible", asset_key=RAW_PRICES, passed=contradicted.height == 0,
         metadata={"contradicted_rows": MetadataValue.json(contradicted.head(20).to_dicts()),
                   "names_not_used": len(dropped)},
     )  # fmt: skip
     share = recon.height / max(df.height, 1)
     yield AssetCheckResult(
-        check_name="providers_agree", asset_key=AssetKey(["raw", "price_reconciliation"]),
+        check_name="providers_agree", asset_key=RAW_PRICE_RECONCILIATION,
         passed=share <= config.max_disagreement_share, severity=AssetCheckSeverity.WARN,
         metadata={"disagreements": recon.height, "share_of_rows": round(share, 6)},
     )  # fmt: skip

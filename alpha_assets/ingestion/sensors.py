@@ -31,6 +31,17 @@ from dagster import (
 )
 
 from alpha_assets.intake import not_a_file
+from alpha_assets.keys import (
+    RAW_CALL_SENTIMENT,
+    RAW_FILING_FEATURES,
+    RAW_OIL_TANK_LEVELS,
+    RAW_OIL_TANKS,
+    RAW_PARKING_LOT_COUNTS,
+    RAW_PARKING_LOT_IMAGES,
+    RAW_PRICE_RECONCILIATION,
+    RAW_PRICES,
+    RAW_UNIVERSE,
+)
 from alpha_assets.lib.ingestion.deliveries import Delivery, Rejection, classify, is_in_flight
 from partitions import trading_days
 from resources.landing import LandedFile, VendorLanding
@@ -81,16 +92,16 @@ def materialized_sources(
     return out
 
 
-PRICE_KEYS = [AssetKey(["raw", "prices"]), AssetKey(["raw", "price_reconciliation"])]  # one multi-asset
+PRICE_KEYS = [RAW_PRICES, RAW_PRICE_RECONCILIATION]  # one multi-asset
 VENDOR_TARGETS: dict[str, list[AssetKey]] = {
-    "reference": [AssetKey(["raw", "universe"])],
+    "reference": [RAW_UNIVERSE],
     "prices_a": PRICE_KEYS,
     "prices_b": PRICE_KEYS,
     # alternative data: images land in <prefix>/<date>/<id>.png + .json, documents as <TICKER>_..._<date>.txt
-    "parking": [AssetKey(["raw", "parking_lot_images"]), AssetKey(["raw", "parking_lot_counts"])],
-    "tanks": [AssetKey(["raw", "oil_tanks"]), AssetKey(["raw", "oil_tank_levels"])],
-    "transcripts": [AssetKey(["raw", "call_sentiment"])],
-    "filings": [AssetKey(["raw", "filing_features"])],
+    "parking": [RAW_PARKING_LOT_IMAGES, RAW_PARKING_LOT_COUNTS],
+    "tanks": [RAW_OIL_TANKS, RAW_OIL_TANK_LEVELS],
+    "transcripts": [RAW_CALL_SENTIMENT],
+    "filings": [RAW_FILING_FEATURES],
 }
 
 

@@ -19,25 +19,11 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from dagster import AssetKey
 
 from alpha_assets.lib.models.learners import MODEL_KINDS
 from alpha_assets.lib.models.metrics import cross_sectional_rank
 from partitions import block_key
 from partitions.calendar import sessions_between
-
-FEATURE_MATRIX = AssetKey(["features", "feature_matrix"])
-FUSED = AssetKey(["features", "fused_embeddings"])
-LABELS = AssetKey(["features", "labels"])
-FUSION_ENCODER = AssetKey(["models", "fusion_encoder"])
-ALPHA_MODELS = AssetKey(["models", "alpha_models"])
-PREDICTIONS = AssetKey(["models", "predictions"])
-ALPHA_SCORES = AssetKey(["models", "alpha_scores"])
-PROMOTIONS = AssetKey(["models", "promotions"])
-SHAP_VALUES = AssetKey(["models", "shap_values"])
-LIME = AssetKey(["models", "lime_explanations"])
-REGISTRY_MIRROR = AssetKey(["models", "registry"])
-MODEL_REPORT = AssetKey(["reports", "model_report"])
 
 RECIPES = ("fusion", "base")  # every recipe the scoring, promotion and explanation assets know
 # What the training blocks fit unless configured otherwise (BlockTrainingConfig.recipes). The fusion encoder is off

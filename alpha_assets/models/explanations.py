@@ -21,7 +21,6 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
-    AssetKey,
     BackfillPolicy,
     Config,
     Failure,
@@ -30,23 +29,22 @@ from dagster import (
     asset,
 )
 
-from alpha_assets.metadata import plot_metadata, run_partition
-from alpha_assets.models.common import (
-    ALPHA_MODELS,
-    ALPHA_SCORES,
-    FEATURE_MATRIX,
-    FUSED,
-    LIME,
-    SHAP_VALUES,
-    ModelBook,
-    champion_by_day,
+from alpha_assets.keys import (
+    FEATURES_FEATURE_MATRIX,
+    FEATURES_FUSED_EMBEDDINGS,
+    MODELS_ALPHA_MODELS,
+    MODELS_ALPHA_SCORES,
+    MODELS_LIME_EXPLANATIONS,
+    MODELS_SHAP_VALUES,
+    PORTFOLIO_TARGET_WEIGHTS,
 )
+from alpha_assets.metadata import plot_metadata, run_partition
+from alpha_assets.models.common import ModelBook, champion_by_day
 from partitions import model_days, window_dates
 from partitions.calendar import sessions_between
 from resources.lake_resource import DeltaLakeResource
 from resources.model_registry import ModelRegistry
 
-WEIGHTS = AssetKey(["portfolio", "target_weights"])
 ADDITIVITY_TOLERANCE = 1e-3
 TRADED_TOLERANCE = 1e-6  # the terms of the traded score add up to it (float64 arithmetic on stored values)
 EXPLAIN_SCHEMA = {
@@ -140,17 +138,18 @@ class ExplainConfig(Config):
 
 
 @asset(
-    key=SHAP_VALUES,
-    ins={"feature_matrix": AssetIn(key=FEATURE_MATRIX), "fused_embeddings": AssetIn(key=FUSED)},
-    deps=[ALPHA_MODELS, ALPHA_SCORES, WEIGHTS],
+    key=MODELS_SHAP_VALUES,
+    ins={"feature_matrix": AssetIn(key=FEATURES_FEATURE_MATRIX),
+         "fused_embeddings": AssetIn(key=FEATURES_FUSED_EMBEDDINGS)},
+    deps=[MODELS_ALPHA_MODELS, MODELS_ALPHA_SCORES, PORTFOLIO_TARGET_WEIGHTS],
     partitions_def=model_days,
     backfill_policy=BackfillPolicy.single_run(),
     metadata={"partition_expr": "trade_date"},
     group_name="models",
     kinds={"shap", "delta"},
-    check_specs=[AssetCheckSpec("shap_additive", asset=SHAP_VALUES,
+    check_specs=[AssetCheckSpec("shap_additive", asset=MODELS_SHAP_VALUES,
                                 description="sum of SHAP values + base value = the model's prediction"),
-                 AssetCheckSpec("explains_traded_score", asset=SHAP_VALUES,
+                 AssetCheckSpec("explains_traded_score", asset=MODELS_SHAP_VALUES,
                                 description="the terms of each name add up to its traded alpha_score")],
 )  # fmt: skip
 def shap_values(context: AssetExecutionContext, config: ExplainConfig, feature_matrix: pl.DataFrame,
@@ -193,7 +192,7 @@ def shap_values(context: AssetExecutionContext, config: ExplainConfig, feature_m
     last = out["trade_date"].max()
     top_long = book_names.filter(pl.col("trade_date") == last).sort("weight", descending=True)["ticker"][0]
     plots = {}
-    drawn_by, partition = "/".join(SHAP_VALUES.path), run_partition(context)
+    drawn_by, partition = "/".join(MODELS_SHAP_VALUES.path), run_partition(context)
     if feats.height:
         with tempfile.TemporaryDirectory() as tmp:
             shap_long = feats.with_columns((pl.col("recipe") + "/" + pl.col("model")).alias("model"))
@@ -233,9 +232,12 @@ def _heaviest_model_by_day(lake, start, end) -> dict:
 
 
 @asset(
-    key=LIME,
-    ins={"feature_matrix": AssetIn(key=FEATURE_MATRIX), "fused_embeddings": AssetIn(key=FUSED)},
-    deps=[ALPHA_MODELS, ALPHA_SCORES, WEIGHTS],
+    key=MODELS_LIME_EXPLANATIONS,
+    ins={
+        "feature_matrix": AssetIn(key=FEATURES_FEATURE_MATRIX),
+        "fused_embeddings": AssetIn(key=FEATURES_FUSED_EMBEDDINGS),
+    },
+    deps=[MODELS_ALPHA_MODELS, MODELS_ALPHA_SCORES, PORTFOLIO_TARGET_WEIGHTS],
     partitions_def=model_days,
     backfill_policy=BackfillPolicy.single_run(),
     metadata={"partition_expr": "trade_date"},

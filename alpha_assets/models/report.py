@@ -14,6 +14,14 @@ from pathlib import Path
 import polars as pl
 from dagster import AssetExecutionContext, Failure, MetadataValue, Output, asset
 
+from alpha_assets.keys import (
+    FEATURES_LABELS,
+    MODELS_ALPHA_MODELS,
+    MODELS_ALPHA_SCORES,
+    MODELS_PREDICTIONS,
+    MODELS_REGISTRY,
+    REPORTS_MODEL_REPORT,
+)
 from alpha_assets.lib.models.ensemble import recipe_ensembles
 from alpha_assets.lib.models.learners import MODEL_KINDS
 from alpha_assets.lib.models.metrics import (
@@ -25,17 +33,7 @@ from alpha_assets.lib.models.metrics import (
     turnover,
 )
 from alpha_assets.metadata import md_table, plot_metadata
-from alpha_assets.models.common import (
-    ALPHA_MODELS,
-    ALPHA_SCORES,
-    EVAL_LABEL,
-    FUSION_MODEL,
-    LABELS,
-    MODEL_REPORT,
-    PREDICTIONS,
-    REGISTRY_MIRROR,
-    registered_name,
-)
+from alpha_assets.models.common import EVAL_LABEL, FUSION_MODEL, registered_name
 from resources.lake_resource import DeltaLakeResource
 from resources.model_registry import ModelRegistry
 
@@ -78,7 +76,7 @@ def _plots(ev: dict, weights: pl.DataFrame, tmp: Path, day=None) -> dict[str, Me
     import matplotlib.pyplot as plt
 
     def plot(name: str, path: Path, title: str) -> dict[str, MetadataValue]:
-        return plot_metadata(name, path, title, "/".join(MODEL_REPORT.path), day=day)
+        return plot_metadata(name, path, title, "/".join(REPORTS_MODEL_REPORT.path), day=day)
 
     out = {}
     ic = ev["daily_ic"]
@@ -124,8 +122,8 @@ def _plots(ev: dict, weights: pl.DataFrame, tmp: Path, day=None) -> dict[str, Me
 
 
 @asset(
-    key=MODEL_REPORT,
-    deps=[PREDICTIONS, ALPHA_SCORES, LABELS],
+    key=REPORTS_MODEL_REPORT,
+    deps=[MODELS_PREDICTIONS, MODELS_ALPHA_SCORES, FEATURES_LABELS],
     group_name="reports",
     kinds={"polars", "delta"},
 )
@@ -172,7 +170,7 @@ def model_report(context: AssetExecutionContext, lake_store: DeltaLakeResource):
     })  # fmt: skip
 
 
-@asset(key=REGISTRY_MIRROR, deps=[ALPHA_MODELS], group_name="models", kinds={"mlflow", "delta"})
+@asset(key=MODELS_REGISTRY, deps=[MODELS_ALPHA_MODELS], group_name="models", kinds={"mlflow", "delta"})
 def registry(model_registry: ModelRegistry):
     """Every registered model version with its aliases, block, recipe, tags and metrics: a read-only mirror of the
     MLflow registry (the registry itself decides what is current)."""

@@ -26,6 +26,16 @@ from dagster import (
 
 from alpha_assets.automation import downstream
 from alpha_assets.features.matrix import LeakageGateConfig, refuse_leaks
+from alpha_assets.keys import (
+    FEATURES_FEATURE_MATRIX,
+    FEATURES_FUSED_EMBEDDINGS,
+    FEATURES_LABELS,
+    MODELS_ALPHA_MODELS,
+    MODELS_ALPHA_SCORES,
+    MODELS_FUSION_ENCODER,
+    MODELS_PREDICTIONS,
+    MODELS_PROMOTIONS,
+)
 from alpha_assets.lib.features.matrix import feature_columns
 from alpha_assets.lib.models.ensemble import (
     BASELINE,
@@ -51,17 +61,9 @@ from alpha_assets.lib.models.promotion import (
 )
 from alpha_assets.metadata import md_table
 from alpha_assets.models.common import (
-    ALPHA_MODELS,
-    ALPHA_SCORES,
     DEFAULT_CHAMPION_RECIPE,
     EMBEDDING_PREFIX,
     EVAL_LABEL,
-    FEATURE_MATRIX,
-    FUSED,
-    FUSION_ENCODER,
-    LABELS,
-    PREDICTIONS,
-    PROMOTIONS,
     RECIPES,
     ModelBook,
     champion_by_day,
@@ -97,9 +99,9 @@ def _no_model_days(context, name: str, skipped: list[date], written: int) -> Non
 
 
 @asset(
-    key=FUSED,
-    ins={"feature_matrix": AssetIn(key=FEATURE_MATRIX)},
-    deps=[FUSION_ENCODER],
+    key=FEATURES_FUSED_EMBEDDINGS,
+    ins={"feature_matrix": AssetIn(key=FEATURES_FEATURE_MATRIX)},
+    deps=[MODELS_FUSION_ENCODER],
     partitions_def=model_days,
     backfill_policy=BackfillPolicy.single_run(),
     metadata={"partition_expr": "trade_date"},
@@ -152,9 +154,12 @@ def fused_embeddings(context: AssetExecutionContext, config: LeakageGateConfig, 
 
 
 @asset(
-    key=PREDICTIONS,
-    ins={"feature_matrix": AssetIn(key=FEATURE_MATRIX), "fused_embeddings": AssetIn(key=FUSED)},
-    deps=[ALPHA_MODELS],
+    key=MODELS_PREDICTIONS,
+    ins={
+        "feature_matrix": AssetIn(key=FEATURES_FEATURE_MATRIX),
+        "fused_embeddings": AssetIn(key=FEATURES_FUSED_EMBEDDINGS),
+    },
+    deps=[MODELS_ALPHA_MODELS],
     partitions_def=model_days,
     backfill_policy=BackfillPolicy.single_run(),
     metadata={"partition_expr": "trade_date"},
@@ -267,10 +272,10 @@ def _state_after(row: dict | None) -> tuple[SequentialState, object, object]:
 
 
 @asset(
-    key=PROMOTIONS,
+    key=MODELS_PROMOTIONS,
     ins={
-        "predictions": AssetIn(key=PREDICTIONS, partition_mapping=ic_history),
-        "labels": AssetIn(key=LABELS, partition_mapping=ic_history),
+        "predictions": AssetIn(key=MODELS_PREDICTIONS, partition_mapping=ic_history),
+        "labels": AssetIn(key=FEATURES_LABELS, partition_mapping=ic_history),
     },
     partitions_def=model_days,
     backfill_policy=BackfillPolicy.single_run(),
@@ -370,12 +375,12 @@ class AlphaScoresConfig(Config):
 
 
 @asset(
-    key=ALPHA_SCORES,
+    key=MODELS_ALPHA_SCORES,
     ins={
-        "predictions": AssetIn(key=PREDICTIONS, partition_mapping=ic_history),
-        "labels": AssetIn(key=LABELS, partition_mapping=ic_history),
+        "predictions": AssetIn(key=MODELS_PREDICTIONS, partition_mapping=ic_history),
+        "labels": AssetIn(key=FEATURES_LABELS, partition_mapping=ic_history),
     },
-    deps=[PROMOTIONS],
+    deps=[MODELS_PROMOTIONS],
     partitions_def=model_days,
     backfill_policy=BackfillPolicy.single_run(),
     metadata={"partition_expr": "trade_date"},

@@ -32,20 +32,22 @@ from dagster import (
 )
 
 from alpha_assets.compute import TRAINING
+from alpha_assets.keys import (
+    FEATURES_FEATURE_MATRIX,
+    FEATURES_LABELS,
+    MODELS_ALPHA_MODELS,
+    MODELS_FUSION_ENCODER,
+)
 from alpha_assets.lib.features.matrix import feature_columns
 from alpha_assets.lib.models.learners import MODEL_KINDS
 from alpha_assets.lib.models.walk_forward import WalkForwardConfig, block_split
 from alpha_assets.lib.monitoring.fit_memory import FitMemory
 from alpha_assets.models.common import (
-    ALPHA_MODELS,
     CHAMPION_TAG,
     DEFAULT_RECIPES,
     EMBEDDING_PREFIX,
     EVAL_LABEL,
-    FEATURE_MATRIX,
-    FUSION_ENCODER,
     FUSION_MODEL,
-    LABELS,
     RECIPES,
     TRAIN_LABEL,
     ModelBook,
@@ -186,8 +188,8 @@ def training_data_hash(rows: pl.DataFrame, columns: list[str]) -> str:
 
 
 @asset(
-    key=FUSION_ENCODER,
-    deps=[FEATURE_MATRIX],
+    key=MODELS_FUSION_ENCODER,
+    deps=[FEATURES_FEATURE_MATRIX],
     partitions_def=training_blocks,
     op_tags=TRAINING.op_tags,
     pool=TRAINING.pool,
@@ -256,8 +258,8 @@ def _validation_metrics(keys: pl.DataFrame, pred: np.ndarray) -> dict[str, float
 
 
 @asset(
-    key=ALPHA_MODELS,
-    deps=[FEATURE_MATRIX, LABELS, FUSION_ENCODER],
+    key=MODELS_ALPHA_MODELS,
+    deps=[FEATURES_FEATURE_MATRIX, FEATURES_LABELS, MODELS_FUSION_ENCODER],
     partitions_def=training_blocks,
     op_tags=TRAINING.op_tags,
     pool=TRAINING.pool,

@@ -22,7 +22,6 @@ from dagster import (
     AssetDep,
     AssetExecutionContext,
     AssetIn,
-    AssetKey,
     BackfillPolicy,
     DefaultSensorStatus,
     MetadataValue,
@@ -36,6 +35,15 @@ from dagster import (
 )
 
 from alpha_assets.automation import downstream
+from alpha_assets.keys import (
+    FEATURES_ALT_FEATURES,
+    FEATURES_LABELS,
+    FEATURES_PRICE_FEATURES,
+    MODELS_PREDICTIONS,
+    MODELS_PROMOTIONS,
+    MONITORING_FEATURE_DRIFT,
+    MONITORING_MODEL_HEALTH,
+)
 from alpha_assets.lib.features.matrix import ALT_VALUE_COLUMNS
 from alpha_assets.lib.models.ensemble import recipe_ensembles
 from alpha_assets.lib.models.metrics import daily_ic
@@ -49,21 +57,12 @@ from alpha_assets.lib.monitoring.drift import (
     new_observations,
 )
 from alpha_assets.lib.monitoring.health import HealthRule, health_by_day, ic_health
-from alpha_assets.models.common import (
-    LABELS,
-    PREDICTIONS,
-    PROMOTIONS,
-    ModelBook,
-    block_bounds,
-    champion_by_day,
-)
+from alpha_assets.models.common import ModelBook, block_bounds, champion_by_day
 from partitions import block_key, model_days, window_dates
 from partitions.calendar import sessions_between, shift_sessions
 from resources.lake_resource import DeltaLakeResource
 from resources.model_registry import ModelRegistry
 
-MODEL_HEALTH = AssetKey(["monitoring", "model_health"])
-FEATURE_DRIFT = AssetKey(["monitoring", "feature_drift"])
 HEALTH_RULE = HealthRule()
 HEALTH_WINDOW = HEALTH_RULE.live_sessions
 # the live window, the out-of-sample reference before it, and the longest IC horizon reported (20)
@@ -99,10 +98,10 @@ def _on_sessions(ics: pl.DataFrame, sessions: list[date]) -> dict[tuple[str, str
 
 
 @asset(
-    key=MODEL_HEALTH,
-    ins={"predictions": AssetIn(key=PREDICTIONS, partition_mapping=health_history),
-         "labels": AssetIn(key=LABELS, partition_mapping=health_history)},
-    deps=[PROMOTIONS],  # which recipe is the champion on each day
+    key=MONITORING_MODEL_HEALTH,
+    ins={"predictions": AssetIn(key=MODELS_PREDICTIONS, partition_mapping=health_history),
+         "labels": AssetIn(key=FEATURES_LABELS, partition_mapping=health_history)},
+    deps=[MODELS_PROMOTIONS],  # which recipe is the champion on each day
     partitions_def=model_days,
     backfill_policy=BackfillPolicy.single_run(),
     metadata={"partition_expr": "trade_date"},
@@ -270,11 +269,11 @@ def pooled_drift(
 
 
 @asset(
-    key=FEATURE_DRIFT,
+    key=MONITORING_FEATURE_DRIFT,
     deps=[
-        AssetDep(AssetKey(["features", "price_features"]), partition_mapping=drift_window),
-        AssetDep(AssetKey(["features", "alt_features"]), partition_mapping=drift_window),
-        PREDICTIONS,
+        AssetDep(FEATURES_PRICE_FEATURES, partition_mapping=drift_window),
+        AssetDep(FEATURES_ALT_FEATURES, partition_mapping=drift_window),
+        MODELS_PREDICTIONS,
     ],
     partitions_def=model_days,
     backfill_policy=BackfillPolicy.single_run(),

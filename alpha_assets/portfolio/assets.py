@@ -11,7 +11,6 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
-    AssetKey,
     AssetOut,
     BackfillPolicy,
     Config,
@@ -24,6 +23,16 @@ from dagster import (
 )
 
 from alpha_assets.automation import downstream
+from alpha_assets.keys import (
+    FEATURES_PRICE_FEATURES,
+    MODELS_ALPHA_SCORES,
+    PORTFOLIO_ORDERS,
+    PORTFOLIO_TARGET_WEIGHTS,
+    PORTFOLIO_WEIGHTS_AUDIT,
+    RAW_PRICES,
+    RAW_UNIVERSE,
+    RISK_RISK_REPORT,
+)
 from alpha_assets.lib.portfolio import InfeasibleLimitsError, PortfolioLimits, check_limits, invested_share
 from alpha_assets.lib.portfolio.daily import COV_WINDOW, WEIGHT_SCHEMA, day_target_weights
 from alpha_assets.metadata import plot_metadata, run_partition
@@ -32,10 +41,6 @@ from partitions.calendar import sessions_between
 from resources.lake_resource import DeltaLakeResource
 from resources.outbox import OutboxResource
 
-WEIGHTS = AssetKey(["portfolio", "target_weights"])
-ALPHA_SCORES = AssetKey(["models", "alpha_scores"])
-PRICE_FEATURES = AssetKey(["features", "price_features"])
-AUDIT = AssetKey(["portfolio", "weights_audit"])
 previous_day = TimeWindowPartitionMapping(
     start_offset=-1, end_offset=0, allow_nonexistent_upstream_partitions=True
 )
@@ -140,56 +145,56 @@ def hrp_picture(book: pl.DataFrame, prices: pl.DataFrame, cov_window: int, limit
         png = hrp_dendrogram_png(wide.select(longs).to_numpy().astype(np.float64), longs,
                                  Path(tmp) / "hrp.png", f"HRP cluster tree of the long book, {day}",
                                  linkage=limits.linkage)  # fmt: skip
-        return plot_metadata("hrp_dendrogram", png, f"HRP cluster tree, long book {day}", "/".join(WEIGHTS.path),
-                             partition=partition, day=day)  # fmt: skip
+        return plot_metadata("hrp_dendrogram", png, f"HRP cluster tree, long book {day}",
+                             "/".join(PORTFOLIO_TARGET_WEIGHTS.path), partition=partition, day=day)  # fmt: skip
 
 
 @multi_asset(
     outs={
         "target_weights": AssetOut(
-            key=WEIGHTS,
+            key=PORTFOLIO_TARGET_WEIGHTS,
             metadata={"partition_expr": "trade_date"},
             kinds={"polars", "delta"},
             automation_condition=downstream,
         ),
         "weights_audit": AssetOut(
-            key=AUDIT,
+            key=PORTFOLIO_WEIGHTS_AUDIT,
             metadata={"partition_expr": "trade_date"},
             kinds={"polars", "delta"},
             automation_condition=downstream,
         ),
     },
     ins={
-        "prices": AssetIn(key=AssetKey(["raw", "prices"]), partition_mapping=feature_lookback),
-        "universe": AssetIn(key=AssetKey(["raw", "universe"])),
+        "prices": AssetIn(key=RAW_PRICES, partition_mapping=feature_lookback),
+        "universe": AssetIn(key=RAW_UNIVERSE),
     },
     # The alpha is read from the lake (below) so the recorded Delta version is exactly the one used.
-    deps=[ALPHA_SCORES, PRICE_FEATURES],
+    deps=[MODELS_ALPHA_SCORES, FEATURES_PRICE_FEATURES],
     partitions_def=model_days,
     backfill_policy=BackfillPolicy.single_run(),
     group_name="portfolio",
     check_specs=[
         AssetCheckSpec(
             "limits_hold",
-            asset=WEIGHTS,
+            asset=PORTFOLIO_TARGET_WEIGHTS,
             blocking=True,
             description="name, sector, country, correlation-group, liquidity and leverage limits",
         ),
         AssetCheckSpec(
             "weights_finite_and_balanced",
-            asset=WEIGHTS,
+            asset=PORTFOLIO_TARGET_WEIGHTS,
             blocking=True,
             description="no NaN; long book sums to +gross/2 and short book to -gross/2 (with hold_cash: a "
             "smaller book, still dollar-neutral, the rest in cash)",
         ),
         AssetCheckSpec(
             "every_day_has_a_book",
-            asset=WEIGHTS,
+            asset=PORTFOLIO_TARGET_WEIGHTS,
             description="the limits were feasible on every day (infeasible days get no book)",
         ),
         AssetCheckSpec(
             "books_fully_invested",
-            asset=WEIGHTS,
+            asset=PORTFOLIO_TARGET_WEIGHTS,
             description="the limits left no capital in cash (states the invested share of the binding days)",
         ),
     ],  # fmt: skip
@@ -257,16 +262,16 @@ def target_weights(context: AssetExecutionContext, config: PortfolioConfig, pric
     # wrong reaches risk or orders, and the day is reported (warning check, error log, metadata).
     yield AssetCheckResult(
         check_name="limits_hold",
-        asset_key=WEIGHTS,
+        asset_key=PORTFOLIO_TARGET_WEIGHTS,
         passed=not breaches,
         metadata={"breaches": MetadataValue.json(breaches[:50])},
     )
-    yield AssetCheckResult(check_name="every_day_has_a_book", asset_key=WEIGHTS, passed=not infeasible,
-                           severity=AssetCheckSeverity.WARN,
+    yield AssetCheckResult(check_name="every_day_has_a_book", asset_key=PORTFOLIO_TARGET_WEIGHTS,
+                           passed=not infeasible, severity=AssetCheckSeverity.WARN,
                            metadata={"infeasible_days": MetadataValue.json(infeasible[:50])})  # fmt: skip
     yield AssetCheckResult(
         check_name="books_fully_invested",
-        asset_key=WEIGHTS,
+        asset_key=PORTFOLIO_TARGET_WEIGHTS,
         passed=not in_cash,
         severity=AssetCheckSeverity.WARN,
         description=(f"{len(in_cash)} of {len(frames)} days held part of the capital in cash: the limits allow "
@@ -287,7 +292,7 @@ def target_weights(context: AssetExecutionContext, config: PortfolioConfig, pric
                                | ((pl.col("short") + limits.book_gross).abs() > 1e-9)).height  # fmt: skip
     yield AssetCheckResult(
         check_name="weights_finite_and_balanced",
-        asset_key=WEIGHTS,
+        asset_key=PORTFOLIO_TARGET_WEIGHTS,
         passed=nan == 0 and bad_sums == 0,
         metadata={"nan_weights": nan, "unbalanced_days": bad_sums},
     )
@@ -365,12 +370,12 @@ ORDER_FILE_COLUMNS = ["trade_date", "ticker", "side", "order_shares", "close", "
 
 
 @asset(
-    key=AssetKey(["portfolio", "orders"]),
+    key=PORTFOLIO_ORDERS,
     ins={
-        "weights": AssetIn(key=WEIGHTS, partition_mapping=previous_day),
-        "risk": AssetIn(key=AssetKey(["risk", "risk_report"])),
-        "prices": AssetIn(key=AssetKey(["raw", "prices"]), partition_mapping=previous_day),
-        "universe": AssetIn(key=AssetKey(["raw", "universe"])),
+        "weights": AssetIn(key=PORTFOLIO_TARGET_WEIGHTS, partition_mapping=previous_day),
+        "risk": AssetIn(key=RISK_RISK_REPORT),
+        "prices": AssetIn(key=RAW_PRICES, partition_mapping=previous_day),
+        "universe": AssetIn(key=RAW_UNIVERSE),
     },
     partitions_def=model_days,
     backfill_policy=BackfillPolicy.single_run(),

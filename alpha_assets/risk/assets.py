@@ -8,7 +8,6 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
-    AssetKey,
     BackfillPolicy,
     Config,
     Output,
@@ -16,14 +15,13 @@ from dagster import (
 )
 
 from alpha_assets.automation import downstream
+from alpha_assets.keys import PORTFOLIO_TARGET_WEIGHTS, RAW_PRICES, RISK_RISK_REPORT
 from alpha_assets.lib.backtest.costs import CostModel
 from alpha_assets.lib.risk import RiskLimits
 from alpha_assets.lib.risk_state import REPORT_SCHEMA, RiskState, advance, book_returns, day_trades
 from partitions import feature_lookback, model_days, window_dates
 from partitions.calendar import sessions_between, shift_sessions
 from resources.lake_resource import DeltaLakeResource
-
-REPORT = AssetKey(["risk", "risk_report"])
 
 
 class RiskConfig(Config):
@@ -39,10 +37,10 @@ class RiskConfig(Config):
 
 
 @asset(
-    key=REPORT,
+    key=RISK_RISK_REPORT,
     ins={
-        "weights": AssetIn(key=AssetKey(["portfolio", "target_weights"]), partition_mapping=feature_lookback),
-        "prices": AssetIn(key=AssetKey(["raw", "prices"]), partition_mapping=feature_lookback),
+        "weights": AssetIn(key=PORTFOLIO_TARGET_WEIGHTS, partition_mapping=feature_lookback),
+        "prices": AssetIn(key=RAW_PRICES, partition_mapping=feature_lookback),
     },
     partitions_def=model_days,
     backfill_policy=BackfillPolicy.single_run(),
@@ -51,7 +49,9 @@ class RiskConfig(Config):
     kinds={"polars", "delta"},
     automation_condition=downstream,
     check_specs=[
-        AssetCheckSpec("within_var_limits", asset=REPORT, description="daily VaR <= 2%, weekly <= 5%")
+        AssetCheckSpec(
+            "within_var_limits", asset=RISK_RISK_REPORT, description="daily VaR <= 2%, weekly <= 5%"
+        )
     ],
 )
 def risk_report(context: AssetExecutionContext, config: RiskConfig, weights: pl.DataFrame, prices: pl.DataFrame,

@@ -21,25 +21,33 @@ from dagster import (
     asset,
 )
 
+from alpha_assets.keys import (
+    MONITORING_PIPELINE_RUNS,
+    RAW_CALL_SENTIMENT,
+    RAW_FILING_FEATURES,
+    RAW_OIL_TANK_LEVELS,
+    RAW_PARKING_LOT_COUNTS,
+    RAW_PRICES,
+    RAW_UNIVERSE,
+    RAW_WEB_PRODUCTS,
+    SERVING_PUBLISHED,
+)
 from alpha_assets.serving import marts_db_path
 from alpha_assets.serving.marts import MART_KEYS, MARTS
 from partitions import model_days, window_dates
 from partitions.calendar import sessions_between
 from resources.io_manager import DeltaIOManager
 
-PIPELINE_RUNS = AssetKey(["monitoring", "pipeline_runs"])
-PUBLISHED = AssetKey(["serving", "published"])
-
 # Landing prefix -> the asset its files feed (quarantined files are counted against that asset).
 QUARANTINE_ASSETS = {
-    "reference": "raw/universe",
-    "prices_a": "raw/prices",
-    "prices_b": "raw/prices",
-    "parking": "raw/parking_lot_counts",
-    "tanks": "raw/oil_tank_levels",
-    "transcripts": "raw/call_sentiment",
-    "filings": "raw/filing_features",
-    "web": "raw/web_products",
+    "reference": RAW_UNIVERSE,
+    "prices_a": RAW_PRICES,
+    "prices_b": RAW_PRICES,
+    "parking": RAW_PARKING_LOT_COUNTS,
+    "tanks": RAW_OIL_TANK_LEVELS,
+    "transcripts": RAW_CALL_SENTIMENT,
+    "filings": RAW_FILING_FEATURES,
+    "web": RAW_WEB_PRODUCTS,
 }
 _DATE_IN_PATH = re.compile(r"(\d{4}-\d{2}-\d{2})")
 
@@ -60,7 +68,8 @@ def quarantined_per_day(quarantine_root: Path, days: set[date]) -> dict[tuple[da
     if not quarantine_root.is_dir():
         return counts
     for prefix_dir in (p for p in quarantine_root.iterdir() if p.is_dir()):
-        asset_name = QUARANTINE_ASSETS.get(prefix_dir.name, f"landing/{prefix_dir.name}")
+        fed = QUARANTINE_ASSETS.get(prefix_dir.name)
+        asset_name = fed.to_user_string() if fed else f"landing/{prefix_dir.name}"
         for f in prefix_dir.rglob("*"):
             if not f.is_file() or f.name.endswith(".reason.json"):
                 continue
@@ -114,7 +123,7 @@ def pipeline_log(instance, days: list[date], quarantine_root: Path | None, lake=
     run_sessions: dict[str, int] = {}
     rows = []
     for key in instance.get_asset_keys():
-        if key.path[0] in ("marts", "serving") or key == PIPELINE_RUNS:
+        if key.path[0] in ("marts", "serving") or key == MONITORING_PIPELINE_RUNS:
             continue
         result = instance.fetch_materializations(
             AssetRecordsFilter(asset_key=key, asset_partitions=list(keys)), limit=len(keys) * 20
@@ -175,7 +184,7 @@ def pipeline_log(instance, days: list[date], quarantine_root: Path | None, lake=
 
 
 @asset(
-    key=PIPELINE_RUNS,
+    key=MONITORING_PIPELINE_RUNS,
     partitions_def=model_days,
     backfill_policy=BackfillPolicy.single_run(),
     metadata={"partition_expr": "trade_date"},
@@ -230,8 +239,8 @@ def publish_window(marts_db: Path, url: str, days: list[date]) -> dict[str, int]
     return totals
 
 
-@asset(key=PUBLISHED, deps=MART_KEYS, partitions_def=model_days, backfill_policy=BackfillPolicy.single_run(),
-       group_name="serving", kinds={"duckdb", "postgres", "sqlite"})  # fmt: skip
+@asset(key=SERVING_PUBLISHED, deps=MART_KEYS, partitions_def=model_days,
+       backfill_policy=BackfillPolicy.single_run(), group_name="serving", kinds={"duckdb", "postgres", "sqlite"})  # fmt: skip
 def published(context: AssetExecutionContext) -> MaterializeResult:
     """The window's marts and book copied to the serving store, one transaction per day (a re-run replaces the
     day; a failure keeps what was published before)."""

@@ -20,20 +20,30 @@ from typing import Any
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
+from alpha_assets.keys import (
+    MARTS_BOOK_POSITIONS,
+    MARTS_EXPOSURES,
+    MARTS_FUND_PERFORMANCE,
+    MARTS_MODEL_KPIS,
+    MARTS_PIPELINE_KPIS,
+    MARTS_PNL_ATTRIBUTION,
+    MARTS_PREFIX,
+    MARTS_RISK_SUMMARY,
+)
 from alpha_assets.serving import marts_db_path
 from partitions import model_days, window_dates
 
 DBT_DIR = Path(__file__).resolve().parents[2] / "dbt"
-MARTS = (
-    "book_positions",
-    "fund_performance",
-    "pnl_attribution",
-    "exposures",
-    "risk_summary",
-    "model_kpis",
-    "pipeline_kpis",
-)
-MART_KEYS = [AssetKey(["marts", name]) for name in MARTS]
+MART_KEYS = [
+    MARTS_BOOK_POSITIONS,
+    MARTS_FUND_PERFORMANCE,
+    MARTS_PNL_ATTRIBUTION,
+    MARTS_EXPOSURES,
+    MARTS_RISK_SUMMARY,
+    MARTS_MODEL_KPIS,
+    MARTS_PIPELINE_KPIS,
+]
+MARTS = tuple(k.path[-1] for k in MART_KEYS)  # the dbt model names
 
 
 def dbt_executable() -> str:
@@ -87,7 +97,7 @@ class MartsTranslator(DagsterDbtTranslator):
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
         if dbt_resource_props["resource_type"] == "source":
             return AssetKey([dbt_resource_props["source_name"], dbt_resource_props["name"]])
-        return AssetKey(["marts", dbt_resource_props["name"]])
+        return AssetKey([MARTS_PREFIX, dbt_resource_props["name"]])
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         return "serving"
