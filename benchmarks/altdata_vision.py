@@ -48,15 +48,16 @@ def measure(quick: bool = False, weights: Path | None = None, threads: int = 2) 
     from alpha_assets.lib.altdata.vision.torchvision_shim import ensure_torchvision_ops
     from alpha_assets.world.imagery import generate_parking_images, generate_tank_images
 
-    n_parking = 8 if quick else 48
+    # --quick: a smoke run (make bench, CI): the same calls and peers on a handful of images, one round
+    n_parking = 4 if quick else 48
     n_tank_days = 2 if quick else 10
     sizes = [320] if quick else [320, 640]
-    rounds = 2
+    rounds = 1 if quick else 2
     nms_mode = ensure_torchvision_ops()
 
     with tempfile.TemporaryDirectory(prefix="bench-vision-") as tmp:
         root = Path(tmp)
-        n_stores = 8
+        n_stores = 4 if quick else 8
         days = [date(2024, 1, 2) + timedelta(days=i) for i in range(max(1, n_parking // n_stores))]
         stores = pl.DataFrame(
             {"store_id": [f"S{i:03d}" for i in range(n_stores)], "ticker": ["AAA"] * n_stores}

@@ -13,7 +13,7 @@ through the last session. Timed, each several times, best and median:
 - peer: pandas ``quantile`` + ``cut`` over the same in-memory window (the textbook PSI, no lake read).
 
     .venv/bin/python benchmarks/drift.py            # 5,000 names x 253 sessions x 40 features
-    .venv/bin/python benchmarks/drift.py --quick    # 500 names
+    .venv/bin/python benchmarks/drift.py --quick    # 100 names (a smoke run: make bench, CI)
 """
 
 from __future__ import annotations
@@ -42,12 +42,12 @@ def timed(fn, reps: int) -> tuple[float, float, object]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="500 names")
+    ap.add_argument("--quick", action="store_true", help="100 names (a smoke run)")
     ap.add_argument("--names", type=int)
     ap.add_argument("--features", type=int, default=40)
     ap.add_argument("--reps", type=int, default=3)
     args = ap.parse_args()
-    names = args.names or (500 if args.quick else 5000)
+    names = args.names or (100 if args.quick else 5000)
 
     from datetime import date
 

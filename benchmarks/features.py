@@ -180,7 +180,8 @@ def main() -> None:
     if args.child:
         _child(args.child[0], int(args.child[1]), int(args.child[2]))
         return
-    sizes = [(100, 2), (500, 2)] if args.quick else [(500, 2), (1000, 5), (5000, 10)]
+    # --quick: a smoke run (make bench, CI): one small panel through the same processes and comparison
+    sizes = [(100, 2)] if args.quick else [(500, 2), (1000, 5), (5000, 10)]
     if args.sizes:
         sizes = [tuple(int(x) for x in s.split("x")) for s in args.sizes.split(",")]
     load_before = load_average()

@@ -4,8 +4,10 @@ Usage: .venv/bin/python benchmarks/models.py [--quick] [--budget demo|seed] [--t
 Synthetic feature matrices shaped like features.feature_matrix (130 normalised columns, rank-scaled, a planted
 signal in a few of them) so the figures do not depend on a world. Sizes: a training block is 252 sessions x N names
 (the last 42 sessions are the early-stopping slice); a day is N names. Peers timed in the same run: scikit-learn's
-HistGradientBoostingRegressor for a block's fit and `shap.TreeExplainer` for the book's attributions. --quick
-trains at 500 names only (5,000-name training takes minutes per learner on 2 cores).
+HistGradientBoostingRegressor for a block's fit and `shap.TreeExplainer` for the book's attributions. --quick is
+a smoke run (make bench, CI): every step and peer on small sizes (a block of 50 names, a 500-name book and day,
+the demo fusion encoder on 1,000 rows); its figures are not the benchmark's (5,000-name training takes minutes per
+learner on 2 cores).
 Prints a table and, as its last line, one JSON object.
 """
 
@@ -17,6 +19,7 @@ import time
 
 import numpy as np
 from _common import emit, machine, print_table
+from threadpoolctl import threadpool_limits
 
 from alpha_assets.lib.models.learners import MODEL_KINDS, make_learner
 
@@ -47,9 +50,13 @@ def main() -> None:
     ap.add_argument("--budget", default="demo", choices=["demo", "seed"])
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
-    train_sizes = [500] if args.quick else [500, 5000]
+    train_sizes = [50] if args.quick else [500, 5000]
+    # the day's names (inference, and the book's 60% for SHAP) and the fusion encoder's training sample
+    day_names, fusion_rows = (500, 1000) if args.quick else (5000, 8000)
+    book_names = day_names * 3 // 5
     rows, figures = [], {"machine": machine(), "budget": args.budget, "threads": args.threads,
-                         "features": N_FEATURES, "block_sessions": SESSIONS}  # fmt: skip
+                         "features": N_FEATURES, "block_sessions": SESSIONS, "quick": args.quick,
+                         "day_names": day_names, "book_names": book_names, "fusion_rows": fusion_rows}  # fmt: skip
     models = {}
     for n in train_sizes:
         x, y = matrix(n * SESSIONS, seed=n)
@@ -69,14 +76,17 @@ def main() -> None:
         peer = HistGradientBoostingRegressor(
             max_iter=300, learning_rate=0.05, early_stopping=False, random_state=0
         )
-        _, secs, cpu = timed(lambda p=peer, x=x, y=y, c=cut: p.fit(x[:c], y[:c]))
+        # --quick: the peer's OpenMP at the learners' thread count (at the smoke size, OpenMP threads spinning
+        # on a loaded 2-core machine took minutes of CPU for a fit of seconds)
+        with threadpool_limits(args.threads if args.quick else None, user_api="openmp"):
+            _, secs, cpu = timed(lambda p=peer, x=x, y=y, c=cut: p.fit(x[:c], y[:c]))
         rows.append(["peer: sklearn HistGBR fit (300 iters)", n, n * SESSIONS, secs, cpu])
         figures[f"peer_sklearn_hgbr_fit_s_{n}"] = round(secs, 2)
 
     # A day's inference for 5,000 names: every learner of the block predicts (the gate weighs the members by their
     # daily ICs, so each is scored whatever its weight) + the combination (ranks, weighted sum). The weights' values
     # do not change the cost: equal ones here.
-    day, _ = matrix(5000, seed=99)
+    day, _ = matrix(day_names, seed=99)
     weights = dict.fromkeys(MODEL_KINDS, 1 / len(MODEL_KINDS))
 
     def ensemble_day():
@@ -85,31 +95,33 @@ def main() -> None:
 
     ensemble_day()  # warm-up (first-call allocations)
     reps = [timed(ensemble_day)[1] for _ in range(5)]
-    figures["inference_ms_5000"] = round(1000 * float(np.median(reps)), 1)
-    rows.append(["inference: ensemble day (median of 5)", 5000, 5000, float(np.median(reps)), float("nan")])
+    figures[f"inference_ms_{day_names}"] = round(1000 * float(np.median(reps)), 1)
+    rows.append(["inference: ensemble day (median of 5)", day_names, day_names, float(np.median(reps)),
+                 float("nan")])  # fmt: skip
     for kind in MODEL_KINDS:
         _, secs, _ = timed(lambda kind=kind: models[kind].predict(day))
-        figures[f"inference_ms_5000_{kind}"] = round(1000 * secs, 1)
+        figures[f"inference_ms_{day_names}_{kind}"] = round(1000 * secs, 1)
 
     # SHAP for a day's book: 30% long + 30% short of 5,000 names.
     import polars as pl
 
     from alpha_assets.lib.models.explain import shap_frame
 
-    book = day[:3000]
+    book = day[:book_names]
     from datetime import date
 
-    keys = pl.DataFrame({"trade_date": [date(2026, 11, 30)] * 3000, "ticker": [f"T{i}" for i in range(3000)]})
+    keys = pl.DataFrame({"trade_date": [date(2026, 11, 30)] * book_names,
+                         "ticker": [f"T{i}" for i in range(book_names)]})  # fmt: skip
     names = [f"f{i:03d}" for i in range(N_FEATURES)]
     for kind in ("xgboost", "lightgbm", "catboost"):
         _, secs, _ = timed(lambda kind=kind: shap_frame(models[kind], kind, book, names, keys))
         figures[f"shap_book_s_{kind}"] = round(secs, 2)
-        rows.append([f"SHAP {kind} (native TreeSHAP)", 3000, 3000, secs, float("nan")])
+        rows.append([f"SHAP {kind} (native TreeSHAP)", book_names, book_names, secs, float("nan")])
     import shap
 
     _, secs, _ = timed(lambda: shap.TreeExplainer(models["lightgbm"].model).shap_values(book))
     figures["peer_shap_treeexplainer_lightgbm_s"] = round(secs, 2)
-    rows.append(["peer: shap.TreeExplainer lightgbm", 3000, 3000, secs, float("nan")])
+    rows.append(["peer: shap.TreeExplainer lightgbm", book_names, book_names, secs, float("nan")])
     sub = book[:100]
     _, secs, _ = timed(lambda: shap_frame(models["mlp"], "mlp", sub, names, keys.head(100), background=day[:50],
                                           nsamples=50))  # fmt: skip
@@ -120,19 +132,19 @@ def main() -> None:
     from alpha_assets.lib.models.fusion import FusionConfig, train_fusion
 
     groups = {"image": slice(0, 20), "text": slice(20, 60), "web": slice(60, 75), "price": slice(75, 130)}
-    x, _ = matrix(8000, seed=5)
+    x, _ = matrix(fusion_rows, seed=5)
     arrays = {k: x[:, s] for k, s in groups.items()}
     day_arrays = {k: day[:, s] for k, s in groups.items()}
     for label, cfg in (("demo", FusionConfig.demo()), ("seed", FusionConfig(epochs=1, threads=args.threads))):
         if label == "seed" and args.quick:
             continue
         (model, metrics), secs, _ = timed(lambda cfg=cfg: train_fusion(arrays, cfg))
-        rows.append([f"fusion train ({label}: {metrics['parameters']:,} params, {cfg.epochs} ep)", 8000, 8000,
-                     secs, float("nan")])  # fmt: skip
+        rows.append([f"fusion train ({label}: {metrics['parameters']:,} params, {cfg.epochs} ep)", fusion_rows,
+                     fusion_rows, secs, float("nan")])  # fmt: skip
         figures[f"fusion_train_s_{label}"] = round(secs, 2)
         _, secs, _ = timed(lambda model=model: model.embed(day_arrays))
-        figures[f"fusion_embed_ms_5000_{label}"] = round(1000 * secs, 1)
-        rows.append([f"fusion embeddings for a day ({label})", 5000, 5000, secs, float("nan")])
+        figures[f"fusion_embed_ms_{day_names}_{label}"] = round(1000 * secs, 1)
+        rows.append([f"fusion embeddings for a day ({label})", day_names, day_names, secs, float("nan")])
     figures["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 0)
     print(f"machine: {figures['machine']}; budget {args.budget}, {args.threads} thread(s)")
     print_table(["step", "names", "rows", "seconds", "cpu_seconds"], rows)

@@ -423,7 +423,10 @@ def main() -> None:
     )
     ap.add_argument("--tickers", type=int, default=100)
     ap.add_argument("--days", type=int, default=504)
-    ap.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "alpha_research_cache"))
+    ap.add_argument(
+        "--cache",
+        help="the worlds' cache (default TMPDIR/alpha_research_cache; with --quick a temporary folder, removed)",
+    )
     ap.add_argument("--kinds", default=",".join(ALL_KINDS))
     ap.add_argument("--budget", default="seed", choices=["seed", "demo"])
     ap.add_argument("--label", default="fwd_ret_1", help="training label (the daily rank is the target)")
@@ -443,12 +446,26 @@ def main() -> None:
     ap.add_argument(
         "--quick",
         action="store_true",
-        help="a smoke run (make bench): one small planted world (30 names x 340 sessions), the two linear "
-        "learners; its figures are not the benchmark's",
+        help="a smoke run (make bench, CI): one small planted world (20 names x 340 sessions) built afresh in a "
+        "temporary cache, the two linear learners; its figures are not the benchmark's",
     )
     args = ap.parse_args()
     if args.quick:
-        args.worlds, args.tickers, args.days, args.kinds = "0.1:2", 30, 340, "ridge,ic_weighted"
+        args.worlds, args.tickers, args.days, args.kinds = "0.1:2", 20, 340, "ridge,ic_weighted"
+    quick_cache = None
+    if args.cache is None:
+        # --quick builds its world through the pipeline every time (the smoke test covers the build) and leaves
+        # nothing behind
+        quick_cache = tempfile.mkdtemp(prefix="alpha_research_quick_") if args.quick else None
+        args.cache = quick_cache or str(Path(tempfile.gettempdir()) / "alpha_research_cache")
+    try:
+        return run(args)
+    finally:
+        if quick_cache is not None:
+            shutil.rmtree(quick_cache, ignore_errors=True)
+
+
+def run(args) -> int:
     t0 = time.perf_counter()
     specs = [(seed, k, args) for k, seed in parse_worlds(args.worlds)]
     if args.jobs > 1:

@@ -51,6 +51,10 @@ PY = sys.executable
 # Generation and the models' training window are what this bounds; the day's cost scales with these shares.
 ALT = {"parking_share": 0.01, "tank_share": 0.004, "web_share": 0.02, "text_share": 0.05}
 MODEL_WINDOW = 300  # sessions of data layer before the day: a training year + purge + the quarter so far
+# --quick (a smoke run: make bench, CI): 20 names (the fewest a long/short book takes) over 254 sessions, from
+# 2015-01-02 to the second session of 2016: the block of 2016-Q1 has 98% of its training year (a block trains
+# from 90%), the book runs for the quarter's first session and the day is its second.
+QUICK_NAMES, QUICK_SESSIONS = 20, 254
 PRICE_LAYERS = ["raw/universe", "raw/prices", "features/price_features", "features/labels"]
 
 
@@ -107,9 +111,13 @@ def _child(name: str, home_dir: str, args: list[str]) -> None:
         from partitions import block_key
 
         lo, q, hi = (date.fromisoformat(a) for a in args[:3])
+        # --quick: the detector trains one epoch (the same training asset; its quality is not what is measured)
+        det_config = (
+            {"ops": {"models__car_detector": {"config": {"epochs": 1}}}} if "quick" in args[3:] else None
+        )
         server = serve_vendor_site(home)
         try:
-            det = train_models(home, quiet=True)
+            det = train_models(home, quiet=True, run_config=det_config)
             assert det["success"], "car detector"
             res = materialize(home, lo, hi, job_name="daily_data", quiet=True, refresh_dependents=False)
             assert res["success"], res["failed_steps"]
@@ -177,9 +185,9 @@ def _make_world(home, n_names: int, n_sessions: int, quick: bool, prices_only: b
     if prices_only:
         return {"world_s": round(time.perf_counter() - t0, 1)}
     window = min(MODEL_WINDOW, n_sessions)
-    alt_cfg = AltDataConfig(**ALT, image_sessions=10 if quick else 30, web_sessions=20, text_sessions=window,
-                            detector_images=48 if quick else 96, retail_tickers=2 if quick else None,
-                            tank_tickers=1 if quick else None)  # fmt: skip
+    alt_cfg = AltDataConfig(**ALT, image_sessions=5 if quick else 30, web_sessions=10 if quick else 20,
+                            text_sessions=window, detector_images=16 if quick else 96,
+                            retail_tickers=2 if quick else None, tank_tickers=1 if quick else None)  # fmt: skip
     alt = write_alt_data(world, home.root, alt_cfg)
     last = sessions_from(start, n_sessions)[-1]
     _hold_back(home, last)
@@ -274,7 +282,13 @@ def run_size(root: Path, n_names: int, n_sessions: int, quick: bool, with_histor
     q = q if q.weekday() < 5 else shift_sessions(q, 1)
     lo = shift_sessions(day, -min(MODEL_WINDOW, n_sessions - 1))
     res["prepare_models"] = stage(
-        home, "models", lo.isoformat(), q.isoformat(), prev.isoformat(), resume=resume
+        home,
+        "models",
+        lo.isoformat(),
+        q.isoformat(),
+        prev.isoformat(),
+        *(["quick"] if quick else []),
+        resume=resume,
     )
     short = root / f"n{n_names}_1y"
     if with_history and not (resume and short.exists()):
@@ -350,7 +364,8 @@ def main() -> None:
     ap.add_argument(
         "--quick",
         action="store_true",
-        help="40 names, 1.5 years: a smoke run for make bench (no fit per 1,000 names)",
+        help=f"{QUICK_NAMES} names, {QUICK_SESSIONS} sessions, the detector trained one epoch: a smoke run for "
+        "make bench and CI (no fit per 1,000 names)",
     )
     ap.add_argument("--names", help="comma-separated universe sizes (default 1000,3000,5000)")
     ap.add_argument("--years", type=float, default=10, help="history of the largest size")
@@ -380,7 +395,9 @@ def main() -> None:
     if args.prices_only:
         main_prices_only(args)
         return
-    sizes = [int(x) for x in (args.names or ("40" if args.quick else "1000,3000,5000")).split(",")]
+    sizes = [
+        int(x) for x in (args.names or (str(QUICK_NAMES) if args.quick else "1000,3000,5000")).split(",")
+    ]
     years, short_years = (1.5, 1.5) if args.quick else (args.years, args.short_years)
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="alpha-scale-"))
     root.mkdir(parents=True, exist_ok=True)
@@ -391,7 +408,9 @@ def main() -> None:
         results = []
         for n in sizes:
             largest = n == max(sizes)
-            n_sessions = int(round((years if largest else short_years) * 252))
+            n_sessions = (
+                QUICK_SESSIONS if args.quick else int(round((years if largest else short_years) * 252))
+            )
             results.append(
                 run_size(
                     root,

@@ -17,7 +17,7 @@ client) the herd is a tenth of the sample and sets the p95. Peer, same run: the 
 ``pandas.read_sql`` + ``DataFrame.to_json`` (no HTTP, no validation, one thread) — building a response from rows.
 
     .venv/bin/python benchmarks/serving.py            # 5,000 names x 252 sessions (goal p95 < 100 ms)
-    .venv/bin/python benchmarks/serving.py --quick    # 500 names x 60 sessions (make bench)
+    .venv/bin/python benchmarks/serving.py --quick    # 100 names x 20 sessions, 100 requests (make bench, CI)
     .venv/bin/python benchmarks/serving.py --store /tmp/s.db --only portfolio,risk   # keep/reuse a filled store
 """
 
@@ -266,10 +266,10 @@ def peer(url: str, days: list, n: int) -> dict[str, float]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="500 names x 60 sessions")
+    ap.add_argument("--quick", action="store_true", help="a smoke run: 100 names x 20 sessions, 100 requests")
     ap.add_argument("--names", type=int)
     ap.add_argument("--days", type=int)
-    ap.add_argument("--requests", type=int, default=1000, help="requests per endpoint after warm-up")
+    ap.add_argument("--requests", type=int, help="requests per endpoint after warm-up (default 1000)")
     ap.add_argument(
         "--workers", type=int, default=2, help="uvicorn worker processes (alpha serve-api --workers)"
     )
@@ -288,8 +288,9 @@ def main() -> int:
                     metavar="URL", help="PostgreSQL server URL (default ALPHA_TEST_PG_URL); a database is created "
                     "and dropped")  # fmt: skip
     args = ap.parse_args()
-    names = args.names or (500 if args.quick else 5000)
-    days = args.days or (60 if args.quick else 252)
+    names = args.names or (100 if args.quick else 5000)
+    days = args.days or (20 if args.quick else 252)
+    args.requests = args.requests or (100 if args.quick else 1000)
 
     import sqlalchemy as sa
 
