@@ -315,7 +315,7 @@ def main() -> int:
     try:
         print(f"filling a {store_kind} serving store: {names:,} names x {days} sessions ...", flush=True)
         if args.store and db_path.exists():  # reuse a kept store (its size is whatever filled it)
-            from alpha_assets.serving.api import ServingReader
+            from alpha_assets.serving.reader import ServingReader
 
             published, fill_s = ServingReader(url).published_days(), float("nan")
         else:

@@ -222,8 +222,8 @@ def _env_float(name: str) -> float | None:
                     "feature drifts (PSI above 0.2) or the serving store's publication falls behind.")  # fmt: skip
 def monitoring_alert(context: SensorEvaluationContext, lake_store: DeltaLakeResource):
     from alpha_assets.lib.monitoring.drift import PSI_DRIFT
-    from alpha_assets.serving.api import ServingReader
     from alpha_assets.serving.metrics import newest_partition, newest_rows, publication_state
+    from alpha_assets.serving.reader import ServingReader
     from alpha_assets.serving.store import serving_url
 
     config = AlertConfig.from_env()

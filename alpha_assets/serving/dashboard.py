@@ -23,7 +23,7 @@ from functools import cache
 
 import polars as pl
 
-from alpha_assets.serving.api import EmptyStore, NoBook, ServingReader
+from alpha_assets.serving.reader import EmptyStore, NoBook, ServingReader
 
 PAGES = [
     ("/", "Fund"),

@@ -78,8 +78,8 @@ class PublicationLag:
             return self._value
 
     def _compute(self) -> dict:
-        from alpha_assets.serving.api import EmptyStore
         from alpha_assets.serving.metrics import behind_sessions, newest_partition
+        from alpha_assets.serving.reader import EmptyStore
 
         try:
             published = self.reader.newest_day()

@@ -106,7 +106,7 @@ def as_date(value) -> date | None:
 def publication_state(reader) -> dict | None:
     """The serving store's newest publication: {'published_at': Unix seconds of the last publication (any day),
     'newest_day': the newest published trading day, 'days': days published}; None when nothing is published."""
-    from alpha_assets.serving.api import EmptyStore
+    from alpha_assets.serving.reader import EmptyStore
 
     try:
         row = reader.query(
