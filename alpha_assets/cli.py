@@ -529,7 +529,8 @@ def _run_job_range(home: AlphaHome, job, sessions: list[date], keys: list | None
     t0 = time.perf_counter()
     run_id = make_run_id()
     if executor == "dask":
-        from alpha_assets.executors import DaskUnavailable, run_on_dask
+        from alpha_assets.dask_runs import run_on_dask
+        from alpha_assets.executors import DaskUnavailable
 
         with progress(instance, run_id, quiet, run_tag="alpha/cli_run"):
             try:

@@ -1,7 +1,7 @@
 """Where a run's steps execute: in the run's own process (the default) or on a Dask cluster (dagster-dask).
 
 A Dask run ships every step to a worker, which rebuilds the job itself: the job is named by this module's
-``dask_job`` and its JSON arguments (job name, ALPHA_HOME, the selected assets and checks), never pickled, so a
+``dask_runs.dask_job`` and its JSON arguments (job name, ALPHA_HOME, the selected assets and checks), never pickled, so a
 worker needs this project installed (the same image or venv) and access to the lake, not the caller's
 environment variables. ``check_scheduler`` refuses, in one line, an address that is not a Dask scheduler, a
 scheduler without workers, and workers that cannot run our steps, before a run is created.
@@ -14,10 +14,8 @@ dagster-dask schedules steps by Dask *resources*: a heavy step's ``dagster-dask/
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
-from pathlib import Path
 
 LOCAL_WORKERS = 2
 ADDRESS = re.compile(r"^(tcp|tls)://[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$")
@@ -141,43 +139,6 @@ def executor_from_env():
     return None
 
 
-def dask_job(job_name: str, home_root: str, asset_keys: list[str] | None = None,
-             check_keys: list[list[str]] | None = None):  # fmt: skip
-    """The job ``job_name`` over ALPHA_HOME ``home_root``, with the dask executor, subset to ``asset_keys``
-    (``raw/prices`` spellings) and ``check_keys`` ([asset key, check name] pairs). Called on the caller and again
-    on every worker (through ``reconstructable_dask_job``): both must build the same job."""
-    from dagster import AssetCheckKey, AssetKey
-
-    from alpha_assets.definitions import build_definitions, local_resources
-    from alpha_assets.home import AlphaHome
-
-    defs = build_definitions(local_resources(AlphaHome(Path(home_root))), executor=alpha_dask_executor())
-    job = defs.resolve_job_def(job_name)
-    if asset_keys:
-        # None: the selected assets' own checks (Dagster's default for a subset)
-        checks = (
-            None
-            if check_keys is None
-            else {AssetCheckKey(AssetKey.from_user_string(a), n) for a, n in check_keys}
-        )
-        job = job.get_subset(
-            asset_selection={AssetKey.from_user_string(k) for k in asset_keys}, asset_check_selection=checks
-        )
-    return job
-
-
-def reconstructable_dask_job(job_name: str, home_root: str, asset_keys: list[str] | None = None,
-                             check_keys: list[list[str]] | None = None):  # fmt: skip
-    from dagster import build_reconstructable_job
-
-    return build_reconstructable_job(
-        "alpha_assets.executors",
-        "dask_job",
-        reconstructable_args=(job_name, home_root),
-        reconstructable_kwargs={"asset_keys": asset_keys, "check_keys": check_keys},
-    )
-
-
 def step_requirements(job) -> dict[str, float]:
     """The largest amount of each Dask resource any step of ``job`` asks for."""
     need: dict[str, float] = {}
@@ -261,26 +222,3 @@ def check_scheduler(
         return len(views)
     finally:
         client.close()
-
-
-def run_on_dask(job_name: str, home_root: str, instance, tags: dict, run_config: dict,
-                asset_keys: list[str] | None = None, check_keys: list[list[str]] | None = None,
-                address: str | None = None):  # fmt: skip
-    """Execute the job on the Dask cluster (``address``) or a local one; returns dagster's JobExecutionResult."""
-    from dagster import execute_job
-
-    need = step_requirements(dask_job(job_name, home_root, asset_keys, check_keys))
-    if address:
-        check_scheduler(address, home_root, need)
-    else:
-        # At the end the nanny warns that each worker took more than 4 s to stop, then stops it: not news.
-        logging.getLogger("distributed.nanny").setLevel(logging.ERROR)
-        offered = local_cluster_config()["resources"]
-        for name, amount in sorted(need.items()):
-            if offered.get(name, 0) < amount:
-                raise DaskUnavailable(f"a step of this job requires {name}={amount:g} but a local Dask worker "
-                                      f"offers {offered.get(name, 0):g}: use --dask-address with a bigger cluster")  # fmt: skip
-    recon = reconstructable_dask_job(job_name, home_root, asset_keys, check_keys)
-    return execute_job(
-        recon, instance=instance, run_config={**run_config, **dask_run_config(address)}, tags=tags
-    )

@@ -60,7 +60,8 @@ def test_light_steps_declare_nothing(asset_graph):
 
 def test_the_dask_executor_sees_the_heaviest_requirement_of_a_job(tmp_path):
     from alpha_assets.compute import TRAINING
-    from alpha_assets.executors import dask_job, step_requirements
+    from alpha_assets.dask_runs import dask_job
+    from alpha_assets.executors import step_requirements
 
     assert step_requirements(dask_job("train_alpha", str(tmp_path))) == {
         "MEMORY": TRAINING.memory_gib * 2.0**30
