@@ -97,7 +97,12 @@ def build_oracle(
             .unique(["ticker", "published_at"], keep="last", maintain_order=True)
         )
         seen = grid.select("ticker", "cutoff", "trade_date", "session_idx", "regime").join_asof(
-            events, left_on="cutoff", right_on="published_at", by="ticker", strategy="backward"
+            events,
+            left_on="cutoff",
+            right_on="published_at",
+            by="ticker",
+            strategy="backward",
+            check_sortedness=False,  # both sorted by (ticker, time) above; polars cannot check within groups
         )
         age = (pl.col("cutoff") - pl.col("published_at")).dt.total_seconds() / 86400.0
         lag = (pl.col("session_idx") - pl.col("seen_idx")).cast(pl.Float64)

@@ -99,8 +99,15 @@ def point_in_time(
         .rename({v: c for v, c in zip(values, out_cols, strict=True)})
         .with_columns(pl.col("published_at").alias(f"{prefix}_published_at"))
     )
+    # Both sides are sorted by (ticker, time) just above; polars cannot verify sortedness within ``by`` groups and
+    # would warn on every call, so the check is off (the warning is an error in the tests).
     joined = grid.sort("ticker", "cutoff").join_asof(
-        ev, left_on="cutoff", right_on="published_at", by="ticker", strategy="backward"
+        ev,
+        left_on="cutoff",
+        right_on="published_at",
+        by="ticker",
+        strategy="backward",
+        check_sortedness=False,
     )
     age = (pl.col("cutoff") - pl.col(f"{prefix}_published_at")).dt.total_seconds() / 86400.0
     fresh = age <= max_age_days
