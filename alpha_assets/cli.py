@@ -55,9 +55,14 @@ def progress(instance, run_id: str, quiet: bool = False, every: float = 2.0, run
                     runs = instance.get_runs(RunsFilter(tags={run_tag: run_id}), limit=1)
                     rid = runs[0].run_id if runs else None
                     continue
-                records = instance.all_logs(rid, of_type={DagsterEventType.STEP_START,
-                                                             DagsterEventType.STEP_SUCCESS,
-                                                             DagsterEventType.STEP_FAILURE})  # fmt: skip
+                records = instance.all_logs(
+                    rid,
+                    of_type={
+                        DagsterEventType.STEP_START,
+                        DagsterEventType.STEP_SUCCESS,
+                        DagsterEventType.STEP_FAILURE,
+                    },
+                )
             except Exception:  # the run is not stored yet, or the storage is busy: try again
                 continue
             for r in records:
@@ -68,8 +73,11 @@ def progress(instance, run_id: str, quiet: bool = False, every: float = 2.0, run
                     seen.add((key, kind))
                     took = r.timestamp - started.get(key, r.timestamp)
                     word = "done" if kind == "STEP_SUCCESS" else "FAILED"
-                    print(f"    {key.replace('__', '/'):34s} {word} in {took:5.0f}s   "
-                          f"({len(seen)} step(s), {time.perf_counter() - t0:.0f}s elapsed)", flush=True)  # fmt: skip
+                    print(
+                        f"    {key.replace('__', '/'):34s} {word} in {took:5.0f}s   "
+                        f"({len(seen)} step(s), {time.perf_counter() - t0:.0f}s elapsed)",
+                        flush=True,
+                    )
 
     thread = threading.Thread(target=poll, daemon=True)
     thread.start()
@@ -90,14 +98,18 @@ def _home(args, create: bool = False) -> AlphaHome:
     if why:  # before anything runs: never a failure halfway through the steps
         raise UserError(f"ALPHA_HOME={home.root} cannot be used: {why}")
     if not create and not (home.root / "landing").is_dir():
-        raise UserError(f"ALPHA_HOME={home.root} is not an alpha home (no landing/ folder): set ALPHA_HOME or "
-                        "--home to the folder `alpha demo` or `alpha world generate --out DIR` made")  # fmt: skip
+        raise UserError(
+            f"ALPHA_HOME={home.root} is not an alpha home (no landing/ folder): set ALPHA_HOME or "
+            "--home to the folder `alpha demo` or `alpha world generate --out DIR` made"
+        )
     try:
         home = home.ensure()
         home.check_writable()
     except OSError as e:
-        raise UserError(f"ALPHA_HOME={home.root} cannot be used: {e.strerror or e}"
-                        + (f" ({e.filename})" if getattr(e, "filename", None) else "")) from None  # fmt: skip
+        raise UserError(
+            f"ALPHA_HOME={home.root} cannot be used: {e.strerror or e}"
+            + (f" ({e.filename})" if getattr(e, "filename", None) else "")
+        ) from None
     # One "planned" event per asset for a range run instead of one per partition (12,600 events before the first
     # step of the demo's 504-session run, about 7 minutes on SQLite under load). Dagster's documented trade-off:
     # partitions of a failed range run are not marked failed (the run and its step failures still are).
@@ -145,10 +157,15 @@ def cmd_world_generate(args) -> int:
     out = Path(args.out).resolve()
     start = parse_day(args.start, "--start") or _default_world_start(args.days)
     regime_break = getattr(args, "regime_break", None)
-    cfg = WorldConfig(tickers=args.tickers, start=start, days=args.days, seed=args.seed,
-                      signal_strength=args.signal_strength,
-                      regime_break=parse_day(regime_break, "--regime-break"),
-                      regime_mode=getattr(args, "regime_mode", None) or "flip")  # fmt: skip
+    cfg = WorldConfig(
+        tickers=args.tickers,
+        start=start,
+        days=args.days,
+        seed=args.seed,
+        signal_strength=args.signal_strength,
+        regime_break=parse_day(regime_break, "--regime-break"),
+        regime_mode=getattr(args, "regime_mode", None) or "flip",
+    )
     t0 = time.perf_counter()
     world = simulate_world(cfg)
     t_sim = time.perf_counter()
@@ -158,15 +175,21 @@ def cmd_world_generate(args) -> int:
     configure_partitions_start(out, date.fromisoformat(meta["start"]))
     t_files = time.perf_counter()
     alt = write_alt_data(world, out) if getattr(args, "alt_data", True) else None
-    print(f"world: {cfg.tickers} names x {cfg.days} sessions ({meta['start']}..{meta['end']}), seed {cfg.seed}, "
-          f"signal strength {cfg.signal_strength} -> {out}/landing  ({time.perf_counter() - t0:.1f}s)")  # fmt: skip
+    print(
+        f"world: {cfg.tickers} names x {cfg.days} sessions ({meta['start']}..{meta['end']}), seed {cfg.seed}, "
+        f"signal strength {cfg.signal_strength} -> {out}/landing  ({time.perf_counter() - t0:.1f}s)"
+    )
     if cfg.regime_break:
-        print(f"regime break: planted alpha {'flipped' if cfg.regime_mode == 'flip' else 'removed'} "
-              f"from {cfg.regime_break}")  # fmt: skip
+        print(
+            f"regime break: planted alpha {'flipped' if cfg.regime_mode == 'flip' else 'removed'} "
+            f"from {cfg.regime_break}"
+        )
     f = meta["faults"]
-    print(f"faults planted: A missing {len(f['provider_a_missing'])}, A late {len(f['provider_a_late'])}, "
-          f"A corrupt {len(f['provider_a_corrupt'])}, B missing {len(f['provider_b_missing'])}, "
-          f"B bad rows {f['provider_b_bad_rows']}")  # fmt: skip
+    print(
+        f"faults planted: A missing {len(f['provider_a_missing'])}, A late {len(f['provider_a_late'])}, "
+        f"A corrupt {len(f['provider_a_corrupt'])}, B missing {len(f['provider_b_missing'])}, "
+        f"B bad rows {f['provider_b_bad_rows']}"
+    )
     stages = {
         "simulate": t_sim - t0,
         "prices_and_reference_files": t_files - t_sim,
@@ -175,15 +198,19 @@ def cmd_world_generate(args) -> int:
     print("generation seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()))
     if alt:
         names = alt["covered_names"]
-        print(f"alt data over the whole span: {alt['parking_images']} parking images ({alt['stores']} stores of "
-              f"{names['parking']} names, {alt['image_days']} sessions), {alt['tank_images']} tank images "
-              f"({alt['farms']} farms of {names['tanks']} names, {alt['tank_days']} sessions), "
-              f"{alt['transcripts']} call transcripts and {alt['filings']} filings ({names['text']} names), "
-              f"{alt['web_pages']} web catalogue pages ({names['web']} names, {alt['web_days']} sessions; "
-              f"{out / 'vendor_site'})")  # fmt: skip
+        print(
+            f"alt data over the whole span: {alt['parking_images']} parking images ({alt['stores']} stores of "
+            f"{names['parking']} names, {alt['image_days']} sessions), {alt['tank_images']} tank images "
+            f"({alt['farms']} farms of {names['tanks']} names, {alt['tank_days']} sessions), "
+            f"{alt['transcripts']} call transcripts and {alt['filings']} filings ({names['text']} names), "
+            f"{alt['web_pages']} web catalogue pages ({names['web']} names, {alt['web_days']} sessions; "
+            f"{out / 'vendor_site'})"
+        )
         ic = alt["oracle_ic_oos"]
-        print(f"oracle (truth only): the delivered data can reveal an IC of {ic['ic']:.4f} (t {ic['t_stat']:.1f}, "
-              f"{ic['n_days']} days) over the second half; see {out / 'ground_truth' / 'oracle_ic.json'}")  # fmt: skip
+        print(
+            f"oracle (truth only): the delivered data can reveal an IC of {ic['ic']:.4f} (t {ic['t_stat']:.1f}, "
+            f"{ic['n_days']} days) over the second half; see {out / 'ground_truth' / 'oracle_ic.json'}"
+        )
     return 0
 
 
@@ -205,8 +232,10 @@ def cmd_serve_site(args) -> int:
     if server is None:
         print(f"no vendor site under {home.vendor_site}: run `alpha world generate` first", file=sys.stderr)
         return 1
-    print(f"serving {home.vendor_site} at {server.url} (Ctrl-C stops)\n"
-          f"for `make ui` in another shell:  export ALPHA_WEB_VENDOR_URL={server.url}")  # fmt: skip
+    print(
+        f"serving {home.vendor_site} at {server.url} (Ctrl-C stops)\n"
+        f"for `make ui` in another shell:  export ALPHA_WEB_VENDOR_URL={server.url}"
+    )
     try:
         while True:
             time.sleep(3600)
@@ -230,13 +259,20 @@ def train_models(home: AlphaHome, instance=None, quiet: bool = False, run_config
         print("car detector: training or reusing (about 1.5 minutes when it trains)", flush=True)
     run_id = make_run_id()
     with progress(instance, run_id, quiet):
-        result = job.execute_in_process(instance=instance, raise_on_error=False, run_id=run_id,
-                                        run_config=_run_config(run_config), tags=cli_tags())  # fmt: skip
+        result = job.execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            run_id=run_id,
+            run_config=_run_config(run_config),
+            tags=cli_tags(),
+        )
     meta: dict = {}
     for e in result.all_events:
         if e.event_type_value == "ASSET_MATERIALIZATION":
-            meta = {k: getattr(v, "value", getattr(v, "text", None))
-                    for k, v in e.event_specific_data.materialization.metadata.items()}  # fmt: skip
+            meta = {
+                k: getattr(v, "value", getattr(v, "text", None))
+                for k, v in e.event_specific_data.materialization.metadata.items()
+            }
     out = {"success": result.success, "seconds": time.perf_counter() - t0, **meta}
     if not quiet:
         if not result.success:
@@ -246,8 +282,10 @@ def train_models(home: AlphaHome, instance=None, quiet: bool = False, run_config
         else:
             err = meta.get("val_count_mae_pct")
             err_s = f", validation count error {err:.1f}% of the mean" if isinstance(err, float) else ""
-            print(f"car detector v{meta['version']} {meta.get('source')} in {out['seconds']:.0f}s{err_s}; "
-                  f"MLflow run {str(meta.get('mlflow_run_id'))[:8]}")  # fmt: skip
+            print(
+                f"car detector v{meta['version']} {meta.get('source')} in {out['seconds']:.0f}s{err_s}; "
+                f"MLflow run {str(meta.get('mlflow_run_id'))[:8]}"
+            )
     return out
 
 
@@ -295,8 +333,13 @@ def trainable_blocks(
     return blocks, ""
 
 
-def train_alpha(home: AlphaHome, blocks: list[str] | None = None, instance=None, quiet: bool = False,
-                run_config: dict | None = None) -> dict:  # fmt: skip
+def train_alpha(
+    home: AlphaHome,
+    blocks: list[str] | None = None,
+    instance=None,
+    quiet: bool = False,
+    run_config: dict | None = None,
+) -> dict:
     """Materialize models/fusion_encoder and models/alpha_models for each trainable block (one run per block). The
     encoder trains only when the run config's recipes include fusion (default: base alone, no encoder)."""
     from dagster import DagsterInstance
@@ -314,8 +357,13 @@ def train_alpha(home: AlphaHome, blocks: list[str] | None = None, instance=None,
     ok, t0 = True, time.perf_counter()
     for i, block in enumerate(blocks, 1):
         tb = time.perf_counter()
-        res = job.execute_in_process(instance=instance, partition_key=block, raise_on_error=False,
-                                     run_config=_run_config(run_config), tags=cli_tags())  # fmt: skip
+        res = job.execute_in_process(
+            instance=instance,
+            partition_key=block,
+            raise_on_error=False,
+            run_config=_run_config(run_config),
+            tags=cli_tags(),
+        )
         ok &= res.success
         if not quiet:
             ics = {}
@@ -324,8 +372,14 @@ def train_alpha(home: AlphaHome, blocks: list[str] | None = None, instance=None,
                     md = e.event_specific_data.materialization.metadata
                     ics = md["validation_ic"].value if "validation_ic" in md else {}
             status = "trained" if res.success else "FAILED (see the run in the UI)"
-            print(f"  block {block} [{i}/{len(blocks)}] {status} in {time.perf_counter() - tb:.0f}s"
-                  + ("; validation IC " + ", ".join(f"{k} {v:+.3f}" for k, v in sorted(ics.items())) if ics else ""))  # fmt: skip
+            print(
+                f"  block {block} [{i}/{len(blocks)}] {status} in {time.perf_counter() - tb:.0f}s"
+                + (
+                    "; validation IC " + ", ".join(f"{k} {v:+.3f}" for k, v in sorted(ics.items()))
+                    if ics
+                    else ""
+                )
+            )
     return {"success": ok, "blocks": blocks, "seconds": time.perf_counter() - t0}
 
 
@@ -358,9 +412,11 @@ def resolve_selection(job, select: list[str]) -> list:
         if name not in in_job:
             hint = difflib.get_close_matches(name, sorted(in_job), n=3)
             where = f" (it is not in job {job.name})" if name in known else ""
-            raise UserError(f"unknown asset '{raw.strip()}'{where}"
-                            + (f"; did you mean {', '.join(hint)}?" if hint else "")
-                            + f"\nassets of job {job.name}: {', '.join(sorted(in_job))}")  # fmt: skip
+            raise UserError(
+                f"unknown asset '{raw.strip()}'{where}"
+                + (f"; did you mean {', '.join(hint)}?" if hint else "")
+                + f"\nassets of job {job.name}: {', '.join(sorted(in_job))}"
+            )
         for k in graph.get_execution_set_asset_and_check_keys(known[name]):
             if isinstance(k, AssetKey) and k not in keys:
                 keys.append(k)
@@ -378,10 +434,19 @@ def parse_day(value: str | None, flag: str) -> date | None:
         raise UserError(f"{flag} {value!r} is not a date: use YYYY-MM-DD (e.g. 2026-11-30)") from None
 
 
-def materialize(home: AlphaHome, start: date | None = None, end: date | None = None,
-                select: list[str] | None = None, quiet: bool = False, instance=None,
-                run_config: dict | None = None, job_name: str = "main", refresh_dependents: bool = True,
-                executor: str = "in_process", dask_address: str | None = None) -> dict:  # fmt: skip
+def materialize(
+    home: AlphaHome,
+    start: date | None = None,
+    end: date | None = None,
+    select: list[str] | None = None,
+    quiet: bool = False,
+    instance=None,
+    run_config: dict | None = None,
+    job_name: str = "main",
+    refresh_dependents: bool = True,
+    executor: str = "in_process",
+    dask_address: str | None = None,
+) -> dict:
     """Materialize every selected asset of ``job_name`` over [start, end] as one single-run backfill on the local
     instance. Then, with ``refresh_dependents``, re-run the existing partitions of the job's assets that read a
     re-run day through their partition mappings (the labels of the sessions before the window, the windowed
@@ -405,8 +470,13 @@ def materialize(home: AlphaHome, start: date | None = None, end: date | None = N
     if not sessions:
         raise UserError(f"no trading sessions between {start} and {end}")
     defs = build_definitions(local_resources(home))
-    run = {"quiet": quiet, "instance": instance or DagsterInstance.get(), "run_config": run_config,
-           "executor": executor, "dask_address": dask_address}  # fmt: skip
+    run = {
+        "quiet": quiet,
+        "instance": instance or DagsterInstance.get(),
+        "run_config": run_config,
+        "executor": executor,
+        "dask_address": dask_address,
+    }
     if job_name == "main":
         return _materialize_main(home, defs, sessions, select, refresh_dependents, run)
     job = defs.resolve_job_def(job_name)
@@ -415,8 +485,9 @@ def materialize(home: AlphaHome, start: date | None = None, end: date | None = N
     out = _run_job_range(home, job, sessions, keys, **run)
     if refresh_dependents and out["success"]:
         job = defs.resolve_job_def(job_name)
-        _refresh_stale_dependents(home, out, job.asset_layer.asset_graph, out["rerun_keys"],
-                                  part_of=lambda _key: job_name, **run)  # fmt: skip
+        _refresh_stale_dependents(
+            home, out, job.asset_layer.asset_graph, out["rerun_keys"], part_of=lambda _key: job_name, **run
+        )
     out.pop("rerun_keys")
     return out
 
@@ -429,19 +500,24 @@ def _clip_to_partitions(job, sessions: list[date], quiet: bool) -> list[date]:
     if first is None or sessions[0] >= first:
         return sessions
     if sessions[-1] < first:
-        raise UserError(f"job {job.name} starts at {first}, the first session a trained model can exist "
-                        f"(a training year + the purge after the lake's first session): "
-                        f"{sessions[0]}..{sessions[-1]} is before it; use --from {first} or later")  # fmt: skip
+        raise UserError(
+            f"job {job.name} starts at {first}, the first session a trained model can exist "
+            f"(a training year + the purge after the lake's first session): "
+            f"{sessions[0]}..{sessions[-1]} is before it; use --from {first} or later"
+        )
     kept = [d for d in sessions if d >= first]
     if not quiet:
-        print(f"{job.name}: starting at {first}, the first session a trained model can exist "
-              f"({len(sessions) - len(kept)} earlier sessions of {sessions[0]}..{sessions[-1]} have no "
-              f"{job.name} partition)")  # fmt: skip
+        print(
+            f"{job.name}: starting at {first}, the first session a trained model can exist "
+            f"({len(sessions) - len(kept)} earlier sessions of {sessions[0]}..{sessions[-1]} have no "
+            f"{job.name} partition)"
+        )
     return kept
 
 
-def _materialize_main(home: AlphaHome, defs, sessions: list[date], select: list[str] | None,
-                      refresh_dependents: bool, run: dict) -> dict:  # fmt: skip
+def _materialize_main(
+    home: AlphaHome, defs, sessions: list[date], select: list[str] | None, refresh_dependents: bool, run: dict
+) -> dict:
     """``main``: daily_data over the range, then daily_book over its sessions where a model can exist (no Dagster job
     holds both: their partitions start on different sessions, see ``alpha_assets.jobs``). A range wholly before the
     model layer runs the data layer alone and says so."""
@@ -455,8 +531,10 @@ def _materialize_main(home: AlphaHome, defs, sessions: list[date], select: list[
         first = date.fromisoformat(job.partitions_def.get_first_partition_key())
         if sessions[-1] < first:
             if not run["quiet"]:
-                print(f"{name}: skipped, {sessions[0]}..{sessions[-1]} is before {first}, the first session a "
-                      "trained model can exist")  # fmt: skip
+                print(
+                    f"{name}: skipped, {sessions[0]}..{sessions[-1]} is before {first}, the first session a "
+                    "trained model can exist"
+                )
             continue
         res = _run_job_range(home, job, _clip_to_partitions(job, sessions, run["quiet"]), keys, **run)
         out = res if out is None else _merge_results(out, res)
@@ -488,8 +566,11 @@ def _main_selection(jobs: dict, select: list[str] | None) -> dict[str, list | No
 
         every = sorted(set().union(*held.values()))
         hint = difflib.get_close_matches(unknown[0], every, n=3)
-        raise UserError(f"unknown asset '{unknown[0]}'" + (f"; did you mean {', '.join(hint)}?" if hint else "")
-                        + f"\nassets of job main: {', '.join(every)}")  # fmt: skip
+        raise UserError(
+            f"unknown asset '{unknown[0]}'"
+            + (f"; did you mean {', '.join(hint)}?" if hint else "")
+            + f"\nassets of job main: {', '.join(every)}"
+        )
     out: dict[str, list | None] = {}
     for name, job in jobs.items():
         mine = [n for n in names if n in held[name]]
@@ -500,32 +581,54 @@ def _main_selection(jobs: dict, select: list[str] | None) -> dict[str, list | No
 
 def _merge_results(a: dict, b: dict) -> dict:
     """Two runs' summaries as one (``main``'s parts)."""
-    return {**b, "success": a["success"] and b["success"], "seconds": a["seconds"] + b["seconds"],
-            "failed_steps": a["failed_steps"] + b["failed_steps"],
-            "failure_reasons": {**a["failure_reasons"], **b["failure_reasons"]},
-            "failovers": a["failovers"] + b["failovers"],
-            "failed_checks": sorted(set(a["failed_checks"]) | set(b["failed_checks"])),
-            "refreshed": a["refreshed"] + b["refreshed"],
-            "book_days": sorted(set(a["book_days"]) | set(b["book_days"])),
-            "rerun_keys": a["rerun_keys"] | b["rerun_keys"], "run_ids": a["run_ids"] + b["run_ids"]}  # fmt: skip
+    return {
+        **b,
+        "success": a["success"] and b["success"],
+        "seconds": a["seconds"] + b["seconds"],
+        "failed_steps": a["failed_steps"] + b["failed_steps"],
+        "failure_reasons": {**a["failure_reasons"], **b["failure_reasons"]},
+        "failovers": a["failovers"] + b["failovers"],
+        "failed_checks": sorted(set(a["failed_checks"]) | set(b["failed_checks"])),
+        "refreshed": a["refreshed"] + b["refreshed"],
+        "book_days": sorted(set(a["book_days"]) | set(b["book_days"])),
+        "rerun_keys": a["rerun_keys"] | b["rerun_keys"],
+        "run_ids": a["run_ids"] + b["run_ids"],
+    }
 
 
-def _run_job_range(home: AlphaHome, job, sessions: list[date], keys: list | None, quiet: bool, instance,
-                   run_config: dict | None, executor: str, dask_address: str | None) -> dict:  # fmt: skip
+def _run_job_range(
+    home: AlphaHome,
+    job,
+    sessions: list[date],
+    keys: list | None,
+    quiet: bool,
+    instance,
+    run_config: dict | None,
+    executor: str,
+    dask_address: str | None,
+) -> dict:
     """One single-run backfill of ``job`` (its ``keys`` when given) over ``sessions``, and its summary."""
     job_name = job.name
     checks: set = set()
     if keys:
         # A subset keeps the selected assets' own checks but not the freshness checks (their sensor runs those).
-        checks = {c for c in job.asset_layer.asset_graph.asset_check_keys
-                  if c.asset_key in keys and c.name != "freshness_check"}  # fmt: skip
+        checks = {
+            c
+            for c in job.asset_layer.asset_graph.asset_check_keys
+            if c.asset_key in keys and c.name != "freshness_check"
+        }
         job = job.get_subset(asset_selection=set(keys), asset_check_selection=checks)
-    tags = {"dagster/asset_partition_range_start": sessions[0].isoformat(),
-            "dagster/asset_partition_range_end": sessions[-1].isoformat(), **cli_tags()}  # fmt: skip
+    tags = {
+        "dagster/asset_partition_range_start": sessions[0].isoformat(),
+        "dagster/asset_partition_range_end": sessions[-1].isoformat(),
+        **cli_tags(),
+    }
     where = {"in_process": "", "dask": f" on Dask ({dask_address or 'a local cluster'})"}[executor]
     if not quiet:
-        print(f"materializing {job_name}: {sessions[0]}..{sessions[-1]} ({len(sessions)} sessions) in one run "
-              f"on the instance at {instance.root_directory}{where}")  # fmt: skip
+        print(
+            f"materializing {job_name}: {sessions[0]}..{sessions[-1]} ({len(sessions)} sessions) in one run "
+            f"on the instance at {instance.root_directory}{where}"
+        )
     t0 = time.perf_counter()
     run_id = make_run_id()
     if executor == "dask":
@@ -535,10 +638,15 @@ def _run_job_range(home: AlphaHome, job, sessions: list[date], keys: list | None
         with progress(instance, run_id, quiet, run_tag="alpha/cli_run"):
             try:
                 result = run_on_dask(
-                    job_name, str(home.root), instance, {**tags, "alpha/cli_run": run_id}, _run_config(run_config),
+                    job_name,
+                    str(home.root),
+                    instance,
+                    {**tags, "alpha/cli_run": run_id},
+                    _run_config(run_config),
                     asset_keys=[k.to_user_string() for k in keys] if keys else None,
-                    check_keys=[[c.asset_key.to_user_string(), c.name] for c in checks], address=dask_address,
-                )  # fmt: skip
+                    check_keys=[[c.asset_key.to_user_string(), c.name] for c in checks],
+                    address=dask_address,
+                )
             except DaskUnavailable as e:
                 raise UserError(str(e)) from None
     else:
@@ -552,11 +660,17 @@ def _run_job_range(home: AlphaHome, job, sessions: list[date], keys: list | None
             )
     secs = time.perf_counter() - t0
     mats = [e for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"]
-    failures = {e.step_key: failure_reason(e.event_specific_data.error) for e in result.all_events
-                if e.event_type_value == "STEP_FAILURE"}  # fmt: skip
+    failures = {
+        e.step_key: failure_reason(e.event_specific_data.error)
+        for e in result.all_events
+        if e.event_type_value == "STEP_FAILURE"
+    }
     failed = list(failures)
-    checks = [(e.event_specific_data.check_name, e.event_specific_data.passed) for e in result.all_events
-              if e.event_type_value == "ASSET_CHECK_EVALUATION"]  # fmt: skip
+    checks = [
+        (e.event_specific_data.check_name, e.event_specific_data.passed)
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    ]
     if not quiet:
         per_asset: dict[str, int] = {}
         for e in mats:
@@ -584,14 +698,26 @@ def _run_job_range(home: AlphaHome, job, sessions: list[date], keys: list | None
                 f"    {line['trade_date']}  {line['names']:3d} name(s) from {line['source']}: {line['reason']}"
             )
         if len(failovers) > FAILOVER_LINES:
-            print(f"    ... {len(failovers) - FAILOVER_LINES} more: alpha sql \"SELECT trade_date, ticker, source, "
-                  f"failover_reason FROM raw.prices WHERE source <> 'A' AND trade_date BETWEEN '{sessions[0]}' "
-                  f"AND '{sessions[-1]}'\"")  # fmt: skip
-    return {"run_id": result.run_id, "run_ids": [result.run_id], "success": result.success, "seconds": secs,
-            "failed_steps": failed, "failure_reasons": failures, "failovers": failovers,
-            "failed_checks": sorted({name for name, ok in checks if not ok}),
-            "start": sessions[0], "end": sessions[-1], "refreshed": [], "book_days": book_days(mats),
-            "rerun_keys": {e.asset_key for e in mats}}  # fmt: skip
+            print(
+                f'    ... {len(failovers) - FAILOVER_LINES} more: alpha sql "SELECT trade_date, ticker, source, '
+                f"failover_reason FROM raw.prices WHERE source <> 'A' AND trade_date BETWEEN '{sessions[0]}' "
+                f"AND '{sessions[-1]}'\""
+            )
+    return {
+        "run_id": result.run_id,
+        "run_ids": [result.run_id],
+        "success": result.success,
+        "seconds": secs,
+        "failed_steps": failed,
+        "failure_reasons": failures,
+        "failovers": failovers,
+        "failed_checks": sorted({name for name, ok in checks if not ok}),
+        "start": sessions[0],
+        "end": sessions[-1],
+        "refreshed": [],
+        "book_days": book_days(mats),
+        "rerun_keys": {e.asset_key for e in mats},
+    }
 
 
 FAILOVER_LINES = 20  # lines of the failover summary; the rest is one query away
@@ -600,8 +726,9 @@ BOOK_LAYER = "portfolio"  # a materialization of portfolio/* changed a book the 
 
 def book_days(mats) -> list[date]:
     """The trading days whose book (any ``portfolio/*`` asset) these materialization events rewrote."""
-    return sorted({date.fromisoformat(e.partition) for e in mats
-                   if e.asset_key.path[0] == BOOK_LAYER and e.partition})  # fmt: skip
+    return sorted(
+        {date.fromisoformat(e.partition) for e in mats if e.asset_key.path[0] == BOOK_LAYER and e.partition}
+    )
 
 
 def republish(home: AlphaHome, days: list[date], quiet: bool = False, instance=None) -> dict:
@@ -609,14 +736,18 @@ def republish(home: AlphaHome, days: list[date], quiet: bool = False, instance=N
     so that the API and the dashboard serve the book the lake holds."""
     lo, hi = days[0], days[-1]
     if not quiet:
-        print(f"republishing the serving store for {lo}..{hi}: the run changed the book of {len(days)} "
-              "session(s), and the API and dashboard serve what is published")  # fmt: skip
+        print(
+            f"republishing the serving store for {lo}..{hi}: the run changed the book of {len(days)} "
+            "session(s), and the API and dashboard serve what is published"
+        )
     res = materialize(
         home, lo, hi, job_name="serving", refresh_dependents=False, quiet=quiet, instance=instance
     )
     if not res["success"] and not quiet:
-        print(f"serving store NOT republished (the API and dashboard say how many sessions behind the lake they "
-              f"are): retry with `alpha materialize --job serving --from {lo} --to {hi}`")  # fmt: skip
+        print(
+            f"serving store NOT republished (the API and dashboard say how many sessions behind the lake they "
+            f"are): retry with `alpha materialize --job serving --from {lo} --to {hi}`"
+        )
     return res
 
 
@@ -657,8 +788,15 @@ def price_failovers(home: AlphaHome, start: date, end: date) -> list[dict]:
         .agg(names=pl.len())
         .sort("trade_date", "names", "failover_reason", descending=[False, True, False])
     )
-    return [{"trade_date": r["trade_date"], "source": r["source"], "names": r["names"],
-             "reason": r["failover_reason"] or "(no reason recorded)"} for r in grouped.to_dicts()]  # fmt: skip
+    return [
+        {
+            "trade_date": r["trade_date"],
+            "source": r["source"],
+            "names": r["names"],
+            "reason": r["failover_reason"] or "(no reason recorded)",
+        }
+        for r in grouped.to_dicts()
+    ]
 
 
 def _refresh_stale_dependents(home: AlphaHome, out: dict, graph, rerun_keys: set, part_of, **run) -> None:
@@ -668,9 +806,13 @@ def _refresh_stale_dependents(home: AlphaHome, out: dict, graph, rerun_keys: set
 
     instance = run["instance"]
     stale = stale_dependents(
-        graph, rerun_keys, out["start"], out["end"], instance.get_materialized_partitions,
+        graph,
+        rerun_keys,
+        out["start"],
+        out["end"],
+        instance.get_materialized_partitions,
         within=lambda key: part_of(key) is not None,
-    )  # fmt: skip
+    )
     for lo, hi, keys in refresh_runs(stale, graph):
         by_job: dict[str, list] = {}
         for k in keys:
@@ -703,8 +845,9 @@ def landing_date_range(home: AlphaHome) -> tuple[date | None, date | None]:
     return (min(dates), max(dates)) if dates else (None, None)
 
 
-def run_backtest(home: AlphaHome, start: str | None = None, end: str | None = None, instance=None,
-                 quiet: bool = False) -> dict:  # fmt: skip
+def run_backtest(
+    home: AlphaHome, start: str | None = None, end: str | None = None, instance=None, quiet: bool = False
+) -> dict:
     """Run the backtest job (reports.backtest_*) over the executed books on the local instance."""
     from dagster import DagsterInstance
 
@@ -726,8 +869,14 @@ def run_backtest(home: AlphaHome, start: str | None = None, end: str | None = No
         print(f"backtest {'succeeded' if result.success else 'FAILED'} in {out['seconds']:.1f}s")
         if summary_file.exists():
             s = json.loads(summary_file.read_text())
-            print("  " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in s.items()
-                                   if not isinstance(v, dict)))  # fmt: skip
+            print(
+                "  "
+                + ", ".join(
+                    f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                    for k, v in s.items()
+                    if not isinstance(v, dict)
+                )
+            )
             print(f"  tear sheet: {summary_file.parent / 'tearsheet.html'}")
     return out
 
@@ -751,8 +900,15 @@ def cmd_materialize(args) -> int:
             address_problem(args.dask_address)
         except DaskUnavailable as e:
             raise UserError(str(e)) from None
-    res = materialize(home, start, end, args.select.split(",") if args.select else None, job_name=args.job,
-                      executor=args.executor, dask_address=args.dask_address)  # fmt: skip
+    res = materialize(
+        home,
+        start,
+        end,
+        args.select.split(",") if args.select else None,
+        job_name=args.job,
+        executor=args.executor,
+        dask_address=args.dask_address,
+    )
     ok = res["success"]
     if args.job != "serving" and res["book_days"]:  # the lake's book changed: publish it
         ok &= republish(home, res["book_days"])["success"]
@@ -908,8 +1064,12 @@ def run_job(home: AlphaHome, job_name: str, instance=None, quiet: bool = False) 
 
     job = build_definitions(local_resources(home)).resolve_job_def(job_name)
     t0 = time.perf_counter()
-    res = job.execute_in_process(instance=instance or DagsterInstance.get(), raise_on_error=False,
-                                 run_config=_run_config(None), tags=cli_tags())  # fmt: skip
+    res = job.execute_in_process(
+        instance=instance or DagsterInstance.get(),
+        raise_on_error=False,
+        run_config=_run_config(None),
+        tags=cli_tags(),
+    )
     out = {"success": res.success, "seconds": time.perf_counter() - t0, "run_id": res.run_id}
     if not quiet and not res.success:
         print(f"{job_name} FAILED after {out['seconds']:.0f}s (run {res.run_id[:8]}; see its logs in the UI)")
@@ -923,15 +1083,20 @@ MIN_DEMO_SESSIONS = 252 + 5 + 63 + 20
 
 def cmd_demo(args) -> int:
     if args.days < MIN_DEMO_SESSIONS:
-        print(f"alpha demo: --days {args.days} is too short for the model layer: the models train on a year "
-              f"(252 sessions + a 5-session purge) before each quarter they score, so the demo needs at least "
-              f"{MIN_DEMO_SESSIONS} sessions (default 504). For the data layer alone: "
-              f"`alpha world generate --days {args.days} --out DIR` and `alpha materialize --job daily_data`.",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"alpha demo: --days {args.days} is too short for the model layer: the models train on a year "
+            f"(252 sessions + a 5-session purge) before each quarter they score, so the demo needs at least "
+            f"{MIN_DEMO_SESSIONS} sessions (default 504). For the data layer alone: "
+            f"`alpha world generate --days {args.days} --out DIR` and `alpha materialize --job daily_data`.",
+            file=sys.stderr,
+        )
         return 2
     if args.tickers < 20:
-        print(f"alpha demo: --tickers {args.tickers} is too few for a long/short book and a cross-sectional IC; "
-              "use 20 or more (default 100).", file=sys.stderr)  # fmt: skip
+        print(
+            f"alpha demo: --tickers {args.tickers} is too few for a long/short book and a cross-sectional IC; "
+            "use 20 or more (default 100).",
+            file=sys.stderr,
+        )
         return 2
     home = _home(args, create=True)
     t0 = time.perf_counter()
@@ -955,10 +1120,17 @@ def cmd_demo(args) -> int:
         return now
 
     print(f"ALPHA_HOME={home.root}")
-    gen = argparse.Namespace(out=str(home.root), tickers=args.tickers, start=args.start, days=args.days,
-                             seed=args.seed, signal_strength=args.signal_strength, alt_data=True,
-                             regime_break=getattr(args, "regime_break", None),
-                             regime_mode=getattr(args, "regime_mode", "flip"))  # fmt: skip
+    gen = argparse.Namespace(
+        out=str(home.root),
+        tickers=args.tickers,
+        start=args.start,
+        days=args.days,
+        seed=args.seed,
+        signal_strength=args.signal_strength,
+        alt_data=True,
+        regime_break=getattr(args, "regime_break", None),
+        regime_mode=getattr(args, "regime_mode", "flip"),
+    )
     cmd_world_generate(gen)
     t = stage("world", t0)
     server = serve_vendor_site(home)
@@ -999,14 +1171,20 @@ def cmd_demo(args) -> int:
     summary(home)
     model_summary(home)
     total = time.perf_counter() - t0
-    print(f"\ndemo finished in {total:.0f}s (" + ", ".join(f"{n} {s:.0f}s" for n, s in stages) + ")"
-          + f"; CPU {cpu_seconds():.0f}s, load average {', '.join(f'{x:.1f}' for x in os.getloadavg())}")  # fmt: skip
-    print("next:\n  make ui                 # Dagster UI on http://127.0.0.1:3000 over this instance\n"
-          "  .venv/bin/alpha tables  # every Delta table, rows, dates\n"
-          "  .venv/bin/alpha sql \"SELECT model, recipe, count(*) FROM models.predictions GROUP BY ALL\"\n"
-          "  .venv/bin/alpha explain TICKER --date YYYY-MM-DD   # why a name got its score\n"
-          "  .venv/bin/alpha dashboard   # the fund's dashboard on http://127.0.0.1:8050\n"
-          "  .venv/bin/alpha serve-api   # the read-only REST API on http://127.0.0.1:8000 (docs at /docs)")  # fmt: skip
+    print(
+        f"\ndemo finished in {total:.0f}s ("
+        + ", ".join(f"{n} {s:.0f}s" for n, s in stages)
+        + ")"
+        + f"; CPU {cpu_seconds():.0f}s, load average {', '.join(f'{x:.1f}' for x in os.getloadavg())}"
+    )
+    print(
+        "next:\n  make ui                 # Dagster UI on http://127.0.0.1:3000 over this instance\n"
+        "  .venv/bin/alpha tables  # every Delta table, rows, dates\n"
+        '  .venv/bin/alpha sql "SELECT model, recipe, count(*) FROM models.predictions GROUP BY ALL"\n'
+        "  .venv/bin/alpha explain TICKER --date YYYY-MM-DD   # why a name got its score\n"
+        "  .venv/bin/alpha dashboard   # the fund's dashboard on http://127.0.0.1:8050\n"
+        "  .venv/bin/alpha serve-api   # the read-only REST API on http://127.0.0.1:8000 (docs at /docs)"
+    )
     return 0 if ok else 1
 
 
@@ -1023,8 +1201,10 @@ def _serve(args, dashboard: bool) -> int:
     url = serving_url()
     home = AlphaHome.from_env().root
     if not os.environ.get("ALPHA_SERVING_URL") and not home.is_dir():
-        raise UserError(f"ALPHA_HOME={home} does not exist: set ALPHA_HOME or --home to the "
-                        "folder `alpha demo` made, or ALPHA_SERVING_URL to the serving database")  # fmt: skip
+        raise UserError(
+            f"ALPHA_HOME={home} does not exist: set ALPHA_HOME or --home to the "
+            "folder `alpha demo` made, or ALPHA_SERVING_URL to the serving database"
+        )
     workers = getattr(args, "workers", 1)
     if not 1 <= workers <= 64:
         raise UserError(f"--workers {workers}: give 1 to 64 processes")
@@ -1035,39 +1215,59 @@ def _serve(args, dashboard: bool) -> int:
     cert = getattr(args, "tls_cert", None) or os.environ.get("ALPHA_TLS_CERT") or None
     key = getattr(args, "tls_key", None) or os.environ.get("ALPHA_TLS_KEY") or None
     if bool(cert) != bool(key):
-        raise UserError("TLS needs both a certificate and its private key: --tls-cert and --tls-key "
-                        "(or ALPHA_TLS_CERT and ALPHA_TLS_KEY)")  # fmt: skip
+        raise UserError(
+            "TLS needs both a certificate and its private key: --tls-cert and --tls-key "
+            "(or ALPHA_TLS_CERT and ALPHA_TLS_KEY)"
+        )
     for flag, path in (("--tls-cert", cert), ("--tls-key", key)):
         if path and not Path(path).is_file():
             raise UserError(f"{flag} {path}: no such file (a PEM file)")
     # the access log: --access-log, else ALPHA_ACCESS_LOG, else the home's logs/access.log when the store is the
     # home's own (a PostgreSQL store's server logs to stderr, for its service manager)
-    log = getattr(args, "access_log", None) or os.environ.get("ALPHA_ACCESS_LOG") or (
-        "-" if os.environ.get("ALPHA_SERVING_URL") else str(home / "logs" / "access.log"))  # fmt: skip
+    log = (
+        getattr(args, "access_log", None)
+        or os.environ.get("ALPHA_ACCESS_LOG")
+        or ("-" if os.environ.get("ALPHA_SERVING_URL") else str(home / "logs" / "access.log"))
+    )
     log = "" if log == "off" else log
     where = f"{'https' if cert else 'http'}://{args.host}:{args.port}"
     exposed = not _is_loopback(args.host) and not keys.enabled
     if exposed:  # the book, to anyone who can reach the port
-        print(f"warning: serving on {args.host} (not loopback) without API keys: anyone who can reach port "
-              f"{args.port} can read the book; set ALPHA_API_KEYS_FILE (`alpha api-key`) or ALPHA_API_TOKEN",
-              file=sys.stderr, flush=True)  # fmt: skip
+        print(
+            f"warning: serving on {args.host} (not loopback) without API keys: anyone who can reach port "
+            f"{args.port} can read the book; set ALPHA_API_KEYS_FILE (`alpha api-key`) or ALPHA_API_TOKEN",
+            file=sys.stderr,
+            flush=True,
+        )
     auth = keys.describe()
     if keys.enabled:
         auth += f"; operator-only: {', '.join(sorted(OPERATOR_PATHS))}; open: /api/health"
-    print(f"serving store: {url.rsplit('@', 1)[-1]}\n" + (f"dashboard: {where}/   " if dashboard else "")
-          + f"API: {where}/api/health   docs: {where}/docs   (Ctrl-C stops)\n"
-          + f"auth: {auth}\n"
-          + (f"TLS: on (certificate {cert})\n" if cert else "TLS: off (plain HTTP; --tls-cert/--tls-key for HTTPS)\n")
-          + f"access log: {'stderr' if log == '-' else log or 'off'}"
-          + ("\naccess: OPEN to the network (no API keys)" if exposed else ""), flush=True)  # fmt: skip
+    print(
+        f"serving store: {url.rsplit('@', 1)[-1]}\n"
+        + (f"dashboard: {where}/   " if dashboard else "")
+        + f"API: {where}/api/health   docs: {where}/docs   (Ctrl-C stops)\n"
+        + f"auth: {auth}\n"
+        + (
+            f"TLS: on (certificate {cert})\n"
+            if cert
+            else "TLS: off (plain HTTP; --tls-cert/--tls-key for HTTPS)\n"
+        )
+        + f"access log: {'stderr' if log == '-' else log or 'off'}"
+        + ("\naccess: OPEN to the network (no API keys)" if exposed else ""),
+        flush=True,
+    )
     tls = {"ssl_certfile": cert, "ssl_keyfile": key} if cert else {}
     if workers > 1:
         os.environ["ALPHA_SERVING_URL"] = url  # each worker process resolves the same store
         os.environ["ALPHA_ACCESS_LOG"] = log  # and writes the same access log
         serve(None, host=args.host, port=args.port, workers=workers, dashboard=dashboard, **tls)
     else:
-        serve(create_app(url, dashboard=dashboard, keys=keys, access_log=log), host=args.host, port=args.port,
-              **tls)  # fmt: skip
+        serve(
+            create_app(url, dashboard=dashboard, keys=keys, access_log=log),
+            host=args.host,
+            port=args.port,
+            **tls,
+        )
     return 0
 
 
@@ -1096,8 +1296,11 @@ def cmd_api_key(args) -> int:
         path.chmod(0o600)
     print(f"key for {args.name} ({args.role}), shown once and stored nowhere: {secret}")
     print(f"its line (name:role:sha256): {line}")
-    print(f"appended to {args.append}" if args.append else
-          "add the line to the file ALPHA_API_KEYS_FILE names (or to ALPHA_API_KEYS), then restart the server")  # fmt: skip
+    print(
+        f"appended to {args.append}"
+        if args.append
+        else "add the line to the file ALPHA_API_KEYS_FILE names (or to ALPHA_API_KEYS), then restart the server"
+    )
     return 0
 
 
@@ -1141,8 +1344,10 @@ def model_summary(home: AlphaHome) -> None:
     print(f"\nout-of-sample IC with the next-day return, {first}..{last} ({rep['n_days'].max()} sessions)")
     if oracle:
         print(f"  {'planted alpha (the whole truth)':44s} IC {oracle['planted_ic']:+.4f}")
-        print(f"  {'oracle: every delivered channel (alt + prices)':44s} IC {oracle['ic']:+.4f}  "
-              f"t {oracle['t_stat']:+.1f}")  # fmt: skip
+        print(
+            f"  {'oracle: every delivered channel (alt + prices)':44s} IC {oracle['ic']:+.4f}  "
+            f"t {oracle['t_stat']:+.1f}"
+        )
         print(
             f"  {'oracle: alt deliveries alone':44s} IC {oracle['alt_ic']:+.4f}  t {oracle['alt_t_stat']:+.1f}"
         )
@@ -1158,9 +1363,11 @@ def model_summary(home: AlphaHome) -> None:
             float(gross.mean() / gross.std() * 252**0.5) if gross.len() > 2 and gross.std() else float("nan")
         )
         costs = s.get("total_costs", {}).get("all", float("nan")) / s.get("start_equity", float("nan"))
-        print(f"backtest of the model book, {s['start_date']}..{s['end_date']}: net Sharpe {s['sharpe']:.2f}, "
-              f"gross Sharpe {gross_sharpe:.2f} before costs; average daily turnover "
-              f"{s['avg_daily_turnover']:.0%}, costs {costs:.1%} of the starting NAV")  # fmt: skip
+        print(
+            f"backtest of the model book, {s['start_date']}..{s['end_date']}: net Sharpe {s['sharpe']:.2f}, "
+            f"gross Sharpe {gross_sharpe:.2f} before costs; average daily turnover "
+            f"{s['avg_daily_turnover']:.0%}, costs {costs:.1%} of the starting NAV"
+        )
 
 
 def _oracle_ic(home: AlphaHome, start: date, end: date) -> dict | None:
@@ -1230,14 +1437,19 @@ def _alt_quality() -> None:
 
     wanted = {
         (RAW_PARKING_LOT_COUNTS, "parking_count_error"): (
-            "truth_count_mae_pct", "car count error {:.1f}% of the mean count"),
+            "truth_count_mae_pct",
+            "car count error {:.1f}% of the mean count",
+        ),
         (RAW_OIL_TANK_LEVELS, "tank_fill_error"): ("truth_fill_mae", "tank fill MAE {:.4f}"),
         (RAW_CALL_SENTIMENT, "call_sentiment_tracks_tone"): (
-            "truth_spearman_call_sentiment", "call sentiment vs true tone Spearman {:.2f}"),
+            "truth_spearman_call_sentiment",
+            "call sentiment vs true tone Spearman {:.2f}",
+        ),
         (RAW_FILING_FEATURES, "filing_features_track_risk"): (
             "truth_spearman_risk_factors_negative_terms",
-            "filing negative terms vs true risk Spearman {:.2f}"),
-    }  # fmt: skip
+            "filing negative terms vs true risk Spearman {:.2f}",
+        ),
+    }
     parts = []
     try:
         instance = DagsterInstance.get()
@@ -1291,8 +1503,9 @@ def _book_weights(lake, day, alpha) -> dict[str, float] | None:
     prices = lake.read("raw", "prices", shift_sessions(day, -125), day)
     uni = lake.read("raw", "universe", day, day)
     held = _json.loads(row.get("held_book") or "{}")
-    w = day_target_weights(day, alpha.select("ticker", "alpha_score"), prices, uni, cfg.limits(), cfg.cov_window,
-                           held)  # fmt: skip
+    w = day_target_weights(
+        day, alpha.select("ticker", "alpha_score"), prices, uni, cfg.limits(), cfg.cov_window, held
+    )
     return dict(zip(w["ticker"], w["weight"], strict=True))
 
 
@@ -1335,8 +1548,10 @@ def cmd_explain(args) -> int:
     ticker = args.ticker.upper()
     if ticker not in rows["ticker"].to_list():
         close = difflib.get_close_matches(ticker, rows["ticker"].to_list(), n=5)
-        print(f"error: {ticker} has no row on {day}" + (f"; did you mean {', '.join(close)}?" if close else ""),
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"error: {ticker} has no row on {day}" + (f"; did you mean {', '.join(close)}?" if close else ""),
+            file=sys.stderr,
+        )
         return 2
     feats = [c for c in feature_columns(rows) if c != "fusion_version"]
     changes: dict[str, float] = {}
@@ -1350,8 +1565,11 @@ def cmd_explain(args) -> int:
             return 2
         if name not in feats:
             hint = difflib.get_close_matches(name, feats, n=3)
-            print(f"error: --set {item}: no feature {name!r} on {day}"
-                  + (f"; did you mean {', '.join(hint)}?" if hint else ""), file=sys.stderr)  # fmt: skip
+            print(
+                f"error: --set {item}: no feature {name!r} on {day}"
+                + (f"; did you mean {', '.join(hint)}?" if hint else ""),
+                file=sys.stderr,
+            )
             return 2
         lo, hi = feature_range(name, rows[name].cast(pl.Float64).to_numpy())
         if not lo <= changes[name] <= hi:
@@ -1371,15 +1589,20 @@ def cmd_explain(args) -> int:
     alpha, n = float(me["alpha_score"]), scores.height
     rank = int((scores["alpha_score"] > alpha).sum()) + 1
     weights = _book_weights(lake, day, scores)
-    stored = (lake.read("portfolio", "target_weights", day, day).filter(pl.col("ticker") == ticker)["weight"]
-              if lake.exists("portfolio", "target_weights") else pl.Series([], dtype=pl.Float64))  # fmt: skip
+    stored = (
+        lake.read("portfolio", "target_weights", day, day).filter(pl.col("ticker") == ticker)["weight"]
+        if lake.exists("portfolio", "target_weights")
+        else pl.Series([], dtype=pl.Float64)
+    )
     in_book = f"; book weight {stored[0]:+.2%}" if stored.len() else "; not in the book"
     print(f"{ticker} on {day}: traded alpha_score {alpha:+.4f} (rank {rank} of {n} from the top{in_book})")
     carried = float(terms.filter(pl.col("term") == "carried")["contribution"][0])
     if float(me["smoothing_weight"]) < 1.0:  # a smoothed score (score_halflife_sessions > 0)
         share = abs(carried) / max(abs(carried) + abs(alpha - carried), 1e-12)
-        print(f"  {carried:+.4f}  carried from earlier sessions by the exponential average ({share:.0%} of the "
-              f"score's parts; today's blend weighs {float(me['smoothing_weight']):.2f})")  # fmt: skip
+        print(
+            f"  {carried:+.4f}  carried from earlier sessions by the exponential average ({share:.0%} of the "
+            f"score's parts; today's blend weighs {float(me['smoothing_weight']):.2f})"
+        )
         print(f"  {alpha - carried:+.4f}  today's blend of the recipes' ensembles, made of:")
     else:
         print(
@@ -1421,14 +1644,18 @@ def cmd_explain(args) -> int:
         changed = rows.filter(pl.col("ticker") == ticker).with_columns(
             *[pl.lit(v, dtype=pl.Float64).cast(rows.schema[c]).alias(c) for c, v in changes.items()]
         )
-        new_scores = {(recipe, kind, ticker): float(m.learner.predict(m.inputs(changed))[0])
-                      for (recipe, kind), m in explained.items()}  # fmt: skip
+        new_scores = {
+            (recipe, kind, ticker): float(m.learner.predict(m.inputs(changed))[0])
+            for (recipe, kind), m in explained.items()
+        }
         after = traded_scores(scores, preds, new_scores)
         new_alpha = float(after.filter(pl.col("ticker") == ticker)["alpha_score"][0])
         new_rank = int((after["alpha_score"] > new_alpha).sum()) + 1
         desc = ", ".join(f"{c}={v:+g}" for c, v in changes.items())
-        print(f"\n  what-if {desc}: traded alpha_score {alpha:+.4f} -> {new_alpha:+.4f}, rank {rank} -> {new_rank} "
-              f"of {n}")  # fmt: skip
+        print(
+            f"\n  what-if {desc}: traded alpha_score {alpha:+.4f} -> {new_alpha:+.4f}, rank {rank} -> {new_rank} "
+            f"of {n}"
+        )
         try:
             w_after = _book_weights(lake, day, after)
         except (
@@ -1442,8 +1669,10 @@ def cmd_explain(args) -> int:
             )
         else:
             before_w, after_w = weights.get(ticker, 0.0), w_after.get(ticker, 0.0)
-            print(f"  book weight {before_w:+.2%} -> {after_w:+.2%} ({(after_w - before_w) * 100:+.2f} points; the day's "
-                  "book rebuilt with its recorded limits and held names, the other names' scores unchanged)")  # fmt: skip
+            print(
+                f"  book weight {before_w:+.2%} -> {after_w:+.2%} ({(after_w - before_w) * 100:+.2f} points; the day's "
+                "book rebuilt with its recorded limits and held names, the other names' scores unchanged)"
+            )
     return 0
 
 
@@ -1461,10 +1690,19 @@ def build_parser() -> argparse.ArgumentParser:
             "--start", help="first session (default: the world ends on the last completed session)"
         )
         sp.add_argument("--seed", type=int, default=7)
-        sp.add_argument("--signal-strength", type=float, default=0.1, dest="signal_strength",
-                        help="IC of the full planted alpha, about (0: a null world)")  # fmt: skip
-        sp.add_argument("--regime-break", dest="regime_break", metavar="DATE",
-                        help="from this session on the planted alpha is flipped or removed")  # fmt: skip
+        sp.add_argument(
+            "--signal-strength",
+            type=float,
+            default=0.1,
+            dest="signal_strength",
+            help="IC of the full planted alpha, about (0: a null world)",
+        )
+        sp.add_argument(
+            "--regime-break",
+            dest="regime_break",
+            metavar="DATE",
+            help="from this session on the planted alpha is flipped or removed",
+        )
         sp.add_argument("--regime-mode", dest="regime_mode", choices=["flip", "remove"], default="flip")
 
     w = sub.add_parser("world", help="the demo world simulator")
@@ -1474,8 +1712,12 @@ def build_parser() -> argparse.ArgumentParser:
     world_args(g)
     g.set_defaults(fn=cmd_world_generate)
 
-    g.add_argument("--no-alt-data", dest="alt_data", action="store_false",
-                   help="prices and reference data only (no imagery, transcripts, filings, web site)")  # fmt: skip
+    g.add_argument(
+        "--no-alt-data",
+        dest="alt_data",
+        action="store_false",
+        help="prices and reference data only (no imagery, transcripts, filings, web site)",
+    )
     ss = wsub.add_parser("serve-site", help="serve the world's vendor web site on 127.0.0.1 (for the UI)")
     ss.add_argument("--port", type=int, default=8765)
     ss.set_defaults(fn=cmd_serve_site)
@@ -1513,11 +1755,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="main: every daily asset; daily_data: vendor files to the feature matrix; daily_book: "
         "scores, books, risk, orders, monitoring (needs trained blocks); explain: SHAP and LIME",
     )
-    m.add_argument("--executor", choices=["in_process", "dask"], default="in_process",
-                   help="in_process: every step in this process (default); dask: each step a task on a Dask "
-                   "cluster (dagster-dask)")  # fmt: skip
-    m.add_argument("--dask-address", dest="dask_address", metavar="tcp://HOST:PORT",
-                   help="the Dask scheduler to run on (default: a local cluster of 2 workers)")  # fmt: skip
+    m.add_argument(
+        "--executor",
+        choices=["in_process", "dask"],
+        default="in_process",
+        help="in_process: every step in this process (default); dask: each step a task on a Dask "
+        "cluster (dagster-dask)",
+    )
+    m.add_argument(
+        "--dask-address",
+        dest="dask_address",
+        metavar="tcp://HOST:PORT",
+        help="the Dask scheduler to run on (default: a local cluster of 2 workers)",
+    )
     m.set_defaults(fn=cmd_materialize)
 
     b = sub.add_parser(
@@ -1552,26 +1802,45 @@ def build_parser() -> argparse.ArgumentParser:
     api = sub.add_parser("serve-api", help="the read-only REST API over the serving store (docs at /docs)")
     api.add_argument("--port", type=int, default=8000)
     api.add_argument("--host", default="127.0.0.1", help="interface to bind (default loopback only)")
-    api.add_argument("--workers", type=int, default=1,
-                     help="uvicorn worker processes (default 1; 2 on a 2-core host serves concurrent clients "
-                     "in parallel)")  # fmt: skip
+    api.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="uvicorn worker processes (default 1; 2 on a 2-core host serves concurrent clients in parallel)",
+    )
     api.set_defaults(fn=cmd_serve_api)
     dash = sub.add_parser("dashboard", help="the fund's dashboard (and the API) on 127.0.0.1")
     dash.add_argument("--port", type=int, default=8050)
     dash.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default 1)")
     dash.set_defaults(fn=cmd_dashboard, host="127.0.0.1")
     for sp in (api, dash):
-        sp.add_argument("--tls-cert", dest="tls_cert", metavar="PEM",
-                        help="serve HTTPS with this certificate (default $ALPHA_TLS_CERT)")  # fmt: skip
-        sp.add_argument("--tls-key", dest="tls_key", metavar="PEM",
-                        help="the certificate's private key (default $ALPHA_TLS_KEY)")  # fmt: skip
-        sp.add_argument("--access-log", dest="access_log", metavar="FILE",
-                        help="one JSON line per request: a file, - for stderr, off (default $ALPHA_ACCESS_LOG, "
-                        "else ALPHA_HOME/logs/access.log, or stderr with ALPHA_SERVING_URL)")  # fmt: skip
+        sp.add_argument(
+            "--tls-cert",
+            dest="tls_cert",
+            metavar="PEM",
+            help="serve HTTPS with this certificate (default $ALPHA_TLS_CERT)",
+        )
+        sp.add_argument(
+            "--tls-key",
+            dest="tls_key",
+            metavar="PEM",
+            help="the certificate's private key (default $ALPHA_TLS_KEY)",
+        )
+        sp.add_argument(
+            "--access-log",
+            dest="access_log",
+            metavar="FILE",
+            help="one JSON line per request: a file, - for stderr, off (default $ALPHA_ACCESS_LOG, "
+            "else ALPHA_HOME/logs/access.log, or stderr with ALPHA_SERVING_URL)",
+        )
     ak = sub.add_parser("api-key", help="mint an API key for serve-api/dashboard and print its hash line")
     ak.add_argument("--name", required=True, help="who holds it (shown in the access log), e.g. pm1")
-    ak.add_argument("--role", choices=["reader", "operator"], default="reader",
-                    help="reader: pages and read routes; operator: also the pipeline's run status")  # fmt: skip
+    ak.add_argument(
+        "--role",
+        choices=["reader", "operator"],
+        default="reader",
+        help="reader: pages and read routes; operator: also the pipeline's run status",
+    )
     ak.add_argument("--append", metavar="FILE", help="also append the line to this keys file (made 0600)")
     ak.set_defaults(fn=cmd_api_key)
     return p

@@ -21,8 +21,12 @@ from alpha_assets.executors import (
 )
 
 
-def dask_job(job_name: str, home_root: str, asset_keys: list[str] | None = None,
-             check_keys: list[list[str]] | None = None):  # fmt: skip
+def dask_job(
+    job_name: str,
+    home_root: str,
+    asset_keys: list[str] | None = None,
+    check_keys: list[list[str]] | None = None,
+):
     """The job ``job_name`` over ALPHA_HOME ``home_root``, with the dask executor, subset to ``asset_keys``
     (``raw/prices`` spellings) and ``check_keys`` ([asset key, check name] pairs). Called on the caller and again
     on every worker (through ``reconstructable_dask_job``): both must build the same job."""
@@ -46,8 +50,12 @@ def dask_job(job_name: str, home_root: str, asset_keys: list[str] | None = None,
     return job
 
 
-def reconstructable_dask_job(job_name: str, home_root: str, asset_keys: list[str] | None = None,
-                             check_keys: list[list[str]] | None = None):  # fmt: skip
+def reconstructable_dask_job(
+    job_name: str,
+    home_root: str,
+    asset_keys: list[str] | None = None,
+    check_keys: list[list[str]] | None = None,
+):
     from dagster import build_reconstructable_job
 
     return build_reconstructable_job(
@@ -58,9 +66,16 @@ def reconstructable_dask_job(job_name: str, home_root: str, asset_keys: list[str
     )
 
 
-def run_on_dask(job_name: str, home_root: str, instance, tags: dict, run_config: dict,
-                asset_keys: list[str] | None = None, check_keys: list[list[str]] | None = None,
-                address: str | None = None):  # fmt: skip
+def run_on_dask(
+    job_name: str,
+    home_root: str,
+    instance,
+    tags: dict,
+    run_config: dict,
+    asset_keys: list[str] | None = None,
+    check_keys: list[list[str]] | None = None,
+    address: str | None = None,
+):
     """Execute the job on the Dask cluster (``address``) or a local one; returns dagster's JobExecutionResult."""
     from dagster import execute_job
 
@@ -73,8 +88,10 @@ def run_on_dask(job_name: str, home_root: str, instance, tags: dict, run_config:
         offered = local_cluster_config()["resources"]
         for name, amount in sorted(need.items()):
             if offered.get(name, 0) < amount:
-                raise DaskUnavailable(f"a step of this job requires {name}={amount:g} but a local Dask worker "
-                                      f"offers {offered.get(name, 0):g}: use --dask-address with a bigger cluster")  # fmt: skip
+                raise DaskUnavailable(
+                    f"a step of this job requires {name}={amount:g} but a local Dask worker "
+                    f"offers {offered.get(name, 0):g}: use --dask-address with a bigger cluster"
+                )
     recon = reconstructable_dask_job(job_name, home_root, asset_keys, check_keys)
     return execute_job(
         recon, instance=instance, run_config={**run_config, **dask_run_config(address)}, tags=tags

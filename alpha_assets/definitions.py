@@ -82,7 +82,7 @@ def local_resources(home: AlphaHome | None = None) -> dict:
             base_url=os.environ.get("ALPHA_WEB_VENDOR_URL", ""),
             raw_dir=str(home.root / "web_raw"),
             requests_per_second=float(os.environ.get("ALPHA_WEB_RPS", "50")),
-        ),  # fmt: skip
+        ),
         "ground_truth": GroundTruthResource(root=str(home.ground_truth)),
     }
 
@@ -117,7 +117,7 @@ def prod_resources() -> dict:
             base_url=dg.EnvVar("ALPHA_WEB_VENDOR_URL"),
             raw_dir=dg.EnvVar("ALPHA_WEB_RAW_DIR"),
             requests_per_second=1.0,
-        ),  # fmt: skip
+        ),
     }
 
 
@@ -169,19 +169,41 @@ def defs() -> dg.Definitions:
 
 
 _FROM_JOBS = {
-    "ALL_ASSETS", "DAILY_ASSETS", "DATA_ASSETS", "MODEL_DAILY_ASSETS", "BOOK_ASSETS", "MONITORING_ASSETS",
-    "EXPLAIN_ASSETS", "BLOCK_ASSETS", "BACKTEST", "MODELS", "REPORTS", "EXPLAIN", "BLOCKS", "JOBS",
-    "MAIN_PARTS", "data_job", "book_job", "explain_job", "train_alpha_job", "backtest_job", "reports_job",
-    "train_models_job", "automation_sensor",
-}  # fmt: skip
+    "ALL_ASSETS",
+    "DAILY_ASSETS",
+    "DATA_ASSETS",
+    "MODEL_DAILY_ASSETS",
+    "BOOK_ASSETS",
+    "MONITORING_ASSETS",
+    "EXPLAIN_ASSETS",
+    "BLOCK_ASSETS",
+    "BACKTEST",
+    "MODELS",
+    "REPORTS",
+    "EXPLAIN",
+    "BLOCKS",
+    "JOBS",
+    "MAIN_PARTS",
+    "data_job",
+    "book_job",
+    "explain_job",
+    "train_alpha_job",
+    "backtest_job",
+    "reports_job",
+    "train_models_job",
+    "automation_sensor",
+}
 _FROM_MONITORING = {"freshness_checks", "freshness_sensor", "FRESHNESS", "DAILY_FEEDS"}
 _FROM_ALTDATA = {"ALT_ASSETS"}
 
 
 def __getattr__(name: str) -> Any:
     # The old module-level names, importing their domain only when asked for (PEP 562).
-    for module, names in (("alpha_assets.jobs", _FROM_JOBS), ("alpha_assets.monitoring.definitions",
-                          _FROM_MONITORING), ("alpha_assets.altdata.definitions", _FROM_ALTDATA)):  # fmt: skip
+    for module, names in (
+        ("alpha_assets.jobs", _FROM_JOBS),
+        ("alpha_assets.monitoring.definitions", _FROM_MONITORING),
+        ("alpha_assets.altdata.definitions", _FROM_ALTDATA),
+    ):
         if name in names:
             return getattr(importlib.import_module(module), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

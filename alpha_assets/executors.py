@@ -92,20 +92,30 @@ def alpha_dask_executor():
                         deps = [
                             futures[k] for step_input in step.step_inputs for k in step_input.dependency_keys
                         ]
-                        args = (plan_context.reconstructable_job, plan_context.dagster_run,
-                                plan_context.run_config, [step.key], plan_context.instance.get_ref(),
-                                execution_plan.known_state)  # fmt: skip
+                        args = (
+                            plan_context.reconstructable_job,
+                            plan_context.dagster_run,
+                            plan_context.run_config,
+                            [step.key],
+                            plan_context.instance.get_ref(),
+                            execution_plan.known_state,
+                        )
                         futures[step.key] = client.submit(
-                            _execute_step_on_worker, deps, _Opaque(args),
+                            _execute_step_on_worker,
+                            deps,
+                            _Opaque(args),
                             key=f"{plan_context.job_name}.{step.key}",
                             resources=get_dask_resource_requirements(step.tags),
-                        )  # fmt: skip
+                        )
                 done = dask.distributed.as_completed(list(futures.values()), with_results=True)
                 for _future, events in iterate_with_context(raise_execution_interrupts, done):
                     yield from events.value
 
-    @executor(name="dask", config_schema=dask_executor.config_schema,
-              requirements=multiple_process_executor_requirements())  # fmt: skip
+    @executor(
+        name="dask",
+        config_schema=dask_executor.config_schema,
+        requirements=multiple_process_executor_requirements(),
+    )
     def range_safe_dask_executor(init_context):
         ((cluster_type, cluster_configuration),) = init_context.executor_config["cluster"].items()
         return RangeSafeDaskExecutor(cluster_type, cluster_configuration)
@@ -207,11 +217,15 @@ def check_scheduler(
         views = client.run(worker_view, home_root)
         for worker, view in sorted(views.items()):
             if not view["code"]:
-                raise DaskUnavailable(f"Dask worker {worker} cannot import alpha_assets: run the workers from this "
-                                      "project's venv or image")  # fmt: skip
+                raise DaskUnavailable(
+                    f"Dask worker {worker} cannot import alpha_assets: run the workers from this "
+                    "project's venv or image"
+                )
             if not view["home"]:
-                raise DaskUnavailable(f"Dask worker {worker} cannot see ALPHA_HOME {home_root}: a local lake needs "
-                                      "workers on a shared filesystem (or the prod deployment on S3)")  # fmt: skip
+                raise DaskUnavailable(
+                    f"Dask worker {worker} cannot see ALPHA_HOME {home_root}: a local lake needs "
+                    "workers on a shared filesystem (or the prod deployment on S3)"
+                )
         offered = [w.get("resources", {}) for w in client.scheduler_info()["workers"].values()]
         for name, amount in sorted(requirements.items()):
             if not any(r.get(name, 0) >= amount for r in offered):

@@ -173,8 +173,9 @@ def not_a_file(prefix: str, name: str, kind: str) -> Rejection | None:
     if kind == "directory" and not named_like:
         return None
     what = "a directory" if kind == "directory" else f"a {kind.upper() if kind == 'fifo' else kind}"
-    return Rejection(prefix, name, f"{what}{' named like a delivery' if named_like else ''}, not a regular file "
-                                   "(not read)")  # fmt: skip
+    return Rejection(
+        prefix, name, f"{what}{' named like a delivery' if named_like else ''}, not a regular file (not read)"
+    )
 
 
 def _changed(
@@ -184,8 +185,10 @@ def _changed(
         return "the file went away while it was being read"
     if read is not None and before == after:
         return f"still being written ({read} bytes read of {after[0]})"
-    return (f"still being written (size {before[0] if before else '?'} -> {after[0]} bytes, "
-            f"modified again between two looks)")  # fmt: skip
+    return (
+        f"still being written (size {before[0] if before else '?'} -> {after[0]} bytes, "
+        f"modified again between two looks)"
+    )
 
 
 def keep_table_rows(

@@ -41,8 +41,16 @@ def run_partition(context) -> str | None:
     return r.start if r.start == r.end else f"{r.start}...{r.end}"
 
 
-def plot_metadata(name: str, path: Path, title: str, asset_key: str, *, key: str | None = None,
-                  partition: str | None = None, day: date | None = None) -> dict:  # fmt: skip
+def plot_metadata(
+    name: str,
+    path: Path,
+    title: str,
+    asset_key: str,
+    *,
+    key: str | None = None,
+    partition: str | None = None,
+    day: date | None = None,
+) -> dict:
     """The metadata of one picture: under ``key`` (default ``name``) the PNG at ``path`` as Markdown, under
     ``<key>_dashboard`` the link to it on the dashboard's Reports page; and the PNG stored in the serving store as
     the latest picture of the plot ``name`` (``store.write_plot``: ``asset_key`` drew it, for ``partition``,
@@ -63,11 +71,15 @@ def plot_metadata(name: str, path: Path, title: str, asset_key: str, *, key: str
         from dagster import get_dagster_logger
 
         where = redacted_url(url) if url else "the serving store"
-        get_dagster_logger().warning(f"plot {name}: not stored in {where} ({type(e).__name__}: {e}); the "
-                                     "dashboard's Reports page keeps its previous picture")  # fmt: skip
+        get_dagster_logger().warning(
+            f"plot {name}: not stored in {where} ({type(e).__name__}: {e}); the "
+            "dashboard's Reports page keeps its previous picture"
+        )
     key = key or name
-    return {key: MetadataValue.md(_png_markdown(png, title)),
-            f"{key}_dashboard": MetadataValue.url(dashboard_url(name))}  # fmt: skip
+    return {
+        key: MetadataValue.md(_png_markdown(png, title)),
+        f"{key}_dashboard": MetadataValue.url(dashboard_url(name)),
+    }
 
 
 def md_table(df: pl.DataFrame, digits: int = 4) -> str:

@@ -60,8 +60,14 @@ def _run(tmp_path: Path, load: str = "") -> dict:
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     env = {"PATH": "/usr/bin:/bin"}
-    out = subprocess.run([sys.executable, "-W", "ignore", "-c", AUDIT.format(repo=str(REPO), load=load)],
-                         cwd=cwd, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", AUDIT.format(repo=str(REPO), load=load)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     line = next(x for x in out.stdout.splitlines() if x.startswith("AUDIT "))
     result = json.loads(line.removeprefix("AUDIT "))
@@ -91,8 +97,13 @@ def test_prod_definitions_load_with_an_empty_environment_and_hold_no_demo_parts(
     result = _run(tmp_path, load="prod")
     assert "ground_truth" not in result["resources"]
     assert {"io_manager", "lake_store", "landing", "model_registry", "outbox"} <= set(result["resources"])
-    truth_checks = {"parking_count_error", "tank_fill_error", "call_sentiment_tracks_tone",
-                    "filing_features_track_risk", "web_prices_match_site"}  # fmt: skip
+    truth_checks = {
+        "parking_count_error",
+        "tank_fill_error",
+        "call_sentiment_tracks_tone",
+        "filing_features_track_risk",
+        "web_prices_match_site",
+    }
     assert not truth_checks & set(result["checks"])
     assert {"parking_counts_valid", "tank_levels_valid"} <= set(result["checks"])  # the real checks stay
     assert result["cwd_after"] == []  # loading prod wrote nothing either
@@ -101,6 +112,11 @@ def test_prod_definitions_load_with_an_empty_environment_and_hold_no_demo_parts(
 def test_local_definitions_hold_the_demo_parts_and_create_no_folder(tmp_path):
     result = _run(tmp_path, load="local")
     assert "ground_truth" in result["resources"]
-    assert {"parking_count_error", "tank_fill_error", "call_sentiment_tracks_tone", "filing_features_track_risk",
-            "web_prices_match_site"} <= set(result["checks"])  # fmt: skip
+    assert {
+        "parking_count_error",
+        "tank_fill_error",
+        "call_sentiment_tracks_tone",
+        "filing_features_track_risk",
+        "web_prices_match_site",
+    } <= set(result["checks"])
     assert result["cwd_after"] == []  # ALPHA_HOME defaults to ./.alpha: still nothing made until a write

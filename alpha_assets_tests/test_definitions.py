@@ -20,22 +20,51 @@ def test_definitions_load_and_every_job_and_sensor_resolves(tmp_path, monkeypatc
     repo = defs.get_repository_def()
     repo.get_all_jobs()  # resolves each sensor's implicit asset job
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert {"raw/universe", "raw/prices", "raw/price_reconciliation", "features/price_features",
-            "features/labels"} <= keys  # fmt: skip
-    assert {s.name for s in repo.sensor_defs} >= {"prices_a_landing_sensor", "prices_b_landing_sensor",
-                                                  "reference_landing_sensor", "retraining_sensor"}  # fmt: skip
-    assert {"features/feature_matrix", "features/fused_embeddings", "models/fusion_encoder", "models/alpha_models",
-            "models/predictions", "models/alpha_scores", "models/promotions", "models/shap_values",
-            "models/lime_explanations", "monitoring/model_health", "monitoring/feature_drift",
-            "reports/model_report", "models/registry"} <= keys  # fmt: skip
-    assert {j.name for j in repo.get_all_jobs()} >= {"daily_data", "daily_book", "explain", "train_alpha",
-                                                     "model_report", "backtest_report", "train_models"}  # fmt: skip
+    assert {
+        "raw/universe",
+        "raw/prices",
+        "raw/price_reconciliation",
+        "features/price_features",
+        "features/labels",
+    } <= keys
+    assert {s.name for s in repo.sensor_defs} >= {
+        "prices_a_landing_sensor",
+        "prices_b_landing_sensor",
+        "reference_landing_sensor",
+        "retraining_sensor",
+    }
+    assert {
+        "features/feature_matrix",
+        "features/fused_embeddings",
+        "models/fusion_encoder",
+        "models/alpha_models",
+        "models/predictions",
+        "models/alpha_scores",
+        "models/promotions",
+        "models/shap_values",
+        "models/lime_explanations",
+        "monitoring/model_health",
+        "monitoring/feature_drift",
+        "reports/model_report",
+        "models/registry",
+    } <= keys
+    assert {j.name for j in repo.get_all_jobs()} >= {
+        "daily_data",
+        "daily_book",
+        "explain",
+        "train_alpha",
+        "model_report",
+        "backtest_report",
+        "train_models",
+    }
 
 
 def test_the_code_location_does_not_import_heavy_libraries():
-    code = ("import sys, alpha_assets.definitions as d; d.defs(); heavy = [m for m in ('torch', 'transformers', 'ultralytics', "
-            "'shap', 'lime', 'catboost', 'xgboost', 'lightgbm', 'mlflow', 'alphalens', 'riskfolio', 'cv2', "
-            "'matplotlib') if m in sys.modules]; print(heavy)")  # fmt: skip
+    code = (
+        "import sys, alpha_assets.definitions as d; d.defs(); heavy = [m for m in ('torch', 'transformers', 'ultralytics', "
+        "'shap', 'lime', 'catboost', 'xgboost', 'lightgbm', 'mlflow', 'alphalens', 'riskfolio', 'cv2', "
+        "'matplotlib') if m in sys.modules]; print(heavy)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.strip() == "[]"
 

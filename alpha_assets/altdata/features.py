@@ -45,12 +45,26 @@ from resources.lake_resource import DeltaLakeResource
 SOURCES: list[tuple[str, AssetKey, str, list[str]]] = [
     ("parking", RAW_PARKING_LOT_COUNTS, "parking", ["cars_per_store", "total_cars"]),
     ("tanks", RAW_OIL_TANK_LEVELS, "tanks", ["mean_fill_ratio", "oil_m3", "utilisation"]),
-    ("call", RAW_CALL_SENTIMENT, "transcripts",
-     ["call_sentiment", "management_sentiment", "prepared_sentiment", "qa_sentiment"]),
-    ("filing", RAW_FILING_FEATURES, "filings",
-     ["risk_factors_sentiment", "mdna_sentiment", "risk_factors_words_change", "document_similarity", "mdna_fog"]),
+    (
+        "call",
+        RAW_CALL_SENTIMENT,
+        "transcripts",
+        ["call_sentiment", "management_sentiment", "prepared_sentiment", "qa_sentiment"],
+    ),
+    (
+        "filing",
+        RAW_FILING_FEATURES,
+        "filings",
+        [
+            "risk_factors_sentiment",
+            "mdna_sentiment",
+            "risk_factors_words_change",
+            "document_similarity",
+            "mdna_fog",
+        ],
+    ),
     ("web", RAW_WEB_SIGNALS, "web", ["web_price_change", "mean_log_price", "out_of_stock_share"]),
-]  # fmt: skip
+]
 
 
 class AltFeaturesConfig(Config):
@@ -59,9 +73,11 @@ class AltFeaturesConfig(Config):
 
 def alt_sources_delivered(lake) -> list[str]:
     """The alt sources (feature prefixes) whose raw table holds at least one row, at any date."""
-    return [p for p, table, _, _ in SOURCES
-            if lake.exists(*table.path)
-            and lake.scan(*table.path).select("ticker").head(1).collect().height]  # fmt: skip
+    return [
+        p
+        for p, table, _, _ in SOURCES
+        if lake.exists(*table.path) and lake.scan(*table.path).select("ticker").head(1).collect().height
+    ]
 
 
 def alt_feature_frame(lake, start, end, max_age_days: dict[str, float]) -> tuple[pl.DataFrame, dict]:
@@ -119,7 +135,7 @@ def alt_feature_frame(lake, start, end, max_age_days: dict[str, float]) -> tuple
             blocking=True,
             description="every value was published at or before its day's cut-off",
         ),
-    ],  # fmt: skip
+    ],
 )
 def alt_features(context: AssetExecutionContext, config: AltFeaturesConfig, lake_store: DeltaLakeResource):
     """Parking, tank, call, filing and web values per ticker-day as of 22:00 UTC, with publication time and age
@@ -130,9 +146,20 @@ def alt_features(context: AssetExecutionContext, config: AltFeaturesConfig, lake
     late = sum(with_cut.filter(pl.col(f"{p}_published_at") > pl.col("cutoff")).height for p, *_ in SOURCES)
     delivered = [p for p, s in stats.items() if s["ticker_days_filled"]]
     if df.height == 0:
-        context.log.info("no alt-data vendor has delivered yet: features.alt_features holds no rows and the "
-                         "feature matrix uses the price features alone")  # fmt: skip
-    yield Output(df, metadata={"rows": df.height, "alt_sources": MetadataValue.json(delivered),
-                               **{f"{p}_filled": int(s["ticker_days_filled"]) for p, s in stats.items()}})  # fmt: skip
-    yield AssetCheckResult(check_name="alt_features_point_in_time", passed=late == 0,
-                           metadata={"values_published_after_cutoff": late})  # fmt: skip
+        context.log.info(
+            "no alt-data vendor has delivered yet: features.alt_features holds no rows and the "
+            "feature matrix uses the price features alone"
+        )
+    yield Output(
+        df,
+        metadata={
+            "rows": df.height,
+            "alt_sources": MetadataValue.json(delivered),
+            **{f"{p}_filled": int(s["ticker_days_filled"]) for p, s in stats.items()},
+        },
+    )
+    yield AssetCheckResult(
+        check_name="alt_features_point_in_time",
+        passed=late == 0,
+        metadata={"values_published_after_cutoff": late},
+    )

@@ -74,10 +74,19 @@ CALL_SCHEMA = {
     "file": pl.String,
     "model": pl.String,
     "n_sentences": pl.Int64,
-    **{c: pl.Float64 for c in ("call_sentiment", "management_sentiment", "prepared_sentiment", "qa_sentiment",
-                               "positive_share", "negative_share")},
+    **{
+        c: pl.Float64
+        for c in (
+            "call_sentiment",
+            "management_sentiment",
+            "prepared_sentiment",
+            "qa_sentiment",
+            "positive_share",
+            "negative_share",
+        )
+    },
     **{f"{r}_sentiment": pl.Float64 for r in _ROLES},
-}  # fmt: skip
+}
 _FILING_FEATURE_COLUMNS = {
     k: v for k, v in filing_row_schema().items() if k not in ("file", "form", "ticker", "filed")
 }
@@ -171,8 +180,9 @@ def _quarantine_errors(
         intake.quarantine(prefix, located[e.source].name, e.reason)
 
 
-def _table_rows(intake, lake, prefix, key, schema, scored, located, event_of, start, end
-                ) -> tuple[pl.DataFrame, int]:  # fmt: skip
+def _table_rows(
+    intake, lake, prefix, key, schema, scored, located, event_of, start, end
+) -> tuple[pl.DataFrame, int]:
     """Scored documents as table rows: trade_date from the file name, ticker from the header or the name,
     event_time / published_at, one document per ticker-day (the last by name), scores rounded to
     ``STORED_DECIMALS`` decimals, and the rows the table already holds for ticker-days not scored now. Returns
@@ -181,9 +191,16 @@ def _table_rows(intake, lake, prefix, key, schema, scored, located, event_of, st
     for r in scored.iter_rows(named=True):
         dv = located[r["file"]]
         event = event_of(r["file"], dv.trade_date)
-        rows.append({**r, "trade_date": dv.trade_date, "ticker": r["ticker"] or dv.fields["ticker"],
-                     "file": dv.name, "event_time": event,
-                     "published_at": pit.published_at(prefix, event)})  # fmt: skip
+        rows.append(
+            {
+                **r,
+                "trade_date": dv.trade_date,
+                "ticker": r["ticker"] or dv.fields["ticker"],
+                "file": dv.name,
+                "event_time": event,
+                "published_at": pit.published_at(prefix, event),
+            }
+        )
     df = pl.DataFrame(rows, schema=schema) if rows else pl.DataFrame(schema=schema)
     df = _nan_to_null(
         df.sort("trade_date", "ticker", "file").unique(
@@ -315,9 +332,17 @@ def call_sentiment(
         seconds = time.perf_counter() - t0
         _quarantine_errors(intake, TRANSCRIPTS, errors, located)
     df, new_rows = _table_rows(
-        intake, lake, TRANSCRIPTS, RAW_CALL_SENTIMENT, CALL_SCHEMA, scored, located,
-        lambda path, d: call_end_time(Path(path), d), start, end,
-    )  # fmt: skip
+        intake,
+        lake,
+        TRANSCRIPTS,
+        RAW_CALL_SENTIMENT,
+        CALL_SCHEMA,
+        scored,
+        located,
+        lambda path, d: call_end_time(Path(path), d),
+        start,
+        end,
+    )
     quarantined = intake.quarantined
     metadata = _document_metadata(df, new_rows, files, seconds, model_name, intake, "transcripts")
     yield Output(df, metadata=metadata)
@@ -405,15 +430,23 @@ def filing_features(
         seconds = time.perf_counter() - t0
         _quarantine_errors(intake, FILINGS, errors, located)
     df, new_rows = _table_rows(
-        intake, lake, FILINGS, RAW_FILING_FEATURES, FILING_SCHEMA, features, located,
-        lambda _path, d: pit.event_time_of(FILINGS, d), start, end,
-    )  # fmt: skip
+        intake,
+        lake,
+        FILINGS,
+        RAW_FILING_FEATURES,
+        FILING_SCHEMA,
+        features,
+        located,
+        lambda _path, d: pit.event_time_of(FILINGS, d),
+        start,
+        end,
+    )
     quarantined = intake.quarantined
     metadata = {
         **_document_metadata(df, new_rows, files, seconds, model_name, intake, "filings"),
         "with_previous_filing": df.filter(pl.col("document_similarity").is_not_null()).height,
         "previous_from_earlier_windows": MetadataValue.json(sorted(Path(p).name for p in previous.values())),
-    }  # fmt: skip
+    }
     yield Output(df, metadata=metadata)
     passed, meta = _values_check(df, FILING_BOUNDS)
     yield AssetCheckResult(check_name="filing_features_values_in_range", passed=passed, metadata=meta)

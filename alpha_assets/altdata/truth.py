@@ -46,9 +46,12 @@ def parking_error(images: pl.DataFrame, truth: pl.DataFrame) -> dict:
         return {}
     mae = float((j["n_cars"].cast(pl.Float64) - j["true_count"]).abs().mean())
     mean = float(j["true_count"].mean())
-    return {"truth_images_vs_truth": j.height, "truth_count_mae": round(mae, 3),
-            "truth_mean_true_count": round(mean, 2),
-            "truth_count_mae_pct": round(100.0 * mae / mean, 3) if mean else float("nan")}  # fmt: skip
+    return {
+        "truth_images_vs_truth": j.height,
+        "truth_count_mae": round(mae, 3),
+        "truth_mean_true_count": round(mean, 2),
+        "truth_count_mae_pct": round(100.0 * mae / mean, 3) if mean else float("nan"),
+    }
 
 
 def tank_error(tanks: pl.DataFrame, truth: pl.DataFrame) -> dict:
@@ -58,23 +61,32 @@ def tank_error(tanks: pl.DataFrame, truth: pl.DataFrame) -> dict:
     truth = truth.join(tanks.select("trade_date", "farm_id").unique(), on=["trade_date", "farm_id"])
     if not truth.height:
         return {}
-    found = tanks.select("trade_date", "farm_id", pl.col("center_x_px").alias("fx"),
-                         pl.col("center_y_px").alias("fy"), pl.col("fill_ratio").alias("est"))  # fmt: skip
+    found = tanks.select(
+        "trade_date",
+        "farm_id",
+        pl.col("center_x_px").alias("fx"),
+        pl.col("center_y_px").alias("fy"),
+        pl.col("fill_ratio").alias("est"),
+    )
     pairs = (
         truth.join(found, on=["trade_date", "farm_id"])
         .with_columns(
             ((pl.col("fx") - pl.col("center_x_px")) ** 2 + (pl.col("fy") - pl.col("center_y_px")) ** 2)
             .sqrt()
             .alias("dist")
-        )  # fmt: skip
+        )
         .filter(pl.col("dist") <= pl.col("radius_px"))
         .sort("dist")
         .unique(["trade_date", "tank_id"], keep="first")
     )
     measured = pairs.filter(pl.col("est").is_not_nan())
     mae = float((measured["est"] - measured["fill_ratio"]).abs().mean()) if measured.height else float("nan")
-    return {"truth_true_tanks": truth.height, "truth_tanks_found": pairs.height,
-            "truth_tanks_measured": measured.height, "truth_fill_mae": round(mae, 5)}  # fmt: skip
+    return {
+        "truth_true_tanks": truth.height,
+        "truth_tanks_found": pairs.height,
+        "truth_tanks_measured": measured.height,
+        "truth_fill_mae": round(mae, 5),
+    }
 
 
 def document_spearman(df: pl.DataFrame, truth: pl.DataFrame, truth_col: str, cols: list[str]) -> dict:
@@ -122,9 +134,12 @@ def _truth(ground_truth: GroundTruthResource, name: str) -> pl.DataFrame | None:
     return pl.read_parquet(path) if path is not None else None
 
 
-@asset_check(asset=RAW_PARKING_LOT_COUNTS, additional_deps=[RAW_PARKING_LOT_IMAGES],
-             partitions_def=trading_days,
-             description="demo world only: mean absolute car-count error ≤ 10% of the mean true count")  # fmt: skip
+@asset_check(
+    asset=RAW_PARKING_LOT_COUNTS,
+    additional_deps=[RAW_PARKING_LOT_IMAGES],
+    partitions_def=trading_days,
+    description="demo world only: mean absolute car-count error ≤ 10% of the mean true count",
+)
 def parking_count_error(
     context: AssetCheckExecutionContext, lake_store: DeltaLakeResource, ground_truth: GroundTruthResource
 ) -> AssetCheckResult:
@@ -135,8 +150,12 @@ def parking_count_error(
     return _result(error, not error or error["truth_count_mae_pct"] <= 10.0)
 
 
-@asset_check(asset=RAW_OIL_TANK_LEVELS, additional_deps=[RAW_OIL_TANKS], partitions_def=trading_days,
-             description="demo world only: mean absolute tank fill error ≤ 0.05")  # fmt: skip
+@asset_check(
+    asset=RAW_OIL_TANK_LEVELS,
+    additional_deps=[RAW_OIL_TANKS],
+    partitions_def=trading_days,
+    description="demo world only: mean absolute tank fill error ≤ 0.05",
+)
 def tank_fill_error(
     context: AssetCheckExecutionContext, lake_store: DeltaLakeResource, ground_truth: GroundTruthResource
 ) -> AssetCheckResult:
@@ -145,21 +164,30 @@ def tank_fill_error(
     return _result(error, not error or not error["truth_fill_mae"] > 0.05)
 
 
-@asset_check(asset=RAW_CALL_SENTIMENT, partitions_def=trading_days,
-             description="demo world only: call sentiment rises with the true management tone (Spearman > 0)")  # fmt: skip
+@asset_check(
+    asset=RAW_CALL_SENTIMENT,
+    partitions_def=trading_days,
+    description="demo world only: call sentiment rises with the true management tone (Spearman > 0)",
+)
 def call_sentiment_tracks_tone(
     context: AssetCheckExecutionContext, lake_store: DeltaLakeResource, ground_truth: GroundTruthResource
 ) -> AssetCheckResult:
     truth = _truth(ground_truth, "transcript_tone.parquet")
     df = _window(context, lake_store, "raw.call_sentiment")
-    error = {} if truth is None else document_spearman(df, truth, "management_tone",
-                                                       ["call_sentiment", "management_sentiment"])  # fmt: skip
+    error = (
+        {}
+        if truth is None
+        else document_spearman(df, truth, "management_tone", ["call_sentiment", "management_sentiment"])
+    )
     rho = error.get("truth_spearman_call_sentiment")
     return _result(error, rho is None or rho > 0)
 
 
-@asset_check(asset=RAW_FILING_FEATURES, partitions_def=trading_days,
-             description="demo world only: the risk section's negative terms rise with the true filing risk")  # fmt: skip
+@asset_check(
+    asset=RAW_FILING_FEATURES,
+    partitions_def=trading_days,
+    description="demo world only: the risk section's negative terms rise with the true filing risk",
+)
 def filing_features_track_risk(
     context: AssetCheckExecutionContext, lake_store: DeltaLakeResource, ground_truth: GroundTruthResource
 ) -> AssetCheckResult:
@@ -171,8 +199,11 @@ def filing_features_track_risk(
     return _result(error, rho is None or rho > 0)
 
 
-@asset_check(asset=RAW_WEB_PRODUCTS, partitions_def=trading_days,
-             description="demo world only: scraped prices equal the site's to the cent")  # fmt: skip
+@asset_check(
+    asset=RAW_WEB_PRODUCTS,
+    partitions_def=trading_days,
+    description="demo world only: scraped prices equal the site's to the cent",
+)
 def web_prices_match_site(
     context: AssetCheckExecutionContext, lake_store: DeltaLakeResource, ground_truth: GroundTruthResource
 ) -> AssetCheckResult:
@@ -186,5 +217,10 @@ def web_prices_match_site(
     return _result(error, not error or error["truth_max_abs_price_error"] <= 0.005)
 
 
-TRUTH_CHECKS = [parking_count_error, tank_fill_error, call_sentiment_tracks_tone, filing_features_track_risk,
-                web_prices_match_site]  # fmt: skip
+TRUTH_CHECKS = [
+    parking_count_error,
+    tank_fill_error,
+    call_sentiment_tracks_tone,
+    filing_features_track_risk,
+    web_prices_match_site,
+]

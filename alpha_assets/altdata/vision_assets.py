@@ -49,9 +49,15 @@ TRAINING_PREFIX, PARKING_PREFIX, TANK_PREFIX = "detector_training", "parking", "
 
 # models.car_detector mirrors the MLflow registry's car_detector versions (read-only, for SQL); MLflow decides.
 MIRROR_SCHEMA = {
-    "version": pl.Int64, "aliases": pl.String, "fingerprint": pl.String, "source": pl.String,
-    "run_id": pl.String, "val_count_mae": pl.Float64, "val_count_mae_pct": pl.Float64, "train_seconds": pl.Float64,
-}  # fmt: skip
+    "version": pl.Int64,
+    "aliases": pl.String,
+    "fingerprint": pl.String,
+    "source": pl.String,
+    "run_id": pl.String,
+    "val_count_mae": pl.Float64,
+    "val_count_mae_pct": pl.Float64,
+    "train_seconds": pl.Float64,
+}
 DETECTOR_MODEL = "car_detector"
 
 
@@ -81,9 +87,10 @@ def _local_training_set(landing: VendorLanding, work: Path) -> tuple[Path, Path,
     the number of train/val images."""
     # Only images and YOLO label files count: ultralytics drops label *.cache files next to the labels.
     files = [
-        f for f in landing.list_files(TRAINING_PREFIX)
+        f
+        for f in landing.list_files(TRAINING_PREFIX)
         if f.name.startswith("images/") or (f.name.startswith("labels/") and f.name.endswith(".txt"))
-    ]  # fmt: skip
+    ]
     images = [f for f in files if f.name.startswith("images/")]
     if not images:
         raise FileNotFoundError(
@@ -138,8 +145,13 @@ def car_detector(
 ):
     from alpha_assets.lib.altdata.vision import load_car_detector, train_car_detector
 
-    params: dict = {"architecture": config.architecture, "epochs": config.epochs, "imgsz": config.imgsz,
-                    "batch": config.batch, "seed": config.seed}  # fmt: skip
+    params: dict = {
+        "architecture": config.architecture,
+        "epochs": config.epochs,
+        "imgsz": config.imgsz,
+        "batch": config.batch,
+        "seed": config.seed,
+    }
     n_train = n_val = 0
     root = data_yaml = None
     with tempfile.TemporaryDirectory(prefix="car_detector_") as tmp:
@@ -165,15 +177,24 @@ def car_detector(
             model_registry.set_alias(DETECTOR_MODEL, CHAMPION, known.version)
             return Output(
                 detector_mirror(model_registry),
-                metadata={"reused": True, "version": known.version, "fingerprint": fingerprint,
-                          "mlflow_run_id": known.run_id},
-            )  # fmt: skip
+                metadata={
+                    "reused": True,
+                    "version": known.version,
+                    "fingerprint": fingerprint,
+                    "mlflow_run_id": known.run_id,
+                },
+            )
         t0 = time.perf_counter()
         if source == "trained":
             best = train_car_detector(
-                data_yaml, work / "run", epochs=config.epochs, imgsz=config.imgsz, seed=config.seed,
-                batch=config.batch, architecture=config.architecture,
-            )  # fmt: skip
+                data_yaml,
+                work / "run",
+                epochs=config.epochs,
+                imgsz=config.imgsz,
+                seed=config.seed,
+                batch=config.batch,
+                architecture=config.architecture,
+            )
             shutil.copy2(best, weights)
         train_seconds = time.perf_counter() - t0
         model = load_car_detector(weights)
@@ -188,27 +209,53 @@ def car_detector(
         model_dir.mkdir()
         shutil.copy2(weights, model_dir / weights.name)
         mv = model_registry.log_model(
-            DETECTOR_MODEL, f"{DETECTOR_MODEL}-{fingerprint[:12]}",
-            {**params, "source": source, "train_images": n_train, "val_images": n_val, "fingerprint": fingerprint},
-            metrics, model_dir, run_tags={"dagster/run_id": context.run_id},
-            version_tags={"fingerprint": fingerprint, "source": source, "weights_file": weights.name}, alias=CHAMPION,
-        )  # fmt: skip
+            DETECTOR_MODEL,
+            f"{DETECTOR_MODEL}-{fingerprint[:12]}",
+            {
+                **params,
+                "source": source,
+                "train_images": n_train,
+                "val_images": n_val,
+                "fingerprint": fingerprint,
+            },
+            metrics,
+            model_dir,
+            run_tags={"dagster/run_id": context.run_id},
+            version_tags={"fingerprint": fingerprint, "source": source, "weights_file": weights.name},
+            alias=CHAMPION,
+        )
     return Output(
         detector_mirror(model_registry),
-        metadata={"reused": False, "version": mv.version, "source": source, "fingerprint": fingerprint,
-                  "train_seconds": round(train_seconds, 1), "train_images": n_train, "val_count_mae": mae,
-                  "val_count_mae_pct": mae_pct, "mlflow_run_id": mv.run_id},
-    )  # fmt: skip
+        metadata={
+            "reused": False,
+            "version": mv.version,
+            "source": source,
+            "fingerprint": fingerprint,
+            "train_seconds": round(train_seconds, 1),
+            "train_images": n_train,
+            "val_count_mae": mae,
+            "val_count_mae_pct": mae_pct,
+            "mlflow_run_id": mv.run_id,
+        },
+    )
 
 
 def detector_mirror(model_registry: ModelRegistry) -> pl.DataFrame:
     rows = []
     for v in model_registry.versions(DETECTOR_MODEL):
         m = model_registry.run_metrics(v.run_id)
-        rows.append({"version": v.version, "aliases": ",".join(sorted(v.aliases)),
-                     "fingerprint": v.tags.get("fingerprint", ""), "source": v.tags.get("source", ""),
-                     "run_id": v.run_id, "val_count_mae": m.get("val_count_mae"),
-                     "val_count_mae_pct": m.get("val_count_mae_pct"), "train_seconds": m.get("train_seconds")})  # fmt: skip
+        rows.append(
+            {
+                "version": v.version,
+                "aliases": ",".join(sorted(v.aliases)),
+                "fingerprint": v.tags.get("fingerprint", ""),
+                "source": v.tags.get("source", ""),
+                "run_id": v.run_id,
+                "val_count_mae": m.get("val_count_mae"),
+                "val_count_mae_pct": m.get("val_count_mae_pct"),
+                "train_seconds": m.get("train_seconds"),
+            }
+        )
     return pl.DataFrame(rows, schema=MIRROR_SCHEMA)
 
 
@@ -221,8 +268,12 @@ def current_detector(model_registry: ModelRegistry) -> dict:
             "no car detector in the model registry yet: materialize models/car_detector first (job train_models)"
         )
     path = model_registry.download(mv)
-    return {"version": mv.version, "weights_path": str(Path(path) / mv.tags.get("weights_file", "best.pt")),
-            "mlflow_run_id": mv.run_id, "fingerprint": mv.tags.get("fingerprint", "")}  # fmt: skip
+    return {
+        "version": mv.version,
+        "weights_path": str(Path(path) / mv.tags.get("weights_file", "best.pt")),
+        "mlflow_run_id": mv.run_id,
+        "fingerprint": mv.tags.get("fingerprint", ""),
+    }
 
 
 # ------------------------------------------------------------------------------------------ shared image intake
@@ -256,8 +307,15 @@ def _quarantine_image(intake: Intake, prefix: str, name: str, reason: str) -> No
         intake.quarantine(prefix, sidecar_name(name), f"its image {name}: {reason}")
 
 
-def _kept_rows(lake_store: DeltaLakeResource, table: str, new: pl.DataFrame, start: date, end: date,
-               on: list[str], covered: list[tuple[date, str]]) -> tuple[pl.DataFrame, int]:  # fmt: skip
+def _kept_rows(
+    lake_store: DeltaLakeResource,
+    table: str,
+    new: pl.DataFrame,
+    start: date,
+    end: date,
+    on: list[str],
+    covered: list[tuple[date, str]],
+) -> tuple[pl.DataFrame, int]:
     """``new`` plus the rows the table already holds for images not read again now (a corrupt re-delivery, an
     image gone from the landing zone): the intake layer's one keep rule, by image (date, site)."""
     units = pl.DataFrame(covered, schema={"trade_date": pl.Date, on[1]: pl.String}, orient="row")
@@ -269,11 +327,27 @@ def _ts(values: list[datetime]) -> pl.Series:
 
 
 # ------------------------------------------------------------------------------------------ parking lots
-IMAGE_SCHEMA = {"trade_date": pl.Date, "store_id": pl.String, "ticker": pl.String, "file": pl.String,
-                "event_time": TS, "published_at": TS, "n_cars": pl.Int32, "mean_conf": pl.Float64,
-                "detector_version": pl.Int64}  # fmt: skip
-COUNT_SCHEMA = {"trade_date": pl.Date, "ticker": pl.String, "n_stores": pl.Int64, "total_cars": pl.Int64,
-                "cars_per_store": pl.Float64, "mean_conf": pl.Float64, "event_time": TS, "published_at": TS}  # fmt: skip
+IMAGE_SCHEMA = {
+    "trade_date": pl.Date,
+    "store_id": pl.String,
+    "ticker": pl.String,
+    "file": pl.String,
+    "event_time": TS,
+    "published_at": TS,
+    "n_cars": pl.Int32,
+    "mean_conf": pl.Float64,
+    "detector_version": pl.Int64,
+}
+COUNT_SCHEMA = {
+    "trade_date": pl.Date,
+    "ticker": pl.String,
+    "n_stores": pl.Int64,
+    "total_cars": pl.Int64,
+    "cars_per_store": pl.Float64,
+    "mean_conf": pl.Float64,
+    "event_time": TS,
+    "published_at": TS,
+}
 
 
 def aggregate_parking(images: pl.DataFrame) -> pl.DataFrame:
@@ -302,7 +376,7 @@ def aggregate_parking(images: pl.DataFrame) -> pl.DataFrame:
         "parking_lot_counts": AssetOut(
             key=RAW_PARKING_LOT_COUNTS, metadata={"partition_expr": "trade_date"}, kinds={"polars", "delta"}
         ),
-    },  # fmt: skip
+    },
     deps=[MODELS_CAR_DETECTOR],
     partitions_def=trading_days,
     backfill_policy=vendor_backfill_policy(),
@@ -321,7 +395,7 @@ def aggregate_parking(images: pl.DataFrame) -> pl.DataFrame:
             asset=RAW_PARKING_LOT_COUNTS,
             description="at least 90% of the window's images decoded and had a valid sidecar",
         ),
-    ],  # fmt: skip
+    ],
 )
 def parking_lot_counts(
     context: AssetExecutionContext,
@@ -361,8 +435,9 @@ def parking_lot_counts(
         ).sort("trade_date", "store_id")
         meta = {"detector_version": detector["version"], "images_per_second": round(len(good) / secs, 2)}
     covered = [(d, m["store_id"]) for _, d, _, m in good]
-    images, n_kept = _kept_rows(lake_store, "parking_lot_images", images, start, end, ["trade_date", "store_id"],
-                                covered)  # fmt: skip
+    images, n_kept = _kept_rows(
+        lake_store, "parking_lot_images", images, start, end, ["trade_date", "store_id"], covered
+    )
     images = images.sort("trade_date", "store_id")
     meta["rows_kept_from_earlier_deliveries"] = n_kept
     fingerprints = intake.metadata()
@@ -370,22 +445,33 @@ def parking_lot_counts(
     yield Output(
         images, output_name="parking_lot_images", metadata={"rows": images.height, **meta, **fingerprints}
     )
-    yield Output(counts_df, output_name="parking_lot_counts", metadata={
-        "rows": counts_df.height, "images": images.height, **fingerprints,
-        **meta,
-    })  # fmt: skip
+    yield Output(
+        counts_df,
+        output_name="parking_lot_counts",
+        metadata={
+            "rows": counts_df.height,
+            "images": images.height,
+            **fingerprints,
+            **meta,
+        },
+    )
     dup_images = images.height - images.select("trade_date", "store_id").unique().height
     bad = images.filter((pl.col("n_cars") < 0) | (pl.col("mean_conf") < 0) | (pl.col("mean_conf") > 1)).height
-    yield AssetCheckResult(check_name="parking_counts_valid", asset_key=RAW_PARKING_LOT_COUNTS,
-                           passed=bad == 0 and dup_images == 0,
-                           metadata={"out_of_range": bad, "duplicate_store_days": dup_images})  # fmt: skip
+    yield AssetCheckResult(
+        check_name="parking_counts_valid",
+        asset_key=RAW_PARKING_LOT_COUNTS,
+        passed=bad == 0 and dup_images == 0,
+        metadata={"out_of_range": bad, "duplicate_store_days": dup_images},
+    )
     n_bad_images = len(bad_files)
     total = len(good) + n_bad_images
     yield AssetCheckResult(
-        check_name="parking_images_usable", asset_key=RAW_PARKING_LOT_COUNTS,
+        check_name="parking_images_usable",
+        asset_key=RAW_PARKING_LOT_COUNTS,
         severity=AssetCheckSeverity.WARN,
-        passed=total == 0 or len(good) / total >= 0.9, metadata={"usable": len(good), "quarantined": n_bad_images},
-    )  # fmt: skip
+        passed=total == 0 or len(good) / total >= 0.9,
+        metadata={"usable": len(good), "quarantined": n_bad_images},
+    )
 
 
 # ------------------------------------------------------------------------------------------ oil tanks
@@ -395,13 +481,34 @@ class TankAnalysisConfig(Config):
     workers: int = 2
 
 
-TANK_SCHEMA = {"trade_date": pl.Date, "farm_id": pl.String, "ticker": pl.String, "tank": pl.Int32,
-               "center_x_px": pl.Float64, "center_y_px": pl.Float64, "radius_px": pl.Float64,
-               "height_m": pl.Float64, "fill_ratio": pl.Float64, "capacity_m3": pl.Float64, "oil_m3": pl.Float64,
-               "file": pl.String, "event_time": TS, "published_at": TS}  # fmt: skip
-LEVEL_SCHEMA = {"trade_date": pl.Date, "ticker": pl.String, "n_tanks": pl.Int64, "n_measured": pl.Int64,
-                "mean_fill_ratio": pl.Float64, "oil_m3": pl.Float64, "capacity_m3": pl.Float64,
-                "utilisation": pl.Float64, "event_time": TS, "published_at": TS}  # fmt: skip
+TANK_SCHEMA = {
+    "trade_date": pl.Date,
+    "farm_id": pl.String,
+    "ticker": pl.String,
+    "tank": pl.Int32,
+    "center_x_px": pl.Float64,
+    "center_y_px": pl.Float64,
+    "radius_px": pl.Float64,
+    "height_m": pl.Float64,
+    "fill_ratio": pl.Float64,
+    "capacity_m3": pl.Float64,
+    "oil_m3": pl.Float64,
+    "file": pl.String,
+    "event_time": TS,
+    "published_at": TS,
+}
+LEVEL_SCHEMA = {
+    "trade_date": pl.Date,
+    "ticker": pl.String,
+    "n_tanks": pl.Int64,
+    "n_measured": pl.Int64,
+    "mean_fill_ratio": pl.Float64,
+    "oil_m3": pl.Float64,
+    "capacity_m3": pl.Float64,
+    "utilisation": pl.Float64,
+    "event_time": TS,
+    "published_at": TS,
+}
 
 
 def aggregate_tanks(tanks: pl.DataFrame) -> pl.DataFrame:
@@ -433,7 +540,7 @@ def aggregate_tanks(tanks: pl.DataFrame) -> pl.DataFrame:
         "oil_tank_levels": AssetOut(
             key=RAW_OIL_TANK_LEVELS, metadata={"partition_expr": "trade_date"}, kinds={"polars", "delta"}
         ),
-    },  # fmt: skip
+    },
     partitions_def=trading_days,
     backfill_policy=vendor_backfill_policy(),
     op_tags=IMAGERY.op_tags,
@@ -451,7 +558,7 @@ def aggregate_tanks(tanks: pl.DataFrame) -> pl.DataFrame:
             asset=RAW_OIL_TANK_LEVELS,
             description="at least 90% of the window's images decoded and had a valid sidecar",
         ),
-    ],  # fmt: skip
+    ],
 )
 def oil_tank_levels(
     context: AssetExecutionContext,
@@ -473,8 +580,9 @@ def oil_tank_levels(
     }
     decoded: dict[Path, object] = {}
     intake = Intake(landing, context.log)
-    good, bad_files = _intake(intake, TANK_PREFIX, start, end, required,
-                              lambda p: decoded.__setitem__(p, read_gray(p)))  # fmt: skip
+    good, bad_files = _intake(
+        intake, TANK_PREFIX, start, end, required, lambda p: decoded.__setitem__(p, read_gray(p))
+    )
     rows, failed = [], []
     t0 = time.perf_counter()
     jobs = [
@@ -492,35 +600,78 @@ def oil_tank_levels(
             continue
         pub = published_at("tanks", m["captured_at"])
         for k, t in enumerate(tanks):
-            rows.append({"trade_date": d, "farm_id": m["farm_id"], "ticker": m["ticker"], "tank": k,
-                         **{c: t[c] for c in ("center_x_px", "center_y_px", "radius_px", "height_m", "fill_ratio",
-                                              "capacity_m3", "oil_m3")},
-                         "file": f"{TANK_PREFIX}/{name}", "event_time": m["captured_at"], "published_at": pub})  # fmt: skip
+            rows.append(
+                {
+                    "trade_date": d,
+                    "farm_id": m["farm_id"],
+                    "ticker": m["ticker"],
+                    "tank": k,
+                    **{
+                        c: t[c]
+                        for c in (
+                            "center_x_px",
+                            "center_y_px",
+                            "radius_px",
+                            "height_m",
+                            "fill_ratio",
+                            "capacity_m3",
+                            "oil_m3",
+                        )
+                    },
+                    "file": f"{TANK_PREFIX}/{name}",
+                    "event_time": m["captured_at"],
+                    "published_at": pub,
+                }
+            )
     secs = time.perf_counter() - t0
     covered = [(d, m["farm_id"]) for name, d, _, m in good if name not in failed]  # an image may hold no tank
-    tanks_df, n_kept = _kept_rows(lake_store, "oil_tanks", pl.DataFrame(rows, schema=TANK_SCHEMA), start, end,
-                                  ["trade_date", "farm_id"], covered)  # fmt: skip
+    tanks_df, n_kept = _kept_rows(
+        lake_store,
+        "oil_tanks",
+        pl.DataFrame(rows, schema=TANK_SCHEMA),
+        start,
+        end,
+        ["trade_date", "farm_id"],
+        covered,
+    )
     tanks_df = tanks_df.sort("trade_date", "farm_id", "tank")
     fingerprints = intake.metadata()
     levels = aggregate_tanks(tanks_df)
     n_images = len(good) - len(failed)
-    yield Output(tanks_df, output_name="oil_tanks", metadata={"rows": tanks_df.height, "images": n_images,
-                                                              **fingerprints})  # fmt: skip
-    yield Output(levels, output_name="oil_tank_levels", metadata={
-        "rows": levels.height, "images": n_images, **fingerprints,
-        "rows_kept_from_earlier_deliveries": n_kept,
-        "images_per_second": round(n_images / secs, 2) if secs > 0 and n_images else 0.0,
-    })  # fmt: skip
+    yield Output(
+        tanks_df,
+        output_name="oil_tanks",
+        metadata={"rows": tanks_df.height, "images": n_images, **fingerprints},
+    )
+    yield Output(
+        levels,
+        output_name="oil_tank_levels",
+        metadata={
+            "rows": levels.height,
+            "images": n_images,
+            **fingerprints,
+            "rows_kept_from_earlier_deliveries": n_kept,
+            "images_per_second": round(n_images / secs, 2) if secs > 0 and n_images else 0.0,
+        },
+    )
     bad = levels.filter(
-        (pl.col("mean_fill_ratio") < 0) | (pl.col("mean_fill_ratio") > 1) | (pl.col("oil_m3") > pl.col("capacity_m3") + 1e-6)
-    ).height  # fmt: skip
+        (pl.col("mean_fill_ratio") < 0)
+        | (pl.col("mean_fill_ratio") > 1)
+        | (pl.col("oil_m3") > pl.col("capacity_m3") + 1e-6)
+    ).height
     dups = levels.height - levels.select("trade_date", "ticker").unique().height
-    yield AssetCheckResult(check_name="tank_levels_valid", asset_key=RAW_OIL_TANK_LEVELS,
-                           passed=bad == 0 and dups == 0,
-                           metadata={"out_of_range": bad, "duplicate_ticker_days": dups})  # fmt: skip
+    yield AssetCheckResult(
+        check_name="tank_levels_valid",
+        asset_key=RAW_OIL_TANK_LEVELS,
+        passed=bad == 0 and dups == 0,
+        metadata={"out_of_range": bad, "duplicate_ticker_days": dups},
+    )
     n_bad = len(bad_files)  # failed analyses included
     total = n_images + n_bad
     yield AssetCheckResult(
-        check_name="tank_images_usable", asset_key=RAW_OIL_TANK_LEVELS, severity=AssetCheckSeverity.WARN,
-        passed=total == 0 or n_images / total >= 0.9, metadata={"usable": n_images, "quarantined": n_bad},
-    )  # fmt: skip
+        check_name="tank_images_usable",
+        asset_key=RAW_OIL_TANK_LEVELS,
+        severity=AssetCheckSeverity.WARN,
+        passed=total == 0 or n_images / total >= 0.9,
+        metadata={"usable": n_images, "quarantined": n_bad},
+    )

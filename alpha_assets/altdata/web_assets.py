@@ -195,8 +195,11 @@ def crawl_catalogues(crawler: PoliteCrawler, base_url: str, days: list[date]) ->
     home = f"{base_url.rstrip('/')}/index.html"
     listing = crawler.fetch(home)
     if listing.ok and listing.sha256 is not None:
-        listed = {m.group(1) for url in page_links(crawler.store.get(listing.sha256), home)
-                  if (m := _CATALOGUE_LINK.search(urlsplit(url).path))}  # fmt: skip
+        listed = {
+            m.group(1)
+            for url in page_links(crawler.store.get(listing.sha256), home)
+            if (m := _CATALOGUE_LINK.search(urlsplit(url).path))
+        }
         out.days_not_published = [d.isoformat() for d in days if d.isoformat() not in listed]
         days = [d for d in days if d.isoformat() in listed]
     targets: dict[str, tuple[date, str]] = {}
@@ -205,8 +208,14 @@ def crawl_catalogues(crawler: PoliteCrawler, base_url: str, days: list[date]) ->
             out.days_without_catalogue.append(d.isoformat())
             continue
         if not index.ok or index.sha256 is None:
-            out.index_failures.append({"trade_date": d.isoformat(), "url": index.url, "kind": _error_kind(index),
-                                       "error": index.error})  # fmt: skip
+            out.index_failures.append(
+                {
+                    "trade_date": d.isoformat(),
+                    "url": index.url,
+                    "kind": _error_kind(index),
+                    "error": index.error,
+                }
+            )
             continue
         folder = posixpath.dirname(urlsplit(index.url).path)
         for url in page_links(crawler.store.get(index.sha256), index.url):
@@ -240,17 +249,36 @@ def _not_refreshed(context: AssetExecutionContext, lake, reason: str, start: dat
         f"raw.web_products / raw.web_signals NOT refreshed for {start}..{end}: {reason}; kept the "
         f"{kept_products} / {kept_signals} rows the tables already hold ({len(kept_days)} day(s))"
     )
-    meta = {"status": reason, "refreshed": False, "window": f"{start}..{end}",
-            "days_not_refreshed": MetadataValue.json([d.isoformat() for d in sessions_between(start, end)]),
-            "days_kept_from_table": MetadataValue.json(kept_days)}  # fmt: skip
-    yield Output(products.sort("trade_date", "ticker", "product"), output_name="web_products",
-                 metadata={**meta, "rows": products.height, "rows_kept_from_table": kept_products})  # fmt: skip
-    yield Output(signals.sort("trade_date", "ticker"), output_name="web_signals",
-                 metadata={**meta, "rows": signals.height, "rows_kept_from_table": kept_signals})  # fmt: skip
-    yield AssetCheckResult(check_name="web_signals_values_in_range", asset_key=RAW_WEB_SIGNALS, passed=True,
-                           metadata={"status": reason})  # fmt: skip
-    yield AssetCheckResult(check_name="web_pages_fetched", asset_key=RAW_WEB_PRODUCTS, passed=False,
-                           severity=AssetCheckSeverity.WARN, metadata={"status": reason})  # fmt: skip
+    meta = {
+        "status": reason,
+        "refreshed": False,
+        "window": f"{start}..{end}",
+        "days_not_refreshed": MetadataValue.json([d.isoformat() for d in sessions_between(start, end)]),
+        "days_kept_from_table": MetadataValue.json(kept_days),
+    }
+    yield Output(
+        products.sort("trade_date", "ticker", "product"),
+        output_name="web_products",
+        metadata={**meta, "rows": products.height, "rows_kept_from_table": kept_products},
+    )
+    yield Output(
+        signals.sort("trade_date", "ticker"),
+        output_name="web_signals",
+        metadata={**meta, "rows": signals.height, "rows_kept_from_table": kept_signals},
+    )
+    yield AssetCheckResult(
+        check_name="web_signals_values_in_range",
+        asset_key=RAW_WEB_SIGNALS,
+        passed=True,
+        metadata={"status": reason},
+    )
+    yield AssetCheckResult(
+        check_name="web_pages_fetched",
+        asset_key=RAW_WEB_PRODUCTS,
+        passed=False,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"status": reason},
+    )
 
 
 @multi_asset(
@@ -318,15 +346,31 @@ def web_products(
     for d, ticker, result in crawl.pages:
         page_rows = by_url[result.url]
         if result.ok and not page_rows:
-            page_rows = [{**meta[result.url], "url": result.url, "status": result.status,
-                          "sha256": result.sha256, "product": None, "price": None, "availability": None,
-                          "error": "parse error: the page lists no products"}]  # fmt: skip
+            page_rows = [
+                {
+                    **meta[result.url],
+                    "url": result.url,
+                    "status": result.status,
+                    "sha256": result.sha256,
+                    "product": None,
+                    "price": None,
+                    "availability": None,
+                    "error": "parse error: the page lists no products",
+                }
+            ]
         error = next((r["error"] for r in page_rows if r["error"] is not None), None)
         if error is not None:
             kind = "malformed" if result.ok else _error_kind(result)
             errors_by_kind[kind] = errors_by_kind.get(kind, 0) + 1
-            failed.append({"trade_date": d.isoformat(), "ticker": ticker, "url": result.url, "kind": kind,
-                           "error": error})  # fmt: skip
+            failed.append(
+                {
+                    "trade_date": d.isoformat(),
+                    "ticker": ticker,
+                    "url": result.url,
+                    "kind": kind,
+                    "error": error,
+                }
+            )
             if kind == "malformed":
                 name = f"{d.isoformat()}/{ticker}.html"
                 quarantined.append(
@@ -360,8 +404,10 @@ def web_products(
         set(crawl.days_without_catalogue) | {f["trade_date"] for f in crawl.index_failures}
     )
     if crawl.days_not_published:
-        context.log.info(f"web vendor: no catalogue published for {len(crawl.days_not_published)} session(s) of "
-                         f"the window (the site lists {len(days) - len(crawl.days_not_published)})")  # fmt: skip
+        context.log.info(
+            f"web vendor: no catalogue published for {len(crawl.days_not_published)} session(s) of "
+            f"the window (the site lists {len(days) - len(crawl.days_not_published)})"
+        )
     if not_refreshed:
         context.log.error(
             f"web vendor: {len(not_refreshed)} day(s) not refreshed ({', '.join(not_refreshed)}): "
@@ -425,11 +471,20 @@ def web_products(
             {r.url: r.sha256 for _, _, r in crawl.pages if r.ok and r.sha256 and r.url in parsed_urls}
         ),
     }
-    yield Output(products, output_name="web_products", metadata={
-        **common, "rows": products.height, "rows_kept_from_table": kept_rows,
-    })  # fmt: skip
-    yield Output(signals, output_name="web_signals", metadata={**common, "rows": signals.height,
-                                                               "rows_kept_from_table": kept_signals})  # fmt: skip
+    yield Output(
+        products,
+        output_name="web_products",
+        metadata={
+            **common,
+            "rows": products.height,
+            "rows_kept_from_table": kept_rows,
+        },
+    )
+    yield Output(
+        signals,
+        output_name="web_signals",
+        metadata={**common, "rows": signals.height, "rows_kept_from_table": kept_signals},
+    )
 
     bad_prices = (
         products.filter(~pl.col("price").is_finite() | (pl.col("price") <= 0)).height
@@ -439,21 +494,33 @@ def web_products(
         signals.filter(~pl.col("mean_log_price").is_finite()).height + signals["mean_log_price"].null_count()
     )
     shares = ("in_stock_share", "out_of_stock_share")
-    bad_shares = signals.filter(pl.any_horizontal([~pl.col(c).is_between(0.0, 1.0) | pl.col(c).is_null()
-                                                   for c in shares])).height  # fmt: skip
+    bad_shares = signals.filter(
+        pl.any_horizontal([~pl.col(c).is_between(0.0, 1.0) | pl.col(c).is_null() for c in shares])
+    ).height
     dups = signals.height - signals.select("trade_date", "ticker").unique().height
     yield AssetCheckResult(
-        check_name="web_signals_values_in_range", asset_key=RAW_WEB_SIGNALS,
+        check_name="web_signals_values_in_range",
+        asset_key=RAW_WEB_SIGNALS,
         passed=bad_prices == 0 and bad_levels == 0 and bad_shares == 0 and dups == 0,
-        metadata={"bad_prices": bad_prices, "bad_price_levels": bad_levels, "bad_shares": bad_shares,
-                  "duplicate_ticker_days": dups},
-    )  # fmt: skip
+        metadata={
+            "bad_prices": bad_prices,
+            "bad_price_levels": bad_levels,
+            "bad_shares": bad_shares,
+            "duplicate_ticker_days": dups,
+        },
+    )
     yield AssetCheckResult(
-        check_name="web_pages_fetched", asset_key=RAW_WEB_PRODUCTS, severity=AssetCheckSeverity.WARN,
+        check_name="web_pages_fetched",
+        asset_key=RAW_WEB_PRODUCTS,
+        severity=AssetCheckSeverity.WARN,
         passed=(share is None or share >= MIN_FETCHED_SHARE) and not crawl.index_failures,
-        metadata={"pages_linked": linked, "pages_parsed": parsed, "share": round(share, 4) if linked else None,
-                  "index_failures": len(crawl.index_failures)},
-    )  # fmt: skip
+        metadata={
+            "pages_linked": linked,
+            "pages_parsed": parsed,
+            "share": round(share, 4) if linked else None,
+            "index_failures": len(crawl.index_failures),
+        },
+    )
 
 
 def evaluate_web_vendor(

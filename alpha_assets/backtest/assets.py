@@ -29,7 +29,11 @@ from alpha_assets.metadata import plot_metadata
 from resources.outbox import OutboxResource
 
 # The tear sheet's pictures shown on the asset page and the dashboard (as the plots ``backtest_<file>``): file, title.
-TEARSHEET_PICTURES = (("equity", "Equity"), ("drawdown", "Drawdown"), ("monthly_returns", "Monthly net returns"))  # fmt: skip
+TEARSHEET_PICTURES = (
+    ("equity", "Equity"),
+    ("drawdown", "Drawdown"),
+    ("monthly_returns", "Monthly net returns"),
+)
 
 
 def executed_targets(orders: pl.DataFrame, lo, hi) -> pl.DataFrame:
@@ -63,8 +67,13 @@ class BacktestConfig(Config):
     },
     group_name="reports",
 )
-def backtest(context: AssetExecutionContext, config: BacktestConfig, orders: pl.DataFrame, prices: pl.DataFrame,
-             outbox: OutboxResource):  # fmt: skip
+def backtest(
+    context: AssetExecutionContext,
+    config: BacktestConfig,
+    orders: pl.DataFrame,
+    prices: pl.DataFrame,
+    outbox: OutboxResource,
+):
     """Simulate the executed books over a date range: weights decided at the close of D trade at D+1's open with
     square-root impact, volume-share slippage, a participation cap, commission, sell fees and short financing.
     Writes daily P&L, fills and positions, and a tear sheet (equity, drawdown, turnover, costs)."""
@@ -76,9 +85,13 @@ def backtest(context: AssetExecutionContext, config: BacktestConfig, orders: pl.
     hi = date.fromisoformat(config.end) if config.end else prices["trade_date"].max()
     w = executed_targets(orders, lo, hi)
     bars = prices.filter(pl.col("trade_date") <= hi).select("trade_date", "ticker", "open", "close", "volume")
-    costs = CostModel(commission_bps=config.commission_bps, sell_fee_bps=config.sell_fee_bps,
-                      borrow_rate_annual=config.borrow_rate_annual, impact_coef=config.impact_coef,
-                      max_participation=config.max_participation)  # fmt: skip
+    costs = CostModel(
+        commission_bps=config.commission_bps,
+        sell_fee_bps=config.sell_fee_bps,
+        borrow_rate_annual=config.borrow_rate_annual,
+        impact_coef=config.impact_coef,
+        max_participation=config.max_participation,
+    )
     traded = set(w["ticker"].unique().to_list())
     res = run_vectorised(bars.filter(pl.col("ticker").is_in(traded)), w, costs, config.initial_capital)
     pnl = res.pnl.filter(pl.col("trade_date") >= lo)
@@ -87,19 +100,36 @@ def backtest(context: AssetExecutionContext, config: BacktestConfig, orders: pl.
     sr = sharpe_ratio(rets)
     skew, kurt = return_moments(rets)
     psr = probabilistic_sharpe_ratio(sr, 0.0, len(rets), skew, kurt) if len(rets) > 2 else float("nan")
-    md = {k: (float(v) if isinstance(v, int | float) else str(v)) for k, v in summary.items()
-          if not isinstance(v, dict)}  # fmt: skip
+    md = {
+        k: (float(v) if isinstance(v, int | float) else str(v))
+        for k, v in summary.items()
+        if not isinstance(v, dict)
+    }
     report = outbox.report_dir("backtest")
     # The pictures on the asset page itself and on the dashboard's Reports page, with the link to them there
     # (the full HTML tear sheet stays a file for sharing).
     pictures = {}
     for key, title in TEARSHEET_PICTURES:
-        pictures.update(plot_metadata(f"backtest_{key}", report / f"{key}.png", title,
-                                      "/".join(REPORTS_BACKTEST_PNL.path), key=key,
-                                      day=pnl["trade_date"].max() if pnl.height else None))  # fmt: skip
-    yield Output(pnl, output_name="backtest_pnl", metadata={
-        **md, "psr_vs_zero": float(psr), "days": pnl.height, **pictures,
-        "tearsheet": MetadataValue.path(str(report / "tearsheet.html")),
-    })  # fmt: skip
+        pictures.update(
+            plot_metadata(
+                f"backtest_{key}",
+                report / f"{key}.png",
+                title,
+                "/".join(REPORTS_BACKTEST_PNL.path),
+                key=key,
+                day=pnl["trade_date"].max() if pnl.height else None,
+            )
+        )
+    yield Output(
+        pnl,
+        output_name="backtest_pnl",
+        metadata={
+            **md,
+            "psr_vs_zero": float(psr),
+            "days": pnl.height,
+            **pictures,
+            "tearsheet": MetadataValue.path(str(report / "tearsheet.html")),
+        },
+    )
     yield Output(res.fills, output_name="backtest_fills", metadata={"rows": res.fills.height})
     yield Output(res.positions, output_name="backtest_positions", metadata={"rows": res.positions.height})

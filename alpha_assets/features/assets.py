@@ -97,8 +97,14 @@ def price_features(context: AssetExecutionContext, prices: pl.DataFrame):
     if step is None:
         df = compute_price_features(prices, start, end) if prices.height else pl.DataFrame()
         n_inf = _infinite(df) if df.height else 0
-        yield Output(df, metadata={"rows": df.height, "feature_columns": len(feature_columns(df)) if df.height
-                                   else 0, "lookback_rows_read": prices.height})  # fmt: skip
+        yield Output(
+            df,
+            metadata={
+                "rows": df.height,
+                "feature_columns": len(feature_columns(df)) if df.height else 0,
+                "lookback_rows_read": prices.height,
+            },
+        )
     else:
         # The IO manager writes each chunk as it is produced; the check's count is complete once it has.
         seen = {"inf": 0}
@@ -110,8 +116,14 @@ def price_features(context: AssetExecutionContext, prices: pl.DataFrame):
                 del df  # written by now: not held while the next chunk is computed
 
         out = WindowChunks(chunks(), metadata=lambda: {"infinite_values": seen["inf"]})
-        yield Output(out, metadata={"feature_columns": len(price_feature_names()),
-                                    "lookback_rows_read": prices.height, "chunk_sessions": step})  # fmt: skip
+        yield Output(
+            out,
+            metadata={
+                "feature_columns": len(price_feature_names()),
+                "lookback_rows_read": prices.height,
+                "chunk_sessions": step,
+            },
+        )
         n_inf = seen["inf"]
     yield AssetCheckResult(
         check_name="features_finite", passed=n_inf == 0, metadata={"infinite_values": n_inf}
@@ -142,8 +154,14 @@ def labels(context: AssetExecutionContext, prices: pl.DataFrame):
             if df.height
             else {}
         )
-        return Output(df, metadata={"rows": df.height, "known_until": known,
-                                    **{f"filled_{k}": v for k, v in filled.items()}})  # fmt: skip
+        return Output(
+            df,
+            metadata={
+                "rows": df.height,
+                "known_until": known,
+                **{f"filled_{k}": v for k, v in filled.items()},
+            },
+        )
 
     filled = dict.fromkeys(LABEL_COLUMNS, 0)
 

@@ -72,8 +72,12 @@ class LeakageGateConfig(Config):
     leak_z: float = LeakageConfig.z
 
     def leakage(self) -> LeakageConfig:
-        return LeakageConfig(plausible_ic=self.plausible_ic, plausible_day_ic=self.plausible_day_ic,
-                             plausible_model_ic=self.plausible_model_ic, z=self.leak_z)  # fmt: skip
+        return LeakageConfig(
+            plausible_ic=self.plausible_ic,
+            plausible_day_ic=self.plausible_day_ic,
+            plausible_model_ic=self.plausible_model_ic,
+            z=self.leak_z,
+        )
 
 
 class FeatureMatrixConfig(LeakageGateConfig):
@@ -98,9 +102,17 @@ def gate_prices(lake, start, end) -> pl.DataFrame:
     return lake.read("raw", "prices", shift_sessions(start, -5), hi, columns=list(PRICE_COLUMNS))
 
 
-def refuse_leaks(asset: str, frame: pl.DataFrame, features: list[str], lake, start, end,
-                 cfg: LeakageConfig = LeakageConfig(), same_day_features: list[str] | None = None,
-                 late: int = 0) -> dict:  # fmt: skip
+def refuse_leaks(
+    asset: str,
+    frame: pl.DataFrame,
+    features: list[str],
+    lake,
+    start,
+    end,
+    cfg: LeakageConfig = LeakageConfig(),
+    same_day_features: list[str] | None = None,
+    late: int = 0,
+) -> dict:
     """Run the statistical leakage gate on ``frame`` before it is written; raise a ``Failure`` naming the column(s),
     the horizon and the statistic when it refuses (or when ``late`` alt values were published after their cut-off).
     Returns the check's metadata when it passes."""
@@ -115,9 +127,15 @@ def refuse_leaks(asset: str, frame: pl.DataFrame, features: list[str], lake, sta
         "training_label": TRAIN_LABEL,
         "horizons_tested": MetadataValue.json(coverage),
         "model_check": MetadataValue.json(result.model if result else {}),
-        "thresholds": MetadataValue.json({"plausible_ic": cfg.plausible_ic, "plausible_day_ic": cfg.plausible_day_ic,
-                                          "plausible_model_ic": cfg.plausible_model_ic, "z": cfg.z}),
-    }  # fmt: skip
+        "thresholds": MetadataValue.json(
+            {
+                "plausible_ic": cfg.plausible_ic,
+                "plausible_day_ic": cfg.plausible_day_ic,
+                "plausible_model_ic": cfg.plausible_model_ic,
+                "z": cfg.z,
+            }
+        ),
+    }
     if late or (result and not result.passed):
         raise Failure(
             description=f"{asset} {start}..{end} refused (nothing written): "
@@ -158,16 +176,22 @@ def _jsonable(findings: list[dict]) -> list[dict]:
         )
     ],
 )
-def feature_matrix(context: AssetExecutionContext, config: FeatureMatrixConfig, price_features: pl.DataFrame,
-                   lake_store: DeltaLakeResource):  # fmt: skip
+def feature_matrix(
+    context: AssetExecutionContext,
+    config: FeatureMatrixConfig,
+    price_features: pl.DataFrame,
+    lake_store: DeltaLakeResource,
+):
     """One row per ticker-day: normalised price and alt features, alt changes and z-scores against each name's own
     history, ``<source>__missing`` indicators, neutral fill."""
     start, end = window_dates(*context.partition_time_window)
     alt_features = alt_window(lake_store.lake, start, end)
     if alt_features.height == 0:
-        context.log.info(f"no alt-data rows for {start}..{end} (features.alt_features "
-                         f"{'holds none' if alt_features.width else 'does not exist yet'}): the matrix is built "
-                         "from the price features alone")  # fmt: skip
+        context.log.info(
+            f"no alt-data rows for {start}..{end} (features.alt_features "
+            f"{'holds none' if alt_features.width else 'does not exist yet'}): the matrix is built "
+            "from the price features alone"
+        )
     if price_features.height == 0:
         raise Failure(
             f"features.price_features has no rows in {start}..{end}: materialize the price layer first "
@@ -185,15 +209,30 @@ def feature_matrix(context: AssetExecutionContext, config: FeatureMatrixConfig, 
     )
     feats = feature_columns(matrix)
     # The day's close is known at the cut-off: a price feature may track the same day's return (ret_1 is it).
-    check = refuse_leaks("features.feature_matrix", matrix, feats, lake_store.lake, start, end, config.leakage(),
-                         same_day_features=[c for c in feats if source_of(c) is not None], late=late)  # fmt: skip
+    check = refuse_leaks(
+        "features.feature_matrix",
+        matrix,
+        feats,
+        lake_store.lake,
+        start,
+        end,
+        config.leakage(),
+        same_day_features=[c for c in feats if source_of(c) is not None],
+        late=late,
+    )
     names_per_day = matrix.group_by("trade_date").len()["len"].mean() if matrix.height else 0
     alt_sources = sorted({src for c in feats if (src := source_of(c)) is not None})
-    yield Output(matrix, metadata={
-        "alt_sources": MetadataValue.json(alt_sources),
-        "rows": matrix.height, "feature_columns": len(feats), "days": matrix["trade_date"].n_unique(),
-        "names_per_day": float(names_per_day or 0),
-        "missing_share": MetadataValue.json({c: round(float(matrix[c].mean()), 3) for c in feats
-                                             if c.endswith("__missing")}),
-    })  # fmt: skip
+    yield Output(
+        matrix,
+        metadata={
+            "alt_sources": MetadataValue.json(alt_sources),
+            "rows": matrix.height,
+            "feature_columns": len(feats),
+            "days": matrix["trade_date"].n_unique(),
+            "names_per_day": float(names_per_day or 0),
+            "missing_share": MetadataValue.json(
+                {c: round(float(matrix[c].mean()), 3) for c in feats if c.endswith("__missing")}
+            ),
+        },
+    )
     yield AssetCheckResult(check_name="no_leakage", passed=True, metadata=check)

@@ -107,16 +107,31 @@ def universe(context: AssetExecutionContext, landing: VendorLanding, lake_store:
             continue
         previous = snap
         frames.append(snap.with_columns(pl.lit(d).alias("trade_date")))
-    schema = {"ticker": pl.Utf8, "name": pl.Utf8, "sector": pl.Utf8, "country": pl.Utf8, "adv_usd": pl.Float64,
-              "shares_outstanding": pl.Float64, "snapshot_date": pl.Date, "trade_date": pl.Date}  # fmt: skip
+    schema = {
+        "ticker": pl.Utf8,
+        "name": pl.Utf8,
+        "sector": pl.Utf8,
+        "country": pl.Utf8,
+        "adv_usd": pl.Float64,
+        "shares_outstanding": pl.Float64,
+        "snapshot_date": pl.Date,
+        "trade_date": pl.Date,
+    }
     df = pl.concat(frames).cast(schema) if frames else pl.DataFrame(schema=schema)
     df = df.select("trade_date", *[c for c in schema if c != "trade_date"])
-    yield Output(df, metadata={"rows": df.height, "days_carried_forward": MetadataValue.json(carried),
-                               **intake.metadata()})  # fmt: skip
+    yield Output(
+        df,
+        metadata={
+            "rows": df.height,
+            "days_carried_forward": MetadataValue.json(carried),
+            **intake.metadata(),
+        },
+    )
     yield AssetCheckResult(
-        check_name="universe_not_empty", passed=df.height > 0 or not sessions_between(start, end),
+        check_name="universe_not_empty",
+        passed=df.height > 0 or not sessions_between(start, end),
         metadata={"rows": df.height},
-    )  # fmt: skip
+    )
 
 
 @multi_asset(
@@ -131,7 +146,7 @@ def universe(context: AssetExecutionContext, landing: VendorLanding, lake_store:
             metadata={"partition_expr": "trade_date"},
             kinds={"polars", "delta"},
         ),
-    },  # fmt: skip
+    },
     partitions_def=trading_days,
     backfill_policy=BackfillPolicy.single_run(),
     group_name="raw",
@@ -158,10 +173,14 @@ def universe(context: AssetExecutionContext, landing: VendorLanding, lake_store:
             asset=RAW_PRICE_RECONCILIATION,
             description="disagreements above tolerance stay under the configured share of rows",
         ),
-    ],  # fmt: skip
+    ],
 )
-def prices(context: AssetExecutionContext, config: PriceIngestionConfig, landing: VendorLanding,
-           lake_store: DeltaLakeResource):  # fmt: skip
+def prices(
+    context: AssetExecutionContext,
+    config: PriceIngestionConfig,
+    landing: VendorLanding,
+    lake_store: DeltaLakeResource,
+):
     """Daily OHLCV from provider A, failing over to provider B **name by name** where A is missing, late, refused
     (its contract, completeness against the day's universe and B) or implausible (B disagrees and history sides
     with B, or a lone jump no provider corroborates).
@@ -178,8 +197,9 @@ def prices(context: AssetExecutionContext, config: PriceIngestionConfig, landing
     old = lake.read("raw", "prices", start, end) if has_table else None
     before = (
         lake.read("raw", "prices", shift_sessions(start, -(HISTORY_RETURNS + 1)), shift_sessions(start, -1))
-        if has_table else None
-    )  # fmt: skip
+        if has_table
+        else None
+    )
     history = History(before)
     universes = _universes(landing, lake, start, end)
     day_rows, recon_rows, failovers, missing, read_days, dropped, full_days = [], [], [], [], [], [], []
@@ -214,8 +234,12 @@ def prices(context: AssetExecutionContext, config: PriceIngestionConfig, landing
             if mine is None:
                 continue
             gap = completeness(mine.file, mine.rows["ticker"], universe, None) or completeness(
-                mine.file, mine.rows["ticker"], None, other.rows["ticker"] if other is not None else None,
-                other.file if other is not None else None)  # fmt: skip
+                mine.file,
+                mine.rows["ticker"],
+                None,
+                other.rows["ticker"] if other is not None else None,
+                other.file if other is not None else None,
+            )
             if gap is not None:
                 bad[prefix] = VendorFileError(mine.file, gap.reason, [gap])
                 if prefix == PROVIDER_A:
@@ -236,8 +260,14 @@ def prices(context: AssetExecutionContext, config: PriceIngestionConfig, landing
                 history.add(old.filter(pl.col("trade_date") == d))
             continue
         if choice.source != "A":
-            failovers.append({"trade_date": d.isoformat(), "source": choice.source, "reason": choice.reason,
-                              "names": len(choice.replaced)})  # fmt: skip
+            failovers.append(
+                {
+                    "trade_date": d.isoformat(),
+                    "source": choice.source,
+                    "reason": choice.reason,
+                    "names": len(choice.replaced),
+                }
+            )
             context.log.warning(
                 f"raw.prices {d}: {len(choice.replaced)} name(s) failed over: {choice.reason}"
             )
@@ -250,11 +280,14 @@ def prices(context: AssetExecutionContext, config: PriceIngestionConfig, landing
     df = pl.concat(day_rows) if day_rows else pl.DataFrame(schema=PRICES_SCHEMA)
     # Names (and days) we cannot read now keep the rows the table already holds: name by name, except on a day
     # whose rows came whole from complete files (a name they no longer list is gone).
-    covered = pl.concat([
-        df.select("trade_date", "ticker"),
-        old.filter(pl.col("trade_date").is_in(full_days)).select("trade_date", "ticker")
-        if old is not None else pl.DataFrame(schema={"trade_date": pl.Date, "ticker": pl.Utf8}),
-    ]).unique()  # fmt: skip
+    covered = pl.concat(
+        [
+            df.select("trade_date", "ticker"),
+            old.filter(pl.col("trade_date").is_in(full_days)).select("trade_date", "ticker")
+            if old is not None
+            else pl.DataFrame(schema={"trade_date": pl.Date, "ticker": pl.Utf8}),
+        ]
+    ).unique()
     df, kept = keep_table_rows(
         lake, "raw", "prices", df, start, end, on=["trade_date", "ticker"], covered=covered
     )
@@ -264,8 +297,16 @@ def prices(context: AssetExecutionContext, config: PriceIngestionConfig, landing
         )
     df = df.sort("trade_date", "ticker")
     recon = pl.concat(recon_rows) if recon_rows else choose_day(DayInputs(start)).reconciliation
-    recon, _ = keep_table_rows(lake, "raw", "price_reconciliation", recon, start, end, on=["trade_date"],
-                               covered=pl.DataFrame({"trade_date": read_days}, schema={"trade_date": pl.Date}))  # fmt: skip
+    recon, _ = keep_table_rows(
+        lake,
+        "raw",
+        "price_reconciliation",
+        recon,
+        start,
+        end,
+        on=["trade_date"],
+        covered=pl.DataFrame({"trade_date": read_days}, schema={"trade_date": pl.Date}),
+    )
     # The checks that protect the book are verified before anything is written: a window that breaks one fails the
     # step, so nothing downstream runs. (Dagster's `blocking=True` on a multi-asset's check specs would say the same
     # but makes op-selection subsets of the job invalid: `dagster job launch -o prices,...` failed to build.)
@@ -276,37 +317,63 @@ def prices(context: AssetExecutionContext, config: PriceIngestionConfig, landing
             description=f"raw.prices {start}..{end} refused (nothing written): "
             + (f"{len(invalid)} invalid row(s), e.g. {invalid[0]}; " if invalid else "")
             + (f"{contradicted.height} row(s) the other provider contradicts" if contradicted.height else ""),
-            metadata={"problems": MetadataValue.json(invalid[:20]),
-                      "contradicted_rows": MetadataValue.json(contradicted.head(20).to_dicts())},
-        )  # fmt: skip
-    yield Output(df, output_name="prices", metadata={
-        "rows": df.height, "failovers": len(failovers), "failover_days": MetadataValue.json(failovers),
-        "missing_days": MetadataValue.json(missing), "rows_kept_from_table": kept, **intake.metadata(),
-        "names_not_used": MetadataValue.json(dropped[-50:]),
-        "sources": MetadataValue.json(df.group_by("source").len().sort("source").to_dicts()),
-    })  # fmt: skip
-    yield Output(recon, output_name="price_reconciliation", metadata={
-        "disagreements": recon.height, "source_fingerprints": intake.metadata()["source_fingerprints"],
-    })  # fmt: skip
+            metadata={
+                "problems": MetadataValue.json(invalid[:20]),
+                "contradicted_rows": MetadataValue.json(contradicted.head(20).to_dicts()),
+            },
+        )
+    yield Output(
+        df,
+        output_name="prices",
+        metadata={
+            "rows": df.height,
+            "failovers": len(failovers),
+            "failover_days": MetadataValue.json(failovers),
+            "missing_days": MetadataValue.json(missing),
+            "rows_kept_from_table": kept,
+            **intake.metadata(),
+            "names_not_used": MetadataValue.json(dropped[-50:]),
+            "sources": MetadataValue.json(df.group_by("source").len().sort("source").to_dicts()),
+        },
+    )
+    yield Output(
+        recon,
+        output_name="price_reconciliation",
+        metadata={
+            "disagreements": recon.height,
+            "source_fingerprints": intake.metadata()["source_fingerprints"],
+        },
+    )
     yield AssetCheckResult(
-        check_name="every_session_has_prices", asset_key=RAW_PRICES, passed=not missing,
-        severity=AssetCheckSeverity.WARN, metadata={"missing_days": MetadataValue.json(missing)},
-    )  # fmt: skip
+        check_name="every_session_has_prices",
+        asset_key=RAW_PRICES,
+        passed=not missing,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"missing_days": MetadataValue.json(missing)},
+    )
     yield AssetCheckResult(
-        check_name="prices_valid", asset_key=RAW_PRICES, passed=not invalid,
+        check_name="prices_valid",
+        asset_key=RAW_PRICES,
+        passed=not invalid,
         metadata={"problems": MetadataValue.json(invalid[:20])},
-    )  # fmt: skip
+    )
     yield AssetCheckResult(
-        check_name="prices_plausible", asset_key=RAW_PRICES, passed=contradicted.height == 0,
-        metadata={"contradicted_rows": MetadataValue.json(contradicted.head(20).to_dicts()),
-                  "names_not_used": len(dropped)},
-    )  # fmt: skip
+        check_name="prices_plausible",
+        asset_key=RAW_PRICES,
+        passed=contradicted.height == 0,
+        metadata={
+            "contradicted_rows": MetadataValue.json(contradicted.head(20).to_dicts()),
+            "names_not_used": len(dropped),
+        },
+    )
     share = recon.height / max(df.height, 1)
     yield AssetCheckResult(
-        check_name="providers_agree", asset_key=RAW_PRICE_RECONCILIATION,
-        passed=share <= config.max_disagreement_share, severity=AssetCheckSeverity.WARN,
+        check_name="providers_agree",
+        asset_key=RAW_PRICE_RECONCILIATION,
+        passed=share <= config.max_disagreement_share,
+        severity=AssetCheckSeverity.WARN,
         metadata={"disagreements": recon.height, "share_of_rows": round(share, 6)},
-    )  # fmt: skip
+    )
 
 
 def _delivery_name(prefix: str, d: date) -> str:
@@ -324,8 +391,11 @@ def _set_error(inp: DayInputs, prefix: str, error: str | None) -> None:
 
 def _covers(rows: pl.DataFrame, universe: set[str] | None, inp: DayInputs) -> bool:
     """The day's rows come from a complete file: every name of the universe (or, unknown, of the files read)."""
-    expected = universe if universe is not None else {
-        t for p in (inp.a, inp.b) if p is not None for t in p.rows["ticker"].to_list()}  # fmt: skip
+    expected = (
+        universe
+        if universe is not None
+        else {t for p in (inp.a, inp.b) if p is not None for t in p.rows["ticker"].to_list()}
+    )
     return bool(expected) and expected <= set(rows["ticker"].to_list())
 
 
@@ -334,9 +404,13 @@ def _universes(landing: VendorLanding, lake, start: date, end: date) -> dict[dat
     quarantines a bad one), else raw.universe's own snapshot of the day. A day with neither is not in the dict
     (its price files are then checked against each other only)."""
     out: dict[date, set[str]] = {}
-    names = {d.trade_date: d.name for d in split_deliveries(
-        REFERENCE, [f.name for f in landing.list_files(REFERENCE, fingerprints=False)])[0]
-        if start <= d.trade_date <= end}  # fmt: skip
+    names = {
+        d.trade_date: d.name
+        for d in split_deliveries(
+            REFERENCE, [f.name for f in landing.list_files(REFERENCE, fingerprints=False)]
+        )[0]
+        if start <= d.trade_date <= end
+    }
     for d, name in names.items():
         try:
             out[d] = set(parse_universe(name, landing.read_bytes(REFERENCE, name))["ticker"].to_list())

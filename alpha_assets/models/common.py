@@ -138,10 +138,16 @@ class ModelBook:
             path = self.registry.download(mv)
             meta = json.loads((Path(path) / "alpha_meta.json").read_text())
             self._loaded[key] = LoadedModel(
-                kind=kind, recipe=recipe, name=mv.name, version=mv.version, block=mv.tags["block"],
-                available_from=date.fromisoformat(mv.tags["available_from"]), learner=Learner.load(Path(path)),
-                features=meta["features"], meta=meta,
-            )  # fmt: skip
+                kind=kind,
+                recipe=recipe,
+                name=mv.name,
+                version=mv.version,
+                block=mv.tags["block"],
+                available_from=date.fromisoformat(mv.tags["available_from"]),
+                learner=Learner.load(Path(path)),
+                features=meta["features"],
+                meta=meta,
+            )
         return self._loaded[key]
 
     def fusion_for(self, day: date):

@@ -48,10 +48,21 @@ from resources.model_registry import ModelRegistry
 ADDITIVITY_TOLERANCE = 1e-3
 TRADED_TOLERANCE = 1e-6  # the terms of the traded score add up to it (float64 arithmetic on stored values)
 EXPLAIN_SCHEMA = {
-    "trade_date": pl.Date, "ticker": pl.String, "term": pl.String, "recipe": pl.String, "model": pl.String,
-    "weight": pl.Float64, "feature": pl.String, "source": pl.String, "value": pl.Float64, "filled": pl.Boolean,
-    "shap_value": pl.Float64, "base_value": pl.Float64, "prediction": pl.Float64, "contribution": pl.Float64,
-}  # fmt: skip
+    "trade_date": pl.Date,
+    "ticker": pl.String,
+    "term": pl.String,
+    "recipe": pl.String,
+    "model": pl.String,
+    "weight": pl.Float64,
+    "feature": pl.String,
+    "source": pl.String,
+    "value": pl.Float64,
+    "filled": pl.Boolean,
+    "shap_value": pl.Float64,
+    "base_value": pl.Float64,
+    "prediction": pl.Float64,
+    "contribution": pl.Float64,
+}
 
 
 def traded_explanations(
@@ -91,11 +102,14 @@ def traded_explanations(
             m = models.model_for(kind, recipe, day)
             scored = preds.filter((pl.col("recipe") == recipe) & (pl.col("model") == kind))["model_version"]
             if m is None or (scored.len() and int(scored[0]) != m.version):
-                raise Failure(f"{day}: {recipe}/{kind} scored with v{scored[0] if scored.len() else '?'} but the "
-                              f"registry gives {m.version if m else 'none'}: re-materialize models/predictions")  # fmt: skip
+                raise Failure(
+                    f"{day}: {recipe}/{kind} scored with v{scored[0] if scored.len() else '?'} but the "
+                    f"registry gives {m.version if m else 'none'}: re-materialize models/predictions"
+                )
             x = m.inputs(rows.filter(pl.col("ticker").is_in(tickers)))
-            shap[(recipe, kind)] = shap_frame(m.learner, kind, x, m.features, keys, background=m.inputs(rows),
-                                              nsamples=nsamples)  # fmt: skip
+            shap[(recipe, kind)] = shap_frame(
+                m.learner, kind, x, m.features, keys, background=m.inputs(rows), nsamples=nsamples
+            )
             explained[(recipe, kind)] = m
     frames, skipped = [], set()
     by_ticker = {r["ticker"]: r for r in scores.to_dicts()}
@@ -106,16 +120,28 @@ def traded_explanations(
         mine = {k: v.filter(pl.col("ticker") == t) for k, v in shap.items()}
         terms, skip = traded_decomposition(by_ticker[t], preds, mine, feature_rows.get(t))
         skipped.update(skip)
-        per_model = pl.concat([v.select(pl.lit(k[0]).alias("recipe"), "model", "feature", "base_value", "prediction")
-                               for k, v in mine.items()]) if mine else None  # fmt: skip
+        per_model = (
+            pl.concat(
+                [
+                    v.select(pl.lit(k[0]).alias("recipe"), "model", "feature", "base_value", "prediction")
+                    for k, v in mine.items()
+                ]
+            )
+            if mine
+            else None
+        )
         if per_model is not None:
             terms = terms.join(per_model, on=["recipe", "model", "feature"], how="left")
         else:
-            terms = terms.with_columns(pl.lit(None, pl.Float64).alias("base_value"),
-                                       pl.lit(None, pl.Float64).alias("prediction"))  # fmt: skip
+            terms = terms.with_columns(
+                pl.lit(None, pl.Float64).alias("base_value"), pl.lit(None, pl.Float64).alias("prediction")
+            )
         frames.append(terms.with_columns(pl.lit(day).alias("trade_date"), pl.lit(t).alias("ticker")))
-    out = pl.concat(frames).select(list(EXPLAIN_SCHEMA)).cast(EXPLAIN_SCHEMA) if frames else \
-        pl.DataFrame(schema=EXPLAIN_SCHEMA)  # fmt: skip
+    out = (
+        pl.concat(frames).select(list(EXPLAIN_SCHEMA)).cast(EXPLAIN_SCHEMA)
+        if frames
+        else pl.DataFrame(schema=EXPLAIN_SCHEMA)
+    )
     return out, sorted(skipped), explained
 
 
@@ -139,22 +165,37 @@ class ExplainConfig(Config):
 
 @asset(
     key=MODELS_SHAP_VALUES,
-    ins={"feature_matrix": AssetIn(key=FEATURES_FEATURE_MATRIX),
-         "fused_embeddings": AssetIn(key=FEATURES_FUSED_EMBEDDINGS)},
+    ins={
+        "feature_matrix": AssetIn(key=FEATURES_FEATURE_MATRIX),
+        "fused_embeddings": AssetIn(key=FEATURES_FUSED_EMBEDDINGS),
+    },
     deps=[MODELS_ALPHA_MODELS, MODELS_ALPHA_SCORES, PORTFOLIO_TARGET_WEIGHTS],
     partitions_def=model_days,
     backfill_policy=BackfillPolicy.single_run(),
     metadata={"partition_expr": "trade_date"},
     group_name="models",
     kinds={"shap", "delta"},
-    check_specs=[AssetCheckSpec("shap_additive", asset=MODELS_SHAP_VALUES,
-                                description="sum of SHAP values + base value = the model's prediction"),
-                 AssetCheckSpec("explains_traded_score", asset=MODELS_SHAP_VALUES,
-                                description="the terms of each name add up to its traded alpha_score")],
-)  # fmt: skip
-def shap_values(context: AssetExecutionContext, config: ExplainConfig, feature_matrix: pl.DataFrame,
-                fused_embeddings: pl.DataFrame, lake_store: DeltaLakeResource,
-                model_registry: ModelRegistry):  # fmt: skip
+    check_specs=[
+        AssetCheckSpec(
+            "shap_additive",
+            asset=MODELS_SHAP_VALUES,
+            description="sum of SHAP values + base value = the model's prediction",
+        ),
+        AssetCheckSpec(
+            "explains_traded_score",
+            asset=MODELS_SHAP_VALUES,
+            description="the terms of each name add up to its traded alpha_score",
+        ),
+    ],
+)
+def shap_values(
+    context: AssetExecutionContext,
+    config: ExplainConfig,
+    feature_matrix: pl.DataFrame,
+    fused_embeddings: pl.DataFrame,
+    lake_store: DeltaLakeResource,
+    model_registry: ModelRegistry,
+):
     """For every name in the book: its traded alpha_score as additive terms (``EXPLAIN_SCHEMA``: carried, each
     weighted model's base rank and features, each recipe ensemble's re-ranking), with each model's SHAP values."""
     from alpha_assets.lib.models.explain import summary_plot_png, waterfall_png
@@ -176,14 +217,23 @@ def shap_values(context: AssetExecutionContext, config: ExplainConfig, feature_m
         raise Failure(f"models.shap_values: no book or no model for {start}..{end}")
     out = pl.concat(frames)
     feats = out.filter(pl.col("term") == "feature")
-    err = (feats.group_by("trade_date", "ticker", "recipe", "model")
-           .agg((pl.col("shap_value").sum() + pl.col("base_value").first() - pl.col("prediction").first()).abs()
-                .alias("err"))["err"].max())  # fmt: skip
+    err = (
+        feats.group_by("trade_date", "ticker", "recipe", "model")
+        .agg(
+            (pl.col("shap_value").sum() + pl.col("base_value").first() - pl.col("prediction").first())
+            .abs()
+            .alias("err")
+        )["err"]
+        .max()
+    )
     err = float(err) if err is not None else 0.0
     traded = lake.read("models", "alpha_scores", start, end, columns=["trade_date", "ticker", "alpha_score"])
-    gap = (out.group_by("trade_date", "ticker").agg(pl.col("contribution").sum())
-           .join(traded, on=["trade_date", "ticker"]).select((pl.col("contribution") - pl.col("alpha_score")).abs()
-                                                             .max())).item()  # fmt: skip
+    gap = (
+        out.group_by("trade_date", "ticker")
+        .agg(pl.col("contribution").sum())
+        .join(traded, on=["trade_date", "ticker"])
+        .select((pl.col("contribution") - pl.col("alpha_score")).abs().max())
+    ).item()
     gap = float(gap) if gap is not None else 0.0
     carried = out.filter(pl.col("term") == "carried").join(traded, on=["trade_date", "ticker"])
     carried_share = float(
@@ -203,26 +253,54 @@ def shap_values(context: AssetExecutionContext, config: ExplainConfig, feature_m
             if top.height:
                 model0 = top["model"].unique().sort()[0]
                 waterfall = waterfall_png(shap_long, last, top_long, model0, Path(tmp) / "waterfall.png")
-                plots.update(plot_metadata("waterfall_top_long", waterfall, f"{top_long} on {last} ({model0})",
-                                           drawn_by, partition=partition, day=last))  # fmt: skip
-            plots.update(plot_metadata("summary_plot", summary, f"mean |SHAP| on {last}", drawn_by,
-                                       partition=partition, day=last))  # fmt: skip
-    yield Output(out, metadata={"rows": out.height, "names": out["ticker"].n_unique(),
-                                "max_additivity_error": err, "max_traded_gap": gap,
-                                "carried_share_of_traded_score": round(carried_share, 4),
-                                "skipped_zero_weight_models": MetadataValue.json(skipped), **plots})  # fmt: skip
-    yield AssetCheckResult(check_name="shap_additive", passed=bool(err <= ADDITIVITY_TOLERANCE),
-                           metadata={"max_abs_error": err, "tolerance": ADDITIVITY_TOLERANCE})  # fmt: skip
-    yield AssetCheckResult(check_name="explains_traded_score", passed=bool(gap <= TRADED_TOLERANCE),
-                           metadata={"max_abs_gap": gap, "tolerance": TRADED_TOLERANCE})  # fmt: skip
+                plots.update(
+                    plot_metadata(
+                        "waterfall_top_long",
+                        waterfall,
+                        f"{top_long} on {last} ({model0})",
+                        drawn_by,
+                        partition=partition,
+                        day=last,
+                    )
+                )
+            plots.update(
+                plot_metadata(
+                    "summary_plot", summary, f"mean |SHAP| on {last}", drawn_by, partition=partition, day=last
+                )
+            )
+    yield Output(
+        out,
+        metadata={
+            "rows": out.height,
+            "names": out["ticker"].n_unique(),
+            "max_additivity_error": err,
+            "max_traded_gap": gap,
+            "carried_share_of_traded_score": round(carried_share, 4),
+            "skipped_zero_weight_models": MetadataValue.json(skipped),
+            **plots,
+        },
+    )
+    yield AssetCheckResult(
+        check_name="shap_additive",
+        passed=bool(err <= ADDITIVITY_TOLERANCE),
+        metadata={"max_abs_error": err, "tolerance": ADDITIVITY_TOLERANCE},
+    )
+    yield AssetCheckResult(
+        check_name="explains_traded_score",
+        passed=bool(gap <= TRADED_TOLERANCE),
+        metadata={"max_abs_gap": gap, "tolerance": TRADED_TOLERANCE},
+    )
 
 
 def _heaviest_model_by_day(lake, start, end) -> dict:
     """trade_date -> the champion recipe's model with the largest ensemble weight that day (ties: by name)."""
     if not lake.exists("models", "alpha_scores"):
         return {}
-    rows = (lake.read("models", "alpha_scores", start, end, columns=["trade_date", "champion_weights"])
-            .unique("trade_date").to_dicts())  # fmt: skip
+    rows = (
+        lake.read("models", "alpha_scores", start, end, columns=["trade_date", "champion_weights"])
+        .unique("trade_date")
+        .to_dicts()
+    )
     out = {}
     for r in rows:
         w = json.loads(r["champion_weights"] or "{}")
@@ -244,9 +322,14 @@ def _heaviest_model_by_day(lake, start, end) -> dict:
     group_name="models",
     kinds={"lime", "delta"},
 )
-def lime_explanations(context: AssetExecutionContext, config: ExplainConfig, feature_matrix: pl.DataFrame,
-                      fused_embeddings: pl.DataFrame, lake_store: DeltaLakeResource,
-                      model_registry: ModelRegistry):  # fmt: skip
+def lime_explanations(
+    context: AssetExecutionContext,
+    config: ExplainConfig,
+    feature_matrix: pl.DataFrame,
+    fused_embeddings: pl.DataFrame,
+    lake_store: DeltaLakeResource,
+    model_registry: ModelRegistry,
+):
     """LIME rules for the day's top-N longs and shorts, explaining the model with the largest ensemble weight in
     the champion recipe that day (``alpha_scores.champion_weights``: the model the book trades most; LightGBM,
     then the first model available, for a day without weights), with the day's cross-section as the sampling
@@ -263,8 +346,12 @@ def lime_explanations(context: AssetExecutionContext, config: ExplainConfig, fea
     frames = []
     for (day,), rows in sorted(rows_all.partition_by("trade_date", as_dict=True).items()):
         b = book.filter(pl.col("trade_date") == day)
-        picks = pl.concat([b.sort("weight", descending=True).head(config.lime_names_per_side),
-                           b.sort("weight").head(config.lime_names_per_side)])["ticker"].to_list()  # fmt: skip
+        picks = pl.concat(
+            [
+                b.sort("weight", descending=True).head(config.lime_names_per_side),
+                b.sort("weight").head(config.lime_names_per_side),
+            ]
+        )["ticker"].to_list()
         if not picks:
             continue
         recipe = champions[day]
@@ -275,10 +362,19 @@ def lime_explanations(context: AssetExecutionContext, config: ExplainConfig, fea
         chosen = rows.filter(pl.col("ticker").is_in(picks))
         x_all = m.inputs(rows)
         x = m.inputs(chosen)
-        lf = lime_frame(predict_function(m.learner, m.kind), x_all, x, m.features,
-                        chosen.select("trade_date", "ticker"), num_features=config.lime_features)  # fmt: skip
-        frames.append(lf.with_columns(pl.lit(m.kind).alias("model"), pl.lit(m.version, dtype=pl.Int64)
-                                      .alias("model_version")))  # fmt: skip
+        lf = lime_frame(
+            predict_function(m.learner, m.kind),
+            x_all,
+            x,
+            m.features,
+            chosen.select("trade_date", "ticker"),
+            num_features=config.lime_features,
+        )
+        frames.append(
+            lf.with_columns(
+                pl.lit(m.kind).alias("model"), pl.lit(m.version, dtype=pl.Int64).alias("model_version")
+            )
+        )
     if not frames:
         raise Failure(f"models.lime_explanations: no book or no model for {start}..{end}")
     out = pl.concat(frames)

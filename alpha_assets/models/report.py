@@ -43,12 +43,17 @@ LABEL_COLUMNS = ("fwd_ret_1", "fwd_ret_5", "fwd_ret_20")
 def evaluate(preds: pl.DataFrame, scores: pl.DataFrame, labels: pl.DataFrame) -> dict:
     """Out-of-sample statistics per model/recipe, per recipe ensemble and for the traded alpha_score."""
     lab = labels.select("trade_date", "ticker", *LABEL_COLUMNS)
-    series = [p.select("trade_date", "ticker", "score").with_columns(pl.lit(f"{m}/{r}").alias("name"))
-              for (m, r), p in preds.partition_by("model", "recipe", as_dict=True).items()]  # fmt: skip
+    series = [
+        p.select("trade_date", "ticker", "score").with_columns(pl.lit(f"{m}/{r}").alias("name"))
+        for (m, r), p in preds.partition_by("model", "recipe", as_dict=True).items()
+    ]
     for (recipe,), g in recipe_ensembles(preds).partition_by("recipe", as_dict=True).items():
         series.append(g.select("trade_date", "ticker", "score", pl.lit(f"ensemble/{recipe}").alias("name")))
-    series.append(scores.select("trade_date", "ticker", pl.col("alpha_score").alias("score"))
-                  .with_columns(pl.lit("alpha_score (traded)").alias("name")))  # fmt: skip
+    series.append(
+        scores.select("trade_date", "ticker", pl.col("alpha_score").alias("score")).with_columns(
+            pl.lit("alpha_score (traded)").alias("name")
+        )
+    )
     rows, ic_daily = [], []
     for s in series:
         name = s["name"][0]
@@ -56,10 +61,19 @@ def evaluate(preds: pl.DataFrame, scores: pl.DataFrame, labels: pl.DataFrame) ->
         ic = daily_ic(df.drop_nulls(EVAL_LABEL), "score", EVAL_LABEL)
         summ = ic_summary(ic)
         decay = ic_decay(df, "score", LABEL_COLUMNS)
-        rows.append({"name": name, "ic": summ["ic"], "icir": summ["icir"], "t_stat": summ["t_stat"],
-                     "n_days": summ["n_days"], "hit_rate": summ.get("hit_rate"),
-                     "decile_spread": decile_spread(df.drop_nulls(EVAL_LABEL), "score", EVAL_LABEL),
-                     "turnover": turnover(s, "score"), **{f"ic_{k}": v for k, v in decay.items()}})  # fmt: skip
+        rows.append(
+            {
+                "name": name,
+                "ic": summ["ic"],
+                "icir": summ["icir"],
+                "t_stat": summ["t_stat"],
+                "n_days": summ["n_days"],
+                "hit_rate": summ.get("hit_rate"),
+                "decile_spread": decile_spread(df.drop_nulls(EVAL_LABEL), "score", EVAL_LABEL),
+                "turnover": turnover(s, "score"),
+                **{f"ic_{k}": v for k, v in decay.items()},
+            }
+        )
         ic_daily.append(ic.select("trade_date", "ic").with_columns(pl.lit(name).alias("name")))
     table = pl.DataFrame(rows).sort("name")
     traded = scores.join(lab, on=["trade_date", "ticker"]).drop_nulls(EVAL_LABEL)
@@ -139,11 +153,13 @@ def model_report(context: AssetExecutionContext, lake_store: DeltaLakeResource):
     ev = evaluate(preds, scores, labels)
     table = ev["table"]
     weights = pl.DataFrame(
-        [{"trade_date": r["trade_date"], "model": m, "weight": w}
-         for r in scores.select("trade_date", "champion_weights").unique("trade_date").to_dicts()
-         for m, w in json.loads(r["champion_weights"]).items()],
+        [
+            {"trade_date": r["trade_date"], "model": m, "weight": w}
+            for r in scores.select("trade_date", "champion_weights").unique("trade_date").to_dicts()
+            for m, w in json.loads(r["champion_weights"]).items()
+        ],
         schema={"trade_date": pl.Date, "model": pl.String, "weight": pl.Float64},
-    )  # fmt: skip
+    )
     get = {r["name"]: r for r in table.to_dicts()}
     fusion, base = get.get("ensemble/fusion"), get.get("ensemble/base")
     ablation = {
@@ -156,18 +172,40 @@ def model_report(context: AssetExecutionContext, lake_store: DeltaLakeResource):
     px = lake.read(
         "raw", "prices", preds["trade_date"].min(), None, columns=["trade_date", "ticker", "close"]
     )
-    al = alphalens_summary(scores.select("trade_date", "ticker", "alpha_score"),
-                           px.unique(["trade_date", "ticker"], keep="last"))  # fmt: skip
+    al = alphalens_summary(
+        scores.select("trade_date", "ticker", "alpha_score"), px.unique(["trade_date", "ticker"], keep="last")
+    )
     al.pop("daily_ic_1d")
     with tempfile.TemporaryDirectory() as tmp:
         plots = _plots(ev, weights, Path(tmp), preds["trade_date"].max())
-    out = table.with_columns(pl.lit(preds["trade_date"].min()).alias("first_day"),
-                             pl.lit(preds["trade_date"].max()).alias("last_day"))  # fmt: skip
-    return Output(out, metadata={
-        "models": MetadataValue.md(md_table(table.select("name", "ic", "icir", "t_stat", "n_days", "decile_spread",
-                                                         "turnover", "ic_fwd_ret_1", "ic_fwd_ret_5", "ic_fwd_ret_20"))),
-        "fusion_ablation": MetadataValue.json(ablation), "alphalens_traded_score": MetadataValue.json(al), **plots,
-    })  # fmt: skip
+    out = table.with_columns(
+        pl.lit(preds["trade_date"].min()).alias("first_day"),
+        pl.lit(preds["trade_date"].max()).alias("last_day"),
+    )
+    return Output(
+        out,
+        metadata={
+            "models": MetadataValue.md(
+                md_table(
+                    table.select(
+                        "name",
+                        "ic",
+                        "icir",
+                        "t_stat",
+                        "n_days",
+                        "decile_spread",
+                        "turnover",
+                        "ic_fwd_ret_1",
+                        "ic_fwd_ret_5",
+                        "ic_fwd_ret_20",
+                    )
+                )
+            ),
+            "fusion_ablation": MetadataValue.json(ablation),
+            "alphalens_traded_score": MetadataValue.json(al),
+            **plots,
+        },
+    )
 
 
 @asset(key=MODELS_REGISTRY, deps=[MODELS_ALPHA_MODELS], group_name="models", kinds={"mlflow", "delta"})
@@ -179,10 +217,25 @@ def registry(model_registry: ModelRegistry):
         "car_detector",
     ]
     rows = model_registry.mirror_rows(names)
-    schema = {"model": pl.String, "version": pl.Int64, "aliases": pl.String, "block": pl.String, "recipe": pl.String,
-              "fingerprint": pl.String, "run_id": pl.String, "source": pl.String, "tags": pl.String,
-              "metrics": pl.String}  # fmt: skip
+    schema = {
+        "model": pl.String,
+        "version": pl.Int64,
+        "aliases": pl.String,
+        "block": pl.String,
+        "recipe": pl.String,
+        "fingerprint": pl.String,
+        "run_id": pl.String,
+        "source": pl.String,
+        "tags": pl.String,
+        "metrics": pl.String,
+    }
     out = pl.DataFrame(rows, schema=schema)
-    return Output(out, metadata={"versions": out.height,
-                                 "champions": MetadataValue.json({r["model"]: r["version"] for r in out.to_dicts()
-                                                                  if "champion" in r["aliases"].split(",")})})  # fmt: skip
+    return Output(
+        out,
+        metadata={
+            "versions": out.height,
+            "champions": MetadataValue.json(
+                {r["model"]: r["version"] for r in out.to_dicts() if "champion" in r["aliases"].split(",")}
+            ),
+        },
+    )

@@ -77,11 +77,19 @@ from resources.lake_resource import DeltaLakeResource
 from resources.model_registry import CHALLENGER, CHAMPION, ModelRegistry
 
 IC_WINDOW = 63  # sessions of trailing out-of-sample IC behind the ensemble weights
-ic_history = TimeWindowPartitionMapping(start_offset=-(IC_WINDOW + 2), end_offset=0,
-                                        allow_nonexistent_upstream_partitions=True)  # fmt: skip
+ic_history = TimeWindowPartitionMapping(
+    start_offset=-(IC_WINDOW + 2), end_offset=0, allow_nonexistent_upstream_partitions=True
+)
 
-PREDICTION_SCHEMA = {"trade_date": pl.Date, "ticker": pl.String, "model": pl.String, "recipe": pl.String,
-                     "block": pl.String, "model_version": pl.Int64, "score": pl.Float64}  # fmt: skip
+PREDICTION_SCHEMA = {
+    "trade_date": pl.Date,
+    "ticker": pl.String,
+    "model": pl.String,
+    "recipe": pl.String,
+    "block": pl.String,
+    "model_version": pl.Int64,
+    "score": pl.Float64,
+}
 
 
 def _no_model_days(context, name: str, skipped: list[date], written: int) -> None:
@@ -109,8 +117,13 @@ def _no_model_days(context, name: str, skipped: list[date], written: int) -> Non
     kinds={"pytorch", "delta"},
     automation_condition=downstream,
 )
-def fused_embeddings(context: AssetExecutionContext, config: LeakageGateConfig, feature_matrix: pl.DataFrame,
-                     model_registry: ModelRegistry, lake_store: DeltaLakeResource):  # fmt: skip
+def fused_embeddings(
+    context: AssetExecutionContext,
+    config: LeakageGateConfig,
+    feature_matrix: pl.DataFrame,
+    model_registry: ModelRegistry,
+    lake_store: DeltaLakeResource,
+):
     """The block's fusion transformer applied to each ticker-day: a fixed-size embedding of its imagery, text, web
     and price tokens (``emb_000``...), with the encoder version that produced it. The statistical leakage gate
     (``refuse_leaks``) runs on the embeddings before they are written: a refused window writes nothing."""
@@ -122,8 +135,11 @@ def fused_embeddings(context: AssetExecutionContext, config: LeakageGateConfig, 
         # no encoder for the block (the fusion recipe is off by default): the keys, no embedding
         if fusion is None:
             skipped.append(day[0])
-            frames.append(rows.select("trade_date", "ticker").with_columns(
-                pl.lit(None, dtype=pl.Int64).alias("fusion_version")))  # fmt: skip
+            frames.append(
+                rows.select("trade_date", "ticker").with_columns(
+                    pl.lit(None, dtype=pl.Int64).alias("fusion_version")
+                )
+            )
             continue
         emb = embed_frame(fusion[1], rows, modality_columns(feats))
         frames.append(emb.with_columns(pl.lit(fusion[0], dtype=pl.Int64).alias("fusion_version")))
@@ -132,25 +148,48 @@ def fused_embeddings(context: AssetExecutionContext, config: LeakageGateConfig, 
     if embedded and skipped:
         _no_model_days(context, "features.fused_embeddings", sorted(skipped), embedded)
     elif skipped:
-        context.log.info(f"features.fused_embeddings: no fusion encoder for {start}..{end} (the fusion recipe is "
-                         "off by default): the rows carry no embedding")  # fmt: skip
+        context.log.info(
+            f"features.fused_embeddings: no fusion encoder for {start}..{end} (the fusion recipe is "
+            "off by default): the rows carry no embedding"
+        )
     if not frames:  # no feature rows in the window
         return Output(pl.DataFrame(), metadata={"rows": 0})
     import pyarrow as pa
 
     lake = lake_store.lake
     # columns the table already has (embeddings of an earlier fusion run) stay, null on the days without them
-    have = ([f.name for f in pa.schema(lake.table("features", "fused_embeddings").schema().to_arrow())]
-            if lake.exists("features", "fused_embeddings") else [])  # fmt: skip
+    have = (
+        [f.name for f in pa.schema(lake.table("features", "fused_embeddings").schema().to_arrow())]
+        if lake.exists("features", "fused_embeddings")
+        else []
+    )
     out = pl.concat(frames, how="diagonal")
     old_dims = [c for c in have if c.startswith(EMBEDDING_PREFIX) and c not in out.columns]
     out = out.with_columns(pl.lit(None, dtype=pl.Float32).alias(c) for c in old_dims)
     dims = sorted(c for c in out.columns if c.startswith(EMBEDDING_PREFIX))
     out = out.select("trade_date", "ticker", *dims, "fusion_version").sort("trade_date", "ticker")
-    gate = (refuse_leaks("features.fused_embeddings", out.drop_nulls("fusion_version"), dims, lake, start, end,
-                         config.leakage()) if dims and embedded else {"gate": "no embeddings to test"})  # fmt: skip
-    return Output(out, metadata={"rows": out.height, "dims": len(dims), "days_without_encoder": len(skipped),
-                                 **{f"leakage_{k}": v for k, v in gate.items() if k != "late_values"}})  # fmt: skip
+    gate = (
+        refuse_leaks(
+            "features.fused_embeddings",
+            out.drop_nulls("fusion_version"),
+            dims,
+            lake,
+            start,
+            end,
+            config.leakage(),
+        )
+        if dims and embedded
+        else {"gate": "no embeddings to test"}
+    )
+    return Output(
+        out,
+        metadata={
+            "rows": out.height,
+            "dims": len(dims),
+            "days_without_encoder": len(skipped),
+            **{f"leakage_{k}": v for k, v in gate.items() if k != "late_values"},
+        },
+    )
 
 
 @asset(
@@ -167,8 +206,12 @@ def fused_embeddings(context: AssetExecutionContext, config: LeakageGateConfig, 
     kinds={"xgboost", "lightgbm", "catboost", "pytorch", "delta"},
     automation_condition=downstream,
 )
-def predictions(context: AssetExecutionContext, feature_matrix: pl.DataFrame, fused_embeddings: pl.DataFrame,
-                model_registry: ModelRegistry):  # fmt: skip
+def predictions(
+    context: AssetExecutionContext,
+    feature_matrix: pl.DataFrame,
+    fused_embeddings: pl.DataFrame,
+    model_registry: ModelRegistry,
+):
     """Every model's score per ticker-day (long: model, recipe, model_version, score), each day scored by the
     versions trained for its block only."""
     book = ModelBook(model_registry)
@@ -188,11 +231,15 @@ def predictions(context: AssetExecutionContext, feature_matrix: pl.DataFrame, fu
                     )
                 check_encoder(m, rows, day)
                 x = m.inputs(rows)
-                frames.append(rows.select("trade_date", "ticker").with_columns(
-                    pl.lit(kind).alias("model"), pl.lit(recipe).alias("recipe"), pl.lit(m.block).alias("block"),
-                    pl.lit(m.version, dtype=pl.Int64).alias("model_version"),
-                    pl.Series("score", m.learner.predict(x).astype(np.float64)),
-                ))  # fmt: skip
+                frames.append(
+                    rows.select("trade_date", "ticker").with_columns(
+                        pl.lit(kind).alias("model"),
+                        pl.lit(recipe).alias("recipe"),
+                        pl.lit(m.block).alias("block"),
+                        pl.lit(m.version, dtype=pl.Int64).alias("model_version"),
+                        pl.Series("score", m.learner.predict(x).astype(np.float64)),
+                    )
+                )
                 scored = True
         if not scored:
             skipped.append(day)
@@ -201,8 +248,14 @@ def predictions(context: AssetExecutionContext, feature_matrix: pl.DataFrame, fu
     versions = (
         out.select("model", "recipe", "model_version").unique().sort("model", "recipe", "model_version")
     )
-    return Output(out, metadata={"rows": out.height, "days": out["trade_date"].n_unique(),
-                                 "model_versions": MetadataValue.json(versions.to_dicts())})  # fmt: skip
+    return Output(
+        out,
+        metadata={
+            "rows": out.height,
+            "days": out["trade_date"].n_unique(),
+            "model_versions": MetadataValue.json(versions.to_dicts()),
+        },
+    )
 
 
 def check_encoder(m, rows: pl.DataFrame, day: date) -> None:
@@ -248,12 +301,24 @@ class PromotionConfig(Config):
 
 
 PROMOTION_SCHEMA = {
-    "trade_date": pl.Date, "champion_before": pl.String, "challenger": pl.String, "champion_after": pl.String,
-    "promoted": pl.Boolean, "n_sessions": pl.Int64, "evaluated_from": pl.Date, "evaluated_to": pl.Date,
-    "mean_ic_champion": pl.Float64, "mean_ic_challenger": pl.Float64, "t_stat": pl.Float64, "p_value": pl.Float64,
-    "reason": pl.String, "sd_ic_gain": pl.Float64, "evidence": pl.Float64, "boundary_gain": pl.Float64,
+    "trade_date": pl.Date,
+    "champion_before": pl.String,
+    "challenger": pl.String,
+    "champion_after": pl.String,
+    "promoted": pl.Boolean,
+    "n_sessions": pl.Int64,
+    "evaluated_from": pl.Date,
+    "evaluated_to": pl.Date,
+    "mean_ic_champion": pl.Float64,
+    "mean_ic_challenger": pl.Float64,
+    "t_stat": pl.Float64,
+    "p_value": pl.Float64,
+    "reason": pl.String,
+    "sd_ic_gain": pl.Float64,
+    "evidence": pl.Float64,
+    "boundary_gain": pl.Float64,
     "detectable_gain_80": pl.Float64,
-}  # fmt: skip
+}
 
 
 def _state_after(row: dict | None) -> tuple[SequentialState, object, object]:
@@ -267,8 +332,11 @@ def _state_after(row: dict | None) -> tuple[SequentialState, object, object]:
     s_a, s_b = row["mean_ic_champion"] * n, row["mean_ic_challenger"] * n
     sd = row["sd_ic_gain"] if row.get("sd_ic_gain") is not None and np.isfinite(row["sd_ic_gain"]) else 0.0
     s_d = s_b - s_a
-    return (SequentialState(n, s_a, s_b, s_d, (n - 1) * sd * sd + s_d * s_d / n), row["evaluated_from"],
-            row["evaluated_to"])  # fmt: skip
+    return (
+        SequentialState(n, s_a, s_b, s_d, (n - 1) * sd * sd + s_d * s_d / n),
+        row["evaluated_from"],
+        row["evaluated_to"],
+    )
 
 
 @asset(
@@ -284,19 +352,31 @@ def _state_after(row: dict | None) -> tuple[SequentialState, object, object]:
     kinds={"polars", "delta", "mlflow"},
     automation_condition=downstream,
 )
-def promotions(context: AssetExecutionContext, config: PromotionConfig, predictions: pl.DataFrame,
-               labels: pl.DataFrame, lake_store: DeltaLakeResource, model_registry: ModelRegistry):  # fmt: skip
+def promotions(
+    context: AssetExecutionContext,
+    config: PromotionConfig,
+    predictions: pl.DataFrame,
+    labels: pl.DataFrame,
+    lake_store: DeltaLakeResource,
+    model_registry: ModelRegistry,
+):
     """Champion/challenger as a sequential test (``lib.models.promotion.sequential_decision``): every day the
     paired daily ICs known since the roles were last set are added to the running evidence, which promotes the
     challenger recipe once it reaches 1/significance. One row per day with its evidence, the gain that would
     promote now and the gain detectable with 80% power; the MLflow aliases follow the run's last decision."""
     start, end = window_dates(*context.partition_time_window)
     lake = lake_store.lake
-    rule = SequentialRule(alpha=config.significance, min_sessions=config.min_sessions,
-                          planning_sessions=config.planning_sessions)  # fmt: skip
+    rule = SequentialRule(
+        alpha=config.significance,
+        min_sessions=config.min_sessions,
+        planning_sessions=config.planning_sessions,
+    )
     ics = _ensemble_ics(predictions, labels)
-    earlier = (lake.read("models", "promotions", None, shift_sessions(start, -1)) if lake.exists("models", "promotions")
-               else pl.DataFrame(schema=PROMOTION_SCHEMA))  # fmt: skip
+    earlier = (
+        lake.read("models", "promotions", None, shift_sessions(start, -1))
+        if lake.exists("models", "promotions")
+        else pl.DataFrame(schema=PROMOTION_SCHEMA)
+    )
     last = earlier.sort("trade_date").tail(1).to_dicts()
     previous = last[0] if last else None
     champion = previous["champion_after"] if previous else DEFAULT_CHAMPION_RECIPE
@@ -307,22 +387,39 @@ def promotions(context: AssetExecutionContext, config: PromotionConfig, predicti
         known = ics.filter(pl.col("trade_date") < day)
         if since is not None:
             known = known.filter(pl.col("trade_date") > since)
-        paired = (known.filter(pl.col("recipe") == champion).select("trade_date", pl.col("ic").alias("a"))
-                  .join(known.filter(pl.col("recipe") == challenger).select("trade_date", pl.col("ic").alias("b")),
-                        on="trade_date").sort("trade_date"))  # fmt: skip
+        paired = (
+            known.filter(pl.col("recipe") == champion)
+            .select("trade_date", pl.col("ic").alias("a"))
+            .join(
+                known.filter(pl.col("recipe") == challenger).select("trade_date", pl.col("ic").alias("b")),
+                on="trade_date",
+            )
+            .sort("trade_date")
+        )
         state = state.update(paired["a"].to_numpy(), paired["b"].to_numpy())
         if state.n == 0:
             continue
         d = sequential_decision(state, rule)
         after = challenger if d.promote else champion
         row = {
-            "trade_date": day, "champion_before": champion, "challenger": challenger, "champion_after": after,
-            "promoted": d.promote, "n_sessions": d.n_sessions,
-            "evaluated_from": first or paired["trade_date"][0], "evaluated_to": paired["trade_date"][-1] if paired.height else since,
-            "mean_ic_champion": d.mean_ic_champion, "mean_ic_challenger": d.mean_ic_challenger, "t_stat": d.t_stat,
-            "p_value": d.p_value, "reason": d.reason, "sd_ic_gain": d.sd_ic_gain, "evidence": d.evidence,
-            "boundary_gain": d.boundary_gain, "detectable_gain_80": d.detectable_gain_80,
-        }  # fmt: skip
+            "trade_date": day,
+            "champion_before": champion,
+            "challenger": challenger,
+            "champion_after": after,
+            "promoted": d.promote,
+            "n_sessions": d.n_sessions,
+            "evaluated_from": first or paired["trade_date"][0],
+            "evaluated_to": paired["trade_date"][-1] if paired.height else since,
+            "mean_ic_champion": d.mean_ic_champion,
+            "mean_ic_challenger": d.mean_ic_challenger,
+            "t_stat": d.t_stat,
+            "p_value": d.p_value,
+            "reason": d.reason,
+            "sd_ic_gain": d.sd_ic_gain,
+            "evidence": d.evidence,
+            "boundary_gain": d.boundary_gain,
+            "detectable_gain_80": d.detectable_gain_80,
+        }
         rows.append(row)
         if d.promote:
             context.log.info(f"{day}: PROMOTE {challenger}: {d.reason}")
@@ -331,9 +428,15 @@ def promotions(context: AssetExecutionContext, config: PromotionConfig, predicti
     target = alias_champion(rows)
     if target is not None:
         _move_aliases(model_registry, target, end)
-    return Output(out, metadata={"days": len(rows), "promotions": int(out["promoted"].sum()) if rows else 0,
-                                 "champion_recipe": champion,
-                                 "last_reason": rows[-1]["reason"] if rows else "no paired sessions yet"})  # fmt: skip
+    return Output(
+        out,
+        metadata={
+            "days": len(rows),
+            "promotions": int(out["promoted"].sum()) if rows else 0,
+            "champion_recipe": champion,
+            "last_reason": rows[-1]["reason"] if rows else "no paired sessions yet",
+        },
+    )
 
 
 def _move_aliases(registry: ModelRegistry, new_champion: str, day: date) -> None:
@@ -343,8 +446,9 @@ def _move_aliases(registry: ModelRegistry, new_champion: str, day: date) -> None
         for recipe in RECIPES:
             m = book.model_for(kind, recipe, day)
             if m is not None:
-                registry.set_alias(registered_name(kind), CHAMPION if recipe == new_champion else CHALLENGER,
-                                   m.version)  # fmt: skip
+                registry.set_alias(
+                    registered_name(kind), CHAMPION if recipe == new_champion else CHALLENGER, m.version
+                )
 
 
 def _previous_scores(lake, start) -> dict[str, float]:
@@ -388,8 +492,13 @@ class AlphaScoresConfig(Config):
     kinds={"polars", "delta"},
     automation_condition=downstream,
 )
-def alpha_scores(context: AssetExecutionContext, config: AlphaScoresConfig, predictions: pl.DataFrame,
-                 labels: pl.DataFrame, lake_store: DeltaLakeResource):  # fmt: skip
+def alpha_scores(
+    context: AssetExecutionContext,
+    config: AlphaScoresConfig,
+    predictions: pl.DataFrame,
+    labels: pl.DataFrame,
+    lake_store: DeltaLakeResource,
+):
     """The ensemble per ticker-day in ``alpha_score``: each recipe's models gated against its linear baseline (the
     equal blend of ridge and ic_weighted, ``ensemble.LINEAR``) on trailing out-of-sample paired IC (past days only;
     the linear pair alone until a learner has ``min_ic_history`` days that show it beats them; see
@@ -420,17 +529,36 @@ def alpha_scores(context: AssetExecutionContext, config: AlphaScoresConfig, pred
             if BASELINE in members:
                 # the linear learners' blend is the baseline (both present), else ridge alone (older blocks)
                 baseline = LINEAR if set(LINEAR_MEMBERS) <= set(members) else BASELINE
-                w = gated_weights_for_day(r_ics, day, members, baseline, min_history=config.min_ic_history,
-                                          window=IC_WINDOW, horizon=1, sessions=sessions, min_t=config.gate_min_t,
-                                          shrink=config.gate_shrink)  # fmt: skip
+                w = gated_weights_for_day(
+                    r_ics,
+                    day,
+                    members,
+                    baseline,
+                    min_history=config.min_ic_history,
+                    window=IC_WINDOW,
+                    horizon=1,
+                    sessions=sessions,
+                    min_t=config.gate_min_t,
+                    shrink=config.gate_shrink,
+                )
             else:  # models trained before the ridge baseline existed: the seed's IC weights
-                w = weights_for_day(r_ics, day, min_history=config.min_ic_history, window=IC_WINDOW, horizon=1,
-                                    sessions=sessions,
-                                    seed_weights={k: v for k, v in SEED_WEIGHTS.items() if k in members})  # fmt: skip
+                w = weights_for_day(
+                    r_ics,
+                    day,
+                    min_history=config.min_ic_history,
+                    window=IC_WINDOW,
+                    horizon=1,
+                    sessions=sessions,
+                    seed_weights={k: v for k, v in SEED_WEIGHTS.items() if k in members},
+                )
             books[recipe] = combine(p.select("trade_date", "ticker", "model", "score"), w)
-            used[recipe] = {"weights": dict(w),
-                            "versions": {r["model"]: r["model_version"] for r in
-                                         p.select("model", "model_version").unique().to_dicts()}}  # fmt: skip
+            used[recipe] = {
+                "weights": dict(w),
+                "versions": {
+                    r["model"]: r["model_version"]
+                    for r in p.select("model", "model_version").unique().to_dicts()
+                },
+            }
         if champ not in books:
             champ = next(iter(books))
         chall = next((r for r in RECIPES if r != champ and r in books), None)
@@ -439,20 +567,27 @@ def alpha_scores(context: AssetExecutionContext, config: AlphaScoresConfig, pred
         blended = blended.rename({"alpha_score": "blended_score"})
         prev = pl.Series([smoothed.get(t) for t in blended["ticker"]], dtype=pl.Float64)
         blended = blended.with_columns(
-            pl.when(prev.is_null()).then(pl.col("blended_score"))
-            .otherwise(alpha * pl.col("blended_score") + (1 - alpha) * prev).alias("alpha_score"),
+            pl.when(prev.is_null())
+            .then(pl.col("blended_score"))
+            .otherwise(alpha * pl.col("blended_score") + (1 - alpha) * prev)
+            .alias("alpha_score"),
             # alpha_score = smoothing_weight x blended_score + carried_score (explanations split it so)
             pl.when(prev.is_null()).then(0.0).otherwise((1 - alpha) * prev).alias("carried_score"),
             pl.when(prev.is_null()).then(1.0).otherwise(alpha).alias("smoothing_weight"),
-        )  # fmt: skip
+        )
         smoothed = dict(zip(blended["ticker"], blended["alpha_score"], strict=True))
-        frames.append(blended.with_columns(
-            pl.lit(champ).alias("champion_recipe"), pl.lit(chall or "").alias("challenger_recipe"),
-            pl.lit(share).alias("challenger_share"),
-            pl.lit(json.dumps(used[champ]["weights"], sort_keys=True)).alias("champion_weights"),
-            pl.lit(json.dumps(used.get(chall, {}).get("weights", {}), sort_keys=True)).alias("challenger_weights"),
-            pl.lit(json.dumps(used, sort_keys=True)).alias("model_versions"),
-        ))  # fmt: skip
+        frames.append(
+            blended.with_columns(
+                pl.lit(champ).alias("champion_recipe"),
+                pl.lit(chall or "").alias("challenger_recipe"),
+                pl.lit(share).alias("challenger_share"),
+                pl.lit(json.dumps(used[champ]["weights"], sort_keys=True)).alias("champion_weights"),
+                pl.lit(json.dumps(used.get(chall, {}).get("weights", {}), sort_keys=True)).alias(
+                    "challenger_weights"
+                ),
+                pl.lit(json.dumps(used, sort_keys=True)).alias("model_versions"),
+            )
+        )
         weight_log[str(day)] = used[champ]["weights"]
     if not frames:
         raise Failure(
@@ -467,12 +602,19 @@ def alpha_scores(context: AssetExecutionContext, config: AlphaScoresConfig, pred
     )
     flagged = corr.filter(pl.col("above_threshold"))
     if flagged.height:
-        context.log.warning(f"model pairs with mean daily rank correlation above {config.correlation_threshold}: "
-                            + ", ".join(f"{r['model_a']}/{r['model_b']} {r['mean_corr']:.2f}" for r in flagged.to_dicts()))  # fmt: skip
+        context.log.warning(
+            f"model pairs with mean daily rank correlation above {config.correlation_threshold}: "
+            + ", ".join(f"{r['model_a']}/{r['model_b']} {r['mean_corr']:.2f}" for r in flagged.to_dicts())
+        )
     last = str(out["trade_date"].max())
-    return Output(out, metadata={
-        "rows": out.height, "days": len(frames), "champion_recipe": out["champion_recipe"][-1],
-        "weights_last_day": MetadataValue.json(weight_log.get(last, {})),
-        "model_correlation": MetadataValue.md(md_table(corr) if corr.height else "n/a"),
-        "correlated_pairs_above_threshold": flagged.height,
-    })  # fmt: skip
+    return Output(
+        out,
+        metadata={
+            "rows": out.height,
+            "days": len(frames),
+            "champion_recipe": out["champion_recipe"][-1],
+            "weights_last_day": MetadataValue.json(weight_log.get(last, {})),
+            "model_correlation": MetadataValue.md(md_table(corr) if corr.height else "n/a"),
+            "correlated_pairs_above_threshold": flagged.height,
+        },
+    )

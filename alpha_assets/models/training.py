@@ -97,10 +97,14 @@ class BlockTrainingConfig(Config):
     as_of: str = ""
 
     def walk_forward(self) -> WalkForwardConfig:
-        return WalkForwardConfig(train_sessions=self.train_sessions, purge_sessions=self.purge_sessions,
-                                 embargo_sessions=self.embargo_sessions, label_horizon=5,
-                                 validation_sessions=self.validation_sessions,
-                                 max_train_sessions=self.max_train_sessions)  # fmt: skip
+        return WalkForwardConfig(
+            train_sessions=self.train_sessions,
+            purge_sessions=self.purge_sessions,
+            embargo_sessions=self.embargo_sessions,
+            label_horizon=5,
+            validation_sessions=self.validation_sessions,
+            max_train_sessions=self.max_train_sessions,
+        )
 
 
 def _split(block: str, config: BlockTrainingConfig, lake=None):
@@ -146,8 +150,9 @@ def _training_rows(lake, dates: list[date], label: str) -> tuple[pl.DataFrame, d
         raise Failure("features.feature_matrix and features.labels must be materialized before training")
     lo, hi = min(dates), max(dates)
     matrix = lake.read("features", "feature_matrix", lo, hi)
-    labels = lake.read("features", "labels", lo, hi,
-                       columns=["trade_date", "ticker", *dict.fromkeys((label, *LABEL_READ))])  # fmt: skip
+    labels = lake.read(
+        "features", "labels", lo, hi, columns=["trade_date", "ticker", *dict.fromkeys((label, *LABEL_READ))]
+    )
     have = set(matrix["trade_date"].unique().to_list())
     missing = [d for d in dates if d not in have]
     if len(missing) > (1 - MIN_HISTORY_SHARE) * len(dates):
@@ -160,8 +165,10 @@ def _training_rows(lake, dates: list[date], label: str) -> tuple[pl.DataFrame, d
         .join(labels, on=["trade_date", "ticker"], how="inner")
         .filter(pl.col(label).is_not_null() & pl.col(label).is_finite())
     )
-    versions = {"features.feature_matrix": lake.version("features", "feature_matrix"),
-                "features.labels": lake.version("features", "labels")}  # fmt: skip
+    versions = {
+        "features.feature_matrix": lake.version("features", "feature_matrix"),
+        "features.labels": lake.version("features", "labels"),
+    }
     return rank_label(rows, label).sort("trade_date", "ticker"), versions
 
 
@@ -197,8 +204,12 @@ def training_data_hash(rows: pl.DataFrame, columns: list[str]) -> str:
     kinds={"pytorch", "mlflow", "delta"},
     metadata={"partition_expr": "trade_date"},
 )
-def fusion_encoder(context: AssetExecutionContext, config: BlockTrainingConfig, lake_store: DeltaLakeResource,
-                   model_registry: ModelRegistry):  # fmt: skip
+def fusion_encoder(
+    context: AssetExecutionContext,
+    config: BlockTrainingConfig,
+    lake_store: DeltaLakeResource,
+    model_registry: ModelRegistry,
+):
     """The cross-modal fusion transformer for the block: one projection per modality (imagery, text, web, price
     scalars), multi-head attention over the modality tokens, a fixed-size embedding; pretrained self-supervised
     (contrastive: modalities of the same ticker-day agree) on the block's training window only."""
@@ -226,25 +237,56 @@ def fusion_encoder(context: AssetExecutionContext, config: BlockTrainingConfig, 
         model.save(Path(tmp) / "fusion")
         (Path(tmp) / "alpha_meta.json").write_text(json.dumps({"modalities": modalities}))
         mv = model_registry.log_model(
-            FUSION_MODEL, f"{FUSION_MODEL}-{block}", {**cfg.__dict__, "block": block, "budget": budget,
-                                                     "modalities": json.dumps({k: len(v) for k, v in modalities.items()})},
-            {**{k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}, "train_seconds": seconds,
-             "cpu_seconds": cpu, "peak_rss_mb": fit_mb},
-            Path(tmp), experiment="alpha_models",
-            version_tags={"block": block, "available_from": available_from.isoformat(),
-                          "trained_through": split.validation_dates[-1].isoformat(),
-                          "training_data_hash": training_data_hash(rows, feats)},
-            run_tags={"dagster/run_id": context.run_id}, alias=CHAMPION,
-        )  # fmt: skip
+            FUSION_MODEL,
+            f"{FUSION_MODEL}-{block}",
+            {
+                **cfg.__dict__,
+                "block": block,
+                "budget": budget,
+                "modalities": json.dumps({k: len(v) for k, v in modalities.items()}),
+            },
+            {
+                **{k: float(v) for k, v in metrics.items() if isinstance(v, int | float)},
+                "train_seconds": seconds,
+                "cpu_seconds": cpu,
+                "peak_rss_mb": fit_mb,
+            },
+            Path(tmp),
+            experiment="alpha_models",
+            version_tags={
+                "block": block,
+                "available_from": available_from.isoformat(),
+                "trained_through": split.validation_dates[-1].isoformat(),
+                "training_data_hash": training_data_hash(rows, feats),
+            },
+            run_tags={"dagster/run_id": context.run_id},
+            alias=CHAMPION,
+        )
     context.log.info(f"fusion encoder v{mv.version} for block {block}: {metrics}")
-    out = pl.DataFrame([{
-        "trade_date": date.fromisoformat(block), "block": block, "model": FUSION_MODEL, "version": mv.version,
-        "run_id": mv.run_id, "available_from": available_from, "train_rows": rows.height,
-        "train_seconds": seconds, "metrics": json.dumps(metrics, default=float),
-    }])  # fmt: skip
-    return Output(out, metadata={"version": mv.version, "train_rows": rows.height, "seconds": round(seconds, 1),
-                                 **{k: MetadataValue.float(float(v)) for k, v in metrics.items()
-                                    if isinstance(v, int | float)}})  # fmt: skip
+    out = pl.DataFrame(
+        [
+            {
+                "trade_date": date.fromisoformat(block),
+                "block": block,
+                "model": FUSION_MODEL,
+                "version": mv.version,
+                "run_id": mv.run_id,
+                "available_from": available_from,
+                "train_rows": rows.height,
+                "train_seconds": seconds,
+                "metrics": json.dumps(metrics, default=float),
+            }
+        ]
+    )
+    return Output(
+        out,
+        metadata={
+            "version": mv.version,
+            "train_rows": rows.height,
+            "seconds": round(seconds, 1),
+            **{k: MetadataValue.float(float(v)) for k, v in metrics.items() if isinstance(v, int | float)},
+        },
+    )
 
 
 def _validation_metrics(keys: pl.DataFrame, pred: np.ndarray) -> dict[str, float]:
@@ -253,8 +295,13 @@ def _validation_metrics(keys: pl.DataFrame, pred: np.ndarray) -> dict[str, float
     df = keys.with_columns(pl.Series("score", pred))
     ic1 = ic_summary(daily_ic(df, "score", EVAL_LABEL))
     ic5 = ic_summary(daily_ic(df, "score", "fwd_ret_5"))
-    return {"ic": ic1["ic"], "icir": ic1["icir"], "ic_t_stat": ic1["t_stat"], "ic_fwd5": ic5["ic"],
-            "decile_spread": decile_spread(df, "score", EVAL_LABEL)}  # fmt: skip
+    return {
+        "ic": ic1["ic"],
+        "icir": ic1["icir"],
+        "ic_t_stat": ic1["t_stat"],
+        "ic_fwd5": ic5["ic"],
+        "decile_spread": decile_spread(df, "score", EVAL_LABEL),
+    }
 
 
 @asset(
@@ -267,8 +314,12 @@ def _validation_metrics(keys: pl.DataFrame, pred: np.ndarray) -> dict[str, float
     kinds={"xgboost", "lightgbm", "catboost", "pytorch", "mlflow"},
     metadata={"partition_expr": "trade_date"},
 )
-def alpha_models(context: AssetExecutionContext, config: BlockTrainingConfig, lake_store: DeltaLakeResource,
-                 model_registry: ModelRegistry):  # fmt: skip
+def alpha_models(
+    context: AssetExecutionContext,
+    config: BlockTrainingConfig,
+    lake_store: DeltaLakeResource,
+    model_registry: ModelRegistry,
+):
     """Every learner kind per configured recipe (base: the matrix; fusion, when configured: with the fused
     embeddings), trained walk-forward for the block with a purge and an embargo; each one an MLflow run and a
     registered version."""
@@ -325,42 +376,85 @@ def alpha_models(context: AssetExecutionContext, config: BlockTrainingConfig, la
             alias = CHAMPION if recipe == champion else CHALLENGER
             with tempfile.TemporaryDirectory() as tmp:
                 learner.save(Path(tmp))
-                (Path(tmp) / "alpha_meta.json").write_text(json.dumps({
-                    "kind": kind, "recipe": recipe, "block": block, "features": feats,
-                    "validation_score_quantiles": deciles, "fusion_version": fusion[0] if fusion else None,
-                    "feature_importance": importance,
-                }))  # fmt: skip
+                (Path(tmp) / "alpha_meta.json").write_text(
+                    json.dumps(
+                        {
+                            "kind": kind,
+                            "recipe": recipe,
+                            "block": block,
+                            "features": feats,
+                            "validation_score_quantiles": deciles,
+                            "fusion_version": fusion[0] if fusion else None,
+                            "feature_importance": importance,
+                        }
+                    )
+                )
                 imp_file = Path(tmp) / "feature_importance.json"
                 imp_file.write_text(json.dumps(importance, indent=1))
                 mv = model_registry.log_model(
-                    registered_name(kind), f"{kind}-{recipe}-{block}",
-                    {**learner.params, "kind": kind, "recipe": recipe, "block": block, "budget": budget,
-                     "label": TRAIN_LABEL, "features": len(feats), "train_rows": len(y),
-                     "fitting_rule": "fixed budget; validation fit without the last sessions, refit on the window",
-                     "validation_rows": int(val_mask.sum()), "fit_start": split.fit_dates[0],
-                     "fit_end": split.fit_dates[-1], "validation_end": split.validation_dates[-1],
-                     "purge_sessions": config.purge_sessions, "embargo_sessions": config.embargo_sessions,
-                     "training_data_hash": data_hash, "best_iteration": learner.best_iteration},
+                    registered_name(kind),
+                    f"{kind}-{recipe}-{block}",
+                    {
+                        **learner.params,
+                        "kind": kind,
+                        "recipe": recipe,
+                        "block": block,
+                        "budget": budget,
+                        "label": TRAIN_LABEL,
+                        "features": len(feats),
+                        "train_rows": len(y),
+                        "fitting_rule": "fixed budget; validation fit without the last sessions, refit on the window",
+                        "validation_rows": int(val_mask.sum()),
+                        "fit_start": split.fit_dates[0],
+                        "fit_end": split.fit_dates[-1],
+                        "validation_end": split.validation_dates[-1],
+                        "purge_sessions": config.purge_sessions,
+                        "embargo_sessions": config.embargo_sessions,
+                        "training_data_hash": data_hash,
+                        "best_iteration": learner.best_iteration,
+                    },
                     {**metrics, "train_seconds": seconds, "cpu_seconds": cpu, "peak_rss_mb": fit_mb},
-                    Path(tmp), experiment="alpha_models", artifacts={"importance": imp_file},
-                    version_tags={"block": block, "recipe": recipe, "kind": kind,
-                                  "available_from": available_from.isoformat(),
-                                  "trained_through": split.validation_dates[-1].isoformat(),
-                                  "training_data_hash": data_hash},
+                    Path(tmp),
+                    experiment="alpha_models",
+                    artifacts={"importance": imp_file},
+                    version_tags={
+                        "block": block,
+                        "recipe": recipe,
+                        "kind": kind,
+                        "available_from": available_from.isoformat(),
+                        "trained_through": split.validation_dates[-1].isoformat(),
+                        "training_data_hash": data_hash,
+                    },
                     run_tags={"dagster/run_id": context.run_id, CHAMPION_TAG: str(recipe == champion)},
                     alias=alias,
-                )  # fmt: skip
-            context.log.info(f"{kind}/{recipe} block {block}: v{mv.version}, validation IC {metrics['ic']:+.4f} "
-                             f"in {seconds:.1f}s")  # fmt: skip
-            results.append({
-                "trade_date": date.fromisoformat(block), "block": block, "model": kind, "recipe": recipe,
-                "registered_model": registered_name(kind), "version": mv.version, "run_id": mv.run_id,
-                "alias": alias, "available_from": available_from, "trained_through": split.validation_dates[-1],
-                "train_rows": rows.height, "features": len(feats), "training_data_hash": data_hash,
-                "validation_ic": metrics["ic"], "validation_icir": metrics["icir"],
-                "decile_spread": metrics["decile_spread"], "train_seconds": seconds, "cpu_seconds": cpu,
-                "top_features": json.dumps(top),
-            })  # fmt: skip
+                )
+            context.log.info(
+                f"{kind}/{recipe} block {block}: v{mv.version}, validation IC {metrics['ic']:+.4f} "
+                f"in {seconds:.1f}s"
+            )
+            results.append(
+                {
+                    "trade_date": date.fromisoformat(block),
+                    "block": block,
+                    "model": kind,
+                    "recipe": recipe,
+                    "registered_model": registered_name(kind),
+                    "version": mv.version,
+                    "run_id": mv.run_id,
+                    "alias": alias,
+                    "available_from": available_from,
+                    "trained_through": split.validation_dates[-1],
+                    "train_rows": rows.height,
+                    "features": len(feats),
+                    "training_data_hash": data_hash,
+                    "validation_ic": metrics["ic"],
+                    "validation_icir": metrics["icir"],
+                    "decile_spread": metrics["decile_spread"],
+                    "train_seconds": seconds,
+                    "cpu_seconds": cpu,
+                    "top_features": json.dumps(top),
+                }
+            )
     out = pl.DataFrame(results)
     if lake.exists(
         "models", "alpha_models"
@@ -370,10 +464,16 @@ def alpha_models(context: AssetExecutionContext, config: BlockTrainingConfig, la
         earlier = earlier.filter(~pl.col("run_id").is_in(out["run_id"].to_list()))
         if earlier.height and earlier.columns == out.columns:
             out = pl.concat([earlier.cast(out.schema), out])
-    return Output(out, metadata={
-        "models": len(results), "train_rows": rows.height, "available_from": str(available_from),
-        "champion_recipe": champion,
-        "validation_ic": MetadataValue.json({f"{r['model']}/{r['recipe']}": round(r["validation_ic"], 4)
-                                             for r in results}),
-        "seconds": round(sum(r["train_seconds"] for r in results), 1),
-    })  # fmt: skip
+    return Output(
+        out,
+        metadata={
+            "models": len(results),
+            "train_rows": rows.height,
+            "available_from": str(available_from),
+            "champion_recipe": champion,
+            "validation_ic": MetadataValue.json(
+                {f"{r['model']}/{r['recipe']}": round(r["validation_ic"], 4) for r in results}
+            ),
+            "seconds": round(sum(r["train_seconds"] for r in results), 1),
+        },
+    )

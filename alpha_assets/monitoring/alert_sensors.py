@@ -71,9 +71,13 @@ def run_failure_message(
     return subject, "\n".join(lines)
 
 
-@run_failure_sensor(name="run_failure_alert", monitor_all_code_locations=False, minimum_interval_seconds=30,
-                    default_status=DefaultSensorStatus.RUNNING,
-                    description="Sends an alert (webhook / e-mail) for every failed run: job, run id, failed steps.")  # fmt: skip
+@run_failure_sensor(
+    name="run_failure_alert",
+    monitor_all_code_locations=False,
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Sends an alert (webhook / e-mail) for every failed run: job, run id, failed steps.",
+)
 def run_failure_alert(context: RunFailureSensorContext):
     config = AlertConfig.from_env()
     if not config.any:
@@ -105,8 +109,12 @@ def check_message(
     return subject, "\n".join(lines)
 
 
-@sensor(name="blocking_check_alert", minimum_interval_seconds=60, default_status=DefaultSensorStatus.RUNNING,
-        description="Sends an alert (webhook / e-mail) for every failed blocking asset check.")  # fmt: skip
+@sensor(
+    name="blocking_check_alert",
+    minimum_interval_seconds=60,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Sends an alert (webhook / e-mail) for every failed blocking asset check.",
+)
 def blocking_check_alert(context: SensorEvaluationContext):
     config = AlertConfig.from_env()
     if not config.any:
@@ -118,14 +126,20 @@ def blocking_check_alert(context: SensorEvaluationContext):
         context.update_cursor(str(newest[0].storage_id if newest else 0))
         return SkipReason("blocking-check alerts start from the newest check evaluation")
     after = int(context.cursor)
-    records = storage.get_event_records(EventRecordsFilter(event_type=kind, after_cursor=after),
-                                        limit=CHECK_EVENTS_PER_TICK, ascending=True)  # fmt: skip
+    records = storage.get_event_records(
+        EventRecordsFilter(event_type=kind, after_cursor=after), limit=CHECK_EVENTS_PER_TICK, ascending=True
+    )
     sent = 0
     for rec in records:
         evaluation = rec.event_log_entry.dagster_event.event_specific_data
         if not evaluation.passed and evaluation.blocking:
-            subject, text = check_message(evaluation.asset_key.to_user_string(), evaluation.check_name,
-                                          rec.run_id, evaluation.description, dict(evaluation.metadata))  # fmt: skip
+            subject, text = check_message(
+                evaluation.asset_key.to_user_string(),
+                evaluation.check_name,
+                rec.run_id,
+                evaluation.description,
+                dict(evaluation.metadata),
+            )
             deliver(subject, text, config)
             sent += 1
         context.update_cursor(str(rec.storage_id))  # each sent once, also when a later one fails to send
@@ -173,8 +187,14 @@ def drift_alerts(drift_rows: list[dict], threshold: float) -> dict[str, tuple[st
     return out
 
 
-def stale_alerts(published_day, published_at: float | None, lake_day, now: float, max_sessions: int,
-                 max_hours: float | None) -> dict[str, tuple[str, str]]:  # fmt: skip
+def stale_alerts(
+    published_day,
+    published_at: float | None,
+    lake_day,
+    now: float,
+    max_sessions: int,
+    max_hours: float | None,
+) -> dict[str, tuple[str, str]]:
     """The stale-publication alert (at most one), keyed by the newest published day."""
     from alpha_assets.serving.metrics import behind_sessions
 
@@ -188,10 +208,14 @@ def stale_alerts(published_day, published_at: float | None, lake_day, now: float
         reasons.append(f"last published {(now - published_at) / 3600:.1f} h ago (allowed {max_hours:g} h)")
     if not reasons:
         return {}
-    return {f"stale|{published_day}": (
-        "alpha-assets: stale publication",
-        f"The serving store's newest day is {published_day}: " + "; ".join(reasons) + ". Check serving/published.",
-    )}  # fmt: skip
+    return {
+        f"stale|{published_day}": (
+            "alpha-assets: stale publication",
+            f"The serving store's newest day is {published_day}: "
+            + "; ".join(reasons)
+            + ". Check serving/published.",
+        )
+    }
 
 
 def new_alerts(active: dict[str, tuple[str, str]], cursor: str | None) -> dict[str, tuple[str, str]]:
@@ -217,9 +241,13 @@ def _env_float(name: str) -> float | None:
         raise ValueError(f"{name}={v!r}: give a number") from None
 
 
-@sensor(name="monitoring_alert", minimum_interval_seconds=300, default_status=DefaultSensorStatus.RUNNING,
-        description="Sends an alert (webhook / e-mail) when the champion's IC drops (model_health says retrain), a "
-                    "feature drifts (PSI above 0.2) or the serving store's publication falls behind.")  # fmt: skip
+@sensor(
+    name="monitoring_alert",
+    minimum_interval_seconds=300,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Sends an alert (webhook / e-mail) when the champion's IC drops (model_health says retrain), a "
+    "feature drifts (PSI above 0.2) or the serving store's publication falls behind.",
+)
 def monitoring_alert(context: SensorEvaluationContext, lake_store: DeltaLakeResource):
     from alpha_assets.lib.monitoring.drift import PSI_DRIFT
     from alpha_assets.serving.metrics import newest_partition, newest_rows, publication_state
@@ -241,9 +269,14 @@ def monitoring_alert(context: SensorEvaluationContext, lake_store: DeltaLakeReso
     active |= drift_alerts(drift, PSI_DRIFT)
     pub = publication_state(ServingReader(serving_url()))
     if pub is not None:
-        active |= stale_alerts(pub["newest_day"], pub["published_at"],
-                               newest_partition(lake, "portfolio", "target_weights"), time.time(), max_sessions,
-                               _env_float("ALPHA_ALERT_STALE_HOURS"))  # fmt: skip
+        active |= stale_alerts(
+            pub["newest_day"],
+            pub["published_at"],
+            newest_partition(lake, "portfolio", "target_weights"),
+            time.time(),
+            max_sessions,
+            _env_float("ALPHA_ALERT_STALE_HOURS"),
+        )
     to_send, sent = new_alerts(active, context.cursor), set()
     try:
         for key, (subject, text) in to_send.items():

@@ -83,8 +83,12 @@ def send_webhook(url: str, payload: dict, timeout: float = WEBHOOK_TIMEOUT_SECON
     for attempt in range(retries + 1):
         if attempt:
             time.sleep(RETRY_PAUSE_SECONDS)
-        req = urllib.request.Request(url, data=body, method="POST",
-                                     headers={"Content-Type": "application/json", "User-Agent": "alpha-assets"})  # fmt: skip
+        req = urllib.request.Request(
+            url,
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json", "User-Agent": "alpha-assets"},
+        )
         try:
             with urllib.request.urlopen(req, timeout=timeout) as resp:
                 return resp.status
@@ -97,9 +101,19 @@ def send_webhook(url: str, payload: dict, timeout: float = WEBHOOK_TIMEOUT_SECON
     raise AlertDeliveryError(f"webhook {host}: not delivered ({last})")
 
 
-def send_email(smtp_host: str, port: int, sender: str, to: str | list[str] | tuple[str, ...], subject: str,
-               body: str, *, starttls: bool = False, user: str = "", password: str = "",
-               timeout: float = SMTP_TIMEOUT_SECONDS) -> None:  # fmt: skip
+def send_email(
+    smtp_host: str,
+    port: int,
+    sender: str,
+    to: str | list[str] | tuple[str, ...],
+    subject: str,
+    body: str,
+    *,
+    starttls: bool = False,
+    user: str = "",
+    password: str = "",
+    timeout: float = SMTP_TIMEOUT_SECONDS,
+) -> None:
     """Send a plain-text e-mail through the SMTP relay ``smtp_host:port``. Raises AlertDeliveryError."""
     import smtplib
     from email.message import EmailMessage
@@ -138,8 +152,17 @@ def deliver(subject: str, text: str, config: AlertConfig | None = None) -> list[
             errors.append(str(e))
     if config.email:
         try:
-            send_email(config.smtp_host, config.smtp_port, config.email_from, config.email_to, subject, text,
-                       starttls=config.smtp_starttls, user=config.smtp_user, password=config.smtp_password)  # fmt: skip
+            send_email(
+                config.smtp_host,
+                config.smtp_port,
+                config.email_from,
+                config.email_to,
+                subject,
+                text,
+                starttls=config.smtp_starttls,
+                user=config.smtp_user,
+                password=config.smtp_password,
+            )
             sent.append("email")
         except AlertDeliveryError as e:
             errors.append(str(e))

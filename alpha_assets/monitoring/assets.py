@@ -66,16 +66,33 @@ from resources.model_registry import ModelRegistry
 HEALTH_RULE = HealthRule()
 HEALTH_WINDOW = HEALTH_RULE.live_sessions
 # the live window, the out-of-sample reference before it, and the longest IC horizon reported (20)
-health_history = TimeWindowPartitionMapping(start_offset=-(HEALTH_RULE.reference_sessions + HEALTH_WINDOW + 25),
-                                            end_offset=0, allow_nonexistent_upstream_partitions=True)  # fmt: skip
+health_history = TimeWindowPartitionMapping(
+    start_offset=-(HEALTH_RULE.reference_sessions + HEALTH_WINDOW + 25),
+    end_offset=0,
+    allow_nonexistent_upstream_partitions=True,
+)
 HORIZONS = {"fwd_ret_1": 1, "fwd_ret_5": 5, "fwd_ret_20": 20}
 HEALTH_SCHEMA = {
-    "trade_date": pl.Date, "model": pl.String, "recipe": pl.String, "champion": pl.Boolean,
-    "ic_1": pl.Float64, "n_sessions": pl.Int64, "ic_5": pl.Float64, "ic_20": pl.Float64,
-    "ic_se": pl.Float64, "reference_ic": pl.Float64, "reference_se": pl.Float64, "reference_sessions": pl.Int64,
-    "z_stat": pl.Float64, "p_value": pl.Float64, "status": pl.String, "training_ic": pl.Float64,
-    "ic_drop": pl.Float64, "score_psi": pl.Float64, "importance_stability": pl.Float64,
-}  # fmt: skip
+    "trade_date": pl.Date,
+    "model": pl.String,
+    "recipe": pl.String,
+    "champion": pl.Boolean,
+    "ic_1": pl.Float64,
+    "n_sessions": pl.Int64,
+    "ic_5": pl.Float64,
+    "ic_20": pl.Float64,
+    "ic_se": pl.Float64,
+    "reference_ic": pl.Float64,
+    "reference_se": pl.Float64,
+    "reference_sessions": pl.Int64,
+    "z_stat": pl.Float64,
+    "p_value": pl.Float64,
+    "status": pl.String,
+    "training_ic": pl.Float64,
+    "ic_drop": pl.Float64,
+    "score_psi": pl.Float64,
+    "importance_stability": pl.Float64,
+}
 
 
 def _with_ensembles(preds: pl.DataFrame) -> pl.DataFrame:
@@ -99,8 +116,10 @@ def _on_sessions(ics: pl.DataFrame, sessions: list[date]) -> dict[tuple[str, str
 
 @asset(
     key=MONITORING_MODEL_HEALTH,
-    ins={"predictions": AssetIn(key=MODELS_PREDICTIONS, partition_mapping=health_history),
-         "labels": AssetIn(key=FEATURES_LABELS, partition_mapping=health_history)},
+    ins={
+        "predictions": AssetIn(key=MODELS_PREDICTIONS, partition_mapping=health_history),
+        "labels": AssetIn(key=FEATURES_LABELS, partition_mapping=health_history),
+    },
     deps=[MODELS_PROMOTIONS],  # which recipe is the champion on each day
     partitions_def=model_days,
     backfill_policy=BackfillPolicy.single_run(),
@@ -108,9 +127,14 @@ def _on_sessions(ics: pl.DataFrame, sessions: list[date]) -> dict[tuple[str, str
     group_name="monitoring",
     kinds={"polars", "delta"},
     automation_condition=downstream,
-)  # fmt: skip
-def model_health(context: AssetExecutionContext, predictions: pl.DataFrame, labels: pl.DataFrame,
-                 lake_store: DeltaLakeResource, model_registry: ModelRegistry):  # fmt: skip
+)
+def model_health(
+    context: AssetExecutionContext,
+    predictions: pl.DataFrame,
+    labels: pl.DataFrame,
+    lake_store: DeltaLakeResource,
+    model_registry: ModelRegistry,
+):
     """Per day, model and recipe: the live 30-session IC against the IC the pair earned out of sample before it
     (one-sided test with Newey-West standard errors; ``retrain`` at p < 1%, ``warn`` at p < 5%), IC decay by
     horizon, score PSI, importance stability. ``training_ic`` (the validation slice's) is shown, never judged."""
@@ -118,8 +142,10 @@ def model_health(context: AssetExecutionContext, predictions: pl.DataFrame, labe
     rule = HEALTH_RULE
     scored = _with_ensembles(predictions).join(labels, on=["trade_date", "ticker"], how="left")
     sessions = sessions_between(shift_sessions(start, -(rule.reference_sessions + HEALTH_WINDOW + 25)), end)
-    ics = {label: _on_sessions(daily_ic(scored, "score", label, by=("model", "recipe")), sessions)
-           for label in HORIZONS}  # fmt: skip
+    ics = {
+        label: _on_sessions(daily_ic(scored, "score", label, by=("model", "recipe")), sessions)
+        for label in HORIZONS
+    }
     verdicts = {pair: health_by_day(x, rule) for pair, x in ics["fwd_ret_1"].items()}
     book = ModelBook(model_registry)
     champions = champion_by_day(lake_store.lake, sessions_between(start, end))
@@ -132,14 +158,25 @@ def model_health(context: AssetExecutionContext, predictions: pl.DataFrame, labe
         i = sessions.index(day)
         for (model, recipe), g in today.partition_by("model", "recipe", as_dict=True).items():
             v = verdicts[(model, recipe)][i] if (model, recipe) in verdicts else ic_health([], [], rule)
-            row = {"trade_date": day, "model": model, "recipe": recipe, "champion": recipe == champ,
-                   "ic_1": v["live_ic"] if v["n_live"] else None, "n_sessions": v["n_live"],
-                   "ic_se": v["live_se"], "reference_ic": v["reference_ic"], "reference_se": v["reference_se"],
-                   "reference_sessions": v["n_reference"], "z_stat": v["z_stat"], "p_value": v["p_value"],
-                   "status": v["status"],
-                   # for reading only: the live IC's relative drop from the reference (the status is the test's)
-                   "ic_drop": (v["reference_ic"] - v["live_ic"]) / v["reference_ic"]
-                   if v["n_live"] and v["n_reference"] and v["reference_ic"] > 0 else None}  # fmt: skip
+            row = {
+                "trade_date": day,
+                "model": model,
+                "recipe": recipe,
+                "champion": recipe == champ,
+                "ic_1": v["live_ic"] if v["n_live"] else None,
+                "n_sessions": v["n_live"],
+                "ic_se": v["live_se"],
+                "reference_ic": v["reference_ic"],
+                "reference_se": v["reference_se"],
+                "reference_sessions": v["n_reference"],
+                "z_stat": v["z_stat"],
+                "p_value": v["p_value"],
+                "status": v["status"],
+                # for reading only: the live IC's relative drop from the reference (the status is the test's)
+                "ic_drop": (v["reference_ic"] - v["live_ic"]) / v["reference_ic"]
+                if v["n_live"] and v["n_reference"] and v["reference_ic"] > 0
+                else None,
+            }
             for label, h in HORIZONS.items():
                 if h == 1:
                     continue
@@ -147,8 +184,11 @@ def model_health(context: AssetExecutionContext, predictions: pl.DataFrame, labe
                 window = x[max(0, i - h - HEALTH_WINDOW + 1) : max(0, i - h + 1)] if x is not None else x
                 known = window[np.isfinite(window)] if window is not None else []
                 row[f"ic_{h}"] = float(np.mean(known)) if len(known) else None
-            members = [book.model_for(k, recipe, day) for k in book.kinds] if model == "ensemble" else \
-                [book.model_for(model, recipe, day)]  # fmt: skip
+            members = (
+                [book.model_for(k, recipe, day) for k in book.kinds]
+                if model == "ensemble"
+                else [book.model_for(model, recipe, day)]
+            )
             members = [m for m in members if m is not None]
             train_ics = [_training_ic(model_registry, m, ic_cache) for m in members]
             training_ic = float(np.nanmean(train_ics)) if train_ics else np.nan
@@ -164,22 +204,46 @@ def model_health(context: AssetExecutionContext, predictions: pl.DataFrame, labe
                 prev_day = block_bounds(block_key(day))[0] - timedelta(days=1)
                 prev = book.model_for(model, recipe, prev_day)
                 if prev is not None and prev.version != members[0].version:
-                    stability = importance_stability(members[0].meta.get("feature_importance", {}),
-                                                     prev.meta.get("feature_importance", {}))  # fmt: skip
-            rows.append({**row, "training_ic": training_ic, "score_psi": float(score_psi),
-                         "importance_stability": float(stability)})  # fmt: skip
+                    stability = importance_stability(
+                        members[0].meta.get("feature_importance", {}), prev.meta.get("feature_importance", {})
+                    )
+            rows.append(
+                {
+                    **row,
+                    "training_ic": training_ic,
+                    "score_psi": float(score_psi),
+                    "importance_stability": float(stability),
+                }
+            )
     out = pl.DataFrame(rows, schema=HEALTH_SCHEMA).with_columns(pl.col(pl.Float64).fill_nan(None))
     latest = out.filter(pl.col("trade_date") == out["trade_date"].max()) if out.height else out
-    return Output(out, metadata={
-        "rows": out.height,
-        "rule": MetadataValue.json({"live_sessions": rule.live_sessions, "reference_sessions": rule.reference_sessions,
-                                    "retrain_alpha": rule.retrain_alpha, "warn_alpha": rule.warn_alpha}),
-        "latest": MetadataValue.json({f"{r['model']}/{r['recipe']}": {"ic_30": r["ic_1"], "reference_ic": r["reference_ic"],
-                                                                      "p_value": r["p_value"], "status": r["status"]}
-                                      for r in latest.to_dicts()}),
-        "retrain_flags": int(latest.filter(pl.col("status") == "retrain").height),
-        "retrain_share": float((out["status"] == "retrain").mean()) if out.height else 0.0,
-    })  # fmt: skip
+    return Output(
+        out,
+        metadata={
+            "rows": out.height,
+            "rule": MetadataValue.json(
+                {
+                    "live_sessions": rule.live_sessions,
+                    "reference_sessions": rule.reference_sessions,
+                    "retrain_alpha": rule.retrain_alpha,
+                    "warn_alpha": rule.warn_alpha,
+                }
+            ),
+            "latest": MetadataValue.json(
+                {
+                    f"{r['model']}/{r['recipe']}": {
+                        "ic_30": r["ic_1"],
+                        "reference_ic": r["reference_ic"],
+                        "p_value": r["p_value"],
+                        "status": r["status"],
+                    }
+                    for r in latest.to_dicts()
+                }
+            ),
+            "retrain_flags": int(latest.filter(pl.col("status") == "retrain").height),
+            "retrain_share": float((out["status"] == "retrain").mean()) if out.height else 0.0,
+        },
+    )
 
 
 def _training_ic(registry: ModelRegistry, m, cache: dict) -> float:
@@ -213,9 +277,17 @@ def _drift_reference(context, lake, registry: ModelRegistry, m, feats: list[str]
     through = date.fromisoformat(mv.tags["trained_through"])
     start = shift_sessions(through, -251)
     references = feature_references(_raw_features(lake, start, through), feats)
-    registry.log_run_json(mv.run_id, DRIFT_REFERENCE, {
-        "format": DRIFT_REFERENCE_VERSION, "model": m.name, "version": int(m.version),
-        "window": [start.isoformat(), through.isoformat()], "features": references})  # fmt: skip
+    registry.log_run_json(
+        mv.run_id,
+        DRIFT_REFERENCE,
+        {
+            "format": DRIFT_REFERENCE_VERSION,
+            "model": m.name,
+            "version": int(m.version),
+            "window": [start.isoformat(), through.isoformat()],
+            "features": references,
+        },
+    )
     context.log.info(
         f"drift reference of {m.name} v{m.version} ({start}..{through}) computed and kept with the model"
     )
@@ -234,8 +306,9 @@ def _raw_features(lake, start: date, end: date) -> pl.DataFrame:
 # A day's drift is measured on its last 20 sessions pooled: one day's cross-section of a return or a sparse alt value
 # (5 names with tank data in the demo) is too small a sample, and moves with that day's market as a whole.
 DRIFT_SESSIONS = 20
-drift_window = TimeWindowPartitionMapping(start_offset=-DRIFT_SESSIONS, end_offset=0,
-                                          allow_nonexistent_upstream_partitions=True)  # fmt: skip
+drift_window = TimeWindowPartitionMapping(
+    start_offset=-DRIFT_SESSIONS, end_offset=0, allow_nonexistent_upstream_partitions=True
+)
 
 
 def pooled_drift(
@@ -263,8 +336,11 @@ def pooled_drift(
             for f, c in day_counts[(block, d)].items():
                 if c is not None:  # None: no training values for f (then never counted)
                     pooled[f] = c if pooled[f] is None else pooled[f] + c
-        frames.append(feature_psi_from_counts(refs, pooled, feats, observations=observed).with_columns(
-            pl.lit(day).alias("trade_date"), pl.lit(block).alias("block")))  # fmt: skip
+        frames.append(
+            feature_psi_from_counts(refs, pooled, feats, observations=observed).with_columns(
+                pl.lit(day).alias("trade_date"), pl.lit(block).alias("block")
+            )
+        )
     return frames
 
 
@@ -294,8 +370,11 @@ def feature_drift(
     book = ModelBook(model_registry, kinds=("lightgbm",))
     # one session more than the pools reach: their first day's values are compared with the day before
     current = _raw_features(lake, shift_sessions(start, -DRIFT_SESSIONS), end)
-    feats = [c for c in current.columns if c not in ("trade_date", "ticker", "close", "is_filled")
-             and current.schema[c].is_numeric()]  # fmt: skip
+    feats = [
+        c
+        for c in current.columns
+        if c not in ("trade_date", "ticker", "close", "is_filled") and current.schema[c].is_numeric()
+    ]
     models, train_cache = {}, {}
     for day in sessions_between(start, end):
         m = book.model_for("lightgbm", "base", day) or book.model_for("lightgbm", "fusion", day)
@@ -306,23 +385,41 @@ def feature_drift(
         models[day] = m.block
     frames = pooled_drift(current, feats, models, train_cache)
     if not frames:
-        return Output(pl.DataFrame(schema={"trade_date": pl.Date, "block": pl.String, "feature": pl.String,
-                                           "psi": pl.Float64, "drift": pl.Boolean, "values": pl.Int64,
-                                           "observations": pl.Int64}),
-                      metadata={"rows": 0, "note": "no trained model for these days"})  # fmt: skip
+        return Output(
+            pl.DataFrame(
+                schema={
+                    "trade_date": pl.Date,
+                    "block": pl.String,
+                    "feature": pl.String,
+                    "psi": pl.Float64,
+                    "drift": pl.Boolean,
+                    "values": pl.Int64,
+                    "observations": pl.Int64,
+                }
+            ),
+            metadata={"rows": 0, "note": "no trained model for these days"},
+        )
     out = pl.concat(frames).select("trade_date", "block", "feature", "psi", "drift", "values", "observations")
     last = out.filter(pl.col("trade_date") == out["trade_date"].max()).sort(
         "psi", descending=True, nulls_last=True
     )
     scored = last.filter(pl.col("psi").is_not_null())
-    return Output(out, metadata={
-        "rows": out.height, "drifting_features_last_day": int(last["drift"].sum()),
-        "features_scored_last_day": scored.height,
-        "too_few_values_last_day": MetadataValue.json(
-            last.filter(pl.col("psi").is_null())["feature"].to_list()),
-        "pooled_sessions": DRIFT_SESSIONS, "min_values": MIN_PSI_VALUES,
-        "top_psi_last_day": MetadataValue.json(
-            {r["feature"]: round(r["psi"], 3) for r in scored.head(10).to_dicts()})})  # fmt: skip
+    return Output(
+        out,
+        metadata={
+            "rows": out.height,
+            "drifting_features_last_day": int(last["drift"].sum()),
+            "features_scored_last_day": scored.height,
+            "too_few_values_last_day": MetadataValue.json(
+                last.filter(pl.col("psi").is_null())["feature"].to_list()
+            ),
+            "pooled_sessions": DRIFT_SESSIONS,
+            "min_values": MIN_PSI_VALUES,
+            "top_psi_last_day": MetadataValue.json(
+                {r["feature"]: round(r["psi"], 3) for r in scored.head(10).to_dicts()}
+            ),
+        },
+    )
 
 
 def retrain_requests(health: pl.DataFrame, last_requested: dict[str, str]) -> list[dict]:
@@ -345,15 +442,24 @@ def retrain_requests(health: pl.DataFrame, last_requested: dict[str, str]) -> li
     def f(v) -> float:
         return float("nan") if v is None else float(v)
 
-    return [{"block": block, "as_of": latest_day.isoformat(),
-             "reason": f"champion ensemble ({r['recipe']}) live IC {f(r['ic_1']):+.4f} over {r['n_sessions']} "
-                       f"sessions vs {f(r['reference_ic']):+.4f} earned out of sample before "
-                       f"(z {f(r['z_stat']):.2f}, one-sided p {f(r['p_value']):.2g})"}]  # fmt: skip
+    return [
+        {
+            "block": block,
+            "as_of": latest_day.isoformat(),
+            "reason": f"champion ensemble ({r['recipe']}) live IC {f(r['ic_1']):+.4f} over {r['n_sessions']} "
+            f"sessions vs {f(r['reference_ic']):+.4f} earned out of sample before "
+            f"(z {f(r['z_stat']):.2f}, one-sided p {f(r['p_value']):.2g})",
+        }
+    ]
 
 
 # STOPPED by default: it trains (hours of CPU); start it once the fund runs live (README: "Sensors").
-@sensor(job_name="train_alpha", minimum_interval_seconds=300, default_status=DefaultSensorStatus.STOPPED,
-        description="Requests a mid-block retrain when monitoring.model_health says the champion's IC fell significantly.")  # fmt: skip
+@sensor(
+    job_name="train_alpha",
+    minimum_interval_seconds=300,
+    default_status=DefaultSensorStatus.STOPPED,
+    description="Requests a mid-block retrain when monitoring.model_health says the champion's IC fell significantly.",
+)
 def retraining_sensor(context: SensorEvaluationContext, lake_store: DeltaLakeResource):
     lake = lake_store.lake
     if not lake.exists("monitoring", "model_health"):
@@ -368,7 +474,17 @@ def retraining_sensor(context: SensorEvaluationContext, lake_store: DeltaLakeRes
     for r in reqs:
         state[r["block"]] = r["as_of"]
     context.update_cursor(json.dumps(state))
-    return [RunRequest(run_key=f"retrain-{r['block']}-{r['as_of']}", partition_key=r["block"],
-                       run_config={"ops": {op: {"config": {"as_of": r["as_of"]}}
-                                           for op in ("models__fusion_encoder", "models__alpha_models")}},
-                       tags={"alpha/retrain_reason": r["reason"][:200]}) for r in reqs]  # fmt: skip
+    return [
+        RunRequest(
+            run_key=f"retrain-{r['block']}-{r['as_of']}",
+            partition_key=r["block"],
+            run_config={
+                "ops": {
+                    op: {"config": {"as_of": r["as_of"]}}
+                    for op in ("models__fusion_encoder", "models__alpha_models")
+                }
+            },
+            tags={"alpha/retrain_reason": r["reason"][:200]},
+        )
+        for r in reqs
+    ]

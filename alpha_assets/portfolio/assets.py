@@ -112,8 +112,13 @@ def code_version() -> str:
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
         )
-        dirty = subprocess.run(["git", "status", "--porcelain", "alpha_assets"], cwd=root, capture_output=True,
-                               text=True, timeout=5)  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "alpha_assets"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
         if sha.returncode == 0:
             return sha.stdout.strip()[:12] + ("-dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
@@ -123,8 +128,13 @@ def code_version() -> str:
     return f"alpha-assets=={version('alpha-assets')}"
 
 
-def hrp_picture(book: pl.DataFrame, prices: pl.DataFrame, cov_window: int, limits: PortfolioLimits,
-                partition: str | None = None) -> dict[str, MetadataValue]:  # fmt: skip
+def hrp_picture(
+    book: pl.DataFrame,
+    prices: pl.DataFrame,
+    cov_window: int,
+    limits: PortfolioLimits,
+    partition: str | None = None,
+) -> dict[str, MetadataValue]:
     """The metadata of the cluster tree HRP sized the run's last long book on: the picture (``hrp_dendrogram``,
     the asset page shows it) and its link on the dashboard's Reports page, where it is stored
     (``metadata.plot_metadata``). A long book of fewer than two names has no tree: a line says so."""
@@ -142,11 +152,21 @@ def hrp_picture(book: pl.DataFrame, prices: pl.DataFrame, cov_window: int, limit
         note = f"{day}: the long book holds {len(longs)} name(s), no tree to draw"
         return {"hrp_dendrogram": MetadataValue.md(note)}
     with tempfile.TemporaryDirectory() as tmp:
-        png = hrp_dendrogram_png(wide.select(longs).to_numpy().astype(np.float64), longs,
-                                 Path(tmp) / "hrp.png", f"HRP cluster tree of the long book, {day}",
-                                 linkage=limits.linkage)  # fmt: skip
-        return plot_metadata("hrp_dendrogram", png, f"HRP cluster tree, long book {day}",
-                             "/".join(PORTFOLIO_TARGET_WEIGHTS.path), partition=partition, day=day)  # fmt: skip
+        png = hrp_dendrogram_png(
+            wide.select(longs).to_numpy().astype(np.float64),
+            longs,
+            Path(tmp) / "hrp.png",
+            f"HRP cluster tree of the long book, {day}",
+            linkage=limits.linkage,
+        )
+        return plot_metadata(
+            "hrp_dendrogram",
+            png,
+            f"HRP cluster tree, long book {day}",
+            "/".join(PORTFOLIO_TARGET_WEIGHTS.path),
+            partition=partition,
+            day=day,
+        )
 
 
 @multi_asset(
@@ -197,10 +217,15 @@ def hrp_picture(book: pl.DataFrame, prices: pl.DataFrame, cov_window: int, limit
             asset=PORTFOLIO_TARGET_WEIGHTS,
             description="the limits left no capital in cash (states the invested share of the binding days)",
         ),
-    ],  # fmt: skip
+    ],
 )
-def target_weights(context: AssetExecutionContext, config: PortfolioConfig, prices: pl.DataFrame,
-                   universe: pl.DataFrame, lake_store: DeltaLakeResource):  # fmt: skip
+def target_weights(
+    context: AssetExecutionContext,
+    config: PortfolioConfig,
+    prices: pl.DataFrame,
+    universe: pl.DataFrame,
+    lake_store: DeltaLakeResource,
+):
     """Long/short books from the alpha score, sized by HRP inside each book, then capped by the limits.
 
     The audit table records, for each day, the Delta versions of every input, the signal/model version and the
@@ -214,19 +239,28 @@ def target_weights(context: AssetExecutionContext, config: PortfolioConfig, pric
             f"{'.'.join(alpha_table)} does not exist yet: materialize it first"
             + (" (train the models: `alpha train --alpha`)" if alpha_table[1] == "alpha_scores" else "")
         )
-    versions = {f"{layer}.{name}": lake.version(layer, name) for layer, name in
-                (alpha_table, ("raw", "prices"), ("raw", "universe"))}  # fmt: skip
+    versions = {
+        f"{layer}.{name}": lake.version(layer, name)
+        for layer, name in (alpha_table, ("raw", "prices"), ("raw", "universe"))
+    }
     alpha = read_alpha(lake, config.alpha_source, start, end, versions[".".join(alpha_table)])
     # The same for every day of the run: computed once (code_version runs git).
-    provenance = {"input_versions": json.dumps(versions, sort_keys=True), "alpha_source": config.alpha_source,
-                  "code_version": code_version(), "config": json.dumps(config.model_dump(), sort_keys=True)}  # fmt: skip
+    provenance = {
+        "input_versions": json.dumps(versions, sort_keys=True),
+        "alpha_source": config.alpha_source,
+        "code_version": code_version(),
+        "config": json.dumps(config.model_dump(), sort_keys=True),
+    }
     frames, audit, infeasible, breaches, in_cash = [], [], [], [], []
     held = _previous_book(lake, start) if limits.hold_band > 0 else {}
     for day in sessions_between(start, end):
         f = alpha.filter(pl.col("trade_date") == day)
         scores = f.select("ticker", "alpha_score").drop_nulls()
-        model_version = (f["model_versions"][0] if "model_versions" in f.columns and f.height
-                         else f"price-signal:{config.alpha_source}")  # fmt: skip
+        model_version = (
+            f["model_versions"][0]
+            if "model_versions" in f.columns and f.height
+            else f"price-signal:{config.alpha_source}"
+        )
         u = universe.filter(pl.col("trade_date") == day)
         if scores.height == 0 or u.height == 0:
             continue
@@ -241,22 +275,47 @@ def target_weights(context: AssetExecutionContext, config: PortfolioConfig, pric
         if share < 1 - 1e-6:
             in_cash.append({"trade_date": str(day), "invested_share": round(share, 6)})
         frames.append(w)
-        audit.append({"trade_date": day, **provenance, "model_version": model_version, "names": w.height,
-                      "held_book": json.dumps(held, sort_keys=True)})  # fmt: skip
+        audit.append(
+            {
+                "trade_date": day,
+                **provenance,
+                "model_version": model_version,
+                "names": w.height,
+                "held_book": json.dumps(held, sort_keys=True),
+            }
+        )
         held = dict(zip(w["ticker"], w["side"], strict=True)) if limits.hold_band > 0 else {}
     df = pl.concat(frames) if frames else pl.DataFrame(schema=WEIGHT_SCHEMA)
-    audit_df = pl.DataFrame(audit, schema={"trade_date": pl.Date, "input_versions": pl.Utf8, "alpha_source": pl.Utf8,
-                                           "model_version": pl.Utf8, "code_version": pl.Utf8, "config": pl.Utf8,
-                                           "names": pl.Int64, "held_book": pl.Utf8})  # fmt: skip
+    audit_df = pl.DataFrame(
+        audit,
+        schema={
+            "trade_date": pl.Date,
+            "input_versions": pl.Utf8,
+            "alpha_source": pl.Utf8,
+            "model_version": pl.Utf8,
+            "code_version": pl.Utf8,
+            "config": pl.Utf8,
+            "names": pl.Int64,
+            "held_book": pl.Utf8,
+        },
+    )
     min_share = min((d["invested_share"] for d in in_cash), default=1.0 if frames else 0.0)
     pictures = (
         hrp_picture(frames[-1], prices, config.cov_window, limits, run_partition(context)) if frames else {}
     )
-    yield Output(df, output_name="target_weights", metadata={
-        "rows": df.height, "days": len(frames), "infeasible_days": MetadataValue.json(infeasible),
-        "gross": float(df["weight"].abs().sum() / max(len(frames), 1)) if df.height else 0.0,
-        "days_partly_in_cash": len(in_cash), "min_invested_share": min_share, **pictures,
-    })  # fmt: skip
+    yield Output(
+        df,
+        output_name="target_weights",
+        metadata={
+            "rows": df.height,
+            "days": len(frames),
+            "infeasible_days": MetadataValue.json(infeasible),
+            "gross": float(df["weight"].abs().sum() / max(len(frames), 1)) if df.height else 0.0,
+            "days_partly_in_cash": len(in_cash),
+            "min_invested_share": min_share,
+            **pictures,
+        },
+    )
     yield Output(audit_df, output_name="weights_audit", metadata={"rows": audit_df.height})
     # Written books must comply (blocking). A day whose limits are infeasible gets no book at all: nothing
     # wrong reaches risk or orders, and the day is reported (warning check, error log, metadata).
@@ -266,30 +325,44 @@ def target_weights(context: AssetExecutionContext, config: PortfolioConfig, pric
         passed=not breaches,
         metadata={"breaches": MetadataValue.json(breaches[:50])},
     )
-    yield AssetCheckResult(check_name="every_day_has_a_book", asset_key=PORTFOLIO_TARGET_WEIGHTS,
-                           passed=not infeasible, severity=AssetCheckSeverity.WARN,
-                           metadata={"infeasible_days": MetadataValue.json(infeasible[:50])})  # fmt: skip
+    yield AssetCheckResult(
+        check_name="every_day_has_a_book",
+        asset_key=PORTFOLIO_TARGET_WEIGHTS,
+        passed=not infeasible,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"infeasible_days": MetadataValue.json(infeasible[:50])},
+    )
     yield AssetCheckResult(
         check_name="books_fully_invested",
         asset_key=PORTFOLIO_TARGET_WEIGHTS,
         passed=not in_cash,
         severity=AssetCheckSeverity.WARN,
-        description=(f"{len(in_cash)} of {len(frames)} days held part of the capital in cash: the limits allow "
-                     f"{min_share:.1%} invested at least" if in_cash else "every book fully invested"),
-        metadata={"days_partly_in_cash": len(in_cash), "min_invested_share": min_share,
-                  "days": MetadataValue.json(in_cash[:50])},
-    )  # fmt: skip
+        description=(
+            f"{len(in_cash)} of {len(frames)} days held part of the capital in cash: the limits allow "
+            f"{min_share:.1%} invested at least"
+            if in_cash
+            else "every book fully invested"
+        ),
+        metadata={
+            "days_partly_in_cash": len(in_cash),
+            "min_invested_share": min_share,
+            "days": MetadataValue.json(in_cash[:50]),
+        },
+    )
     nan = df.filter(pl.col("weight").is_nan() | pl.col("weight").is_null()).height
     sums = df.group_by("trade_date").agg(
         pl.col("weight").filter(pl.col("weight") > 0).sum().alias("long"),
         pl.col("weight").filter(pl.col("weight") < 0).sum().alias("short"),
     )
     if limits.hold_cash:  # a smaller book is allowed, but it must stay dollar-neutral and within gross
-        bad_sums = sums.filter((pl.col("long") > limits.book_gross + 1e-9)
-                               | ((pl.col("long") + pl.col("short")).abs() > 1e-9)).height  # fmt: skip
+        bad_sums = sums.filter(
+            (pl.col("long") > limits.book_gross + 1e-9) | ((pl.col("long") + pl.col("short")).abs() > 1e-9)
+        ).height
     else:
-        bad_sums = sums.filter(((pl.col("long") - limits.book_gross).abs() > 1e-9)
-                               | ((pl.col("short") + limits.book_gross).abs() > 1e-9)).height  # fmt: skip
+        bad_sums = sums.filter(
+            ((pl.col("long") - limits.book_gross).abs() > 1e-9)
+            | ((pl.col("short") + limits.book_gross).abs() > 1e-9)
+        ).height
     yield AssetCheckResult(
         check_name="weights_finite_and_balanced",
         asset_key=PORTFOLIO_TARGET_WEIGHTS,
@@ -304,8 +377,13 @@ def _previous_book(lake, start) -> dict[str, str]:
 
     if not lake.exists("portfolio", "target_weights"):
         return {}
-    prev = lake.read("portfolio", "target_weights", shift_sessions(start, -5), shift_sessions(start, -1),
-                     columns=["trade_date", "ticker", "side"])  # fmt: skip
+    prev = lake.read(
+        "portfolio",
+        "target_weights",
+        shift_sessions(start, -5),
+        shift_sessions(start, -1),
+        columns=["trade_date", "ticker", "side"],
+    )
     if prev.height == 0:
         return {}
     last = prev.filter(pl.col("trade_date") == prev["trade_date"].max())
@@ -340,18 +418,24 @@ def cap_to_liquidity(o: pl.DataFrame, universe: pl.DataFrame) -> tuple[pl.DataFr
     o = o.join(adv, on="ticker", how="left").with_columns(
         (pl.col("adv_usd") * MAX_ORDER_ADV_MULTIPLE).alias("_limit")
     )
-    over = (pl.col("_limit").is_not_null() & (pl.col("close") > 0)
-            & (pl.col("order_value").abs() > pl.col("_limit"))).fill_null(False)  # fmt: skip
+    over = (
+        pl.col("_limit").is_not_null()
+        & (pl.col("close") > 0)
+        & (pl.col("order_value").abs() > pl.col("_limit"))
+    ).fill_null(False)
     cut = o.filter(over).select("ticker", "order_value", pl.col("_limit").alias("limit_usd")).to_dicts()
     shares = (pl.col("order_shares").sign() * (pl.col("_limit") / pl.col("close")).floor()).cast(pl.Int64)
     o = o.with_columns(pl.when(over).then(shares).otherwise(pl.col("order_shares")).alias("order_shares"))
     o = o.with_columns(
         (pl.col("current_shares") + pl.col("order_shares")).alias("target_shares"),
         (pl.col("order_shares") * pl.col("close")).alias("order_value"),
-        pl.when(pl.col("order_shares") > 0).then(pl.lit("buy"))
-        .when(pl.col("order_shares") < 0).then(pl.lit("sell"))
-        .otherwise(pl.lit("hold")).alias("side"),
-    ).drop("adv_usd", "_limit")  # fmt: skip
+        pl.when(pl.col("order_shares") > 0)
+        .then(pl.lit("buy"))
+        .when(pl.col("order_shares") < 0)
+        .then(pl.lit("sell"))
+        .otherwise(pl.lit("hold"))
+        .alias("side"),
+    ).drop("adv_usd", "_limit")
     return o, cut
 
 
@@ -360,13 +444,32 @@ class OrdersConfig(Config):
 
 
 ORDERS_SCHEMA = {
-    "trade_date": pl.Date, "ticker": pl.Utf8, "target_weight": pl.Float64, "exec_weight": pl.Float64,
-    "close": pl.Float64, "current_shares": pl.Int64, "target_shares": pl.Int64, "order_shares": pl.Int64,
-    "order_value": pl.Float64, "rounding_residual_value": pl.Float64, "side": pl.Utf8,
-}  # fmt: skip
+    "trade_date": pl.Date,
+    "ticker": pl.Utf8,
+    "target_weight": pl.Float64,
+    "exec_weight": pl.Float64,
+    "close": pl.Float64,
+    "current_shares": pl.Int64,
+    "target_shares": pl.Int64,
+    "order_shares": pl.Int64,
+    "order_value": pl.Float64,
+    "rounding_residual_value": pl.Float64,
+    "side": pl.Utf8,
+}
 # The execution system's file: the trades only (no "hold" rows), whole shares.
-ORDER_FILE_COLUMNS = ["trade_date", "ticker", "side", "order_shares", "close", "order_value", "target_shares",
-                      "current_shares", "target_weight", "exec_weight", "rounding_residual_value"]  # fmt: skip
+ORDER_FILE_COLUMNS = [
+    "trade_date",
+    "ticker",
+    "side",
+    "order_shares",
+    "close",
+    "order_value",
+    "target_shares",
+    "current_shares",
+    "target_weight",
+    "exec_weight",
+    "rounding_residual_value",
+]
 
 
 @asset(
@@ -384,8 +487,15 @@ ORDER_FILE_COLUMNS = ["trade_date", "ticker", "side", "order_shares", "close", "
     kinds={"polars", "delta", "csv"},
     automation_condition=downstream,
 )
-def orders(context: AssetExecutionContext, config: OrdersConfig, weights: pl.DataFrame, risk: pl.DataFrame,
-           prices: pl.DataFrame, universe: pl.DataFrame, outbox: OutboxResource):  # fmt: skip
+def orders(
+    context: AssetExecutionContext,
+    config: OrdersConfig,
+    weights: pl.DataFrame,
+    risk: pl.DataFrame,
+    prices: pl.DataFrame,
+    universe: pl.DataFrame,
+    outbox: OutboxResource,
+):
     """The daily trade list: target weights scaled by the drawdown control's multiplier, minus yesterday's book,
     in whole shares and value. The table holds every name of the day's book and the previous one (``side`` is
     ``hold`` when no trade is needed), so the backtest sees the whole book, zeros included; one CSV per day with
@@ -409,8 +519,10 @@ def orders(context: AssetExecutionContext, config: OrdersConfig, weights: pl.Dat
         .join(closes, on=["trade_date", "ticker"], how="left")
     )
     exact = pl.col("exec_weight") * config.nav_usd / pl.col("close")
-    w = w.with_columns(exact.round(0).cast(pl.Int64).alias("shares"),
-                       ((exact - exact.round(0)) * pl.col("close")).alias("rounding_residual_value"))  # fmt: skip
+    w = w.with_columns(
+        exact.round(0).cast(pl.Int64).alias("shares"),
+        ((exact - exact.round(0)) * pl.col("close")).alias("rounding_residual_value"),
+    )
     days = sorted(set(w["trade_date"].to_list()))
     previous_book_day = dict(zip(days[1:], days[:-1], strict=True))
     frames, files, residuals, cut = [], [], {}, []
@@ -436,14 +548,20 @@ def orders(context: AssetExecutionContext, config: OrdersConfig, weights: pl.Dat
             )
             .with_columns((pl.col("target_shares") - pl.col("current_shares")).alias("order_shares"))
         )
-        o = o.join(closes.filter(pl.col("trade_date") == day).select("ticker", pl.col("close").alias("close_d")),
-                   on="ticker", how="left").with_columns(pl.coalesce("close", "close_d").alias("close"))  # fmt: skip
+        o = o.join(
+            closes.filter(pl.col("trade_date") == day).select("ticker", pl.col("close").alias("close_d")),
+            on="ticker",
+            how="left",
+        ).with_columns(pl.coalesce("close", "close_d").alias("close"))
         o = o.with_columns(
             (pl.col("order_shares") * pl.col("close")).alias("order_value"),
-            pl.when(pl.col("order_shares") > 0).then(pl.lit("buy"))
-            .when(pl.col("order_shares") < 0).then(pl.lit("sell"))
-            .otherwise(pl.lit("hold")).alias("side"),
-        )  # fmt: skip
+            pl.when(pl.col("order_shares") > 0)
+            .then(pl.lit("buy"))
+            .when(pl.col("order_shares") < 0)
+            .then(pl.lit("sell"))
+            .otherwise(pl.lit("hold"))
+            .alias("side"),
+        )
         o, day_cut = cap_to_liquidity(o, universe.filter(pl.col("trade_date") == day))
         cut += [{"trade_date": str(day), **c} for c in day_cut]
         o = o.select(list(ORDERS_SCHEMA)).cast(ORDERS_SCHEMA).sort("ticker")
@@ -452,11 +570,16 @@ def orders(context: AssetExecutionContext, config: OrdersConfig, weights: pl.Dat
         frames.append(o)
     df = pl.concat(frames) if frames else pl.DataFrame(schema=ORDERS_SCHEMA)
     trades = df.filter(pl.col("side") != "hold")
-    return Output(df, metadata={
-        "rows": df.height, "trades": trades.height, "files": MetadataValue.json(files[-5:]),
-        "traded_value": float(trades["order_value"].abs().sum()) if trades.height else 0.0,
-        # Net value the whole-share rounding leaves out of (or adds to) each day's book, in USD.
-        "rounding_residual_usd": MetadataValue.json(dict(list(residuals.items())[-20:])),
-        "max_abs_rounding_residual_usd": max((abs(v) for v in residuals.values()), default=0.0),
-        "orders_cut_to_liquidity": MetadataValue.json(cut[-50:]),
-    })  # fmt: skip
+    return Output(
+        df,
+        metadata={
+            "rows": df.height,
+            "trades": trades.height,
+            "files": MetadataValue.json(files[-5:]),
+            "traded_value": float(trades["order_value"].abs().sum()) if trades.height else 0.0,
+            # Net value the whole-share rounding leaves out of (or adds to) each day's book, in USD.
+            "rounding_residual_usd": MetadataValue.json(dict(list(residuals.items())[-20:])),
+            "max_abs_rounding_residual_usd": max((abs(v) for v in residuals.values()), default=0.0),
+            "orders_cut_to_liquidity": MetadataValue.json(cut[-50:]),
+        },
+    )

@@ -54,16 +54,25 @@ class RiskConfig(Config):
         )
     ],
 )
-def risk_report(context: AssetExecutionContext, config: RiskConfig, weights: pl.DataFrame, prices: pl.DataFrame,
-                lake_store: DeltaLakeResource):  # fmt: skip
+def risk_report(
+    context: AssetExecutionContext,
+    config: RiskConfig,
+    weights: pl.DataFrame,
+    prices: pl.DataFrame,
+    lake_store: DeltaLakeResource,
+):
     """Daily risk of the book: historical and parametric VaR (1-day and 5-day), expected shortfall, drawdown of
     the fund's NAV net of trading costs and financing from its running peak, and the drawdown control: beyond the
     threshold, tomorrow's gross exposure is cut by ``reduce_factor`` until a new high. State is read from the
     previous day's row, so a day costs one day."""
     start, end = window_dates(*context.partition_time_window)
-    limits = RiskLimits(level=config.level, daily_var_limit=config.daily_var_limit,
-                        weekly_var_limit=config.weekly_var_limit, drawdown_threshold=config.drawdown_threshold,
-                        reduce_factor=config.reduce_factor)  # fmt: skip
+    limits = RiskLimits(
+        level=config.level,
+        daily_var_limit=config.daily_var_limit,
+        weekly_var_limit=config.weekly_var_limit,
+        drawdown_threshold=config.drawdown_threshold,
+        reduce_factor=config.reduce_factor,
+    )
     state = RiskState()
     lake = lake_store.lake
     if lake.exists("risk", "risk_report"):
@@ -97,9 +106,21 @@ def risk_report(context: AssetExecutionContext, config: RiskConfig, weights: pl.
         )
     df = pl.DataFrame(rows, schema=REPORT_SCHEMA) if rows else pl.DataFrame(schema=REPORT_SCHEMA)
     breaches = df.filter(pl.col("breaches").is_not_null()) if df.height else df
-    yield Output(df, metadata={"rows": df.height, "days_with_breaches": breaches.height,
-                               "drawdown_control_days": int(df["drawdown_control"].sum()) if df.height else 0})  # fmt: skip
-    yield AssetCheckResult(check_name="within_var_limits", passed=breaches.height == 0,
-                           severity=AssetCheckSeverity.WARN,
-                           metadata={"breaches": breaches.select(pl.col("trade_date").cast(pl.Utf8), "breaches").head(20).to_dicts()
-                                     if breaches.height else []})  # fmt: skip
+    yield Output(
+        df,
+        metadata={
+            "rows": df.height,
+            "days_with_breaches": breaches.height,
+            "drawdown_control_days": int(df["drawdown_control"].sum()) if df.height else 0,
+        },
+    )
+    yield AssetCheckResult(
+        check_name="within_var_limits",
+        passed=breaches.height == 0,
+        severity=AssetCheckSeverity.WARN,
+        metadata={
+            "breaches": breaches.select(pl.col("trade_date").cast(pl.Utf8), "breaches").head(20).to_dicts()
+            if breaches.height
+            else []
+        },
+    )

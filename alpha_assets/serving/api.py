@@ -187,10 +187,13 @@ class Health(BaseModel):
     days_published: int = 0
     tables: dict[str, int] = Field(default_factory=dict, description="rows per table on the newest day")
     as_of: date | None = Field(None, description="the newest published trading day (= newest_day)")
-    lake_book_day: date | None = Field(None, description="the newest day of the lake's book (null: the lake is "
-                                       "not readable from the API)")  # fmt: skip
-    behind_sessions: int | None = Field(None, description="trading sessions of the lake's book not published yet "
-                                        "(0: up to date; null: unknown)")  # fmt: skip
+    lake_book_day: date | None = Field(
+        None, description="the newest day of the lake's book (null: the lake is not readable from the API)"
+    )
+    behind_sessions: int | None = Field(
+        None,
+        description="trading sessions of the lake's book not published yet (0: up to date; null: unknown)",
+    )
     message: str | None = None
 
 
@@ -198,8 +201,14 @@ class Health(BaseModel):
 _FROM_ENV = object()
 
 
-def create_app(url: str | None = None, token: str | None = None, dashboard: bool = False, keys=None,
-               access_log: str | None = None, lake=_FROM_ENV):  # fmt: skip
+def create_app(
+    url: str | None = None,
+    token: str | None = None,
+    dashboard: bool = False,
+    keys=None,
+    access_log: str | None = None,
+    lake=_FROM_ENV,
+):
     """The API app over the serving store at ``url`` (default ``store.serving_url()``); ``dashboard=True`` also
     mounts the dashboard pages at ``/``.
 
@@ -286,8 +295,14 @@ def create_app(url: str | None = None, token: str | None = None, dashboard: bool
             h = reader.health()
             h["published_at"] = _iso_timestamp(h["published_at"])
             state = lag.get()
-            return Health(status="ok", store=reader.kind, as_of=h["newest_day"], lake_book_day=state["lake_book_day"],
-                          behind_sessions=state["behind_sessions"], **h)  # fmt: skip
+            return Health(
+                status="ok",
+                store=reader.kind,
+                as_of=h["newest_day"],
+                lake_book_day=state["lake_book_day"],
+                behind_sessions=state["behind_sessions"],
+                **h,
+            )
         except EmptyStore as e:
             return Health(status="empty", store=reader.kind, message=str(e))
 
@@ -351,8 +366,11 @@ def create_app(url: str | None = None, token: str | None = None, dashboard: bool
         if gz is None:
             return Response(body, media_type="application/json", headers=headers)
         if _accepts_gzip(request.headers.get("accept-encoding", "")):
-            return Response(gz, media_type="application/json",
-                            headers={**headers, "Content-Encoding": "gzip", "Vary": "Accept-Encoding"})  # fmt: skip
+            return Response(
+                gz,
+                media_type="application/json",
+                headers={**headers, "Content-Encoding": "gzip", "Vary": "Accept-Encoding"},
+            )
         return Response(body, media_type="application/json", headers={**headers, "Vary": "Accept-Encoding"})
 
     @api.get("/portfolio", response_model=Portfolio, tags=["book"])
@@ -376,8 +394,11 @@ def create_app(url: str | None = None, token: str | None = None, dashboard: bool
 
                 response = await respond(request, (day,), from_rows)
                 pub = await run_in_threadpool(reader.publication, trade_date)
-                response.headers.update(stamp_headers(trade_date, _iso_timestamp(pub["published_at"]) if pub else None,
-                                                      lag.cached()))  # fmt: skip
+                response.headers.update(
+                    stamp_headers(
+                        trade_date, _iso_timestamp(pub["published_at"]) if pub else None, lag.cached()
+                    )
+                )
                 return response
             trade_date, blob, is_gzip, published_at = stored
             headers = stamp_headers(trade_date, _iso_timestamp(published_at))
@@ -390,8 +411,11 @@ def create_app(url: str | None = None, token: str | None = None, dashboard: bool
         body, gz, headers = entry
         headers = {**headers, **await lag_headers()}
         if gz is not None:
-            return Response(gz, media_type="application/json",
-                            headers={**headers, "Content-Encoding": "gzip", "Vary": "Accept-Encoding"})  # fmt: skip
+            return Response(
+                gz,
+                media_type="application/json",
+                headers={**headers, "Content-Encoding": "gzip", "Vary": "Accept-Encoding"},
+            )
         return Response(body, media_type="application/json", headers={**headers, "Vary": "Accept-Encoding"})
 
     @api.get("/exposures", response_model=Exposures, tags=["book"])
@@ -407,7 +431,7 @@ def create_app(url: str | None = None, token: str | None = None, dashboard: bool
         request: Request,
         from_: date | None = Query(
             None, alias="from", description="first day, YYYY-MM-DD (default: a year before `to`)"
-        ),  # fmt: skip
+        ),
         to: date | None = Query(None, description="last day, YYYY-MM-DD (default: the newest published day)"),
     ):
         from_, to = _in_bounds("from", from_), _in_bounds("to", to)
@@ -448,8 +472,12 @@ def create_app(url: str | None = None, token: str | None = None, dashboard: bool
 
         return await respond(request, (), build)
 
-    @api.get("/pipeline", response_model=Pipeline, tags=["pipeline"],
-             description="Operator role: the pipeline's run status per asset, and a page of its year of history.")  # fmt: skip
+    @api.get(
+        "/pipeline",
+        response_model=Pipeline,
+        tags=["pipeline"],
+        description="Operator role: the pipeline's run status per asset, and a page of its year of history.",
+    )
     async def pipeline(
         request: Request,
         limit: int = Query(PIPELINE_PAGE, ge=1, le=PIPELINE_MAX_PAGE, description="history rows per page"),
@@ -461,11 +489,17 @@ def create_app(url: str | None = None, token: str | None = None, dashboard: bool
                 raise HTTPException(422, f"offset={offset}: out of range: the history has {total} rows")
             for r in (*today, *history):
                 r["materialized_at"] = _iso_timestamp(r["materialized_at"])
-            return {"trade_date": day, "assets": today,
-                    "total_failovers": sum(r["failovers"] or 0 for r in today),
-                    "total_quarantined_files": sum(r["quarantined_files"] or 0 for r in today),
-                    "history": history, "total": total, "limit": limit, "offset": offset,
-                    "next_offset": offset + limit if offset + limit < total else None}  # fmt: skip
+            return {
+                "trade_date": day,
+                "assets": today,
+                "total_failovers": sum(r["failovers"] or 0 for r in today),
+                "total_quarantined_files": sum(r["quarantined_files"] or 0 for r in today),
+                "history": history,
+                "total": total,
+                "limit": limit,
+                "offset": offset,
+                "next_offset": offset + limit if offset + limit < total else None,
+            }
 
         return await respond(request, (limit, offset), build)
 
@@ -531,25 +565,30 @@ def _docs_page(spec: dict) -> str:
             )
             ok = op.get("responses", {}).get("200", {}).get("content", {}).get("application/json", {})
             model = ok.get("schema", {}).get("$ref", "").rsplit("/", 1)[-1]
-            rows.append(f'<section id="{escape(method)}-{escape(path)}"><h2><span class=m>{method.upper()}</span> '
-                        f"<code>{escape(path)}</code></h2><p>{escape(op.get('summary', ''))}"
-                        f"{' — ' + escape(op['description']) if op.get('description') else ''}</p>"
-                        + (f"<ul>{params}</ul>" if params else "")
-                        + (f"<p>returns <code>{escape(model)}</code></p>" if model else "") + "</section>")  # fmt: skip
+            rows.append(
+                f'<section id="{escape(method)}-{escape(path)}"><h2><span class=m>{method.upper()}</span> '
+                f"<code>{escape(path)}</code></h2><p>{escape(op.get('summary', ''))}"
+                f"{' — ' + escape(op['description']) if op.get('description') else ''}</p>"
+                + (f"<ul>{params}</ul>" if params else "")
+                + (f"<p>returns <code>{escape(model)}</code></p>" if model else "")
+                + "</section>"
+            )
     info = spec.get("info", {})
-    return ("<!doctype html><html lang=en><head><meta charset=utf-8>"
-            f"<title>{escape(info.get('title', 'API'))} · docs</title><link rel=icon href=\"data:,\"><style>"
-            "body{font-family:system-ui,sans-serif;margin:24px 48px;color:#222;max-width:1000px}"
-            "section{border-top:1px solid #ddd;padding:4px 0} .m{background:#14213d;color:#fca311;padding:2px 6px;"
-            "border-radius:4px;font-size:14px} h2{font-size:18px}</style></head><body>"
-            f"<h1>{escape(info.get('title', 'API'))} {escape(str(info.get('version', '')))}</h1>"
-            f"<p>{escape(info.get('description', ''))}</p><p>The schema: <a href=\"/openapi.json\">/openapi.json</a>. "
-            "Send the API key as <code>Authorization: Bearer &lt;key&gt;</code>; every GET route answers HEAD; dates "
-            "are YYYY-MM-DD, timestamps UTC (ISO 8601, Z).</p><p>Every response names what it is built from: "
-            "<code>as_of</code> (the published trading day) and <code>published_at</code>, as fields and as the "
-            "headers <code>X-Alpha-As-Of</code> / <code>X-Alpha-Published-At</code>; when the lake is readable, "
-            "<code>X-Alpha-Behind-Sessions</code> counts the sessions of the lake's book not published yet "
-            "(also in <code>/api/health</code>).</p>" + "".join(rows) + "</body></html>")  # fmt: skip
+    return (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        f'<title>{escape(info.get("title", "API"))} · docs</title><link rel=icon href="data:,"><style>'
+        "body{font-family:system-ui,sans-serif;margin:24px 48px;color:#222;max-width:1000px}"
+        "section{border-top:1px solid #ddd;padding:4px 0} .m{background:#14213d;color:#fca311;padding:2px 6px;"
+        "border-radius:4px;font-size:14px} h2{font-size:18px}</style></head><body>"
+        f"<h1>{escape(info.get('title', 'API'))} {escape(str(info.get('version', '')))}</h1>"
+        f'<p>{escape(info.get("description", ""))}</p><p>The schema: <a href="/openapi.json">/openapi.json</a>. '
+        "Send the API key as <code>Authorization: Bearer &lt;key&gt;</code>; every GET route answers HEAD; dates "
+        "are YYYY-MM-DD, timestamps UTC (ISO 8601, Z).</p><p>Every response names what it is built from: "
+        "<code>as_of</code> (the published trading day) and <code>published_at</code>, as fields and as the "
+        "headers <code>X-Alpha-As-Of</code> / <code>X-Alpha-Published-At</code>; when the lake is readable, "
+        "<code>X-Alpha-Behind-Sessions</code> counts the sessions of the lake's book not published yet "
+        "(also in <code>/api/health</code>).</p>" + "".join(rows) + "</body></html>"
+    )
 
 
 class ResponseCache:
@@ -601,8 +640,11 @@ def _in_bounds(name: str, day: date | None) -> date | None:
     if day is not None and not EARLIEST_DAY <= day <= LATEST_DAY:
         from fastapi import HTTPException
 
-        raise HTTPException(422, f"{name}={day.isoformat()}: out of range; give a day between {EARLIEST_DAY} "
-                                 f"and {LATEST_DAY} (YYYY-MM-DD)")  # fmt: skip
+        raise HTTPException(
+            422,
+            f"{name}={day.isoformat()}: out of range; give a day between {EARLIEST_DAY} "
+            f"and {LATEST_DAY} (YYYY-MM-DD)",
+        )
     return day
 
 
@@ -658,8 +700,10 @@ def _tidy(obj):
 
 def _plain(errors: list[dict]) -> list[dict]:
     """pydantic's error dicts may hold exceptions (ctx): keep what JSON can carry."""
-    return [{k: (v if isinstance(v, str | int | float | list | tuple | None) else str(v)) for k, v in e.items()}
-            for e in errors]  # fmt: skip
+    return [
+        {k: (v if isinstance(v, str | int | float | list | tuple | None) else str(v)) for k, v in e.items()}
+        for e in errors
+    ]
 
 
 def api_app_from_env():
@@ -684,8 +728,16 @@ def _frozen(app):
     return app
 
 
-def serve(app, host: str = "127.0.0.1", port: int = 8000, log_level: str = "warning", workers: int = 1,
-          dashboard: bool = False, ssl_certfile: str | None = None, ssl_keyfile: str | None = None) -> None:  # fmt: skip
+def serve(
+    app,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    log_level: str = "warning",
+    workers: int = 1,
+    dashboard: bool = False,
+    ssl_certfile: str | None = None,
+    ssl_keyfile: str | None = None,
+) -> None:
     """Run ``app`` in uvicorn, over HTTPS when ``ssl_certfile`` and ``ssl_keyfile`` (PEM) are given. ``workers > 1``:
     that many processes share the socket, each building its own app from the environment (the caller sets
     ALPHA_SERVING_URL, the keys and ALPHA_ACCESS_LOG), so requests are not serialised by one process's GIL; each
@@ -697,5 +749,12 @@ def serve(app, host: str = "127.0.0.1", port: int = 8000, log_level: str = "warn
         uvicorn.run(_frozen(app), host=host, port=port, log_level=log_level, **tls)
         return
     factory = "dashboard_app_from_env" if dashboard else "api_app_from_env"
-    uvicorn.run(f"alpha_assets.serving.api:{factory}", factory=True, host=host, port=port, log_level=log_level,
-                workers=workers, **tls)  # fmt: skip
+    uvicorn.run(
+        f"alpha_assets.serving.api:{factory}",
+        factory=True,
+        host=host,
+        port=port,
+        log_level=log_level,
+        workers=workers,
+        **tls,
+    )

@@ -239,8 +239,14 @@ def publish_window(marts_db: Path, url: str, days: list[date]) -> dict[str, int]
     return totals
 
 
-@asset(key=SERVING_PUBLISHED, deps=MART_KEYS, partitions_def=model_days,
-       backfill_policy=BackfillPolicy.single_run(), group_name="serving", kinds={"duckdb", "postgres", "sqlite"})  # fmt: skip
+@asset(
+    key=SERVING_PUBLISHED,
+    deps=MART_KEYS,
+    partitions_def=model_days,
+    backfill_policy=BackfillPolicy.single_run(),
+    group_name="serving",
+    kinds={"duckdb", "postgres", "sqlite"},
+)
 def published(context: AssetExecutionContext) -> MaterializeResult:
     """The window's marts and book copied to the serving store, one transaction per day (a re-run replaces the
     day; a failure keeps what was published before)."""

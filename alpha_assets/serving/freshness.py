@@ -93,8 +93,11 @@ class PublicationLag:
                 Exception
             ) as e:  # unreadable now (a commit in flight, a network error): unknown, not an error
                 log.warning("publication lag: lake unreadable: %s", e)
-        return {"published_day": published, "lake_book_day": lake_day,
-                "behind_sessions": behind_sessions(published, lake_day)}  # fmt: skip
+        return {
+            "published_day": published,
+            "lake_book_day": lake_day,
+            "behind_sessions": behind_sessions(published, lake_day),
+        }
 
 
 def behind_message(lag: dict | None) -> str | None:
@@ -102,6 +105,8 @@ def behind_message(lag: dict | None) -> str | None:
     if not lag or not lag.get("behind_sessions"):
         return None
     n, lake_day, published = lag["behind_sessions"], lag["lake_book_day"], lag["published_day"]
-    return (f"The served data is {n} session{'s' if n != 1 else ''} behind the lake: the lake's book runs to "
-            f"{lake_day}, the newest published day is {published}. Publish with `alpha materialize --job serving "
-            f"--from {published} --to {lake_day}`.")  # fmt: skip
+    return (
+        f"The served data is {n} session{'s' if n != 1 else ''} behind the lake: the lake's book runs to "
+        f"{lake_day}, the newest published day is {published}. Publish with `alpha materialize --job serving "
+        f"--from {published} --to {lake_day}`."
+    )

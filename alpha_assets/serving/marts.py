@@ -80,13 +80,30 @@ def ensure_manifest() -> Path:
     newest = max(p.stat().st_mtime for p in sources)
     if manifest.exists() and manifest.stat().st_mtime >= newest:
         return manifest
-    env = {**os.environ, **dbt_env(lake_root=os.environ.get("ALPHA_LAKE_ROOT", "/nonexistent"),
-                                   marts_db=os.environ.get("ALPHA_MARTS_DB", "/tmp/alpha-marts-parse.duckdb"))}  # fmt: skip
+    env = {
+        **os.environ,
+        **dbt_env(
+            lake_root=os.environ.get("ALPHA_LAKE_ROOT", "/nonexistent"),
+            marts_db=os.environ.get("ALPHA_MARTS_DB", "/tmp/alpha-marts-parse.duckdb"),
+        ),
+    }
     env.pop("DBT_TARGET_PATH", None)  # the manifest is the project's build cache: dbt/target
     with tempfile.TemporaryDirectory(prefix="alpha-dbt-parse-") as logs:  # no dbt/logs in the checkout
-        subprocess.run([dbt_executable(), "parse", "--quiet", "--project-dir", str(DBT_DIR), "--profiles-dir",
-                        str(DBT_DIR)], check=True, env={**env, "DBT_LOG_PATH": logs}, cwd=DBT_DIR,
-                       capture_output=True)  # fmt: skip
+        subprocess.run(
+            [
+                dbt_executable(),
+                "parse",
+                "--quiet",
+                "--project-dir",
+                str(DBT_DIR),
+                "--profiles-dir",
+                str(DBT_DIR),
+            ],
+            check=True,
+            env={**env, "DBT_LOG_PATH": logs},
+            cwd=DBT_DIR,
+            capture_output=True,
+        )
     manifest.touch()
     return manifest
 

@@ -297,8 +297,12 @@ class MetricsSource:
             midnight = datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
             out.append(("alpha_publication_newest_trade_date_timestamp_seconds", {}, midnight))
             try:
-                for r in published_rows(self.reader, "model_kpis", "model, recipe, champion, ic_1, ic_20, "
-                                        "status, drifted_features", day):  # fmt: skip
+                for r in published_rows(
+                    self.reader,
+                    "model_kpis",
+                    "model, recipe, champion, ic_1, ic_20, status, drifted_features",
+                    day,
+                ):
                     m = {"model": r["model"], "recipe": r["recipe"]}
                     for horizon, col in (("1", "ic_1"), ("20", "ic_20")):
                         if r[col] is not None:

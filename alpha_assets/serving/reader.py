@@ -169,10 +169,13 @@ class ServingReader:
         if self.publication(day) is None:
             first, newest = self.bounds()  # raises EmptyStore first when nothing at all is published
             if not first <= day <= newest:
-                raise OutOfRange(f"date={day.isoformat()}: out of range: published days run from {first} to "
-                                 f"{newest}")  # fmt: skip
-            raise NoBook(f"date={day.isoformat()}: nothing published for that day "
-                         f"(published days run from {first} to {newest}; weekends and holidays have no book)")  # fmt: skip
+                raise OutOfRange(
+                    f"date={day.isoformat()}: out of range: published days run from {first} to {newest}"
+                )
+            raise NoBook(
+                f"date={day.isoformat()}: nothing published for that day "
+                f"(published days run from {first} to {newest}; weekends and holidays have no book)"
+            )
         return day
 
     def _range(self, start: date | None, end: date | None) -> tuple[date, date]:
@@ -186,8 +189,12 @@ class ServingReader:
         pub = self.publication(newest) or {}
         counts = pub.get("row_counts")
         n = self.query("SELECT count(*) AS n FROM publications")[0]["n"]
-        return {"newest_day": newest, "published_at": pub.get("published_at"), "days_published": int(n),
-                "tables": _json_loads(counts) if counts else {}}  # fmt: skip
+        return {
+            "newest_day": newest,
+            "published_at": pub.get("published_at"),
+            "days_published": int(n),
+            "tables": _json_loads(counts) if counts else {},
+        }
 
     def positions(self, day: date | None, parse_features: bool = True) -> tuple[date, list[dict]]:
         """The day's book, largest long first. ``parse_features=False`` leaves top_features as its JSON text."""
@@ -380,8 +387,10 @@ class ServingReader:
         """The newest day's pipeline KPIs, and one page of the year's history, newest day first:
         (day, today, rows in the year, the page)."""
         day = self.newest_day()
-        cols = ("trade_date, asset, run_seconds, rows_written, materialized_at, freshness_hours, failovers, "
-                "quarantined_files")  # fmt: skip
+        cols = (
+            "trade_date, asset, run_seconds, rows_written, materialized_at, freshness_hours, failovers, "
+            "quarantined_files"
+        )
         window = {"a": (day - timedelta(days=HISTORY_DAYS)).isoformat(), "b": day.isoformat()}
         today = self.query(
             f"SELECT {cols} FROM pipeline_kpis WHERE trade_date = :d ORDER BY asset", d=day.isoformat()

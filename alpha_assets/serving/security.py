@@ -197,34 +197,62 @@ class Authenticate:
         if from_query:  # a browser's first visit: remember the key in a cookie, and drop it from the address
             key = self.keys.authenticate(from_query[-1])
             if key is None:
-                await self._refuse(scope, send, 401, "invalid credentials: that key is not one of this server's "
-                                   "keys (ALPHA_API_KEYS, ALPHA_API_KEYS_FILE or ALPHA_API_TOKEN)")  # fmt: skip
+                await self._refuse(
+                    scope,
+                    send,
+                    401,
+                    "invalid credentials: that key is not one of this server's "
+                    "keys (ALPHA_API_KEYS, ALPHA_API_KEYS_FILE or ALPHA_API_TOKEN)",
+                )
                 return
             rest = urlencode([(k, v) for k, v in pairs if k != "key"])
             secure = "; Secure" if scope.get("scheme") == "https" else ""
-            cookie = (f"{COOKIE}={from_query[-1]}; HttpOnly; SameSite=Lax; Path=/; Max-Age={COOKIE_MAX_AGE}"
-                      f"{secure}")  # fmt: skip
-            await send({"type": "http.response.start", "status": 303,
-                        "headers": [(b"location", (path + (f"?{rest}" if rest else "")).encode()),
-                                    (b"set-cookie", cookie.encode()), (b"content-length", b"0"),
-                                    (b"cache-control", b"no-store")]})  # fmt: skip
+            cookie = (
+                f"{COOKIE}={from_query[-1]}; HttpOnly; SameSite=Lax; Path=/; Max-Age={COOKIE_MAX_AGE}{secure}"
+            )
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 303,
+                    "headers": [
+                        (b"location", (path + (f"?{rest}" if rest else "")).encode()),
+                        (b"set-cookie", cookie.encode()),
+                        (b"content-length", b"0"),
+                        (b"cache-control", b"no-store"),
+                    ],
+                }
+            )
             await send({"type": "http.response.body", "body": b""})
             scope["alpha.key"] = key
             return
         secret, how = self._credential(scope)
         if secret is None:
-            await self._refuse(scope, send, 401, "no credentials: send Authorization: Bearer <API key> (a browser: "
-                               "open the page once with ?key=<API key>, or sign in with the key as the password)")  # fmt: skip
+            await self._refuse(
+                scope,
+                send,
+                401,
+                "no credentials: send Authorization: Bearer <API key> (a browser: "
+                "open the page once with ?key=<API key>, or sign in with the key as the password)",
+            )
             return
         key = self.keys.authenticate(secret)
         if key is None:
-            await self._refuse(scope, send, 401, f"invalid credentials: the {how} is not one of this server's keys "
-                               "(ALPHA_API_KEYS, ALPHA_API_KEYS_FILE or ALPHA_API_TOKEN)")  # fmt: skip
+            await self._refuse(
+                scope,
+                send,
+                401,
+                f"invalid credentials: the {how} is not one of this server's keys "
+                "(ALPHA_API_KEYS, ALPHA_API_KEYS_FILE or ALPHA_API_TOKEN)",
+            )
             return
         scope["alpha.key"] = key
         if path in OPERATOR_PATHS and not key.may("operator"):
-            await self._refuse(scope, send, 403, f"forbidden: key {key.name!r} has role {key.role}; {path} needs "
-                               "role operator")  # fmt: skip
+            await self._refuse(
+                scope,
+                send,
+                403,
+                f"forbidden: key {key.name!r} has role {key.role}; {path} needs role operator",
+            )
             return
         await self.app(scope, receive, send)
 
@@ -267,15 +295,20 @@ class Authenticate:
 
 
 def _sign_in_page(status: int, message: str, path: str) -> str:
-    form = ("" if status == 403 else
-            f'<form method=get action="{escape(path)}"><label>API key <input name=key type=password '
-            'autocomplete=current-password size=48 autofocus></label> <button>Sign in</button></form>')  # fmt: skip
-    return ("<!doctype html><html lang=en><head><meta charset=utf-8><title>Sign in · alpha-assets</title>"
-            '<link rel=icon href="data:,"><style>body{font-family:system-ui,sans-serif;margin:48px;color:#222}'
-            ".msg{background:#fff3cd;border:1px solid #ffe69c;padding:16px;border-radius:6px;margin:16px 0}"
-            f'</style></head><body><h1>alpha-assets</h1><p class="msg" id="refused">{escape(message, quote=False)}</p>'
-            f"{form}"
-            "</body></html>")  # fmt: skip
+    form = (
+        ""
+        if status == 403
+        else f'<form method=get action="{escape(path)}"><label>API key <input name=key type=password '
+        "autocomplete=current-password size=48 autofocus></label> <button>Sign in</button></form>"
+    )
+    return (
+        "<!doctype html><html lang=en><head><meta charset=utf-8><title>Sign in · alpha-assets</title>"
+        '<link rel=icon href="data:,"><style>body{font-family:system-ui,sans-serif;margin:48px;color:#222}'
+        ".msg{background:#fff3cd;border:1px solid #ffe69c;padding:16px;border-radius:6px;margin:16px 0}"
+        f'</style></head><body><h1>alpha-assets</h1><p class="msg" id="refused">{escape(message, quote=False)}</p>'
+        f"{form}"
+        "</body></html>"
+    )
 
 
 class HeadAsGet:
@@ -338,15 +371,24 @@ class AccessLog:
         client = scope.get("client")
         query = scope.get("query_string", b"").decode("latin-1")
         if query:
-            query = urlencode([(k, "REDACTED" if k == "key" else v)
-                               for k, v in parse_qsl(query, keep_blank_values=True)])  # fmt: skip
+            query = urlencode(
+                [(k, "REDACTED" if k == "key" else v) for k, v in parse_qsl(query, keep_blank_values=True)]
+            )
         key = scope.get("alpha.key")
-        line = json.dumps({
-            "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
-            "client": f"{client[0]}:{client[1]}" if client else None,
-            "method": method, "path": scope["path"], "query": query or None, "status": status,
-            "ms": round(ms, 2), "key": key.name if key else None, "role": key.role if key else None,
-        }, separators=(",", ":"))  # fmt: skip
+        line = json.dumps(
+            {
+                "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                "client": f"{client[0]}:{client[1]}" if client else None,
+                "method": method,
+                "path": scope["path"],
+                "query": query or None,
+                "status": status,
+                "ms": round(ms, 2),
+                "key": key.name if key else None,
+                "role": key.role if key else None,
+            },
+            separators=(",", ":"),
+        )
         with self._lock:
             self._out.write(line + "\n")
             self._out.flush()

@@ -421,9 +421,16 @@ def gzip_body(body: bytes, level: int = 6) -> bytes:
 
 
 # ------------------------------------------------------------------------------------------------------ plots
-def write_plot(engine: sa.engine.Engine, name: str, title: str, asset_key: str, png: bytes,
-               partition: str | None = None, trade_date: date | None = None,
-               written_at: datetime | None = None) -> datetime:  # fmt: skip
+def write_plot(
+    engine: sa.engine.Engine,
+    name: str,
+    title: str,
+    asset_key: str,
+    png: bytes,
+    partition: str | None = None,
+    trade_date: date | None = None,
+    written_at: datetime | None = None,
+) -> datetime:
     """Store ``png`` as the latest picture of the plot ``name`` (replacing that name's previous picture, in one
     transaction; every other plot stays). Creates the ``plots`` table when the store has none yet. Returns
     ``written_at`` (default now, UTC)."""
@@ -434,8 +441,15 @@ def write_plot(engine: sa.engine.Engine, name: str, title: str, asset_key: str, 
     written_at = written_at or datetime.now(UTC)
     if written_at.tzinfo is None:
         raise ValueError(f"plot {name}: written_at must carry its time zone")
-    row = {"name": name, "title": title, "asset_key": asset_key, "partition_key": partition,
-           "trade_date": trade_date, "written_at": written_at.astimezone(UTC), "png": png}  # fmt: skip
+    row = {
+        "name": name,
+        "title": title,
+        "asset_key": asset_key,
+        "partition_key": partition,
+        "trade_date": trade_date,
+        "written_at": written_at.astimezone(UTC),
+        "png": png,
+    }
     with engine.begin() as conn:
         conn.execute(sa.schema.CreateTable(PLOTS, if_not_exists=True))
         conn.execute(PLOTS.delete().where(PLOTS.c.name == name))

@@ -184,22 +184,37 @@ def write_alt_data(world: World, home: Path, cfg: AltDataConfig | None = None) -
     image_days = delivery_days(sessions, cfg.image_every, cfg.image_sessions)
     tank_days = delivery_days(sessions, cfg.tank_every, cfg.image_sessions)
     parking = generate_parking_images(
-        landing, truth, stores, image_days, drivers.select("trade_date", "ticker", "store_traffic"),
-        seed, size=cfg.image_size, workers=cfg.render_workers,
-    )  # fmt: skip
+        landing,
+        truth,
+        stores,
+        image_days,
+        drivers.select("trade_date", "ticker", "store_traffic"),
+        seed,
+        size=cfg.image_size,
+        workers=cfg.render_workers,
+    )
     deliveries.append(_image_deliveries(parking, "parking"))
     lap("parking_images")
     tanks = generate_tank_images(
-        landing, truth, farms, tank_days, drivers.select("trade_date", "ticker", "tank_inventory"),
-        seed, size=cfg.image_size, workers=cfg.render_workers,
-    )  # fmt: skip
+        landing,
+        truth,
+        farms,
+        tank_days,
+        drivers.select("trade_date", "ticker", "tank_inventory"),
+        seed,
+        size=cfg.image_size,
+        workers=cfg.render_workers,
+    )
     deliveries.append(_image_deliveries(tanks, "tanks"))
     lap("tank_images")
     if cfg.detector_images:
         generate_detector_training_set(
-            landing / "detector_training", cfg.detector_images, seed, size=cfg.image_size,
+            landing / "detector_training",
+            cfg.detector_images,
+            seed,
+            size=cfg.image_size,
             workers=cfg.render_workers,
-        )  # fmt: skip
+        )
     lap("detector_training_set")
 
     text_days = list(sessions[-cfg.text_sessions :]) if cfg.text_sessions else list(sessions)

@@ -29,8 +29,13 @@ import polars as pl
 from alpha_assets.lib.altdata.point_in_time import session_cutoffs
 from alpha_assets.world.simulate import DRIVER_LOADINGS, DRIVER_PERSISTENCE, DRIVERS, World, regime_multiplier
 
-SOURCE_DRIVER = {"parking": "store_traffic", "tanks": "tank_inventory", "transcripts": "management_tone",
-                 "filings": "filing_risk", "web": "web_price"}  # fmt: skip
+SOURCE_DRIVER = {
+    "parking": "store_traffic",
+    "tanks": "tank_inventory",
+    "transcripts": "management_tone",
+    "filings": "filing_risk",
+    "web": "web_price",
+}
 
 
 def _wide(frame: pl.DataFrame, value: str, sessions, tickers) -> np.ndarray:
@@ -38,8 +43,9 @@ def _wide(frame: pl.DataFrame, value: str, sessions, tickers) -> np.ndarray:
     w = pl.DataFrame({"trade_date": sessions}, schema={"trade_date": pl.Date}).join(
         w, on="trade_date", how="left"
     )
-    return np.column_stack([w[t].to_numpy().astype(float) if t in w.columns else np.full(len(sessions), np.nan)
-                            for t in tickers])  # fmt: skip
+    return np.column_stack(
+        [w[t].to_numpy().astype(float) if t in w.columns else np.full(len(sessions), np.nan) for t in tickers]
+    )
 
 
 def kalman_oracle(world: World, deliveries: pl.DataFrame) -> pl.DataFrame:
@@ -64,17 +70,23 @@ def kalman_oracle(world: World, deliveries: pl.DataFrame) -> pl.DataFrame:
     obs: dict[int, list[tuple[int, int, float, int]]] = {}
     if deliveries.height:
         d = deliveries.select("source", "ticker", pl.col("trade_date").cast(pl.Date), "published_at")
-        d = d.sort("published_at").join_asof(cut.sort("cutoff").select("use_idx", "cutoff"),
-                                             left_on="published_at", right_on="cutoff", strategy="forward")  # fmt: skip
+        d = d.sort("published_at").join_asof(
+            cut.sort("cutoff").select("use_idx", "cutoff"),
+            left_on="published_at",
+            right_on="cutoff",
+            strategy="forward",
+        )
         drv = world.drivers
         for src, driver in SOURCE_DRIVER.items():
-            part = d.filter(pl.col("source") == src).join(drv.select("trade_date", "ticker", driver),
-                                                          on=["trade_date", "ticker"])  # fmt: skip
+            part = d.filter(pl.col("source") == src).join(
+                drv.select("trade_date", "ticker", driver), on=["trade_date", "ticker"]
+            )
             j = DRIVERS.index(driver)
             for r in part.drop_nulls("use_idx").iter_rows(named=True):
                 seen = index[r["trade_date"]]
-                obs.setdefault(int(r["use_idx"]), []).append((tick_idx[r["ticker"]], j, float(r[driver]),
-                                                              int(r["use_idx"]) - seen))  # fmt: skip
+                obs.setdefault(int(r["use_idx"]), []).append(
+                    (tick_idx[r["ticker"]], j, float(r[driver]), int(r["use_idx"]) - seen)
+                )
     m = np.zeros((n, k))
     p = np.broadcast_to(np.eye(k), (n, k, k)).copy()
     out = np.zeros((t_len, n))
@@ -99,8 +111,13 @@ def kalman_oracle(world: World, deliveries: pl.DataFrame) -> pl.DataFrame:
             m[i] = m[i] + gain * (phi**lag * value - m[i, j])
             p[i] = p[i] - np.outer(gain, p[i, j, :])
         out[t] = mult[t] * (m @ load) / norm
-    frame = pl.DataFrame({"trade_date": np.repeat(np.array(sessions, dtype="datetime64[D]"), n),
-                          "ticker": np.tile(np.array(tickers), t_len), "oracle_all_z": out.ravel()})  # fmt: skip
+    frame = pl.DataFrame(
+        {
+            "trade_date": np.repeat(np.array(sessions, dtype="datetime64[D]"), n),
+            "ticker": np.tile(np.array(tickers), t_len),
+            "oracle_all_z": out.ravel(),
+        }
+    )
     live = world.drivers.select("trade_date", "ticker")
     return live.join(
         frame.with_columns(pl.col("trade_date").cast(pl.Date)), on=["trade_date", "ticker"], how="left"

@@ -24,9 +24,18 @@ import polars as pl
 from partitions.calendar import sessions_from
 
 SECTORS = [
-    "Energy", "Materials", "Industrials", "Consumer Discretionary", "Consumer Staples", "Health Care",
-    "Financials", "Information Technology", "Communication Services", "Utilities", "Real Estate",
-]  # fmt: skip
+    "Energy",
+    "Materials",
+    "Industrials",
+    "Consumer Discretionary",
+    "Consumer Staples",
+    "Health Care",
+    "Financials",
+    "Information Technology",
+    "Communication Services",
+    "Utilities",
+    "Real Estate",
+]
 COUNTRIES = [
     "US",
     "US",
@@ -41,8 +50,13 @@ COUNTRIES = [
 ]  # an international book: 30% country cap
 DRIVERS = ["store_traffic", "tank_inventory", "management_tone", "filing_risk", "web_price"]
 # How much each latent driver contributes to the planted alpha (signs matter: risk hurts).
-DRIVER_LOADINGS = {"store_traffic": 0.5, "tank_inventory": 0.3, "management_tone": 0.5, "filing_risk": -0.4,
-                   "web_price": 0.3}  # fmt: skip
+DRIVER_LOADINGS = {
+    "store_traffic": 0.5,
+    "tank_inventory": 0.3,
+    "management_tone": 0.5,
+    "filing_risk": -0.4,
+    "web_price": 0.3,
+}
 DRIVER_PERSISTENCE = (
     0.97  # AR(1) coefficient: alt-data states move slowly, so a lagged read still carries alpha
 )
@@ -210,22 +224,32 @@ def simulate_world(cfg: WorldConfig) -> World:
         base = {"trade_date": sess[ti], "ticker": tick[ni]}
         return pl.DataFrame({**base, **cols}).with_columns(pl.col("trade_date").cast(pl.Date))
 
-    prices = frame({
-        "open": np.round(open_[ti, ni], 4), "high": np.round(high[ti, ni], 4), "low": np.round(low[ti, ni], 4),
-        "close": np.round(close[ti, ni], 4), "volume": volume[ti, ni].astype(np.int64),
-    })  # fmt: skip
+    prices = frame(
+        {
+            "open": np.round(open_[ti, ni], 4),
+            "high": np.round(high[ti, ni], 4),
+            "low": np.round(low[ti, ni], 4),
+            "close": np.round(close[ti, ni], 4),
+            "volume": volume[ti, ni].astype(np.int64),
+        }
+    )
     drivers = frame({d: drv[k][ti, ni] for k, d in enumerate(DRIVERS)})
     alpha_df = frame({"true_alpha": (alpha * vol_i[None, :])[ti, ni], "alpha_z": z[ti, ni]})
-    universe = pl.DataFrame({
-        "ticker": tickers,
-        "name": [f"{t.title()} {['Corp', 'Inc', 'SA', 'Holdings', 'Group'][i % 5]}" for i, t in enumerate(tickers)],
-        "sector": [SECTORS[i] for i in sector_idx],
-        "country": country.tolist(),
-        "list_date": [sessions[i] for i in list_i],
-        "delist_date": [sessions[i] if i < t_len else None for i in delist_i],
-        "adv_usd": np.round(adv_usd, 0),
-        "shares_outstanding": np.round(adv_usd / close[0] * rng.uniform(200, 800, n)).astype(np.int64),
-        "daily_vol": vol_i,
-        "beta": beta,
-    }).with_columns(pl.col("list_date").cast(pl.Date), pl.col("delist_date").cast(pl.Date))  # fmt: skip
+    universe = pl.DataFrame(
+        {
+            "ticker": tickers,
+            "name": [
+                f"{t.title()} {['Corp', 'Inc', 'SA', 'Holdings', 'Group'][i % 5]}"
+                for i, t in enumerate(tickers)
+            ],
+            "sector": [SECTORS[i] for i in sector_idx],
+            "country": country.tolist(),
+            "list_date": [sessions[i] for i in list_i],
+            "delist_date": [sessions[i] if i < t_len else None for i in delist_i],
+            "adv_usd": np.round(adv_usd, 0),
+            "shares_outstanding": np.round(adv_usd / close[0] * rng.uniform(200, 800, n)).astype(np.int64),
+            "daily_vol": vol_i,
+            "beta": beta,
+        }
+    ).with_columns(pl.col("list_date").cast(pl.Date), pl.col("delist_date").cast(pl.Date))
     return World(cfg, sessions, universe, prices, drivers, alpha_df, cal)

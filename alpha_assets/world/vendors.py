@@ -78,16 +78,26 @@ def write_world(world: World, home: Path, *, fault_rate: float = 0.03) -> dict:
                 path.write_bytes(b"ticker,date,open\x00\x00\xff\xfe garbled transfer" + rng.bytes(64))
             else:
                 day_a.select(
-                    pl.col("ticker"), pl.col("trade_date").alias("date"), "open", "high", "low", "close", "volume",
+                    pl.col("ticker"),
+                    pl.col("trade_date").alias("date"),
+                    "open",
+                    "high",
+                    "low",
+                    "close",
+                    "volume",
                     pl.lit(_publish_time(d, i in a_late).isoformat()).alias("published_at"),
-                ).write_csv(path)  # fmt: skip
+                ).write_csv(path)
         if i not in b_missing and day_b is not None:
             day_b.select(
-                pl.col("ticker").alias("symbol"), pl.col("trade_date").alias("session_date"),
-                pl.col("open").alias("px_open"), pl.col("high").alias("px_high"), pl.col("low").alias("px_low"),
-                pl.col("close").alias("px_last"), pl.col("volume").alias("shares_traded"),
+                pl.col("ticker").alias("symbol"),
+                pl.col("trade_date").alias("session_date"),
+                pl.col("open").alias("px_open"),
+                pl.col("high").alias("px_high"),
+                pl.col("low").alias("px_low"),
+                pl.col("close").alias("px_last"),
+                pl.col("volume").alias("shares_traded"),
                 pl.lit(_publish_time(d, False)).alias("asof_ts"),
-            ).write_parquet(landing / "prices_b" / f"prices_b_{tag}.parquet")  # fmt: skip
+            ).write_parquet(landing / "prices_b" / f"prices_b_{tag}.parquet")
 
     faults = {
         "provider_a_missing": [sessions[i].isoformat() for i in a_missing],
@@ -102,12 +112,17 @@ def write_world(world: World, home: Path, *, fault_rate: float = 0.03) -> dict:
     world.alpha.write_parquet(truth / "alpha.parquet")
     bad_rows.write_parquet(truth / "provider_b_bad_rows.parquet")
     meta = {
-        "tickers": world.cfg.tickers, "start": sessions[0].isoformat(), "end": sessions[-1].isoformat(),
-        "days": n_days, "seed": world.cfg.seed, "signal_strength": world.cfg.signal_strength,
-        "calibration": world.calibration.__dict__, "faults": faults,
+        "tickers": world.cfg.tickers,
+        "start": sessions[0].isoformat(),
+        "end": sessions[-1].isoformat(),
+        "days": n_days,
+        "seed": world.cfg.seed,
+        "signal_strength": world.cfg.signal_strength,
+        "calibration": world.calibration.__dict__,
+        "faults": faults,
         # from regime_break on the planted alpha is multiplied by -1 (flip) or 0 (remove); null: no break
         "regime_break": world.cfg.regime_break.isoformat() if world.cfg.regime_break else None,
         "regime_mode": world.cfg.regime_mode if world.cfg.regime_break else None,
-    }  # fmt: skip
+    }
     (truth / "world.json").write_text(json.dumps(meta, indent=2, default=str))
     return meta

@@ -17,9 +17,14 @@ def alt_config():
     from alpha_assets.world.altdata import AltDataConfig
 
     return AltDataConfig(
-        image_sessions=4, retail_tickers=4, stores_per_ticker=2, tank_tickers=3, farms_per_ticker=1,
-        detector_images=96, web_sessions=0,
-    )  # fmt: skip
+        image_sessions=4,
+        retail_tickers=4,
+        stores_per_ticker=2,
+        tank_tickers=3,
+        farms_per_ticker=1,
+        detector_images=96,
+        web_sessions=0,
+    )
 
 
 @pytest.fixture(scope="session")

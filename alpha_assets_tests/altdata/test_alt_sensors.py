@@ -68,8 +68,9 @@ def test_undated_weekend_and_future_alt_files_are_quarantined_with_a_reason(tmp_
     assert [r.partition_key for r in reqs] == ["2024-03-05"]
     assert len(quarantined) == 3
     reasons = {
-        p.name: json.loads(p.read_text())["reason"] for p in (tmp_path / "quarantine" / "transcripts").glob("*.reason.json")
-    }  # fmt: skip
+        p.name: json.loads(p.read_text())["reason"]
+        for p in (tmp_path / "quarantine" / "transcripts").glob("*.reason.json")
+    }
     assert "no YYYY-MM-DD" in reasons["AAA_latest.txt.reason.json"]
     assert "not a trading session" in reasons["AAA_2024-03-09.txt.reason.json"]
     assert "in the future" in reasons["AAA_2024-07-01.txt.reason.json"]

@@ -39,13 +39,21 @@ def test_a_call_after_the_close_is_first_visible_the_next_session() -> None:
 
 
 def test_a_newer_value_replaces_the_older_only_once_published_and_stale_values_expire() -> None:
-    ev = _events([
-        ("AAA", _utc(2024, 3, 4, 12), 1.0),
-        ("AAA", _utc(2024, 3, 7, 22, 0, 1), 2.0),  # one second after Thursday's cut-off
-        ("BBB", _utc(2024, 3, 4, 12), 5.0),
-    ])  # fmt: skip
+    ev = _events(
+        [
+            ("AAA", _utc(2024, 3, 4, 12), 1.0),
+            ("AAA", _utc(2024, 3, 7, 22, 0, 1), 2.0),  # one second after Thursday's cut-off
+            ("BBB", _utc(2024, 3, 4, 12), 5.0),
+        ]
+    )
     out = point_in_time(SESSIONS, ["AAA", "BBB"], ev, ["v"], "src", max_age_days=3)
-    a = dict(zip(out.filter(pl.col("ticker") == "AAA")["trade_date"], out.filter(pl.col("ticker") == "AAA")["src_v"], strict=True))  # fmt: skip
+    a = dict(
+        zip(
+            out.filter(pl.col("ticker") == "AAA")["trade_date"],
+            out.filter(pl.col("ticker") == "AAA")["src_v"],
+            strict=True,
+        )
+    )
     assert a[date(2024, 3, 6)] == 1.0 and a[date(2024, 3, 7)] is None and a[date(2024, 3, 8)] == 2.0
     b = out.filter(pl.col("ticker") == "BBB")
     # published Monday noon, max age 3 days: usable through Wednesday night, null from Thursday
@@ -60,9 +68,10 @@ def test_a_newer_value_replaces_the_older_only_once_published_and_stale_values_e
 @given(
     st.lists(
         st.tuples(st.sampled_from(["A", "B", "C"]), st.integers(0, 14 * 24 * 4), st.floats(-5, 5)),
-        min_size=0, max_size=40,
+        min_size=0,
+        max_size=40,
     )
-)  # fmt: skip
+)
 def test_the_join_equals_a_brute_force_as_of_lookup(raw) -> None:
     base = _utc(2024, 3, 1)
     rows = [(t, base + timedelta(minutes=15 * q), v) for t, q, v in raw]

@@ -95,8 +95,14 @@ def test_whole_range_scores_every_call_and_filing_point_in_time_and_tracks_the_t
 ):
     home, days = text_home
     # with the demo-only truth checks, as the local deployment runs them
-    res = _run([*TEXT_ASSETS, call_sentiment_tracks_tone, filing_features_track_risk], home, head_cache, instance,
-               days[0], days[-1])  # fmt: skip
+    res = _run(
+        [*TEXT_ASSETS, call_sentiment_tracks_tone, filing_features_track_risk],
+        home,
+        head_cache,
+        instance,
+        days[0],
+        days[-1],
+    )
     assert len(instance.get_runs()) == 1
     lake = DeltaLake(home.lake)
 
@@ -130,8 +136,13 @@ def test_whole_range_scores_every_call_and_filing_point_in_time_and_tracks_the_t
     assert set(filings["form"]) == {"10-K", "10-Q"}
     # every filing after a ticker's first has change features; the first has none (null, never NaN)
     later = pl.col("trade_date") > pl.col("trade_date").min().over("ticker")
-    change = ["risk_factors_similarity", "mdna_similarity", "risk_factors_words_change", "mdna_words_change",
-              "document_similarity"]  # fmt: skip
+    change = [
+        "risk_factors_similarity",
+        "mdna_similarity",
+        "risk_factors_words_change",
+        "mdna_words_change",
+        "document_similarity",
+    ]
     assert filings.filter(later).select(pl.col(change).is_not_null().all()).row(0) == (True,) * len(change)
     assert filings.filter(~later).select(pl.col(change).is_null().all()).row(0) == (True,) * len(change)
     rho_risk = (
@@ -142,8 +153,11 @@ def test_whole_range_scores_every_call_and_filing_point_in_time_and_tracks_the_t
     assert rho_risk > 0.3
 
     checks = _checks(res)
-    assert all(checks[f"{a}_{c}"].passed for a in ("call_sentiment", "filing_features")
-               for c in ("values_in_range", "documents_parsed"))  # fmt: skip
+    assert all(
+        checks[f"{a}_{c}"].passed
+        for a in ("call_sentiment", "filing_features")
+        for c in ("values_in_range", "documents_parsed")
+    )
 
 
 def test_a_later_window_compares_its_first_filings_with_the_previous_windows(text_home, head_cache, instance):
@@ -219,8 +233,10 @@ def test_bad_documents_are_quarantined_with_a_reason_and_the_rest_of_the_day_is_
     assert calls["call_sentiment"].is_not_null().all()
     assert lake.read("raw", "filing_features", day, day)["file"].to_list() == [good_filing.name]
     meta = _metadata(res, "call_sentiment")
-    assert {q["file"] for q in meta["quarantined"]} == {f"transcripts/ZZEMPTY_{day}.txt",
-                                                        f"transcripts/ZZBIN_{day}.txt"}  # fmt: skip
+    assert {q["file"] for q in meta["quarantined"]} == {
+        f"transcripts/ZZEMPTY_{day}.txt",
+        f"transcripts/ZZBIN_{day}.txt",
+    }
     checks = _checks(res)
     parsed = checks["call_sentiment_documents_parsed"]
     assert not parsed.passed and parsed.metadata["quarantined"].value == 2  # a warning: the run succeeded
@@ -273,12 +289,23 @@ def test_the_range_check_flags_out_of_range_non_finite_and_duplicate_rows():
     from alpha_assets.altdata.text_assets import CALL_BOUNDS, CALL_SCHEMA, _values_check
 
     at = datetime(2024, 1, 16, 22, 30, tzinfo=timezone.utc)
-    row = {"trade_date": date(2024, 1, 16), "ticker": "AAA", "event_time": at, "published_at": at,
-           "call_sentiment": 0.2, "negative_share": 0.1}  # fmt: skip
+    row = {
+        "trade_date": date(2024, 1, 16),
+        "ticker": "AAA",
+        "event_time": at,
+        "published_at": at,
+        "call_sentiment": 0.2,
+        "negative_share": 0.1,
+    }
     good = pl.DataFrame([row, {**row, "ticker": "BBB", "qa_sentiment": None}], schema=CALL_SCHEMA)
     assert _values_check(good, CALL_BOUNDS)[0]
-    for bad in ({"call_sentiment": 1.5}, {"negative_share": -0.1}, {"ceo_sentiment": float("nan")},
-                {"ticker": "AAA"}, {"published_at": None}):  # fmt: skip
+    for bad in (
+        {"call_sentiment": 1.5},
+        {"negative_share": -0.1},
+        {"ceo_sentiment": float("nan")},
+        {"ticker": "AAA"},
+        {"published_at": None},
+    ):
         frame = pl.DataFrame([row, {**row, "ticker": "BBB", **bad}], schema=CALL_SCHEMA)
         assert not _values_check(frame, CALL_BOUNDS)[0], bad
 

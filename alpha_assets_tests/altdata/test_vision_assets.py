@@ -16,7 +16,10 @@ pytestmark = pytest.mark.slow
 def _mat_metadata(result, key: str) -> dict:
     for e in result.all_events:
         if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.to_user_string() == key:
-            return {k: getattr(v, "value", getattr(v, "text", v)) for k, v in e.event_specific_data.materialization.metadata.items()}  # fmt: skip
+            return {
+                k: getattr(v, "value", getattr(v, "text", v))
+                for k, v in e.event_specific_data.materialization.metadata.items()
+            }
     raise AssertionError(f"no materialization of {key}")
 
 
@@ -71,18 +74,16 @@ def test_tank_fill_error_is_below_five_percent_points(trained_alt) -> None:
     tanks = pl.read_delta(str(home.lake / "raw" / "oil_tanks"))
     truth = pl.read_parquet(home.ground_truth / "tank_fills.parquet")
     # match each true tank to the found tank whose centre lies within its radius
-    pairs = (
-        truth.join(
-            tanks.select("trade_date", "farm_id", "center_x_px", "center_y_px", "fill_ratio"),
-            on=["trade_date", "farm_id"],
-            suffix="_est",
-        ).filter(  # fmt: skip
-            (
-                (pl.col("center_x_px") - pl.col("center_x_px_est")) ** 2
-                + (pl.col("center_y_px") - pl.col("center_y_px_est")) ** 2
-            ).sqrt()
-            <= pl.col("radius_px")
-        )  # fmt: skip
+    pairs = truth.join(
+        tanks.select("trade_date", "farm_id", "center_x_px", "center_y_px", "fill_ratio"),
+        on=["trade_date", "farm_id"],
+        suffix="_est",
+    ).filter(
+        (
+            (pl.col("center_x_px") - pl.col("center_x_px_est")) ** 2
+            + (pl.col("center_y_px") - pl.col("center_y_px_est")) ** 2
+        ).sqrt()
+        <= pl.col("radius_px")
     )
     assert pairs.height >= 0.9 * truth.height  # nearly every tank found
     measured = pairs.filter(pl.col("fill_ratio_est").is_not_nan())
@@ -147,8 +148,11 @@ def test_bad_imagery_is_quarantined_with_a_reason_and_earlier_rows_survive(train
     keys = ["raw/parking_lot_images", "raw/parking_lot_counts", "raw/oil_tanks", "raw/oil_tank_levels"]
     res = materialize(home, start=day, end=day, select=keys, quiet=True, instance=instance)
     assert res["success"], res
-    for name, why in ((f"{corrupt}.png", "cannot decode"), (f"{no_sidecar}.png", "no sidecar"),
-                      (f"{wrong_date}.json", "not on the delivery date")):  # fmt: skip
+    for name, why in (
+        (f"{corrupt}.png", "cannot decode"),
+        (f"{no_sidecar}.png", "no sidecar"),
+        (f"{wrong_date}.json", "not on the delivery date"),
+    ):
         q = home.quarantine / "parking" / day.isoformat() / name
         assert q.is_file(), name
         reason = json.loads(Path(str(q) + ".reason.json").read_text())

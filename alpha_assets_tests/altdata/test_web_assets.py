@@ -64,10 +64,15 @@ def _resources(root: Path, truth_dir: Path, base_url: str, **web) -> dict:
 
 def _run(res: dict, instance, first: date, last: date):
     result = materialize(
-        [*WEB_ASSETS, web_prices_match_site], resources=res, instance=instance, raise_on_error=False,
-        tags={"dagster/asset_partition_range_start": first.isoformat(),
-              "dagster/asset_partition_range_end": last.isoformat()},
-    )  # fmt: skip
+        [*WEB_ASSETS, web_prices_match_site],
+        resources=res,
+        instance=instance,
+        raise_on_error=False,
+        tags={
+            "dagster/asset_partition_range_start": first.isoformat(),
+            "dagster/asset_partition_range_end": last.isoformat(),
+        },
+    )
     assert result.success
     meta = {
         k: v.value
@@ -149,8 +154,9 @@ def test_one_run_over_the_site_matches_the_truth_with_point_in_time_stamps(site,
     assert meta["disallowed_links"] == ["/private/pricing-feed.html"]
     shas = set(products["sha256"])
     assert all((tmp_path / "web_raw" / "objects" / s[:2] / f"{s}.html").exists() for s in shas)
-    assert (meta["pages_linked"], meta["pages_fetched"], meta["pages_parsed"]) == (truth.select(
-        "trade_date", "ticker").unique().height,) * 3  # fmt: skip
+    assert (meta["pages_linked"], meta["pages_fetched"], meta["pages_parsed"]) == (
+        truth.select("trade_date", "ticker").unique().height,
+    ) * 3
     assert meta["errors_by_kind"] == {} and meta["quarantined"] == []
     truth_check = checks["web_prices_match_site"]  # the demo-only check against the site's own prices
     assert truth_check.passed
@@ -194,9 +200,13 @@ def test_page_faults_are_reported_quarantined_or_recovered_and_the_day_survives(
     missing, throttled, slow, broken, *others = tickers
     path = {t: f"/products/{day.isoformat()}/{t}.html" for t in tickers}
     faults = SiteFaults(
-        missing_paths={path[missing]}, throttled_paths={path[throttled]}, retry_after_s=0.2,
-        slow_paths={path[slow]}, slow_delay_s=1.5, malformed_paths={path[broken]},
-    )  # fmt: skip
+        missing_paths={path[missing]},
+        throttled_paths={path[throttled]},
+        retry_after_s=0.2,
+        slow_paths={path[slow]},
+        slow_delay_s=1.5,
+        malformed_paths={path[broken]},
+    )
     with serve_site(site_dir, faults=faults) as server:
         res = _resources(tmp_path, truth_dir, server.url, timeout_s=0.3, max_retries=1)
         meta, checks = _run(res, instance, days[0], day)

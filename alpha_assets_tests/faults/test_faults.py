@@ -39,8 +39,15 @@ def _materialize(home, instance, start: date | None = None, end: date | None = N
     from alpha_assets.cli import materialize
 
     days = _sessions()
-    return materialize(home, start or days[0], end or days[-1], select=PRICES, quiet=True, instance=instance,
-                       job_name="daily_data")  # fmt: skip
+    return materialize(
+        home,
+        start or days[0],
+        end or days[-1],
+        select=PRICES,
+        quiet=True,
+        instance=instance,
+        job_name="daily_data",
+    )
 
 
 def _lake(home):
@@ -115,8 +122,9 @@ KILLER = textwrap.dedent(
 def test_kill_9_mid_write_leaves_the_previous_version_and_a_rerun_heals(baseline):
     home, instance, before, version = baseline
     root = str(Path(__file__).resolve().parents[2])
-    proc = subprocess.run([sys.executable, "-c", KILLER.format(root=root, lake=str(home.lake))],
-                          capture_output=True)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLER.format(root=root, lake=str(home.lake))], capture_output=True
+    )
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
     assert _lake(home).version("raw", "prices") == version
     _assert_nothing_lost("kill -9 mid-write", home, before, version)
@@ -184,19 +192,29 @@ def _bad_csv(home, d: date, mutate) -> None:
 
 FUTURE = date(2099, 1, 4)
 BAD_A = {
-    "schema drift (column renamed)": (lambda df: df.rename({"close": "last"}), ["missing column(s) ['close']"]),
+    "schema drift (column renamed)": (
+        lambda df: df.rename({"close": "last"}),
+        ["missing column(s) ['close']"],
+    ),
     "corrupt CSV": (None, ["binary or corrupt"]),
     "NaN, inf and negative rows": (
         lambda df: df.with_columns(
-            pl.when(pl.int_range(pl.len()) == 0).then(float("nan"))
-            .when(pl.int_range(pl.len()) == 1).then(float("inf"))
-            .when(pl.int_range(pl.len()) == 2).then(-5.0)
-            .otherwise(pl.col("close")).alias("close")
+            pl.when(pl.int_range(pl.len()) == 0)
+            .then(float("nan"))
+            .when(pl.int_range(pl.len()) == 1)
+            .then(float("inf"))
+            .when(pl.int_range(pl.len()) == 2)
+            .then(-5.0)
+            .otherwise(pl.col("close"))
+            .alias("close")
         ),
         ["NaN or infinite", "non-positive prices"],  # every problem of the file, not the first
     ),
-    "rows dated for another day": (lambda df: df.with_columns(pl.lit("2024-01-02").alias("date")), ["file name says"]),
-}  # fmt: skip
+    "rows dated for another day": (
+        lambda df: df.with_columns(pl.lit("2024-01-02").alias("date")),
+        ["file name says"],
+    ),
+}
 
 
 @pytest.mark.parametrize("case", list(BAD_A))
@@ -225,9 +243,17 @@ def _regenerate_a(home, d: date, before: pl.DataFrame) -> None:
     """A good provider-A file for ``d`` written from the rows the table held (the vendor's corrected file)."""
     rows = before.filter(pl.col("trade_date") == d)
     rows.select(
-        "ticker", pl.col("trade_date").cast(pl.Utf8).alias("date"), "open", "high", "low", "close", "volume",
-        pl.lit(datetime(d.year, d.month, d.day, 21, 30, tzinfo=timezone.utc).isoformat()).alias("published_at"),
-    ).write_csv(_a(home, d))  # fmt: skip
+        "ticker",
+        pl.col("trade_date").cast(pl.Utf8).alias("date"),
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        pl.lit(datetime(d.year, d.month, d.day, 21, 30, tzinfo=timezone.utc).isoformat()).alias(
+            "published_at"
+        ),
+    ).write_csv(_a(home, d))
 
 
 def test_a_future_dated_file_is_refused_and_the_table_unchanged(baseline):
@@ -341,13 +367,41 @@ def test_an_unreachable_vendor_site_keeps_the_web_rows(home, instance):
 
     d = _sessions()[2]
     ts = datetime(d.year, d.month, d.day, 16, tzinfo=timezone.utc)
-    products = pl.DataFrame([{"trade_date": d, "ticker": "AAA", "product": "p1", "price": 10.0, "availability":
-                              "in_stock", "url": "u", "sha256": "s", "fetched_at": ts, "event_time": ts,
-                              "published_at": ts}], schema=PRODUCTS_SCHEMA)  # fmt: skip
-    signals = pl.DataFrame([{"trade_date": d, "ticker": "AAA", "n_pages": 1, "n_error_pages": 0, "n_products": 1,
-                             "mean_log_price": 2.3, "web_price_change": None, "in_stock_share": 1.0,
-                             "out_of_stock_share": 0.0, "event_time": ts, "published_at": ts}],
-                           schema=SIGNALS_SCHEMA)  # fmt: skip
+    products = pl.DataFrame(
+        [
+            {
+                "trade_date": d,
+                "ticker": "AAA",
+                "product": "p1",
+                "price": 10.0,
+                "availability": "in_stock",
+                "url": "u",
+                "sha256": "s",
+                "fetched_at": ts,
+                "event_time": ts,
+                "published_at": ts,
+            }
+        ],
+        schema=PRODUCTS_SCHEMA,
+    )
+    signals = pl.DataFrame(
+        [
+            {
+                "trade_date": d,
+                "ticker": "AAA",
+                "n_pages": 1,
+                "n_error_pages": 0,
+                "n_products": 1,
+                "mean_log_price": 2.3,
+                "web_price_change": None,
+                "in_stock_share": 1.0,
+                "out_of_stock_share": 0.0,
+                "event_time": ts,
+                "published_at": ts,
+            }
+        ],
+        schema=SIGNALS_SCHEMA,
+    )
     lake = _lake(home)
     lake.write_window("raw", "web_products", products, d, d)
     lake.write_window("raw", "web_signals", signals, d, d)
@@ -356,10 +410,12 @@ def test_an_unreachable_vendor_site_keeps_the_web_rows(home, instance):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     res = local_resources(home)
-    res["web_vendor"] = WebVendorResource(base_url=f"http://127.0.0.1:{port}", raw_dir=str(home.root / "web_raw"),
-                                          max_retries=0, timeout_s=1.0)  # fmt: skip
-    result = materialize(WEB_ASSETS, resources=res, instance=instance, partition_key=d.isoformat(),
-                         raise_on_error=False)  # fmt: skip
+    res["web_vendor"] = WebVendorResource(
+        base_url=f"http://127.0.0.1:{port}", raw_dir=str(home.root / "web_raw"), max_retries=0, timeout_s=1.0
+    )
+    result = materialize(
+        WEB_ASSETS, resources=res, instance=instance, partition_key=d.isoformat(), raise_on_error=False
+    )
     assert result.success
     meta = result.asset_materializations_for_node("web_products")[0].metadata
     assert meta["refreshed"].value is False and meta["days_not_refreshed"].value == [d.isoformat()]
@@ -395,8 +451,13 @@ def test_the_disk_filling_up_mid_write_leaves_the_previous_version(tiny_disk):
     n = 400_000  # incompressible: far more than the 3 MB left
     import numpy as np
 
-    big = pl.DataFrame({"trade_date": [days[0]] * n, "ticker": [f"T{i}" for i in range(n)],
-                        "close": np.random.default_rng(0).random(n)})  # fmt: skip
+    big = pl.DataFrame(
+        {
+            "trade_date": [days[0]] * n,
+            "ticker": [f"T{i}" for i in range(n)],
+            "close": np.random.default_rng(0).random(n),
+        }
+    )
     with pytest.raises(Exception) as err:
         lake.write_window("raw", "t", big, days[0], days[0])
     message = str(err.value).lower()
@@ -418,8 +479,10 @@ def test_zz_fault_summary():
     """Prints the counts for the README (cases, files quarantined, rows lost)."""
     if not FAULT_LOG:
         pytest.skip("run with the other fault cases")
-    print(f"\nfault cases: {len(FAULT_LOG)}; files quarantined: {sum(f['quarantined'] for f in FAULT_LOG)}; "
-          f"rows lost: {sum(f['rows_lost'] for f in FAULT_LOG)}")  # fmt: skip
+    print(
+        f"\nfault cases: {len(FAULT_LOG)}; files quarantined: {sum(f['quarantined'] for f in FAULT_LOG)}; "
+        f"rows lost: {sum(f['rows_lost'] for f in FAULT_LOG)}"
+    )
     for f in FAULT_LOG:
         print(f"  {f['case']:48s} quarantined {f['quarantined']:2d}  rows lost {f['rows_lost']}")
     assert sum(f["rows_lost"] for f in FAULT_LOG) == 0

@@ -45,10 +45,15 @@ def _b_truth(home, d: date) -> pl.DataFrame:
     """Provider B's rows for ``d`` in the table's columns (B has the truth in these cases)."""
     return (
         pl.read_parquet(_b(home, d))
-        .select(pl.col("symbol").alias("ticker"), pl.col("px_open").alias("open"), pl.col("px_high").alias("high"),
-                pl.col("px_low").alias("low"), pl.col("px_last").alias("close"))
+        .select(
+            pl.col("symbol").alias("ticker"),
+            pl.col("px_open").alias("open"),
+            pl.col("px_high").alias("high"),
+            pl.col("px_low").alias("low"),
+            pl.col("px_last").alias("close"),
+        )
         .sort("ticker")
-    )  # fmt: skip
+    )
 
 
 def _assert_day_is_b(home, d: date, names: int = 12) -> None:
@@ -82,8 +87,9 @@ def test_a_partial_file_is_incomplete_quarantined_and_never_wipes_names(baseline
         assert "refused file prices_a_" in _day(home, d)["failover_reason"][0]
     else:  # no provider for the day: the table keeps every name it had
         assert _day(home, d).equals(before.filter(pl.col("trade_date") == d).sort("ticker"))
-    _assert_nothing_lost(f"partial A file ({'B has the day' if b_delivered else 'B missing'})", home, before,
-                         version)  # fmt: skip
+    _assert_nothing_lost(
+        f"partial A file ({'B has the day' if b_delivered else 'B missing'})", home, before, version
+    )
 
 
 # ------------------------------------------------------------------------------------- atomic deliveries
@@ -117,8 +123,13 @@ def test_the_fingerprint_is_of_the_bytes_parsed_and_a_file_read_half_written_is_
     assert "still being written" in _day(home, d)["failover_reason"][0]
     assert f"prices_a/{name}" not in _metadata(instance)["source_fingerprints"]
     landing = local_resources(home)["landing"]
-    requests, _, _ = evaluate_landing("prices_a", landing, None, PRICE_KEYS,
-                                      materialized=lambda keys: materialized_sources(instance, PRICE_KEYS, keys))  # fmt: skip
+    requests, _, _ = evaluate_landing(
+        "prices_a",
+        landing,
+        None,
+        PRICE_KEYS,
+        materialized=lambda keys: materialized_sources(instance, PRICE_KEYS, keys),
+    )
     assert d.isoformat() in [r.partition_key for r in requests]
     assert _materialize(home, instance, d, d)["success"]  # the run the sensor asks for
     assert set(_day(home, d)["source"]) == {"A"}
@@ -154,13 +165,21 @@ def _times_100(home, d: date, ticker: str, provider: str = "A") -> None:
     if provider == "A":
         df = pl.read_csv(_a(home, d))
         cols = PRICE_FIELDS
-        df.with_columns([pl.when(pl.col("ticker") == ticker).then(pl.col(c) * 100).otherwise(pl.col(c)).alias(c)
-                         for c in cols]).write_csv(_a(home, d))  # fmt: skip
+        df.with_columns(
+            [
+                pl.when(pl.col("ticker") == ticker).then(pl.col(c) * 100).otherwise(pl.col(c)).alias(c)
+                for c in cols
+            ]
+        ).write_csv(_a(home, d))
     else:
         df = pl.read_parquet(_b(home, d))
         cols = ["px_open", "px_high", "px_low", "px_last"]
-        df.with_columns([pl.when(pl.col("symbol") == ticker).then(pl.col(c) * 100).otherwise(pl.col(c)).alias(c)
-                         for c in cols]).write_parquet(_b(home, d))  # fmt: skip
+        df.with_columns(
+            [
+                pl.when(pl.col("symbol") == ticker).then(pl.col(c) * 100).otherwise(pl.col(c)).alias(c)
+                for c in cols
+            ]
+        ).write_parquet(_b(home, d))
 
 
 def test_a_100x_price_that_b_contradicts_is_replaced_by_b_for_that_name_only(baseline):
@@ -212,10 +231,15 @@ def test_no_order_exceeds_its_multiple_of_the_names_liquidity():
     from alpha_assets.portfolio.assets import MAX_ORDER_ADV_MULTIPLE, cap_to_liquidity
 
     d = date(2026, 11, 20)
-    orders = pl.DataFrame({
-        "ticker": ["AAA", "BBB", "CCC"], "close": [8080.0, 50.0, 20.0], "current_shares": [6172, 100, 0],
-        "order_shares": [-6166, 200, -500], "order_value": [-6166 * 8080.0, 200 * 50.0, -500 * 20.0],
-    }).with_columns((pl.col("current_shares") + pl.col("order_shares")).alias("target_shares"))  # fmt: skip
+    orders = pl.DataFrame(
+        {
+            "ticker": ["AAA", "BBB", "CCC"],
+            "close": [8080.0, 50.0, 20.0],
+            "current_shares": [6172, 100, 0],
+            "order_shares": [-6166, 200, -500],
+            "order_value": [-6166 * 8080.0, 200 * 50.0, -500 * 20.0],
+        }
+    ).with_columns((pl.col("current_shares") + pl.col("order_shares")).alias("target_shares"))
     universe = pl.DataFrame({"trade_date": [d, d], "ticker": ["AAA", "BBB"], "adv_usd": [5e6, 1e7]})
     capped, cut = cap_to_liquidity(orders, universe)
     limit = 5e6 * MAX_ORDER_ADV_MULTIPLE
@@ -238,13 +262,26 @@ def test_null_lowercase_padded_and_unknown_tickers_are_refused_and_b_serves_ever
     res = _materialize(home, instance)
     assert res["success"], res
     reason = _reasons(home)[f"prices_a/{_a(home, d).name}"]
-    for part in ("ticker: missing value in 1 row(s) (row 1 null)", "not a ticker (upper-case", "row 2 '",
-                 "row 3 ' ", "not in the universe", "ZZZZ"):  # fmt: skip
+    for part in (
+        "ticker: missing value in 1 row(s) (row 1 null)",
+        "not a ticker (upper-case",
+        "row 2 '",
+        "row 3 ' ",
+        "not in the universe",
+        "ZZZZ",
+    ):
         assert part in reason, (part, reason)
-    record = next(json.loads(p.read_text()) for p in home.quarantine.rglob("*.reason.json")
-                  if _a(home, d).name in p.name)  # fmt: skip
-    assert {(f["row"], f["column"]) for f in record["failures"]} >= {(1, "ticker"), (2, "ticker"), (3, "ticker"),
-                                                                     (4, "ticker")}  # fmt: skip
+    record = next(
+        json.loads(p.read_text())
+        for p in home.quarantine.rglob("*.reason.json")
+        if _a(home, d).name in p.name
+    )
+    assert {(f["row"], f["column"]) for f in record["failures"]} >= {
+        (1, "ticker"),
+        (2, "ticker"),
+        (3, "ticker"),
+        (4, "ticker"),
+    }
     assert all(f["file"] == _a(home, d).name and f["reason"] for f in record["failures"])
     _assert_day_is_b(home, d)
     table = _lake(home).read("raw", "prices")
@@ -261,8 +298,9 @@ def _int_session_date(home, d: date) -> None:
 
 def _huge_volume(home, d: date) -> None:
     df = pl.read_csv(_a(home, d)).with_columns(pl.col("volume").cast(pl.Float64))
-    df.with_columns(pl.when(pl.int_range(pl.len()) == 2).then(1e30).otherwise(pl.col("volume")).alias("volume")
-                    ).write_csv(_a(home, d))  # fmt: skip
+    df.with_columns(
+        pl.when(pl.int_range(pl.len()) == 2).then(1e30).otherwise(pl.col("volume")).alias("volume")
+    ).write_csv(_a(home, d))
 
 
 ONE_BAD_VALUE = {
@@ -375,8 +413,17 @@ def test_contract_failures_are_data_never_exceptions():
     assert (4, "volume", "negative volume") in got
     assert all(f.file == name for f in err.value.failures)
     buf = io.BytesIO()
-    pl.DataFrame({"symbol": [1], "session_date": ["x"], "px_open": [1.0], "px_high": [1.0], "px_low": [1.0],
-                  "px_last": [1.0], "shares_traded": [1]}).write_parquet(buf)  # fmt: skip
+    pl.DataFrame(
+        {
+            "symbol": [1],
+            "session_date": ["x"],
+            "px_open": [1.0],
+            "px_high": [1.0],
+            "px_low": [1.0],
+            "px_last": [1.0],
+            "shares_traded": [1],
+        }
+    ).write_parquet(buf)
     with pytest.raises(VendorFileError) as err:
         parse_provider_b("prices_b_2024-01-05.parquet", buf.getvalue())
     assert "column 'symbol' is Int64, expected text" in err.value.reason

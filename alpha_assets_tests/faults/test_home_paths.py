@@ -30,8 +30,15 @@ def test_a_home_with_a_space_in_its_path_materializes_and_reads(
     from dagster import DagsterInstance
 
     with DagsterInstance.ephemeral() as instance:
-        res = materialize(home, days[0], days[-1], quiet=True, instance=instance, job_name="daily_data",
-                          select=["raw/prices", "raw/universe", "features/price_features"])  # fmt: skip
+        res = materialize(
+            home,
+            days[0],
+            days[-1],
+            quiet=True,
+            instance=instance,
+            job_name="daily_data",
+            select=["raw/prices", "raw/universe", "features/price_features"],
+        )
     assert res["success"], res["failed_steps"]
     lake = DeltaLake(home.lake)
     prices = lake.read("raw", "prices", days[2], days[4], columns=["trade_date", "ticker", "close"])
@@ -48,8 +55,9 @@ def test_a_home_with_a_space_in_its_path_materializes_and_reads(
 
 
 @pytest.mark.parametrize("name", ["100% alpha", "alpha[1]", "a|b"])
-def test_a_path_the_lake_cannot_use_is_refused_in_one_line_before_anything_runs(tmp_path, monkeypatch, capsys,
-                                                                                name):  # fmt: skip
+def test_a_path_the_lake_cannot_use_is_refused_in_one_line_before_anything_runs(
+    tmp_path, monkeypatch, capsys, name
+):
     root = tmp_path / name
     monkeypatch.setenv("ALPHA_HOME", str(root))
     for argv in (["materialize"], ["sql", "SELECT 1"], ["demo", "--days", "400", "--tickers", "20"]):

@@ -13,8 +13,17 @@ DAYS = sessions_from(WORLD_START, 5)
 
 
 def _materialize(*select: str) -> list[str]:
-    return ["materialize", "--job", "daily_data", "--from", str(DAYS[0]), "--to", str(DAYS[-1]),
-            "--select", ",".join(select)]  # fmt: skip
+    return [
+        "materialize",
+        "--job",
+        "daily_data",
+        "--from",
+        str(DAYS[0]),
+        "--to",
+        str(DAYS[-1]),
+        "--select",
+        ",".join(select),
+    ]
 
 
 @pytest.mark.slow

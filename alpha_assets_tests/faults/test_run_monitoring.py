@@ -75,9 +75,13 @@ def dagster_home(tmp_path, monkeypatch) -> Path:
 def _start_in_process_run(dagster_home: Path, *tags: str, **env) -> subprocess.Popen:
     here = dagster_home.parent
     log = (here / "workers.log").open("ab")
-    return subprocess.Popen([sys.executable, str(here / "run_in_process.py"), str(here), *tags], cwd=here,
-                            env={**os.environ, "DAGSTER_HOME": str(dagster_home), **env},
-                            stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, str(here / "run_in_process.py"), str(here), *tags],
+        cwd=here,
+        env={**os.environ, "DAGSTER_HOME": str(dagster_home), **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
 
 
 LOGS: list[Path] = []  # shown when a wait times out
@@ -134,9 +138,20 @@ def test_the_local_launcher_reports_a_killed_runs_process_dead_and_a_live_one_ru
                 )
         live = _start_in_process_run(dagster_home)
         try:
-            run = _wait("the live run starts", lambda: next((r for r in instance.get_runs(limit=1)
-                        if r.status == DagsterRunStatus.STARTED and r.tags.get(HOST_TAG) is None
-                        and launcher.check_run_worker_health(r).status != WorkerStatus.FAILED), None), 120)  # fmt: skip
+            run = _wait(
+                "the live run starts",
+                lambda: next(
+                    (
+                        r
+                        for r in instance.get_runs(limit=1)
+                        if r.status == DagsterRunStatus.STARTED
+                        and r.tags.get(HOST_TAG) is None
+                        and launcher.check_run_worker_health(r).status != WorkerStatus.FAILED
+                    ),
+                    None,
+                ),
+                120,
+            )
             assert _run_start_pid(instance, run.run_id) == live.pid
             assert launcher.check_run_worker_health(run).status == WorkerStatus.RUNNING
         finally:
@@ -158,8 +173,14 @@ def test_the_daemon_fails_killed_runs_and_frees_their_slots(dagster_home):
         instance.all_instigator_state()
         instance.get_records_for_run("none", limit=1)
     log = (here / "daemon.log").open("wb")
-    daemon = subprocess.Popen([str(bin_dir / "dagster-daemon"), "run", "-w", str(here / "workspace.yaml")], cwd=here,
-                              env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    daemon = subprocess.Popen(
+        [str(bin_dir / "dagster-daemon"), "run", "-w", str(here / "workspace.yaml")],
+        cwd=here,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     workers: list[subprocess.Popen] = []
     try:
         with DagsterInstance.get() as instance:
@@ -168,31 +189,63 @@ def test_the_daemon_fails_killed_runs_and_frees_their_slots(dagster_home):
             for _ in range(2):  # two runs killed as `alpha materialize` would be: both slots held
                 known = {r.run_id for r in instance.get_runs()}
                 workers.append(_start_in_process_run(dagster_home))
-                run = _wait("an in-process run starts",
-                            lambda known=known: (r := _new_run(instance, known)) and r.status == DagsterRunStatus.STARTED
-                            and _run_start_pid(instance, r.run_id) and r, 120)  # fmt: skip
+                run = _wait(
+                    "an in-process run starts",
+                    lambda known=known: (
+                        (r := _new_run(instance, known))
+                        and r.status == DagsterRunStatus.STARTED
+                        and _run_start_pid(instance, r.run_id)
+                        and r
+                    ),
+                    120,
+                )
                 os.kill(_run_start_pid(instance, run.run_id), signal.SIGKILL)
                 killed.append((run.run_id, time.monotonic()))
             # A run queued now waits for a slot: it gets one only once the daemon has failed a killed run.
             known = {r.run_id for r in instance.get_runs()}
-            out = subprocess.run([str(bin_dir / "dagster"), "job", "launch", "-w", str(here / "workspace.yaml"),
-                                  "-j", "sleepy"], cwd=here, env=env, capture_output=True, text=True, timeout=180)  # fmt: skip
+            out = subprocess.run(
+                [
+                    str(bin_dir / "dagster"),
+                    "job",
+                    "launch",
+                    "-w",
+                    str(here / "workspace.yaml"),
+                    "-j",
+                    "sleepy",
+                ],
+                cwd=here,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=180,
+            )
             assert out.returncode == 0, out.stderr[-2000:]
             queued = _wait("the queued run is stored", lambda: _new_run(instance, known), 60)
             for run_id, killed_at in killed:
-                _wait(f"killed run {run_id[:8]} ends FAILURE",
-                      lambda run_id=run_id: instance.get_run_by_id(run_id).status == DagsterRunStatus.FAILURE, 180)  # fmt: skip
+                _wait(
+                    f"killed run {run_id[:8]} ends FAILURE",
+                    lambda run_id=run_id: instance.get_run_by_id(run_id).status == DagsterRunStatus.FAILURE,
+                    180,
+                )
                 print(f"run {run_id[:8]}: FAILURE {time.monotonic() - killed_at:.0f} s after its SIGKILL")
                 events = [e.message or "" for e in instance.all_logs(run_id)]
                 assert any("the run's process" in m for m in events), events[-5:]  # LocalRunLauncher said so
             # ... and the queued run, launched by the daemon through its code server, gets a slot and starts.
-            _wait("the queued run starts",
-                  lambda: instance.get_run_by_id(queued.run_id).status == DagsterRunStatus.STARTED
-                  and _run_start_pid(instance, queued.run_id), 180)  # fmt: skip
+            _wait(
+                "the queued run starts",
+                lambda: (
+                    instance.get_run_by_id(queued.run_id).status == DagsterRunStatus.STARTED
+                    and _run_start_pid(instance, queued.run_id)
+                ),
+                180,
+            )
             os.kill(_run_start_pid(instance, queued.run_id), signal.SIGKILL)
             killed_at = time.monotonic()
-            _wait("the daemon-launched run, killed, ends FAILURE",
-                  lambda: instance.get_run_by_id(queued.run_id).status == DagsterRunStatus.FAILURE, 180)  # fmt: skip
+            _wait(
+                "the daemon-launched run, killed, ends FAILURE",
+                lambda: instance.get_run_by_id(queued.run_id).status == DagsterRunStatus.FAILURE,
+                180,
+            )
             print(
                 f"run {queued.run_id[:8]} (daemon-launched): FAILURE {time.monotonic() - killed_at:.0f} s after its SIGKILL"
             )

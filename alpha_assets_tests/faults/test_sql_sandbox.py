@@ -43,8 +43,15 @@ def lake_template(tmp_path_factory, world_template):
     os.environ.update(ALPHA_HOME=str(root), DAGSTER_HOME=str(home.dagster))
     try:
         with DagsterInstance.ephemeral() as inst:
-            res = materialize(home, DAYS[0], DAYS[-1], select=["raw/prices", "raw/universe"], quiet=True,
-                              instance=inst, job_name="daily_data")  # fmt: skip
+            res = materialize(
+                home,
+                DAYS[0],
+                DAYS[-1],
+                select=["raw/prices", "raw/universe"],
+                quiet=True,
+                instance=inst,
+                job_name="daily_data",
+            )
         assert res["success"], res
     finally:
         for k, v in saved.items():
@@ -63,8 +70,11 @@ def lake_home(lake_template, tmp_path, monkeypatch) -> AlphaHome:
 
 
 def _tree(path: Path) -> dict[str, str]:
-    return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(path.rglob("*")) if p.is_file()}  # fmt: skip
+    return {
+        str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(path.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _refused_in_one_line(capsys, argv: list[str]) -> str:
@@ -178,8 +188,14 @@ def test_reads_work_in_every_format_and_in_the_shell(lake_home, capsys):
     # the shell: a refused statement is one line and the session goes on
     script = "SELECT * FROM read_text('/etc/passwd');\nSELECT count(*) AS n FROM raw.prices;\nexit\n"
     alpha = Path(sys.executable).parent / "alpha"
-    out = subprocess.run([str(alpha), "sql"], input=script, capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "ALPHA_HOME": str(lake_home.root)})  # fmt: skip
+    out = subprocess.run(
+        [str(alpha), "sql"],
+        input=script,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "ALPHA_HOME": str(lake_home.root)},
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Traceback" not in out.stdout + out.stderr
     assert out.stderr.count("refused by the SQL sandbox") == 1

@@ -27,10 +27,18 @@ def make_panel() -> pl.DataFrame:
     keep &= (rows >= first) & (rows <= last)
     keep[first, np.arange(n)] = keep[last, np.arange(n)] = True
     ti, ni = np.nonzero(keep)
-    return pl.DataFrame({
-        "trade_date": np.array(days, dtype="datetime64[D]")[ti],
-        "ticker": np.array([f"N{i:03d}" for i in range(n)])[ni],
-        "open": open_[ti, ni], "high": np.maximum(open_, close)[ti, ni] * 1.01,
-        "low": np.minimum(open_, close)[ti, ni] * 0.99, "close": close[ti, ni],
-        "volume": rng.integers(0, 100_000, ti.size),
-    }).with_columns(pl.col("trade_date").cast(pl.Date)).sample(fraction=1.0, seed=3)  # fmt: skip
+    return (
+        pl.DataFrame(
+            {
+                "trade_date": np.array(days, dtype="datetime64[D]")[ti],
+                "ticker": np.array([f"N{i:03d}" for i in range(n)])[ni],
+                "open": open_[ti, ni],
+                "high": np.maximum(open_, close)[ti, ni] * 1.01,
+                "low": np.minimum(open_, close)[ti, ni] * 0.99,
+                "close": close[ti, ni],
+                "volume": rng.integers(0, 100_000, ti.size),
+            }
+        )
+        .with_columns(pl.col("trade_date").cast(pl.Date))
+        .sample(fraction=1.0, seed=3)
+    )

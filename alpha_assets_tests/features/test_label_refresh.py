@@ -69,8 +69,12 @@ def prices_and_reader(key: AssetKey, mapping):
     def prices():
         return 1
 
-    @asset(key=key, partitions_def=trading_days, automation_condition=downstream,
-           ins={"prices": AssetIn(key=PRICES, partition_mapping=mapping)})  # fmt: skip
+    @asset(
+        key=key,
+        partitions_def=trading_days,
+        automation_condition=downstream,
+        ins={"prices": AssetIn(key=PRICES, partition_mapping=mapping)},
+    )
     def reader(prices):
         return 1
 
@@ -89,8 +93,9 @@ def test_the_automation_condition_refreshes_the_labels_that_read_a_rerun_day():
     day = days[-12]
 
     # The CLI path: one run re-materializes the day's prices and labels.
-    materialize(assets, partition_key=day.isoformat(), instance=instance,
-                resources={"io_manager": mem_io_manager})  # fmt: skip
+    materialize(
+        assets, partition_key=day.isoformat(), instance=instance, resources={"io_manager": mem_io_manager}
+    )
     result = evaluate_automation_conditions(defs, instance, cursor=cursor, evaluation_time=now)
 
     requested = {
@@ -144,8 +149,12 @@ def test_a_days_feature_matrix_waits_for_that_days_price_features():
     )
     defs, instance, _, days = prices_and_reader(features_key, feature_lookback)
 
-    @asset(key=matrix_key, partitions_def=trading_days, automation_condition=downstream,
-           ins={"price_features": AssetIn(key=features_key)})  # fmt: skip
+    @asset(
+        key=matrix_key,
+        partitions_def=trading_days,
+        automation_condition=downstream,
+        ins={"price_features": AssetIn(key=features_key)},
+    )
     def matrix(price_features):
         return 1
 
@@ -157,8 +166,13 @@ def test_a_days_feature_matrix_waits_for_that_days_price_features():
     instance.report_runless_asset_event(AssetMaterialization(PRICES, partition="2026-11-30"))
 
     def requested(selection):
-        result = evaluate_automation_conditions(defs, instance, cursor=cursor, asset_selection=selection,
-                                                evaluation_time=datetime(2026, 11, 30, 22))  # fmt: skip
+        result = evaluate_automation_conditions(
+            defs,
+            instance,
+            cursor=cursor,
+            asset_selection=selection,
+            evaluation_time=datetime(2026, 11, 30, 22),
+        )
         return {r.key: sorted(r.true_subset.expensively_compute_partition_keys()) for r in result.results}
 
     assert (
@@ -178,8 +192,12 @@ def test_a_days_book_waits_for_that_days_scores_on_another_partitioning_until_th
     defs, instance, _, days = prices_and_reader(scores_key, None)
     later_days = _trading_days(days[10])
 
-    @asset(key=book_key, partitions_def=later_days, automation_condition=downstream,
-           ins={"scores": AssetIn(key=scores_key), "prices": AssetIn(key=PRICES, partition_mapping=None)})  # fmt: skip
+    @asset(
+        key=book_key,
+        partitions_def=later_days,
+        automation_condition=downstream,
+        ins={"scores": AssetIn(key=scores_key), "prices": AssetIn(key=PRICES, partition_mapping=None)},
+    )
     def book(scores, prices):
         return 1
 

@@ -39,12 +39,14 @@ def world(names: int, days: int, seed: int, planted_ic: float = 0.05, future: in
     rets = rng.normal(0, 0.02, (len(sessions), names))
     close = 50 * np.cumprod(1 + rets, axis=0)
     tickers = [f"T{i:03d}" for i in range(names)]
-    prices = pl.DataFrame({
-        "trade_date": pl.Series([d for d in sessions for _ in tickers], dtype=pl.Date),
-        "ticker": tickers * len(sessions),
-        **{c: close.ravel() for c in ("open", "high", "low", "close")},
-        "volume": np.full(close.size, 1e6),
-    })  # fmt: skip
+    prices = pl.DataFrame(
+        {
+            "trade_date": pl.Series([d for d in sessions for _ in tickers], dtype=pl.Date),
+            "ticker": tickers * len(sessions),
+            **{c: close.ravel() for c in ("open", "high", "low", "close")},
+            "volume": np.full(close.size, 1e6),
+        }
+    )
     start, end = sessions[1], sessions[days]
     returns = gate_returns(prices, start, end)
     nxt = returns["fwd_ret_1"].to_numpy()
@@ -250,11 +252,14 @@ def _lake_with_prices(root, names: int = 40, days: int = 30, future: int = 3):
     sessions = business_days(1 + days + future)
     close = 50 * np.cumprod(1 + rng.normal(0, 0.02, (len(sessions), names)), axis=0)
     tickers = [f"T{i:03d}" for i in range(names)]
-    prices = pl.DataFrame({
-        "trade_date": pl.Series([d for d in sessions for _ in tickers], dtype=pl.Date),
-        "ticker": tickers * len(sessions), **{c: close.ravel() for c in ("open", "high", "low", "close")},
-        "volume": np.full(close.size, 1e6),
-    })  # fmt: skip
+    prices = pl.DataFrame(
+        {
+            "trade_date": pl.Series([d for d in sessions for _ in tickers], dtype=pl.Date),
+            "ticker": tickers * len(sessions),
+            **{c: close.ravel() for c in ("open", "high", "low", "close")},
+            "volume": np.full(close.size, 1e6),
+        }
+    )
     lake = DeltaLake(root)
     lake.write_window("raw", "prices", prices, sessions[0], sessions[-1])
     return lake, prices, sessions
@@ -379,8 +384,13 @@ def test_a_leaky_price_feature_makes_the_feature_matrix_fail_and_write_nothing(h
     res = materialize(home, quiet=True, instance=instance, job_name="daily_data", select=price_layer)
     assert res["success"], res["failed_steps"]
     start, end = res["start"], res["end"]
-    matrix_only = {"quiet": True, "instance": instance, "job_name": "daily_data",
-                   "select": ["features/feature_matrix"], "refresh_dependents": False}  # fmt: skip
+    matrix_only = {
+        "quiet": True,
+        "instance": instance,
+        "job_name": "daily_data",
+        "select": ["features/feature_matrix"],
+        "refresh_dependents": False,
+    }
     honest = materialize(home, **matrix_only)
     assert honest["success"], _failure_text(instance, honest["run_id"])  # 12 honest names x 40 days pass
     lake = DeltaLake(home.lake)
@@ -449,6 +459,14 @@ def test_single_past_days_of_a_24_name_world_are_never_refused(tmp_path, monkeyp
     assert old_cap_refusals > 0
 
     for day in (days[10], days[-10]):
-        rerun = materialize(home, day, day, quiet=True, instance=instance, job_name="daily_data",
-                            select=["features/feature_matrix"], refresh_dependents=False)  # fmt: skip
+        rerun = materialize(
+            home,
+            day,
+            day,
+            quiet=True,
+            instance=instance,
+            job_name="daily_data",
+            select=["features/feature_matrix"],
+            refresh_dependents=False,
+        )
         assert rerun["success"], _failure_text(instance, rerun["run_id"])

@@ -30,8 +30,21 @@ def test_features_have_at_least_40_columns_named_for_what_they_are(prices):
     f = compute_price_features(prices, days[200], days[200])
     cols = feature_columns(f)
     assert len(cols) >= 40
-    for name in ["ret_1_lag_1", "ret_1_lag_60", "ret_mean_20", "ret_std_60", "ret_min_5", "ret_max_60", "vol_20",
-                 "mom_60_5", "mom_120_5", "zscore_20", "ret_1", "ret_5", "ret_20"]:  # fmt: skip
+    for name in [
+        "ret_1_lag_1",
+        "ret_1_lag_60",
+        "ret_mean_20",
+        "ret_std_60",
+        "ret_min_5",
+        "ret_max_60",
+        "vol_20",
+        "mom_60_5",
+        "mom_120_5",
+        "zscore_20",
+        "ret_1",
+        "ret_5",
+        "ret_20",
+    ]:
         assert name in cols
 
 

@@ -35,8 +35,16 @@ def _home(tmp_path, name, prices, monkeypatch) -> AlphaHome:
 def _run(home, instance, start, end) -> None:
     from alpha_assets.cli import materialize
 
-    res = materialize(home, start, end, select=SELECT, quiet=True, instance=instance, job_name="daily_data",
-                      refresh_dependents=False)  # fmt: skip
+    res = materialize(
+        home,
+        start,
+        end,
+        select=SELECT,
+        quiet=True,
+        instance=instance,
+        job_name="daily_data",
+        refresh_dependents=False,
+    )
     assert res["success"] and not res["failed_checks"], res
 
 
@@ -115,11 +123,23 @@ def test_the_finite_check_counts_every_chunk(tmp_path, panel, instance, monkeypa
     days = panel["trade_date"].unique().sort().to_list()
     # A zero close makes the next session's return infinite, in the window's last chunk.
     zero = (pl.col("trade_date") == days[-30]) & (pl.col("ticker") == "N020")
-    home = _home(tmp_path, "inf", panel.with_columns(pl.when(zero).then(0.0).otherwise("close").alias("close")),
-                 monkeypatch)  # fmt: skip
+    home = _home(
+        tmp_path,
+        "inf",
+        panel.with_columns(pl.when(zero).then(0.0).otherwise("close").alias("close")),
+        monkeypatch,
+    )
     monkeypatch.setenv(CHUNK_ENV, "50")
-    res = materialize(home, days[130], days[-1], select=SELECT, quiet=True, instance=instance,
-                      job_name="daily_data", refresh_dependents=False)  # fmt: skip
+    res = materialize(
+        home,
+        days[130],
+        days[-1],
+        select=SELECT,
+        quiet=True,
+        instance=instance,
+        job_name="daily_data",
+        refresh_dependents=False,
+    )
     assert res["failed_checks"] == ["features_finite"]
     table = _table(home, "price_features")
     n_inf = sum(int(table[c].is_infinite().sum()) for c in table.columns if table[c].dtype == pl.Float64)

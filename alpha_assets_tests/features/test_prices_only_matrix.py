@@ -60,8 +60,13 @@ def test_the_matrix_builds_when_the_alt_features_table_does_not_exist_yet(home, 
     from resources.lake import DeltaLake
 
     # the automation's order: the price layer and the matrix before features.alt_features ever ran
-    select = ["raw/universe", "raw/prices", "raw/price_reconciliation", "features/price_features",
-              "features/feature_matrix"]  # fmt: skip
+    select = [
+        "raw/universe",
+        "raw/prices",
+        "raw/price_reconciliation",
+        "features/price_features",
+        "features/feature_matrix",
+    ]
     res = materialize(home, quiet=True, instance=instance, job_name="daily_data", select=select)
     assert res["success"], res["failed_steps"]
     lake = DeltaLake(home.lake)
@@ -88,10 +93,17 @@ def test_once_a_vendor_has_delivered_every_source_keeps_rows_and_columns(tmp_pat
     assert empty.height == 0 and set(ALT_VALUE_COLUMNS) <= set(empty.columns)
 
     # one call transcript for AAA, published before the second session's cut-off
-    call = pl.DataFrame({
-        "trade_date": [days[1]], "ticker": ["AAA"], "published_at": [datetime(2024, 3, 4, 14, tzinfo=UTC)],
-        **{c: [0.25] for c in ("call_sentiment", "management_sentiment", "prepared_sentiment", "qa_sentiment")},
-    })  # fmt: skip
+    call = pl.DataFrame(
+        {
+            "trade_date": [days[1]],
+            "ticker": ["AAA"],
+            "published_at": [datetime(2024, 3, 4, 14, tzinfo=UTC)],
+            **{
+                c: [0.25]
+                for c in ("call_sentiment", "management_sentiment", "prepared_sentiment", "qa_sentiment")
+            },
+        }
+    )
     lake.write_window("raw", "call_sentiment", call, days[1], days[1])
     frame, stats = alt_feature_frame(lake, days[0], days[-1], ages)
     assert frame.height == universe.height  # every ticker-day, even where no source has a value

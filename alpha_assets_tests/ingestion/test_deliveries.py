@@ -61,8 +61,13 @@ def test_in_flight_uploads_are_neither_deliveries_nor_rejected():
 
 
 def test_a_rerun_keeps_the_rows_of_units_it_could_not_read_and_replaces_the_rest():
-    old = pl.DataFrame({"trade_date": [date(2024, 1, 2)] * 2 + [date(2024, 1, 3)], "ticker": ["A", "B", "A"],
-                        "v": [1.0, 2.0, 3.0]})  # fmt: skip
+    old = pl.DataFrame(
+        {
+            "trade_date": [date(2024, 1, 2)] * 2 + [date(2024, 1, 3)],
+            "ticker": ["A", "B", "A"],
+            "v": [1.0, 2.0, 3.0],
+        }
+    )
     new = pl.DataFrame({"trade_date": [date(2024, 1, 2)], "ticker": ["A"], "v": [9.0]})
     rows, kept = keep_earlier_rows(new, old, on=["trade_date", "ticker"])
     assert kept == 2 and sorted(rows["v"].to_list()) == [2.0, 3.0, 9.0]
@@ -97,8 +102,10 @@ def test_landing_lists_hidden_files_and_flags_symlinks_leaving_the_zone(tmp_path
 
 
 def _reasons(home) -> dict[str, str]:
-    return {json.loads(p.read_text())["file"]: json.loads(p.read_text())["reason"]
-            for p in home.quarantine.rglob("*.reason.json")}  # fmt: skip
+    return {
+        json.loads(p.read_text())["file"]: json.loads(p.read_text())["reason"]
+        for p in home.quarantine.rglob("*.reason.json")
+    }
 
 
 def test_a_stray_copy_a_hidden_file_and_an_undated_file_never_demote_a_good_day(home, instance):

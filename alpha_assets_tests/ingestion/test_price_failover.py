@@ -26,14 +26,32 @@ def _csv(rows: list[dict], published="2024-03-05T21:30:00+00:00") -> bytes:
 
 
 def _row(t="AAA", close=10.0, d="2024-03-05"):
-    return {"ticker": t, "date": d, "open": close, "high": close * 1.01, "low": close * 0.99, "close": close,
-            "volume": 1000}  # fmt: skip
+    return {
+        "ticker": t,
+        "date": d,
+        "open": close,
+        "high": close * 1.01,
+        "low": close * 0.99,
+        "close": close,
+        "volume": 1000,
+    }
 
 
 def _parquet(rows: list[dict]) -> bytes:
-    df = pl.DataFrame([{"symbol": r["ticker"], "session_date": date.fromisoformat(r["date"]), "px_open": r["open"],
-                        "px_high": r["high"], "px_low": r["low"], "px_last": r["close"], "shares_traded": r["volume"]}
-                       for r in rows])  # fmt: skip
+    df = pl.DataFrame(
+        [
+            {
+                "symbol": r["ticker"],
+                "session_date": date.fromisoformat(r["date"]),
+                "px_open": r["open"],
+                "px_high": r["high"],
+                "px_low": r["low"],
+                "px_last": r["close"],
+                "shares_traded": r["volume"],
+            }
+            for r in rows
+        ]
+    )
     buf = io.BytesIO()
     df.write_parquet(buf)
     return buf.getvalue()
@@ -121,8 +139,11 @@ def test_a_corrupt_file_is_quarantined_and_no_rows_are_lost(home, instance):
     assert res["success"]
     after = lake.read("raw", "prices", d, d)
     assert after.sort("ticker").equals(before.sort("ticker"))
-    reasons = sorted(json.loads(p.read_text())["reason"] for p in home.quarantine.rglob("*.reason.json")
-                     if str(d) in p.name)  # fmt: skip
+    reasons = sorted(
+        json.loads(p.read_text())["reason"]
+        for p in home.quarantine.rglob("*.reason.json")
+        if str(d) in p.name
+    )
     assert len(reasons) == 2 and any("Parquet" in r for r in reasons) and any("binary" in r for r in reasons)
     _ = datetime, timezone
 
@@ -131,8 +152,9 @@ def test_the_day_fails_over_name_by_name_and_a_disagreement_history_cannot_settl
     from alpha_assets.lib.ingestion.prices import History
 
     a = parse_provider_a("prices_a_2024-03-05.csv", _csv([_row("AAA", 10.0), _row("CCC", 20.0)]))
-    b = parse_provider_b("prices_b_2024-03-05.parquet", _parquet([_row("AAA", 10.0), _row("BBB", 20.0),
-                                                                  _row("CCC", 45.0)]))  # fmt: skip
+    b = parse_provider_b(
+        "prices_b_2024-03-05.parquet", _parquet([_row("AAA", 10.0), _row("BBB", 20.0), _row("CCC", 45.0)])
+    )
     choice = choose_day(DayInputs(D, a=a, b=b))  # no history: CCC's 56% disagreement cannot be settled
     rows = {r["ticker"]: r for r in choice.rows.iter_rows(named=True)}
     assert rows["AAA"]["source"] == "A" and rows["AAA"]["failover_reason"] is None

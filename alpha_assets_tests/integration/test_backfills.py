@@ -82,7 +82,9 @@ def test_the_pipeline_log_gives_a_range_run_per_day_rows_and_the_steps_seconds(h
     assert log["run_id"].to_list() == [range_run] * 4 + [day_run] and day_run != range_run
     tags = instance.get_run_by_id(range_run).tags
     assert (tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"]) == (
-        days[0].isoformat(), days[-1].isoformat())  # fmt: skip
+        days[0].isoformat(),
+        days[-1].isoformat(),
+    )
     # each day of the range run shows the whole step's seconds (Dagster's step stats), not a fifth of them
     stats = instance.get_run_step_stats(range_run)
     step = next(s for s in stats if "price_features" in s.step_key)

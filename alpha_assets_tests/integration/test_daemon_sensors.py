@@ -46,8 +46,14 @@ def test_the_daemon_over_a_cli_materialized_instance_requests_no_runs(home):
     env = {**os.environ, "DAGSTER_HOME": str(home.dagster), "ALPHA_HOME": str(home.root)}
     exe = str(Path(sys.executable).parent / "dagster-daemon")
     log = (home.root / "daemon.log").open("wb")
-    proc = subprocess.Popen([exe, "run", "-w", str(REPO / "workspace.yaml")], cwd=REPO, env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [exe, "run", "-w", str(REPO / "workspace.yaml")],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 300
         ticks: dict[str, list] = {}

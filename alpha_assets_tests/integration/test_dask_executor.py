@@ -80,15 +80,46 @@ def dask_cluster(tmp_path_factory):
         return procs[-1]
 
     try:
-        start("scheduler", [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(first),
-                            "--no-dashboard", "--dashboard-address", f"127.0.0.1:{first + 1}"])  # fmt: skip
+        start(
+            "scheduler",
+            [
+                str(BIN / "dask"),
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(first),
+                "--no-dashboard",
+                "--dashboard-address",
+                f"127.0.0.1:{first + 1}",
+            ],
+        )
         workers = {}
         for i, name in enumerate(("w1", "w2")):
             port = first + 2 + 2 * i
-            cmd = [str(BIN / "dask"), "worker", address, "--nthreads", "1", "--nworkers", "1", "--no-nanny",
-                   "--name", name, "--host", "127.0.0.1", "--worker-port", str(port), "--no-dashboard",
-                   "--dashboard-address", f"127.0.0.1:{port + 1}", "--resources", "MEMORY=8e9",
-                   "--death-timeout", "60"]  # fmt: skip
+            cmd = [
+                str(BIN / "dask"),
+                "worker",
+                address,
+                "--nthreads",
+                "1",
+                "--nworkers",
+                "1",
+                "--no-nanny",
+                "--name",
+                name,
+                "--host",
+                "127.0.0.1",
+                "--worker-port",
+                str(port),
+                "--no-dashboard",
+                "--dashboard-address",
+                f"127.0.0.1:{port + 1}",
+                "--resources",
+                "MEMORY=8e9",
+                "--death-timeout",
+                "60",
+            ]
             workers[name] = start(name, cmd).pid
         deadline = time.monotonic() + 60
         while True:
@@ -122,8 +153,9 @@ def _home(world: Path, dest: Path) -> Path:
 
 def _alpha(home: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("ALPHA_HOME", "DAGSTER_HOME")}
-    return subprocess.run([str(BIN / "alpha"), "--home", str(home), *args], env=env, capture_output=True,
-                          text=True, timeout=600)  # fmt: skip
+    return subprocess.run(
+        [str(BIN / "alpha"), "--home", str(home), *args], env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 def _run_events(home: Path):
@@ -184,8 +216,20 @@ def test_a_range_runs_on_both_dask_workers_and_equals_the_in_process_run(dask_cl
 def test_a_selection_runs_on_a_local_dask_cluster(world, tmp_path):
     home = _home(world, tmp_path / "local_cluster")
     day = sessions_from(WORLD_START, 40)[30]
-    res = _alpha(home, "materialize", "--job", "daily_data", "--from", str(day), "--to", str(day),
-                 "--select", "raw/universe,raw/prices", "--executor", "dask")  # fmt: skip
+    res = _alpha(
+        home,
+        "materialize",
+        "--job",
+        "daily_data",
+        "--from",
+        str(day),
+        "--to",
+        str(day),
+        "--select",
+        "raw/universe,raw/prices",
+        "--executor",
+        "dask",
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     assert "on Dask (a local cluster)" in res.stdout
     step_pids, _ = _run_events(home)
@@ -207,8 +251,14 @@ def _one_line_error(capsys, home: Path, *args: str) -> str:
 def test_a_malformed_dask_address_is_refused_in_one_line(world, tmp_path, capsys, monkeypatch):
     home = _home(world, tmp_path / "h")
     monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
-    for bad in ("localhost:8786", "tcp://127.0.0.1:", "tcp://127.0.0.1:99999", "tcp://127.0.0.1:0",
-                "tcp://[::1:8786", "tcp://::1:8786"):  # fmt: skip
+    for bad in (
+        "localhost:8786",
+        "tcp://127.0.0.1:",
+        "tcp://127.0.0.1:99999",
+        "tcp://127.0.0.1:0",
+        "tcp://[::1:8786",
+        "tcp://::1:8786",
+    ):
         err = _one_line_error(capsys, home, "--executor", "dask", "--dask-address", bad)
         assert "is not a Dask scheduler address: use tcp://HOST:PORT" in err, bad
     assert not any((home / "lake").glob("*/*"))  # refused before any run

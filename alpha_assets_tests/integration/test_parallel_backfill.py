@@ -66,8 +66,12 @@ def test_a_ui_backfill_of_transcript_days_runs_as_chunked_runs_one_at_a_time(tex
         REPO / "deploy" / "local" / "dagster.yaml", home.dagster / "dagster.yaml"
     )  # what `make ui` uses
 
-    done = {BulkActionStatus.COMPLETED_SUCCESS, BulkActionStatus.COMPLETED_FAILED, BulkActionStatus.FAILED,
-            BulkActionStatus.CANCELED}  # fmt: skip
+    done = {
+        BulkActionStatus.COMPLETED_SUCCESS,
+        BulkActionStatus.COMPLETED_FAILED,
+        BulkActionStatus.FAILED,
+        BulkActionStatus.CANCELED,
+    }
     running = {DagsterRunStatus.STARTING, DagsterRunStatus.STARTED}
     target = WorkspaceFileTarget(paths=[str(REPO / "workspace.yaml")])
     log = logging.getLogger("alpha_assets_tests.backfill")
@@ -78,9 +82,13 @@ def test_a_ui_backfill_of_transcript_days_runs_as_chunked_runs_one_at_a_time(tex
         result = execute_dagster_graphql(
             workspace.create_request_context(),
             LAUNCH,
-            {"params": {"partitionNames": [d.isoformat() for d in days],
-                        "assetSelection": [{"path": ["raw", "call_sentiment"]}]}},
-        )  # fmt: skip
+            {
+                "params": {
+                    "partitionNames": [d.isoformat() for d in days],
+                    "assetSelection": [{"path": ["raw", "call_sentiment"]}],
+                }
+            },
+        )
         launched = result.data["launchPartitionBackfill"]
         assert launched["__typename"] == "LaunchBackfillSuccess", launched
         backfill_id = launched["backfillId"]
@@ -95,13 +103,17 @@ def test_a_ui_backfill_of_transcript_days_runs_as_chunked_runs_one_at_a_time(tex
                 break
             time.sleep(1)
         backfill = instance.get_backfill(backfill_id)
-        runs = sorted(instance.get_runs(RunsFilter(tags={"dagster/backfill": backfill_id})),
-                      key=lambda r: r.tags["dagster/asset_partition_range_start"])  # fmt: skip
+        runs = sorted(
+            instance.get_runs(RunsFilter(tags={"dagster/backfill": backfill_id})),
+            key=lambda r: r.tags["dagster/asset_partition_range_start"],
+        )
 
     assert backfill.status == BulkActionStatus.COMPLETED_SUCCESS, (backfill.status, [r.status for r in runs])
     # two runs: the first VENDOR_BACKFILL_SESSIONS sessions, then the rest, consecutive and together the range
-    ranges = [(r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
-              for r in runs]  # fmt: skip
+    ranges = [
+        (r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
+        for r in runs
+    ]
     iso = [d.isoformat() for d in days]
     assert ranges == [(iso[0], iso[VENDOR_BACKFILL_SESSIONS - 1]), (iso[VENDOR_BACKFILL_SESSIONS], iso[-1])]
     assert all(r.status == DagsterRunStatus.SUCCESS for r in runs)

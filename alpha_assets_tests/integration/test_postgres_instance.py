@@ -31,12 +31,18 @@ def test_a_postgres_backed_instance_materializes_a_partition(home, tmp_path):
     u = urlparse(PG_URL)
     db = prod["storage"]["postgres"]["postgres_db"]
     assert db["scheme"] == "postgresql+psycopg2"
-    db.update(username=u.username, password=u.password, hostname=u.hostname, db_name=u.path.lstrip("/"),
-              port=u.port or 5432)  # fmt: skip
+    db.update(
+        username=u.username,
+        password=u.password,
+        hostname=u.hostname,
+        db_name=u.path.lstrip("/"),
+        port=u.port or 5432,
+    )
     dagster_home = tmp_path / "dagster_pg"
     dagster_home.mkdir()
-    (dagster_home / "dagster.yaml").write_text(yaml.safe_dump({"storage": prod["storage"],
-                                                               "telemetry": {"enabled": False}}))  # fmt: skip
+    (dagster_home / "dagster.yaml").write_text(
+        yaml.safe_dump({"storage": prod["storage"], "telemetry": {"enabled": False}})
+    )
     day = sessions_from(WORLD_START, 40)[10]
     with DagsterInstance.from_config(str(dagster_home)) as instance:
         assert "Postgres" in type(instance.run_storage).__name__

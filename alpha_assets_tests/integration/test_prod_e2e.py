@@ -57,20 +57,42 @@ LIVE_SESSIONS = 2  # the sessions delivered after the history, carried through b
 # Sessions of history before the first block the automation may score: a block trains on a year + the purge
 # (257 sessions) and accepts 90% of it (alpha_assets.models.training.MIN_HISTORY_SHARE).
 HISTORY_BEFORE_BLOCK = 240
-AWS = {"AWS_ACCESS_KEY_ID": "alpha-test", "AWS_SECRET_ACCESS_KEY": "alpha-test", "AWS_DEFAULT_REGION": "us-east-1",
-       "AWS_REGION": "us-east-1"}  # fmt: skip
+AWS = {
+    "AWS_ACCESS_KEY_ID": "alpha-test",
+    "AWS_SECRET_ACCESS_KEY": "alpha-test",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}
 QUIET_SECONDS = 75  # no new run for this long (2.5 ticks of the 30-s automation sensor): the graph is settled
 PHASE_TIMEOUT = 600  # per phase (history, training, book history, live days): a loaded machine is slow
 # Every table of the daily graph from the vendor files to the orders and monitoring, for the live sessions.
-CHAIN = [("raw", "universe"), ("raw", "prices"), ("features", "price_features"), ("features", "labels"),
-         ("features", "alt_features"), ("features", "feature_matrix"), ("features", "fused_embeddings"),
-         ("models", "predictions"), ("models", "alpha_scores"), ("portfolio", "target_weights"),
-         ("portfolio", "weights_audit"), ("risk", "risk_report"), ("portfolio", "orders"),
-         ("monitoring", "model_health"), ("monitoring", "feature_drift")]  # fmt: skip
+CHAIN = [
+    ("raw", "universe"),
+    ("raw", "prices"),
+    ("features", "price_features"),
+    ("features", "labels"),
+    ("features", "alt_features"),
+    ("features", "feature_matrix"),
+    ("features", "fused_embeddings"),
+    ("models", "predictions"),
+    ("models", "alpha_scores"),
+    ("portfolio", "target_weights"),
+    ("portfolio", "weights_audit"),
+    ("risk", "risk_report"),
+    ("portfolio", "orders"),
+    ("monitoring", "model_health"),
+    ("monitoring", "feature_drift"),
+]
 # daily_data's ops a fund without alt-data vendors backfills: the price path to the feature matrix (the alt vendors'
 # ops would materialize empty tables, one event per partition each)
-PRICE_PATH = ["raw__universe", "prices", "features__price_features", "features__labels", "features__alt_features",
-              "features__feature_matrix"]  # fmt: skip
+PRICE_PATH = [
+    "raw__universe",
+    "prices",
+    "features__price_features",
+    "features__labels",
+    "features__alt_features",
+    "features__feature_matrix",
+]
 NO_ROWS = {("features", "alt_features")}  # no alt vendor: materialized, empty but typed
 # Pause or resume every sensor of the code location on the instance (through the code server).
 SENSORS = """
@@ -124,8 +146,9 @@ class Services:
     def start(self, name: str, args: list[str], env: dict, cwd: Path) -> tuple[subprocess.Popen, Path]:
         log = self.logs / f"{name}.log"
         with log.open("wb") as fh:
-            proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT,
-                                    start_new_session=True)  # fmt: skip
+            proc = subprocess.Popen(
+                args, env=env, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
+            )
         self.procs.append(proc)
         return proc, log
 
@@ -217,17 +240,36 @@ def _launch(job: str, tags: dict, env: dict, workspace: Path, ops: list[str] | N
     """Queue a run of ``job`` (only ``ops``, when given) on the prod instance the way an operator does
     (``dagster job launch``)."""
     run_id = str(uuid.uuid4())
-    out = subprocess.run([str(BIN / "dagster"), "job", "launch", "-w", str(workspace), "-j", job,
-                          "--run-id", run_id, "--tags", json.dumps({**tags, "alpha/launched_by": "e2e-operator"}),
-                          *(["-o", ",".join(ops)] if ops else [])],
-                         env=env, cwd=REPO, capture_output=True, text=True, timeout=PHASE_TIMEOUT)  # fmt: skip
+    out = subprocess.run(
+        [
+            str(BIN / "dagster"),
+            "job",
+            "launch",
+            "-w",
+            str(workspace),
+            "-j",
+            job,
+            "--run-id",
+            run_id,
+            "--tags",
+            json.dumps({**tags, "alpha/launched_by": "e2e-operator"}),
+            *(["-o", ",".join(ops)] if ops else []),
+        ],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=PHASE_TIMEOUT,
+    )
     assert out.returncode == 0, f"dagster job launch -j {job}: {out.stderr[-3000:]}"
     return run_id
 
 
 def _range_tags(start: date, end: date) -> dict:
-    return {"dagster/asset_partition_range_start": start.isoformat(),
-            "dagster/asset_partition_range_end": end.isoformat()}  # fmt: skip
+    return {
+        "dagster/asset_partition_range_start": start.isoformat(),
+        "dagster/asset_partition_range_end": end.isoformat(),
+    }
 
 
 def _await_runs(instance, run_ids: list[str], what: str, daemon, daemon_log: Path) -> float:
@@ -241,8 +283,10 @@ def _await_runs(instance, run_ids: list[str], what: str, daemon, daemon_log: Pat
             break
         if daemon.poll() is not None or time.monotonic() - t0 > PHASE_TIMEOUT:
             states = {r.run_id[:8]: r.status.value for r in runs if r}
-            pytest.fail(f"{what}: runs not finished within {PHASE_TIMEOUT} s (daemon exit {daemon.poll()}): "
-                        f"{states}\n{_failures(instance)}\ndaemon log tail:\n{daemon_log.read_text()[-3000:]}")  # fmt: skip
+            pytest.fail(
+                f"{what}: runs not finished within {PHASE_TIMEOUT} s (daemon exit {daemon.poll()}): "
+                f"{states}\n{_failures(instance)}\ndaemon log tail:\n{daemon_log.read_text()[-3000:]}"
+            )
         time.sleep(2)
     assert all(r.status == DagsterRunStatus.SUCCESS for r in runs), f"{what}: {_failures(instance)}"
     return time.monotonic() - t0
@@ -250,8 +294,14 @@ def _await_runs(instance, run_ids: list[str], what: str, daemon, daemon_log: Pat
 
 def _sensors(action: str, env: dict, workspace: Path) -> list[str]:
     names = workspace.parent / f"sensors_{action}.json"
-    out = subprocess.run([sys.executable, "-c", SENSORS, action, str(workspace), str(names)], env=env, cwd=REPO,
-                         capture_output=True, text=True, timeout=PHASE_TIMEOUT)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", SENSORS, action, str(workspace), str(names)],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=PHASE_TIMEOUT,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(names.read_text())
 
@@ -273,8 +323,15 @@ def _concurrent_writers(lake_root: str, storage: dict, env: dict, tmp: Path) -> 
     first = date(2024, 1, 2)
     lake.write_window("raw", "two_writers", pl.DataFrame({"trade_date": [first], "x": [0.0]}), first, first)
     days = [date(2024, 1, 3), date(2024, 1, 4)]
-    procs = [subprocess.Popen([sys.executable, "-c", code, lake_root, json.dumps(storage), d.isoformat()],
-                              env=env, cwd=tmp, stderr=subprocess.PIPE) for d in days]  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, lake_root, json.dumps(storage), d.isoformat()],
+            env=env,
+            cwd=tmp,
+            stderr=subprocess.PIPE,
+        )
+        for d in days
+    ]
     errs = [p.communicate(timeout=120)[1].decode()[-1500:] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], errs
     table = lake.read("raw", "two_writers")
@@ -297,13 +354,36 @@ def test_prod_deployment_end_to_end_on_loopback(tmp_path, pg_databases):
         world = tmp_path / "world"
         today = datetime.now(timezone.utc).date()
         days = _world_days(today)
-        out = subprocess.run([str(BIN / "alpha"), "world", "generate", "--out", str(world), "--tickers",
-                              str(TICKERS), "--days", str(days), "--no-alt-data", "--seed", "11"],
-                             capture_output=True, text=True, cwd=tmp_path, timeout=300)  # fmt: skip
+        out = subprocess.run(
+            [
+                str(BIN / "alpha"),
+                "world",
+                "generate",
+                "--out",
+                str(world),
+                "--tickers",
+                str(TICKERS),
+                "--days",
+                str(days),
+                "--no-alt-data",
+                "--seed",
+                "11",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=300,
+        )
         assert out.returncode == 0, out.stderr[-2000:]
         # the sessions with a price delivery (provider A misses a few planted days; B serves them)
-        sessions = sorted({d for v in ("prices_a", "prices_b") for p in (world / "landing" / v).iterdir()
-                           if (d := _file_date(p))})  # fmt: skip
+        sessions = sorted(
+            {
+                d
+                for v in ("prices_a", "prices_b")
+                for p in (world / "landing" / v).iterdir()
+                if (d := _file_date(p))
+            }
+        )
         history, live = sessions[:-LIVE_SESSIONS], sessions[-LIVE_SESSIONS:]
         start = json.loads((world / "partitions.json").read_text())["start"]
 
@@ -311,12 +391,20 @@ def test_prod_deployment_end_to_end_on_loopback(tmp_path, pg_databases):
         s3_port = _free_port()
         endpoint = f"http://127.0.0.1:{s3_port}"
         base_env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), **AWS}
-        moto, moto_log = services.start("moto", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                                                 str(s3_port)], base_env, tmp_path)  # fmt: skip
+        moto, moto_log = services.start(
+            "moto",
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(s3_port)],
+            base_env,
+            tmp_path,
+        )
         _wait_port(s3_port, moto, moto_log)
-        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                          aws_access_key_id=AWS["AWS_ACCESS_KEY_ID"],
-                          aws_secret_access_key=AWS["AWS_SECRET_ACCESS_KEY"])  # fmt: skip
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=AWS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=AWS["AWS_SECRET_ACCESS_KEY"],
+        )
         for bucket in ("alpha-lake", "alpha-landing", "alpha-mlflow"):
             s3.create_bucket(Bucket=bucket)
         uploaded = _upload_landing(s3, "alpha-landing", world / "landing", lambda d: d is None or d < live[0])
@@ -325,11 +413,25 @@ def test_prod_deployment_end_to_end_on_loopback(tmp_path, pg_databases):
         # --- MLflow tracking server: PostgreSQL backend, artifacts proxied to S3
         ml_port = _free_port()
         ml_env = {**base_env, "MLFLOW_S3_ENDPOINT_URL": endpoint, "AWS_ENDPOINT_URL": endpoint}
-        mlflow, ml_log = services.start("mlflow", [
-            str(BIN / "mlflow"), "server", "--backend-store-uri", dbs["mlflow"].render_as_string(hide_password=False),
-            "--artifacts-destination", "s3://alpha-mlflow/artifacts", "--host", "127.0.0.1", "--port", str(ml_port),
-            "--workers", "1",
-        ], ml_env, tmp_path)  # fmt: skip
+        mlflow, ml_log = services.start(
+            "mlflow",
+            [
+                str(BIN / "mlflow"),
+                "server",
+                "--backend-store-uri",
+                dbs["mlflow"].render_as_string(hide_password=False),
+                "--artifacts-destination",
+                "s3://alpha-mlflow/artifacts",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(ml_port),
+                "--workers",
+                "1",
+            ],
+            ml_env,
+            tmp_path,
+        )
 
         # --- the Dagster instance on PostgreSQL, and the prod environment (no secret in any file)
         dagster_home = tmp_path / "dagster_home"
@@ -364,16 +466,36 @@ def test_prod_deployment_end_to_end_on_loopback(tmp_path, pg_databases):
         # the code location served once, as a user-code deployment: the daemon, the operator's CLI and the run
         # workers (children of the code server under the DefaultRunLauncher) all use it
         code_port = _free_port()
-        code_server, code_log = services.start("code_server", [
-            str(BIN / "dagster"), "code-server", "start", "-m", "alpha_assets.definitions", "--location-name",
-            "alpha_assets", "-h", "127.0.0.1", "-p", str(code_port),
-        ], prod_env, REPO)  # fmt: skip
+        code_server, code_log = services.start(
+            "code_server",
+            [
+                str(BIN / "dagster"),
+                "code-server",
+                "start",
+                "-m",
+                "alpha_assets.definitions",
+                "--location-name",
+                "alpha_assets",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(code_port),
+            ],
+            prod_env,
+            REPO,
+        )
         workspace = tmp_path / "workspace.yaml"
-        workspace.write_text("load_from:\n  - grpc_server:\n      host: 127.0.0.1\n"
-                             f"      port: {code_port}\n      location_name: alpha_assets\n")  # fmt: skip
+        workspace.write_text(
+            "load_from:\n  - grpc_server:\n      host: 127.0.0.1\n"
+            f"      port: {code_port}\n      location_name: alpha_assets\n"
+        )
         # This process has no AWS variables: its own reads carry the (dummy) keys explicitly.
-        storage_here = {**storage, "AWS_ACCESS_KEY_ID": AWS["AWS_ACCESS_KEY_ID"],
-                        "AWS_SECRET_ACCESS_KEY": AWS["AWS_SECRET_ACCESS_KEY"], "AWS_REGION": AWS["AWS_REGION"]}  # fmt: skip
+        storage_here = {
+            **storage,
+            "AWS_ACCESS_KEY_ID": AWS["AWS_ACCESS_KEY_ID"],
+            "AWS_SECRET_ACCESS_KEY": AWS["AWS_SECRET_ACCESS_KEY"],
+            "AWS_REGION": AWS["AWS_REGION"],
+        }
 
         # --- safe concurrent Delta writes on S3 (before the daemon: a quiet machine makes the race tighter)
         refused = None
@@ -390,8 +512,9 @@ def test_prod_deployment_end_to_end_on_loopback(tmp_path, pg_databases):
         paused = _sensors("stop", prod_env, workspace)
         wanted = {"prices_a_landing_sensor", "reference_landing_sensor", "downstream_automation"}
         assert wanted <= set(paused), f"paused: {paused}"
-        daemon, daemon_log = services.start("daemon", [str(BIN / "dagster-daemon"), "run", "-w",
-                                                       str(workspace)], prod_env, REPO)  # fmt: skip
+        daemon, daemon_log = services.start(
+            "daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)], prod_env, REPO
+        )
         _wait_port(ml_port, mlflow, ml_log, timeout=180)
 
         from partitions import block_key
@@ -442,9 +565,14 @@ def test_prod_deployment_end_to_end_on_loopback(tmp_path, pg_databases):
                 else:
                     quiet_since = None
                 if daemon.poll() is not None or time.monotonic() - t_live > PHASE_TIMEOUT:
-                    statuses = {r.run_id[:8]: (r.tags.get("dagster/sensor_name", r.job_name), r.status.value,
-                                               sorted(k.to_user_string() for k in r.asset_selection or [])[:4])
-                                for r in runs}  # fmt: skip
+                    statuses = {
+                        r.run_id[:8]: (
+                            r.tags.get("dagster/sensor_name", r.job_name),
+                            r.status.value,
+                            sorted(k.to_user_string() for k in r.asset_selection or [])[:4],
+                        )
+                        for r in runs
+                    }
                     pytest.fail(
                         f"the live sessions did not go through the daily graph within {PHASE_TIMEOUT} s (daemon "
                         f"exit {daemon.poll()}); runs: {json.dumps(statuses, indent=1)}\n"
@@ -459,8 +587,10 @@ def test_prod_deployment_end_to_end_on_loopback(tmp_path, pg_databases):
             assert all(sensor_of.values()), sensor_of  # nobody launched the live days by hand
             assert all(r.status == DagsterRunStatus.SUCCESS for r in runs), _failures(instance)
             landing_runs = [r for r in runs if sensor_of[r.run_id].endswith("_landing_sensor")]
-            assert {sensor_of[r.run_id] for r in landing_runs} >= {"prices_a_landing_sensor",
-                                                                    "reference_landing_sensor"}  # fmt: skip
+            assert {sensor_of[r.run_id] for r in landing_runs} >= {
+                "prices_a_landing_sensor",
+                "reference_landing_sensor",
+            }
             # the history's files launched nothing: the landing runs are the live days only
             assert {r.tags["dagster/partition"] for r in landing_runs} == want
             # everything downstream of the vendor files came from the automation sensor's runs
@@ -520,8 +650,9 @@ def test_prod_deployment_end_to_end_on_loopback(tmp_path, pg_databases):
 
         # the books: non-zero, dollar-neutral, one per live day; orders for the names held
         weights = lake.read("portfolio", "target_weights", live[0], live[-1])
-        book = weights.group_by("trade_date").agg(pl.col("weight").sum().alias("net"),
-                                                  pl.col("weight").abs().sum().alias("gross"))  # fmt: skip
+        book = weights.group_by("trade_date").agg(
+            pl.col("weight").sum().alias("net"), pl.col("weight").abs().sum().alias("gross")
+        )
         assert book.height == LIVE_SESSIONS and (book["gross"] > 0.1).all(), book
         assert (book["net"].abs() <= 1e-9).all(), book
         assert (weights.filter(pl.col("side") == "long")["weight"] > 0).all()
@@ -542,8 +673,13 @@ def test_prod_deployment_end_to_end_on_loopback(tmp_path, pg_databases):
         from alpha_assets.models.common import registered_name
 
         client = MlflowClient(tracking_uri=prod_env["MLFLOW_TRACKING_URI"])
-        registered = {k: {int(v.version): v.tags.get("block") for v in
-                          client.search_model_versions(f"name = '{registered_name(k)}'")} for k in MODEL_KINDS}  # fmt: skip
+        registered = {
+            k: {
+                int(v.version): v.tags.get("block")
+                for v in client.search_model_versions(f"name = '{registered_name(k)}'")
+            }
+            for k in MODEL_KINDS
+        }
         preds = lake.read("models", "predictions", live[0], live[-1])
         assert set(preds["model"]) == set(MODEL_KINDS) and preds["score"].is_finite().all()
         for row in preds.select("model", "model_version", "block").unique().iter_rows(named=True):
@@ -574,12 +710,14 @@ def test_prod_deployment_end_to_end_on_loopback(tmp_path, pg_databases):
         old = {k: os.environ.get(k) for k in ("MLFLOW_S3_ENDPOINT_URL", *AWS)}
         os.environ.update({"MLFLOW_S3_ENDPOINT_URL": endpoint, **AWS})
         try:
-            registry = ModelRegistry(tracking_uri=prod_env["MLFLOW_TRACKING_URI"],
-                                     cache_dir=str(tmp_path / "registry_cache"))  # fmt: skip
+            registry = ModelRegistry(
+                tracking_uri=prod_env["MLFLOW_TRACKING_URI"], cache_dir=str(tmp_path / "registry_cache")
+            )
             weights_file = tmp_path / "weights.json"
             weights_file.write_text(json.dumps({"coef": [0.1, -0.2]}))
-            mv = registry.log_model("alpha_e2e_probe", "e2e", {"kind": "probe"}, {"ic": 0.05}, weights_file,
-                                    alias="champion")  # fmt: skip
+            mv = registry.log_model(
+                "alpha_e2e_probe", "e2e", {"kind": "probe"}, {"ic": 0.05}, weights_file, alias="champion"
+            )
             assert registry.by_alias("alpha_e2e_probe", "champion").version == mv.version
             local = registry.download(mv)
             assert json.loads(next(Path(local).rglob("weights.json")).read_text()) == {"coef": [0.1, -0.2]}

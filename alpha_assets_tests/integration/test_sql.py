@@ -76,8 +76,14 @@ def test_the_interactive_shell_understands_commands_and_never_drops_rows_silentl
     ]
     script = "help\n.tables\n.schema raw.prices\n   \nSELECT * FROM raw.prices\n;\n.nope\nexit\n"
     alpha = Path(sys.executable).parent / "alpha"
-    out = subprocess.run([str(alpha), "sql"], input=script, capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "ALPHA_HOME": str(home.root)})  # fmt: skip
+    out = subprocess.run(
+        [str(alpha), "sql"],
+        input=script,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "ALPHA_HOME": str(home.root)},
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Traceback" not in out.stdout + out.stderr
     assert ".schema TABLE" in out.stdout  # help

@@ -32,8 +32,9 @@ def _free_port() -> int:
 
 
 def _post(url: str, query: str) -> dict:
-    req = urllib.request.Request(url, data=json.dumps({"query": query}).encode(),
-                                 headers={"Content-Type": "application/json"})  # fmt: skip
+    req = urllib.request.Request(
+        url, data=json.dumps({"query": query}).encode(), headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(req, timeout=30) as r:
         return json.loads(r.read())
 
@@ -54,8 +55,13 @@ def test_graphql_lists_asset_keys_and_partition_statuses(home):
     port = _free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home.dagster), "ALPHA_HOME": str(home.root)}
     exe = str(Path(sys.executable).parent / "dagster-webserver")
-    proc = subprocess.Popen([exe, "-h", "127.0.0.1", "-p", str(port), "-w", str(REPO / "workspace.yaml")],
-                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [exe, "-h", "127.0.0.1", "-p", str(port), "-w", str(REPO / "workspace.yaml")],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         url = f"http://127.0.0.1:{port}/graphql"
         data = None
@@ -79,8 +85,9 @@ def test_graphql_lists_asset_keys_and_partition_statuses(home):
         assert {"raw/prices", "raw/universe", "features/price_features", "features/labels"} <= set(nodes)
         ranges = nodes["raw/prices"]["assetPartitionStatuses"]["ranges"]
         materialized = [r for r in ranges if r["status"] == "MATERIALIZED"]
-        assert materialized == [{"status": "MATERIALIZED", "startKey": days[0].isoformat(),
-                                 "endKey": days[-1].isoformat()}]  # fmt: skip
+        assert materialized == [
+            {"status": "MATERIALIZED", "startKey": days[0].isoformat(), "endKey": days[-1].isoformat()}
+        ]
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

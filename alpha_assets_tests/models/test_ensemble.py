@@ -117,8 +117,10 @@ def test_recipe_ensembles_are_the_equal_weight_rank_average_of_each_recipes_mode
     rows = []
     for recipe, sign in (("fusion", 1.0), ("base", -1.0)):
         for model, scores in (("xgboost", [1.0, 2.0, 3.0, 4.0, 5.0]), ("mlp", [5.0, 1.0, 2.0, 3.0, 4.0])):
-            rows += [{"trade_date": d, "ticker": f"T{i}", "model": model, "recipe": recipe, "score": sign * s}
-                     for i, s in enumerate(scores)]  # fmt: skip
+            rows += [
+                {"trade_date": d, "ticker": f"T{i}", "model": model, "recipe": recipe, "score": sign * s}
+                for i, s in enumerate(scores)
+            ]
     out = recipe_ensembles(pl.DataFrame(rows)).sort("recipe", "ticker")
     assert set(out["model"]) == {"ensemble"} and out.height == 10
     fusion = out.filter(pl.col("recipe") == "fusion")["score"].to_list()
@@ -143,12 +145,14 @@ def test_gate_gives_no_weight_to_a_learner_that_does_not_beat_ridge():
     from alpha_assets.lib.models.ensemble import gated_weights
 
     ridge = _noisy(0.03, 40, 1)
-    ics = _ic_rows({
-        "ridge": ridge,
-        "xgboost": [v - 0.01 for v in ridge],  # worse than ridge every day
-        "lightgbm": [v + 0.0001 * (-1) ** i for i, v in enumerate(ridge)],  # ties ridge: t ~ 0
-        "mlp": [v + 0.02 for v in ridge],  # better than ridge every day
-    })  # fmt: skip
+    ics = _ic_rows(
+        {
+            "ridge": ridge,
+            "xgboost": [v - 0.01 for v in ridge],  # worse than ridge every day
+            "lightgbm": [v + 0.0001 * (-1) ** i for i, v in enumerate(ridge)],  # ties ridge: t ~ 0
+            "mlp": [v + 0.02 for v in ridge],  # better than ridge every day
+        }
+    )
     w = gated_weights(ics, MEMBERS, min_history=20, min_t=1.0, shrink=0.0)
     assert w["xgboost"] == 0.0 and w["lightgbm"] == 0.0
     assert w == pytest.approx({"ridge": 0.5, "xgboost": 0.0, "lightgbm": 0.0, "mlp": 0.5})  # shrink 0: equal
@@ -158,8 +162,14 @@ def test_gate_weights_shrink_toward_equal():
     from alpha_assets.lib.models.ensemble import gated_weights
 
     ridge = _noisy(0.02, 40, 2)
-    ics = _ic_rows({"ridge": ridge, "xgboost": [v + 0.04 for v in ridge], "lightgbm": _noisy(-0.02, 40, 3),
-                    "mlp": _noisy(-0.01, 40, 4)})  # fmt: skip
+    ics = _ic_rows(
+        {
+            "ridge": ridge,
+            "xgboost": [v + 0.04 for v in ridge],
+            "lightgbm": _noisy(-0.02, 40, 3),
+            "mlp": _noisy(-0.01, 40, 4),
+        }
+    )
     proportional = gated_weights(ics, MEMBERS, shrink=1.0)
     half = gated_weights(ics, MEMBERS, shrink=0.5)
     equal = gated_weights(ics, MEMBERS, shrink=0.0)
@@ -178,9 +188,14 @@ def test_the_linear_baseline_is_the_blend_of_the_linear_learners_and_they_share_
     from alpha_assets.lib.models.ensemble import LINEAR, combine, gated_weights, with_linear
 
     day = DAYS[0]
-    preds = pl.DataFrame({"trade_date": [day] * 6, "ticker": ["A", "B", "C"] * 2,
-                          "model": ["ridge"] * 3 + ["ic_weighted"] * 3,
-                          "score": [3.0, 2.0, 1.0, 10.0, 30.0, 20.0]})  # fmt: skip
+    preds = pl.DataFrame(
+        {
+            "trade_date": [day] * 6,
+            "ticker": ["A", "B", "C"] * 2,
+            "model": ["ridge"] * 3 + ["ic_weighted"] * 3,
+            "score": [3.0, 2.0, 1.0, 10.0, 30.0, 20.0],
+        }
+    )
     lin = with_linear(preds).filter(pl.col("model") == LINEAR).sort("ticker")
     # ranks in [-0.5, 0.5]: ridge A 0.5, B 0, C -0.5; ic_weighted A -0.5, B 0.5, C 0: the blend is their mean
     assert lin["score"].to_list() == pytest.approx([0.0, 0.25, -0.25])
@@ -190,8 +205,15 @@ def test_the_linear_baseline_is_the_blend_of_the_linear_learners_and_they_share_
     # a learner is gated against the blend's IC, not ridge's: it beats ridge but not the blend, so no weight
     ridge = _noisy(0.01, 40, 6)
     blend_ic = [v + 0.03 for v in ridge]
-    ics = _ic_rows({"ridge": ridge, "ic_weighted": _noisy(0.03, 40, 7), LINEAR: blend_ic,
-                    "xgboost": [v + 0.01 for v in ridge], "mlp": [v + 0.02 for v in blend_ic]})  # fmt: skip
+    ics = _ic_rows(
+        {
+            "ridge": ridge,
+            "ic_weighted": _noisy(0.03, 40, 7),
+            LINEAR: blend_ic,
+            "xgboost": [v + 0.01 for v in ridge],
+            "mlp": [v + 0.02 for v in blend_ic],
+        }
+    )
     members = ["ridge", "ic_weighted", "xgboost", "mlp"]
     w = gated_weights(ics, members, baseline=LINEAR, min_history=20, min_t=2.0, shrink=0.0)
     assert w == pytest.approx({"ridge": 0.25, "ic_weighted": 0.25, "xgboost": 0.0, "mlp": 0.5})

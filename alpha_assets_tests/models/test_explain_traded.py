@@ -36,18 +36,43 @@ def _world(seed: int = 5):
         xd[xd[:, 3] == 1, 1:3] = 0.0  # a missing call is the neutral fill
         x[d] = xd
         for (r, k), b in betas.items():
-            preds.append(pl.DataFrame({"trade_date": [d] * len(TICKERS), "ticker": TICKERS, "model": k, "recipe": r,
-                                       "block": "2025-01-01", "model_version": 1, "score": xd @ b}))  # fmt: skip
-        labels.append(pl.DataFrame({"trade_date": [d] * len(TICKERS), "ticker": TICKERS,
-                                    "fwd_ret_1": rng.normal(0, 0.02, len(TICKERS))}))  # fmt: skip
+            preds.append(
+                pl.DataFrame(
+                    {
+                        "trade_date": [d] * len(TICKERS),
+                        "ticker": TICKERS,
+                        "model": k,
+                        "recipe": r,
+                        "block": "2025-01-01",
+                        "model_version": 1,
+                        "score": xd @ b,
+                    }
+                )
+            )
+        labels.append(
+            pl.DataFrame(
+                {
+                    "trade_date": [d] * len(TICKERS),
+                    "ticker": TICKERS,
+                    "fwd_ret_1": rng.normal(0, 0.02, len(TICKERS)),
+                }
+            )
+        )
     return x, betas, pl.concat(preds), pl.concat(labels)
 
 
 def _linear_shap(xd: np.ndarray, beta: np.ndarray, i: int, kind: str) -> pl.DataFrame:
     mean = xd.mean(axis=0)
     phi = beta * (xd[i] - mean)
-    return pl.DataFrame({"model": kind, "feature": FEATURES, "shap_value": phi, "base_value": float(mean @ beta),
-                         "prediction": float(xd[i] @ beta)})  # fmt: skip
+    return pl.DataFrame(
+        {
+            "model": kind,
+            "feature": FEATURES,
+            "shap_value": phi,
+            "base_value": float(mean @ beta),
+            "prediction": float(xd[i] @ beta),
+        }
+    )
 
 
 def _traded(tmp_path_factory, **config):
@@ -61,8 +86,12 @@ def _traded(tmp_path_factory, **config):
     lake = lake_res.lake
     for d in DAYS:
         ctx = build_asset_context(partition_key=d.isoformat(), resources={"lake_store": lake_res})
-        out = alpha_scores(ctx, AlphaScoresConfig(**config), preds.filter(pl.col("trade_date") <= d),
-                           labels.filter(pl.col("trade_date") <= d))  # fmt: skip
+        out = alpha_scores(
+            ctx,
+            AlphaScoresConfig(**config),
+            preds.filter(pl.col("trade_date") <= d),
+            labels.filter(pl.col("trade_date") <= d),
+        )
         lake.write_window("models", "alpha_scores", out.value, d, d)
     return {"x": x, "betas": betas, "preds": preds, "scores": lake.read("models", "alpha_scores")}
 
@@ -148,8 +177,13 @@ def test_explain_refuses_a_value_outside_the_features_range_with_one_line(tmp_pa
     monkeypatch.setenv("ALPHA_HOME", str(home.root))
     day = DAYS[0]
     x, _, _, _ = _world()
-    matrix = pl.DataFrame({"trade_date": [day] * len(TICKERS), "ticker": TICKERS,
-                           **{f: x[day][:, j] for j, f in enumerate(FEATURES)}})  # fmt: skip
+    matrix = pl.DataFrame(
+        {
+            "trade_date": [day] * len(TICKERS),
+            "ticker": TICKERS,
+            **{f: x[day][:, j] for j, f in enumerate(FEATURES)},
+        }
+    )
     DeltaLake(home.lake).write_window("features", "feature_matrix", matrix, day, day)
     code = main(["explain", TICKERS[0], "--date", day.isoformat(), "--set", "call_sentiment=0.9"])
     err = capsys.readouterr().err.strip().splitlines()

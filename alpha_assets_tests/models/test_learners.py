@@ -131,9 +131,11 @@ def weak_panel():
 def test_tree_trains_its_whole_budget_and_recovers_a_weak_planted_ic(weak_panel, kind):
     """The old rule early-stopped on the validation slice's MSE and stopped at iteration 0-10 at this signal; the
     fixed-budget rule ignores the slice for stopping and reaches most of the planted signal's IC."""
-    budget = {"xgboost": {"n_estimators": 150, "learning_rate": 0.05},
-              "lightgbm": {"n_estimators": 150, "learning_rate": 0.05, "min_child_samples": 100},
-              "catboost": {"iterations": 150, "learning_rate": 0.08}}[kind]  # fmt: skip
+    budget = {
+        "xgboost": {"n_estimators": 150, "learning_rate": 0.05},
+        "lightgbm": {"n_estimators": 150, "learning_rate": 0.05, "min_child_samples": 100},
+        "catboost": {"iterations": 150, "learning_rate": 0.08},
+    }[kind]
     sessions = weak_panel["trade_date"].unique().sort().to_list()
     split = block_split(sessions, sessions[200], sessions[-1], CFG)
 

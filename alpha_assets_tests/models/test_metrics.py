@@ -95,8 +95,18 @@ def test_daily_ic_by_groups_equals_daily_ic_of_each_group() -> None:
 
     rng = np.random.default_rng(3)
     days = [date(2024, 1, 2), date(2024, 1, 3)]
-    rows = [{"trade_date": d, "ticker": f"T{i}", "model": m, "score": float(rng.normal()), "y": float(rng.normal())}
-            for d in days for m in ("a", "b") for i in range(8)]  # fmt: skip
+    rows = [
+        {
+            "trade_date": d,
+            "ticker": f"T{i}",
+            "model": m,
+            "score": float(rng.normal()),
+            "y": float(rng.normal()),
+        }
+        for d in days
+        for m in ("a", "b")
+        for i in range(8)
+    ]
     df = pl.DataFrame(rows)
     grouped = daily_ic(df, "score", "y", by=("model",))
     for m in ("a", "b"):

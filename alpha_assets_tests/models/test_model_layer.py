@@ -76,8 +76,17 @@ def planted(tmp_path_factory):
     root = tmp_path_factory.mktemp("planted") / "alpha"
     home = AlphaHome(root).ensure()
     brk = sessions_from(WORLD_START, DAYS)[BREAK_AT]
-    world = simulate_world(WorldConfig(tickers=TICKERS, start=WORLD_START, days=DAYS, seed=SEED,
-                                       signal_strength=SIGNAL, regime_break=brk, regime_mode="remove"))  # fmt: skip
+    world = simulate_world(
+        WorldConfig(
+            tickers=TICKERS,
+            start=WORLD_START,
+            days=DAYS,
+            seed=SEED,
+            signal_strength=SIGNAL,
+            regime_break=brk,
+            regime_mode="remove",
+        )
+    )
     write_world(world, root)
     write_alt_data(world, root, AltDataConfig.text_only())
     with DagsterInstance.ephemeral() as instance, _own_serving_store(root):
@@ -181,8 +190,12 @@ def test_a_day_is_scored_only_by_the_models_of_its_block(planted) -> None:
     )
     assert (blocks["b"] == blocks["block"]).all()
     models = lake.read("models", "alpha_models").select("model", "recipe", "block", "version")
-    joined = preds.join(models, left_on=["model", "recipe", "block", "model_version"],
-                        right_on=["model", "recipe", "block", "version"], how="anti")  # fmt: skip
+    joined = preds.join(
+        models,
+        left_on=["model", "recipe", "block", "model_version"],
+        right_on=["model", "recipe", "block", "version"],
+        how="anti",
+    )
     assert joined.height == 0  # every score came from a version trained for that block
     assert preds["trade_date"].min() == planted["first"]  # nothing scored before the first trained block
 
@@ -281,8 +294,11 @@ def test_the_retraining_sensor_fires_after_the_regime_break(planted) -> None:
 
     home = planted["home"]
     health = DeltaLake(home.lake).read("monitoring", "model_health")
-    last = health.filter((pl.col("trade_date") == health["trade_date"].max()) & (pl.col("model") == "ensemble")
-                         & pl.col("champion"))  # fmt: skip
+    last = health.filter(
+        (pl.col("trade_date") == health["trade_date"].max())
+        & (pl.col("model") == "ensemble")
+        & pl.col("champion")
+    )
     assert last["status"][0] == "retrain", last
     # the live IC collapsed against what the ensemble earned out of sample before, not a noisy dip
     assert last["ic_1"][0] < last["reference_ic"][0] and last["p_value"][0] < 0.01, last
@@ -327,13 +343,23 @@ def test_a_feature_that_copies_tomorrows_return_fails_the_matrix_and_writes_noth
     from partitions.calendar import shift_sessions
 
     start = shift_sessions(end, -10)
-    res = materialize(home, start, shift_sessions(end, -1), select=["features/feature_matrix"], quiet=True,
-                      instance=planted["instance"], run_config=DATA_CONFIG)  # fmt: skip
+    res = materialize(
+        home,
+        start,
+        shift_sessions(end, -1),
+        select=["features/feature_matrix"],
+        quiet=True,
+        instance=planted["instance"],
+        run_config=DATA_CONFIG,
+    )
     assert not res["success"]
     assert "sabotage" in str(res["failure_reasons"]), res["failure_reasons"]
     assert lake.version("features", "feature_matrix") == version  # nothing written
-    failure = [e for e in planted["instance"].all_logs(res["run_id"]) if e.dagster_event and
-               e.dagster_event.event_type_value == "STEP_FAILURE"][0]  # fmt: skip
+    failure = [
+        e
+        for e in planted["instance"].all_logs(res["run_id"])
+        if e.dagster_event and e.dagster_event.event_type_value == "STEP_FAILURE"
+    ][0]
     assert "sabotage" in str(failure.dagster_event.event_specific_data)
 
 
@@ -369,13 +395,29 @@ def test_the_smoothed_score_of_a_day_is_the_same_run_alone_or_in_a_range(planted
     lake = DeltaLake(home.lake)
     days = [shift_sessions(end, -k) for k in (2, 1, 0)]
     smoothed = {"ops": {"models__alpha_scores": {"config": {"score_halflife_sessions": 5.0}}}}
-    res = materialize(home, days[0], end, select=["models/alpha_scores"], quiet=True, instance=planted["instance"],
-                      refresh_dependents=False, run_config=smoothed)  # fmt: skip
+    res = materialize(
+        home,
+        days[0],
+        end,
+        select=["models/alpha_scores"],
+        quiet=True,
+        instance=planted["instance"],
+        refresh_dependents=False,
+        run_config=smoothed,
+    )
     assert res["success"], res
     before = lake.read("models", "alpha_scores", days[0], end).sort("trade_date", "ticker")
     for d in days:
-        res = materialize(home, d, d, select=["models/alpha_scores"], quiet=True, instance=planted["instance"],
-                          refresh_dependents=False, run_config=smoothed)  # fmt: skip
+        res = materialize(
+            home,
+            d,
+            d,
+            select=["models/alpha_scores"],
+            quiet=True,
+            instance=planted["instance"],
+            refresh_dependents=False,
+            run_config=smoothed,
+        )
         assert res["success"], res
     after = lake.read("models", "alpha_scores", days[0], end).sort("trade_date", "ticker")
     assert after.select("trade_date", "ticker", "alpha_score", "blended_score").equals(
@@ -383,8 +425,15 @@ def test_the_smoothed_score_of_a_day_is_the_same_run_alone_or_in_a_range(planted
     )
     assert (after["alpha_score"] != after["blended_score"]).any()  # the smoothing was on
     # put the default (unsmoothed) rows back for the tests after this one
-    res = materialize(home, days[0], end, select=["models/alpha_scores"], quiet=True, instance=planted["instance"],
-                      refresh_dependents=False)  # fmt: skip
+    res = materialize(
+        home,
+        days[0],
+        end,
+        select=["models/alpha_scores"],
+        quiet=True,
+        instance=planted["instance"],
+        refresh_dependents=False,
+    )
     assert res["success"], res
     restored = lake.read("models", "alpha_scores", days[0], end)
     assert (restored["alpha_score"] == restored["blended_score"]).all()

@@ -17,10 +17,20 @@ TICKERS = [f"T{k:02d}" for k in range(8)]
 def _day(d: date, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     rng = np.random.default_rng(seed)
     keys = {"trade_date": [d] * len(TICKERS), "ticker": TICKERS}
-    matrix = pl.DataFrame({**keys, "mom_5": rng.uniform(-0.5, 0.5, len(TICKERS)),
-                           "call_sentiment": [None, *rng.uniform(-0.5, 0.5, len(TICKERS) - 1)]})  # fmt: skip
-    labels = pl.DataFrame({**keys, "fwd_ret_1": rng.normal(0, 0.02, len(TICKERS)),
-                           "fwd_ret_5": rng.normal(0, 0.04, len(TICKERS))})  # fmt: skip
+    matrix = pl.DataFrame(
+        {
+            **keys,
+            "mom_5": rng.uniform(-0.5, 0.5, len(TICKERS)),
+            "call_sentiment": [None, *rng.uniform(-0.5, 0.5, len(TICKERS) - 1)],
+        }
+    )
+    labels = pl.DataFrame(
+        {
+            **keys,
+            "fwd_ret_1": rng.normal(0, 0.02, len(TICKERS)),
+            "fwd_ret_5": rng.normal(0, 0.04, len(TICKERS)),
+        }
+    )
     return matrix, labels
 
 
@@ -64,9 +74,15 @@ def test_the_training_data_hash_is_a_fixed_function_of_the_values():
     """Pinned: a polars upgrade must not change the hash of the same rows (``hash_rows`` did not promise that)."""
     from alpha_assets.models.training import training_data_hash
 
-    rows = pl.DataFrame({"trade_date": [date(2025, 1, 3), date(2025, 1, 2)], "ticker": ["B", "A"],
-                         "mom_5": [0.25, None], "target": [-0.5, 0.5]},
-                        schema_overrides={"mom_5": pl.Float32})  # fmt: skip
+    rows = pl.DataFrame(
+        {
+            "trade_date": [date(2025, 1, 3), date(2025, 1, 2)],
+            "ticker": ["B", "A"],
+            "mom_5": [0.25, None],
+            "target": [-0.5, 0.5],
+        },
+        schema_overrides={"mom_5": pl.Float32},
+    )
     assert training_data_hash(rows, ["mom_5"]) == PINNED
 
 
@@ -107,8 +123,11 @@ def test_scoring_refuses_embeddings_of_another_encoder_than_the_models():
         {"ticker": ["A", "B"], "mom_5": [0.1, -0.1], "emb_000": [0.3, 0.2], "fusion_version": [5, 5]}
     )
     fusion_model = _Model(meta={"fusion_version": 3}, features=["mom_5", "emb_000"])
-    with pytest.raises(Failure, match=r"trained on fusion encoder v3, but the embeddings of 2025-04-01 were made by "
-                                      r"encoder v5"):  # fmt: skip
+    with pytest.raises(
+        Failure,
+        match=r"trained on fusion encoder v3, but the embeddings of 2025-04-01 were made by "
+        r"encoder v5",
+    ):
         check_encoder(fusion_model, rows, day)
     check_encoder(
         fusion_model, rows.with_columns(pl.lit(3).alias("fusion_version")), day

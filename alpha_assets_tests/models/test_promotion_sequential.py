@@ -77,9 +77,15 @@ def test_the_state_survives_the_promotions_row_it_is_written_to():
     rng = np.random.default_rng(5)
     state = SequentialState().update(*_pair(rng, 0.01, 40))
     d = sequential_decision(state)
-    row = {"promoted": d.promote, "n_sessions": d.n_sessions, "mean_ic_champion": d.mean_ic_champion,
-           "mean_ic_challenger": d.mean_ic_challenger, "sd_ic_gain": d.sd_ic_gain,
-           "evaluated_from": date(2025, 1, 2), "evaluated_to": date(2025, 2, 28)}  # fmt: skip
+    row = {
+        "promoted": d.promote,
+        "n_sessions": d.n_sessions,
+        "mean_ic_champion": d.mean_ic_champion,
+        "mean_ic_challenger": d.mean_ic_challenger,
+        "sd_ic_gain": d.sd_ic_gain,
+        "evaluated_from": date(2025, 1, 2),
+        "evaluated_to": date(2025, 2, 28),
+    }
     again, first, since = _state_after(row)
     assert again.n == state.n and first == date(2025, 1, 2) and since == date(2025, 2, 28)
     for field in ("sum_champion", "sum_challenger", "sum_diff", "sum_sq_diff"):
@@ -97,6 +103,9 @@ def test_the_aliases_follow_the_last_decision_of_a_run_that_promoted():
         alias_champion(promote_then_keep) == "base"
     )  # the old code moved them only if the last day promoted
     assert alias_champion([{"promoted": False, "champion_after": "fusion"}] * 3) is None
-    back_and_forth = [{"promoted": True, "champion_after": "base"}, {"promoted": True, "champion_after": "fusion"},
-                      {"promoted": False, "champion_after": "fusion"}]  # fmt: skip
+    back_and_forth = [
+        {"promoted": True, "champion_after": "base"},
+        {"promoted": True, "champion_after": "fusion"},
+        {"promoted": False, "champion_after": "fusion"},
+    ]
     assert alias_champion(back_and_forth) == "fusion"

@@ -27,8 +27,11 @@ def _panel(signal: float, seed: int) -> pl.DataFrame:
 def test_quarter_splits_train_before_each_quarter_with_the_purge():
     sessions = business_days(400)
     splits = rs.quarter_splits(sessions, sessions, CFG, min_history_share=MIN_HISTORY_SHARE)
-    assert splits and all(s.test_dates[0] == min(d for d in sessions if rs.quarter_start(d) ==
-                                                rs.quarter_start(s.test_dates[0])) for s in splits)  # fmt: skip
+    assert splits and all(
+        s.test_dates[0]
+        == min(d for d in sessions if rs.quarter_start(d) == rs.quarter_start(s.test_dates[0]))
+        for s in splits
+    )
     for s in splits:
         window = rs.training_window(s, sessions)
         gap = sessions.index(s.test_dates[0]) - sessions.index(window[-1])
@@ -79,8 +82,9 @@ def test_models_train_on_the_traded_next_day_return():
 
 def test_smooth_is_an_exponential_average_carried_from_the_previous_session():
     days = [date(2024, 1, 2), date(2024, 1, 3), date(2024, 1, 4)]
-    raw = pl.DataFrame({"trade_date": days + days[1:], "ticker": ["A"] * 3 + ["B"] * 2,
-                        "score": [1.0, 0.0, 0.0, 2.0, 4.0]})  # fmt: skip
+    raw = pl.DataFrame(
+        {"trade_date": days + days[1:], "ticker": ["A"] * 3 + ["B"] * 2, "score": [1.0, 0.0, 0.0, 2.0, 4.0]}
+    )
     out = rs.smooth(raw, halflife=1.0).sort("ticker", "trade_date")
     assert out["score"].to_list() == pytest.approx([1.0, 0.5, 0.25, 2.0, 3.0])
     assert rs.smooth(raw, 0)["score"].to_list() == raw["score"].to_list()
@@ -91,8 +95,11 @@ def test_hold_band_keeps_held_names_and_trades_less():
     days = business_days(60)
     tickers = [f"T{i:02d}" for i in range(40)]
     persistent = rng.normal(size=40)
-    rows = [{"trade_date": d, "ticker": t, "score": float(persistent[i] + rng.normal(0, 0.7))}
-            for d in days for i, t in enumerate(tickers)]  # fmt: skip
+    rows = [
+        {"trade_date": d, "ticker": t, "score": float(persistent[i] + rng.normal(0, 0.7))}
+        for d in days
+        for i, t in enumerate(tickers)
+    ]
     scores = pl.DataFrame(rows)
 
     def turnover(book: pl.DataFrame) -> float:
@@ -102,7 +109,8 @@ def test_hold_band_keeps_held_names_and_trades_less():
 
     plain, banded = rs.quantile_book(scores, 0.3), rs.quantile_book(scores, 0.3, band=0.15)
     for book in (plain, banded):
-        per_day = book.group_by("trade_date").agg((pl.col("weight") > 0).sum().alias("longs"),
-                                                  pl.col("weight").sum().alias("net"))  # fmt: skip
+        per_day = book.group_by("trade_date").agg(
+            (pl.col("weight") > 0).sum().alias("longs"), pl.col("weight").sum().alias("net")
+        )
         assert (per_day["longs"] == 12).all() and per_day["net"].abs().max() < 1e-12
     assert turnover(banded) < 0.7 * turnover(plain)

@@ -20,16 +20,24 @@ def _world(n: int = 30, days: int = 80, seed: int = 4):
     rets = 0.01 * rng.normal(size=(days, n))
     rets[1:] += 0.004 * signal[:-1]  # today's score predicts tomorrow's return
     close = 50 * np.exp(np.cumsum(rets, axis=0))
-    frame = pl.DataFrame({"trade_date": np.repeat(np.array(sessions, dtype="datetime64[D]"), n),
-                          "ticker": np.tile(tick, days), "close": close.ravel(),
-                          "alpha_score": signal.ravel()}).with_columns(pl.col("trade_date").cast(pl.Date))  # fmt: skip
+    frame = pl.DataFrame(
+        {
+            "trade_date": np.repeat(np.array(sessions, dtype="datetime64[D]"), n),
+            "ticker": np.tile(tick, days),
+            "close": close.ravel(),
+            "alpha_score": signal.ravel(),
+        }
+    ).with_columns(pl.col("trade_date").cast(pl.Date))
     return frame
 
 
 def test_daily_ic_equals_alphalens_information_coefficient() -> None:
     frame = _world()
-    summary = alphalens_summary(frame.select("trade_date", "ticker", "alpha_score"),
-                                frame.select("trade_date", "ticker", "close"), periods=(1,))  # fmt: skip
+    summary = alphalens_summary(
+        frame.select("trade_date", "ticker", "alpha_score"),
+        frame.select("trade_date", "ticker", "close"),
+        periods=(1,),
+    )
     labelled = (
         frame.sort("ticker", "trade_date")
         .with_columns((pl.col("close").shift(-1).over("ticker") / pl.col("close") - 1).alias("fwd_ret_1"))

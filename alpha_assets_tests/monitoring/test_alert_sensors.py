@@ -25,8 +25,16 @@ from alpha_assets.monitoring import alerts
 from alpha_assets.monitoring.alert_sensors import blocking_check_alert, monitoring_alert, run_failure_alert
 from alpha_assets_tests.monitoring.receivers import SMTPReceiver, WebhookReceiver, configure_alerts
 
-ALERT_ENV = ("ALPHA_ALERT_WEBHOOK_URL", "ALPHA_ALERT_SMTP_HOST", "ALPHA_ALERT_SMTP_PORT", "ALPHA_ALERT_EMAIL_TO",
-             "ALPHA_ALERT_EMAIL_FROM", "ALPHA_ALERT_STALE_HOURS", "ALPHA_ALERT_STALE_SESSIONS", "ALPHA_ALERT_IC_STATUS")  # fmt: skip
+ALERT_ENV = (
+    "ALPHA_ALERT_WEBHOOK_URL",
+    "ALPHA_ALERT_SMTP_HOST",
+    "ALPHA_ALERT_SMTP_PORT",
+    "ALPHA_ALERT_EMAIL_TO",
+    "ALPHA_ALERT_EMAIL_FROM",
+    "ALPHA_ALERT_STALE_HOURS",
+    "ALPHA_ALERT_STALE_SESSIONS",
+    "ALPHA_ALERT_IC_STATUS",
+)
 
 
 @pytest.fixture
@@ -59,9 +67,11 @@ def _failed_run_context(instance):
     result = nightly_prices.execute_in_process(instance=instance, raise_on_error=False)
     assert not result.success
     return result, build_run_status_sensor_context(
-        sensor_name="run_failure_alert", dagster_instance=instance, dagster_run=result.dagster_run,
+        sensor_name="run_failure_alert",
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
         dagster_event=result.get_run_failure_event(),
-    ).for_run_failure()  # fmt: skip
+    ).for_run_failure()
 
 
 def test_run_failure_alert_names_job_run_and_failed_step(receivers):
@@ -91,18 +101,29 @@ def test_alert_sensors_do_nothing_without_a_destination(monkeypatch, tmp_path):
     assert isinstance(out, SkipReason) and "no alert destination configured" in out.skip_message
     from resources.lake_resource import DeltaLakeResource
 
-    out = monitoring_alert(build_sensor_context(instance=instance,
-                                                resources={"lake_store": DeltaLakeResource(lake_root=str(tmp_path))}))  # fmt: skip
+    out = monitoring_alert(
+        build_sensor_context(
+            instance=instance, resources={"lake_store": DeltaLakeResource(lake_root=str(tmp_path))}
+        )
+    )
     assert isinstance(out, SkipReason) and "no alert destination configured" in out.skip_message
 
 
-@asset(check_specs=[AssetCheckSpec("prices_valid", asset="checked_prices", blocking=True),
-                    AssetCheckSpec("prices_sparse", asset="checked_prices")])  # fmt: skip
+@asset(
+    check_specs=[
+        AssetCheckSpec("prices_valid", asset="checked_prices", blocking=True),
+        AssetCheckSpec("prices_sparse", asset="checked_prices"),
+    ]
+)
 def checked_prices():
     yield Output(1)
     yield AssetCheckResult(check_name="prices_sparse", passed=False, description="advisory only")
-    yield AssetCheckResult(check_name="prices_valid", passed=False, description="3 rows with a negative close",
-                           metadata={"bad_rows": 3})  # fmt: skip
+    yield AssetCheckResult(
+        check_name="prices_valid",
+        passed=False,
+        description="3 rows with a negative close",
+        metadata={"bad_rows": 3},
+    )
 
 
 @asset(check_specs=[AssetCheckSpec("fine", asset="other_prices", blocking=True)])
@@ -151,20 +172,55 @@ def _world(tmp_path, monkeypatch, *, drift_psi: float, lake_ahead: int, status: 
     newest = days[2]
     lake = DeltaLake(tmp_path / "lake")
     # the window replaces what an earlier call wrote
-    lake.write_window("portfolio", "target_weights",
-                      pl.DataFrame({"trade_date": days, "ticker": "A", "weight": 0.1}), days[0],
-                      business_days(20)[-1])  # fmt: skip
-    health = pl.DataFrame([
-        {"trade_date": newest, "model": "ensemble", "recipe": "fusion", "champion": True, "ic_1": 0.004,
-         "n_sessions": 30, "ic_se": 0.01, "reference_ic": 0.05, "reference_se": 0.006, "z_stat": -3.9,
-         "p_value": 0.0002, "status": status},
-        {"trade_date": newest, "model": "ensemble", "recipe": "base", "champion": False, "ic_1": -0.02,
-         "n_sessions": 30, "ic_se": 0.01, "reference_ic": 0.05, "reference_se": 0.006, "z_stat": -6.0,
-         "p_value": 0.0, "status": "retrain"},  # not the champion: not alerted
-    ])  # fmt: skip
+    lake.write_window(
+        "portfolio",
+        "target_weights",
+        pl.DataFrame({"trade_date": days, "ticker": "A", "weight": 0.1}),
+        days[0],
+        business_days(20)[-1],
+    )
+    health = pl.DataFrame(
+        [
+            {
+                "trade_date": newest,
+                "model": "ensemble",
+                "recipe": "fusion",
+                "champion": True,
+                "ic_1": 0.004,
+                "n_sessions": 30,
+                "ic_se": 0.01,
+                "reference_ic": 0.05,
+                "reference_se": 0.006,
+                "z_stat": -3.9,
+                "p_value": 0.0002,
+                "status": status,
+            },
+            {
+                "trade_date": newest,
+                "model": "ensemble",
+                "recipe": "base",
+                "champion": False,
+                "ic_1": -0.02,
+                "n_sessions": 30,
+                "ic_se": 0.01,
+                "reference_ic": 0.05,
+                "reference_se": 0.006,
+                "z_stat": -6.0,
+                "p_value": 0.0,
+                "status": "retrain",
+            },  # not the champion: not alerted
+        ]
+    )
     lake.write_window("monitoring", "model_health", health, newest, newest)
-    drift = pl.DataFrame({"trade_date": [newest, newest], "block": "2024Q1", "feature": ["tank_fill__z60", "ret_5"],
-                          "psi": [drift_psi, 0.05], "drift": [drift_psi > 0.2, False]})  # fmt: skip
+    drift = pl.DataFrame(
+        {
+            "trade_date": [newest, newest],
+            "block": "2024Q1",
+            "feature": ["tank_fill__z60", "ret_5"],
+            "psi": [drift_psi, 0.05],
+            "drift": [drift_psi > 0.2, False],
+        }
+    )
     lake.write_window("monitoring", "feature_drift", drift, newest, newest)
     return lake, newest
 
@@ -183,8 +239,10 @@ def test_monitoring_alert_ic_drop_drift_and_stale_publication_each_sent_once(
     monitoring_alert(context)
     texts = sorted(r["text"] for r in hook.received)
     assert len(texts) == 3 and len(smtp.received) == 3
-    by_kind = {k: [t for t in texts if t.startswith(f"*alpha-assets: {k}")] for k in ("IC drop", "feature drift",
-                                                                                        "stale")}  # fmt: skip
+    by_kind = {
+        k: [t for t in texts if t.startswith(f"*alpha-assets: {k}")]
+        for k in ("IC drop", "feature drift", "stale")
+    }
     (ic_text,), (drift_text,), (stale_text,) = by_kind.values()
     assert (
         "ensemble/fusion" in ic_text

@@ -39,8 +39,14 @@ def test_webhook_is_retried_once_then_fails_in_one_line():
 
 def test_email_reaches_the_smtp_server():
     with SMTPReceiver() as smtp:
-        send_email(smtp.host, smtp.port, "alpha@fund.test", ["pm@fund.test", "ops@fund.test"],
-                   "alpha-assets: run of job main failed", "Job main failed (run abc).\n- prices: boom")  # fmt: skip
+        send_email(
+            smtp.host,
+            smtp.port,
+            "alpha@fund.test",
+            ["pm@fund.test", "ops@fund.test"],
+            "alpha-assets: run of job main failed",
+            "Job main failed (run abc).\n- prices: boom",
+        )
     (mail,) = smtp.received
     assert mail["from"] == "alpha@fund.test" and mail["to"] == ["pm@fund.test", "ops@fund.test"]
     msg = mail["message"]
@@ -63,8 +69,13 @@ def test_deliver_sends_to_every_configured_destination_and_nothing_without_one(m
     assert smtp.received[0]["message"]["Subject"] == "Drift on ret_5"
     # one destination down: the other still gets it, and the error names the one that failed
     with SMTPReceiver() as smtp:
-        config = AlertConfig(webhook_url=f"http://127.0.0.1:{closed_port()}/x", smtp_host=smtp.host,
-                             smtp_port=smtp.port, email_to=("pm@fund.test",), email_from="a@fund.test")  # fmt: skip
+        config = AlertConfig(
+            webhook_url=f"http://127.0.0.1:{closed_port()}/x",
+            smtp_host=smtp.host,
+            smtp_port=smtp.port,
+            email_to=("pm@fund.test",),
+            email_from="a@fund.test",
+        )
         with pytest.raises(
             AlertDeliveryError, match=r"webhook 127.0.0.1:\d+: not delivered .*\(delivered to email\)"
         ):

@@ -145,11 +145,22 @@ def test_feature_psi_against_a_kept_reference_is_feature_psi_exactly():
 
     rng = np.random.default_rng(3)
     n = 4000
-    train = pl.DataFrame({"cont": rng.normal(size=n), "disc": rng.integers(0, 3, n).astype(float),
-                          "gappy": np.where(rng.random(n) < 0.3, np.nan, rng.normal(size=n)),
-                          "empty": np.full(n, np.nan)})  # fmt: skip
-    current = pl.DataFrame({"cont": rng.normal(0.5, size=500), "disc": rng.integers(0, 4, 500).astype(float),
-                            "gappy": rng.normal(size=500), "empty": rng.normal(size=500)})  # fmt: skip
+    train = pl.DataFrame(
+        {
+            "cont": rng.normal(size=n),
+            "disc": rng.integers(0, 3, n).astype(float),
+            "gappy": np.where(rng.random(n) < 0.3, np.nan, rng.normal(size=n)),
+            "empty": np.full(n, np.nan),
+        }
+    )
+    current = pl.DataFrame(
+        {
+            "cont": rng.normal(0.5, size=500),
+            "disc": rng.integers(0, 4, 500).astype(float),
+            "gappy": rng.normal(size=500),
+            "empty": rng.normal(size=500),
+        }
+    )
     feats = ["cont", "disc", "gappy", "empty"]
     kept = json.loads(json.dumps(feature_references(train, feats)))
     assert kept["empty"] is None
@@ -194,12 +205,18 @@ def test_pooled_days_give_the_psi_of_their_rows_together():
     rng = np.random.default_rng(8)
     feats = ["a", "b", "none"]
     refs = feature_references(
-        pl.DataFrame({"a": rng.normal(size=3000), "b": rng.gamma(2.0, size=3000), "none": [None] * 3000},
-                     schema={"a": pl.Float64, "b": pl.Float64, "none": pl.Float64}),
+        pl.DataFrame(
+            {"a": rng.normal(size=3000), "b": rng.gamma(2.0, size=3000), "none": [None] * 3000},
+            schema={"a": pl.Float64, "b": pl.Float64, "none": pl.Float64},
+        ),
         feats,
-    )  # fmt: skip
-    days = [pl.DataFrame({"a": rng.normal(0.1 * i, size=40), "b": rng.gamma(2.0, size=40), "none": rng.normal(size=40)})
-            for i in range(5)]  # fmt: skip
+    )
+    days = [
+        pl.DataFrame(
+            {"a": rng.normal(0.1 * i, size=40), "b": rng.gamma(2.0, size=40), "none": rng.normal(size=40)}
+        )
+        for i in range(5)
+    ]
     pooled = dict.fromkeys(feats)
     for day in days:
         for f, c in feature_counts(refs, day, feats).items():
@@ -230,20 +247,35 @@ def test_a_value_carried_forward_is_one_observation():
         for i, d in enumerate(days):
             if i == 15 and t < 10:  # half the names publish a new filing mid-way
                 filing = rng.normal()
-            rows.append({"trade_date": d, "ticker": f"T{t}", "filing": filing, "ret": rng.normal(),
-                         "gap": None if i % 2 else rng.normal()})  # fmt: skip
+            rows.append(
+                {
+                    "trade_date": d,
+                    "ticker": f"T{t}",
+                    "filing": filing,
+                    "ret": rng.normal(),
+                    "gap": None if i % 2 else rng.normal(),
+                }
+            )
     frame = pl.DataFrame(rows)
     fresh = new_observations(frame, ["filing", "ret", "gap"]).sort("trade_date")
     assert fresh["filing"].to_list() == [20] + [0] * 14 + [10] + [0] * 14
     assert fresh["ret"].to_list() == [20] * 30  # a price feature is new every day
     assert fresh["gap"].to_list() == [20 if i % 2 == 0 else 0 for i in range(30)]  # nulls are not values
 
-    refs = feature_references(pl.DataFrame({"filing": rng.normal(size=2000), "ret": rng.normal(size=2000),
-                                            "gap": rng.normal(size=2000)}), ["filing", "ret", "gap"])  # fmt: skip
+    refs = feature_references(
+        pl.DataFrame(
+            {"filing": rng.normal(size=2000), "ret": rng.normal(size=2000), "gap": rng.normal(size=2000)}
+        ),
+        ["filing", "ret", "gap"],
+    )
     counts = feature_counts(refs, frame, ["filing", "ret", "gap"])
     observed = {f: int(fresh[f].sum()) for f in ["filing", "ret", "gap"]}
-    table = {r["feature"]: r for r in feature_psi_from_counts(refs, counts, ["filing", "ret", "gap"],
-                                                              observations=observed).to_dicts()}  # fmt: skip
+    table = {
+        r["feature"]: r
+        for r in feature_psi_from_counts(
+            refs, counts, ["filing", "ret", "gap"], observations=observed
+        ).to_dicts()
+    }
     assert (table["filing"]["values"], table["filing"]["observations"]) == (600, 30)
     assert table["filing"]["psi"] is None and not table["filing"]["drift"]
     assert table["ret"]["observations"] == 600 and table["ret"]["psi"] < 0.1
@@ -266,16 +298,25 @@ def test_drift_reference_is_computed_once_and_kept_with_the_model(tmp_path):
     through = date(2024, 6, 28)
     days = sessions_between(shift_sessions(through, -260), through)
     rng = np.random.default_rng(5)
-    rows = pl.DataFrame({"trade_date": [d for d in days for _ in range(40)], "ticker": [f"T{i:02d}" for i in range(40)] * len(days),
-                         "mom_60_5": rng.normal(size=40 * len(days)), "vol_20": rng.gamma(2.0, size=40 * len(days))})  # fmt: skip
+    rows = pl.DataFrame(
+        {
+            "trade_date": [d for d in days for _ in range(40)],
+            "ticker": [f"T{i:02d}" for i in range(40)] * len(days),
+            "mom_60_5": rng.normal(size=40 * len(days)),
+            "vol_20": rng.gamma(2.0, size=40 * len(days)),
+        }
+    )
     lake = DeltaLake(tmp_path / "lake")
     lake.write_window("features", "price_features", rows, days[0], days[-1])
-    registry = ModelRegistry(tracking_uri=f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}",
-                             artifact_root=str(tmp_path / "mlflow" / "artifacts"))  # fmt: skip
+    registry = ModelRegistry(
+        tracking_uri=f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}",
+        artifact_root=str(tmp_path / "mlflow" / "artifacts"),
+    )
     weights = tmp_path / "model.txt"
     weights.write_text("weights")
-    mv = registry.log_model("lightgbm_base", "t", {}, {"ic": 0.05}, weights,
-                            version_tags={"trained_through": through.isoformat()})  # fmt: skip
+    mv = registry.log_model(
+        "lightgbm_base", "t", {}, {"ic": 0.05}, weights, version_tags={"trained_through": through.isoformat()}
+    )
     context = SimpleNamespace(log=logging.getLogger("test"))
     m = SimpleNamespace(name=mv.name, version=mv.version)
 

@@ -83,10 +83,20 @@ def test_the_sensor_asks_once_per_live_window_with_the_evidence_in_its_reason():
     from partitions.calendar import shift_sessions
 
     day = date(2025, 6, 16)
-    health = pl.DataFrame({
-        "trade_date": [day], "model": ["ensemble"], "recipe": ["base"], "champion": [True], "ic_1": [-0.01],
-        "n_sessions": [30], "reference_ic": [0.05], "z_stat": [-3.1], "p_value": [0.002], "status": ["retrain"],
-    })  # fmt: skip
+    health = pl.DataFrame(
+        {
+            "trade_date": [day],
+            "model": ["ensemble"],
+            "recipe": ["base"],
+            "champion": [True],
+            "ic_1": [-0.01],
+            "n_sessions": [30],
+            "reference_ic": [0.05],
+            "z_stat": [-3.1],
+            "p_value": [0.002],
+            "status": ["retrain"],
+        }
+    )
     req = retrain_requests(health, {})
     assert len(req) == 1 and req[0]["as_of"] == day.isoformat()
     assert "+0.0500 earned out of sample" in req[0]["reason"] and "p 0.002" in req[0]["reason"]
@@ -119,8 +129,19 @@ def test_the_model_health_asset_judges_a_planted_series_against_its_own_out_of_s
     for i, d in enumerate(days):
         y = rng.normal(0, 1, len(names))
         score = (0.25 if i < 250 else 0.0) * y + rng.normal(0, 1, len(names))
-        preds.append(pl.DataFrame({"trade_date": d, "ticker": names, "model": "ridge", "recipe": "base",
-                                   "block": "b", "model_version": 1, "score": score}))  # fmt: skip
+        preds.append(
+            pl.DataFrame(
+                {
+                    "trade_date": d,
+                    "ticker": names,
+                    "model": "ridge",
+                    "recipe": "base",
+                    "block": "b",
+                    "model_version": 1,
+                    "score": score,
+                }
+            )
+        )
         labels.append(
             pl.DataFrame({"trade_date": d, "ticker": names, "fwd_ret_1": y, "fwd_ret_5": y, "fwd_ret_20": y})
         )
@@ -132,8 +153,11 @@ def test_the_model_health_asset_judges_a_planted_series_against_its_own_out_of_s
     out = {}
     for k in (240, 300):
         ctx = build_asset_context(partition_key=days[k].isoformat(), resources=resources)
-        out[k] = model_health(ctx, predictions=preds.filter(pl.col("trade_date") <= days[k]),
-                              labels=labels.filter(pl.col("trade_date") <= days[k])).value  # fmt: skip
+        out[k] = model_health(
+            ctx,
+            predictions=preds.filter(pl.col("trade_date") <= days[k]),
+            labels=labels.filter(pl.col("trade_date") <= days[k]),
+        ).value
     before, after = (out[k].filter(pl.col("model") == "ridge").row(0, named=True) for k in (240, 300))
     assert set(out[300]["model"]) == {"ridge", "ensemble"}  # the recipe's ensemble is judged the same way
     # the reference is the out-of-sample record before the live window (sessions 0..209 on day 240), not validation

@@ -16,8 +16,10 @@ from alpha_assets.logging_setup import configure_logging
 def _restore_logging():
     """Each test leaves the root and uvicorn loggers as it found them."""
     names = ("", "uvicorn", "uvicorn.access")
-    saved = {n: (list(logging.getLogger(n).handlers), logging.getLogger(n).level, logging.getLogger(n).propagate)
-             for n in names}  # fmt: skip
+    saved = {
+        n: (list(logging.getLogger(n).handlers), logging.getLogger(n).level, logging.getLogger(n).propagate)
+        for n in names
+    }
     yield
     for n, (handlers, level, propagate) in saved.items():
         lg = logging.getLogger(n)
@@ -75,8 +77,9 @@ def test_uvicorn_access_records_become_fields():
     out = io.StringIO()
     configure_logging("json", stream=out)
     logging.getLogger("uvicorn.access").setLevel(logging.INFO)
-    logging.getLogger("uvicorn.access").info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", "/api/risk",
-                                             "1.1", 200)  # fmt: skip
+    logging.getLogger("uvicorn.access").info(
+        '%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", "/api/risk", "1.1", 200
+    )
     (line,) = _lines(out)
     assert (
         line["logger"] == "uvicorn.access"

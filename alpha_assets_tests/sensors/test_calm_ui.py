@@ -18,7 +18,7 @@ NEW_EVIDENCE = {
     **{
         f"{p}_landing_sensor": "landing"
         for p in ("reference", "prices_a", "prices_b", "parking", "tanks", "transcripts", "filings")
-    },  # fmt: skip
+    },
     # a catalogue date already materialized launches nothing (altdata/test_web_assets.py), and without a vendor
     # site configured (ALPHA_WEB_VENDOR_URL, unset under `make ui`) it fetches nothing
     "web_vendor_sensor": "web",
@@ -59,8 +59,14 @@ def test_landing_sensors_launch_nothing_on_an_ingested_home(home, instance):
     from alpha_assets.ingestion.sensors import VENDOR_TARGETS, make_vendor_sensor
     from resources.landing import LocalVendorLanding
 
-    res = materialize(home, select=["raw/universe", "raw/prices"], quiet=True, instance=instance,
-                      job_name="daily_data", refresh_dependents=False)  # fmt: skip
+    res = materialize(
+        home,
+        select=["raw/universe", "raw/prices"],
+        quiet=True,
+        instance=instance,
+        job_name="daily_data",
+        refresh_dependents=False,
+    )
     assert res["success"], res
     landing = LocalVendorLanding(root=str(home.landing), quarantine_root=str(home.quarantine))
     quarantined = sorted(p for p in home.quarantine.rglob("*") if p.is_file())  # the world's faulty files

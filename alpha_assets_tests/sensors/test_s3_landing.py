@@ -31,8 +31,9 @@ def s3_endpoint():
     if exe is None:
         pytest.skip("moto_server not installed")
     port = _free_port()
-    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(100):
         try:
@@ -86,8 +87,14 @@ def test_the_delta_lake_writes_and_reads_on_s3(s3_endpoint):
     from resources.lake import DeltaLake
 
     boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket="lake")
-    opts = {"AWS_ENDPOINT_URL": s3_endpoint, "AWS_ALLOW_HTTP": "true", "AWS_ACCESS_KEY_ID": "test",
-            "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1", "aws_conditional_put": "etag"}  # fmt: skip
+    opts = {
+        "AWS_ENDPOINT_URL": s3_endpoint,
+        "AWS_ALLOW_HTTP": "true",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_REGION": "us-east-1",
+        "aws_conditional_put": "etag",
+    }
     lake = DeltaLake("s3://lake/lake", opts)
     d1, d2 = date(2024, 1, 2), date(2024, 1, 3)
     df = pl.DataFrame({"trade_date": [d1, d2], "ticker": ["A", "A"], "close": [1.0, 2.0]})

@@ -17,12 +17,31 @@ import polars as pl
 
 SECTORS = ["Tech", "Health", "Financials", "Energy", "Industrials", "Consumer", "Utilities", "Materials"]
 COUNTRIES = ["US", "GB", "DE", "JP", "CA"]
-FEATURES = ["call_sentiment__chg_20", "ret_5", "parking_cars__z60", "vol_20", "filing_neg__chg", "mom_60_5",
-            "web_price__chg_5", "tank_fill__z60"]  # fmt: skip
+FEATURES = [
+    "call_sentiment__chg_20",
+    "ret_5",
+    "parking_cars__z60",
+    "vol_20",
+    "filing_neg__chg",
+    "mom_60_5",
+    "web_price__chg_5",
+    "tank_fill__z60",
+]
 MODELS = ["xgboost", "lightgbm", "catboost", "mlp"]
-ASSETS = ["raw/universe", "raw/prices", "raw/parking_lot_counts", "raw/oil_tank_levels", "raw/call_sentiment",
-          "raw/web_signals", "features/price_features", "features/feature_matrix", "models/alpha_scores",
-          "portfolio/target_weights", "risk/risk_report", "portfolio/orders"]  # fmt: skip
+ASSETS = [
+    "raw/universe",
+    "raw/prices",
+    "raw/parking_lot_counts",
+    "raw/oil_tank_levels",
+    "raw/call_sentiment",
+    "raw/web_signals",
+    "features/price_features",
+    "features/feature_matrix",
+    "models/alpha_scores",
+    "portfolio/target_weights",
+    "risk/risk_report",
+    "portfolio/orders",
+]
 START = date(2024, 1, 2)
 VAR_LIMIT, GROSS_LIMIT = 0.03, 2.2
 
@@ -67,51 +86,126 @@ def serving_days(
                 continue
             fs = rng.choice(len(FEATURES), 3, replace=False)
             vals = sorted(rng.normal(0, 0.02, 3), key=abs, reverse=True)
-            top_features.append(json.dumps([{"feature": FEATURES[f], "shap_value": float(v)}
-                                            for f, v in zip(fs, vals, strict=True)]))  # fmt: skip
-        book = pl.DataFrame({"trade_date": [day] * names, "ticker": tickers, "side": side, "weight": w,
-                             "sector": sector, "country": country, "alpha_score": score,
-                             "top_features": top_features}, schema_overrides={"trade_date": pl.Date})  # fmt: skip
-        attribution = pl.DataFrame({"trade_date": [day] * names, "side": side, "sector": sector,
-                                    "model": ["fusion"] * names, "ticker": tickers, "gross_pnl": name_gross,
-                                    "costs": name_costs, "net_pnl": name_gross - name_costs},
-                                   schema_overrides={"trade_date": pl.Date})  # fmt: skip
+            top_features.append(
+                json.dumps(
+                    [{"feature": FEATURES[f], "shap_value": float(v)} for f, v in zip(fs, vals, strict=True)]
+                )
+            )
+        book = pl.DataFrame(
+            {
+                "trade_date": [day] * names,
+                "ticker": tickers,
+                "side": side,
+                "weight": w,
+                "sector": sector,
+                "country": country,
+                "alpha_score": score,
+                "top_features": top_features,
+            },
+            schema_overrides={"trade_date": pl.Date},
+        )
+        attribution = pl.DataFrame(
+            {
+                "trade_date": [day] * names,
+                "side": side,
+                "sector": sector,
+                "model": ["fusion"] * names,
+                "ticker": tickers,
+                "gross_pnl": name_gross,
+                "costs": name_costs,
+                "net_pnl": name_gross - name_costs,
+            },
+            schema_overrides={"trade_date": pl.Date},
+        )
         longs, shorts = w[w > 0].sum(), w[w < 0].sum()
         turnover = float(rng.uniform(0.1, 0.4))
-        performance = pl.DataFrame({"trade_date": [day], "nav": [nav], "gross_pnl": [gross_pnl], "costs": [costs],
-                                    "net_pnl": [net_pnl], "gross_return": [gross_pnl / nav_prev],
-                                    "net_return": [net_pnl / nav_prev], "drawdown": [drawdown],
-                                    "turnover": [turnover], "gross_exposure": [longs - shorts],
-                                    "net_exposure": [longs + shorts]})  # fmt: skip
+        performance = pl.DataFrame(
+            {
+                "trade_date": [day],
+                "nav": [nav],
+                "gross_pnl": [gross_pnl],
+                "costs": [costs],
+                "net_pnl": [net_pnl],
+                "gross_return": [gross_pnl / nav_prev],
+                "net_return": [net_pnl / nav_prev],
+                "drawdown": [drawdown],
+                "turnover": [turnover],
+                "gross_exposure": [longs - shorts],
+                "net_exposure": [longs + shorts],
+            }
+        )
         performance = performance.with_columns(pl.col("trade_date").cast(pl.Date))
         exposures = _exposures(day, w, sector, country, tickers)
         var_1d = float(rng.uniform(0.008, 0.035))
-        risk = pl.DataFrame({"trade_date": [day], "var_1d": [var_1d], "es_1d": [var_1d * 1.3],
-                             "var_5d": [var_1d * 5**0.5], "var_limit": [VAR_LIMIT],
-                             "var_limit_usage": [var_1d / VAR_LIMIT], "gross_exposure": [longs - shorts],
-                             "gross_limit": [GROSS_LIMIT], "gross_limit_usage": [(longs - shorts) / GROSS_LIMIT],
-                             "drawdown": [drawdown],
-                             "drawdown_state": ["normal" if drawdown > -0.05 else "reduced"],
-                             "breaches": ["var_1d" if var_1d > VAR_LIMIT else ""]})  # fmt: skip
+        risk = pl.DataFrame(
+            {
+                "trade_date": [day],
+                "var_1d": [var_1d],
+                "es_1d": [var_1d * 1.3],
+                "var_5d": [var_1d * 5**0.5],
+                "var_limit": [VAR_LIMIT],
+                "var_limit_usage": [var_1d / VAR_LIMIT],
+                "gross_exposure": [longs - shorts],
+                "gross_limit": [GROSS_LIMIT],
+                "gross_limit_usage": [(longs - shorts) / GROSS_LIMIT],
+                "drawdown": [drawdown],
+                "drawdown_state": ["normal" if drawdown > -0.05 else "reduced"],
+                "breaches": ["var_1d" if var_1d > VAR_LIMIT else ""],
+            }
+        )
         risk = risk.with_columns(pl.col("trade_date").cast(pl.Date))
-        models = pl.DataFrame([{"trade_date": day, "model": m, "recipe": r, "champion": r == "fusion",
-                                "ic_1": float(rng.normal(0.03, 0.05)),
-                                "ic_20": None if k < 20 else float(rng.normal(0.03, 0.02)),
-                                "ensemble_weight": 0.25, "status": "ok", "drifted_features": int(rng.poisson(0.3))}
-                               for m in MODELS for r in ("fusion", "base")])  # fmt: skip
-        models = models.with_columns(pl.col("trade_date").cast(pl.Date), pl.col("ic_20").cast(pl.Float64),
-                                     pl.col("drifted_features").cast(pl.Int64))  # fmt: skip
+        models = pl.DataFrame(
+            [
+                {
+                    "trade_date": day,
+                    "model": m,
+                    "recipe": r,
+                    "champion": r == "fusion",
+                    "ic_1": float(rng.normal(0.03, 0.05)),
+                    "ic_20": None if k < 20 else float(rng.normal(0.03, 0.02)),
+                    "ensemble_weight": 0.25,
+                    "status": "ok",
+                    "drifted_features": int(rng.poisson(0.3)),
+                }
+                for m in MODELS
+                for r in ("fusion", "base")
+            ]
+        )
+        models = models.with_columns(
+            pl.col("trade_date").cast(pl.Date),
+            pl.col("ic_20").cast(pl.Float64),
+            pl.col("drifted_features").cast(pl.Int64),
+        )
         close = datetime(day.year, day.month, day.day, 21, 0)
-        pipeline = pl.DataFrame([{"trade_date": day, "asset": a, "run_seconds": float(rng.gamma(2.0, 3.0)),
-                                  "rows_written": names, "materialized_at": close + timedelta(hours=float(h)),
-                                  "freshness_hours": float(h),
-                                  "failovers": int(rng.poisson(0.5)) if a == "raw/prices" else 0,
-                                  "quarantined_files": int(rng.random() < 0.05)}
-                                 for a in ASSETS for h in [rng.uniform(0.5, 6.0)]])  # fmt: skip
+        pipeline = pl.DataFrame(
+            [
+                {
+                    "trade_date": day,
+                    "asset": a,
+                    "run_seconds": float(rng.gamma(2.0, 3.0)),
+                    "rows_written": names,
+                    "materialized_at": close + timedelta(hours=float(h)),
+                    "freshness_hours": float(h),
+                    "failovers": int(rng.poisson(0.5)) if a == "raw/prices" else 0,
+                    "quarantined_files": int(rng.random() < 0.05),
+                }
+                for a in ASSETS
+                for h in [rng.uniform(0.5, 6.0)]
+            ]
+        )
         pipeline = pipeline.with_columns(pl.col("trade_date").cast(pl.Date))
-        yield day, {"book_positions": book, "fund_performance": performance, "pnl_attribution": attribution,
-                    "exposures": exposures, "risk_summary": risk, "model_kpis": models,
-                    "pipeline_kpis": pipeline}  # fmt: skip
+        yield (
+            day,
+            {
+                "book_positions": book,
+                "fund_performance": performance,
+                "pnl_attribution": attribution,
+                "exposures": exposures,
+                "risk_summary": risk,
+                "model_kpis": models,
+                "pipeline_kpis": pipeline,
+            },
+        )
 
 
 def _exposures(day: date, w, sector, country, tickers) -> pl.DataFrame:
@@ -119,17 +213,30 @@ def _exposures(day: date, w, sector, country, tickers) -> pl.DataFrame:
 
     def by(dimension: str, col: str | None, df: pl.DataFrame) -> pl.DataFrame:
         key = pl.lit("book") if col is None else pl.col(col)
-        return (df.group_by(key.alias("bucket"))
-                .agg(pl.col("w").clip(lower_bound=0).sum().alias("long"),
-                     pl.col("w").clip(upper_bound=0).sum().alias("short"))
-                .with_columns(dimension=pl.lit(dimension)))  # fmt: skip
+        return (
+            df.group_by(key.alias("bucket"))
+            .agg(
+                pl.col("w").clip(lower_bound=0).sum().alias("long"),
+                pl.col("w").clip(upper_bound=0).sum().alias("short"),
+            )
+            .with_columns(dimension=pl.lit(dimension))
+        )
 
     top = frame.sort(pl.col("w").abs(), descending=True).head(10)
-    out = pl.concat([by("total", None, frame), by("sector", "sector", frame), by("country", "country", frame),
-                     by("beta", None, frame.with_columns(pl.col("w") * 0.9)), by("name", "ticker", top)])  # fmt: skip
-    return out.with_columns(gross=pl.col("long") - pl.col("short"), net=pl.col("long") + pl.col("short"),
-                            trade_date=pl.lit(day, dtype=pl.Date)).select(
-        "trade_date", "dimension", "bucket", "long", "short", "gross", "net")  # fmt: skip
+    out = pl.concat(
+        [
+            by("total", None, frame),
+            by("sector", "sector", frame),
+            by("country", "country", frame),
+            by("beta", None, frame.with_columns(pl.col("w") * 0.9)),
+            by("name", "ticker", top),
+        ]
+    )
+    return out.with_columns(
+        gross=pl.col("long") - pl.col("short"),
+        net=pl.col("long") + pl.col("short"),
+        trade_date=pl.lit(day, dtype=pl.Date),
+    ).select("trade_date", "dimension", "bucket", "long", "short", "gross", "net")
 
 
 def fill_store(engine, names: int, days: int, seed: int = 0) -> list[date]:

@@ -46,13 +46,22 @@ def test_health_names_the_newest_day_and_its_row_counts(client, filled_store):
 def test_portfolio_positions_equal_the_store_rows(client, filled_store):
     day = filled_store["days"][4]  # a day where some names have no SHAP rows
     body = client.get("/api/portfolio", params={"date": day.isoformat()}).json()
-    rows = {r["ticker"]: r for r in _rows(filled_store["path"], "SELECT * FROM book_positions WHERE trade_date = ?",
-                                          day.isoformat())}  # fmt: skip
+    rows = {
+        r["ticker"]: r
+        for r in _rows(
+            filled_store["path"], "SELECT * FROM book_positions WHERE trade_date = ?", day.isoformat()
+        )
+    }
     assert body["trade_date"] == day.isoformat() and len(body["positions"]) == len(rows) == 30
     for p in body["positions"]:
         r = rows[p["ticker"]]
         assert (p["side"], p["weight"], p["sector"], p["country"], p["alpha_score"]) == (
-            r["side"], tidy_float(r["weight"]), r["sector"], r["country"], tidy_float(r["alpha_score"]))  # fmt: skip
+            r["side"],
+            tidy_float(r["weight"]),
+            r["sector"],
+            r["country"],
+            tidy_float(r["alpha_score"]),
+        )
         assert p["top_features"] == (json.loads(r["top_features"]) if r["top_features"] else [])
     assert any(p["top_features"] == [] for p in body["positions"])
     assert any(len(p["top_features"]) == 3 for p in body["positions"])
@@ -80,8 +89,12 @@ def test_performance_range_equals_the_store_rows(client, filled_store):
     body = client.get(
         "/api/performance", params={"from": days[3].isoformat(), "to": days[9].isoformat()}
     ).json()
-    rows = _rows(filled_store["path"], "SELECT * FROM fund_performance WHERE trade_date BETWEEN ? AND ? "
-                 "ORDER BY trade_date", days[3].isoformat(), days[9].isoformat())  # fmt: skip
+    rows = _rows(
+        filled_store["path"],
+        "SELECT * FROM fund_performance WHERE trade_date BETWEEN ? AND ? ORDER BY trade_date",
+        days[3].isoformat(),
+        days[9].isoformat(),
+    )
     assert [d["trade_date"] for d in body["days"]] == [d.isoformat() for d in days[3:10]]
     for got, want in zip(body["days"], rows, strict=True):
         for col in ("nav", "gross_pnl", "costs", "net_pnl", "net_return", "drawdown", "turnover"):
@@ -112,7 +125,8 @@ def test_models_show_the_newest_day_and_the_ic_history(client, filled_store):
     newest = filled_store["days"][-1].isoformat()
     rows = _rows(filled_store["path"], "SELECT * FROM model_kpis WHERE trade_date = ?", newest)
     assert {(m["model"], m["recipe"]): m["ic_1"] for m in body["models"]} == {
-        (r["model"], r["recipe"]): tidy_float(r["ic_1"]) for r in rows}  # fmt: skip
+        (r["model"], r["recipe"]): tidy_float(r["ic_1"]) for r in rows
+    }
     assert {m["champion"] for m in body["models"]} == {True, False}
     assert len(body["ic_history"]) == 25 * 8
     assert any(h["ic_20"] is None for h in body["ic_history"])  # the first days have no 20-day IC yet
@@ -121,14 +135,19 @@ def test_models_show_the_newest_day_and_the_ic_history(client, filled_store):
 def test_pipeline_kpis_equal_the_store_rows(client, filled_store):
     body = client.get("/api/pipeline").json()
     newest = filled_store["days"][-1].isoformat()
-    rows = {r["asset"]: r for r in _rows(filled_store["path"], "SELECT * FROM pipeline_kpis WHERE trade_date = ?",
-                                         newest)}  # fmt: skip
+    rows = {
+        r["asset"]: r
+        for r in _rows(filled_store["path"], "SELECT * FROM pipeline_kpis WHERE trade_date = ?", newest)
+    }
     assert {a["asset"] for a in body["assets"]} == set(rows)
     for a in body["assets"]:
         r = rows[a["asset"]]
         assert (a["run_seconds"], a["freshness_hours"], a["failovers"], a["quarantined_files"]) == (
-            tidy_float(r["run_seconds"]), tidy_float(r["freshness_hours"]), r["failovers"],
-            r["quarantined_files"])  # fmt: skip
+            tidy_float(r["run_seconds"]),
+            tidy_float(r["freshness_hours"]),
+            r["failovers"],
+            r["quarantined_files"],
+        )
         assert a["materialized_at"] == r["materialized_at"].replace(" ", "T") + "Z"  # UTC, with its zone
     assert body["total_failovers"] == sum(r["failovers"] for r in rows.values())
     assert len(body["history"]) == 25 * len(rows)
@@ -169,8 +188,14 @@ def test_a_day_without_a_book_is_a_404_saying_which_days_exist(client, filled_st
 
 def test_token_is_required_when_set_except_for_health(filled_store):
     c = TestClient(create_app(filled_store["url"], token="s3cret-token"))
-    for path in ("/api/portfolio", "/api/exposures", "/api/performance", "/api/risk", "/api/models",
-                 "/api/pipeline"):  # fmt: skip
+    for path in (
+        "/api/portfolio",
+        "/api/exposures",
+        "/api/performance",
+        "/api/risk",
+        "/api/models",
+        "/api/pipeline",
+    ):
         assert c.get(path).status_code == 401, path
         assert c.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401, path
         assert c.get(path, headers={"Authorization": "Bearer s3cret-token"}).status_code == 200, path
@@ -216,9 +241,16 @@ def test_an_empty_store_says_nothing_is_published(tmp_path):
 
 @pytest.mark.parametrize(
     ("path", "model"),
-    [("/api/portfolio", "Portfolio"), ("/api/exposures", "Exposures"), ("/api/performance", "Performance"),
-     ("/api/risk", "Risk"), ("/api/models", "Models"), ("/api/pipeline", "Pipeline"), ("/api/health", "Health")],
-)  # fmt: skip
+    [
+        ("/api/portfolio", "Portfolio"),
+        ("/api/exposures", "Exposures"),
+        ("/api/performance", "Performance"),
+        ("/api/risk", "Risk"),
+        ("/api/models", "Models"),
+        ("/api/pipeline", "Pipeline"),
+        ("/api/health", "Health"),
+    ],
+)
 def test_every_payload_matches_its_documented_response_model(client, path, model):
     """The big payloads are written with orjson (no per-row validation): they must still be what /docs says."""
     from alpha_assets.serving import api
@@ -245,13 +277,20 @@ def test_a_republished_day_is_served_fresh(tmp_path):
     after = c.get("/api/portfolio").json()
     assert after["gross_exposure"] == pytest.approx(1.0)
     assert {p["ticker"]: p["weight"] for p in after["positions"]} == {
-        r["ticker"]: tidy_float(r["weight"]) for r in book.to_dicts()}  # fmt: skip
+        r["ticker"]: tidy_float(r["weight"]) for r in book.to_dicts()
+    }
 
 
 def test_openapi_documents_typed_responses(client):
     spec = client.get("/openapi.json").json()
-    assert set(spec["paths"]) >= {"/api/health", "/api/portfolio", "/api/performance", "/api/risk", "/api/models",
-                                  "/api/pipeline"}  # fmt: skip
+    assert set(spec["paths"]) >= {
+        "/api/health",
+        "/api/portfolio",
+        "/api/performance",
+        "/api/risk",
+        "/api/models",
+        "/api/pipeline",
+    }
     assert list(spec["paths"]["/api/portfolio"]) == ["get"]
     position = spec["components"]["schemas"]["Position"]["properties"]
     assert position["weight"]["type"] == "number" and position["top_features"]["type"] == "array"
@@ -296,8 +335,9 @@ def test_alpha_serve_api_serves_over_http(filled_store, monkeypatch):
     port = free_port()
     env = {"ALPHA_SERVING_URL": filled_store["url"], "ALPHA_API_TOKEN": "t0k"}
     cmd = [sys.executable, "-m", "alpha_assets.cli", "serve-api", "--port", str(port)]
-    proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         body = None
         for _ in range(120):

@@ -100,9 +100,17 @@ def test_a_store_under_a_path_with_a_space_and_a_hash_is_read(tmp_path):
 
 @pytest.mark.parametrize(
     ("host", "loopback"),
-    [("127.0.0.1", True), ("127.0.0.2", True), ("::1", True), ("localhost", True), ("0.0.0.0", False),
-     ("::", False), ("10.1.2.3", False), ("fund-box", False)],
-)  # fmt: skip
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.2", True),
+        ("::1", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("10.1.2.3", False),
+        ("fund-box", False),
+    ],
+)
 def test_which_hosts_are_loopback(host, loopback):
     assert _is_loopback(host) is loopback
 
@@ -205,8 +213,14 @@ def _floats(obj):
 
 
 def test_floats_are_sent_to_12_significant_digits(client):
-    for path in ("/api/portfolio", "/api/exposures", "/api/performance", "/api/risk", "/api/models",
-                 "/api/pipeline"):  # fmt: skip
+    for path in (
+        "/api/portfolio",
+        "/api/exposures",
+        "/api/performance",
+        "/api/risk",
+        "/api/models",
+        "/api/pipeline",
+    ):
         body = client.get(path).json()
         if path == "/api/portfolio":  # the SHAP values are the model's own JSON, embedded as stored
             for p in body["positions"]:

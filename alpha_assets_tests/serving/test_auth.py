@@ -66,8 +66,13 @@ def test_every_surface_but_health_refuses_a_request_without_credentials(client):
 
 
 def test_a_wrong_key_is_invalid_credentials_not_no_credentials(client):
-    for headers in (bearer("ak_guess"), {"Authorization": "Basic " + base64.b64encode(b"pm1:nope").decode()},
-                    {"Authorization": "Basic !!"}, {"Authorization": "Token abc"}, {"Cookie": "alpha_key=x"}):  # fmt: skip
+    for headers in (
+        bearer("ak_guess"),
+        {"Authorization": "Basic " + base64.b64encode(b"pm1:nope").decode()},
+        {"Authorization": "Basic !!"},
+        {"Authorization": "Token abc"},
+        {"Cookie": "alpha_key=x"},
+    ):
         r = client.get("/api/risk", headers=headers)
         assert r.status_code == 401, headers
         assert r.json()["detail"].startswith("invalid credentials: the "), headers
@@ -144,7 +149,7 @@ def test_the_access_log_has_one_line_per_request_and_never_the_key(client):
         ("GET", "/risk", 303, "pm1", "reader"),
         ("GET", "/api/risk", 401, None, None),
         ("HEAD", "/api/health", 200, None, None),
-    ]  # fmt: skip
+    ]
     assert lines[2]["query"] == "key=REDACTED"
     for x in lines:
         when = dt.datetime.fromisoformat(x["time"])
@@ -163,8 +168,12 @@ def test_alpha_api_token_still_works_as_one_operator_key(filled_store):
 def test_keys_come_from_the_environment_and_a_keys_file(tmp_path):
     f = tmp_path / "keys"
     f.write_text(key_line("pm2", "reader", "k2") + "\n\n# comment\n")
-    keys = KeyRing.from_env(environ={"ALPHA_API_KEYS": key_line("pm1", "reader", "k1") + ","
-                                     + key_line("ops", "operator", "k3"), "ALPHA_API_KEYS_FILE": str(f)})  # fmt: skip
+    keys = KeyRing.from_env(
+        environ={
+            "ALPHA_API_KEYS": key_line("pm1", "reader", "k1") + "," + key_line("ops", "operator", "k3"),
+            "ALPHA_API_KEYS_FILE": str(f),
+        }
+    )
     assert {k.name: k.role for k in keys.entries()} == {"pm1": "reader", "ops": "operator", "pm2": "reader"}
     assert keys.authenticate("k2").name == "pm2" and keys.authenticate("k4") is None
     assert keys.describe().startswith(
@@ -175,11 +184,13 @@ def test_keys_come_from_the_environment_and_a_keys_file(tmp_path):
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("pm1:reader", "keys.txt:1: expected name:role:sha256hex"),
-     ("pm1:admin:" + "a" * 64, "keys.txt:1: role 'admin' is not one of reader, operator"),
-     ("\npm1:reader:ak_the-key-itself", "keys.txt:2: pm1's hash must be 64 hex digits"),
-     ("pm 1:reader:" + "a" * 64, "keys.txt:1: key name 'pm 1' must be")],
-)  # fmt: skip
+    [
+        ("pm1:reader", "keys.txt:1: expected name:role:sha256hex"),
+        ("pm1:admin:" + "a" * 64, "keys.txt:1: role 'admin' is not one of reader, operator"),
+        ("\npm1:reader:ak_the-key-itself", "keys.txt:2: pm1's hash must be 64 hex digits"),
+        ("pm 1:reader:" + "a" * 64, "keys.txt:1: key name 'pm 1' must be"),
+    ],
+)
 def test_a_bad_keys_entry_is_one_line_naming_it(text, message):
     with pytest.raises(KeysError) as e:
         KeyRing.parse(text, "keys.txt")
@@ -207,8 +218,15 @@ def _banner(monkeypatch, tmp_path, capsys, argv, **env) -> tuple[int, str, str, 
     calls = []
     monkeypatch.setattr(api, "serve", lambda app, **kw: calls.append(kw))  # no server: what it would run
     monkeypatch.setenv("ALPHA_HOME", str(tmp_path))
-    for name in ("ALPHA_SERVING_URL", "ALPHA_API_TOKEN", "ALPHA_API_KEYS", "ALPHA_API_KEYS_FILE", "ALPHA_TLS_CERT",
-                 "ALPHA_TLS_KEY", "ALPHA_ACCESS_LOG"):  # fmt: skip
+    for name in (
+        "ALPHA_SERVING_URL",
+        "ALPHA_API_TOKEN",
+        "ALPHA_API_KEYS",
+        "ALPHA_API_KEYS_FILE",
+        "ALPHA_TLS_CERT",
+        "ALPHA_TLS_KEY",
+        "ALPHA_ACCESS_LOG",
+    ):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -226,9 +244,14 @@ def test_the_banner_says_whether_auth_and_tls_are_on(monkeypatch, tmp_path, caps
     keys.write_text(key_line("pm1", "reader", "a") + "\n" + key_line("pm2", "reader", "b") + "\n")
     cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
     cert.write_text("x"), key.write_text("y")
-    rc, out, _, calls = _banner(monkeypatch, tmp_path, capsys, ["dashboard", "--port", "18099", "--tls-cert",
-                                str(cert), "--tls-key", str(key), "--access-log", "-"],
-                                ALPHA_API_KEYS_FILE=str(keys), ALPHA_API_TOKEN="t")  # fmt: skip
+    rc, out, _, calls = _banner(
+        monkeypatch,
+        tmp_path,
+        capsys,
+        ["dashboard", "--port", "18099", "--tls-cert", str(cert), "--tls-key", str(key), "--access-log", "-"],
+        ALPHA_API_KEYS_FILE=str(keys),
+        ALPHA_API_TOKEN="t",
+    )
     assert rc == 0
     assert (
         "auth: ON: 3 key(s) (2 reader, 1 operator) from ALPHA_API_KEYS_FILE=" in out
@@ -245,11 +268,21 @@ def test_the_banner_says_whether_auth_and_tls_are_on(monkeypatch, tmp_path, caps
 
 @pytest.mark.parametrize(
     ("argv", "env", "message"),
-    [(["--tls-cert", "c.pem"], {}, "TLS needs both a certificate and its private key"),
-     (["--tls-cert", "/nope/c.pem", "--tls-key", "/nope/k.pem"], {}, "--tls-cert /nope/c.pem: no such file"),
-     ([], {"ALPHA_API_KEYS": "pm1:reader:abc"}, "ALPHA_API_KEYS= entry 1: pm1's hash must be 64 hex digits"),
-     ([], {"ALPHA_API_KEYS_FILE": "/nope/keys"}, "ALPHA_API_KEYS_FILE=/nope/keys: cannot read it")],
-)  # fmt: skip
+    [
+        (["--tls-cert", "c.pem"], {}, "TLS needs both a certificate and its private key"),
+        (
+            ["--tls-cert", "/nope/c.pem", "--tls-key", "/nope/k.pem"],
+            {},
+            "--tls-cert /nope/c.pem: no such file",
+        ),
+        (
+            [],
+            {"ALPHA_API_KEYS": "pm1:reader:abc"},
+            "ALPHA_API_KEYS= entry 1: pm1's hash must be 64 hex digits",
+        ),
+        ([], {"ALPHA_API_KEYS_FILE": "/nope/keys"}, "ALPHA_API_KEYS_FILE=/nope/keys: cannot read it"),
+    ],
+)
 def test_bad_tls_or_key_settings_are_one_line(monkeypatch, tmp_path, capsys, argv, env, message):
     rc, _, err, calls = _banner(monkeypatch, tmp_path, capsys, ["serve-api", *argv], **env)
     assert rc == 2 and not calls
@@ -268,16 +301,26 @@ def _self_signed(tmp_path) -> tuple:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .sign(key, hashes.SHA256()))  # fmt: skip
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
+        )
+        .sign(key, hashes.SHA256())
+    )
     cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))  # fmt: skip
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     return cert_path, key_path
 
 
@@ -286,12 +329,23 @@ def test_serve_api_over_https_with_a_certificate_and_keys(filled_store, tmp_path
     cert, key = _self_signed(tmp_path)
     port = free_port()
     log = tmp_path / "access.log"
-    env = {**os.environ, "ALPHA_SERVING_URL": filled_store["url"], "ALPHA_API_KEYS": key_line("pm1", "reader", PM),
-           "ALPHA_TLS_CERT": str(cert), "ALPHA_TLS_KEY": str(key), "ALPHA_ACCESS_LOG": str(log)}  # fmt: skip
+    env = {
+        **os.environ,
+        "ALPHA_SERVING_URL": filled_store["url"],
+        "ALPHA_API_KEYS": key_line("pm1", "reader", PM),
+        "ALPHA_TLS_CERT": str(cert),
+        "ALPHA_TLS_KEY": str(key),
+        "ALPHA_ACCESS_LOG": str(log),
+    }
     env.pop("ALPHA_API_TOKEN", None)
-    proc = subprocess.Popen([sys.executable, "-m", "alpha_assets.cli", "serve-api", "--port", str(port)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "alpha_assets.cli", "serve-api", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     base = f"https://127.0.0.1:{port}"
     try:
         with httpx.Client(base_url=base, verify=str(cert), timeout=5) as c:
@@ -314,7 +368,12 @@ def test_serve_api_over_https_with_a_certificate_and_keys(filled_store, tmp_path
         with pytest.raises(httpx.TransportError):  # plain HTTP on the TLS port is not served
             httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=5).raise_for_status()
         assert [json.loads(x)["path"] for x in log.read_text().splitlines()][-5:] == [
-            "/api/portfolio", "/api/portfolio", "/api/pipeline", "/", "/api/portfolio"]  # fmt: skip
+            "/api/portfolio",
+            "/api/portfolio",
+            "/api/pipeline",
+            "/",
+            "/api/portfolio",
+        ]
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         out, err = proc.communicate(timeout=30)

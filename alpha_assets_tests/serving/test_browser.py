@@ -66,8 +66,13 @@ def dashboard_server(serving_url: str, **extra_env: str):
         "ALPHA_SERVING_URL": serving_url,
         **extra_env,
     }
-    proc = subprocess.Popen([sys.executable, "-m", "alpha_assets.cli", "dashboard", "--port", str(port)], env=env,
-                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "alpha_assets.cli", "dashboard", "--port", str(port)],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(240):
@@ -93,8 +98,11 @@ def visit(b, base: str, path: str, screenshot: Path | None = None, width: int = 
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(base + path, wait_until="networkidle")
-    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length > 0 || "
-                           "document.querySelector('.empty') !== null", timeout=30_000)  # fmt: skip
+    page.wait_for_function(
+        "() => document.querySelectorAll('.js-plotly-plot .main-svg').length > 0 || "
+        "document.querySelector('.empty') !== null",
+        timeout=30_000,
+    )
     charts = page.evaluate(TRACES_JS)
     if screenshot is not None:
         _screenshot(page, screenshot)
@@ -189,9 +197,11 @@ def test_the_dashboard_refuses_a_visitor_without_a_key_and_signs_in_a_pm_with_on
 
 
 # the Reports page's plots: name -> (title, asset that drew it); a title with characters HTML must escape
-PLOTS = {"hrp_dendrogram": ("HRP cluster tree, long book 2024-01-04", "portfolio/target_weights"),
-         "summary_plot": ("mean |SHAP| <top 10> & the rest, 2024-01-04", "models/shap_values"),
-         "ic_over_time": ("IC over time", "reports/model_report")}  # fmt: skip
+PLOTS = {
+    "hrp_dendrogram": ("HRP cluster tree, long book 2024-01-04", "portfolio/target_weights"),
+    "summary_plot": ("mean |SHAP| <top 10> & the rest, 2024-01-04", "models/shap_values"),
+    "ic_over_time": ("IC over time", "reports/model_report"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -335,8 +345,13 @@ def dagster_webserver(home):
     port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home.dagster), "ALPHA_HOME": str(home.root)}
     exe = str(Path(sys.executable).parent / "dagster-webserver")
-    proc = subprocess.Popen([exe, "-h", "127.0.0.1", "-p", str(port), "-w", str(REPO / "workspace.yaml")], cwd=REPO,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [exe, "-h", "127.0.0.1", "-p", str(port), "-w", str(REPO / "workspace.yaml")],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     query = {"query": "{ assetNodes { id } }"}
     try:
@@ -403,8 +418,11 @@ def test_dagster_ui_shows_the_graph_and_materializes_a_partition_from_its_dialog
         deadline = time.time() + 420  # a run's process start + code location import: ~1-2 min on 2 busy cores
         while time.time() < deadline:
             runs = instance.get_runs(RunsFilter(tags={"dagster/partition": day}))
-            if runs and runs[0].status in (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE,
-                                           DagsterRunStatus.CANCELED):  # fmt: skip
+            if runs and runs[0].status in (
+                DagsterRunStatus.SUCCESS,
+                DagsterRunStatus.FAILURE,
+                DagsterRunStatus.CANCELED,
+            ):
                 break
             time.sleep(2)
         assert len(runs) == 1, f"runs for {day}: {runs}"

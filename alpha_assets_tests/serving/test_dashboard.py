@@ -77,7 +77,11 @@ def test_an_empty_store_shows_how_to_fill_it(tmp_path):
 
 
 def test_monthly_returns_compound_the_daily_net_returns():
-    perf = pl.DataFrame({"trade_date": [date(2024, 1, 2), date(2024, 1, 3), date(2024, 2, 1)],
-                         "net_return": [0.01, -0.02, 0.03]})  # fmt: skip
+    perf = pl.DataFrame(
+        {
+            "trade_date": [date(2024, 1, 2), date(2024, 1, 3), date(2024, 2, 1)],
+            "net_return": [0.01, -0.02, 0.03],
+        }
+    )
     got = {(y, m): r for y, m, r in monthly_returns(perf).iter_rows()}
     assert got[(2024, 1)] == pytest.approx(1.01 * 0.98 - 1) and got[(2024, 2)] == pytest.approx(0.03)

@@ -10,8 +10,11 @@ pytestmark = pytest.mark.slow  # one dbt build (~30 s)
 
 
 def _tree() -> dict[str, tuple[int, int]]:
-    return {str(p.relative_to(DBT_DIR)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in sorted(DBT_DIR.rglob("*")) if p.is_file()}  # fmt: skip
+    return {
+        str(p.relative_to(DBT_DIR)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(DBT_DIR.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_a_marts_run_leaves_the_repos_dbt_folder_unchanged(tmp_path, monkeypatch):
@@ -26,8 +29,12 @@ def test_a_marts_run_leaves_the_repos_dbt_folder_unchanged(tmp_path, monkeypatch
     monkeypatch.delenv("ALPHA_MARTS_DB", raising=False)
     before = _tree()
     with DagsterInstance.ephemeral() as instance:
-        result = materialize([marts], instance=instance, partition_key=SESSIONS[-1].isoformat(),
-                             resources={"lake_store": DeltaLakeResource(lake_root=str(lake.root))})  # fmt: skip
+        result = materialize(
+            [marts],
+            instance=instance,
+            partition_key=SESSIONS[-1].isoformat(),
+            resources={"lake_store": DeltaLakeResource(lake_root=str(lake.root))},
+        )
     assert result.success
     assert _tree() == before
     runs = list((tmp_path / "marts" / "dbt_runs").iterdir())

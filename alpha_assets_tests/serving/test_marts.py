@@ -32,10 +32,22 @@ def build_lake(root) -> DeltaLake:
     close = 50 * np.exp(np.cumsum(rng.normal(0, 0.02, (t, n)), axis=0))
     open_ = close * np.exp(rng.normal(0, 0.005, (t, n)))
     cell = {"trade_date": np.repeat(SESSIONS, n).tolist(), "ticker": TICKERS * t}
-    prices = pl.DataFrame({**cell, "open": open_.ravel(), "close": close.ravel(),
-                           "volume": np.full(t * n, 2e6), "source": ["A"] * (t * n - 3) + ["B"] * 3})  # fmt: skip
-    universe = pl.DataFrame({**cell, "sector": [SECTORS[i % 3] for i in range(n)] * t,
-                             "country": [["US", "CA"][i % 2] for i in range(n)] * t})  # fmt: skip
+    prices = pl.DataFrame(
+        {
+            **cell,
+            "open": open_.ravel(),
+            "close": close.ravel(),
+            "volume": np.full(t * n, 2e6),
+            "source": ["A"] * (t * n - 3) + ["B"] * 3,
+        }
+    )
+    universe = pl.DataFrame(
+        {
+            **cell,
+            "sector": [SECTORS[i % 3] for i in range(n)] * t,
+            "country": [["US", "CA"][i % 2] for i in range(n)] * t,
+        }
+    )
     score = rng.normal(size=(t, n))
     side = np.where(score > np.median(score, axis=1, keepdims=True), 1.0, -1.0)
     weight = side / n
@@ -47,16 +59,28 @@ def build_lake(root) -> DeltaLake:
         pl.lit(None, pl.Utf8).alias("binding_limit"),
     )
     res = run_vectorised(prices, book.select("trade_date", "ticker", "weight"), CostModel(), 10_000_000.0)
-    risk = pl.DataFrame({"trade_date": SESSIONS, "var_hist_1d": rng.uniform(0.005, 0.02, t),
-                         "var_hist_5d": rng.uniform(0.01, 0.04, t), "es_1d": rng.uniform(0.01, 0.03, t),
-                         "drawdown": rng.uniform(0, 0.05, t), "drawdown_control": [False] * (t - 1) + [True],
-                         "gross_multiplier_next": [1.0] * (t - 1) + [0.5],
-                         "breaches": [None] * (t - 1) + ["var_1d"]})  # fmt: skip
+    risk = pl.DataFrame(
+        {
+            "trade_date": SESSIONS,
+            "var_hist_1d": rng.uniform(0.005, 0.02, t),
+            "var_hist_5d": rng.uniform(0.01, 0.04, t),
+            "es_1d": rng.uniform(0.01, 0.03, t),
+            "drawdown": rng.uniform(0, 0.05, t),
+            "drawdown_control": [False] * (t - 1) + [True],
+            "gross_multiplier_next": [1.0] * (t - 1) + [0.5],
+            "breaches": [None] * (t - 1) + ["var_1d"],
+        }
+    )
     lo, hi = SESSIONS[0], SESSIONS[-1]
-    for layer, asset, frame in [("raw", "prices", prices), ("raw", "universe", universe),
-                                ("portfolio", "target_weights", book), ("risk", "risk_report", risk),
-                                ("reports", "backtest_pnl", res.pnl), ("reports", "backtest_positions", res.positions),
-                                ("reports", "backtest_fills", res.fills)]:  # fmt: skip
+    for layer, asset, frame in [
+        ("raw", "prices", prices),
+        ("raw", "universe", universe),
+        ("portfolio", "target_weights", book),
+        ("risk", "risk_report", risk),
+        ("reports", "backtest_pnl", res.pnl),
+        ("reports", "backtest_positions", res.positions),
+        ("reports", "backtest_fills", res.fills),
+    ]:
         lake.write_window(layer, asset, frame, lo, hi)
     return lake
 
@@ -66,8 +90,13 @@ def dbt(home, *args: str) -> subprocess.CompletedProcess:
         **__import__("os").environ,
         **dbt_env(lake_root=str(home / "lake"), marts_db=home / "marts" / "marts.duckdb"),
     }
-    return subprocess.run([dbt_executable(), *args, "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR)],
-                          env=env, cwd=DBT_DIR, capture_output=True, text=True)  # fmt: skip
+    return subprocess.run(
+        [dbt_executable(), *args, "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR)],
+        env=env,
+        cwd=DBT_DIR,
+        capture_output=True,
+        text=True,
+    )
 
 
 def window(a: date, b: date) -> list[str]:
@@ -97,10 +126,13 @@ def test_pnl_by_sector_side_and_name_sums_to_the_days_total_pnl(built):
     truth = lake.read("reports", "backtest_pnl").select("trade_date", "gross_pnl", "total_cost", "net_pnl")
     for grouping in (["sector"], ["side"], ["ticker"], ["side", "sector", "model", "ticker"]):
         cols = ", ".join(grouping)
-        by_day = marts(home, f"""SELECT trade_date, sum(gross_pnl) AS g, sum(costs) AS c, sum(net_pnl) AS n
+        by_day = marts(
+            home,
+            f"""SELECT trade_date, sum(gross_pnl) AS g, sum(costs) AS c, sum(net_pnl) AS n
                                  FROM (SELECT trade_date, {cols}, sum(gross_pnl) gross_pnl, sum(costs) costs,
                                        sum(net_pnl) net_pnl FROM pnl_attribution GROUP BY ALL)
-                                 GROUP BY 1""")  # fmt: skip
+                                 GROUP BY 1""",
+        )
         joined = truth.join(by_day, on="trade_date", how="left")
         assert joined.height == len(SESSIONS)
         scale = joined["gross_pnl"].abs().max()
@@ -116,8 +148,11 @@ def test_pnl_by_sector_side_and_name_sums_to_the_days_total_pnl(built):
 
 def test_exposures_gross_and_net_equal_the_book(built):
     home, lake = built
-    book = lake.read("portfolio", "target_weights").group_by("trade_date").agg(
-        pl.col("weight").abs().sum().alias("gross"), pl.col("weight").sum().alias("net"))  # fmt: skip
+    book = (
+        lake.read("portfolio", "target_weights")
+        .group_by("trade_date")
+        .agg(pl.col("weight").abs().sum().alias("gross"), pl.col("weight").sum().alias("net"))
+    )
     total = marts(home, "SELECT trade_date, gross, net, long, short FROM exposures WHERE dimension = 'total'")
     joined = book.join(total, on="trade_date", suffix="_mart")
     assert joined.height == len(SESSIONS)
@@ -193,8 +228,16 @@ def test_alpha_sql_reads_the_marts(built, capsys, monkeypatch):
 
     home, _ = built
     monkeypatch.delenv("ALPHA_MARTS_DB", raising=False)
-    rc = main(["--home", str(home), "sql", "SELECT count(DISTINCT sector) AS n FROM marts.pnl_attribution "
-               "WHERE side <> 'cash'", "--format", "csv"])  # fmt: skip
+    rc = main(
+        [
+            "--home",
+            str(home),
+            "sql",
+            "SELECT count(DISTINCT sector) AS n FROM marts.pnl_attribution WHERE side <> 'cash'",
+            "--format",
+            "csv",
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0 and out.split() == ["n", "3"]
     assert main(["--home", str(home), "tables", "--format", "csv"]) == 0

@@ -90,9 +90,13 @@ def test_latency_histogram_counts_requests_per_route_template(client, filled_sto
     # templates, never raw paths
     assert not any("?" in r or "2024" in r or "123" in r for r in routes), routes
     # buckets are cumulative and end at the count
-    buckets = [(lab["le"], v) for n, lab, v in samples
-               if n == "alpha_http_request_duration_seconds_bucket" and lab["route"] == "/api/portfolio"
-               and lab["status"] == "200"]  # fmt: skip
+    buckets = [
+        (lab["le"], v)
+        for n, lab, v in samples
+        if n == "alpha_http_request_duration_seconds_bucket"
+        and lab["route"] == "/api/portfolio"
+        and lab["status"] == "200"
+    ]
     counts = [v for _, v in buckets]
     assert counts == sorted(counts) and buckets[-1] == ("+Inf", 4.0)
     assert (
@@ -116,8 +120,12 @@ def test_publication_and_model_gauges_from_the_serving_store(client, filled_stor
         newest = date.fromisoformat(
             str(con.execute(sa.text("SELECT max(trade_date) FROM publications")).scalar())
         )
-        kpis = [dict(m) for m in con.execute(sa.text("SELECT * FROM model_kpis WHERE trade_date = :d"),
-                                              {"d": newest.isoformat()}).mappings()]  # fmt: skip
+        kpis = [
+            dict(m)
+            for m in con.execute(
+                sa.text("SELECT * FROM model_kpis WHERE trade_date = :d"), {"d": newest.isoformat()}
+            ).mappings()
+        ]
     assert newest == filled_store["days"][-1]
     assert values(samples, "alpha_publication_last_timestamp_seconds") == [
         pytest.approx(epoch_seconds(last_pub))
@@ -132,8 +140,9 @@ def test_publication_and_model_gauges_from_the_serving_store(client, filled_stor
         assert values(samples, "alpha_model_drifted_features", model=k["model"], recipe=k["recipe"]) == [
             float(k["drifted_features"])
         ]
-        assert values(samples, "alpha_model_health_status", model=k["model"], recipe=k["recipe"],
-                      status=k["status"]) == [1.0]  # fmt: skip
+        assert values(
+            samples, "alpha_model_health_status", model=k["model"], recipe=k["recipe"], status=k["status"]
+        ) == [1.0]
     assert values(samples, "alpha_feature_drift_threshold") == [0.2]
     assert values(samples, "alpha_metrics_source_up", source="serving_store") == [1.0]
     assert values(samples, "alpha_metrics_source_up", source="lake") == [0.0]
@@ -151,12 +160,24 @@ def test_lake_gauges_ic_tstat_drift_and_sessions_behind(client, filled_store, tm
     later = [d for d in business_days(len(days) + 3) if d > newest]  # the lake's book is 3 sessions ahead
     book = pl.DataFrame({"trade_date": [*days[-2:], *later], "ticker": "A", "weight": 0.1})
     lake.write_window("portfolio", "target_weights", book, days[-2], later[-1])
-    health = pl.DataFrame({"trade_date": [newest, newest, days[-2]], "model": ["ensemble", "xgboost", "xgboost"],
-                           "recipe": ["base", "base", "base"], "z_stat": [-3.1, 0.4, 9.9],
-                           "reference_ic": [0.05, 0.04, 0.0]})  # fmt: skip
+    health = pl.DataFrame(
+        {
+            "trade_date": [newest, newest, days[-2]],
+            "model": ["ensemble", "xgboost", "xgboost"],
+            "recipe": ["base", "base", "base"],
+            "z_stat": [-3.1, 0.4, 9.9],
+            "reference_ic": [0.05, 0.04, 0.0],
+        }
+    )
     lake.write_window("monitoring", "model_health", health, days[-2], newest)
-    drift = pl.DataFrame({"trade_date": [newest, newest], "feature": ["ret_5", "vol_20"], "psi": [0.31, None],
-                          "drift": [True, False]})  # fmt: skip
+    drift = pl.DataFrame(
+        {
+            "trade_date": [newest, newest],
+            "feature": ["ret_5", "vol_20"],
+            "psi": [0.31, None],
+            "drift": [True, False],
+        }
+    )
     lake.write_window("monitoring", "feature_drift", drift, newest, newest)
     client.app.state.metrics = MetricsSource(client.app.state.reader, lake=lake, instance=None, ttl=0)
 
@@ -238,8 +259,13 @@ def test_grafana_dashboard_parses_and_uses_only_exposed_metrics(client):
                 assert types.get(family) == "histogram", f"{name}: not a histogram's series"
             assert family in types, f"the dashboard queries {name}, which /metrics does not expose"
             used.add(family)
-    for needed in ("alpha_http_request_duration_seconds", "alpha_publication_lag_seconds",
-                   "alpha_last_successful_run_timestamp_seconds", "alpha_model_ic", "alpha_feature_drift"):  # fmt: skip
+    for needed in (
+        "alpha_http_request_duration_seconds",
+        "alpha_publication_lag_seconds",
+        "alpha_last_successful_run_timestamp_seconds",
+        "alpha_model_ic",
+        "alpha_feature_drift",
+    ):
         assert needed in used
     assert any("histogram_quantile(0.95" in e for e in exprs) and any(
         "histogram_quantile(0.5" in e for e in exprs

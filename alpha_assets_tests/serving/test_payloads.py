@@ -42,9 +42,13 @@ def stores(filled_store, tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp("payloads")
     return {
         "stored": TestClient(create_app(filled_store["url"], token="")),
-        "rows": TestClient(create_app(_copy_without_payloads(filled_store["path"], tmp / "a.db", False), token="")),
-        "old": TestClient(create_app(_copy_without_payloads(filled_store["path"], tmp / "b.db", True), token="")),
-    }  # fmt: skip
+        "rows": TestClient(
+            create_app(_copy_without_payloads(filled_store["path"], tmp / "a.db", False), token="")
+        ),
+        "old": TestClient(
+            create_app(_copy_without_payloads(filled_store["path"], tmp / "b.db", True), token="")
+        ),
+    }
 
 
 def test_every_day_has_its_portfolio_payload(filled_store):
@@ -88,8 +92,9 @@ def test_a_republished_day_serves_its_new_payload_and_a_failed_one_keeps_the_old
     first = c.get("/api/portfolio", params={"date": days[1].isoformat()}).json()
     _, tables = list(serving_days(12, 3, seed=4))[1]
     book = _with_schema("book_positions", tables["book_positions"])
-    halved = book.with_columns(pl.col("weight") * 0.5, pl.col("top_features").fill_null('[{"feature": '
-                               '"ret_5", "shap_value": 0.5}]'))  # fmt: skip
+    halved = book.with_columns(
+        pl.col("weight") * 0.5, pl.col("top_features").fill_null('[{"feature": "ret_5", "shap_value": 0.5}]')
+    )
     store.publish_day(engine, days[1], {"book_positions": halved})
     after = c.get("/api/portfolio", params={"date": days[1].isoformat()}).json()
     assert after != first and after["gross_exposure"] == pytest.approx(1.0)

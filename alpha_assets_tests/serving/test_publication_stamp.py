@@ -46,8 +46,13 @@ def _lake_with_book(root, days):
     from resources.lake import DeltaLake
 
     lake = DeltaLake(root)
-    frame = pl.DataFrame({"trade_date": [d for d in days for _ in range(2)], "ticker": ["A", "B"] * len(days),
-                          "weight": [0.5, -0.5] * len(days)})  # fmt: skip
+    frame = pl.DataFrame(
+        {
+            "trade_date": [d for d in days for _ in range(2)],
+            "ticker": ["A", "B"] * len(days),
+            "weight": [0.5, -0.5] * len(days),
+        }
+    )
     lake.write_window("portfolio", "target_weights", frame, days[0], days[-1])
     return lake
 
@@ -106,7 +111,10 @@ def test_behind_the_lake_the_api_and_every_page_say_by_how_many_sessions(filled_
     c = TestClient(create_app(filled_store["url"], token="", dashboard=True, lake=lake))
     health = c.get("/api/health").json()
     assert (health["behind_sessions"], health["lake_book_day"], health["as_of"]) == (
-        2, ahead[-1].isoformat(), newest.isoformat())  # fmt: skip
+        2,
+        ahead[-1].isoformat(),
+        newest.isoformat(),
+    )
     for route in JSON_ROUTES:
         r = c.get(route)
         assert r.headers["X-Alpha-Behind-Sessions"] == "2", route

@@ -57,11 +57,25 @@ def test_a_plot_is_stored_and_its_latest_picture_replaces_the_previous_one_only(
     eng = store.serving_engine(store_url)
     first, tree, second = png("ic v1"), png("tree"), png("ic v2")
     store.write_plot(eng, "ic_over_time", "IC over time", "reports/model_report", first, trade_date=DAY)
-    store.write_plot(eng, "hrp_dendrogram", "HRP tree", "portfolio/target_weights", tree,
-                     partition="2024-02-26...2024-03-01", trade_date=DAY)  # fmt: skip
+    store.write_plot(
+        eng,
+        "hrp_dendrogram",
+        "HRP tree",
+        "portfolio/target_weights",
+        tree,
+        partition="2024-02-26...2024-03-01",
+        trade_date=DAY,
+    )
     later = datetime(2024, 3, 4, 22, 15, 0, tzinfo=UTC)
-    store.write_plot(eng, "ic_over_time", "IC over time (rerun)", "reports/model_report", second,
-                     trade_date=DAY + timedelta(days=3), written_at=later)  # fmt: skip
+    store.write_plot(
+        eng,
+        "ic_over_time",
+        "IC over time (rerun)",
+        "reports/model_report",
+        second,
+        trade_date=DAY + timedelta(days=3),
+        written_at=later,
+    )
     rows = stored(store_url)
     assert sorted(rows) == ["hrp_dendrogram", "ic_over_time"]  # one row per name; the other plot stays
     assert (
@@ -94,9 +108,11 @@ def plots_store(store_url) -> dict:
     """A store with published days (the API's fixtures' write path) and three plots."""
     eng = store.serving_engine(store_url)
     fill_store(eng, names=6, days=3, seed=2)
-    pictures = {"hrp_dendrogram": ("HRP cluster tree, long book 2024-01-04", "portfolio/target_weights"),
-                "ic_over_time": ("IC over time", "reports/model_report"),
-                "summary_plot": ("mean |SHAP| on 2024-01-04", "models/shap_values")}  # fmt: skip
+    pictures = {
+        "hrp_dendrogram": ("HRP cluster tree, long book 2024-01-04", "portfolio/target_weights"),
+        "ic_over_time": ("IC over time", "reports/model_report"),
+        "summary_plot": ("mean |SHAP| on 2024-01-04", "models/shap_values"),
+    }
     out = {}
     for name, (title, asset) in pictures.items():
         out[name] = png(name)
@@ -131,10 +147,17 @@ def test_an_unknown_plot_is_a_404_that_says_so_and_no_path_is_ever_read(plots_st
     c = TestClient(create_app(plots_store["url"], token="", dashboard=True, lake=None))
     r = c.get("/reports/no_such_plot.png")
     assert r.status_code == 404
-    assert r.text == ("no plot named 'no_such_plot' in the serving store (the Reports page, /reports, lists the "
-                      "plots there are)")  # fmt: skip
-    for path in ("/reports/..%2F..%2Fetc%2Fpasswd.png", "/reports/%2Fetc%2Fpasswd.png", "/reports/../serving.db.png",
-                 "/reports/HRP_Dendrogram.png", "/reports/hrp_dendrogram.PNG"):  # fmt: skip
+    assert r.text == (
+        "no plot named 'no_such_plot' in the serving store (the Reports page, /reports, lists the "
+        "plots there are)"
+    )
+    for path in (
+        "/reports/..%2F..%2Fetc%2Fpasswd.png",
+        "/reports/%2Fetc%2Fpasswd.png",
+        "/reports/../serving.db.png",
+        "/reports/HRP_Dendrogram.png",
+        "/reports/hrp_dendrogram.PNG",
+    ):
         r = c.get(path)
         assert r.status_code == 404 and r.content != plots_store["png"]["hrp_dendrogram"], path
         assert not r.headers["content-type"].startswith("image/"), path
@@ -185,8 +208,13 @@ def _small_book(n_long: int = 5):
         close = 100 * np.cumprod(1 + rets)
         rows += [{"trade_date": d, "ticker": t, "close": float(c)} for d, c in zip(days, close, strict=True)]
     prices = pl.DataFrame(rows)
-    book = pl.DataFrame({"trade_date": [days[-1]] * len(tickers), "ticker": tickers,
-                         "side": ["long"] * n_long + ["short"] * n_long})  # fmt: skip
+    book = pl.DataFrame(
+        {
+            "trade_date": [days[-1]] * len(tickers),
+            "ticker": tickers,
+            "side": ["long"] * n_long + ["short"] * n_long,
+        }
+    )
     return book, prices, days[-1]
 
 
@@ -229,12 +257,23 @@ def test_the_model_reports_plots_link_to_the_local_dashboard_by_default(tmp_path
     monkeypatch.setenv("ALPHA_SERVING_URL", url)
     monkeypatch.delenv("ALPHA_DASHBOARD_URL", raising=False)
     days = [date(2024, 1, 2) + timedelta(days=i) for i in range(30)]
-    ic = pl.DataFrame({"trade_date": days * 2, "ic": [0.05 * ((i % 7) - 3) for i in range(60)],
-                       "name": ["ensemble/base"] * 30 + ["alpha_score (traded)"] * 30})  # fmt: skip
-    quantiles = pl.DataFrame({"quantile": [1, 2, 3, 4, 5], "mean_label": [-2e-4, -1e-4, 0.0, 1e-4, 3e-4],
-                              "n": [10] * 5})  # fmt: skip
-    weights = pl.DataFrame({"trade_date": days[:3] * 2, "model": ["ridge"] * 3 + ["lightgbm"] * 3,
-                            "weight": [1.0, 0.6, 0.5, 0.0, 0.4, 0.5]})  # fmt: skip
+    ic = pl.DataFrame(
+        {
+            "trade_date": days * 2,
+            "ic": [0.05 * ((i % 7) - 3) for i in range(60)],
+            "name": ["ensemble/base"] * 30 + ["alpha_score (traded)"] * 30,
+        }
+    )
+    quantiles = pl.DataFrame(
+        {"quantile": [1, 2, 3, 4, 5], "mean_label": [-2e-4, -1e-4, 0.0, 1e-4, 3e-4], "n": [10] * 5}
+    )
+    weights = pl.DataFrame(
+        {
+            "trade_date": days[:3] * 2,
+            "model": ["ridge"] * 3 + ["lightgbm"] * 3,
+            "weight": [1.0, 0.6, 0.5, 0.0, 0.4, 0.5],
+        }
+    )
     (tmp_path / "draw").mkdir()
     meta = _plots({"daily_ic": ic, "quantiles": quantiles}, weights, tmp_path / "draw", days[-1])
     names = ["ensemble_weights", "ic_over_time", "quantile_returns"]

@@ -20,8 +20,9 @@ def test_serve_api_with_two_workers_serves_the_store_with_its_token(filled_store
     port = free_port()
     env = {**os.environ, "ALPHA_SERVING_URL": filled_store["url"], "ALPHA_API_TOKEN": "t0k"}
     cmd = [sys.executable, "-m", "alpha_assets.cli", "serve-api", "--port", str(port), "--workers", "2"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         health = None

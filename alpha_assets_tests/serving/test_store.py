@@ -32,8 +32,9 @@ def engine(request, tmp_path):
     if not PG_URL:
         pytest.skip("ALPHA_TEST_PG_URL not set (.ci/run starts PostgreSQL and sets it)")
     name = f"alpha_serving_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg2://", 1),
-                             isolation_level="AUTOCOMMIT")  # fmt: skip
+    admin = sa.create_engine(
+        PG_URL.replace("postgresql://", "postgresql+psycopg2://", 1), isolation_level="AUTOCOMMIT"
+    )
     with admin.connect() as c:
         c.exec_driver_sql(f'CREATE DATABASE "{name}"')
     url = sa.engine.make_url(PG_URL).set(drivername="postgresql+psycopg2", database=name)

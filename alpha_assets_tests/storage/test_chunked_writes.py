@@ -14,10 +14,13 @@ D = [date(2024, 1, 2) + timedelta(days=i) for i in range(12)]
 
 def _frame(days: list[date], value: float) -> pl.DataFrame:
     return pl.DataFrame(
-        {"trade_date": [d for d in days for _ in range(2)], "ticker": ["AAA", "BBB"] * len(days),
-         "close": [value] * (2 * len(days))},
+        {
+            "trade_date": [d for d in days for _ in range(2)],
+            "ticker": ["AAA", "BBB"] * len(days),
+            "close": [value] * (2 * len(days)),
+        },
         schema={"trade_date": pl.Date, "ticker": pl.Utf8, "close": pl.Float64},
-    )  # fmt: skip
+    )
 
 
 def test_chunks_replace_the_window_one_transaction_each_and_nothing_outside(tmp_path):

@@ -23,8 +23,14 @@ def _planned(check_name: str, subset, timestamp: float):
             asset_key=AssetKey(["raw", "prices"]), check_name=check_name, partitions_subset=subset
         ),
     )
-    return EventLogEntry(error_info=None, level=logging.INFO, user_message="", run_id="r" * 36,
-                         timestamp=timestamp, dagster_event=event)  # fmt: skip
+    return EventLogEntry(
+        error_info=None,
+        level=logging.INFO,
+        user_message="",
+        run_id="r" * 36,
+        timestamp=timestamp,
+        dagster_event=event,
+    )
 
 
 def _rows(instance, check_name: str) -> list[tuple]:
@@ -40,7 +46,7 @@ def _rows(instance, check_name: str) -> list[tuple]:
             t.c.run_id,
             t.c.execution_status,
             t.c.evaluation_event,
-        )  # fmt: skip
+        )
         .where(t.c.check_name == check_name)
         .order_by(t.c.partition)
     )

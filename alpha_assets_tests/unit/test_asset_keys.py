@@ -30,32 +30,73 @@ KEY_KEYWORDS = {
 # Assets whose group is not the key's first element, with the reason (no group or key is renamed: the key is a
 # stored table's path, and the group is what the UI and the domain's docs show).
 GROUP_EXCEPTIONS: dict[str, tuple[str, str]] = {
-    **{f"raw/{t}": ("alt_data", "alt-data vendor tables: the alt-data pipeline's own group in the UI")
-       for t in ("parking_lot_images", "parking_lot_counts", "oil_tanks", "oil_tank_levels", "call_sentiment",
-                 "filing_features", "web_products", "web_signals")},
-    **{f"marts/{t}": ("serving", "dbt marts: MartsTranslator puts them in the serving group that builds them")
-       for t in ("book_positions", "fund_performance", "pnl_attribution", "exposures", "risk_summary",
-                 "model_kpis", "pipeline_kpis")},
+    **{
+        f"raw/{t}": ("alt_data", "alt-data vendor tables: the alt-data pipeline's own group in the UI")
+        for t in (
+            "parking_lot_images",
+            "parking_lot_counts",
+            "oil_tanks",
+            "oil_tank_levels",
+            "call_sentiment",
+            "filing_features",
+            "web_products",
+            "web_signals",
+        )
+    },
+    **{
+        f"marts/{t}": (
+            "serving",
+            "dbt marts: MartsTranslator puts them in the serving group that builds them",
+        )
+        for t in (
+            "book_positions",
+            "fund_performance",
+            "pnl_attribution",
+            "exposures",
+            "risk_summary",
+            "model_kpis",
+            "pipeline_kpis",
+        )
+    },
     "monitoring/pipeline_runs": ("serving", "the run log the serving job writes next to the marts it feeds"),
-}  # fmt: skip
+}
 
 # Assets defined outside the package named like their prefix (alpha_assets.<prefix>), as of this test (issue 21):
 # reported by test_defining_package_vs_prefix; a new one fails it, a moved one is to be removed from here.
 PACKAGE_EXCEPTIONS: dict[str, str] = {
     **{f"raw/{t}": "ingestion" for t in ("universe", "prices", "price_reconciliation")},
-    **{f"raw/{t}": "altdata"
-       for t in ("parking_lot_images", "parking_lot_counts", "oil_tanks", "oil_tank_levels", "call_sentiment",
-                 "filing_features", "web_products", "web_signals")},
+    **{
+        f"raw/{t}": "altdata"
+        for t in (
+            "parking_lot_images",
+            "parking_lot_counts",
+            "oil_tanks",
+            "oil_tank_levels",
+            "call_sentiment",
+            "filing_features",
+            "web_products",
+            "web_signals",
+        )
+    },
     "features/alt_features": "altdata",
     "features/fused_embeddings": "models",
     "models/car_detector": "altdata",
     **{f"reports/{t}": "backtest" for t in ("backtest_pnl", "backtest_fills", "backtest_positions")},
     "reports/model_report": "models",
     "monitoring/pipeline_runs": "serving",
-    **{f"marts/{t}": "serving"
-       for t in ("book_positions", "fund_performance", "pnl_attribution", "exposures", "risk_summary",
-                 "model_kpis", "pipeline_kpis")},
-}  # fmt: skip
+    **{
+        f"marts/{t}": "serving"
+        for t in (
+            "book_positions",
+            "fund_performance",
+            "pnl_attribution",
+            "exposures",
+            "risk_summary",
+            "model_kpis",
+            "pipeline_kpis",
+        )
+    },
+}
 
 
 def named_keys() -> dict[str, AssetKey]:
@@ -140,8 +181,11 @@ def key_literals(path: Path, root: Path = PACKAGE.parent) -> list[str]:
 
 def test_no_asset_key_literal_outside_keys_module():
     # lib/ is left out: it imports no Dagster (an import contract) and its ``key=`` arguments are not asset keys.
-    sources = sorted(p for p in PACKAGE.rglob("*.py")
-                     if p != Path(keys.__file__).resolve() and PACKAGE / "lib" not in p.parents)  # fmt: skip
+    sources = sorted(
+        p
+        for p in PACKAGE.rglob("*.py")
+        if p != Path(keys.__file__).resolve() and PACKAGE / "lib" not in p.parents
+    )
     assert len(sources) > 50
     found = [hit for p in sources for hit in key_literals(p)]
     assert not found, "asset keys written outside alpha_assets/keys.py (use its constants):\n" + "\n".join(

@@ -244,9 +244,19 @@ def test_fast_path_reproduces_the_event_driven_engine_on_a_random_market(carry_u
     assert engine.pnl["capped_orders"].sum() > 20
     assert (engine.pnl["gross_exposure"] > 1.0).any()
     dollar = {
-        "equity", "gross_pnl", "impact_cost", "slippage_cost", "commission", "fee",
-        "financing", "total_cost", "net_pnl", "traded_value", "market_value", "shares",
-    }  # fmt: skip
+        "equity",
+        "gross_pnl",
+        "impact_cost",
+        "slippage_cost",
+        "commission",
+        "fee",
+        "financing",
+        "total_cost",
+        "net_pnl",
+        "traded_value",
+        "market_value",
+        "shares",
+    }
     for table in ("pnl", "positions", "fills"):
         left, right = getattr(engine, table), getattr(fast, table)
         assert left.columns == right.columns and left.height == right.height > 0
@@ -276,8 +286,15 @@ def test_tearsheet_writes_charts_and_html_and_returns_summary_stats(tmp_path):
     bars, target_weights = random_market(seed=3, n_names=5, n_days=40)
     pnl = run_vectorised(bars, target_weights).pnl
     stats = write_tearsheet(pnl, tmp_path / "sheet")
-    for name in ("equity.png", "drawdown.png", "monthly_returns.png", "turnover.png", "costs.png",
-                 "tearsheet.html", "summary.json"):  # fmt: skip
+    for name in (
+        "equity.png",
+        "drawdown.png",
+        "monthly_returns.png",
+        "turnover.png",
+        "costs.png",
+        "tearsheet.html",
+        "summary.json",
+    ):
         assert (tmp_path / "sheet" / name).stat().st_size > 0
     assert "data:image/png;base64," in (tmp_path / "sheet" / "tearsheet.html").read_text()
     assert stats["max_drawdown"] == pytest.approx(pnl["drawdown"].min())
@@ -291,10 +308,12 @@ def test_monthly_returns_compound_each_calendar_month_of_the_daily_returns():
 
     from alpha_assets.lib.backtest.tearsheet import monthly_returns
 
-    pnl = pl.DataFrame({
-        "trade_date": [date(2024, 1, 30), date(2024, 1, 31), date(2024, 2, 1), date(2025, 2, 3)],
-        "return": [0.10, -0.10, 0.02, None],
-    })  # fmt: skip
+    pnl = pl.DataFrame(
+        {
+            "trade_date": [date(2024, 1, 30), date(2024, 1, 31), date(2024, 2, 1), date(2025, 2, 3)],
+            "return": [0.10, -0.10, 0.02, None],
+        }
+    )
     table = monthly_returns(pnl)
     assert table.rows() == [
         (2024, 1, pytest.approx(1.1 * 0.9 - 1)),

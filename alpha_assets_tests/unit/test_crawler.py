@@ -272,13 +272,50 @@ def test_web_signals_aggregate_per_ticker_day_with_price_changes_and_error_pages
     d0, d1 = date(2024, 3, 4), date(2024, 3, 5)
     base = {"url": "u", "status": 200, "sha256": None, "error": None}
     rows = [
-        {**base, "trade_date": d0, "ticker": "AAA", "product": "x", "price": 100.0, "availability": "in_stock"},
-        {**base, "trade_date": d0, "ticker": "AAA", "product": "y", "price": 50.0, "availability": "out_of_stock"},
-        {**base, "trade_date": d1, "ticker": "AAA", "product": "x", "price": 110.0, "availability": "in_stock"},
-        {**base, "trade_date": d1, "ticker": "AAA", "product": "y", "price": 50.0, "availability": "in_stock"},
-        {**base, "trade_date": d1, "ticker": "BBB", "url": "v", "product": None, "price": None, "availability": None,
-         "error": "HTTP 404", "status": 404},
-    ]  # fmt: skip
+        {
+            **base,
+            "trade_date": d0,
+            "ticker": "AAA",
+            "product": "x",
+            "price": 100.0,
+            "availability": "in_stock",
+        },
+        {
+            **base,
+            "trade_date": d0,
+            "ticker": "AAA",
+            "product": "y",
+            "price": 50.0,
+            "availability": "out_of_stock",
+        },
+        {
+            **base,
+            "trade_date": d1,
+            "ticker": "AAA",
+            "product": "x",
+            "price": 110.0,
+            "availability": "in_stock",
+        },
+        {
+            **base,
+            "trade_date": d1,
+            "ticker": "AAA",
+            "product": "y",
+            "price": 50.0,
+            "availability": "in_stock",
+        },
+        {
+            **base,
+            "trade_date": d1,
+            "ticker": "BBB",
+            "url": "v",
+            "product": None,
+            "price": None,
+            "availability": None,
+            "error": "HTTP 404",
+            "status": 404,
+        },
+    ]
     out = aggregate_web_signals(rows)
     assert out.columns[:2] == ["trade_date", "ticker"] and out.height == 3
     day1 = out.filter((pl.col("trade_date") == d1) & (pl.col("ticker") == "AAA")).row(0, named=True)

@@ -34,8 +34,9 @@ def test_a_sentence_scores_the_same_bits_alone_or_among_any_other_sentences(sent
     torch.set_num_threads(2)  # the process's setting must not reach the inference
     try:
         crowd = sentiment.score_sentences([*pool, probe[2], *pool[::-1]])
-        shuffled = sentiment.score_sentences([pool[i] for i in np.random.default_rng(0).permutation(120)]
-                                             + [probe[2]])  # fmt: skip
+        shuffled = sentiment.score_sentences(
+            [pool[i] for i in np.random.default_rng(0).permutation(120)] + [probe[2]]
+        )
         assert torch.get_num_threads() == 2  # restored after the inference
     finally:
         torch.set_num_threads(threads)
@@ -48,8 +49,13 @@ def test_a_document_scores_the_same_bits_in_any_batch_of_documents(sentiment, tm
     from alpha_assets.lib.altdata.nlp.transcripts import score_transcripts
 
     docs = []
-    for i, (tone, extra) in enumerate([("strong", "Margins expanded."), ("weak", "Demand softened a lot in the "
-                                       "quarter and we expect the weakness to continue."), ("mixed", "")]):  # fmt: skip
+    for i, (tone, extra) in enumerate(
+        [
+            ("strong", "Margins expanded."),
+            ("weak", "Demand softened a lot in the quarter and we expect the weakness to continue."),
+            ("mixed", ""),
+        ]
+    ):
         path = tmp_path / f"T{i}_2024-01-0{i + 2}.txt"
         path.write_text(
             f"Company T{i} Q4 2023 Earnings Call\nTicker: T{i}\nDate: 2024-01-0{i + 2}\n\nPrepared Remarks\n\n"
@@ -70,8 +76,10 @@ def _fusion_model():
 
     rng = np.random.default_rng(0)
     n = 300
-    arrays = {"price": rng.normal(size=(n, 6)).astype(np.float32),
-              "call": rng.normal(size=(n, 3)).astype(np.float32)}  # fmt: skip
+    arrays = {
+        "price": rng.normal(size=(n, 6)).astype(np.float32),
+        "call": rng.normal(size=(n, 3)).astype(np.float32),
+    }
     arrays["call"][rng.random(n) < 0.3] = np.nan  # a missing modality is masked out
     cfg = FusionConfig(
         hidden=16, heads=2, layers=1, out_dim=8, dropout=0.0, epochs=1, batch_size=64, threads=1
@@ -123,8 +131,11 @@ def test_cross_sectional_rank_ignores_1e_13_noise_and_ties_rank_the_same_in_any_
     assert ranked[0].equals(ranked[1])
     assert ranked[0][3] == ranked[0][11] == ranked[0][20] and ranked[0][5] == ranked[0][6]
     order = rng.permutation(30)
-    shuffled = (_day_frame(base[order], [tickers[i] for i in order])
-                .with_columns(cross_sectional_rank("x").alias("r")).sort("ticker")["r"])  # fmt: skip
+    shuffled = (
+        _day_frame(base[order], [tickers[i] for i in order])
+        .with_columns(cross_sectional_rank("x").alias("r"))
+        .sort("ticker")["r"]
+    )
     assert shuffled.equals(ranked[0])
 
 
@@ -137,8 +148,15 @@ def test_feature_matrix_normalisation_ignores_1e_13_noise_and_input_row_order():
     rows = [(d, t) for d in days for t in tickers]
     x = np.round(rng.normal(size=len(rows)), 3)
     x[::4] = 0.7  # ties on every day
-    price = pl.DataFrame({"trade_date": [r[0] for r in rows], "ticker": [r[1] for r in rows], "close": 1.0,
-                          "is_filled": False, "feat": x})  # fmt: skip
+    price = pl.DataFrame(
+        {
+            "trade_date": [r[0] for r in rows],
+            "ticker": [r[1] for r in rows],
+            "close": 1.0,
+            "is_filled": False,
+            "feat": x,
+        }
+    )
     noisy = price.with_columns(pl.col("feat") * (1 + pl.Series(rng.choice([-1, 1], len(rows)) * 1e-13)))
     empty = pl.DataFrame()
     a = build_feature_matrix(price, empty, days[0], days[-1], MatrixConfig())
@@ -159,10 +177,13 @@ def test_alt_z_scores_do_not_depend_on_where_the_history_starts():
         steps = np.repeat(rng.normal(size=n_days // 40 + 1) / 3, 40)[:n_days]
         steps[: rng.integers(0, 30)] = np.nan
         cols[t] = steps
-    frame = pl.DataFrame({
-        "trade_date": [d for d in days for _ in tickers], "ticker": tickers * n_days,
-        "call_sentiment": [cols[t][i] for i in range(n_days) for t in tickers],
-    })  # fmt: skip
+    frame = pl.DataFrame(
+        {
+            "trade_date": [d for d in days for _ in tickers],
+            "ticker": tickers * n_days,
+            "call_sentiment": [cols[t][i] for i in range(n_days) for t in tickers],
+        }
+    )
     cfg = MatrixConfig()
     z = "call_sentiment__z60"
     full, _ = alt_history_features(frame, cfg)
@@ -183,8 +204,15 @@ def test_learner_scores_of_rows_do_not_depend_on_the_other_rows_scored_with_them
     rng = np.random.default_rng(5)
     X = rng.normal(size=(600, 12)).astype(np.float32)
     y = (X[:, 0] * 0.1 + rng.normal(size=600)).astype(np.float32)
-    params = params_for(kind, "demo", {"max_epochs": 1} if kind == "mlp" else {"n_estimators": 20}
-                        if kind in ("xgboost", "lightgbm") else None)  # fmt: skip
+    params = params_for(
+        kind,
+        "demo",
+        {"max_epochs": 1}
+        if kind == "mlp"
+        else {"n_estimators": 20}
+        if kind in ("xgboost", "lightgbm")
+        else None,
+    )
     model = Learner(kind, params, threads=1).fit(X, y)
     full = model.predict(X)
     day = np.arange(200, 230)  # one day's 30 names inside the range

@@ -46,8 +46,10 @@ def test_shipped_training_set_is_balanced_and_has_at_least_300_distinct_sentence
 
 def test_default_head_held_out_accuracy_is_above_the_measured_floor(model):
     metrics = model.info["metrics"]
-    print(f"held-out accuracy {metrics['accuracy']:.3f} on {metrics['n_test']} sentences, "
-          f"{metrics['cv_folds']}-fold CV {metrics['cv_accuracy_mean']:.3f} ± {metrics['cv_accuracy_std']:.3f}")  # fmt: skip
+    print(
+        f"held-out accuracy {metrics['accuracy']:.3f} on {metrics['n_test']} sentences, "
+        f"{metrics['cv_folds']}-fold CV {metrics['cv_accuracy_mean']:.3f} ± {metrics['cv_accuracy_std']:.3f}"
+    )
     assert metrics["n_test"] >= 60
     assert metrics["n_train"] + metrics["n_test"] == metrics["n_sentences"]
     assert metrics["accuracy"] >= ACCURACY_FLOOR

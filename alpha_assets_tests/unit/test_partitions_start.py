@@ -41,9 +41,28 @@ def test_an_unreadable_lake_file_is_an_error_naming_it(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_a_generated_world_sets_the_partitions_the_definitions_load(tmp_path):
     env = {"PATH": str(Path(sys.executable).parent), "ALPHA_HOME": str(tmp_path), "HOME": str(tmp_path)}
-    subprocess.run([sys.executable, "-m", "alpha_assets.cli", "world", "generate", "--out", str(tmp_path),
-                    "--tickers", "5", "--days", "12", "--start", "2024-03-04", "--no-alt-data"],
-                   cwd=REPO, env=env, check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "alpha_assets.cli",
+            "world",
+            "generate",
+            "--out",
+            str(tmp_path),
+            "--tickers",
+            "5",
+            "--days",
+            "12",
+            "--start",
+            "2024-03-04",
+            "--no-alt-data",
+        ],
+        cwd=REPO,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     probe = (
         "from partitions import trading_days, training_blocks; print(trading_days.get_first_partition_key())"
     )
@@ -84,8 +103,13 @@ def test_model_and_serving_assets_start_where_a_model_can_exist_and_the_cli_says
     """The data layer starts at the lake's first session; the model layer (scores, book, risk, monitoring, marts,
     publication) and the training blocks start at the first session a trained model can exist, so the UI does not
     count a year of impossible days as missing. A CLI range before it is refused in one line."""
-    env = {"PATH": str(Path(sys.executable).parent), "ALPHA_HOME": str(tmp_path), "HOME": str(tmp_path),
-           "ALPHA_PARTITIONS_START": "2024-03-04", "DAGSTER_HOME": str(tmp_path / "dagster")}  # fmt: skip
+    env = {
+        "PATH": str(Path(sys.executable).parent),
+        "ALPHA_HOME": str(tmp_path),
+        "HOME": str(tmp_path),
+        "ALPHA_PARTITIONS_START": "2024-03-04",
+        "DAGSTER_HOME": str(tmp_path / "dagster"),
+    }
     (tmp_path / "dagster").mkdir()
     (tmp_path / "landing").mkdir()
     probe = """
@@ -97,19 +121,41 @@ for key in ("raw/prices", "features/feature_matrix", "features/labels", "models/
     pdef = graph.get(__import__("dagster").AssetKey(key.split("/"))).partitions_def
     print(key, pdef.get_first_partition_key())
 """
-    out = subprocess.run([sys.executable, "-W", "ignore", "-c", probe], cwd=REPO, env=env, capture_output=True,
-                         text=True)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", probe], cwd=REPO, env=env, capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     first = dict(line.split() for line in out.stdout.strip().splitlines())
     assert first["raw/prices"] == first["features/feature_matrix"] == first["features/labels"] == "2024-03-04"
-    model = {k: v for k, v in first.items() if k.split("/")[0] in ("models", "portfolio", "risk", "monitoring",
-                                                                   "serving") and k != "models/alpha_models"}  # fmt: skip
+    model = {
+        k: v
+        for k, v in first.items()
+        if k.split("/")[0] in ("models", "portfolio", "risk", "monitoring", "serving")
+        and k != "models/alpha_models"
+    }
     assert set(model.values()) == {"2025-04-01"}, first
     assert first["models/alpha_models"] == "2025-04-01"  # the first training block
 
-    cli = subprocess.run([sys.executable, "-W", "ignore", "-m", "alpha_assets.cli", "materialize", "--job",
-                          "daily_book", "--from", "2024-06-03", "--to", "2024-06-07"], cwd=REPO, env=env,
-                         capture_output=True, text=True)  # fmt: skip
+    cli = subprocess.run(
+        [
+            sys.executable,
+            "-W",
+            "ignore",
+            "-m",
+            "alpha_assets.cli",
+            "materialize",
+            "--job",
+            "daily_book",
+            "--from",
+            "2024-06-03",
+            "--to",
+            "2024-06-07",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert cli.returncode == 2, (cli.stdout, cli.stderr[-3000:])
     assert "Traceback" not in cli.stderr
     assert "daily_book starts at 2025-04-01" in cli.stderr and "--from 2025-04-01" in cli.stderr, cli.stderr
@@ -123,8 +169,14 @@ def test_each_job_has_its_layers_partitioning():
 
     resolved = defs() if callable(defs) else defs
     jobs = {j.name: j.partitions_def for j in resolved.resolve_all_job_defs()}
-    expected = {"daily_data": partitions.trading_days, "daily_book": partitions.model_days,
-                "explain": partitions.model_days, "serving": partitions.model_days,
-                "train_alpha": partitions.training_blocks, "backtest_report": None, "model_report": None,
-                "train_models": None}  # fmt: skip
+    expected = {
+        "daily_data": partitions.trading_days,
+        "daily_book": partitions.model_days,
+        "explain": partitions.model_days,
+        "serving": partitions.model_days,
+        "train_alpha": partitions.training_blocks,
+        "backtest_report": None,
+        "model_report": None,
+        "train_models": None,
+    }
     assert {name: jobs.get(name) for name in expected} == expected

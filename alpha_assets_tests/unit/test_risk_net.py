@@ -20,10 +20,15 @@ def _flat_prices(volume: float = 100_000.0) -> pl.DataFrame:
     """Two names whose price never moves: the book's return before costs is exactly zero every day."""
     return pl.DataFrame(
         [(d, t, 100.0, 100.0, volume) for d in DAYS for t in ("AAA", "BBB")],
-        schema={"trade_date": pl.Date, "ticker": pl.String, "open": pl.Float64, "close": pl.Float64,
-                "volume": pl.Float64},
+        schema={
+            "trade_date": pl.Date,
+            "ticker": pl.String,
+            "open": pl.Float64,
+            "close": pl.Float64,
+            "volume": pl.Float64,
+        },
         orient="row",
-    )  # fmt: skip
+    )
 
 
 def _flipping_book() -> pl.DataFrame:
@@ -44,8 +49,18 @@ def _run(weights: pl.DataFrame, prices: pl.DataFrame, limits: RiskLimits, with_c
     state, rows = RiskState(), []
     returns = br["book_return"].to_numpy()
     for i, day in enumerate(br["trade_date"].to_list()):
-        rows.append(advance(state, day, float(returns[i]), returns[: i + 1], limits,
-                            trades.get(day) if with_costs else None, NAV, costs))  # fmt: skip
+        rows.append(
+            advance(
+                state,
+                day,
+                float(returns[i]),
+                returns[: i + 1],
+                limits,
+                trades.get(day) if with_costs else None,
+                NAV,
+                costs,
+            )
+        )
     return rows
 
 
@@ -61,8 +76,16 @@ def test_a_book_that_earns_nothing_before_costs_loses_its_trading_costs():
     assert flip["turnover"] == 2.0
     expected = (2 * 0.01 + 2 * 0.0005 + 0.00002) * 1.0  # on 100% of NAV per leg, at equity ~1
     assert abs(flip["trading_cost"] - expected) / expected < 0.15
-    assert rows[-1]["equity"] < 1.0 and abs(rows[-1]["portfolio_return"] + rows[-1]["trading_cost"]
-                                            + rows[-1]["financing"] - rows[-1]["gross_return"]) < 1e-15  # fmt: skip
+    assert (
+        rows[-1]["equity"] < 1.0
+        and abs(
+            rows[-1]["portfolio_return"]
+            + rows[-1]["trading_cost"]
+            + rows[-1]["financing"]
+            - rows[-1]["gross_return"]
+        )
+        < 1e-15
+    )
 
 
 def test_the_drawdown_control_fires_on_the_net_loss_a_gross_view_never_sees():
@@ -85,8 +108,9 @@ def test_shorts_pay_the_borrow_rate_overnight():
     prices = _flat_prices()
     weights = pl.DataFrame(
         [(d, t, w) for d in DAYS for t, w in (("AAA", 0.5), ("BBB", -0.5))],
-        schema={"trade_date": pl.Date, "ticker": pl.String, "weight": pl.Float64}, orient="row",
-    )  # fmt: skip
+        schema={"trade_date": pl.Date, "ticker": pl.String, "weight": pl.Float64},
+        orient="row",
+    )
     trades = day_trades(weights, prices, costs)
     trading, financing, turnover = day_costs(trades[DAYS[3]], 1.0, 1.0, NAV, costs)
     assert trading == 0.0 and turnover == 0.0  # the same book held: nothing traded

@@ -25,9 +25,17 @@ from alpha_assets.world.vendors import write_world
 START = date(2024, 1, 2)
 # small and cheap: a few images, no detector set, one render process
 SMALL = AltDataConfig(
-    parking_share=0.1, tank_share=0.05, web_share=0.25, text_share=0.5, stores_per_ticker=2,
-    image_every=20, tank_every=40, web_every=10, detector_images=0, render_workers=1,
-)  # fmt: skip
+    parking_share=0.1,
+    tank_share=0.05,
+    web_share=0.25,
+    text_share=0.5,
+    stores_per_ticker=2,
+    image_every=20,
+    tank_every=40,
+    web_every=10,
+    detector_images=0,
+    render_workers=1,
+)
 
 
 @pytest.fixture(scope="module")
@@ -142,9 +150,16 @@ def test_the_same_seed_writes_identical_vendor_files_and_truth_for_any_number_of
     tmp_path,
 ) -> None:
     cfg = AltDataConfig(
-        parking_share=0.2, tank_share=0.1, web_share=0.3, text_share=0.5, image_every=15, tank_every=10,
-        web_every=5, detector_images=2, render_workers=1,
-    )  # fmt: skip
+        parking_share=0.2,
+        tank_share=0.1,
+        web_share=0.3,
+        text_share=0.5,
+        image_every=15,
+        tank_every=10,
+        web_every=5,
+        detector_images=2,
+        render_workers=1,
+    )
     digests = []
     for run, workers in (("a", 1), ("b", 2)):
         world = simulate_world(

@@ -26,9 +26,14 @@ def test_every_name_of_a_null_world_is_centred_on_the_same_drift_whatever_its_vo
     uncorrelated,
 ) -> None:
     cfg = WorldConfig(
-        seed=3, tickers=2000, days=1000, start=date(2020, 1, 2), signal_strength=0.0, listing_share=0.0,
+        seed=3,
+        tickers=2000,
+        days=1000,
+        start=date(2020, 1, 2),
+        signal_strength=0.0,
+        listing_share=0.0,
         delisting_share=0.0,
-    )  # fmt: skip
+    )
     world = simulate_world(cfg)
     per_name = (
         world.prices.sort("ticker", "trade_date")

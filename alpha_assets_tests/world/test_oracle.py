@@ -129,8 +129,10 @@ def test_calls_are_dated_by_their_end_plus_the_vendor_lag_like_the_pipeline(tmp_
     from alpha_assets.altdata.text_assets import call_end_time
 
     day = date(2024, 1, 10)  # Eastern standard time: UTC-5
-    for header, expect in (("8:30 AM ET", datetime(2024, 1, 10, 17, 30, tzinfo=UTC)),
-                           ("4:30 PM ET", datetime(2024, 1, 11, 1, 30, tzinfo=UTC))):  # fmt: skip
+    for header, expect in (
+        ("8:30 AM ET", datetime(2024, 1, 10, 17, 30, tzinfo=UTC)),
+        ("4:30 PM ET", datetime(2024, 1, 11, 1, 30, tzinfo=UTC)),
+    ):
         text = f"Acme (ACM) Q4 2023 Earnings Call Transcript\nDate: {day}\nCall time: {header}\n\nPrepared Remarks\n"
         assert call_published_at(text, day) == expect
         path = tmp_path / "ACM_2024-01-10.txt"
@@ -140,8 +142,17 @@ def test_calls_are_dated_by_their_end_plus_the_vendor_lag_like_the_pipeline(tmp_
 
 def test_names_no_vendor_covers_have_a_zero_oracle(tmp_path) -> None:
     world = simulate_world(WorldConfig(tickers=20, start=START, days=70, seed=8))
-    cfg = AltDataConfig(parking_share=0.1, tank_share=0.05, web_share=0.2, text_share=0.3, image_every=35,
-                        tank_every=70, web_every=5, detector_images=0, render_workers=1)  # fmt: skip
+    cfg = AltDataConfig(
+        parking_share=0.1,
+        tank_share=0.05,
+        web_share=0.2,
+        text_share=0.3,
+        image_every=35,
+        tank_every=70,
+        web_every=5,
+        detector_images=0,
+        render_workers=1,
+    )
     write_alt_data(world, tmp_path, cfg)
     oracle = pl.read_parquet(tmp_path / "ground_truth" / "oracle.parquet")
     covered = set(pl.read_parquet(tmp_path / "ground_truth" / "coverage.parquet")["ticker"])
