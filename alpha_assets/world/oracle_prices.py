@@ -61,7 +61,7 @@ def kalman_oracle(world: World, deliveries: pl.DataFrame) -> pl.DataFrame:
     close = _wide(world.prices, "close", sessions, tickers)
     unit = np.full_like(close, np.nan)
     unit[1:] = (close[1:] / close[:-1] - 1) / np.array([vol[t] for t in tickers])[None, :]
-    unit -= np.nanmean(unit, axis=1, keepdims=True)
+    unit[1:] -= np.nanmean(unit[1:], axis=1, keepdims=True)  # the first session has no return (all NaN)
     r_var = float(np.nanvar(unit)) or 1.0
     # alt observations: the session whose cut-off first sees them, the driver, the value, how old it is by then
     cut = session_cutoffs(sessions).with_row_index("use_idx")
