@@ -42,6 +42,7 @@ test: $(VENV)/bin/alpha
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q --durations=30
 
 # make test, then every benchmark's --quick smoke run (make bench); fails as soon as either part fails.
@@ -52,7 +53,7 @@ test-all: $(VENV)/bin/alpha
 	$(MAKE) bench
 
 lint: $(VENV)/bin/alpha
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/lint-imports && $(VENV)/bin/mypy
 
 ui: $(VENV)/bin/alpha
 	mkdir -p $(DAGSTER_HOME) && [ -f $(DAGSTER_HOME)/dagster.yaml ] || cp deploy/local/dagster.yaml $(DAGSTER_HOME)/

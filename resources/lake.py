@@ -14,8 +14,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal, cast
 
 import polars as pl
+
+if TYPE_CHECKING:
+    from deltalake import DeltaTable
 
 PARTITION_COLUMN = "trade_date"
 
@@ -31,7 +35,7 @@ class PartitionWindowError(ValueError):
 @dataclass(frozen=True)
 class WriteResult:
     table: str
-    version: int
+    version: int | None  # None from write_chunks when its chunks had no rows and nothing was cleared
     rows: int
     start: date | None
     end: date | None
@@ -139,7 +143,7 @@ class DeltaLake:
                 out.append((layer_dir.name, t.name))
         return out
 
-    def table(self, layer: str, asset: str, version: int | None = None):
+    def table(self, layer: str, asset: str, version: int | None = None) -> DeltaTable:
         from deltalake import DeltaTable
 
         return DeltaTable(self.uri(layer, asset), version=version, storage_options=self.storage_options)
@@ -195,12 +199,14 @@ class DeltaLake:
         if df.width == 0:  # nothing computed (no upstream rows): leave the table as it is
             return WriteResult(name, self.version(layer, asset) or -1, 0, start, end)
         if start is not None:
+            assert end is not None, "a window has both ends (None for both means unpartitioned)"
             if partition_column not in df.columns:
                 raise PartitionWindowError(f"table {name}: data has no '{partition_column}' column")
             if df.schema[partition_column] != pl.Date:
                 df = df.with_columns(pl.col(partition_column).cast(pl.Date))
             if df.height:
-                lo, hi = df[partition_column].min(), df[partition_column].max()
+                # a Date column (cast above): its min and max are dates
+                lo, hi = cast(date, df[partition_column].min()), cast(date, df[partition_column].max())
                 if lo < start or hi > end:
                     raise PartitionWindowError(
                         f"table {name}: rows dated {lo}..{hi} fall outside the window {start}..{end} being written"
@@ -220,10 +226,12 @@ class DeltaLake:
             added = [c for c in df.columns if c not in have]
         # New columns (a fund adds an alt-data vendor: the feature matrix gains its columns) evolve the table:
         # the columns are added, null on the rows written before. Dropped or retyped columns are refused above.
-        evolve = {"schema_mode": "merge"} if added else {}
+        schema_mode: Literal["merge"] | None = "merge" if added else None  # None: write_deltalake's default
         data = df.to_arrow()
         if start is None:
-            write_deltalake(uri, data, mode="overwrite", storage_options=self.storage_options, **evolve)
+            write_deltalake(
+                uri, data, mode="overwrite", storage_options=self.storage_options, schema_mode=schema_mode
+            )
         elif not exists:
             write_deltalake(
                 uri,
@@ -233,6 +241,7 @@ class DeltaLake:
                 storage_options=self.storage_options,
             )
         else:
+            assert end is not None  # checked above
             predicate = (
                 f"{partition_column} >= '{start.isoformat()}' AND {partition_column} <= '{end.isoformat()}'"
             )
@@ -242,7 +251,7 @@ class DeltaLake:
                 mode="overwrite",
                 predicate=predicate,
                 storage_options=self.storage_options,
-                **evolve,
+                schema_mode=schema_mode,
             )
         version = self.table(layer, asset).version()
         return WriteResult(name, version, df.height, start, end)
@@ -274,7 +283,9 @@ class DeltaLake:
                 last = pl.DataFrame(schema=df.schema) if df.width else last
                 continue  # no rows: its days are replaced by the next chunk's transaction or the final one
             for part in _by_days(df, partition_column, write_days):
-                hi = part[partition_column].max()
+                hi = cast(
+                    date, part[partition_column].max()
+                )  # a chunk's rows are dated (write_window checks)
                 res = self.write_window(layer, asset, part, lo, hi, partition_column=partition_column)
                 rows, transactions, version = rows + res.rows, transactions + 1, res.version
                 lo = hi + timedelta(days=1)

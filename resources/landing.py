@@ -97,7 +97,7 @@ def _safe_rel(name: str) -> str:
 
 
 def _reason_doc(prefix: str, name: str, reason: str, details: list[dict] | None = None) -> str:
-    doc = {
+    doc: dict[str, object] = {
         "file": f"{prefix}/{name}",
         "reason": reason,
         "quarantined_at": datetime.now(timezone.utc).isoformat(),

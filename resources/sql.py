@@ -25,8 +25,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from resources.lake import DeltaLake
+
+if TYPE_CHECKING:
+    from deltalake import DeltaTable
 
 # Statement types that only read (DESCRIBE, SHOW, SUMMARIZE and FROM-first queries are SELECTs to DuckDB).
 READ_ONLY_TYPES = {"SELECT", "EXPLAIN", "PRAGMA", "CALL"}
@@ -88,7 +92,7 @@ class LakeSQL:
         self.registered: list[str] = []  # lake tables opened and registered as views so far
         self._lake_names = [f"{layer}.{asset}" for layer, asset in lake.tables()]
         self._lake_pending = {n.lower(): n for n in self._lake_names}  # listed, not registered yet
-        self._opened: dict[str, object] = {}  # name -> DeltaTable, once the logs were checked
+        self._opened: dict[str, DeltaTable] = {}  # name -> DeltaTable, once the logs were checked
         self._checked = False
         for layer in sorted({n.split(".")[0] for n in self._lake_names}):
             self.con.execute(f'CREATE SCHEMA IF NOT EXISTS "{layer}"')  # views are created after the lock
@@ -121,7 +125,8 @@ class LakeSQL:
             if name in self.skipped or name.lower() not in self._lake_pending:
                 continue
             try:
-                self._opened[name] = self.lake.table(*name.split("."))
+                layer, asset = name.split(".")
+                self._opened[name] = self.lake.table(layer, asset)
             except Exception as e:  # one unreadable table must not take the others down
                 self._skip(name, e)
 
@@ -164,6 +169,7 @@ class LakeSQL:
         import duckdb
 
         path = self.marts_path
+        assert path is not None  # only with a marts file: without one no mart is listed, so none is read
         if not path.exists():
             raise MartsUnavailableError(
                 f"no marts at {path}: build them with `alpha materialize --job serving` (or `alpha demo`)"
@@ -269,15 +275,15 @@ class LakeSQL:
             layer, asset = name.split(".")
             cols = [d[0] for d in self.con.execute(f'SELECT * FROM "{layer}"."{asset}" LIMIT 0').description]
             if "trade_date" in cols:
-                rows, lo, hi = self.con.execute(
+                stats = self.con.execute(
                     f'SELECT count(*), min(trade_date), max(trade_date) FROM "{layer}"."{asset}"'
                 ).fetchone()
+                assert stats is not None  # an aggregate query returns one row
+                rows, lo, hi = stats
             else:
-                rows, lo, hi = (
-                    self.con.execute(f'SELECT count(*) FROM "{layer}"."{asset}"').fetchone()[0],
-                    None,
-                    None,
-                )
+                count = self.con.execute(f'SELECT count(*) FROM "{layer}"."{asset}"').fetchone()
+                assert count is not None  # an aggregate query returns one row
+                rows, lo, hi = count[0], None, None
             version = None if layer == "marts" else self.lake.version(layer, asset)
             out.append(TableInfo(name, rows, str(lo) if lo else None, str(hi) if hi else None, version))
         return out

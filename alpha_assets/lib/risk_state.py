@@ -155,14 +155,17 @@ def advance(
         state.reduced = True
     state.next_multiplier = limits.reduce_factor if state.reduced else 1.0
     enough = history.size >= 20
-    row = {
-        "trade_date": day, "book_return": book_return, "multiplier": mult, "portfolio_return": port,
-        "equity": state.equity, "peak": state.peak, "drawdown": 1.0 - state.equity / state.peak,
-        "drawdown_control": state.reduced, "gross_multiplier_next": state.next_multiplier,
+    var: dict[str, float | None] = {
         "var_hist_1d": historical_var(history, limits.level) * mult if enough else None,
         "var_param_1d": parametric_var(history, limits.level) * mult if enough else None,
         "var_hist_5d": historical_var(history, limits.level, horizon=5) * mult if enough else None,
         "var_param_5d": parametric_var(history, limits.level, horizon=5) * mult if enough else None,
+    }
+    row: dict[str, object] = {
+        "trade_date": day, "book_return": book_return, "multiplier": mult, "portfolio_return": port,
+        "equity": state.equity, "peak": state.peak, "drawdown": 1.0 - state.equity / state.peak,
+        "drawdown_control": state.reduced, "gross_multiplier_next": state.next_multiplier,
+        **var,
         "es_1d": expected_shortfall(history, limits.level) * mult if enough else None,
         "history_days": int(history.size), "gross_return": gross, "trading_cost": trading,
         "financing": financing, "turnover": turnover,
@@ -170,8 +173,9 @@ def advance(
     breaches = []
     for k, lim in (("var_hist_1d", limits.daily_var_limit), ("var_param_1d", limits.daily_var_limit),
                    ("var_hist_5d", limits.weekly_var_limit), ("var_param_5d", limits.weekly_var_limit)):  # fmt: skip
-        if row[k] is not None and row[k] > lim:
-            breaches.append(f"{k}={row[k]:.4f} > {lim}")
+        v = var[k]
+        if v is not None and v > lim:
+            breaches.append(f"{k}={v:.4f} > {lim}")
     if state.reduced:
         breaches.append(
             f"drawdown {row['drawdown']:.3f} > {limits.drawdown_threshold}: exposure x{limits.reduce_factor}"

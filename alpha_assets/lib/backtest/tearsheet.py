@@ -7,6 +7,7 @@ import html
 import json
 import math
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import polars as pl
@@ -26,6 +27,7 @@ def summary_stats(pnl: pl.DataFrame, periods_per_year: int = 252) -> dict:
     sr = sharpe_ratio(returns)
     skew, kurtosis = return_moments(returns) if n > 2 else (0.0, 3.0)
     final_ratio = float(equity[-1]) / start_equity if n else float("nan")
+    costs = {kind: float(pnl[kind].sum()) for kind in COST_KINDS}
     stats = {
         "start_date": str(pnl["trade_date"][0]) if n else None,
         "end_date": str(pnl["trade_date"][-1]) if n else None,
@@ -36,10 +38,10 @@ def summary_stats(pnl: pl.DataFrame, periods_per_year: int = 252) -> dict:
         "cagr": final_ratio ** (periods_per_year / n) - 1.0 if n and final_ratio > 0 else float("nan"),
         "ann_vol": float(np.std(returns, ddof=1)) * math.sqrt(periods_per_year) if n > 1 else float("nan"),
         "sharpe": sr * math.sqrt(periods_per_year) if not math.isnan(sr) else sr,
-        "max_drawdown": float(pnl["drawdown"].min()) if n else float("nan"),
-        "avg_daily_turnover": float(pnl["turnover"].mean()) if n else float("nan"),
-        "ann_turnover": float(pnl["turnover"].mean()) * periods_per_year if n else float("nan"),
-        "avg_gross_exposure": float(pnl["gross_exposure"].mean()) if n else float("nan"),
+        "max_drawdown": float(cast(float, pnl["drawdown"].min())) if n else float("nan"),
+        "avg_daily_turnover": float(cast(float, pnl["turnover"].mean())) if n else float("nan"),
+        "ann_turnover": float(cast(float, pnl["turnover"].mean())) * periods_per_year if n else float("nan"),
+        "avg_gross_exposure": float(cast(float, pnl["gross_exposure"].mean())) if n else float("nan"),
         "skew": skew,
         "kurtosis": kurtosis,
         "psr": (
@@ -47,9 +49,9 @@ def summary_stats(pnl: pl.DataFrame, periods_per_year: int = 252) -> dict:
             if n > 2 and not math.isnan(sr)
             else float("nan")
         ),
-        "total_costs": {kind: float(pnl[kind].sum()) for kind in COST_KINDS},
+        "total_costs": costs,
     }
-    stats["total_costs"]["all"] = float(sum(stats["total_costs"].values()))
+    costs["all"] = float(sum(costs.values()))
     return stats
 
 

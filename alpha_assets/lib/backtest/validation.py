@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from statistics import NormalDist
+from typing import cast
 
 import numpy as np
 import polars as pl
@@ -347,7 +348,7 @@ def walk_forward_evaluate(
             "last_date": block["trade_date"].max(),
             "mean_ic": float(ic.mean()) if ic.size else float("nan"),
             "ic_ir": sharpe_ratio(ic),
-            "hit_rate": float(block["hit_rate"].mean()),
+            "hit_rate": float(cast(float, block["hit_rate"].mean())),
             "long_short_mean": float(long_short.mean()) if long_short.size else float("nan"),
             "long_short_sharpe": ls_sr * math.sqrt(periods_per_year) if not math.isnan(ls_sr) else ls_sr,
             "long_short_psr": (

@@ -203,7 +203,7 @@ def _fills_frame(parts, sessions: pl.Series, universe: pl.Series) -> pl.DataFram
         "slippage_cost",
         "commission",
         "fee",
-    ).cast(FILL_SCHEMA)
+    ).cast(FILL_SCHEMA)  # type: ignore[arg-type]  # polars: cast()'s Mapping key is a union (see portfolio.daily)
 
 
 def _positions_frame(parts, sessions: pl.Series, universe: pl.Series) -> pl.DataFrame:

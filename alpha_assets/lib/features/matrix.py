@@ -136,7 +136,7 @@ def alt_history_features(alt: pl.DataFrame, cfg: MatrixConfig) -> tuple[pl.DataF
         .with_columns(pl.col(values + ages).fill_nan(None))
         .sort("ticker", "trade_date")
     )
-    exprs: list[pl.Expr] = []
+    exprs: list[pl.Expr | pl.Series] = []
     by_source: dict[str, list[str]] = {}
     h = cfg.history_sessions
     n_names = frame["ticker"].n_unique()
@@ -149,9 +149,13 @@ def alt_history_features(alt: pl.DataFrame, cfg: MatrixConfig) -> tuple[pl.DataF
         z = trailing_z(frame[v].to_numpy(), n_names, h)
         exprs.append(pl.Series(f"{v}__z{h}", z, nan_to_null=True))
         derived.append(f"{v}__z{h}")
-        by_source.setdefault(source_of(v), []).extend(derived)
+        src = source_of(v)
+        assert src is not None  # alt_value_columns keeps only columns of a known source
+        by_source.setdefault(src, []).extend(derived)
     for a in ages:
-        by_source.setdefault(source_of(a), []).append(a)
+        src = source_of(a)
+        assert src is not None  # "<source>_age_days" of a source in ALT_SOURCES
+        by_source.setdefault(src, []).append(a)
     out = frame.with_columns(exprs) if exprs else frame
     return out, by_source
 
@@ -198,6 +202,7 @@ def _normalise(cols: list[str], how: str) -> list[pl.Expr]:
     exprs = []
     for c in cols:
         x = stable_round(pl.col(c))
+        e: pl.Expr
         if how == "rank":
             n = x.count().over("trade_date")
             r = x.rank("average").over("trade_date")
@@ -205,8 +210,8 @@ def _normalise(cols: list[str], how: str) -> list[pl.Expr]:
         elif how == "robust_z":
             med = x.median().over("trade_date")
             mad = (x - med).abs().median().over("trade_date") * 1.4826
-            e = pl.when(mad > 1e-12).then(((x - med) / mad).clip(-ROBUST_Z_CLIP, ROBUST_Z_CLIP))
-            e = e.when(x.is_not_null()).then(0.0)
+            z = pl.when(mad > 1e-12).then(((x - med) / mad).clip(-ROBUST_Z_CLIP, ROBUST_Z_CLIP))
+            e = z.when(x.is_not_null()).then(0.0)
         elif how == "none":  # raw values, for inspection and tests
             e = pl.col(c)
         else:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
+from typing import cast
 
 import numpy as np
 import polars as pl
@@ -399,7 +400,7 @@ def compute_labels(
     """
     g = build_grid(prices)
     t0, t1 = _rows(g, start, end)
-    compute = _label_compute(g, known_until, prices["trade_date"].max())
+    compute = _label_compute(g, known_until, cast(date, prices["trade_date"].max()))
     return _long(g, compute, t0, t1, t0, len(g.sessions), extra=False)
 
 
@@ -414,7 +415,7 @@ def iter_labels(
     label is one division, it does not depend on where the chunk starts)."""
     g = build_grid(prices)
     t0, t1 = _rows(g, start, end)
-    compute = _label_compute(g, known_until, prices["trade_date"].max())
+    compute = _label_compute(g, known_until, cast(date, prices["trade_date"].max()))
     step = sessions or chunk_sessions(len(g.tickers))
     for c0 in range(t0, t1, step):
         c1 = min(t1, c0 + step)

@@ -12,9 +12,9 @@ Rows are numbered from 1, the header not counted (CSV line ``row + 1``).
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from datetime import date
 
 import polars as pl
 
@@ -84,7 +84,7 @@ class Contract:
         df: pl.DataFrame,
         *,
         universe: Iterable[str] | None = None,
-        file_date: date | None = None,
+        file_date: datetime.date | None = None,
     ) -> tuple[list[Failure], pl.DataFrame]:
         """Every failure of ``df`` against the contract, and ``df`` cast to the contract's types (the columns
         that could not be cast are left as they were; the frame is only to be used when there is no failure)."""
@@ -119,8 +119,10 @@ class Contract:
                 failures += _rows(file, df.filter(rule.bad().fill_null(False)), rule.column, rule.reason)
         if universe is not None and self.ticker in usable:
             members = sorted(set(universe))
-            col = pl.col(self.ticker)
-            out = df.filter(col.is_not_null() & col.str.contains(TICKER_PATTERN) & ~col.is_in(members))
+            ticker = pl.col(self.ticker)
+            out = df.filter(
+                ticker.is_not_null() & ticker.str.contains(TICKER_PATTERN) & ~ticker.is_in(members)
+            )
             when = f" on {file_date}" if file_date else ""
             failures += _rows(file, out, self.ticker, f"not in the universe{when}")
         if file_date is not None and self.date in usable:

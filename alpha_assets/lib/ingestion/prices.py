@@ -179,6 +179,7 @@ def choose_day(inp: DayInputs, tolerance: float = 0.005, history: History | None
                     continue
         else:
             src, row = (first, r1) if r1 is not None else (second, r2)
+            assert row is not None  # t is a ticker of one of the two providers
             ok, h = _plausible(history, t, row["close"])
             if ok is False:
                 dropped.append({"ticker": t, "reason": f"{_label(src)} close {row['close']:g} jumps {h} (beyond the "
@@ -236,4 +237,5 @@ def reconcile(a: pl.DataFrame, b: pl.DataFrame, chosen: str, tolerance: float) -
     out = pl.concat(parts).with_columns(pl.lit(chosen).alias("chosen_source"))
     # A name missing at one provider shows once (as its close), not five times.
     out = out.filter(pl.col("rel_diff").is_not_null() | (pl.col("field") == "close"))
-    return out.cast(RECON_SCHEMA).sort("ticker", "field")
+    # polars types cast()'s Mapping key as a union (keys are invariant): a dict[str, dtype], its documented use, misses it
+    return out.cast(RECON_SCHEMA).sort("ticker", "field")  # type: ignore[arg-type]

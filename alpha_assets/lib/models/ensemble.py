@@ -23,6 +23,7 @@ import bisect
 from collections.abc import Sequence
 from datetime import date
 from itertools import combinations
+from typing import cast
 
 import polars as pl
 
@@ -67,7 +68,7 @@ def ensemble_weights(
     ready = all(history_days.get(m, 0) >= min_history and trailing_ic.get(m) is not None for m in models)
     if not ready:
         return seed
-    clipped = {m: max(float(trailing_ic[m]), 0.0) for m in models}
+    clipped = {m: max(float(cast(float, trailing_ic[m])), 0.0) for m in models}  # ready: every IC is known
     if sum(clipped.values()) <= 0:
         return seed
     return _normalised(clipped)
@@ -115,7 +116,10 @@ def gated_weights(
             t = float(d.mean() / sd * np.sqrt(len(d))) if sd > 0 else (np.inf if d.mean() > 0 else 0.0)
             if d.mean() > 0 and t >= min_t:
                 admitted.append(m)
-    means = {m: float(wide[m].drop_nulls().mean() or 0.0) if m in wide.columns else 0.0 for m in admitted}
+    means = {
+        m: float(cast(float, wide[m].drop_nulls().mean()) or 0.0) if m in wide.columns else 0.0
+        for m in admitted
+    }
     pos = {m: max(v, 0.0) for m, v in means.items()}
     total = sum(pos.values())
     k = len(admitted)
@@ -272,7 +276,7 @@ def correlation_report(predictions: pl.DataFrame, threshold: float = 0.7) -> pl.
             .with_columns(pl.col("rho").fill_nan(None))
             .drop_nulls()
         )
-        mean = float(daily["rho"].mean()) if daily.height else float("nan")
+        mean = float(cast(float, daily["rho"].mean())) if daily.height else float("nan")
         rows.append({"model_a": a, "model_b": b, "mean_corr": mean, "n_days": daily.height,
                      "above_threshold": bool(mean > threshold) if daily.height else False})  # fmt: skip
     schema = {"model_a": pl.String, "model_b": pl.String, "mean_corr": pl.Float64, "n_days": pl.Int64,
@@ -300,4 +304,5 @@ def recipe_ensembles(predictions: pl.DataFrame) -> pl.DataFrame:
         "recipe": pl.String,
         "score": pl.Float64,
     }
-    return pl.concat(frames).cast(schema) if frames else pl.DataFrame(schema=schema)
+    # polars types cast()'s Mapping key as a union (keys are invariant): a dict[str, dtype], its documented use, misses it
+    return pl.concat(frames).cast(schema) if frames else pl.DataFrame(schema=schema)  # type: ignore[arg-type]

@@ -529,9 +529,8 @@ def traded_decomposition(
 
     alpha = float(score_row["alpha_score"])
     carried = float(score_row.get("carried_score") or 0.0)
-    smoothing = float(
-        score_row.get("smoothing_weight") if score_row.get("smoothing_weight") is not None else 1.0
-    )
+    smoothing_weight = score_row.get("smoothing_weight")
+    smoothing = float(smoothing_weight if smoothing_weight is not None else 1.0)
     share = float(score_row.get("challenger_share") or 0.0)
     ticker = score_row["ticker"]
     feature_row = feature_row or {}

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -165,7 +167,9 @@ class Learner:
         self.threads = threads
         self.feature_names: list[str] = list(feature_names or [])
         self.best_iteration: int | None = None
-        self.model = None
+        # The fitted model of ``kind``: _Linear, an XGBoost or LightGBM Booster, a CatBoostRegressor or a torch
+        # module (their frameworks are imported lazily, so no union of them is spelled out); None before fit/load.
+        self.model: Any = None
         self._scale: tuple[np.ndarray, np.ndarray] | None = None  # MLP input mean/std from the fit rows
         self._importance: dict[str, float] | None = None
         self._groups: np.ndarray | None = None  # the fit rows' cross-sections (ic_weighted)
@@ -319,7 +323,9 @@ class Learner:
         lgb_params.update(p.get("extra", {}))
         train = lgb.Dataset(X, label=y, free_raw_data=True)
         valid = [lgb.Dataset(X_val, label=y_val, reference=train)] if X_val is not None else []
-        callbacks = [lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)] if valid else []
+        callbacks: list[Callable[..., Any]] = (
+            [lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)] if valid else []
+        )
         self.model = lgb.train(
             lgb_params, train, num_boost_round=p["n_estimators"], valid_sets=valid, callbacks=callbacks
         )
@@ -406,6 +412,7 @@ class Learner:
             self._importance = self._mlp_saliency(xt[:MLP_IMPORTANCE_ROWS])
 
     def _scaled(self, X: np.ndarray) -> np.ndarray:
+        assert self._scale is not None, "the MLP has no input scaling before it is fitted or loaded"
         mean, std = self._scale
         return ((X - mean) / std).astype(np.float32)
 
@@ -415,6 +422,11 @@ class Learner:
         self.model(x).sum().backward()
         sal = (x.grad * x).abs().mean(dim=0).detach().numpy().astype(float)
         return dict(zip(self.feature_names, sal.tolist(), strict=True))
+
+    def _best_iteration(self) -> int:
+        """The 0-based best validation iteration of a fitted model (fit and load set it with the model)."""
+        assert self.best_iteration is not None, "the learner is not fitted"
+        return self.best_iteration
 
     # ------------------------------------------------------------------------------------------- predict
     def predict(self, X) -> np.ndarray:
@@ -428,9 +440,9 @@ class Learner:
             import xgboost as xgb
 
             d = xgb.DMatrix(X, nthread=self.threads)
-            out = self.model.predict(d, iteration_range=(0, self.best_iteration + 1))
+            out = self.model.predict(d, iteration_range=(0, self._best_iteration() + 1))
         elif self.kind == "lightgbm":
-            out = self.model.predict(X, num_iteration=self.best_iteration + 1, num_threads=self.threads)
+            out = self.model.predict(X, num_iteration=self._best_iteration() + 1, num_threads=self.threads)
         elif self.kind == "catboost":
             out = self.model.predict(X, thread_count=self.threads)
         elif self.kind in LINEAR_KINDS:
@@ -469,10 +481,13 @@ class Learner:
             raw = self.model.get_score(importance_type="total_gain")
             values = [raw.get(f"f{i}", 0.0) for i in range(len(self.feature_names))]
         elif self.kind == "lightgbm":
-            values = self.model.feature_importance(importance_type="gain", iteration=self.best_iteration + 1)
+            values = self.model.feature_importance(
+                importance_type="gain", iteration=self._best_iteration() + 1
+            )
         elif self.kind == "catboost":
             values = self.model.get_feature_importance()
         else:  # mlp, ridge, ic_weighted: computed at fit time
+            assert self._importance is not None  # set with the model by fit and load
             values = [self._importance.get(f, 0.0) for f in self.feature_names]
         v = np.maximum(np.asarray(values, dtype=float), 0.0)
         total = v.sum()
@@ -511,13 +526,14 @@ class Learner:
         elif self.kind == "xgboost":
             self.model.save_model(str(path))
         elif self.kind == "lightgbm":
-            self.model.save_model(str(path), num_iteration=self.best_iteration + 1)
+            self.model.save_model(str(path), num_iteration=self._best_iteration() + 1)
         elif self.kind == "catboost":
             self.model.save_model(str(path), format="cbm")
         else:
             import torch
 
             torch.save(self.model.state_dict(), path)
+            assert self._scale is not None  # set with the MLP by fit and load
             meta["scale_mean"] = self._scale[0].tolist()
             meta["scale_std"] = self._scale[1].tolist()
             meta["importance"] = self._importance

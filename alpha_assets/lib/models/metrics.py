@@ -9,6 +9,7 @@ pass. Days with fewer than ``MIN_NAMES`` names are skipped: a correlation over t
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 import polars as pl
@@ -117,7 +118,7 @@ def decile_spread(df: pl.DataFrame, score: str, label: str, quantiles: int = 10)
     )
     if daily.height == 0:
         return float("nan")
-    return float((daily["top"] - daily["bottom"]).mean())
+    return float(cast(float, (daily["top"] - daily["bottom"]).mean()))
 
 
 def ic_decay(
@@ -151,4 +152,4 @@ def turnover(scores: pl.DataFrame, score: str) -> float:
     )
     if daily.height == 0:
         return float("nan")
-    return float(1.0 - daily["rho"].mean())
+    return float(1.0 - cast(float, daily["rho"].mean()))

@@ -22,6 +22,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import cast
 
 import numpy as np
 import polars as pl
@@ -133,7 +134,8 @@ def walk_forward_predictions(
         "block": pl.String,
         "score": pl.Float64,
     }
-    return pl.concat(frames).cast(schema) if frames else pl.DataFrame(schema=schema)
+    # polars types cast()'s Mapping key as a union (keys are invariant): a dict[str, dtype], its documented use, misses it
+    return pl.concat(frames).cast(schema) if frames else pl.DataFrame(schema=schema)  # type: ignore[arg-type]
 
 
 def model_daily_ics(preds: pl.DataFrame, labels: pl.DataFrame, label: str = "fwd_ret_1") -> pl.DataFrame:
@@ -181,7 +183,8 @@ def smooth(scores: pl.DataFrame, halflife: float, column: str = "score") -> pl.D
     if halflife <= 0:
         return scores.select("trade_date", "ticker", pl.col(column).alias("score"))
     a = 1 - 0.5 ** (1 / halflife)
-    out, prev = [], {}
+    out: list[pl.DataFrame] = []
+    prev: dict[str, float] = {}
     for (_,), g in sorted(scores.partition_by("trade_date", as_dict=True).items()):
         tickers, raw = g["ticker"].to_list(), g[column].to_numpy()
         sm = np.array(
@@ -213,6 +216,7 @@ def walk_forward_halflife(
     for h in grid:
         f = ics[h].select("trade_date", pl.col("ic").alias(str(h)))
         ic_wide = f if ic_wide is None else ic_wide.join(f, on="trade_date", how="full", coalesce=True)
+    assert ic_wide is not None, "grid names no halflife"
     ic_wide = ic_wide.sort("trade_date")
     ic_dates = ic_wide["trade_date"].to_list()
     chosen, parts = [], []
@@ -221,7 +225,7 @@ def walk_forward_halflife(
         h = default
         if len(known) >= min_days:
             sub = ic_wide[known[0] : known[-1] + 1]
-            means = {g: float(sub[str(g)].drop_nulls().mean() or -1) for g in grid}
+            means = {g: float(cast(float, sub[str(g)].drop_nulls().mean()) or -1) for g in grid}
             h = max(grid, key=lambda g: (means[g], -g))
         chosen.append({"trade_date": d, "halflife": float(h)})
         parts.append(smoothed[h if h in smoothed else default].filter(pl.col("trade_date") == d))
@@ -239,7 +243,8 @@ def quantile_book(scores: pl.DataFrame, quantile: float = 0.3, band: float = 0.0
     """trade_date, ticker, weight: long the top ``quantile`` of names by score, short the bottom, equal weights,
     0.5 gross per side. With ``band`` > 0 a name already held on a side stays on it while its rank is within
     ``quantile + band`` of that end (a no-trade band on the ranking: fewer trades for the same forecast)."""
-    rows, held = [], {}
+    rows = []
+    held: dict[str, str] = {}
     for (d,), g in sorted(scores.partition_by("trade_date", as_dict=True).items()):
         g = g.drop_nulls("score").sort("score", "ticker", descending=[True, False])
         n = g.height
@@ -298,8 +303,8 @@ def book_stats(weights: pl.DataFrame, bars: pl.DataFrame, costs=None) -> dict:
     return {
         "net_sharpe": sharpe(net),
         "gross_sharpe": sharpe(gross),
-        "turnover": float(pnl["turnover"].mean()),
-        "costs_nav_year": float((pnl["total_cost"] / prev).mean() * 252),
+        "turnover": float(cast(float, pnl["turnover"].mean())),
+        "costs_nav_year": float(cast(float, (pnl["total_cost"] / prev).mean()) * 252),
         "costs_share_gross": total_cost / gross_pnl if gross_pnl > 0 else float("nan"),
     }
 

@@ -40,7 +40,7 @@ def alphalens_summary(scores: pl.DataFrame, prices: pl.DataFrame, score: str = "
     data = alphalens_factor_data(scores, prices, score, periods, quantiles)
     ic = performance.factor_information_coefficient(data)
     mean_q, _ = performance.mean_return_by_quantile(data, by_date=False)
-    out = {"ic_mean": {c: float(ic[c].mean()) for c in ic.columns},
+    out: dict[str, object] = {"ic_mean": {c: float(ic[c].mean()) for c in ic.columns},
            "ic_t_stat": {c: float(ic[c].mean() / ic[c].std() * len(ic[c].dropna()) ** 0.5) for c in ic.columns},
            "mean_return_by_quantile_1d": {int(q): float(v) for q, v in mean_q.iloc[:, 0].items()}}  # fmt: skip
     out["daily_ic_1d"] = pl.DataFrame(

@@ -109,9 +109,7 @@ def feature_counts(
 ) -> dict[str, np.ndarray | None]:
     """``bin_counts`` of each feature of ``current`` (None where the feature has no reference)."""
     return {
-        f: None
-        if references[f] is None
-        else bin_counts(references[f], current[f].cast(pl.Float64).to_numpy())
+        f: None if (ref := references[f]) is None else bin_counts(ref, current[f].cast(pl.Float64).to_numpy())
         for f in features
     }
 
@@ -127,7 +125,7 @@ def feature_psi_from_counts(
 
     ``observations``: per feature, how many of the sample's values are distinct observations (see
     ``new_observations``); PSI needs ``min_values`` of those. Without it every value counts as one."""
-    sizes = [0 if counts[f] is None else int(counts[f].sum()) for f in features]
+    sizes = [0 if (c := counts[f]) is None else int(c.sum()) for f in features]
     seen = [observations.get(f, 0) for f in features] if observations is not None else sizes
     values = [
         psi_from_counts(references[f], counts[f]) if n >= min_values else math.nan

@@ -47,4 +47,5 @@ def day_target_weights(
     meta = universe.select("ticker", "sector", "country", "adv_usd").unique("ticker", keep="first")
     alpha = scores.filter(pl.col("ticker").is_in(complete) & pl.col("ticker").is_in(meta["ticker"].to_list()))
     w = build_target_weights(alpha, wide.select(["trade_date", *complete]), meta, limits, held)
-    return w.with_columns(pl.lit(day).alias("trade_date")).select(list(WEIGHT_SCHEMA)).cast(WEIGHT_SCHEMA)
+    # polars types cast()'s Mapping key as a union (keys are invariant): a dict[str, dtype], its documented use, misses it
+    return w.with_columns(pl.lit(day).alias("trade_date")).select(list(WEIGHT_SCHEMA)).cast(WEIGHT_SCHEMA)  # type: ignore[arg-type]

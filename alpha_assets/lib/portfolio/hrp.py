@@ -50,7 +50,9 @@ def returns_matrix(returns: Any) -> np.ndarray:
         raise ValueError("returns has no asset columns")
     if not np.isfinite(matrix).all():
         raise ValueError("returns contain missing or non-finite values; fill or drop them before HRP")
-    constant = np.flatnonzero(np.ptp(matrix, axis=0) == 0) if matrix.shape[1] > 1 else []
+    constant = (
+        np.flatnonzero(np.ptp(matrix, axis=0) == 0) if matrix.shape[1] > 1 else np.array([], dtype=np.intp)
+    )
     if len(constant):
         raise ValueError(
             f"returns of columns {constant[:10].tolist()} have zero variance; HRP cannot size them"

@@ -129,7 +129,7 @@ def select_books(
     of the book with the score's daily noise, and every flip costs a round trip."""
     n = len(ranked)
     band = limits.hold_band if held else 0.0
-    if band <= 0:
+    if band <= 0 or held is None:  # no held book means no band
         return ranked[:n_long], (ranked[n - n_short :] if n_short else [])
     long_zone = set(ranked[: math.floor((limits.long_quantile + band) * n + 1e-9)])
     short_zone = set(ranked[n - math.floor((limits.short_quantile + band) * n + 1e-9) :])

@@ -253,11 +253,12 @@ class PoliteCrawler:
             if response is not None and 200 <= response.status_code < 300:
                 parser.parse(response.content.decode("utf-8", "replace").splitlines())
             elif response is not None and response.status_code in (401, 403):
-                parser.disallow_all = True  # as urllib.robotparser does: access control means keep out
+                # typeshed's RobotFileParser lacks allow_all/disallow_all, the attributes read() itself sets (3x below)
+                parser.disallow_all = True  # type: ignore[attr-defined]  # as robotparser does on 401/403
             elif response is not None and 400 <= response.status_code < 500:
-                parser.allow_all = True  # no robots.txt: everything is allowed
+                parser.allow_all = True  # type: ignore[attr-defined]  # no robots.txt: all allowed
             else:
-                parser.disallow_all = True  # unreachable robots.txt: assume complete disallow (RFC 9309)
+                parser.disallow_all = True  # type: ignore[attr-defined]  # unreachable: disallow all (RFC 9309)
                 dom.robots_error = result.error or f"HTTP {result.status}"
             delay = parser.crawl_delay(self.policy.user_agent)
             if delay:
