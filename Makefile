@@ -36,21 +36,22 @@ test-fast: $(VENV)/bin/alpha
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -q -m "not slow and not service and not postgres"
 
-# Everything, as CI runs it. PostgreSQL-backed tests run when ALPHA_TEST_PG_URL is set (.ci/run sets it).
-# --durations=30 puts the slowest tests in the log; pyproject's pytest-timeout fails a test hung past 2400 s.
+# Everything CI runs: the linters, the type checker and every test but the two heavy benchmark smoke runs (the other
+# benchmarks' --quick forms run, alpha_assets_tests/integration/test_benchmarks_quick.py). PostgreSQL-backed tests
+# run when ALPHA_TEST_PG_URL is set (.ci/run sets it). --durations=30 puts the slowest tests in the log;
+# pyproject's pytest-timeout fails a test hung past 2400 s.
 test: $(VENV)/bin/alpha
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest -q --durations=30
+	$(VENV)/bin/pytest -q --durations=30 -m "not heavy"
 
-# make test, then every benchmark's --quick smoke run (make bench); fails as soon as either part fails.
-# Not in CI: make bench took 34 min here (2 shared cores at a load of 4-7; scale.py 16 min, models.py 11) and CI
-# already takes 35-45 of its 90-minute limit.
+# make test, then the heavy benchmark smoke runs (scale.py and research.py --quick: 12 and 5 min on 2 cores under
+# load, beyond CI's budget); fails as soon as either part fails.
 test-all: $(VENV)/bin/alpha
 	$(MAKE) test
-	$(MAKE) bench
+	$(VENV)/bin/pytest -q --durations=10 -m heavy
 
 lint: $(VENV)/bin/alpha
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/lint-imports && $(VENV)/bin/mypy

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import warnings
 from datetime import date
 from pathlib import Path
 
 import pytest
 
-warnings.filterwarnings("ignore")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("YOLO_OFFLINE", "True")

@@ -33,6 +33,15 @@ BENCHMARKS = sorted(
 # (a year of sessions built through daily_data) took 8-9 min there.
 TIMEOUT_S, TIMEOUTS = 900, {"scale.py": 2300, "research.py": 1500}
 SERVICE = {"serving.py"}  # starts a local API server (uvicorn) on loopback
+# Marked heavy: their quick forms build a year of sessions through the pipeline (scale 12 min, research 5 min on 2
+# cores under load), too much for CI's 90 minutes beside the suite; `make test-all` runs them (make bench too).
+HEAVY = {"scale.py", "research.py"}
+
+
+def _marks(bench: str) -> list:
+    return [m for b, m in ((SERVICE, pytest.mark.service), (HEAVY, pytest.mark.heavy)) if bench in b]
+
+
 OFFLINE = {
     "HF_HUB_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",
@@ -63,7 +72,7 @@ def test_the_benchmarks_are_found():
 
 @pytest.mark.parametrize(
     "bench",
-    [pytest.param(b, marks=pytest.mark.service) if b in SERVICE else b for b in BENCHMARKS],
+    [pytest.param(b, marks=_marks(b)) for b in BENCHMARKS],
 )
 def test_benchmark_quick_form_runs(bench, tmp_path):
     # the benchmark's TMPDIR: its temporary folders go here, and must be gone at the end
