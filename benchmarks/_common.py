@@ -20,8 +20,12 @@ def machine() -> dict:
             mem = round(int(f.readline().split()[1]) / 2**20, 1)
     except OSError:
         pass
-    return {"cores": os.cpu_count(), "memory_gib": mem, "platform": platform.platform(),
-            "python": platform.python_version()}  # fmt: skip
+    return {
+        "cores": os.cpu_count(),
+        "memory_gib": mem,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
 
 
 def print_table(headers: list[str], rows: list[list]) -> None:
@@ -53,12 +57,17 @@ def synthetic_prices(n_names: int, n_days: int, seed: int = 0):
     low = np.minimum(open_, close) * 0.99
     vol = rng.integers(10_000, 1_000_000, close.shape)
     tickers = [f"T{i:05d}" for i in range(n_names)]
-    return pl.DataFrame({
-        "trade_date": np.repeat(np.array(days, dtype="datetime64[D]"), n_names),
-        "ticker": np.tile(np.array(tickers), n_days),
-        "open": open_.ravel(), "high": high.ravel(), "low": low.ravel(), "close": close.ravel(),
-        "volume": vol.ravel().astype(np.int64),
-    }).with_columns(pl.col("trade_date").cast(pl.Date))  # fmt: skip
+    return pl.DataFrame(
+        {
+            "trade_date": np.repeat(np.array(days, dtype="datetime64[D]"), n_names),
+            "ticker": np.tile(np.array(tickers), n_days),
+            "open": open_.ravel(),
+            "high": high.ravel(),
+            "low": low.ravel(),
+            "close": close.ravel(),
+            "volume": vol.ravel().astype(np.int64),
+        }
+    ).with_columns(pl.col("trade_date").cast(pl.Date))
 
 
 def emit(figures: dict) -> None:

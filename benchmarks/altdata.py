@@ -52,7 +52,7 @@ def rows_from(vision: dict, text: dict) -> list[dict]:
             tr["documents"],
             tr["docs_per_s_sequential"],
             tr["latency"],
-        ),  # fmt: skip
+        ),
         (
             "transcript sentiment",
             "score_transcripts",
@@ -68,7 +68,7 @@ def rows_from(vision: dict, text: dict) -> list[dict]:
             fi["documents"],
             fi["docs_per_s_without_model"],
             fi["latency_without_model"],
-        ),  # fmt: skip
+        ),
         (
             "filing features",
             "filing_features_from_file",
@@ -76,7 +76,7 @@ def rows_from(vision: dict, text: dict) -> list[dict]:
             fi["documents"],
             fi["docs_per_s_with_sentiment"],
             fi["latency_with_sentiment"],
-        ),  # fmt: skip
+        ),
     ):
         rows.append(
             {
@@ -166,14 +166,20 @@ def main() -> None:
     rows = rows_from(vision, text)
     head = summary(vision, text)
 
-    print(f"machine: {mach['cores']} cores, {mach['memory_gib']} GiB, {mach['platform']}, python {mach['python']}, "
-          f"torch {mach['torch']} ({args.threads} threads, torchvision NMS {mach['torchvision_nms']}), "
-          f"load average {mach['load_average_1m_start']:.1f} at start, {mach['load_average_1m_end']:.1f} at end")  # fmt: skip
-    print(f"sizes: {sizes['parking_images']} parking-lot images, {sizes['tank_images']} tank-farm images, "
-          f"{sizes['transcripts']} transcripts ({sizes['transcript_sentences']} sentences), "
-          f"{sizes['filings']} filings{' (--quick)' if args.quick else ''}")  # fmt: skip
-    print(f"detector: {vision['machine']['weights']} (throughput does not depend on the weights); "
-          f"sentiment: {text['model']['name']}")  # fmt: skip
+    print(
+        f"machine: {mach['cores']} cores, {mach['memory_gib']} GiB, {mach['platform']}, python {mach['python']}, "
+        f"torch {mach['torch']} ({args.threads} threads, torchvision NMS {mach['torchvision_nms']}), "
+        f"load average {mach['load_average_1m_start']:.1f} at start, {mach['load_average_1m_end']:.1f} at end"
+    )
+    print(
+        f"sizes: {sizes['parking_images']} parking-lot images, {sizes['tank_images']} tank-farm images, "
+        f"{sizes['transcripts']} transcripts ({sizes['transcript_sentences']} sentences), "
+        f"{sizes['filings']} filings{' (--quick)' if args.quick else ''}"
+    )
+    print(
+        f"detector: {vision['machine']['weights']} (throughput does not depend on the weights); "
+        f"sentiment: {text['model']['name']}"
+    )
     print()
     print_table(
         ["task", "implementation", "mode", "items", "seconds", "per s", "unit", "p50 s", "p95 s"],
@@ -194,17 +200,23 @@ def main() -> None:
     )
     car = head["car_detection_images_per_s"]
     print()
-    print(f"car detection at 320 px: count_cars (batch 16) {car['count_cars_batch16']:.1f} images/s, "
-          f"{car['ratio_vs_ultralytics_batch1']:.2f}x ultralytics predict one image at a time "
-          f"({car['ultralytics_predict_batch1']:.1f}/s; its batch 16: {car['ultralytics_predict_batch16']:.1f}/s)")  # fmt: skip
+    print(
+        f"car detection at 320 px: count_cars (batch 16) {car['count_cars_batch16']:.1f} images/s, "
+        f"{car['ratio_vs_ultralytics_batch1']:.2f}x ultralytics predict one image at a time "
+        f"({car['ultralytics_predict_batch1']:.1f}/s; its batch 16: {car['ultralytics_predict_batch16']:.1f}/s)"
+    )
     pe = text["peer_encoder"]
     if "sentence_transformers_sentences_per_s" in pe:
-        print(f"sentence encoder: ours {pe['ours_sentences_per_s']:.0f} sentences/s, sentence-transformers "
-              f"{pe['sentence_transformers_sentences_per_s']:.0f}/s (max |embedding diff| "
-              f"{pe['max_abs_embedding_diff']:.1e})")  # fmt: skip
+        print(
+            f"sentence encoder: ours {pe['ours_sentences_per_s']:.0f} sentences/s, sentence-transformers "
+            f"{pe['sentence_transformers_sentences_per_s']:.0f}/s (max |embedding diff| "
+            f"{pe['max_abs_embedding_diff']:.1e})"
+        )
     p95 = text["p95_latency_best_threads_s"]
-    print(f"goal < 1 s per document (p95): {'met' if p95 < 1.0 else 'NOT met'} ({p95:.2f} s); "
-          f"wall time {wall_s:.0f} s")  # fmt: skip
+    print(
+        f"goal < 1 s per document (p95): {'met' if p95 < 1.0 else 'NOT met'} ({p95:.2f} s); "
+        f"wall time {wall_s:.0f} s"
+    )
     emit(
         {
             "benchmark": "altdata",

@@ -259,12 +259,18 @@ def measure(quick: bool = False, thread_settings: tuple[int, ...] | list[int] = 
 def report(figures: dict) -> None:
     m = figures["machine"]
     first = next(iter(figures["by_threads"].values()))
-    print(f"machine: {m['nproc']} cores, {m['platform']}, python {m['python']}, torch {m['torch']}, "
-          f"load average at start {m['load_average_1m']:.1f}")  # fmt: skip
-    print(f"sizes: {first['transcripts']['documents']} transcripts ({first['transcripts']['sentences']} sentences), "
-          f"{first['filings']['documents']} filings")  # fmt: skip
-    print(f"model: {figures['model']['name']}, cold start {figures['model']['cold_start_incl_head_training_s']:.1f} s "
-          f"(incl. head training), held-out accuracy {figures['model']['held_out_accuracy']:.3f}")  # fmt: skip
+    print(
+        f"machine: {m['nproc']} cores, {m['platform']}, python {m['python']}, torch {m['torch']}, "
+        f"load average at start {m['load_average_1m']:.1f}"
+    )
+    print(
+        f"sizes: {first['transcripts']['documents']} transcripts ({first['transcripts']['sentences']} sentences), "
+        f"{first['filings']['documents']} filings"
+    )
+    print(
+        f"model: {figures['model']['name']}, cold start {figures['model']['cold_start_incl_head_training_s']:.1f} s "
+        f"(incl. head training), held-out accuracy {figures['model']['held_out_accuracy']:.3f}"
+    )
     print()
     print(
         f"{'task':30s} {'threads':>7s} {'docs':>5s} {'p50 s':>7s} {'p95 s':>7s} {'max s':>7s} {'docs/s':>7s} {'batched':>8s}"
@@ -303,8 +309,10 @@ def report(figures: dict) -> None:
     print()
     print(f"peer encoder ({pe['sentences']} sentences): ours {pe['ours_sentences_per_s']:.0f}/s", end="")
     if "sentence_transformers_sentences_per_s" in pe:
-        print(f", sentence-transformers {pe['sentence_transformers_sentences_per_s']:.0f}/s, "
-              f"max |embedding diff| {pe['max_abs_embedding_diff']:.1e}")  # fmt: skip
+        print(
+            f", sentence-transformers {pe['sentence_transformers_sentences_per_s']:.0f}/s, "
+            f"max |embedding diff| {pe['max_abs_embedding_diff']:.1e}"
+        )
     else:
         print(f", sentence-transformers {pe.get('sentence_transformers')}")
     print(f"peer TF-IDF ({pt['pairs']} pairs): ours {pt['ours_pairs_per_s']:.0f}/s", end="")
@@ -314,8 +322,10 @@ def report(figures: dict) -> None:
         )
     else:
         print()
-    print(f"peer fog ({pf['documents']} docs): ours {pf['ours_docs_per_s']:.0f}/s, textstat "
-          f"{pf.get('textstat_docs_per_s', pf.get('textstat'))}")  # fmt: skip
+    print(
+        f"peer fog ({pf['documents']} docs): ours {pf['ours_docs_per_s']:.0f}/s, textstat "
+        f"{pf.get('textstat_docs_per_s', pf.get('textstat'))}"
+    )
     best = figures["p95_latency_best_threads_s"]
     print(
         f"goal < 1 s per document (p95, best thread setting): {'met' if best < 1.0 else 'NOT met'} ({best:.2f} s)"

@@ -70,23 +70,33 @@ def main() -> int:
     feats = [f"f{i:02d}" for i in range(args.features)]
     rng = np.random.default_rng(0)
     n = names * len(days)
-    frame = pl.DataFrame({
-        "trade_date": np.repeat(np.array(days, dtype="datetime64[D]"), names),
-        "ticker": np.tile(np.array([f"T{i:05d}" for i in range(names)]), len(days)),
-        **{f: rng.normal(size=n) for f in feats},
-    }).with_columns(pl.col("trade_date").cast(pl.Date))  # fmt: skip
+    frame = pl.DataFrame(
+        {
+            "trade_date": np.repeat(np.array(days, dtype="datetime64[D]"), names),
+            "ticker": np.tile(np.array([f"T{i:05d}" for i in range(names)]), len(days)),
+            **{f: rng.normal(size=n) for f in feats},
+        }
+    ).with_columns(pl.col("trade_date").cast(pl.Date))
     with tempfile.TemporaryDirectory(prefix="alpha_bench_drift_") as tmp:
         tmp = Path(tmp)
         lake = DeltaLake(tmp / "lake")
         t = time.perf_counter()
         lake.write_window("features", "price_features", frame, days[0], days[-1])
         write_s = time.perf_counter() - t
-        registry = ModelRegistry(tracking_uri=f"sqlite:///{tmp / 'mlflow' / 'mlflow.db'}",
-                                 artifact_root=str(tmp / "mlflow" / "artifacts"))  # fmt: skip
+        registry = ModelRegistry(
+            tracking_uri=f"sqlite:///{tmp / 'mlflow' / 'mlflow.db'}",
+            artifact_root=str(tmp / "mlflow" / "artifacts"),
+        )
         (tmp / "model.txt").write_text("weights")
         through = days[-2]  # trained through the day before: the live day is days[-1]
-        mv = registry.log_model("lightgbm_base", "bench", {}, {"ic": 0.05}, tmp / "model.txt",
-                                version_tags={"trained_through": through.isoformat()})  # fmt: skip
+        mv = registry.log_model(
+            "lightgbm_base",
+            "bench",
+            {},
+            {"ic": 0.05},
+            tmp / "model.txt",
+            version_tags={"trained_through": through.isoformat()},
+        )
         m = SimpleNamespace(name=mv.name, version=mv.version)
         ctx = SimpleNamespace(log=logging.getLogger("bench"))
         today = frame.filter(pl.col("trade_date") == days[-1])
@@ -133,15 +143,29 @@ def main() -> int:
         [f"daily run now: kept + {DRIFT_SESSIONS} sessions pooled", d_best, d_med],
         ["peer: pandas quantile+cut, window in memory", p_best, p_med],
     ]
-    print(f"feature drift for one day: {names:,} names x 252 training sessions x {len(feats)} features; "
-          f"lake written in {write_s:.1f}s; first day of the model (compute + keep) {first_s:.2f}s; "
-          f"machine: {machine()}")  # fmt: skip
+    print(
+        f"feature drift for one day: {names:,} names x 252 training sessions x {len(feats)} features; "
+        f"lake written in {write_s:.1f}s; first day of the model (compute + keep) {first_s:.2f}s; "
+        f"machine: {machine()}"
+    )
     print_table(["path", "best s", "median s"], rows)
     print(f"\nkept / recompute: {r_med / k_med:.0f}x faster per day; identical PSI values")
-    emit({"benchmark": "drift", "names": names, "sessions": 252, "features": len(feats),
-          "recompute_s": round(r_med, 3), "kept_s": round(k_med, 4), "daily_pooled_s": round(d_med, 3),
-          "pooled_sessions": DRIFT_SESSIONS, "peer_pandas_s": round(p_med, 3),
-          "first_day_s": round(first_s, 2), "speedup": round(r_med / k_med, 1), "machine": machine()})  # fmt: skip
+    emit(
+        {
+            "benchmark": "drift",
+            "names": names,
+            "sessions": 252,
+            "features": len(feats),
+            "recompute_s": round(r_med, 3),
+            "kept_s": round(k_med, 4),
+            "daily_pooled_s": round(d_med, 3),
+            "pooled_sessions": DRIFT_SESSIONS,
+            "peer_pandas_s": round(p_med, 3),
+            "first_day_s": round(first_s, 2),
+            "speedup": round(r_med / k_med, 1),
+            "machine": machine(),
+        }
+    )
     return 0
 
 

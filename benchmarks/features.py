@@ -90,8 +90,10 @@ def _measure(impl: str, n_names: int, n_days: int) -> dict:
     the process's peak RSS (numpy and polars allocate outside tracemalloc's view; ru_maxrss sees everything)."""
     out = subprocess.run(
         [sys.executable, __file__, "--child", impl, str(n_names), str(n_days)],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -117,8 +119,19 @@ def _child(impl: str, n_names: int, n_days: int) -> None:
         rows, nbytes = res.height, int(res.estimated_size())
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"wall_s": wall, "cpu_s": cpu, "peak_rss_gb": peak / 1e9, "rss_before_gb": rss0 / 1e9,
-                      "result_gb": nbytes / 1e9, "rows": rows, "chunks": chunks}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "wall_s": wall,
+                "cpu_s": cpu,
+                "peak_rss_gb": peak / 1e9,
+                "rss_before_gb": rss0 / 1e9,
+                "result_gb": nbytes / 1e9,
+                "rows": rows,
+                "chunks": chunks,
+            }
+        )
+    )
 
 
 def _max_abs_diff(n_names: int, n_days: int) -> float:
@@ -143,12 +156,23 @@ def run(n_names: int, years: int, pandas_max_rows: int) -> dict:
     ours = _measure("polars", n_names, n_days)
     chunked = _measure("chunked", n_names, n_days)
     assert chunked["rows"] == ours["rows"], (chunked["rows"], ours["rows"])
-    res = {"names": n_names, "years": years, "rows": rows, "features": 53, "polars_s": round(ours["wall_s"], 2),
-           "polars_cpu_s": round(ours["cpu_s"], 2), "polars_peak_gb": round(ours["peak_rss_gb"], 2),
-           "result_gb": round(ours["result_gb"], 2), "chunked_s": round(chunked["wall_s"], 2),
-           "chunked_cpu_s": round(chunked["cpu_s"], 2), "chunked_peak_gb": round(chunked["peak_rss_gb"], 2),
-           "chunks": chunked["chunks"], "chunk_sessions": min(n_days, chunk_sessions(n_names)),
-           "chunk_gb": round(chunked["result_gb"], 2), "input_rss_gb": round(ours["rss_before_gb"], 2)}  # fmt: skip
+    res = {
+        "names": n_names,
+        "years": years,
+        "rows": rows,
+        "features": 53,
+        "polars_s": round(ours["wall_s"], 2),
+        "polars_cpu_s": round(ours["cpu_s"], 2),
+        "polars_peak_gb": round(ours["peak_rss_gb"], 2),
+        "result_gb": round(ours["result_gb"], 2),
+        "chunked_s": round(chunked["wall_s"], 2),
+        "chunked_cpu_s": round(chunked["cpu_s"], 2),
+        "chunked_peak_gb": round(chunked["peak_rss_gb"], 2),
+        "chunks": chunked["chunks"],
+        "chunk_sessions": min(n_days, chunk_sessions(n_names)),
+        "chunk_gb": round(chunked["result_gb"], 2),
+        "input_rss_gb": round(ours["rss_before_gb"], 2),
+    }
     # The peer on the whole panel when it fits the budget, else on the first names, extrapolated per row.
     sub = n_names if rows <= pandas_max_rows else max(1, pandas_max_rows // n_days)
     theirs = _measure("pandas", sub, n_days)
@@ -171,9 +195,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument(
-        "--pandas-max-rows", type=int, default=3_200_000,
+        "--pandas-max-rows",
+        type=int,
+        default=3_200_000,
         help="run the pandas peer on at most this many rows (the first names) and extrapolate per row",
-    )  # fmt: skip
+    )
     ap.add_argument("--sizes", help="comma-separated NAMESxYEARS, e.g. 5000x10")
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -188,22 +214,56 @@ def main() -> None:
     results = [run(n, y, args.pandas_max_rows) for n, y in sizes]
     m = machine()
     m["load_before"], m["load_after"] = load_before, load_average()
-    print(f"price features, ours vs pandas groupby-rolling — {m['cores']} cores, {m['memory_gib']} GiB, "
-          f"python {m['python']}; load average {m['load_before']} before, {m['load_after']} after")  # fmt: skip
+    print(
+        f"price features, ours vs pandas groupby-rolling — {m['cores']} cores, {m['memory_gib']} GiB, "
+        f"python {m['python']}; load average {m['load_before']} before, {m['load_after']} after"
+    )
     print("each implementation in its own process; peak = that process's peak RSS (input panel included);")
     print("full = compute_price_features (one frame); chunked = iter_price_features consumed chunk by chunk")
     print(
         "(each chunk to arrow, as the IO manager writes it); pandas marked * ran on the first names only, scaled"
     )
     print_table(
-        ["names", "years", "rows", "full s", "cpu s", "peak GB", "chunked s", "cpu s", "peak GB", "chunks",
-         "pandas s", "cpu s", "peak GB", "speed-up", "chunked speed-up", "max |diff|"],
-        [[r["names"], r["years"], f"{r['rows']:,}", r["polars_s"], r["polars_cpu_s"], r["polars_peak_gb"],
-          r["chunked_s"], r["chunked_cpu_s"], r["chunked_peak_gb"], r["chunks"],
-          f"{r['pandas_s']}{'*' if r['pandas_extrapolated'] else ''}", r["pandas_cpu_s"],
-          f"{r['pandas_peak_gb']}{'*' if r['pandas_extrapolated'] else ''}", r["speedup"], r["speedup_chunked"],
-          f"{r['max_abs_diff']:.1e}"] for r in results],
-    )  # fmt: skip
+        [
+            "names",
+            "years",
+            "rows",
+            "full s",
+            "cpu s",
+            "peak GB",
+            "chunked s",
+            "cpu s",
+            "peak GB",
+            "chunks",
+            "pandas s",
+            "cpu s",
+            "peak GB",
+            "speed-up",
+            "chunked speed-up",
+            "max |diff|",
+        ],
+        [
+            [
+                r["names"],
+                r["years"],
+                f"{r['rows']:,}",
+                r["polars_s"],
+                r["polars_cpu_s"],
+                r["polars_peak_gb"],
+                r["chunked_s"],
+                r["chunked_cpu_s"],
+                r["chunked_peak_gb"],
+                r["chunks"],
+                f"{r['pandas_s']}{'*' if r['pandas_extrapolated'] else ''}",
+                r["pandas_cpu_s"],
+                f"{r['pandas_peak_gb']}{'*' if r['pandas_extrapolated'] else ''}",
+                r["speedup"],
+                r["speedup_chunked"],
+                f"{r['max_abs_diff']:.1e}",
+            ]
+            for r in results
+        ],
+    )
     emit({"benchmark": "features", "machine": m, "results": results})
 
 

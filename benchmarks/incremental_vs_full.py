@@ -88,9 +88,15 @@ def run(n_names: int, n_days: int, seed: int = 1, cov_window: int = 60) -> dict:
         # The runs did the work: a book for the new day, and one for most days of the full recompute.
         book_days = set(DeltaLake(home.lake).read("portfolio", "target_weights")["trade_date"].to_list())
         assert days[-1] in book_days and len(book_days) > n_days // 2, (days[-1], sorted(book_days))
-        return {"names": n_names, "days": n_days, "book_days": len(book_days), "world_s": round(t_world, 2),
-                "full_s": round(t_full, 2), "incremental_day_s": round(t_inc, 2),
-                "ratio": round(t_full / t_inc, 1)}  # fmt: skip
+        return {
+            "names": n_names,
+            "days": n_days,
+            "book_days": len(book_days),
+            "world_s": round(t_world, 2),
+            "full_s": round(t_full, 2),
+            "incremental_day_s": round(t_inc, 2),
+            "ratio": round(t_full / t_inc, 1),
+        }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -105,8 +111,10 @@ def main() -> None:
     print(
         f"one new day vs full recompute, whole graph through Dagster — {m['cores']} cores, python {m['python']}"
     )
-    print_table(["names", "days", "full recompute s", "one new day s", "ratio"],
-                [[r["names"], r["days"], r["full_s"], r["incremental_day_s"], r["ratio"]] for r in results])  # fmt: skip
+    print_table(
+        ["names", "days", "full recompute s", "one new day s", "ratio"],
+        [[r["names"], r["days"], r["full_s"], r["incremental_day_s"], r["ratio"]] for r in results],
+    )
     emit({"benchmark": "incremental_vs_full", "machine": m, "results": results})
 
 

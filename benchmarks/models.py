@@ -54,9 +54,20 @@ def main() -> None:
     # the day's names (inference, and the book's 60% for SHAP) and the fusion encoder's training sample
     day_names, fusion_rows = (500, 1000) if args.quick else (5000, 8000)
     book_names = day_names * 3 // 5
-    rows, figures = [], {"machine": machine(), "budget": args.budget, "threads": args.threads,
-                         "features": N_FEATURES, "block_sessions": SESSIONS, "quick": args.quick,
-                         "day_names": day_names, "book_names": book_names, "fusion_rows": fusion_rows}  # fmt: skip
+    rows, figures = (
+        [],
+        {
+            "machine": machine(),
+            "budget": args.budget,
+            "threads": args.threads,
+            "features": N_FEATURES,
+            "block_sessions": SESSIONS,
+            "quick": args.quick,
+            "day_names": day_names,
+            "book_names": book_names,
+            "fusion_rows": fusion_rows,
+        },
+    )
     models = {}
     for n in train_sizes:
         x, y = matrix(n * SESSIONS, seed=n)
@@ -96,8 +107,9 @@ def main() -> None:
     ensemble_day()  # warm-up (first-call allocations)
     reps = [timed(ensemble_day)[1] for _ in range(5)]
     figures[f"inference_ms_{day_names}"] = round(1000 * float(np.median(reps)), 1)
-    rows.append(["inference: ensemble day (median of 5)", day_names, day_names, float(np.median(reps)),
-                 float("nan")])  # fmt: skip
+    rows.append(
+        ["inference: ensemble day (median of 5)", day_names, day_names, float(np.median(reps)), float("nan")]
+    )
     for kind in MODEL_KINDS:
         _, secs, _ = timed(lambda kind=kind: models[kind].predict(day))
         figures[f"inference_ms_{day_names}_{kind}"] = round(1000 * secs, 1)
@@ -110,8 +122,9 @@ def main() -> None:
     book = day[:book_names]
     from datetime import date
 
-    keys = pl.DataFrame({"trade_date": [date(2026, 11, 30)] * book_names,
-                         "ticker": [f"T{i}" for i in range(book_names)]})  # fmt: skip
+    keys = pl.DataFrame(
+        {"trade_date": [date(2026, 11, 30)] * book_names, "ticker": [f"T{i}" for i in range(book_names)]}
+    )
     names = [f"f{i:03d}" for i in range(N_FEATURES)]
     for kind in ("xgboost", "lightgbm", "catboost"):
         _, secs, _ = timed(lambda kind=kind: shap_frame(models[kind], kind, book, names, keys))
@@ -123,8 +136,9 @@ def main() -> None:
     figures["peer_shap_treeexplainer_lightgbm_s"] = round(secs, 2)
     rows.append(["peer: shap.TreeExplainer lightgbm", book_names, book_names, secs, float("nan")])
     sub = book[:100]
-    _, secs, _ = timed(lambda: shap_frame(models["mlp"], "mlp", sub, names, keys.head(100), background=day[:50],
-                                          nsamples=50))  # fmt: skip
+    _, secs, _ = timed(
+        lambda: shap_frame(models["mlp"], "mlp", sub, names, keys.head(100), background=day[:50], nsamples=50)
+    )
     figures["shap_mlp_s_per_100_names"] = round(secs, 2)
     rows.append(["SHAP mlp (sampled, 50 background)", 100, 100, secs, float("nan")])
 
@@ -139,8 +153,15 @@ def main() -> None:
         if label == "seed" and args.quick:
             continue
         (model, metrics), secs, _ = timed(lambda cfg=cfg: train_fusion(arrays, cfg))
-        rows.append([f"fusion train ({label}: {metrics['parameters']:,} params, {cfg.epochs} ep)", fusion_rows,
-                     fusion_rows, secs, float("nan")])  # fmt: skip
+        rows.append(
+            [
+                f"fusion train ({label}: {metrics['parameters']:,} params, {cfg.epochs} ep)",
+                fusion_rows,
+                fusion_rows,
+                secs,
+                float("nan"),
+            ]
+        )
         figures[f"fusion_train_s_{label}"] = round(secs, 2)
         _, secs, _ = timed(lambda model=model: model.embed(day_arrays))
         figures[f"fusion_embed_ms_{day_names}_{label}"] = round(1000 * secs, 1)

@@ -96,15 +96,18 @@ def build_world(seed: int, strength: float, tickers: int, days: int, cache: Path
         from resources.lake import DeltaLake
 
         home = AlphaHome(tmp).ensure()
-        world = simulate_world(WorldConfig(tickers=tickers, start=WORLD_START, days=days, seed=seed,
-                                           signal_strength=strength))  # fmt: skip
+        world = simulate_world(
+            WorldConfig(tickers=tickers, start=WORLD_START, days=days, seed=seed, signal_strength=strength)
+        )
         write_world(world, tmp)
         write_alt_data(world, tmp, AltDataConfig.text_only())
         with DagsterInstance.ephemeral() as instance:
             res = materialize(home, quiet=True, instance=instance, job_name="daily_data")
         if not res["success"]:
-            raise RuntimeError(f"daily_data failed on {world_key(seed, strength, tickers, days)}: "
-                               f"{res['failed_steps']} {res.get('failed_checks')}")  # fmt: skip
+            raise RuntimeError(
+                f"daily_data failed on {world_key(seed, strength, tickers, days)}: "
+                f"{res['failed_steps']} {res.get('failed_checks')}"
+            )
         lake = DeltaLake(home.lake)
         out.mkdir(parents=True, exist_ok=True)
         lake.read("features", "feature_matrix").write_parquet(files["matrix"])
@@ -169,14 +172,20 @@ def run_world(seed: int, strength: float, args) -> dict:
     panel = matrix.join(labels, on=["trade_date", "ticker"], how="left")
     sessions = bars["trade_date"].unique().sort().to_list()
     # as models.alpha_models: a training year at least, expanding up to MAX_TRAIN_SESSIONS of the world's history
-    cfg = WalkForwardConfig(train_sessions=252, purge_sessions=5, label_horizon=5, validation_sessions=42,
-                            max_train_sessions=MAX_TRAIN_SESSIONS)  # fmt: skip
+    cfg = WalkForwardConfig(
+        train_sessions=252,
+        purge_sessions=5,
+        label_horizon=5,
+        validation_sessions=42,
+        max_train_sessions=MAX_TRAIN_SESSIONS,
+    )
     splits = rs.quarter_splits(
         sessions, panel["trade_date"].unique().to_list(), cfg, min_history_share=MIN_HISTORY_SHARE
     )
     kinds = [k for k in args.kinds.split(",") if k]
-    preds = rs.walk_forward_predictions(panel, features, kinds, splits, label=args.label, budget=args.budget,
-                                        threads=1, sessions=sessions)  # fmt: skip
+    preds = rs.walk_forward_predictions(
+        panel, features, kinds, splits, label=args.label, budget=args.budget, threads=1, sessions=sessions
+    )
     if args.fusion:  # the fusion recipe: the same learners on the matrix + the block's embeddings
         import polars as pl
 
@@ -187,9 +196,19 @@ def run_world(seed: int, strength: float, args) -> dict:
         for split in splits:
             tr, te = parts[split.test_dates[0]]
             both = pl.concat([tr, te])
-            frames.append(rs.walk_forward_predictions(both, features + emb_cols, kinds, [split], label=args.label,
-                                                      budget=args.budget, threads=1, sessions=sessions,
-                                                      names={k: f"{k}_fusion" for k in kinds}))  # fmt: skip
+            frames.append(
+                rs.walk_forward_predictions(
+                    both,
+                    features + emb_cols,
+                    kinds,
+                    [split],
+                    label=args.label,
+                    budget=args.budget,
+                    threads=1,
+                    sessions=sessions,
+                    names={k: f"{k}_fusion" for k in kinds},
+                )
+            )
         preds = pl.concat([preds, *frames])
         del emb
     fit_seconds = time.perf_counter() - t0
@@ -237,24 +256,39 @@ def run_world(seed: int, strength: float, args) -> dict:
     book = {}
     for bname, sname, band in BOOKS(args.band):
         book[bname] = rs.book_stats(rs.quantile_book(series[sname], 0.3, band), bars)
-    weights_mean = (gate_weights.group_by("model").agg(pl.col("weight").mean()).sort("model").to_dicts()
-                    if gate_weights is not None else [])  # fmt: skip
+    weights_mean = (
+        gate_weights.group_by("model").agg(pl.col("weight").mean()).sort("model").to_dicts()
+        if gate_weights is not None
+        else []
+    )
     return {
-        "seed": seed, "strength": strength, "blocks": len(splits), "oos_days": keys["trade_date"].n_unique(),
-        "names": matrix["ticker"].n_unique(), "features": len(features),
-        "oracle_all": oracle_all, "oracle_alt": oracle_alt, "scores": rows, "book": book,
+        "seed": seed,
+        "strength": strength,
+        "blocks": len(splits),
+        "oos_days": keys["trade_date"].n_unique(),
+        "names": matrix["ticker"].n_unique(),
+        "features": len(features),
+        "oracle_all": oracle_all,
+        "oracle_alt": oracle_alt,
+        "scores": rows,
+        "book": book,
         "gate_weight_mean": {r["model"]: round(r["weight"], 3) for r in weights_mean},
         "halflife_chosen_last": float(chosen["halflife"][-1]) if chosen.height else None,
         "halflife_chosen_mean": float(chosen["halflife"].mean()) if chosen.height else None,
-        "build_seconds": w["built_seconds"], "fit_seconds": round(fit_seconds, 1),
+        "build_seconds": w["built_seconds"],
+        "fit_seconds": round(fit_seconds, 1),
         "seconds": round(time.perf_counter() - t0, 1),
-    }  # fmt: skip
+    }
 
 
 def BOOKS(band: float) -> tuple[tuple[str, str, float], ...]:
     """(book, score series, hold band): the traded book is "book_band" (the production hold band)."""
-    return (("book", "traded", 0.0), ("book_band", "traded", band), ("book_band2", "traded", 2 * band),
-            ("book_wf_band", "traded_hl_wf", band))  # fmt: skip
+    return (
+        ("book", "traded", 0.0),
+        ("book_band", "traded", band),
+        ("book_band2", "traded", 2 * band),
+        ("book_wf_band", "traded_hl_wf", band),
+    )
 
 
 def parse_worlds(text: str) -> list[tuple[float, int]]:
@@ -310,17 +344,36 @@ def _job(spec):
 
 def print_world(r: dict) -> None:
     o = r["oracle_all"]
-    print(f"\nworld seed {r['seed']} strength {r['strength']:g}: {r['names']} names, {r['features']} features, "
-          f"{r['blocks']} blocks, {r['oos_days']} OOS sessions; build {r['build_seconds'] or 0:.0f}s (0 = cached), "
-          f"fits {r['fit_seconds']:.0f}s")  # fmt: skip
-    rows = [["oracle: every delivered channel", o["ic"], o["t_stat"], 1.0],
-            ["oracle: alt deliveries alone", r["oracle_alt"]["ic"], r["oracle_alt"]["t_stat"],
-             r["oracle_alt"]["ic"] / o["ic"] if o["ic"] > 0 else float("nan")]]  # fmt: skip
+    print(
+        f"\nworld seed {r['seed']} strength {r['strength']:g}: {r['names']} names, {r['features']} features, "
+        f"{r['blocks']} blocks, {r['oos_days']} OOS sessions; build {r['build_seconds'] or 0:.0f}s (0 = cached), "
+        f"fits {r['fit_seconds']:.0f}s"
+    )
+    rows = [
+        ["oracle: every delivered channel", o["ic"], o["t_stat"], 1.0],
+        [
+            "oracle: alt deliveries alone",
+            r["oracle_alt"]["ic"],
+            r["oracle_alt"]["t_stat"],
+            r["oracle_alt"]["ic"] / o["ic"] if o["ic"] > 0 else float("nan"),
+        ],
+    ]
     rows += [[n, s["ic"], s["t_stat"], s["share"]] for n, s in r["scores"].items()]
     print_table(["score", "IC", "t", "share of oracle"], rows)
-    print_table(["book", "net Sharpe", "gross Sharpe", "turnover/day", "costs %NAV/yr", "costs/gross"],
-                [[n, b["net_sharpe"], b["gross_sharpe"], b["turnover"], 100 * b["costs_nav_year"],
-                  b["costs_share_gross"]] for n, b in r["book"].items()])  # fmt: skip
+    print_table(
+        ["book", "net Sharpe", "gross Sharpe", "turnover/day", "costs %NAV/yr", "costs/gross"],
+        [
+            [
+                n,
+                b["net_sharpe"],
+                b["gross_sharpe"],
+                b["turnover"],
+                100 * b["costs_nav_year"],
+                b["costs_share_gross"],
+            ]
+            for n, b in r["book"].items()
+        ],
+    )
     print(
         f"mean gate weights: {r['gate_weight_mean']}; walk-forward half-life mean {r['halflife_chosen_mean']}"
     )
@@ -353,8 +406,14 @@ def summarise(results: list[dict], tuning: set[int]) -> dict:
                 continue
             key = f"{group}_k{k:g}"
             if k == 0:
-                out[key] = {n: {"worlds": len(rs_), "abs_t_ge_2": sum(abs(r["scores"][n]["t_stat"]) >= 2 for r in rs_)}
-                            for n in names if all(n in r["scores"] for r in rs_)}  # fmt: skip
+                out[key] = {
+                    n: {
+                        "worlds": len(rs_),
+                        "abs_t_ge_2": sum(abs(r["scores"][n]["t_stat"]) >= 2 for r in rs_),
+                    }
+                    for n in names
+                    if all(n in r["scores"] for r in rs_)
+                }
                 for b, _, _ in BOOKS(0.0):
                     out[key][b] = {
                         "turnover": round(statistics.median(r["book"][b]["turnover"] for r in rs_), 3)
@@ -364,13 +423,18 @@ def summarise(results: list[dict], tuning: set[int]) -> dict:
             for n in names:
                 shares = [r["scores"][n]["share"] for r in rs_ if n in r["scores"]]
                 if shares:
-                    out[key][n] = {"worlds": len(shares), "median_share": round(statistics.median(shares), 3),
-                                   "worst_share": round(min(shares), 3),
-                                   "median_t": round(statistics.median(r["scores"][n]["t_stat"] for r in rs_), 2),
-                                   **pooled_share([r for r in rs_ if n in r["scores"]], n)}  # fmt: skip
+                    out[key][n] = {
+                        "worlds": len(shares),
+                        "median_share": round(statistics.median(shares), 3),
+                        "worst_share": round(min(shares), 3),
+                        "median_t": round(statistics.median(r["scores"][n]["t_stat"] for r in rs_), 2),
+                        **pooled_share([r for r in rs_ if n in r["scores"]], n),
+                    }
             for b, _, _ in BOOKS(0.0):
-                out[key][b] = {m: round(statistics.median(r["book"][b][m] for r in rs_), 3)
-                               for m in ("net_sharpe", "gross_sharpe", "turnover", "costs_nav_year")}  # fmt: skip
+                out[key][b] = {
+                    m: round(statistics.median(r["book"][b][m] for r in rs_), 3)
+                    for m in ("net_sharpe", "gross_sharpe", "turnover", "costs_nav_year")
+                }
     return out
 
 
@@ -384,19 +448,31 @@ def verdict(results: list[dict], tuning: set[int]) -> dict:
         rs_ = [r for r in held if r["strength"] == k]
         if rs_:
             shares = [r["scores"]["traded"]["share"] for r in rs_]
-            out[f"k{k:g}"] = {"worlds": len(rs_), "median_share": round(statistics.median(shares), 3), "bar": bar,
-                              "median_ok": statistics.median(shares) >= bar,
-                              "worst_share": round(min(shares), 3), "worst_ok": min(shares) >= 0.25}  # fmt: skip
+            out[f"k{k:g}"] = {
+                "worlds": len(rs_),
+                "median_share": round(statistics.median(shares), 3),
+                "bar": bar,
+                "median_ok": statistics.median(shares) >= bar,
+                "worst_share": round(min(shares), 3),
+                "worst_ok": min(shares) >= 0.25,
+            }
     nulls = [r for r in held if r["strength"] == 0]
     if nulls:
         hits = sum(abs(r["scores"]["traded"]["t_stat"]) >= 2 for r in nulls)
         out["null"] = {"worlds": len(nulls), "abs_t_ge_2": hits, "ok": hits <= len(nulls) / 20}
     sig = [r for r in held if r["strength"] > 0 and r["scores"]["traded"]["t_stat"] >= 2]
     if sig:
-        good = [r for r in sig if r["book"]["book_band"]["net_sharpe"] > 0
-                and 0 <= r["book"]["book_band"]["costs_share_gross"] <= 0.35]  # fmt: skip
-        out["book_where_t_ge_2"] = {"worlds": len(sig), "net_sharpe_pos_costs_le_35pct": len(good),
-                                    "ok": len(good) == len(sig)}  # fmt: skip
+        good = [
+            r
+            for r in sig
+            if r["book"]["book_band"]["net_sharpe"] > 0
+            and 0 <= r["book"]["book_band"]["costs_share_gross"] <= 0.35
+        ]
+        out["book_where_t_ge_2"] = {
+            "worlds": len(sig),
+            "net_sharpe_pos_costs_le_35pct": len(good),
+            "ok": len(good) == len(sig),
+        }
     return out
 
 
@@ -495,12 +571,28 @@ def run(args) -> int:
     for key, figs in checks.items():
         print(f"  {key:18s} {json.dumps(figs)}")
     total = time.perf_counter() - t0
-    print(f"\nmachine: {machine()}; load {load_average()}; {len(results)} worlds of {args.tickers} names x "
-          f"{args.days} sessions in {total:.0f}s ({args.jobs} process(es), 1 thread per fit)")  # fmt: skip
-    emit({"machine": machine(), "load_average": load_average(), "tickers": args.tickers, "days": args.days,
-          "kinds": args.kinds, "budget": args.budget, "label": args.label, "halflife": args.halflife,
-          "band": args.band, "tuning_seeds": sorted(tuning), "seconds": round(total, 1), "summary": summary, "verdict": checks,
-          "worlds": results})  # fmt: skip
+    print(
+        f"\nmachine: {machine()}; load {load_average()}; {len(results)} worlds of {args.tickers} names x "
+        f"{args.days} sessions in {total:.0f}s ({args.jobs} process(es), 1 thread per fit)"
+    )
+    emit(
+        {
+            "machine": machine(),
+            "load_average": load_average(),
+            "tickers": args.tickers,
+            "days": args.days,
+            "kinds": args.kinds,
+            "budget": args.budget,
+            "label": args.label,
+            "halflife": args.halflife,
+            "band": args.band,
+            "tuning_seeds": sorted(tuning),
+            "seconds": round(total, 1),
+            "summary": summary,
+            "verdict": checks,
+            "worlds": results,
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -61,10 +61,18 @@ PRICE_LAYERS = ["raw/universe", "raw/prices", "features/price_features", "featur
 # ------------------------------------------------------------------------------------------------ children
 def _env(home: Path) -> dict:
     env = dict(os.environ)
-    env.update(ALPHA_HOME=str(home), DAGSTER_HOME=str(home / "dagster"), ALPHA_MODEL_BUDGET="demo",
-               HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", YOLO_OFFLINE="True", YOLO_AUTOINSTALL="False",
-               MLFLOW_ALLOW_FILE_STORE="true", DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS="true",
-               PYTHONWARNINGS="ignore")  # fmt: skip
+    env.update(
+        ALPHA_HOME=str(home),
+        DAGSTER_HOME=str(home / "dagster"),
+        ALPHA_MODEL_BUDGET="demo",
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        YOLO_OFFLINE="True",
+        YOLO_AUTOINSTALL="False",
+        MLFLOW_ALLOW_FILE_STORE="true",
+        DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS="true",
+        PYTHONWARNINGS="ignore",
+    )
     return env
 
 
@@ -76,8 +84,14 @@ def stage(home: Path, name: str, *args: str, resume: bool = False, saved_as: str
     if resume and saved.exists():
         return {**json.loads(saved.read_text()), "resumed": True}
     t0 = time.perf_counter()
-    proc = subprocess.Popen([PY, __file__, "--child", name, str(home), *args], env=_env(home),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)  # fmt: skip
+    proc = subprocess.Popen(
+        [PY, __file__, "--child", name, str(home), *args],
+        env=_env(home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     out, err = proc.communicate()
     wall = time.perf_counter() - t0
     if proc.returncode:
@@ -102,11 +116,15 @@ def _child(name: str, home_dir: str, args: list[str]) -> None:
     elif name == "prices":
         lo, hi = date.fromisoformat(args[0]), date.fromisoformat(args[1])
         select = args[2].split(",") if len(args) > 2 else PRICE_LAYERS
-        res = materialize(home, lo, hi, select=select, job_name="daily_data", quiet=True,
-                          refresh_dependents=False)  # fmt: skip
+        res = materialize(
+            home, lo, hi, select=select, job_name="daily_data", quiet=True, refresh_dependents=False
+        )
         assert res["success"], res["failed_steps"]
-        out = {"run_s": round(res["seconds"], 2), "steps": _step_seconds(res["run_id"]),
-               "rows": _rows_written(res["run_id"])}  # fmt: skip
+        out = {
+            "run_s": round(res["seconds"], 2),
+            "steps": _step_seconds(res["run_id"]),
+            "rows": _rows_written(res["run_id"]),
+        }
     elif name == "models":
         from partitions import block_key
 
@@ -130,8 +148,12 @@ def _child(name: str, home_dir: str, args: list[str]) -> None:
         finally:
             if server is not None:
                 server.stop()
-        out = {"detector_s": round(det["seconds"], 1), "data_layer_s": round(res["seconds"], 1),
-               "train_block_s": round(tr["seconds"], 1), "book_s": round(book["seconds"], 1)}  # fmt: skip
+        out = {
+            "detector_s": round(det["seconds"], 1),
+            "data_layer_s": round(res["seconds"], 1),
+            "train_block_s": round(tr["seconds"], 1),
+            "book_s": round(book["seconds"], 1),
+        }
     elif name == "day":
         day = date.fromisoformat(args[0])
         _deliver(home)
@@ -142,8 +164,11 @@ def _child(name: str, home_dir: str, args: list[str]) -> None:
             if server is not None:
                 server.stop()
         assert res["success"], (res["failed_steps"], res["failed_checks"])
-        out = {"run_s": round(res["seconds"], 2), "steps": _step_seconds(res["run_id"]),
-               "refresh_runs": len(res["refreshed"])}  # fmt: skip
+        out = {
+            "run_s": round(res["seconds"], 2),
+            "steps": _step_seconds(res["run_id"]),
+            "refresh_runs": len(res["refreshed"]),
+        }
     elif name == "load":
         t0 = time.perf_counter()
         import alpha_assets.definitions as d
@@ -185,15 +210,27 @@ def _make_world(home, n_names: int, n_sessions: int, quick: bool, prices_only: b
     if prices_only:
         return {"world_s": round(time.perf_counter() - t0, 1)}
     window = min(MODEL_WINDOW, n_sessions)
-    alt_cfg = AltDataConfig(**ALT, image_sessions=5 if quick else 30, web_sessions=10 if quick else 20,
-                            text_sessions=window, detector_images=16 if quick else 96,
-                            retail_tickers=2 if quick else None, tank_tickers=1 if quick else None)  # fmt: skip
+    alt_cfg = AltDataConfig(
+        **ALT,
+        image_sessions=5 if quick else 30,
+        web_sessions=10 if quick else 20,
+        text_sessions=window,
+        detector_images=16 if quick else 96,
+        retail_tickers=2 if quick else None,
+        tank_tickers=1 if quick else None,
+    )
     alt = write_alt_data(world, home.root, alt_cfg)
     last = sessions_from(start, n_sessions)[-1]
     _hold_back(home, last)
-    return {"world_s": round(time.perf_counter() - t0, 1), "last": last.isoformat(),
-            "covered": alt["covered_names"], "transcripts": alt["transcripts"], "filings": alt["filings"],
-            "parking_images": alt["parking_images"], "tank_images": alt["tank_images"]}  # fmt: skip
+    return {
+        "world_s": round(time.perf_counter() - t0, 1),
+        "last": last.isoformat(),
+        "covered": alt["covered_names"],
+        "transcripts": alt["transcripts"],
+        "filings": alt["filings"],
+        "parking_images": alt["parking_images"],
+        "tank_images": alt["tank_images"],
+    }
 
 
 def _hold_back(home, day: date) -> None:
@@ -258,14 +295,27 @@ def price_backfill(home: Path, sessions: list[date], chunk: int, resume: bool) -
     if not chunk or chunk >= len(sessions):
         return stage(home, "prices", sessions[0].isoformat(), sessions[-1].isoformat(), resume=resume)
     parts = [sessions[i : i + chunk] for i in range(0, len(sessions), chunk)]
-    runs = [stage(home, "prices", p[0].isoformat(), p[-1].isoformat(), resume=resume, saved_as=f"prices_{i}")
-            for i, p in enumerate(parts)]  # fmt: skip
-    return {"runs": len(runs), "chunk_sessions": chunk, "wall_s": round(sum(r["wall_s"] for r in runs), 2),
-            "peak_rss_gb": max(r["peak_rss_gb"] for r in runs)}  # fmt: skip
+    runs = [
+        stage(home, "prices", p[0].isoformat(), p[-1].isoformat(), resume=resume, saved_as=f"prices_{i}")
+        for i, p in enumerate(parts)
+    ]
+    return {
+        "runs": len(runs),
+        "chunk_sessions": chunk,
+        "wall_s": round(sum(r["wall_s"] for r in runs), 2),
+        "peak_rss_gb": max(r["peak_rss_gb"] for r in runs),
+    }
 
 
-def run_size(root: Path, n_names: int, n_sessions: int, quick: bool, with_history: bool, resume: bool = False,
-             price_chunk: int = 0) -> dict:  # fmt: skip
+def run_size(
+    root: Path,
+    n_names: int,
+    n_sessions: int,
+    quick: bool,
+    with_history: bool,
+    resume: bool = False,
+    price_chunk: int = 0,
+) -> dict:
     from partitions.calendar import sessions_from, shift_sessions
 
     home = root / f"n{n_names}"
@@ -274,8 +324,9 @@ def run_size(root: Path, n_names: int, n_sessions: int, quick: bool, with_histor
     res["world"] = w
     day = date.fromisoformat(w["last"])
     prev = shift_sessions(day, -1)
-    res["price_backfill"] = price_backfill(home, sessions_from(date(2015, 1, 2), n_sessions - 1), price_chunk,
-                                           resume)  # fmt: skip
+    res["price_backfill"] = price_backfill(
+        home, sessions_from(date(2015, 1, 2), n_sessions - 1), price_chunk, resume
+    )
     from partitions import block_key
 
     q = date.fromisoformat(block_key(day))
@@ -303,8 +354,11 @@ def run_size(root: Path, n_names: int, n_sessions: int, quick: bool, with_histor
     return res
 
 
-PRICE_STAGES = {"raw": "raw/universe,raw/prices", "price_features": "features/price_features",
-                "labels": "features/labels"}  # fmt: skip
+PRICE_STAGES = {
+    "raw": "raw/universe,raw/prices",
+    "price_features": "features/price_features",
+    "labels": "features/labels",
+}
 
 
 def prices_only(root: Path, n_names: int, n_sessions: int, resume: bool = False) -> dict:
@@ -316,8 +370,15 @@ def prices_only(root: Path, n_names: int, n_sessions: int, resume: bool = False)
     res["world"] = stage(home, "world", str(n_names), str(n_sessions), "prices", resume=resume)
     days = sessions_from(date(2015, 1, 2), n_sessions)
     for name, select in PRICE_STAGES.items():
-        res[name] = stage(home, "prices", days[0].isoformat(), days[-1].isoformat(), select, resume=resume,
-                          saved_as=f"prices_{name}")  # fmt: skip
+        res[name] = stage(
+            home,
+            "prices",
+            days[0].isoformat(),
+            days[-1].isoformat(),
+            select,
+            resume=resume,
+            saved_as=f"prices_{name}",
+        )
     return res
 
 
@@ -334,17 +395,35 @@ def main_prices_only(args) -> None:
             shutil.rmtree(root, ignore_errors=True)
     m = machine()
     m["load_before"], m["load_after"] = load_before, load_average()
-    print(f"price layer, single-run backfill over the whole history — {m['cores']} cores, {m['memory_gib']} GiB; "
-          f"load average {m['load_before']} before, {m['load_after']} after")  # fmt: skip
+    print(
+        f"price layer, single-run backfill over the whole history — {m['cores']} cores, {m['memory_gib']} GiB; "
+        f"load average {m['load_before']} before, {m['load_after']} after"
+    )
     print(f"{r['names']} names x {r['sessions']} sessions; each layer one Dagster run in its own process")
     print_table(
         ["layer", "assets", "process s", "run s", "peak GB", "rows"],
-        [[name, PRICE_STAGES[name], r[name]["wall_s"], r[name]["run_s"], r[name]["peak_rss_gb"],
-          sum(r[name]["rows"].values())] for name in PRICE_STAGES],
-    )  # fmt: skip
-    emit({"benchmark": "scale_prices", "machine": m, "world_s": r["world"]["world_s"],
-          "backfill_s": round(sum(r[k]["wall_s"] for k in PRICE_STAGES), 2),
-          "peak_rss_gb": max(r[k]["peak_rss_gb"] for k in PRICE_STAGES), "results": r})  # fmt: skip
+        [
+            [
+                name,
+                PRICE_STAGES[name],
+                r[name]["wall_s"],
+                r[name]["run_s"],
+                r[name]["peak_rss_gb"],
+                sum(r[name]["rows"].values()),
+            ]
+            for name in PRICE_STAGES
+        ],
+    )
+    emit(
+        {
+            "benchmark": "scale_prices",
+            "machine": m,
+            "world_s": r["world"]["world_s"],
+            "backfill_s": round(sum(r[k]["wall_s"] for k in PRICE_STAGES), 2),
+            "peak_rss_gb": max(r[k]["peak_rss_gb"] for k in PRICE_STAGES),
+            "results": r,
+        }
+    )
 
 
 def code_location_load(root: Path) -> dict:
@@ -353,10 +432,19 @@ def code_location_load(root: Path) -> dict:
     (home / "landing").mkdir(exist_ok=True)
     imp = stage(home, "load")
     t0 = time.perf_counter()
-    subprocess.run([str(Path(PY).parent / "dagster"), "definitions", "validate", "-m", "alpha_assets.definitions"],
-                   env=_env(home), cwd=ROOT, check=True, capture_output=True)  # fmt: skip
-    return {"import_s": imp["import_s"], "definitions_s": imp["build_s"], "process_s": imp["wall_s"],
-            "dagster_validate_s": round(time.perf_counter() - t0, 2)}  # fmt: skip
+    subprocess.run(
+        [str(Path(PY).parent / "dagster"), "definitions", "validate", "-m", "alpha_assets.definitions"],
+        env=_env(home),
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    return {
+        "import_s": imp["import_s"],
+        "definitions_s": imp["build_s"],
+        "process_s": imp["wall_s"],
+        "dagster_validate_s": round(time.perf_counter() - t0, 2),
+    }
 
 
 def main() -> None:
@@ -430,22 +518,52 @@ def main() -> None:
     big = results[-1]
     fit = _linear_fit([(r["names"], r["day_s"]) for r in results])
     figures = {
-        "benchmark": "scale", "machine": m, "alt_coverage": ALT, "model_window_sessions": MODEL_WINDOW,
-        "day_seconds_largest": big["day_s"], "names_largest": big["names"],
-        f"day_seconds_{big['names']}": big["day_s"], "history_ratio": big.get("history_ratio"),
-        "code_location": load, "seconds_per_1000_names": fit, "total_s": round(time.perf_counter() - t_all),
+        "benchmark": "scale",
+        "machine": m,
+        "alt_coverage": ALT,
+        "model_window_sessions": MODEL_WINDOW,
+        "day_seconds_largest": big["day_s"],
+        "names_largest": big["names"],
+        f"day_seconds_{big['names']}": big["day_s"],
+        "history_ratio": big.get("history_ratio"),
+        "code_location": load,
+        "seconds_per_1000_names": fit,
+        "total_s": round(time.perf_counter() - t_all),
         "results": results,
-    }  # fmt: skip
-    print(f"US scale, whole daily graph — {m['cores']} cores, {m['memory_gib']} GiB; load average "
-          f"{m['load_before']} before, {m['load_after']} after; alt coverage {ALT}")  # fmt: skip
+    }
+    print(
+        f"US scale, whole daily graph — {m['cores']} cores, {m['memory_gib']} GiB; load average "
+        f"{m['load_before']} before, {m['load_after']} after; alt coverage {ALT}"
+    )
     print_table(
-        ["names", "sessions", "world s", "price backfill s", "backfill peak GB", "models prep s", "day s",
-         "day peak GB", "day (1y lake) s", "history ratio"],
-        [[r["names"], r["sessions"], r["world"]["world_s"], r["price_backfill"]["wall_s"],
-          r["price_backfill"]["peak_rss_gb"], r["prepare_models"]["wall_s"], r["day_s"],
-          r["day"]["peak_rss_gb"], r.get("day_short_history", {}).get("run_s", "-"),
-          r.get("history_ratio", "-")] for r in results],
-    )  # fmt: skip
+        [
+            "names",
+            "sessions",
+            "world s",
+            "price backfill s",
+            "backfill peak GB",
+            "models prep s",
+            "day s",
+            "day peak GB",
+            "day (1y lake) s",
+            "history ratio",
+        ],
+        [
+            [
+                r["names"],
+                r["sessions"],
+                r["world"]["world_s"],
+                r["price_backfill"]["wall_s"],
+                r["price_backfill"]["peak_rss_gb"],
+                r["prepare_models"]["wall_s"],
+                r["day_s"],
+                r["day"]["peak_rss_gb"],
+                r.get("day_short_history", {}).get("run_s", "-"),
+                r.get("history_ratio", "-"),
+            ]
+            for r in results
+        ],
+    )
     print(f"\nslowest steps of the {big['names']}-name day (seconds):")
     print_table(["step", "s"], [[k, v] for k, v in list(big["day"]["steps"].items())[:15]])
     print(

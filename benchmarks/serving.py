@@ -70,8 +70,9 @@ def start_api(url: str, workers: int, ports: range) -> tuple[subprocess.Popen, s
         str(workers),
     ]
     # its own session: stopping it stops its uvicorn worker processes too
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     base = f"http://127.0.0.1:{port}"
     for _ in range(240):
         try:
@@ -216,8 +217,11 @@ def hammer(
     groups = [chunks[i::processes] for i in range(processes)]
     with ProcessPoolExecutor(processes) as pool:
         start_at = time.time() + 1.5  # every process has connected its clients by then
-        parts = [r for f in [pool.submit(_client_process, base, g, encoding, start_at, library) for g in groups if g]
-                 for r in f.result()]  # fmt: skip
+        parts = [
+            r
+            for f in [pool.submit(_client_process, base, g, encoding, start_at, library) for g in groups if g]
+            for r in f.result()
+        ]
     latencies = [x for p in parts for x in p[0]]
     burst = max(p[0][0] for p in parts if p[0])  # the slowest of the 20 first requests, sent at one instant
     sizes = [x for p in parts for x in p[1] if x]
@@ -235,18 +239,29 @@ def peer(url: str, days: list, n: int) -> dict[str, float]:
     rnd = random.Random(7)
     newest, year_ago = days[-1].isoformat(), (days[-1].replace(year=days[-1].year - 1)).isoformat()
     queries = {
-        "portfolio": lambda: ("SELECT ticker, side, weight, sector, country, alpha_score, top_features FROM "
-                              "book_positions WHERE trade_date = %(d)s ORDER BY weight DESC",
-                              {"d": rnd.choice(days).isoformat()}),
-        "performance": lambda: ("SELECT * FROM fund_performance WHERE trade_date BETWEEN %(a)s AND %(b)s "
-                                "ORDER BY trade_date", {"a": year_ago, "b": newest}),
-        "risk": lambda: ("SELECT * FROM risk_summary WHERE trade_date <= %(d)s ORDER BY trade_date",
-                         {"d": rnd.choice(days).isoformat()}),
-        "models": lambda: ("SELECT * FROM model_kpis WHERE trade_date BETWEEN %(a)s AND %(b)s "
-                           "ORDER BY trade_date, model, recipe", {"a": year_ago, "b": newest}),
-        "pipeline": lambda: ("SELECT * FROM pipeline_kpis WHERE trade_date BETWEEN %(a)s AND %(b)s "
-                             "ORDER BY trade_date, asset", {"a": year_ago, "b": newest}),
-    }  # fmt: skip
+        "portfolio": lambda: (
+            "SELECT ticker, side, weight, sector, country, alpha_score, top_features FROM "
+            "book_positions WHERE trade_date = %(d)s ORDER BY weight DESC",
+            {"d": rnd.choice(days).isoformat()},
+        ),
+        "performance": lambda: (
+            "SELECT * FROM fund_performance WHERE trade_date BETWEEN %(a)s AND %(b)s ORDER BY trade_date",
+            {"a": year_ago, "b": newest},
+        ),
+        "risk": lambda: (
+            "SELECT * FROM risk_summary WHERE trade_date <= %(d)s ORDER BY trade_date",
+            {"d": rnd.choice(days).isoformat()},
+        ),
+        "models": lambda: (
+            "SELECT * FROM model_kpis WHERE trade_date BETWEEN %(a)s AND %(b)s "
+            "ORDER BY trade_date, model, recipe",
+            {"a": year_ago, "b": newest},
+        ),
+        "pipeline": lambda: (
+            "SELECT * FROM pipeline_kpis WHERE trade_date BETWEEN %(a)s AND %(b)s ORDER BY trade_date, asset",
+            {"a": year_ago, "b": newest},
+        ),
+    }
     out = {}
     with engine.connect() as conn:
         for name, q in queries.items():
@@ -256,8 +271,9 @@ def peer(url: str, days: list, n: int) -> dict[str, float]:
                 if engine.dialect.name == "sqlite":
                     sql = sql.replace("%(d)s", ":d").replace("%(a)s", ":a").replace("%(b)s", ":b")
                 t = time.perf_counter()
-                pd.read_sql(sa.text(sql) if engine.dialect.name == "sqlite" else sql, conn, params=params).to_json(
-                    orient="records", date_format="iso")  # fmt: skip
+                pd.read_sql(
+                    sa.text(sql) if engine.dialect.name == "sqlite" else sql, conn, params=params
+                ).to_json(orient="records", date_format="iso")
                 times.append((time.perf_counter() - t) * 1000)
             out[name] = float(np.median(times))
     engine.dispose()
@@ -273,8 +289,12 @@ def main() -> int:
     ap.add_argument(
         "--workers", type=int, default=2, help="uvicorn worker processes (alpha serve-api --workers)"
     )
-    ap.add_argument("--client-processes", type=int, default=4,
-                    help="load-generator processes the 20 clients are spread over (1: all threads in one)")  # fmt: skip
+    ap.add_argument(
+        "--client-processes",
+        type=int,
+        default=4,
+        help="load-generator processes the 20 clients are spread over (1: all threads in one)",
+    )
     ap.add_argument(
         "--client",
         choices=["stdlib", "httpx"],
@@ -284,9 +304,14 @@ def main() -> int:
     ap.add_argument("--ports", default=f"{PORTS.start}-{PORTS.stop - 1}", help="port range for the API, A-B")
     ap.add_argument("--only", help="comma-separated endpoints to measure (default: all)")
     ap.add_argument("--store", type=Path, help="SQLite serving store to keep and reuse (filled when missing)")
-    ap.add_argument("--pg", nargs="?", const=os.environ.get("ALPHA_TEST_PG_URL", ""), default=None,
-                    metavar="URL", help="PostgreSQL server URL (default ALPHA_TEST_PG_URL); a database is created "
-                    "and dropped")  # fmt: skip
+    ap.add_argument(
+        "--pg",
+        nargs="?",
+        const=os.environ.get("ALPHA_TEST_PG_URL", ""),
+        default=None,
+        metavar="URL",
+        help="PostgreSQL server URL (default ALPHA_TEST_PG_URL); a database is created and dropped",
+    )
     args = ap.parse_args()
     names = args.names or (100 if args.quick else 5000)
     days = args.days or (20 if args.quick else 252)
@@ -347,12 +372,23 @@ def main() -> int:
                     processes=args.client_processes,
                     library=args.client,
                 )
-            lat, wall, nbytes, wire, burst = hammer(base_url, measured[name], encoding=encoding,
-                                                    processes=args.client_processes, library=args.client)  # fmt: skip
+            lat, wall, nbytes, wire, burst = hammer(
+                base_url,
+                measured[name],
+                encoding=encoding,
+                processes=args.client_processes,
+                library=args.client,
+            )
             p50, p95, mx = np.percentile(lat, 50), np.percentile(lat, 95), max(lat)
-            figures[name] = {"p50_ms": round(p50, 1), "p95_ms": round(p95, 1), "max_ms": round(mx, 1),
-                             "burst_ms": round(burst, 1), "req_per_s": round(len(lat) / wall, 1),
-                             "response_kb": round(nbytes / 1024, 1), "wire_kb": round(wire / 1024, 1)}  # fmt: skip
+            figures[name] = {
+                "p50_ms": round(p50, 1),
+                "p95_ms": round(p95, 1),
+                "max_ms": round(mx, 1),
+                "burst_ms": round(burst, 1),
+                "req_per_s": round(len(lat) / wall, 1),
+                "response_kb": round(nbytes / 1024, 1),
+                "wire_kb": round(wire / 1024, 1),
+            }
             table.append([name, len(lat), p50, p95, mx, burst, len(lat) / wall, nbytes / 1024, wire / 1024])
         peer_ms = peer(url, published, 30)
         for row in table:
@@ -360,19 +396,46 @@ def main() -> int:
             row.append(float("nan") if peer_of is None else peer_of)
             figures[row[0]]["peer_read_sql_ms"] = None if peer_of is None else round(peer_of, 1)
         load_after = os.getloadavg()
-        print(f"\n{CLIENTS} concurrent clients ({args.client}) in {args.client_processes} process(es), {args.workers} uvicorn process(es), {store_kind} store, {names:,} names x "
-              f"{days} sessions; machine: {machine()}; load average before {load_before[0]:.2f}, "
-              f"after {load_after[0]:.2f}")  # fmt: skip
-        print_table(["endpoint", "requests", "p50 ms", "p95 ms", "max ms", "burst ms", "req/s", "response KiB",
-                     "wire KiB",
-                     "peer read_sql+to_json ms (p50, 1 thread)"], table)  # fmt: skip
+        print(
+            f"\n{CLIENTS} concurrent clients ({args.client}) in {args.client_processes} process(es), {args.workers} uvicorn process(es), {store_kind} store, {names:,} names x "
+            f"{days} sessions; machine: {machine()}; load average before {load_before[0]:.2f}, "
+            f"after {load_after[0]:.2f}"
+        )
+        print_table(
+            [
+                "endpoint",
+                "requests",
+                "p50 ms",
+                "p95 ms",
+                "max ms",
+                "burst ms",
+                "req/s",
+                "response KiB",
+                "wire KiB",
+                "peer read_sql+to_json ms (p50, 1 thread)",
+            ],
+            table,
+        )
         worst = max(f["p95_ms"] for f in figures.values())
         print(f"\nworst p95: {worst:.1f} ms (goal < 100 ms): {'met' if worst < 100 else 'NOT met'}")
-        emit({"benchmark": "serving", "store": store_kind, "names": names, "sessions": days, "clients": CLIENTS,
-              "client_processes": args.client_processes, "client_library": args.client, "workers": args.workers,
-              "fill_seconds": None if fill_s != fill_s else round(fill_s, 1), "endpoints": figures, "worst_p95_ms": worst,
-              "load_avg_before": round(load_before[0], 2), "load_avg_after": round(load_after[0], 2),
-              "machine": machine()})  # fmt: skip
+        emit(
+            {
+                "benchmark": "serving",
+                "store": store_kind,
+                "names": names,
+                "sessions": days,
+                "clients": CLIENTS,
+                "client_processes": args.client_processes,
+                "client_library": args.client,
+                "workers": args.workers,
+                "fill_seconds": None if fill_s != fill_s else round(fill_s, 1),
+                "endpoints": figures,
+                "worst_p95_ms": worst,
+                "load_avg_before": round(load_before[0], 2),
+                "load_avg_after": round(load_after[0], 2),
+                "machine": machine(),
+            }
+        )
     finally:
         if proc is not None:
             stop(proc)

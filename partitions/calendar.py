@@ -48,8 +48,10 @@ def write_holidays_file(path: Path = HOLIDAYS_FILE) -> int:
     """Regenerate ``xnys_holidays.txt`` from exchange-calendars; returns the number of closed weekdays."""
     sessions = set(exchange_calendar_sessions())
     closed = [d for d in _weekdays() if d not in sessions]
-    header = (f"# XNYS weekdays without a session, {CALENDAR_START}..{CALENDAR_END}, from exchange-calendars\n"
-              "# (regenerate: python -m partitions.calendar)\n")  # fmt: skip
+    header = (
+        f"# XNYS weekdays without a session, {CALENDAR_START}..{CALENDAR_END}, from exchange-calendars\n"
+        "# (regenerate: python -m partitions.calendar)\n"
+    )
     path.write_text(header + "\n".join(d.isoformat() for d in closed) + "\n")
     return len(closed)
 

@@ -47,11 +47,15 @@ class DeltaIOManager(ConfigurableIOManager):
             tw = context.asset_partitions_time_window
             start, end = window_dates(tw.start, tw.end)
         res = self.lake.write_window(layer, asset, obj, start, end)
-        context.add_output_metadata({
-            "table": f"{layer}.{asset}", "delta_version": res.version, "rows": res.rows,
-            "window": f"{start}..{end}" if start else "full table",
-            "uri": MetadataValue.path(self.lake.uri(layer, asset)),
-        })  # fmt: skip
+        context.add_output_metadata(
+            {
+                "table": f"{layer}.{asset}",
+                "delta_version": res.version,
+                "rows": res.rows,
+                "window": f"{start}..{end}" if start else "full table",
+                "uri": MetadataValue.path(self.lake.uri(layer, asset)),
+            }
+        )
 
     def _handle_chunks(self, context: OutputContext, obj: WindowChunks) -> None:
         layer, asset = self._table(context.asset_key)
@@ -60,12 +64,17 @@ class DeltaIOManager(ConfigurableIOManager):
         tw = context.asset_partitions_time_window
         start, end = window_dates(tw.start, tw.end)
         res = self.lake.write_chunks(layer, asset, obj.frames, start, end)
-        context.add_output_metadata({
-            "table": f"{layer}.{asset}", "delta_version": res.version, "rows": res.rows,
-            "window": f"{start}..{end}", "transactions": res.transactions,
-            "uri": MetadataValue.path(self.lake.uri(layer, asset)),
-            **(obj.metadata() if obj.metadata else {}),
-        })  # fmt: skip
+        context.add_output_metadata(
+            {
+                "table": f"{layer}.{asset}",
+                "delta_version": res.version,
+                "rows": res.rows,
+                "window": f"{start}..{end}",
+                "transactions": res.transactions,
+                "uri": MetadataValue.path(self.lake.uri(layer, asset)),
+                **(obj.metadata() if obj.metadata else {}),
+            }
+        )
 
     def load_input(self, context: InputContext) -> pl.DataFrame:
         key = context.upstream_output.asset_key if context.upstream_output else context.asset_key

@@ -106,8 +106,10 @@ def unsupported_path(root: str | Path) -> str | None:
     if not bad:
         return None
     shown = ", ".join(repr(c) for c in bad)
-    return (f"{text} contains {shown}: the Delta Lake library cannot store tables under such a path "
-            f"(avoid {' '.join(UNSUPPORTED_PATH_CHARS)} and control characters)")  # fmt: skip
+    return (
+        f"{text} contains {shown}: the Delta Lake library cannot store tables under such a path "
+        f"(avoid {' '.join(UNSUPPORTED_PATH_CHARS)} and control characters)"
+    )
 
 
 def _needs_pyarrow_scan(uri: str) -> bool:
@@ -303,8 +305,9 @@ class DeltaLake:
     # ----------------------------------------------------------------- reads
     def scan(self, layer: str, asset: str, version: int | None = None) -> pl.LazyFrame:
         uri = self.uri(layer, asset)
-        return pl.scan_delta(uri, version=version, storage_options=self.storage_options,
-                             use_pyarrow=_needs_pyarrow_scan(uri))  # fmt: skip
+        return pl.scan_delta(
+            uri, version=version, storage_options=self.storage_options, use_pyarrow=_needs_pyarrow_scan(uri)
+        )
 
     def read(
         self,

@@ -194,8 +194,11 @@ class LocalVendorLanding(VendorLanding):
 
     def quarantine_record(self, prefix: str, name: str) -> dict | None:
         dest = Path(self.quarantine_root) / prefix / _safe_rel(name)
-        docs = [p.read_text() for p in dest.parent.glob(f"{glob_escape(dest.name)}*.reason.json")
-                if p.name == f"{dest.name}.reason.json" or p.name.startswith(f"{dest.name}.")]  # fmt: skip
+        docs = [
+            p.read_text()
+            for p in dest.parent.glob(f"{glob_escape(dest.name)}*.reason.json")
+            if p.name == f"{dest.name}.reason.json" or p.name.startswith(f"{dest.name}.")
+        ]
         record = _latest_record(docs)
         return record if record and record.get("file") == f"{prefix}/{name}" else None
 
@@ -259,8 +262,11 @@ class S3VendorLanding(VendorLanding):
                 name = obj["Key"][len(base) :]
                 if not name or name.endswith("/"):
                     continue
-                out.append(LandedFile(prefix, name, obj["Size"], obj["LastModified"].timestamp(),
-                                      obj["ETag"].strip('"')))  # fmt: skip
+                out.append(
+                    LandedFile(
+                        prefix, name, obj["Size"], obj["LastModified"].timestamp(), obj["ETag"].strip('"')
+                    )
+                )
         return sorted(out, key=lambda f: f.name)
 
     def read_bytes(self, prefix: str, name: str) -> bytes:
@@ -307,9 +313,10 @@ class S3VendorLanding(VendorLanding):
         dest = f"{self.quarantine_prefix.strip('/')}/{prefix}/{_safe_rel(name)}"
         s3.copy_object(Bucket=self.bucket, Key=dest, CopySource={"Bucket": self.bucket, "Key": src})
         s3.put_object(
-            Bucket=self.bucket, Key=dest + ".reason.json",
+            Bucket=self.bucket,
+            Key=dest + ".reason.json",
             Body=_reason_doc(prefix, name, reason, details).encode(),
-        )  # fmt: skip
+        )
         s3.delete_object(Bucket=self.bucket, Key=src)
         return f"s3://{self.bucket}/{dest}"
 

@@ -222,8 +222,16 @@ class ModelRegistry(ConfigurableResource):
         out = []
         for mv in found:
             v = self._version(mv)
-            out.append(ModelVersion(v.name, v.version, v.run_id, v.source, v.tags,
-                                    tuple(sorted(by_version.get(v.version, [])))))  # fmt: skip
+            out.append(
+                ModelVersion(
+                    v.name,
+                    v.version,
+                    v.run_id,
+                    v.source,
+                    v.tags,
+                    tuple(sorted(by_version.get(v.version, []))),
+                )
+            )
         return sorted(out, key=lambda v: v.version)
 
     def find(self, name: str, **tags: str) -> ModelVersion | None:
@@ -284,10 +292,18 @@ class ModelRegistry(ConfigurableResource):
         for name in names:
             for v in self.versions(name):
                 metrics = self.run_metrics(v.run_id) if v.run_id else {}
-                rows.append({
-                    "model": name, "version": v.version, "aliases": ",".join(sorted(v.aliases)),
-                    "block": v.tags.get("block", ""), "recipe": v.tags.get("recipe", ""),
-                    "fingerprint": v.tags.get("fingerprint", ""), "run_id": v.run_id, "source": v.source,
-                    "tags": json.dumps(v.tags, sort_keys=True), "metrics": json.dumps(metrics, sort_keys=True),
-                })  # fmt: skip
+                rows.append(
+                    {
+                        "model": name,
+                        "version": v.version,
+                        "aliases": ",".join(sorted(v.aliases)),
+                        "block": v.tags.get("block", ""),
+                        "recipe": v.tags.get("recipe", ""),
+                        "fingerprint": v.tags.get("fingerprint", ""),
+                        "run_id": v.run_id,
+                        "source": v.source,
+                        "tags": json.dumps(v.tags, sort_keys=True),
+                        "metrics": json.dumps(metrics, sort_keys=True),
+                    }
+                )
         return rows

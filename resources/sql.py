@@ -192,9 +192,13 @@ class LakeSQL:
         except MartsUnavailableError as e:
             return str(e)
         try:
-            names = [n for (n,) in src.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
-                "AND table_type = 'BASE TABLE' ORDER BY 1").fetchall()]  # fmt: skip
+            names = [
+                n
+                for (n,) in src.execute(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
+                    "AND table_type = 'BASE TABLE' ORDER BY 1"
+                ).fetchall()
+            ]
         except duckdb.Error as e:
             return f"cannot read the marts file {self.marts_path}: {_one_line(e)}"
         finally:

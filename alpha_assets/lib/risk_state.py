@@ -23,13 +23,27 @@ from alpha_assets.lib.backtest.data import prepare_bars
 from alpha_assets.lib.risk import RiskLimits, expected_shortfall, historical_var, parametric_var
 
 REPORT_SCHEMA = {
-    "trade_date": pl.Date, "book_return": pl.Float64, "multiplier": pl.Float64, "portfolio_return": pl.Float64,
-    "equity": pl.Float64, "peak": pl.Float64, "drawdown": pl.Float64, "drawdown_control": pl.Boolean,
-    "gross_multiplier_next": pl.Float64, "var_hist_1d": pl.Float64, "var_param_1d": pl.Float64,
-    "var_hist_5d": pl.Float64, "var_param_5d": pl.Float64, "es_1d": pl.Float64, "history_days": pl.Int64,
-    "breaches": pl.Utf8, "gross_return": pl.Float64, "trading_cost": pl.Float64, "financing": pl.Float64,
+    "trade_date": pl.Date,
+    "book_return": pl.Float64,
+    "multiplier": pl.Float64,
+    "portfolio_return": pl.Float64,
+    "equity": pl.Float64,
+    "peak": pl.Float64,
+    "drawdown": pl.Float64,
+    "drawdown_control": pl.Boolean,
+    "gross_multiplier_next": pl.Float64,
+    "var_hist_1d": pl.Float64,
+    "var_param_1d": pl.Float64,
+    "var_hist_5d": pl.Float64,
+    "var_param_5d": pl.Float64,
+    "es_1d": pl.Float64,
+    "history_days": pl.Int64,
+    "breaches": pl.Utf8,
+    "gross_return": pl.Float64,
+    "trading_cost": pl.Float64,
+    "financing": pl.Float64,
     "turnover": pl.Float64,
-}  # fmt: skip
+}
 
 
 @dataclass
@@ -81,13 +95,18 @@ def day_trades(weights: pl.DataFrame, prices: pl.DataFrame, costs: CostModel) ->
         held = (held if held is not None else empty).select("ticker", pl.col("weight").alias("held"))
         names = target.join(held, on="ticker", how="full", coalesce=True).fill_null(0.0)
         names = names.join(by_day[day].select("ticker", "open", "volume", "sigma", "adv_shares"), on="ticker")
-        out[day] = DayTrades(*(names[c].to_numpy().astype(np.float64) for c in
-                               ("held", "target", "open", "volume", "sigma", "adv_shares")))  # fmt: skip
+        out[day] = DayTrades(
+            *(
+                names[c].to_numpy().astype(np.float64)
+                for c in ("held", "target", "open", "volume", "sigma", "adv_shares")
+            )
+        )
     return out
 
 
-def day_costs(trades: DayTrades | None, multiplier: float, held_multiplier: float, nav_usd: float,
-              costs: CostModel) -> tuple[float, float, float]:  # fmt: skip
+def day_costs(
+    trades: DayTrades | None, multiplier: float, held_multiplier: float, nav_usd: float, costs: CostModel
+) -> tuple[float, float, float]:
     """(trading cost, overnight financing, turnover) of a day as fractions of NAV: the fund moves from
     ``held_multiplier`` x the held book to ``multiplier`` x the target at the open, then holds it overnight."""
     if trades is None or nav_usd <= 0:
@@ -99,8 +118,15 @@ def day_costs(trades: DayTrades | None, multiplier: float, held_multiplier: floa
     else:
         shares = np.abs(delta[traded]) * nav_usd / trades.open[traded]
         volume = np.maximum(trades.volume[traded], 1.0)
-        parts = trade_costs(shares, trades.open[traded], volume, trades.sigma[traded],
-                            np.maximum(trades.adv_shares[traded], 1.0), delta[traded] < 0, costs)  # fmt: skip
+        parts = trade_costs(
+            shares,
+            trades.open[traded],
+            volume,
+            trades.sigma[traded],
+            np.maximum(trades.adv_shares[traded], 1.0),
+            delta[traded] < 0,
+            costs,
+        )
         trading = float(sum(np.sum(p) for p in parts)) / nav_usd
     short = float(np.clip(-multiplier * trades.target, 0.0, None).sum())
     return trading, costs.daily_borrow_rate * short, float(np.abs(delta).sum())
@@ -162,17 +188,30 @@ def advance(
         "var_param_5d": parametric_var(history, limits.level, horizon=5) * mult if enough else None,
     }
     row: dict[str, object] = {
-        "trade_date": day, "book_return": book_return, "multiplier": mult, "portfolio_return": port,
-        "equity": state.equity, "peak": state.peak, "drawdown": 1.0 - state.equity / state.peak,
-        "drawdown_control": state.reduced, "gross_multiplier_next": state.next_multiplier,
+        "trade_date": day,
+        "book_return": book_return,
+        "multiplier": mult,
+        "portfolio_return": port,
+        "equity": state.equity,
+        "peak": state.peak,
+        "drawdown": 1.0 - state.equity / state.peak,
+        "drawdown_control": state.reduced,
+        "gross_multiplier_next": state.next_multiplier,
         **var,
         "es_1d": expected_shortfall(history, limits.level) * mult if enough else None,
-        "history_days": int(history.size), "gross_return": gross, "trading_cost": trading,
-        "financing": financing, "turnover": turnover,
-    }  # fmt: skip
+        "history_days": int(history.size),
+        "gross_return": gross,
+        "trading_cost": trading,
+        "financing": financing,
+        "turnover": turnover,
+    }
     breaches = []
-    for k, lim in (("var_hist_1d", limits.daily_var_limit), ("var_param_1d", limits.daily_var_limit),
-                   ("var_hist_5d", limits.weekly_var_limit), ("var_param_5d", limits.weekly_var_limit)):  # fmt: skip
+    for k, lim in (
+        ("var_hist_1d", limits.daily_var_limit),
+        ("var_param_1d", limits.daily_var_limit),
+        ("var_hist_5d", limits.weekly_var_limit),
+        ("var_param_5d", limits.weekly_var_limit),
+    ):
         v = var[k]
         if v is not None and v > lim:
             breaches.append(f"{k}={v:.4f} > {lim}")

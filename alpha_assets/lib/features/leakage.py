@@ -221,9 +221,12 @@ def daily_ics(frame: pl.DataFrame, features: Sequence[str], target: str, min_nam
     panel = day_panel(frame, features, [target])
     days, n, ics = panel_ics(panel, list(range(len(panel.features))), target, min_names)
     return pl.DataFrame(
-        {"trade_date": pl.Series([panel.dates[i] for i in days], dtype=pl.Date), "n": n.astype(np.int64),
-         **{c: pl.Series(c, ics[:, j]).fill_nan(None) for j, c in enumerate(panel.features)}}
-    )  # fmt: skip
+        {
+            "trade_date": pl.Series([panel.dates[i] for i in days], dtype=pl.Date),
+            "n": n.astype(np.int64),
+            **{c: pl.Series(c, ics[:, j]).fill_nan(None) for j, c in enumerate(panel.features)},
+        }
+    )
 
 
 def _binomial_tail(k: int, n: int, p: float) -> float:
@@ -287,9 +290,17 @@ def ic_findings(
         chance = _binomial_tail(math.ceil(extreme / h), math.ceil(len(ics) / h), p0)
         if chance <= cfg.max_false_alarm:
             worst = int(np.argmax(np.abs(ics)))
-            out.append({"test": "leaking_days", "extreme_days": extreme, "days": len(ics), "chance": chance,
-                        "max_day_ic": float(ics[worst]), "expected": p0 * len(ics),
-                        "plausible": cfg.plausible_day_ic})  # fmt: skip
+            out.append(
+                {
+                    "test": "leaking_days",
+                    "extreme_days": extreme,
+                    "days": len(ics),
+                    "chance": chance,
+                    "max_day_ic": float(ics[worst]),
+                    "expected": p0 * len(ics),
+                    "plausible": cfg.plausible_day_ic,
+                }
+            )
     return out
 
 
@@ -330,8 +341,10 @@ def model_check(
             [i for i, g in enumerate(groups) if (per_day[g] >= cfg.min_names).all()], dtype=np.int64
         )
         if sum(len(groups[i]) for i in usable) < cfg.min_model_days or len(usable) < 2:
-            summary[t] = {"skipped": f"{int((per_day[days] >= cfg.min_names).sum())} day(s) with {t} known; the "
-                                     f"fit needs {cfg.min_model_days}"}  # fmt: skip
+            summary[t] = {
+                "skipped": f"{int((per_day[days] >= cfg.min_names).sum())} day(s) with {t} known; the "
+                f"fit needs {cfg.min_model_days}"
+            }
             continue
         y0 = np.where(
             np.isfinite(y_all), y_all, 0.0
@@ -369,8 +382,18 @@ def model_check(
             weight = np.abs(beta * np.sqrt(np.maximum(np.diag(gram) / rows, 0.0)))
             # the columns carrying the fit: up to 3 with at least a quarter of the largest weight
             top = [feats[j] for j in np.argsort(-weight)[:3] if weight[j] >= 0.25 * weight.max() > 0]
-            findings.append({"test": "model", "features": top, "return": t, "ic": m, "z": z,
-                             "days": len(ic_arr), "needs": cfg.plausible_model_ic + cfg.z * se, "plausible": cfg.plausible_model_ic})  # fmt: skip
+            findings.append(
+                {
+                    "test": "model",
+                    "features": top,
+                    "return": t,
+                    "ic": m,
+                    "z": z,
+                    "days": len(ic_arr),
+                    "needs": cfg.plausible_model_ic + cfg.z * se,
+                    "plausible": cfg.plausible_model_ic,
+                }
+            )
     return summary, findings
 
 
@@ -434,8 +457,10 @@ def leakage_gate(
         cov: dict = {"days": len(days), "of": window_days}
         if len(days) < window_days:
             untested = sorted(set(range(window_days)) - set(days.tolist()))
-            cov["skipped"] = (f"{len(untested)} day(s) from {panel.dates[untested[0]]} on: the return is not known "
-                              f"yet or fewer than {cfg.min_names} names have it")  # fmt: skip
+            cov["skipped"] = (
+                f"{len(untested)} day(s) from {panel.dates[untested[0]]} on: the return is not known "
+                f"yet or fewer than {cfg.min_names} names have it"
+            )
         result.coverage[target] = cov
         for j, c in enumerate(cols):
             for f in ic_findings(ics[:, j], n, horizon_of(target), cfg):
@@ -452,12 +477,18 @@ def describe(f: dict) -> str:
     """One line naming the column(s), the horizon and the statistic."""
     cols = ", ".join(f["features"])
     if f["test"] == "mean_ic":
-        return (f"{cols} has mean IC {f['ic']:+.2f} with {f['return']} over {f['days']} day(s): {f['z']:.1f} "
-                f"standard errors above the plausible {f['plausible']:.2f} (refused from |IC| {f['needs']:.2f})")  # fmt: skip
+        return (
+            f"{cols} has mean IC {f['ic']:+.2f} with {f['return']} over {f['days']} day(s): {f['z']:.1f} "
+            f"standard errors above the plausible {f['plausible']:.2f} (refused from |IC| {f['needs']:.2f})"
+        )
     if f["test"] == "leaking_days":
-        return (f"{cols} has an implausible IC with {f['return']} on {f['extreme_days']} of {f['days']} days "
-                f"(4 standard errors above {f['plausible']:.2f}, up to {f['max_day_ic']:+.2f}; by chance "
-                f"{f['expected']:.4f} days)")  # fmt: skip
-    return (f"a ridge on all features predicts {f['return']} out of fold with IC {f['ic']:+.2f} over "
-            f"{f['days']} days: {f['z']:.1f} standard errors above the plausible {f['plausible']:.2f} (refused from "
-            f"{f['needs']:.2f}); it leans on {cols}")  # fmt: skip
+        return (
+            f"{cols} has an implausible IC with {f['return']} on {f['extreme_days']} of {f['days']} days "
+            f"(4 standard errors above {f['plausible']:.2f}, up to {f['max_day_ic']:+.2f}; by chance "
+            f"{f['expected']:.4f} days)"
+        )
+    return (
+        f"a ridge on all features predicts {f['return']} out of fold with IC {f['ic']:+.2f} over "
+        f"{f['days']} days: {f['z']:.1f} standard errors above the plausible {f['plausible']:.2f} (refused from "
+        f"{f['needs']:.2f}); it leans on {cols}"
+    )

@@ -359,8 +359,13 @@ def iter_price_features(
 def price_feature_names() -> tuple[str, ...]:
     """The feature columns ``compute_price_features`` produces, in order (from a one-ticker, two-session grid)."""
     one = np.ones((2, 1))
-    g = Grid(np.array([0, 1], dtype="datetime64[D]"), pl.Series(["X"]), one > 0, one < 0,
-             {k: one for k in ("open", "high", "low", "close", "volume")})  # fmt: skip
+    g = Grid(
+        np.array([0, 1], dtype="datetime64[D]"),
+        pl.Series(["X"]),
+        one > 0,
+        one < 0,
+        {k: one for k in ("open", "high", "low", "close", "volume")},
+    )
     return tuple(k for k, _ in _features(g, 0, 2, 0, 1))
 
 

@@ -19,12 +19,17 @@ def price_problems(df: pl.DataFrame) -> list[dict]:
     ticker = pl.col("ticker")
     prices = [pl.col(c) for c in PRICE_FIELDS]
     for problem, bad in (
-        ("ticker missing or not upper-case A-Z0-9.-", ticker.is_null() | ~ticker.str.contains(TICKER_PATTERN)),
-        ("price missing, NaN, infinite or not positive",
-         pl.any_horizontal([c.is_null() | ~c.is_finite() | (c <= 0) for c in prices])),
+        (
+            "ticker missing or not upper-case A-Z0-9.-",
+            ticker.is_null() | ~ticker.str.contains(TICKER_PATTERN),
+        ),
+        (
+            "price missing, NaN, infinite or not positive",
+            pl.any_horizontal([c.is_null() | ~c.is_finite() | (c <= 0) for c in prices]),
+        ),
         ("volume missing or negative", pl.col("volume").is_null() | (pl.col("volume") < 0)),
         ("duplicate ticker-day", pl.struct("trade_date", "ticker").is_duplicated()),
-    ):  # fmt: skip
+    ):
         rows = df.filter(bad.fill_null(True))
         if rows.height:
             examples = rows.select(pl.col("trade_date").cast(pl.Utf8), "ticker").head(5).to_dicts()
@@ -69,8 +74,15 @@ def contradicted_rows(
                 if jump is None
                 else f"jumps {jump:.2f} in log from the last close"
             )
-            out.append({"trade_date": d, "ticker": t, "source": source, "close": close,
-                        "reason": f"the other provider disagrees beyond {BLOCK_TOLERANCE:.0%}; {why}"})  # fmt: skip
+            out.append(
+                {
+                    "trade_date": d,
+                    "ticker": t,
+                    "source": source,
+                    "close": close,
+                    "reason": f"the other provider disagrees beyond {BLOCK_TOLERANCE:.0%}; {why}",
+                }
+            )
     return pl.DataFrame(out, schema=schema) if out else pl.DataFrame(schema=schema)
 
 

@@ -108,8 +108,9 @@ class Contract:
                 failures += _column_failures(file, df.filter(~pl.col("__row").is_in(uncast[col.name])), col)
         if self.unique and all(c in usable for c in self.unique):
             key = pl.struct(list(self.unique))
-            dup = df.filter(~key.is_first_distinct() & pl.all_horizontal(
-                [pl.col(c).is_not_null() for c in self.unique]))  # fmt: skip
+            dup = df.filter(
+                ~key.is_first_distinct() & pl.all_horizontal([pl.col(c).is_not_null() for c in self.unique])
+            )
             failures += _rows(
                 file, dup, self.unique[-1], f"duplicate rows for the key ({', '.join(self.unique)})"
             )
@@ -215,8 +216,9 @@ def summarize(failures: list[Failure], limit: int = 6) -> str:
         where = ""
         rows = [f for f in fs if f.row is not None]
         if rows:
-            shown = ", ".join(f"row {f.row}" + (f" {f.value}" if f.value is not None else " null")
-                              for f in rows[:3])  # fmt: skip
+            shown = ", ".join(
+                f"row {f.row}" + (f" {f.value}" if f.value is not None else " null") for f in rows[:3]
+            )
             more = f", +{len(rows) - 3} more" if len(rows) > 3 else ""
             where = f" in {len(rows)} row(s) ({shown}{more})"
         parts.append(f"{column + ': ' if column and not reason.startswith('column') else ''}{reason}{where}")
@@ -240,7 +242,7 @@ PRICES = Contract(
         _price("low"),
         _price("close"),
         Column("volume", "number", ge=0.0, le=MAX_VOLUME, low_reason="negative volume"),
-    ),  # fmt: skip
+    ),
     unique=("trade_date", "ticker"),
     rules=(
         RowRule(
@@ -270,9 +272,13 @@ UNIVERSE = Contract(
 
 
 def completeness(
-    file: str, names: Iterable[str], universe: Iterable[str] | None, other: Iterable[str] | None,
-    other_file: str | None = None, share: float = COMPLETE_SHARE,
-) -> Failure | None:  # fmt: skip
+    file: str,
+    names: Iterable[str],
+    universe: Iterable[str] | None,
+    other: Iterable[str] | None,
+    other_file: str | None = None,
+    share: float = COMPLETE_SHARE,
+) -> Failure | None:
     """A failure when the file has materially fewer names than the day's universe or the other provider's file
     (fewer than ``share`` of them), else None. The reason lists how many and the first missing names."""
     have = set(names)
@@ -285,15 +291,30 @@ def completeness(
         found = len(have & want)
         if found < share * len(want):
             missing = sorted(want - have)
-            return Failure(file, None, "ticker", (
-                f"incomplete: {found} of {len(want)} names of {label} "
-                f"(missing {', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); "
-                f"a complete file has at least {share:.0%} of them"
-            ))  # fmt: skip
+            return Failure(
+                file,
+                None,
+                "ticker",
+                (
+                    f"incomplete: {found} of {len(want)} names of {label} "
+                    f"(missing {', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); "
+                    f"a complete file has at least {share:.0%} of them"
+                ),
+            )
     return None
 
 
 __all__ = [
-    "COMPLETE_SHARE", "MAX_PRICE", "MAX_VOLUME", "PRICES", "TICKER_PATTERN", "UNIVERSE", "Column", "Contract",
-    "Failure", "RowRule", "completeness", "summarize",
-]  # fmt: skip
+    "COMPLETE_SHARE",
+    "MAX_PRICE",
+    "MAX_VOLUME",
+    "PRICES",
+    "TICKER_PATTERN",
+    "UNIVERSE",
+    "Column",
+    "Contract",
+    "Failure",
+    "RowRule",
+    "completeness",
+    "summarize",
+]

@@ -21,13 +21,25 @@ import polars as pl
 from alpha_assets.lib.ingestion.vendor_files import PRICE_COLUMNS, ParsedPrices
 
 RECON_SCHEMA = {
-    "trade_date": pl.Date, "ticker": pl.Utf8, "field": pl.Utf8, "value_a": pl.Float64, "value_b": pl.Float64,
-    "rel_diff": pl.Float64, "chosen_source": pl.Utf8,
-}  # fmt: skip
+    "trade_date": pl.Date,
+    "ticker": pl.Utf8,
+    "field": pl.Utf8,
+    "value_a": pl.Float64,
+    "value_b": pl.Float64,
+    "rel_diff": pl.Float64,
+    "chosen_source": pl.Utf8,
+}
 PRICES_SCHEMA = {
-    "trade_date": pl.Date, "ticker": pl.Utf8, "open": pl.Float64, "high": pl.Float64, "low": pl.Float64,
-    "close": pl.Float64, "volume": pl.Int64, "source": pl.Utf8, "failover_reason": pl.Utf8,
-}  # fmt: skip
+    "trade_date": pl.Date,
+    "ticker": pl.Utf8,
+    "open": pl.Float64,
+    "high": pl.Float64,
+    "low": pl.Float64,
+    "close": pl.Float64,
+    "volume": pl.Int64,
+    "source": pl.Utf8,
+    "failover_reason": pl.Utf8,
+}
 
 
 # Plausibility (blocking: a row that fails is never used). A and B further apart than BLOCK_TOLERANCE on any price
@@ -164,8 +176,10 @@ def choose_day(inp: DayInputs, tolerance: float = 0.005, history: History | None
             else:
                 ok1, h1 = _plausible(history, t, r1["close"])
                 ok2, h2 = _plausible(history, t, r2["close"])
-                differ = (f"{_label(first)} {fld} {r1[fld]:g} and {_label(second)} {fld} {r2[fld]:g} disagree by "
-                          f"{rel:.1%} (beyond {BLOCK_TOLERANCE:.0%})")  # fmt: skip
+                differ = (
+                    f"{_label(first)} {fld} {r1[fld]:g} and {_label(second)} {fld} {r2[fld]:g} disagree by "
+                    f"{rel:.1%} (beyond {BLOCK_TOLERANCE:.0%})"
+                )
                 if ok1 and not ok2:
                     pick = first
                 elif ok2 and not ok1:
@@ -174,16 +188,26 @@ def choose_day(inp: DayInputs, tolerance: float = 0.005, history: History | None
                         f"{differ}; {_label(first)} jumps {h1}, {_label(second)} agrees with history",
                     )
                 else:
-                    dropped.append({"ticker": t, "reason": f"{differ}; history cannot tell which is right "
-                                    f"({_label(first)} {h1}, {_label(second)} {h2})"})  # fmt: skip
+                    dropped.append(
+                        {
+                            "ticker": t,
+                            "reason": f"{differ}; history cannot tell which is right "
+                            f"({_label(first)} {h1}, {_label(second)} {h2})",
+                        }
+                    )
                     continue
         else:
             src, row = (first, r1) if r1 is not None else (second, r2)
             assert row is not None  # t is a ticker of one of the two providers
             ok, h = _plausible(history, t, row["close"])
             if ok is False:
-                dropped.append({"ticker": t, "reason": f"{_label(src)} close {row['close']:g} jumps {h} (beyond the "
-                                f"name's bound) and no other provider corroborates it"})  # fmt: skip
+                dropped.append(
+                    {
+                        "ticker": t,
+                        "reason": f"{_label(src)} close {row['close']:g} jumps {h} (beyond the "
+                        f"name's bound) and no other provider corroborates it",
+                    }
+                )
                 continue
             pick = src
             if src == second:
@@ -201,8 +225,10 @@ def choose_day(inp: DayInputs, tolerance: float = 0.005, history: History | None
     source = "+".join(sources) if sources else None
     reasons = sorted({r["reason"] for r in replaced})
     if dropped:
-        reasons.append(f"{len(dropped)} name(s) dropped: " + "; ".join(f"{d['ticker']}: {d['reason']}"
-                                                                       for d in dropped[:3]))  # fmt: skip
+        reasons.append(
+            f"{len(dropped)} name(s) dropped: "
+            + "; ".join(f"{d['ticker']}: {d['reason']}" for d in dropped[:3])
+        )
     reason = None if not reasons else reasons[0] if len(reasons) == 1 else "; ".join(reasons[:4])
     recon = (
         reconcile(inp.a.rows, inp.b.rows, source or "", tolerance)

@@ -64,8 +64,15 @@ def _require_date(name: str) -> date:
 
 
 A_COLUMNS = {"date": "trade_date"}  # provider A's names for the canonical columns (the rest are the same)
-B_COLUMNS = {"symbol": "ticker", "session_date": "trade_date", "px_open": "open", "px_high": "high",
-             "px_low": "low", "px_last": "close", "shares_traded": "volume"}  # fmt: skip
+B_COLUMNS = {
+    "symbol": "ticker",
+    "session_date": "trade_date",
+    "px_open": "open",
+    "px_high": "high",
+    "px_low": "low",
+    "px_last": "close",
+    "shares_traded": "volume",
+}
 
 
 def _refuse(
@@ -74,10 +81,15 @@ def _refuse(
     """The error for a refused file, its failures naming the columns as the vendor's file does."""
     back = {v: k for k, v in (vendor_names or {}).items()}
     failures = [
-        Failure(name, f.row, back.get(f.column, f.column) if f.column else None,
-                _vendor_words(f.reason, back), f.value)
+        Failure(
+            name,
+            f.row,
+            back.get(f.column, f.column) if f.column else None,
+            _vendor_words(f.reason, back),
+            f.value,
+        )
         for f in failures
-    ]  # fmt: skip
+    ]
     return VendorFileError(name, summarize(failures), failures)
 
 
@@ -88,9 +100,13 @@ def _vendor_words(reason: str, back: dict[str, str]) -> str:
 
 
 def _validate_prices(
-    name: str, df: pl.DataFrame, file_date: date, today: date | None, universe=None,
+    name: str,
+    df: pl.DataFrame,
+    file_date: date,
+    today: date | None,
+    universe=None,
     vendor_names: dict[str, str] | None = None,
-) -> pl.DataFrame:  # fmt: skip
+) -> pl.DataFrame:
     """The canonical rows, or ``VendorFileError`` listing every failure of the file against ``contracts.PRICES``
     (types, missing values, ticker shape and universe membership, ranges, high/low, dates, duplicates)."""
     failures, cast = PRICES.validate(name, df, universe=universe, file_date=file_date)
@@ -101,10 +117,11 @@ def _validate_prices(
     if failures:
         raise _refuse(name, failures, vendor_names)
     return cast.select(
-        pl.col("trade_date").cast(pl.Date), pl.col("ticker").cast(pl.Utf8),
+        pl.col("trade_date").cast(pl.Date),
+        pl.col("ticker").cast(pl.Utf8),
         *[pl.col(c).cast(pl.Float64) for c in ("open", "high", "low", "close")],
         pl.col("volume").round(0).cast(pl.Int64),
-    )  # fmt: skip
+    )
 
 
 def _looks_binary(data: bytes) -> bool:
@@ -138,8 +155,12 @@ def parse_provider_a(name: str, data: bytes, today: date | None = None, universe
     if _looks_binary(data):
         raise VendorFileError(name, "file is binary or corrupt (NUL bytes), not CSV text")
     try:
-        raw = pl.read_csv(io.BytesIO(data), try_parse_dates=False, infer_schema_length=10000,
-                          schema_overrides={"ticker": pl.Utf8, "date": pl.Utf8, "published_at": pl.Utf8})  # fmt: skip
+        raw = pl.read_csv(
+            io.BytesIO(data),
+            try_parse_dates=False,
+            infer_schema_length=10000,
+            schema_overrides={"ticker": pl.Utf8, "date": pl.Utf8, "published_at": pl.Utf8},
+        )
     except Exception as exc:  # polars raises several error types for malformed CSV
         raise VendorFileError(name, f"not a readable CSV ({type(exc).__name__}: {str(exc)[:120]})") from None
     need = {"ticker", "date", "open", "high", "low", "close", "volume"}
@@ -186,9 +207,11 @@ def parse_universe(name: str, data: bytes, today: date | None = None) -> pl.Data
     if not data.strip() or _looks_binary(data):
         raise VendorFileError(name, "file is empty or binary")
     try:
-        raw = pl.read_csv(io.BytesIO(data), infer_schema_length=10000,
-                          schema_overrides={"ticker": pl.Utf8, "name": pl.Utf8, "sector": pl.Utf8,
-                                            "country": pl.Utf8})  # fmt: skip
+        raw = pl.read_csv(
+            io.BytesIO(data),
+            infer_schema_length=10000,
+            schema_overrides={"ticker": pl.Utf8, "name": pl.Utf8, "sector": pl.Utf8, "country": pl.Utf8},
+        )
     except Exception as exc:
         raise VendorFileError(name, f"not a readable CSV ({type(exc).__name__})") from None
     need = {"ticker", "name", "sector", "country", "adv_usd"}
@@ -201,11 +224,18 @@ def parse_universe(name: str, data: bytes, today: date | None = None) -> pl.Data
     if failures:
         raise _refuse(name, failures)
     return cast.select(
-        pl.lit(file_date).alias("trade_date"), pl.col("ticker").cast(pl.Utf8), pl.col("name").cast(pl.Utf8),
-        pl.col("sector").cast(pl.Utf8), pl.col("country").cast(pl.Utf8), pl.col("adv_usd").cast(pl.Float64),
-        (pl.col("shares_outstanding").cast(pl.Float64, strict=False) if "shares_outstanding" in cast.columns
-         else pl.lit(None, pl.Float64)).alias("shares_outstanding"),
-    )  # fmt: skip
+        pl.lit(file_date).alias("trade_date"),
+        pl.col("ticker").cast(pl.Utf8),
+        pl.col("name").cast(pl.Utf8),
+        pl.col("sector").cast(pl.Utf8),
+        pl.col("country").cast(pl.Utf8),
+        pl.col("adv_usd").cast(pl.Float64),
+        (
+            pl.col("shares_outstanding").cast(pl.Float64, strict=False)
+            if "shares_outstanding" in cast.columns
+            else pl.lit(None, pl.Float64)
+        ).alias("shares_outstanding"),
+    )
 
 
 def price_cutoff(d: date, next_session: date) -> datetime:
@@ -224,5 +254,14 @@ def is_late(parsed: ParsedPrices, next_session: date) -> bool:
     return pub > price_cutoff(parsed.trade_date, next_session)
 
 
-__all__ = ["VendorFileError", "ParsedPrices", "parse_provider_a", "parse_provider_b", "parse_universe",
-           "date_from_name", "is_late", "price_cutoff", "timedelta"]  # fmt: skip
+__all__ = [
+    "VendorFileError",
+    "ParsedPrices",
+    "parse_provider_a",
+    "parse_provider_b",
+    "parse_universe",
+    "date_from_name",
+    "is_late",
+    "price_cutoff",
+    "timedelta",
+]

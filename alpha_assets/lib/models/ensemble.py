@@ -97,8 +97,9 @@ def gated_weights(
     if (
         linear
     ):  # the linear learners gated as one (their blend's ICs: ``with_linear``), its weight shared equally
-        inner = gated_weights(paired_ic, [LINEAR, *(m for m in members if m not in linear)], LINEAR, min_history,
-                              min_t, shrink)  # fmt: skip
+        inner = gated_weights(
+            paired_ic, [LINEAR, *(m for m in members if m not in linear)], LINEAR, min_history, min_t, shrink
+        )
         return {m: inner[LINEAR] / len(linear) if m in linear else inner[m] for m in members}
     if baseline not in members:
         raise ValueError(f"the baseline {baseline!r} is not among the members {members}")
@@ -277,10 +278,22 @@ def correlation_report(predictions: pl.DataFrame, threshold: float = 0.7) -> pl.
             .drop_nulls()
         )
         mean = float(cast(float, daily["rho"].mean())) if daily.height else float("nan")
-        rows.append({"model_a": a, "model_b": b, "mean_corr": mean, "n_days": daily.height,
-                     "above_threshold": bool(mean > threshold) if daily.height else False})  # fmt: skip
-    schema = {"model_a": pl.String, "model_b": pl.String, "mean_corr": pl.Float64, "n_days": pl.Int64,
-              "above_threshold": pl.Boolean}  # fmt: skip
+        rows.append(
+            {
+                "model_a": a,
+                "model_b": b,
+                "mean_corr": mean,
+                "n_days": daily.height,
+                "above_threshold": bool(mean > threshold) if daily.height else False,
+            }
+        )
+    schema = {
+        "model_a": pl.String,
+        "model_b": pl.String,
+        "mean_corr": pl.Float64,
+        "n_days": pl.Int64,
+        "above_threshold": pl.Boolean,
+    }
     return pl.DataFrame(rows, schema=schema)
 
 
@@ -295,8 +308,15 @@ def recipe_ensembles(predictions: pl.DataFrame) -> pl.DataFrame:
         models = g["model"].unique().to_list()
         weights = dict.fromkeys(models, 1.0 / len(models))
         ens = combine(g.select("trade_date", "ticker", "model", "score"), weights)
-        frames.append(ens.select("trade_date", "ticker", pl.lit("ensemble").alias("model"),
-                                 pl.lit(recipe).alias("recipe"), pl.col("alpha_score").alias("score")))  # fmt: skip
+        frames.append(
+            ens.select(
+                "trade_date",
+                "ticker",
+                pl.lit("ensemble").alias("model"),
+                pl.lit(recipe).alias("recipe"),
+                pl.col("alpha_score").alias("score"),
+            )
+        )
     schema = {
         "trade_date": pl.Date,
         "ticker": pl.String,

@@ -534,12 +534,25 @@ def traded_decomposition(
     share = float(score_row.get("challenger_share") or 0.0)
     ticker = score_row["ticker"]
     feature_row = feature_row or {}
-    rows: list[dict] = [{"term": "carried", "recipe": None, "model": None, "weight": 1.0 - smoothing,
-                         "feature": "(carried from earlier sessions)", "source": "exponential average",
-                         "value": None, "filled": False, "shap_value": None, "contribution": carried}]  # fmt: skip
+    rows: list[dict] = [
+        {
+            "term": "carried",
+            "recipe": None,
+            "model": None,
+            "weight": 1.0 - smoothing,
+            "feature": "(carried from earlier sessions)",
+            "source": "exponential average",
+            "value": None,
+            "filled": False,
+            "shap_value": None,
+            "contribution": carried,
+        }
+    ]
     skipped: list[str] = []
-    sides = [("champion", score_row["champion_recipe"], 1.0 - share),
-             ("challenger", score_row.get("challenger_recipe") or "", share)]  # fmt: skip
+    sides = [
+        ("champion", score_row["champion_recipe"], 1.0 - share),
+        ("challenger", score_row.get("challenger_recipe") or "", share),
+    ]
     for side, recipe, side_share in sides:
         if not recipe or side_share <= 0:
             continue
@@ -569,28 +582,80 @@ def traded_decomposition(
             base_rank = rank_of_value(g["score"].to_numpy(), base)
             total = float(shap["shap_value"].sum())
             part = scale * float(w)
-            rows.append({"term": "model_base", "recipe": recipe, "model": model, "weight": float(w),
-                         "feature": "(base rank)", "source": "model", "value": base, "filled": False,
-                         "shap_value": None, "contribution": part * base_rank})  # fmt: skip
+            rows.append(
+                {
+                    "term": "model_base",
+                    "recipe": recipe,
+                    "model": model,
+                    "weight": float(w),
+                    "feature": "(base rank)",
+                    "source": "model",
+                    "value": base,
+                    "filled": False,
+                    "shap_value": None,
+                    "contribution": part * base_rank,
+                }
+            )
             if abs(total) > 1e-12:
                 slope = (r - base_rank) / total
                 for f, phi in zip(shap["feature"], shap["shap_value"], strict=True):
                     v = feature_row.get(f)
-                    rows.append({"term": "feature", "recipe": recipe, "model": model, "weight": float(w),
-                                 "feature": f, "source": feature_source(f),
-                                 "value": None if v is None else float(v), "filled": is_filled(f, feature_row),
-                                 "shap_value": float(phi), "contribution": part * slope * float(phi)})  # fmt: skip
+                    rows.append(
+                        {
+                            "term": "feature",
+                            "recipe": recipe,
+                            "model": model,
+                            "weight": float(w),
+                            "feature": f,
+                            "source": feature_source(f),
+                            "value": None if v is None else float(v),
+                            "filled": is_filled(f, feature_row),
+                            "shap_value": float(phi),
+                            "contribution": part * slope * float(phi),
+                        }
+                    )
             else:  # the model scored the name at its base value: its rank is not the features' doing
-                rows.append({"term": "unattributed", "recipe": recipe, "model": model, "weight": float(w),
-                             "feature": "(score at the base value)", "source": "model", "value": None,
-                             "filled": False, "shap_value": None, "contribution": part * (r - base_rank)})  # fmt: skip
+                rows.append(
+                    {
+                        "term": "unattributed",
+                        "recipe": recipe,
+                        "model": model,
+                        "weight": float(w),
+                        "feature": "(score at the base value)",
+                        "source": "model",
+                        "value": None,
+                        "filled": False,
+                        "shap_value": None,
+                        "contribution": part * (r - base_rank),
+                    }
+                )
         side_score = float(score_row[f"{side}_score"])
-        rows.append({"term": "ensemble_rerank", "recipe": recipe, "model": None, "weight": side_share,
-                     "feature": f"({side} ensemble ranked across names)", "source": "ensemble", "value": None,
-                     "filled": False, "shap_value": None, "contribution": scale * (side_score - ensemble)})  # fmt: skip
-    schema = {"term": pl.String, "recipe": pl.String, "model": pl.String, "weight": pl.Float64,
-              "feature": pl.String, "source": pl.String, "value": pl.Float64, "filled": pl.Boolean,
-              "shap_value": pl.Float64, "contribution": pl.Float64}  # fmt: skip
+        rows.append(
+            {
+                "term": "ensemble_rerank",
+                "recipe": recipe,
+                "model": None,
+                "weight": side_share,
+                "feature": f"({side} ensemble ranked across names)",
+                "source": "ensemble",
+                "value": None,
+                "filled": False,
+                "shap_value": None,
+                "contribution": scale * (side_score - ensemble),
+            }
+        )
+    schema = {
+        "term": pl.String,
+        "recipe": pl.String,
+        "model": pl.String,
+        "weight": pl.Float64,
+        "feature": pl.String,
+        "source": pl.String,
+        "value": pl.Float64,
+        "filled": pl.Boolean,
+        "shap_value": pl.Float64,
+        "contribution": pl.Float64,
+    }
     out = pl.DataFrame(rows, schema=schema)
     gap = float(out["contribution"].sum()) - alpha
     if abs(gap) > 1e-6:
@@ -617,8 +682,10 @@ def traded_scores(
     share = float(first["challenger_share"] or 0.0)
     tickers = day_scores["ticker"].to_list()
     blended = np.zeros(len(tickers))
-    for side, recipe, side_share in (("champion", first["champion_recipe"], 1 - share),
-                                     ("challenger", first["challenger_recipe"], share)):  # fmt: skip
+    for side, recipe, side_share in (
+        ("champion", first["champion_recipe"], 1 - share),
+        ("challenger", first["challenger_recipe"], share),
+    ):
         if not recipe or side_share <= 0:
             continue
         preds = day_predictions.filter(pl.col("recipe") == recipe)

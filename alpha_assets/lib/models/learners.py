@@ -250,13 +250,15 @@ class Learner:
                 zz, yy = Z[order[lo:hi]], yd[order[lo:hi]]
                 zc, yc = zz - zz.mean(axis=0), yy - yy.mean()
                 den = np.sqrt((zc**2).sum(axis=0) * (yc**2).sum())
-                daily.append(np.divide((zc * yc[:, None]).sum(axis=0), den, out=np.zeros(Z.shape[1]),
-                                       where=den > 0))  # fmt: skip
+                daily.append(
+                    np.divide((zc * yc[:, None]).sum(axis=0), den, out=np.zeros(Z.shape[1]), where=den > 0)
+                )
             ics = np.asarray(daily) if daily else np.zeros((0, Z.shape[1]))
             if ics.shape[0] >= 3:
                 sd = ics.std(axis=0, ddof=1)
-                t = np.divide(ics.mean(axis=0) * np.sqrt(ics.shape[0]), sd, out=np.zeros(Z.shape[1]),
-                              where=sd > 0)  # fmt: skip
+                t = np.divide(
+                    ics.mean(axis=0) * np.sqrt(ics.shape[0]), sd, out=np.zeros(Z.shape[1]), where=sd > 0
+                )
             else:
                 t = np.zeros(Z.shape[1])
         keep = np.abs(t) >= float(self.params["min_t"])

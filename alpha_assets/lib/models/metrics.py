@@ -63,8 +63,14 @@ def ic_summary(ic: pl.DataFrame | np.ndarray | Sequence[float]) -> dict:
     values = values[np.isfinite(values)]
     n = len(values)
     if n == 0:
-        return {"ic": float("nan"), "ic_std": float("nan"), "icir": float("nan"), "t_stat": float("nan"),
-                "n_days": 0, "hit_rate": float("nan")}  # fmt: skip
+        return {
+            "ic": float("nan"),
+            "ic_std": float("nan"),
+            "icir": float("nan"),
+            "t_stat": float("nan"),
+            "n_days": 0,
+            "hit_rate": float("nan"),
+        }
     mean = float(values.mean())
     std = float(values.std(ddof=1)) if n > 1 else float("nan")
     icir = mean / std if n > 1 and std > 0 else float("nan")

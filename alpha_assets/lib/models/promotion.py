@@ -85,8 +85,15 @@ def promotion_decision(
     m_champ = float(champ.mean()) if n else float("nan")
     m_chall = float(chall.mean()) if n else float("nan")
     if n < rule.min_sessions:
-        return PromotionDecision(False, f"keep: only {n} paired sessions, need {rule.min_sessions}",
-                                 n, m_champ, m_chall, float("nan"), float("nan"))  # fmt: skip
+        return PromotionDecision(
+            False,
+            f"keep: only {n} paired sessions, need {rule.min_sessions}",
+            n,
+            m_champ,
+            m_chall,
+            float("nan"),
+            float("nan"),
+        )
     diff = chall - champ
     gain = float(diff.mean()) - rule.min_ic_gain
     se = newey_west_se(diff, rule.hac_lags)
@@ -127,9 +134,13 @@ class SequentialState:
         """The state after more paired days (days where either IC is missing are dropped)."""
         a, b = paired_ics(champion_ic, challenger_ic)
         d = b - a
-        return SequentialState(self.n + len(d), self.sum_champion + float(a.sum()),
-                               self.sum_challenger + float(b.sum()), self.sum_diff + float(d.sum()),
-                               self.sum_sq_diff + float(d @ d))  # fmt: skip
+        return SequentialState(
+            self.n + len(d),
+            self.sum_champion + float(a.sum()),
+            self.sum_challenger + float(b.sum()),
+            self.sum_diff + float(d.sum()),
+            self.sum_sq_diff + float(d @ d),
+        )
 
     def sd(self) -> float:
         """Sample standard deviation of the daily IC differences (NaN below 2 sessions)."""

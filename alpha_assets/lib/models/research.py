@@ -281,8 +281,13 @@ def book_stats(weights: pl.DataFrame, bars: pl.DataFrame, costs=None) -> dict:
     from alpha_assets.lib.backtest.vectorised import run_vectorised
 
     if weights.height == 0:
-        return {"net_sharpe": float("nan"), "gross_sharpe": float("nan"), "turnover": float("nan"),
-                "costs_nav_year": float("nan"), "costs_share_gross": float("nan")}  # fmt: skip
+        return {
+            "net_sharpe": float("nan"),
+            "gross_sharpe": float("nan"),
+            "turnover": float("nan"),
+            "costs_nav_year": float("nan"),
+            "costs_share_gross": float("nan"),
+        }
     lo, hi = weights["trade_date"].min(), weights["trade_date"].max()
     b = bars.filter(pl.col("trade_date").is_between(lo, hi)).filter(pl.col("volume") > 0)
     pnl = run_vectorised(b, weights.filter(pl.col("ticker").is_in(b["ticker"].unique().to_list())), costs).pnl

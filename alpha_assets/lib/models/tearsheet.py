@@ -12,8 +12,13 @@ import warnings
 import polars as pl
 
 
-def alphalens_factor_data(scores: pl.DataFrame, prices: pl.DataFrame, score: str = "alpha_score",
-                          periods: tuple[int, ...] = (1, 5, 20), quantiles: int = 5):  # fmt: skip
+def alphalens_factor_data(
+    scores: pl.DataFrame,
+    prices: pl.DataFrame,
+    score: str = "alpha_score",
+    periods: tuple[int, ...] = (1, 5, 20),
+    quantiles: int = 5,
+):
     """alphalens' clean factor data (factor, forward returns, quantile) for ``score`` over ``prices`` closes."""
     import pandas as pd
     from alphalens.utils import get_clean_factor_and_forward_returns
@@ -28,21 +33,29 @@ def alphalens_factor_data(scores: pl.DataFrame, prices: pl.DataFrame, score: str
     px.index = pd.to_datetime(px.index).tz_localize("UTC")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return get_clean_factor_and_forward_returns(factor, px, quantiles=quantiles, periods=periods,
-                                                    max_loss=1.0)  # fmt: skip
+        return get_clean_factor_and_forward_returns(
+            factor, px, quantiles=quantiles, periods=periods, max_loss=1.0
+        )
 
 
-def alphalens_summary(scores: pl.DataFrame, prices: pl.DataFrame, score: str = "alpha_score",
-                      periods: tuple[int, ...] = (1, 5, 20), quantiles: int = 5) -> dict:  # fmt: skip
+def alphalens_summary(
+    scores: pl.DataFrame,
+    prices: pl.DataFrame,
+    score: str = "alpha_score",
+    periods: tuple[int, ...] = (1, 5, 20),
+    quantiles: int = 5,
+) -> dict:
     """Mean daily IC and IC t-stat per period, and the mean forward return per quantile (period 1), by alphalens."""
     from alphalens import performance
 
     data = alphalens_factor_data(scores, prices, score, periods, quantiles)
     ic = performance.factor_information_coefficient(data)
     mean_q, _ = performance.mean_return_by_quantile(data, by_date=False)
-    out: dict[str, object] = {"ic_mean": {c: float(ic[c].mean()) for c in ic.columns},
-           "ic_t_stat": {c: float(ic[c].mean() / ic[c].std() * len(ic[c].dropna()) ** 0.5) for c in ic.columns},
-           "mean_return_by_quantile_1d": {int(q): float(v) for q, v in mean_q.iloc[:, 0].items()}}  # fmt: skip
+    out: dict[str, object] = {
+        "ic_mean": {c: float(ic[c].mean()) for c in ic.columns},
+        "ic_t_stat": {c: float(ic[c].mean() / ic[c].std() * len(ic[c].dropna()) ** 0.5) for c in ic.columns},
+        "mean_return_by_quantile_1d": {int(q): float(v) for q, v in mean_q.iloc[:, 0].items()},
+    }
     out["daily_ic_1d"] = pl.DataFrame(
         {"trade_date": [d.date() for d in ic.index], "ic": ic.iloc[:, 0].to_numpy()}
     )

@@ -65,9 +65,17 @@ def ic_health(
 
     live_ic, live_se, n_live = mean_and_se(live, rule.hac_lags)
     ref_ic, ref_se, n_ref = mean_and_se(reference, rule.hac_lags)
-    out = {"live_ic": live_ic, "live_se": live_se, "n_live": n_live, "reference_ic": ref_ic,
-           "reference_se": ref_se, "n_reference": n_ref, "z_stat": math.nan, "p_value": math.nan,
-           "status": "ok"}  # fmt: skip
+    out = {
+        "live_ic": live_ic,
+        "live_se": live_se,
+        "n_live": n_live,
+        "reference_ic": ref_ic,
+        "reference_se": ref_se,
+        "n_reference": n_ref,
+        "z_stat": math.nan,
+        "p_value": math.nan,
+        "status": "ok",
+    }
     if n_live < rule.min_live_sessions or n_ref < rule.min_reference_sessions:
         return out
     se = math.sqrt(live_se**2 + ref_se**2)

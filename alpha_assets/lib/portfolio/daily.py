@@ -10,10 +10,18 @@ import polars as pl
 from alpha_assets.lib.portfolio.limits import PortfolioLimits, build_target_weights
 
 WEIGHT_SCHEMA = {
-    "trade_date": pl.Date, "ticker": pl.Utf8, "side": pl.Utf8, "weight": pl.Float64, "hrp_weight": pl.Float64,
-    "alpha_score": pl.Float64, "sector": pl.Utf8, "country": pl.Utf8, "adv_usd": pl.Float64,
-    "corr_group": pl.Int64, "binding_limit": pl.Utf8,
-}  # fmt: skip
+    "trade_date": pl.Date,
+    "ticker": pl.Utf8,
+    "side": pl.Utf8,
+    "weight": pl.Float64,
+    "hrp_weight": pl.Float64,
+    "alpha_score": pl.Float64,
+    "sector": pl.Utf8,
+    "country": pl.Utf8,
+    "adv_usd": pl.Float64,
+    "corr_group": pl.Int64,
+    "binding_limit": pl.Utf8,
+}
 
 
 # Sessions of returns the book's HRP covariance is estimated over (the fund's rule; PortfolioConfig.cov_window).
@@ -42,8 +50,11 @@ def day_target_weights(
     covering ``cov_window`` sessions up to ``day``, ``universe`` the point-in-time members of ``day``; ``held``
     the previous book's ticker -> side (for ``limits.hold_band``)."""
     wide = trailing_returns(prices, day, cov_window + 1).slice(1)  # the first row has no return
-    complete = [c for c in wide.columns if c != "trade_date" and wide[c].null_count() == 0
-                and np.isfinite(wide[c].to_numpy()).all()]  # fmt: skip
+    complete = [
+        c
+        for c in wide.columns
+        if c != "trade_date" and wide[c].null_count() == 0 and np.isfinite(wide[c].to_numpy()).all()
+    ]
     meta = universe.select("ticker", "sector", "country", "adv_usd").unique("ticker", keep="first")
     alpha = scores.filter(pl.col("ticker").is_in(complete) & pl.col("ticker").is_in(meta["ticker"].to_list()))
     w = build_target_weights(alpha, wide.select(["trade_date", *complete]), meta, limits, held)

@@ -9,8 +9,15 @@ import numpy as np
 from alpha_assets.lib.portfolio.hrp import cluster_tree, covariance
 
 
-def hrp_dendrogram_png(returns: np.ndarray, tickers: list[str], path: Path, title: str, *,
-                       linkage: str = "single", max_leaves: int = 60) -> Path:  # fmt: skip
+def hrp_dendrogram_png(
+    returns: np.ndarray,
+    tickers: list[str],
+    path: Path,
+    title: str,
+    *,
+    linkage: str = "single",
+    max_leaves: int = 60,
+) -> Path:
     """Draw the correlation-distance cluster tree of ``returns`` (T x N, columns in ``tickers`` order) that HRP
     bisects, with the same linkage, and save it as a PNG. Above ``max_leaves`` names the tree is cut to its last
     ``max_leaves`` merges (leaf labels then give the cluster sizes): 5,000 labels are not readable."""
@@ -28,9 +35,15 @@ def hrp_dendrogram_png(returns: np.ndarray, tickers: list[str], path: Path, titl
     truncated = len(tickers) > max_leaves
     fig, ax = plt.subplots(figsize=(min(4 + 0.22 * min(len(tickers), max_leaves), 16), 4.5))
     hierarchy.dendrogram(
-        tree, ax=ax, labels=None if truncated else list(tickers), leaf_rotation=90, leaf_font_size=7,
-        truncate_mode="lastp" if truncated else None, p=max_leaves, color_threshold=None,
-    )  # fmt: skip
+        tree,
+        ax=ax,
+        labels=None if truncated else list(tickers),
+        leaf_rotation=90,
+        leaf_font_size=7,
+        truncate_mode="lastp" if truncated else None,
+        p=max_leaves,
+        color_threshold=None,
+    )
     ax.set_ylabel("correlation distance sqrt((1 - rho) / 2)")
     ax.set_title(title + (f" (last {max_leaves} merges of {len(tickers)} names)" if truncated else ""))
     fig.tight_layout()

@@ -74,10 +74,44 @@ def normalise(text: str) -> str:
 
 
 _ABBREVIATIONS = (
-    "Mr.", "Mrs.", "Ms.", "Dr.", "Prof.", "Inc.", "Co.", "Corp.", "Ltd.", "Jr.", "Sr.", "St.", "No.", "vs.",
-    "e.g.", "i.e.", "etc.", "approx.", "U.S.", "U.K.", "a.m.", "p.m.", "Jan.", "Feb.", "Mar.", "Apr.", "Jun.",
-    "Jul.", "Aug.", "Sep.", "Sept.", "Oct.", "Nov.", "Dec.", "L.P.", "N.A.", "S.A.",
-)  # fmt: skip
+    "Mr.",
+    "Mrs.",
+    "Ms.",
+    "Dr.",
+    "Prof.",
+    "Inc.",
+    "Co.",
+    "Corp.",
+    "Ltd.",
+    "Jr.",
+    "Sr.",
+    "St.",
+    "No.",
+    "vs.",
+    "e.g.",
+    "i.e.",
+    "etc.",
+    "approx.",
+    "U.S.",
+    "U.K.",
+    "a.m.",
+    "p.m.",
+    "Jan.",
+    "Feb.",
+    "Mar.",
+    "Apr.",
+    "Jun.",
+    "Jul.",
+    "Aug.",
+    "Sep.",
+    "Sept.",
+    "Oct.",
+    "Nov.",
+    "Dec.",
+    "L.P.",
+    "N.A.",
+    "S.A.",
+)
 _ABBREV_RE = re.compile("|".join(re.escape(a) for a in sorted(_ABBREVIATIONS, key=len, reverse=True)))
 _SPLIT_RE = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9$])")
 _PLACEHOLDER = "\x00"

@@ -374,9 +374,17 @@ def transcript_row_schema() -> dict[str, Any]:
     import polars as pl
 
     floats = [
-        "call_sentiment", "management_sentiment", "prepared_sentiment", "qa_sentiment", "positive_share",
-        "negative_share", "ceo_sentiment", "cfo_sentiment", "executive_sentiment", "analyst_sentiment",
-    ]  # fmt: skip
+        "call_sentiment",
+        "management_sentiment",
+        "prepared_sentiment",
+        "qa_sentiment",
+        "positive_share",
+        "negative_share",
+        "ceo_sentiment",
+        "cfo_sentiment",
+        "executive_sentiment",
+        "analyst_sentiment",
+    ]
     return {
         "file": pl.String,
         "ticker": pl.String,
