@@ -35,7 +35,7 @@ class PartitionWindowError(ValueError):
 @dataclass(frozen=True)
 class WriteResult:
     table: str
-    version: int | None  # None from write_chunks when its chunks had no rows and nothing was cleared
+    version: int  # the table version written (or kept); -1 when the table does not exist
     rows: int
     start: date | None
     end: date | None
@@ -153,6 +153,11 @@ class DeltaLake:
     def version(self, layer: str, asset: str) -> int | None:
         return self.table(layer, asset).version() if self.exists(layer, asset) else None
 
+    def _version_or_missing(self, layer: str, asset: str) -> int:
+        """The table's version, -1 when it does not exist (version 0 is a real version, not "missing")."""
+        v = self.version(layer, asset)
+        return -1 if v is None else v
+
     # ----------------------------------------------------------------- writes
     def _check_schema(self, name: str, incoming: pl.DataFrame, existing_schema) -> None:
         import pyarrow as pa
@@ -199,7 +204,7 @@ class DeltaLake:
         name = f"{layer}.{asset}"
         uri = self.uri(layer, asset)
         if df.width == 0:  # nothing computed (no upstream rows): leave the table as it is
-            return WriteResult(name, self.version(layer, asset) or -1, 0, start, end)
+            return WriteResult(name, self._version_or_missing(layer, asset), 0, start, end)
         if start is not None:
             assert end is not None, "a window has both ends (None for both means unpartitioned)"
             if partition_column not in df.columns:
@@ -207,14 +212,15 @@ class DeltaLake:
             if df.schema[partition_column] != pl.Date:
                 df = df.with_columns(pl.col(partition_column).cast(pl.Date))
             if df.height:
+                # nulls first: an all-null column has no min or max to compare
+                if df[partition_column].null_count():
+                    raise PartitionWindowError(f"table {name}: null {partition_column} values")
                 # a Date column (cast above): its min and max are dates
                 lo, hi = cast(date, df[partition_column].min()), cast(date, df[partition_column].max())
                 if lo < start or hi > end:
                     raise PartitionWindowError(
                         f"table {name}: rows dated {lo}..{hi} fall outside the window {start}..{end} being written"
                     )
-                if df[partition_column].null_count():
-                    raise PartitionWindowError(f"table {name}: null {partition_column} values")
         # Object columns (python dates from numpy object arrays) would be stored as binary: refuse early.
         for c, t in df.schema.items():
             if t == pl.Object:
@@ -294,13 +300,25 @@ class DeltaLake:
             last = pl.DataFrame(schema=df.schema)  # not df.head(0): a slice would keep the chunk's buffers
             del df, part  # written: let it go before the next chunk is computed (else two are in memory)
         if last is None:
-            return WriteResult(name, self.version(layer, asset) or -1, 0, start, end, 0)
+            return WriteResult(name, self._version_or_missing(layer, asset), 0, start, end, 0)
         # Rows dated after the last chunk's last day (up to ``end``, which may be a weekend after the last session)
         # go, as they would with one frame for the whole window; a read first avoids an empty commit.
-        if lo <= end and self.read(layer, asset, lo, end, columns=[partition_column]).height:
+        if (
+            lo <= end
+            and self.exists(layer, asset)
+            and self.read(layer, asset, lo, end, columns=[partition_column]).height
+        ):
             res = self.write_window(layer, asset, last, lo, end, partition_column=partition_column)
             version, transactions = res.version, transactions + 1
-        return WriteResult(name, version, rows, start, end, transactions)
+        # only empty chunks and nothing to clear: the table as it is (as with no chunk at all)
+        return WriteResult(
+            name,
+            self._version_or_missing(layer, asset) if version is None else version,
+            rows,
+            start,
+            end,
+            transactions,
+        )
 
     # ----------------------------------------------------------------- reads
     def scan(self, layer: str, asset: str, version: int | None = None) -> pl.LazyFrame:

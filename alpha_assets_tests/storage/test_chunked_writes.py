@@ -66,6 +66,29 @@ def test_no_chunk_leaves_the_table_as_it_was(tmp_path):
     assert lake.read("raw", "t").height == 24
 
 
+def test_only_empty_chunks_keep_the_table_and_report_its_version(tmp_path):
+    """Chunks with no rows, on a table with no rows after the window's start: nothing written, the table's own
+    version reported (was None); on a table that does not exist yet, nothing is read or written (was a
+    FileNotFoundError from the clearing read)."""
+    lake = DeltaLake(tmp_path)
+    lake.write_window("raw", "t", _frame(D[:2], 1.0), D[0], D[1])
+    v = lake.version("raw", "t")
+    res = lake.write_chunks("raw", "t", iter([_frame([], 2.0)]), D[5], D[9])
+    assert (res.rows, res.transactions, res.version, lake.version("raw", "t")) == (0, 0, v, v)
+    res = lake.write_chunks("raw", "new", iter([_frame([], 2.0)]), D[5], D[9])
+    assert (res.rows, res.transactions, res.version, lake.exists("raw", "new")) == (0, 0, -1, False)
+
+
+def test_an_all_null_partition_column_is_refused_by_name(tmp_path):
+    from resources.lake import PartitionWindowError
+
+    lake = DeltaLake(tmp_path)
+    bad = _frame(D[:2], 1.0).with_columns(pl.lit(None, dtype=pl.Date).alias("trade_date"))
+    with pytest.raises(PartitionWindowError, match="null trade_date values"):
+        lake.write_window("raw", "t", bad, D[0], D[1])
+    assert not lake.exists("raw", "t")
+
+
 @pytest.mark.parametrize("shuffled", [False, True])
 def test_a_large_chunk_is_written_in_pieces_of_a_few_days(tmp_path, shuffled):
     # delta-rs holds a writer per daily partition open during a write: pieces of a few days bound that memory.
