@@ -220,7 +220,7 @@ def car_detector(
             },
             metrics,
             model_dir,
-            run_tags={"dagster/run_id": context.run_id},
+            run_tags={"dagster/run_id": context.run.run_id},
             version_tags={"fingerprint": fingerprint, "source": source, "weights_file": weights.name},
             alias=CHAMPION,
         )

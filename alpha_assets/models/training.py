@@ -259,7 +259,7 @@ def fusion_encoder(
                 "trained_through": split.validation_dates[-1].isoformat(),
                 "training_data_hash": training_data_hash(rows, feats),
             },
-            run_tags={"dagster/run_id": context.run_id},
+            run_tags={"dagster/run_id": context.run.run_id},
             alias=CHAMPION,
         )
     context.log.info(f"fusion encoder v{mv.version} for block {block}: {metrics}")
@@ -425,7 +425,7 @@ def alpha_models(
                         "trained_through": split.validation_dates[-1].isoformat(),
                         "training_data_hash": data_hash,
                     },
-                    run_tags={"dagster/run_id": context.run_id, CHAMPION_TAG: str(recipe == champion)},
+                    run_tags={"dagster/run_id": context.run.run_id, CHAMPION_TAG: str(recipe == champion)},
                     alias=alias,
                 )
             context.log.info(
