@@ -142,6 +142,17 @@ def block_key(d: date) -> str:
     return _quarter_start(d).isoformat()
 
 
+def window_overrun(setting: str, value: int, limit: int, read: str) -> str | None:
+    """The one-line reason a run config asks for more history than the partition mapping feeding the asset reads
+    (the asset would otherwise compute over a silently truncated window), or None when it fits."""
+    if value > limit:
+        return (
+            f"{setting}={value} needs more history than this asset reads: at most {limit} sessions ({read}); "
+            "lower it, or widen that partition mapping in partitions/__init__.py"
+        )
+    return None
+
+
 def window_dates(start: datetime, end: datetime) -> tuple[date, date]:
     """A Dagster time window [start, end) as inclusive dates."""
     return start.date(), (end - timedelta(days=1)).date()

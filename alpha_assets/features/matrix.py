@@ -47,7 +47,7 @@ from alpha_assets.lib.features.matrix import (
 )
 from alpha_assets.lib.features.price_features import LABEL_HORIZONS
 from alpha_assets.models.common import TRAIN_LABEL
-from partitions import trading_days, window_dates
+from partitions import trading_days, window_dates, window_overrun
 from partitions.calendar import sessions_between, shift_sessions
 from resources.lake_resource import DeltaLakeResource
 
@@ -184,6 +184,14 @@ def feature_matrix(
 ):
     """One row per ticker-day: normalised price and alt features, alt changes and z-scores against each name's own
     history, ``<source>__missing`` indicators, neutral fill."""
+    # alt_history (the alt values read before the window) is built from the default history_sessions
+    if why := window_overrun(
+        "history_sessions",
+        matrix_lookback_sessions(MatrixConfig(history_sessions=config.history_sessions)),
+        matrix_lookback_sessions(),
+        "features/alt_features, features.matrix.alt_history",
+    ):
+        raise Failure(why)
     start, end = window_dates(*context.partition_time_window)
     alt_features = alt_window(lake_store.lake, start, end)
     if alt_features.height == 0:

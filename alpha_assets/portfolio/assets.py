@@ -36,7 +36,7 @@ from alpha_assets.keys import (
 from alpha_assets.lib.portfolio import InfeasibleLimitsError, PortfolioLimits, check_limits, invested_share
 from alpha_assets.lib.portfolio.daily import COV_WINDOW, WEIGHT_SCHEMA, day_target_weights
 from alpha_assets.metadata import plot_metadata, run_partition
-from partitions import feature_lookback, model_days, window_dates
+from partitions import FEATURE_LOOKBACK_SESSIONS, feature_lookback, model_days, window_dates, window_overrun
 from partitions.calendar import sessions_between
 from resources.lake_resource import DeltaLakeResource
 from resources.outbox import OutboxResource
@@ -230,6 +230,14 @@ def target_weights(
 
     The audit table records, for each day, the Delta versions of every input, the signal/model version and the
     code version, so the day's weights can be rebuilt exactly (``rebuild_weights``)."""
+    # cov_window returns need cov_window + 1 closes; feature_lookback reads FEATURE_LOOKBACK_SESSIONS + 1 sessions
+    if why := window_overrun(
+        "cov_window",
+        config.cov_window,
+        FEATURE_LOOKBACK_SESSIONS,
+        "returns of raw/prices, partitions.feature_lookback",
+    ):
+        raise Failure(why)
     start, end = window_dates(*context.partition_time_window)
     limits = config.limits()
     lake = lake_store.lake

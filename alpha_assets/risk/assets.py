@@ -10,6 +10,7 @@ from dagster import (
     AssetIn,
     BackfillPolicy,
     Config,
+    Failure,
     Output,
     asset,
 )
@@ -19,7 +20,7 @@ from alpha_assets.keys import PORTFOLIO_TARGET_WEIGHTS, RAW_PRICES, RISK_RISK_RE
 from alpha_assets.lib.backtest.costs import CostModel
 from alpha_assets.lib.risk import RiskLimits
 from alpha_assets.lib.risk_state import REPORT_SCHEMA, RiskState, advance, book_returns, day_trades
-from partitions import feature_lookback, model_days, window_dates
+from partitions import FEATURE_LOOKBACK_SESSIONS, feature_lookback, model_days, window_dates, window_overrun
 from partitions.calendar import sessions_between, shift_sessions
 from resources.lake_resource import DeltaLakeResource
 
@@ -65,6 +66,15 @@ def risk_report(
     the fund's NAV net of trading costs and financing from its running peak, and the drawdown control: beyond the
     threshold, tomorrow's gross exposure is cut by ``reduce_factor`` until a new high. State is read from the
     previous day's row, so a day costs one day."""
+    # book returns of the window's first day reach back FEATURE_LOOKBACK_SESSIONS (weights and prices come through
+    # feature_lookback)
+    if why := window_overrun(
+        "var_window",
+        config.var_window,
+        FEATURE_LOOKBACK_SESSIONS,
+        "weights and prices, partitions.feature_lookback",
+    ):
+        raise Failure(why)
     start, end = window_dates(*context.partition_time_window)
     limits = RiskLimits(
         level=config.level,
