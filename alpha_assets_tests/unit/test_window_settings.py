@@ -20,11 +20,12 @@ def test_the_rule_names_the_setting_the_value_and_the_limit():
 
 
 @pytest.mark.parametrize(
-    ("module", "asset", "config", "inputs", "setting"),
+    ("module", "asset", "config_class", "config", "inputs", "setting"),
     [
         (
             "alpha_assets.portfolio.assets",
             "target_weights",
+            "PortfolioConfig",
             {"cov_window": FEATURE_LOOKBACK_SESSIONS + 1},
             ("prices", "universe"),
             f"cov_window={FEATURE_LOOKBACK_SESSIONS + 1}",
@@ -32,6 +33,7 @@ def test_the_rule_names_the_setting_the_value_and_the_limit():
         (
             "alpha_assets.risk.assets",
             "risk_report",
+            "RiskConfig",
             {"var_window": 250},
             ("weights", "prices"),
             "var_window=250",
@@ -39,21 +41,21 @@ def test_the_rule_names_the_setting_the_value_and_the_limit():
         (
             "alpha_assets.features.matrix",
             "feature_matrix",
+            "FeatureMatrixConfig",
             {"history_sessions": 250},
             ("price_features",),
             "history_sessions=250",
         ),
     ],
 )
-def test_a_window_above_its_mapping_fails_before_reading(tmp_path, module, asset, config, inputs, setting):
+def test_a_window_above_its_mapping_fails_before_reading(
+    tmp_path, module, asset, config_class, config, inputs, setting
+):
     import importlib
 
     mod = importlib.import_module(module)
     fn = getattr(mod, asset)
-    # the asset's own Config class, built with the oversize setting
-    cfg = next(t for t in vars(mod).values() if isinstance(t, type) and t.__name__ == _config_name(asset))(
-        **config
-    )
+    cfg = getattr(mod, config_class)(**config)  # the asset's own Config, with the oversize setting
     ctx = build_asset_context(partition_key="2025-06-02")
     with pytest.raises(Failure, match=setting) as e:
         out = fn(
@@ -66,11 +68,3 @@ def test_a_window_above_its_mapping_fails_before_reading(tmp_path, module, asset
             list(out)  # a generator asset runs when iterated
     assert "\n" not in e.value.description
     assert not any(tmp_path.iterdir())  # nothing read or written
-
-
-def _config_name(asset: str) -> str:
-    return {
-        "target_weights": "PortfolioConfig",
-        "risk_report": "RiskConfig",
-        "feature_matrix": "FeatureMatrixConfig",
-    }[asset]
