@@ -344,6 +344,7 @@ def call_sentiment(
         end,
     )
     quarantined = intake.quarantined
+    intake.add_partition_fingerprints(context, RAW_CALL_SENTIMENT)
     metadata = _document_metadata(df, new_rows, files, seconds, model_name, intake, "transcripts")
     yield Output(df, metadata=metadata)
     passed, meta = _values_check(df, CALL_BOUNDS)
@@ -442,6 +443,7 @@ def filing_features(
         end,
     )
     quarantined = intake.quarantined
+    intake.add_partition_fingerprints(context, RAW_FILING_FEATURES)
     metadata = {
         **_document_metadata(df, new_rows, files, seconds, model_name, intake, "filings"),
         "with_previous_filing": df.filter(pl.col("document_similarity").is_not_null()).height,

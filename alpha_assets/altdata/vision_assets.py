@@ -440,10 +440,11 @@ def parking_lot_counts(
     )
     images = images.sort("trade_date", "store_id")
     meta["rows_kept_from_earlier_deliveries"] = n_kept
-    fingerprints = intake.metadata()
+    intake_meta = intake.metadata()
+    intake.add_partition_fingerprints(context, RAW_PARKING_LOT_IMAGES, RAW_PARKING_LOT_COUNTS)
     counts_df = aggregate_parking(images)
     yield Output(
-        images, output_name="parking_lot_images", metadata={"rows": images.height, **meta, **fingerprints}
+        images, output_name="parking_lot_images", metadata={"rows": images.height, **meta, **intake_meta}
     )
     yield Output(
         counts_df,
@@ -451,7 +452,7 @@ def parking_lot_counts(
         metadata={
             "rows": counts_df.height,
             "images": images.height,
-            **fingerprints,
+            **intake_meta,
             **meta,
         },
     )
@@ -635,13 +636,14 @@ def oil_tank_levels(
         covered,
     )
     tanks_df = tanks_df.sort("trade_date", "farm_id", "tank")
-    fingerprints = intake.metadata()
+    intake_meta = intake.metadata()
+    intake.add_partition_fingerprints(context, RAW_OIL_TANKS, RAW_OIL_TANK_LEVELS)
     levels = aggregate_tanks(tanks_df)
     n_images = len(good) - len(failed)
     yield Output(
         tanks_df,
         output_name="oil_tanks",
-        metadata={"rows": tanks_df.height, "images": n_images, **fingerprints},
+        metadata={"rows": tanks_df.height, "images": n_images, **intake_meta},
     )
     yield Output(
         levels,
@@ -649,7 +651,7 @@ def oil_tank_levels(
         metadata={
             "rows": levels.height,
             "images": n_images,
-            **fingerprints,
+            **intake_meta,
             "rows_kept_from_earlier_deliveries": n_kept,
             "images_per_second": round(n_images / secs, 2) if secs > 0 and n_images else 0.0,
         },

@@ -54,7 +54,7 @@ from dagster import (
     sensor,
 )
 
-from alpha_assets.intake import keep_table_rows
+from alpha_assets.intake import add_source_fingerprints, keep_table_rows
 from alpha_assets.keys import RAW_WEB_PRODUCTS, RAW_WEB_SIGNALS
 from alpha_assets.lib.altdata import point_in_time as pit
 from alpha_assets.lib.altdata.web import (
@@ -467,10 +467,14 @@ def web_products(
         "refreshed": not not_refreshed and not failed,
         "days_not_refreshed": MetadataValue.json(not_refreshed),
         "days_not_published": len(crawl.days_not_published),
-        "source_fingerprints": MetadataValue.json(
-            {r.url: r.sha256 for _, _, r in crawl.pages if r.ok and r.sha256 and r.url in parsed_urls}
-        ),
     }
+    # each partition's event: the pages of its own date (the window's whole map on every day's event was O(days^2))
+    add_source_fingerprints(
+        context,
+        [RAW_WEB_PRODUCTS, RAW_WEB_SIGNALS],
+        {r.url: r.sha256 for _, _, r in crawl.pages if r.ok and r.sha256 and r.url in parsed_urls},
+        {r.url: d.isoformat() for d, _, r in crawl.pages}.get,
+    )
     yield Output(
         products,
         output_name="web_products",

@@ -118,6 +118,7 @@ def universe(context: AssetExecutionContext, landing: VendorLanding, lake_store:
         "trade_date": pl.Date,
     }
     df = pl.concat(frames).cast(schema) if frames else pl.DataFrame(schema=schema)
+    intake.add_partition_fingerprints(context, RAW_UNIVERSE)
     df = df.select("trade_date", *[c for c in schema if c != "trade_date"])
     yield Output(
         df,
@@ -322,6 +323,7 @@ def prices(
                 "contradicted_rows": MetadataValue.json(contradicted.head(20).to_dicts()),
             },
         )
+    intake.add_partition_fingerprints(context, RAW_PRICES, RAW_PRICE_RECONCILIATION)
     yield Output(
         df,
         output_name="prices",
@@ -341,7 +343,6 @@ def prices(
         output_name="price_reconciliation",
         metadata={
             "disagreements": recon.height,
-            "source_fingerprints": intake.metadata()["source_fingerprints"],
         },
     )
     yield AssetCheckResult(
