@@ -103,6 +103,10 @@ class Contract:
             uncast[col.name] = [f.row for f in fails if f.row is not None]
             if ok:
                 usable.add(col.name)
+        if not failures and not self._any_problem(df, usable, universe, file_date):
+            return [], df.drop(
+                "__row"
+            )  # a clean file (nearly every delivery): one pass, no per-check filters
         for col in self.columns:
             if col.name in usable:
                 failures += _column_failures(file, df.filter(~pl.col("__row").is_in(uncast[col.name])), col)
@@ -132,6 +136,47 @@ class Contract:
                 file, other, self.date, f"dated otherwise than the file name says ({file_date})"
             )
         return failures, df.drop("__row")
+
+    def _any_problem(
+        self,
+        df: pl.DataFrame,
+        usable: set[str],
+        universe: Iterable[str] | None,
+        file_date: datetime.date | None,
+    ) -> bool:
+        """Whether any check below ``_cast`` could fail on ``df`` (cast, with no cast failure): every condition of
+        ``_column_failures``, the key, the rules, the universe and the date, evaluated in one pass. When it is
+        false the detailed checks find nothing; when it is true they name every failing row."""
+        checks: list[pl.Expr] = []
+        for col in self.columns:
+            if col.name not in usable:
+                continue
+            c = pl.col(col.name)
+            if not col.nullable:
+                checks.append(c.is_null())
+            if col.kind == "number":
+                if col.finite:
+                    checks.append(c.is_nan() | c.is_infinite())
+                for bound, bad in ((col.gt, c.__le__), (col.ge, c.__lt__), (col.le, c.__gt__)):
+                    if bound is not None:
+                        checks.append(bad(bound))
+            if col.kind == "text" and col.pattern:
+                checks.append(~c.str.contains(col.pattern))
+        if self.unique and all(c in usable for c in self.unique):
+            key = pl.struct(list(self.unique))
+            checks.append(
+                ~key.is_first_distinct() & pl.all_horizontal([pl.col(c).is_not_null() for c in self.unique])
+            )
+        checks += [rule.bad() for rule in self.rules if _rule_columns(rule) <= usable]
+        if universe is not None and self.ticker in usable:
+            ticker = pl.col(self.ticker)
+            checks.append(ticker.str.contains(TICKER_PATTERN) & ~ticker.is_in(sorted(set(universe))))
+        if file_date is not None and self.date in usable:
+            checks.append(pl.col(self.date) != file_date)
+        if not checks:
+            return False
+        hits = df.select([e.fill_null(False).any().alias(f"c{i}") for i, e in enumerate(checks)])
+        return any(hits.row(0))
 
 
 def _rule_columns(rule: RowRule) -> set[str]:
