@@ -174,7 +174,11 @@ def cmd_world_generate(args) -> int:
 
     configure_partitions_start(out, date.fromisoformat(meta["start"]))
     t_files = time.perf_counter()
-    alt = write_alt_data(world, out) if getattr(args, "alt_data", True) else None
+    alt = (
+        write_alt_data(world, out, after_detector_set=getattr(args, "after_detector_set", None))
+        if getattr(args, "alt_data", True)
+        else None
+    )
     print(
         f"world: {cfg.tickers} names x {cfg.days} sessions ({meta['start']}..{meta['end']}), seed {cfg.seed}, "
         f"signal strength {cfg.signal_strength} -> {out}/landing  ({time.perf_counter() - t0:.1f}s)"
@@ -1110,63 +1114,99 @@ def demo_lanes(job) -> tuple[list[str], list[str], list[str]]:
     return names(imagery), names(rest), names(after)
 
 
-def _imagery_lane(home_root: str, log: str, out: str, select: list[str]) -> None:
-    """The demo's second process: train the car detector, then count the parking lots; output to ``log``, the
-    summary as JSON to ``out``."""
+def _imagery_lane(home_root: str, log: str, out: str, world_written) -> None:
+    """The demo's second process: train the car detector, then (once ``world_written`` is set: the parking images
+    are drawn by then) count the parking lots; output to ``log``, the summary as JSON to ``out``."""
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     import warnings
 
-    warnings.simplefilter(
-        "ignore"
-    )  # as `alpha` itself (cli.main): a library's warning is not the user's news
+    # as `alpha` itself (cli.main): a library's warning is not the user's news
+    warnings.simplefilter("ignore")
     os.environ["ALPHA_HOME"] = home_root
     home = AlphaHome.from_env()
     result: dict = {"detector": train_models(home)}
-    if result["detector"]["success"]:
-        res = materialize(home, job_name="daily_data", select=select, refresh_dependents=False)
+    import multiprocessing
+
+    parent = multiprocessing.parent_process()
+    while not world_written.wait(2.0):
+        if parent is not None and not parent.is_alive():
+            return  # the demo was killed: nothing to count for
+    if result["detector"]["success"] and (home.landing / "parking").is_dir():
+        from alpha_assets.definitions import build_definitions, local_resources
+
+        imagery = demo_lanes(build_definitions(local_resources(home)).resolve_job_def("daily_data"))[0]
+        res = materialize(home, job_name="daily_data", select=imagery, refresh_dependents=False)
         keep = ("success", "seconds", "failed_steps", "failure_reasons", "failed_checks", "run_ids")
         result["imagery"] = {k: res[k] for k in keep}
     sys.stdout.flush()
     Path(out).write_text(json.dumps(result, default=str))
 
 
-def data_layer_in_two_lanes(home: AlphaHome) -> dict:
-    """``daily_data`` for the demo on two cores: a second process trains the car detector and then counts the
-    parking lots while this one materializes everything that does not read them (prices, universe, tanks, texts,
-    web, labels, price features); then the assets that read both (alt features, the feature matrix). The same
-    assets and partitions as one ``daily_data`` run, in three runs on the instance; the detector's training (about
-    3 minutes) no longer waits in line."""
-    import multiprocessing
+class ImageryLane:
+    """The demo's second process (``_imagery_lane``): started as soon as the world has written the detector's
+    training set, it trains the car detector while the world's other files are drawn, and counts the parking
+    lots once ``world_written()`` has been called."""
 
+    def __init__(self, home: AlphaHome):
+        import multiprocessing
+
+        logs = home.root / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        self.log, self.out = logs / "demo_imagery_lane.log", logs / "demo_imagery_lane.json"
+        self.out.unlink(missing_ok=True)
+        ctx = multiprocessing.get_context("spawn")
+        self._written = ctx.Event()
+        self.process = ctx.Process(
+            target=_imagery_lane,
+            args=(str(home.root), str(self.log), str(self.out), self._written),
+            name="imagery-lane",
+        )
+
+    @property
+    def started(self) -> bool:
+        return self.process.pid is not None
+
+    def start(self) -> None:
+        print(
+            f"car detector training, then the parking lots: in a second process beside this one (log: {self.log})",
+            flush=True,
+        )
+        self.process.start()
+
+    def world_written(self) -> None:
+        self._written.set()
+
+    def stop(self) -> None:
+        self.world_written()
+        if self.started:
+            if self.process.is_alive():
+                self.process.terminate()
+            self.process.join()
+
+
+def data_layer_in_two_lanes(home: AlphaHome, lane: ImageryLane) -> dict:
+    """``daily_data`` for the demo on two cores: ``lane`` (a second process, training the car detector since the
+    world wrote its training set) counts the parking lots while this process materializes everything that does not
+    read them (prices, universe, tanks, texts, web, labels, price features); then the assets that read both (alt
+    features, the feature matrix). The same assets and partitions as one ``daily_data`` run, in three runs on the
+    instance; the detector's training (about 3 minutes of one core) no longer waits in line."""
     from alpha_assets.definitions import build_definitions, local_resources
 
     job = build_definitions(local_resources(home)).resolve_job_def("daily_data")
     imagery, rest, after = demo_lanes(job)
-    logs = home.root / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    log, out = logs / "demo_imagery_lane.log", logs / "demo_imagery_lane.json"
-    out.unlink(missing_ok=True)
-    print(
-        f"car detector, then {', '.join(imagery)}: in a second process beside this one (its log: {log})",
-        flush=True,
-    )
-    lane = multiprocessing.get_context("spawn").Process(
-        target=_imagery_lane, args=(str(home.root), str(log), str(out), imagery), name="imagery-lane"
-    )
-    lane.start()
+    lane.world_written()
     try:
         res = materialize(home, job_name="daily_data", select=rest, refresh_dependents=False)
     except BaseException:
-        lane.terminate()
-        lane.join()
+        lane.stop()
         raise
-    lane.join()
-    done = json.loads(out.read_text()) if out.exists() else {}
+    lane.process.join()
+    done = json.loads(lane.out.read_text()) if lane.out.exists() else {}
     det, img = done.get("detector", {}), done.get("imagery")
     if not det.get("success"):
-        print(f"car detector FAILED (exit code {lane.exitcode}; see {log})")
+        print(f"car detector FAILED (exit code {lane.process.exitcode}; see {lane.log})")
         return {**res, "success": False}
     err = det.get("val_count_mae_pct")
     print(
@@ -1176,7 +1216,7 @@ def data_layer_in_two_lanes(home: AlphaHome) -> dict:
     )
     if not img or not img["success"]:
         why = "; ".join(f"{s}: {r}" for s, r in (img or {}).get("failure_reasons", {}).items())
-        print(f"parking lots FAILED ({why or f'exit code {lane.exitcode}'}; see {log})")
+        print(f"parking lots FAILED ({why or f'exit code {lane.process.exitcode}'}; see {lane.log})")
         return {**res, "success": False}
     print(f"  {', '.join(imagery)}: run {img['run_ids'][0][:8]} succeeded in {img['seconds']:.0f}s")
     if not res["success"]:
@@ -1242,21 +1282,24 @@ def cmd_demo(args) -> int:
         alt_data=True,
         regime_break=getattr(args, "regime_break", None),
         regime_mode=getattr(args, "regime_mode", "flip"),
+        after_detector_set=(lane := ImageryLane(home)).start,
     )
-    cmd_world_generate(gen)
-    t = stage("world", t0)
-    server = serve_vendor_site(home)
-    ok = True
+    server = None
+    ok = False
     try:
-        if any((home.landing / "detector_training").glob("images/*/*.png")):
-            res = data_layer_in_two_lanes(home)
-            ok &= res["success"]
+        cmd_world_generate(gen)
+        t = stage("world", t0)
+        server = serve_vendor_site(home)
+        if lane.started:
+            res = data_layer_in_two_lanes(home, lane)
             t = stage("car detector, vendor data and features", t)
         else:
             res = materialize(home, job_name="daily_data")
-            ok &= res["success"]
             t = stage("vendor data and features", t)
+        ok = res["success"]
     finally:
+        if not ok:  # never leave the second process behind (a failed world, a failed run, Ctrl-C)
+            lane.stop()
         if server is not None:
             server.stop()
     if not ok:

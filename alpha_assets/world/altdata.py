@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
@@ -156,9 +157,16 @@ def _image_deliveries(frame: pl.DataFrame, source: str) -> pl.DataFrame:
     )
 
 
-def write_alt_data(world: World, home: Path, cfg: AltDataConfig | None = None) -> dict:
+def write_alt_data(
+    world: World,
+    home: Path,
+    cfg: AltDataConfig | None = None,
+    after_detector_set: Callable[[], None] | None = None,
+) -> dict:
     """Write every alt-data vendor's files for ``world`` under ``home`` and the oracle under its ground truth;
-    returns what was written, with the seconds each stage took."""
+    returns what was written, with the seconds each stage took. The detector's labelled training set is written
+    first (it depends on the seed alone) and ``after_detector_set`` is called then: the demo starts training the
+    car detector on it while the rest is drawn."""
     cfg = cfg or AltDataConfig()
     home = Path(home)
     landing, truth = home / "landing", home / "ground_truth"
@@ -180,6 +188,18 @@ def write_alt_data(world: World, home: Path, cfg: AltDataConfig | None = None) -
     farms.write_parquet(truth / "farms.parquet")
     drivers = world.drivers
     deliveries = [pl.DataFrame(schema=DELIVERY_SCHEMA)]
+
+    if cfg.detector_images:
+        generate_detector_training_set(
+            landing / "detector_training",
+            cfg.detector_images,
+            seed,
+            size=cfg.image_size,
+            workers=cfg.render_workers,
+        )
+    lap("detector_training_set")
+    if cfg.detector_images and after_detector_set is not None:
+        after_detector_set()
 
     image_days = delivery_days(sessions, cfg.image_every, cfg.image_sessions)
     tank_days = delivery_days(sessions, cfg.tank_every, cfg.image_sessions)
@@ -207,15 +227,6 @@ def write_alt_data(world: World, home: Path, cfg: AltDataConfig | None = None) -
     )
     deliveries.append(_image_deliveries(tanks, "tanks"))
     lap("tank_images")
-    if cfg.detector_images:
-        generate_detector_training_set(
-            landing / "detector_training",
-            cfg.detector_images,
-            seed,
-            size=cfg.image_size,
-            workers=cfg.render_workers,
-        )
-    lap("detector_training_set")
 
     text_days = list(sessions[-cfg.text_sessions :]) if cfg.text_sessions else list(sessions)
     text_universe = world.universe.filter(pl.col("ticker").is_in(_covered(cov, "text")))

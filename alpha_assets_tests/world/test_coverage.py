@@ -181,3 +181,25 @@ def test_the_same_seed_writes_identical_vendor_files_and_truth_for_any_number_of
     )
     meta = json.loads((tmp_path / "a" / "ground_truth" / "world.json").read_text())
     assert meta["regime_break"] == "2024-01-25" and meta["regime_mode"] == "flip"
+
+
+def test_the_detector_set_comes_first_and_says_so(tmp_path) -> None:
+    """The demo starts training the car detector from ``after_detector_set``: the labelled set is complete then, and
+    the world's other images are drawn after it."""
+    seen: list[tuple[int, int]] = []
+    world = simulate_world(WorldConfig(tickers=10, start=START, days=30, seed=9))
+    write_world(world, tmp_path)
+    landing = tmp_path / "landing"
+
+    def started() -> None:
+        seen.append(
+            (
+                len(list((landing / "detector_training").rglob("*.png"))),
+                len(list((landing / "parking").rglob("*.png"))) if (landing / "parking").exists() else 0,
+            )
+        )
+
+    cfg = AltDataConfig(**{**SMALL.__dict__, "detector_images": 3})
+    write_alt_data(world, tmp_path, cfg, after_detector_set=started)
+    assert seen == [(3, 0)]
+    assert list((landing / "parking").rglob("*.png"))  # drawn afterwards
