@@ -38,6 +38,7 @@ from alpha_assets.keys import (
     MODELS_SHAP_VALUES,
     PORTFOLIO_TARGET_WEIGHTS,
 )
+from alpha_assets.lib.models.explain import TERM_SCHEMA
 from alpha_assets.metadata import plot_metadata, run_partition
 from alpha_assets.models.common import ModelBook, champion_by_day
 from partitions import model_days, window_dates
@@ -50,15 +51,7 @@ TRADED_TOLERANCE = 1e-6  # the terms of the traded score add up to it (float64 a
 EXPLAIN_SCHEMA = {
     "trade_date": pl.Date,
     "ticker": pl.String,
-    "term": pl.String,
-    "recipe": pl.String,
-    "model": pl.String,
-    "weight": pl.Float64,
-    "feature": pl.String,
-    "source": pl.String,
-    "value": pl.Float64,
-    "filled": pl.Boolean,
-    "shap_value": pl.Float64,
+    **{c: t for c, t in TERM_SCHEMA.items() if c != "contribution"},
     "base_value": pl.Float64,
     "prediction": pl.Float64,
     "contribution": pl.Float64,

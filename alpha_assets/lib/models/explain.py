@@ -410,6 +410,20 @@ def what_if(
 # feature's SHAP value in model units, carried into rank units. The re-ranking of each recipe's ensemble
 # (side_score - E) and each model's base rank are terms of their own.
 TERMS = ("carried", "model_base", "feature", "ensemble_rerank", "unattributed")
+# One term of a traded score's decomposition (models.shap_values adds the day, the name and the model's base value
+# and prediction: models.explanations.EXPLAIN_SCHEMA)
+TERM_SCHEMA = {
+    "term": pl.String,
+    "recipe": pl.String,
+    "model": pl.String,
+    "weight": pl.Float64,
+    "feature": pl.String,
+    "source": pl.String,
+    "value": pl.Float64,
+    "filled": pl.Boolean,
+    "shap_value": pl.Float64,
+    "contribution": pl.Float64,
+}
 SOURCE_NAMES = {
     "price": "prices",
     "parking": "satellite parking lots",
@@ -644,19 +658,7 @@ def traded_decomposition(
                 "contribution": scale * (side_score - ensemble),
             }
         )
-    schema = {
-        "term": pl.String,
-        "recipe": pl.String,
-        "model": pl.String,
-        "weight": pl.Float64,
-        "feature": pl.String,
-        "source": pl.String,
-        "value": pl.Float64,
-        "filled": pl.Boolean,
-        "shap_value": pl.Float64,
-        "contribution": pl.Float64,
-    }
-    out = pl.DataFrame(rows, schema=schema)
+    out = pl.DataFrame(rows, schema=TERM_SCHEMA)
     gap = float(out["contribution"].sum()) - alpha
     if abs(gap) > 1e-6:
         raise ValueError(
