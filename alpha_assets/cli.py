@@ -18,6 +18,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 from alpha_assets.home import AlphaHome
+from alpha_assets.lib.settings import SESSIONS_PER_YEAR
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -1082,7 +1083,7 @@ def run_job(home: AlphaHome, job_name: str, instance=None, quiet: bool = False) 
 
 # A quarterly block needs a training year + the purge before it, and the first full quarter after that may start up
 # to a quarter later: below this the demo would have no out-of-sample book to show.
-MIN_DEMO_SESSIONS = 252 + 5 + 63 + 20
+MIN_DEMO_SESSIONS = SESSIONS_PER_YEAR + 5 + 63 + 20
 
 
 def demo_lanes(job) -> tuple[list[str], list[str], list[str]]:
@@ -1490,6 +1491,7 @@ def _block_first_session(block: str) -> date:
 def model_summary(home: AlphaHome) -> None:
     """Out-of-sample IC (t-stat) of the ensemble and each model against the oracle IC, and the book's net Sharpe."""
 
+    from alpha_assets.lib.backtest.validation import sharpe_ratio
     from resources.lake import DeltaLake
 
     lake = DeltaLake(home.lake)
@@ -1517,7 +1519,9 @@ def model_summary(home: AlphaHome) -> None:
         pnl = lake.read("reports", "backtest_pnl").sort("trade_date")
         gross = (pnl["gross_pnl"] / pnl["equity"].shift(1)).drop_nulls().drop_nans()
         gross_sharpe = (
-            float(gross.mean() / gross.std() * 252**0.5) if gross.len() > 2 and gross.std() else float("nan")
+            sharpe_ratio(gross.to_numpy(), periods_per_year=SESSIONS_PER_YEAR)
+            if gross.len() > 2
+            else float("nan")
         )
         costs = s.get("total_costs", {}).get("all", float("nan")) / s.get("start_equity", float("nan"))
         print(

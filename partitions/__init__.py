@@ -19,6 +19,7 @@ from dagster import (
     TimeWindowPartitionsDefinition,
 )
 
+from alpha_assets.lib.settings import SESSIONS_PER_YEAR
 from partitions.calendar import CALENDAR_END, holidays_between, sessions_between, sessions_from
 
 DEFAULT_START = "2015-01-02"
@@ -83,7 +84,7 @@ def _next_quarter(q: date) -> date:
 # TRAIN_SESSIONS sessions ending PURGE_SESSIONS before its quarter, and a block trains when the lake holds at least
 # MIN_HISTORY_SHARE of them (a lake that starts a few sessions short of a full year still trains; one that starts a
 # quarter short does not).
-TRAIN_SESSIONS = 252
+TRAIN_SESSIONS = SESSIONS_PER_YEAR  # a training year
 MAX_TRAIN_SESSIONS = 756  # the window expands up to 3 years of the lake's history (models.training)
 PURGE_SESSIONS = 5
 MIN_HISTORY_SHARE = 0.9

@@ -23,6 +23,8 @@ from functools import cache
 
 import polars as pl
 
+from alpha_assets.lib.backtest.validation import sharpe_ratio
+from alpha_assets.lib.settings import SESSIONS_PER_YEAR
 from alpha_assets.serving.reader import EmptyStore, NoBook, ServingReader
 
 PAGES = [
@@ -267,8 +269,12 @@ def fund(reader: ServingReader) -> str:
     perf = _frame(rows)
     last = perf.row(-1, named=True)
     cum_ret = last["nav"] / (perf["nav"][0] - perf["net_pnl"][0]) - 1
-    vol = perf["net_return"].std() * 252**0.5 if perf.height > 2 else None
-    sharpe = perf["net_return"].mean() / perf["net_return"].std() * 252**0.5 if perf.height > 2 else None
+    vol = perf["net_return"].std() * SESSIONS_PER_YEAR**0.5 if perf.height > 2 else None
+    sharpe = (
+        sharpe_ratio(perf["net_return"].to_numpy(), periods_per_year=SESSIONS_PER_YEAR)
+        if perf.height > 2
+        else None
+    )
     out = [
         f"<h1>Fund</h1><p class=sub>{perf['trade_date'][0]} to {end} · {perf.height} sessions</p>",
         _kpis(

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from alpha_assets.lib.settings import SESSIONS_PER_YEAR
+
 BPS = 1e-4
 
 
@@ -45,7 +47,7 @@ class CostModel:
     borrow_rate_annual: float = 0.005
     margin_rate_annual: float = 0.0
     cash_rate_annual: float = 0.0
-    days_per_year: int = 252
+    days_per_year: int = SESSIONS_PER_YEAR
     vol_window: int = 20
     adv_window: int = 20
     default_sigma: float = 0.02

@@ -13,11 +13,12 @@ import numpy as np
 import polars as pl
 
 from alpha_assets.lib.backtest.validation import probabilistic_sharpe_ratio, return_moments, sharpe_ratio
+from alpha_assets.lib.settings import SESSIONS_PER_YEAR
 
 COST_KINDS = ("impact_cost", "slippage_cost", "commission", "fee", "financing")
 
 
-def summary_stats(pnl: pl.DataFrame, periods_per_year: int = 252) -> dict:
+def summary_stats(pnl: pl.DataFrame, periods_per_year: int = SESSIONS_PER_YEAR) -> dict:
     """CAGR, annualised vol and Sharpe, max drawdown, turnover, costs by kind and PSR (vs 0) of a daily pnl."""
     pnl = pnl.sort("trade_date")
     returns = pnl["return"].to_numpy()

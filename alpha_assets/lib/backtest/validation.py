@@ -21,6 +21,8 @@ from typing import cast
 import numpy as np
 import polars as pl
 
+from alpha_assets.lib.settings import SESSIONS_PER_YEAR
+
 EULER_MASCHERONI = 0.5772156649015329
 _STANDARD_NORMAL = NormalDist()
 
@@ -254,7 +256,7 @@ class WalkForwardWindow:
 
 def walk_forward_windows(
     sessions: Sequence[date],
-    train_days: int = 252,
+    train_days: int = SESSIONS_PER_YEAR,
     test_days: int = 63,
     purge_days: int = 5,
     expanding: bool = False,
@@ -290,7 +292,7 @@ def walk_forward_evaluate(
     prediction_col: str = "prediction",
     realised_col: str = "realised_return",
     quantile: float = 0.2,
-    periods_per_year: int = 252,
+    periods_per_year: int = SESSIONS_PER_YEAR,
 ) -> dict:
     """Score out-of-sample predictions fold by fold; refuse any in-sample row.
 

@@ -30,6 +30,7 @@ import polars as pl
 from alpha_assets.lib.models.ensemble import BASELINE, combine, gated_weights_for_day
 from alpha_assets.lib.models.metrics import cross_sectional_rank, daily_ic, ic_summary
 from alpha_assets.lib.models.walk_forward import BlockSplit, WalkForwardConfig, block_split
+from alpha_assets.lib.settings import SESSIONS_PER_YEAR
 
 
 def quarter_start(d: date) -> date:
@@ -298,7 +299,7 @@ def book_stats(weights: pl.DataFrame, bars: pl.DataFrame, costs=None) -> dict:
 
     def sharpe(r):
         return (
-            float(r.mean() / r.std(ddof=1) * math.sqrt(252))
+            float(r.mean() / r.std(ddof=1) * math.sqrt(SESSIONS_PER_YEAR))
             if len(r) > 2 and r.std(ddof=1) > 0
             else float("nan")
         )
@@ -309,7 +310,7 @@ def book_stats(weights: pl.DataFrame, bars: pl.DataFrame, costs=None) -> dict:
         "net_sharpe": sharpe(net),
         "gross_sharpe": sharpe(gross),
         "turnover": float(cast(float, pnl["turnover"].mean())),
-        "costs_nav_year": float(cast(float, (pnl["total_cost"] / prev).mean()) * 252),
+        "costs_nav_year": float(cast(float, (pnl["total_cost"] / prev).mean()) * SESSIONS_PER_YEAR),
         "costs_share_gross": total_cost / gross_pnl if gross_pnl > 0 else float("nan"),
     }
 

@@ -23,10 +23,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
+from alpha_assets.lib.settings import SESSIONS_PER_YEAR
+
 
 @dataclass(frozen=True)
 class WalkForwardConfig:
-    train_sessions: int = 252
+    train_sessions: int = SESSIONS_PER_YEAR
     purge_sessions: int = 5  # >= label horizon
     embargo_sessions: int = 5
     label_horizon: int = 5

@@ -30,12 +30,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from alpha_assets.lib.models.promotion import newey_west_se
+from alpha_assets.lib.settings import SESSIONS_PER_YEAR
 
 
 @dataclass(frozen=True)
 class HealthRule:
     live_sessions: int = 30  # the live window: the last sessions of known next-day IC
-    reference_sessions: int = 252  # at most this many out-of-sample sessions before the window
+    reference_sessions: int = SESSIONS_PER_YEAR  # at most this many out-of-sample sessions before the window
     min_live_sessions: int = 20  # fewer live ICs: no verdict ("ok")
     min_reference_sessions: int = 30  # fewer reference ICs: no verdict ("ok")
     warn_alpha: float = 0.05  # one-sided
