@@ -76,7 +76,7 @@ EVENT_BATCH_SIZE = "1000"  # events of one step's output per batch (a range run:
 def _install_batch_writes() -> None:
     import os
 
-    from dagster._core.events import DagsterEventType
+    from dagster import DagsterEventType
     from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
     from dagster._core.storage.sqlalchemy_compat import db_result
 
