@@ -1135,9 +1135,10 @@ def _imagery_lane(home_root: str, log: str, out: str, world_written) -> None:
         if parent is not None and not parent.is_alive():
             return  # the demo was killed: nothing to count for
     if result["detector"]["success"] and (home.landing / "parking").is_dir():
-        from alpha_assets.definitions import build_definitions, local_resources
+        from alpha_assets.keys import RAW_PARKING_LOT_COUNTS
 
-        imagery = demo_lanes(build_definitions(local_resources(home)).resolve_job_def("daily_data"))[0]
+        # the same selection as demo_lanes' imagery: materialize adds the multi-asset's parking_lot_images
+        imagery = [RAW_PARKING_LOT_COUNTS.to_user_string()]
         res = materialize(home, job_name="daily_data", select=imagery, refresh_dependents=False)
         keep = ("success", "seconds", "failed_steps", "failure_reasons", "failed_checks", "run_ids")
         result["imagery"] = {k: res[k] for k in keep}

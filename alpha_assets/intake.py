@@ -10,9 +10,10 @@ or device named like a delivery is refused with a reason, never opened.
 
 Which names are deliveries is decided once, in ``alpha_assets.lib.ingestion.deliveries`` (``RULES``); which rows
 survive a re-run is ``keep_earlier_rows`` there. This module is the I/O around them: the landing zone, the lake
-and the run's log. Each asset reports ``metadata()``: the files quarantined in the run and ``source_fingerprints``
-(``"<prefix>/<name>" -> content fingerprint``, the value ``VendorLanding.list_files`` reports for the file), which
-the landing sensors compare with what they list to skip content already materialized.
+and the run's log. Each asset reports ``metadata()`` (the files quarantined in the run) and, on each partition's own
+event, ``source_fingerprints`` (``add_partition_fingerprints``: ``"<prefix>/<name>" -> content fingerprint`` of the
+files delivered for that day, the value ``VendorLanding.list_files`` reports), which the landing sensors compare
+with what they list to skip content already materialized.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from dagster import (
     sensor,
 )
 
-from alpha_assets.intake import not_a_file
+from alpha_assets.intake import SOURCE_FINGERPRINTS, not_a_file
 from alpha_assets.keys import (
     RAW_CALL_SENTIMENT,
     RAW_FILING_FEATURES,
@@ -46,7 +46,6 @@ from alpha_assets.lib.ingestion.deliveries import Delivery, Rejection, classify,
 from partitions import trading_days
 from resources.landing import LandedFile, VendorLanding
 
-SOURCE_FINGERPRINTS = "source_fingerprints"  # the vendor assets' metadata entry (alpha_assets.intake)
 # partition keys -> {"<prefix>/<name>": fingerprint} the partition was last materialized from
 MaterializedSources = Callable[[list[str]], dict[str, dict[str, str]]]
 

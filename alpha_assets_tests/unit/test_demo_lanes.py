@@ -19,6 +19,10 @@ def test_the_demo_lanes_cover_the_data_job_once_and_in_dependency_order(tmp_path
     in_job = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
     imagery, rest, after = demo_lanes(job)
     assert imagery == ["raw/parking_lot_counts", "raw/parking_lot_images"]
+    # the second process selects the counts alone (it builds no Definitions): the selection adds the images
+    from alpha_assets.cli import resolve_selection
+
+    assert sorted(k.to_user_string() for k in resolve_selection(job, ["raw/parking_lot_counts"])) == imagery
     assert {"features/alt_features", "features/feature_matrix"} <= set(after)
     assert {"raw/prices", "raw/oil_tank_levels", "raw/call_sentiment", "features/labels"} <= set(rest)
     assert sorted(imagery + rest + after) == sorted(in_job)  # each asset in exactly one group

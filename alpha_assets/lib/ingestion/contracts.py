@@ -103,10 +103,9 @@ class Contract:
             uncast[col.name] = [f.row for f in fails if f.row is not None]
             if ok:
                 usable.add(col.name)
+        # a clean file (nearly every delivery): one pass, no per-check filters
         if not failures and not self._any_problem(df, usable, universe, file_date):
-            return [], df.drop(
-                "__row"
-            )  # a clean file (nearly every delivery): one pass, no per-check filters
+            return [], df.drop("__row")
         for col in self.columns:
             if col.name in usable:
                 failures += _column_failures(file, df.filter(~pl.col("__row").is_in(uncast[col.name])), col)

@@ -27,6 +27,7 @@ from typing import cast
 import numpy as np
 import polars as pl
 
+from alpha_assets.lib.backtest.validation import sharpe_ratio
 from alpha_assets.lib.models.ensemble import BASELINE, combine, gated_weights_for_day
 from alpha_assets.lib.models.metrics import cross_sectional_rank, daily_ic, ic_summary
 from alpha_assets.lib.models.walk_forward import BlockSplit, WalkForwardConfig, block_split
@@ -298,11 +299,7 @@ def book_stats(weights: pl.DataFrame, bars: pl.DataFrame, costs=None) -> dict:
     gross = (pnl["gross_pnl"] / prev).to_numpy()
 
     def sharpe(r):
-        return (
-            float(r.mean() / r.std(ddof=1) * math.sqrt(SESSIONS_PER_YEAR))
-            if len(r) > 2 and r.std(ddof=1) > 0
-            else float("nan")
-        )
+        return sharpe_ratio(r, periods_per_year=SESSIONS_PER_YEAR) if len(r) > 2 else float("nan")
 
     total_cost = float(pnl["total_cost"].sum())
     gross_pnl = float(pnl["gross_pnl"].sum())
