@@ -81,8 +81,29 @@ class DeltaIOManager(ConfigurableIOManager):
         layer, asset = self._table(key)
         if not self.lake.exists(layer, asset):
             raise FileNotFoundError(f"Delta table {layer}.{asset} does not exist yet: materialize it first")
+        start = end = None
         if context.has_asset_partitions:
             tw = context.asset_partitions_time_window
             start, end = window_dates(tw.start, tw.end)
-            return self.lake.read(layer, asset, start, end)
-        return self.lake.read(layer, asset)
+        df, version = self.lake.read_pinned(layer, asset, start, end)
+        _remember_input_version(context, f"{layer}.{asset}", version)
+        return df
+
+
+# The Delta version each input of a running step was read at, by (run id, op name). The IO manager reads an
+# asset's inputs before its body runs; an asset that records its inputs' versions (the weights audit) takes them
+# from here (``input_versions``) rather than asking the lake afterwards, when another run may have committed a
+# newer version. Loading and computing a step happen in one process under every executor used here.
+_INPUT_VERSIONS: dict[tuple[str, str], dict[str, int]] = {}
+
+
+def _remember_input_version(context: InputContext, table: str, version: int) -> None:
+    # (not add_input_metadata: it makes an asset observation for one partition, and a range run's input has many)
+    _INPUT_VERSIONS.setdefault((context.step_context.run_id, context.op_def.name), {})[table] = version
+    context.log.debug(f"read {table} at Delta version {version}")
+
+
+def input_versions(run_id: str, op_name: str) -> dict[str, int]:
+    """``layer.asset`` -> the Delta version each IO-manager input of this run's op was read at (forgotten once
+    asked). An asset calls it with ``context.run.run_id, context.op_def.name``."""
+    return _INPUT_VERSIONS.pop((run_id, op_name), {})

@@ -10,7 +10,9 @@ table's is refused before anything is written. Pure Python (no dagster): the IO 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -53,6 +55,44 @@ class WindowChunks:
     # Output metadata known only once every frame has been produced (counts over the chunks): the IO manager adds
     # it after the last write.
     metadata: Callable[[], dict] | None = None
+
+
+@dataclass(frozen=True)
+class TableRead:
+    """One read of a Delta table: ``layer.asset`` and the version it was read at."""
+
+    table: str
+    version: int
+
+
+# Open read ledgers (``recording_reads``). A plain list under a lock, not a context variable: the model layer reads
+# from worker threads, which do not inherit a context variable.
+_LEDGERS: list[list[TableRead]] = []
+_LEDGERS_LOCK = threading.Lock()
+
+
+@contextmanager
+def recording_reads() -> Iterator[list[TableRead]]:
+    """Every Delta table read (``DeltaLake.scan``/``read``, in any thread of this process) while the block runs,
+    with the version read: the list fills as the block reads. Used to compare what a step read with the parents the
+    graph declares (``alpha_assets_tests/integration/test_declared_reads.py``)."""
+    ledger: list[TableRead] = []
+    with _LEDGERS_LOCK:
+        _LEDGERS.append(ledger)
+    try:
+        yield ledger
+    finally:
+        with _LEDGERS_LOCK:
+            for i, open_ledger in enumerate(_LEDGERS):
+                if open_ledger is ledger:
+                    del _LEDGERS[i]
+                    break
+
+
+def _record_read(table: str, version: int) -> None:
+    with _LEDGERS_LOCK:
+        for ledger in _LEDGERS:
+            ledger.append(TableRead(table, version))
 
 
 # Days per transaction of ``write_chunks``. delta-rs holds every partition's writer of a write open at once: a
@@ -322,9 +362,24 @@ class DeltaLake:
 
     # ----------------------------------------------------------------- reads
     def scan(self, layer: str, asset: str, version: int | None = None) -> pl.LazyFrame:
+        """The table at ``version`` (default: the latest), lazily. The version is pinned when the scan is built, so
+        a write committed before ``collect`` is not seen, and it is reported to any open ``recording_reads``."""
+        return self.scan_pinned(layer, asset, version)[0]
+
+    def scan_pinned(self, layer: str, asset: str, version: int | None = None) -> tuple[pl.LazyFrame, int]:
+        """``scan`` and the version it reads."""
         uri = self.uri(layer, asset)
-        return pl.scan_delta(
-            uri, version=version, storage_options=self.storage_options, use_pyarrow=_needs_pyarrow_scan(uri)
+        table = self.table(layer, asset, version)
+        pinned = table.version()
+        _record_read(f"{layer}.{asset}", pinned)
+        return (
+            pl.scan_delta(
+                uri,
+                version=pinned,
+                storage_options=self.storage_options,
+                use_pyarrow=_needs_pyarrow_scan(uri),
+            ),
+            pinned,
         )
 
     def read(
@@ -339,11 +394,27 @@ class DeltaLake:
         partition_column: str = PARTITION_COLUMN,
     ) -> pl.DataFrame:
         """Rows in [start, end] (pushed down to Delta partitions), optional column projection and time travel."""
-        lf = self.scan(layer, asset, version)
+        return self.read_pinned(
+            layer, asset, start, end, columns, version, partition_column=partition_column
+        )[0]
+
+    def read_pinned(
+        self,
+        layer: str,
+        asset: str,
+        start: date | None = None,
+        end: date | None = None,
+        columns: list[str] | None = None,
+        version: int | None = None,
+        *,
+        partition_column: str = PARTITION_COLUMN,
+    ) -> tuple[pl.DataFrame, int]:
+        """``read`` and the table version the rows come from."""
+        lf, pinned = self.scan_pinned(layer, asset, version)
         if start is not None:
             lf = lf.filter(pl.col(partition_column) >= start)
         if end is not None:
             lf = lf.filter(pl.col(partition_column) <= end)
         if columns is not None:
             lf = lf.select(columns)
-        return lf.collect()
+        return lf.collect(), pinned

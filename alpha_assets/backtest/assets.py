@@ -5,7 +5,6 @@ from dagster import (
     AssetExecutionContext,
     AssetIn,
     AssetOut,
-    Config,
     MetadataValue,
     Output,
     multi_asset,
@@ -25,6 +24,8 @@ from alpha_assets.lib.backtest import (
     run_vectorised,
     sharpe_ratio,
 )
+from alpha_assets.lib.settings import NAV_USD
+from alpha_assets.lib_config import config_of
 from alpha_assets.metadata import plot_metadata
 from resources.outbox import OutboxResource
 
@@ -44,15 +45,18 @@ def executed_targets(orders: pl.DataFrame, lo, hi) -> pl.DataFrame:
     )
 
 
-class BacktestConfig(Config):
+class BacktestConfig(
+    config_of(
+        CostModel,
+        ("commission_bps", "sell_fee_bps", "borrow_rate_annual", "impact_coef", "max_participation"),
+    )
+):
+    """The cost assumptions a PM tunes (``lib.backtest.costs.CostModel``, the rest at its defaults) and the
+    backtest's span and capital."""
+
     start: str | None = None  # YYYY-MM-DD; default: first day with orders
     end: str | None = None
-    initial_capital: float = 10_000_000.0
-    commission_bps: float = 5.0
-    sell_fee_bps: float = 0.2
-    borrow_rate_annual: float = 0.005
-    impact_coef: float = 1.0
-    max_participation: float = 0.10
+    initial_capital: float = NAV_USD
 
 
 @multi_asset(
@@ -85,13 +89,7 @@ def backtest(
     hi = date.fromisoformat(config.end) if config.end else prices["trade_date"].max()
     w = executed_targets(orders, lo, hi)
     bars = prices.filter(pl.col("trade_date") <= hi).select("trade_date", "ticker", "open", "close", "volume")
-    costs = CostModel(
-        commission_bps=config.commission_bps,
-        sell_fee_bps=config.sell_fee_bps,
-        borrow_rate_annual=config.borrow_rate_annual,
-        impact_coef=config.impact_coef,
-        max_participation=config.max_participation,
-    )
+    costs: CostModel = config.lib()
     traded = set(w["ticker"].unique().to_list())
     res = run_vectorised(bars.filter(pl.col("ticker").is_in(traded)), w, costs, config.initial_capital)
     pnl = res.pnl.filter(pl.col("trade_date") >= lo)

@@ -26,7 +26,6 @@ from dagster import (
     AssetExecutionContext,
     AssetIn,
     BackfillPolicy,
-    Config,
     Failure,
     MetadataValue,
     Output,
@@ -35,7 +34,12 @@ from dagster import (
 )
 
 from alpha_assets.automation import downstream
-from alpha_assets.keys import FEATURES_ALT_FEATURES, FEATURES_FEATURE_MATRIX, FEATURES_PRICE_FEATURES
+from alpha_assets.keys import (
+    FEATURES_ALT_FEATURES,
+    FEATURES_FEATURE_MATRIX,
+    FEATURES_PRICE_FEATURES,
+    RAW_PRICES,
+)
 from alpha_assets.lib.features.leakage import LeakageConfig, gate_returns, leakage_gate
 from alpha_assets.lib.features.matrix import (
     MatrixConfig,
@@ -46,6 +50,7 @@ from alpha_assets.lib.features.matrix import (
     source_of,
 )
 from alpha_assets.lib.features.price_features import LABEL_HORIZONS
+from alpha_assets.lib_config import config_of
 from alpha_assets.models.common import TRAIN_LABEL
 from partitions import trading_days, window_dates, window_overrun
 from partitions.calendar import sessions_between, shift_sessions
@@ -57,7 +62,11 @@ alt_history = TimeWindowPartitionMapping(
 )
 
 
-class LeakageGateConfig(Config):
+class LeakageGateConfig(
+    config_of(
+        LeakageConfig, ("plausible_ic", "plausible_day_ic", "plausible_model_ic", "z"), rename={"z": "leak_z"}
+    )
+):
     """The statistical leakage gate's beliefs about what is plausible (lib/features/leakage.py derives each number):
     a feature is refused when its mean daily rank IC with a forward return is `leak_z` standard errors above
     `plausible_ic`, when too many of its days are `leak_z` standard errors above `plausible_day_ic`, or when a ridge
@@ -66,18 +75,8 @@ class LeakageGateConfig(Config):
     a fund's signal-to-noise (the demo's --signal-strength 0.25 and up) has honest features above it, and needs
     these raised (launchpad, or run config of features/feature_matrix and features/fused_embeddings)."""
 
-    plausible_ic: float = LeakageConfig.plausible_ic
-    plausible_day_ic: float = LeakageConfig.plausible_day_ic
-    plausible_model_ic: float = LeakageConfig.plausible_model_ic
-    leak_z: float = LeakageConfig.z
-
     def leakage(self) -> LeakageConfig:
-        return LeakageConfig(
-            plausible_ic=self.plausible_ic,
-            plausible_day_ic=self.plausible_day_ic,
-            plausible_model_ic=self.plausible_model_ic,
-            z=self.leak_z,
-        )
+        return self.lib()
 
 
 class FeatureMatrixConfig(LeakageGateConfig):
@@ -93,13 +92,42 @@ def alt_window(lake, start, end) -> pl.DataFrame:
     return lake.read(*FEATURES_ALT_FEATURES.path, shift_sessions(start, -matrix_lookback_sessions()), end)
 
 
+# What the leakage gate reads of raw/prices: a few sessions before the window to the longest label horizon after it.
+GATE_BEFORE_SESSIONS = 5
+gate_reach = TimeWindowPartitionMapping(
+    start_offset=-GATE_BEFORE_SESSIONS,
+    end_offset=max(LABEL_HORIZONS) + 1,
+    allow_nonexistent_upstream_partitions=True,
+)
+
+
+def leakage_check(asset, what: str) -> AssetCheckSpec:
+    """The blocking ``no_leakage`` check of an asset gated by ``refuse_leaks``. Its read of raw/prices (up to 21
+    sessions after the window) is declared on the check, not on the asset: the rows themselves do not depend on
+    those prices, so a new day's prices must not make the last 21 days' rows stale for the automation."""
+    return AssetCheckSpec(
+        "no_leakage",
+        asset=asset,
+        blocking=True,
+        additional_deps=[AssetDep(RAW_PRICES, partition_mapping=gate_reach)],
+        description=f"{what}: none (and no in-window ridge on all of them) predicts the 1/5/20-session forward "
+        "return beyond chance and beyond any honest signal",
+    )
+
+
 def gate_prices(lake, start, end) -> pl.DataFrame:
     """raw/prices from a few sessions before ``start`` to the longest label horizon after ``end`` (as far as the lake
-    knows it): the leakage gate's returns. Reading the future is allowed here because the gate is a test."""
-    if not lake.exists("raw", "prices"):
+    knows it; ``gate_reach``): the leakage gate's returns. Reading the future is allowed here because the gate is a
+    test."""
+    if not lake.exists(*RAW_PRICES.path):
         return pl.DataFrame()
-    hi = shift_sessions(end, max(LABEL_HORIZONS) + 1)
-    return lake.read("raw", "prices", shift_sessions(start, -5), hi, columns=list(PRICE_COLUMNS))
+    hi = shift_sessions(end, gate_reach.end_offset)
+    return lake.read(
+        *RAW_PRICES.path,
+        shift_sessions(start, gate_reach.start_offset),
+        hi,
+        columns=list(PRICE_COLUMNS),
+    )
 
 
 def refuse_leaks(
@@ -166,13 +194,10 @@ def _jsonable(findings: list[dict]) -> list[dict]:
     kinds={"polars", "delta"},
     automation_condition=downstream,
     check_specs=[
-        AssetCheckSpec(
-            "no_leakage",
-            asset=FEATURES_FEATURE_MATRIX,
-            blocking=True,
-            description="every alt value published by its day's cut-off; no feature (and no in-window ridge on "
-            "all of them) predicts the 1/5/20-session forward return (alt data: also the same day's) beyond "
-            "chance and beyond any honest signal",
+        leakage_check(
+            FEATURES_FEATURE_MATRIX,
+            "every alt value published by its day's cut-off; the features (alt data: also against the same "
+            "day's return)",
         )
     ],
 )

@@ -35,6 +35,8 @@ from alpha_assets.keys import (
     MODELS_ALPHA_MODELS,
     MODELS_ALPHA_SCORES,
     MODELS_LIME_EXPLANATIONS,
+    MODELS_PREDICTIONS,
+    MODELS_PROMOTIONS,
     MODELS_SHAP_VALUES,
     PORTFOLIO_TARGET_WEIGHTS,
 )
@@ -162,7 +164,14 @@ class ExplainConfig(Config):
         "feature_matrix": AssetIn(key=FEATURES_FEATURE_MATRIX),
         "fused_embeddings": AssetIn(key=FEATURES_FUSED_EMBEDDINGS),
     },
-    deps=[MODELS_ALPHA_MODELS, MODELS_ALPHA_SCORES, PORTFOLIO_TARGET_WEIGHTS],
+    # the day's predictions and scores (the traded decomposition), the promotion decision in force on the day
+    deps=[
+        MODELS_ALPHA_MODELS,
+        MODELS_ALPHA_SCORES,
+        MODELS_PREDICTIONS,
+        MODELS_PROMOTIONS,
+        PORTFOLIO_TARGET_WEIGHTS,
+    ],
     partitions_def=model_days,
     backfill_policy=BackfillPolicy.single_run(),
     metadata={"partition_expr": "trade_date"},
@@ -308,7 +317,14 @@ def _heaviest_model_by_day(lake, start, end) -> dict:
         "feature_matrix": AssetIn(key=FEATURES_FEATURE_MATRIX),
         "fused_embeddings": AssetIn(key=FEATURES_FUSED_EMBEDDINGS),
     },
-    deps=[MODELS_ALPHA_MODELS, MODELS_ALPHA_SCORES, PORTFOLIO_TARGET_WEIGHTS],
+    # the day's predictions and scores (the traded decomposition), the promotion decision in force on the day
+    deps=[
+        MODELS_ALPHA_MODELS,
+        MODELS_ALPHA_SCORES,
+        MODELS_PREDICTIONS,
+        MODELS_PROMOTIONS,
+        PORTFOLIO_TARGET_WEIGHTS,
+    ],
     partitions_def=model_days,
     backfill_policy=BackfillPolicy.single_run(),
     metadata={"partition_expr": "trade_date"},

@@ -20,6 +20,7 @@ from alpha_assets.keys import (
     MODELS_ALPHA_SCORES,
     MODELS_PREDICTIONS,
     MODELS_REGISTRY,
+    RAW_PRICES,
     REPORTS_MODEL_REPORT,
 )
 from alpha_assets.lib.models.ensemble import recipe_ensembles
@@ -137,7 +138,12 @@ def _plots(ev: dict, weights: pl.DataFrame, tmp: Path, day=None) -> dict[str, Me
 
 @asset(
     key=REPORTS_MODEL_REPORT,
-    deps=[MODELS_PREDICTIONS, MODELS_ALPHA_SCORES, FEATURES_LABELS],
+    deps=[
+        MODELS_PREDICTIONS,
+        MODELS_ALPHA_SCORES,
+        FEATURES_LABELS,
+        RAW_PRICES,
+    ],  # prices: the oracle's returns
     group_name="reports",
     kinds={"polars", "delta"},
 )

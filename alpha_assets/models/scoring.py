@@ -13,6 +13,7 @@ from datetime import date
 import numpy as np
 import polars as pl
 from dagster import (
+    AssetCheckResult,
     AssetExecutionContext,
     AssetIn,
     BackfillPolicy,
@@ -25,7 +26,7 @@ from dagster import (
 )
 
 from alpha_assets.automation import downstream
-from alpha_assets.features.matrix import LeakageGateConfig, refuse_leaks
+from alpha_assets.features.matrix import LeakageGateConfig, leakage_check, refuse_leaks
 from alpha_assets.keys import (
     FEATURES_FEATURE_MATRIX,
     FEATURES_FUSED_EMBEDDINGS,
@@ -59,6 +60,7 @@ from alpha_assets.lib.models.promotion import (
     blend_books,
     sequential_decision,
 )
+from alpha_assets.lib_config import config_of
 from alpha_assets.metadata import md_table
 from alpha_assets.models.common import (
     DEFAULT_CHAMPION_RECIPE,
@@ -116,6 +118,7 @@ def _no_model_days(context, name: str, skipped: list[date], written: int) -> Non
     group_name="features",
     kinds={"pytorch", "delta"},
     automation_condition=downstream,
+    check_specs=[leakage_check(FEATURES_FUSED_EMBEDDINGS, "the embedding dimensions")],
 )
 def fused_embeddings(
     context: AssetExecutionContext,
@@ -153,7 +156,9 @@ def fused_embeddings(
             "off by default): the rows carry no embedding"
         )
     if not frames:  # no feature rows in the window
-        return Output(pl.DataFrame(), metadata={"rows": 0})
+        yield Output(pl.DataFrame(), metadata={"rows": 0})
+        yield AssetCheckResult(check_name="no_leakage", passed=True, metadata={"gate": "no rows to test"})
+        return
     import pyarrow as pa
 
     lake = lake_store.lake
@@ -181,7 +186,7 @@ def fused_embeddings(
         if dims and embedded
         else {"gate": "no embeddings to test"}
     )
-    return Output(
+    yield Output(
         out,
         metadata={
             "rows": out.height,
@@ -189,6 +194,9 @@ def fused_embeddings(
             "days_without_encoder": len(skipped),
             **{f"leakage_{k}": v for k, v in gate.items() if k != "late_values"},
         },
+    )
+    yield AssetCheckResult(
+        check_name="no_leakage", passed=True, metadata={k: v for k, v in gate.items() if k != "late_values"}
     )
 
 
@@ -294,10 +302,15 @@ def _ensemble_ics(preds: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
     return daily_ic(ens, "score", EVAL_LABEL, by=("recipe",)).select("trade_date", "ic", "recipe")
 
 
-class PromotionConfig(Config):
-    significance: float = 0.05  # the chance of ever promoting a challenger that is no better (always-valid)
-    min_sessions: int = 20  # paired sessions since the roles were set before a promotion may happen
-    planning_sessions: float = 126.0  # the sequential test's scale, in sessions (tightest boundary near it)
+class PromotionConfig(
+    config_of(
+        SequentialRule, ("alpha", "min_sessions", "planning_sessions"), rename={"alpha": "significance"}
+    )
+):
+    """The sequential champion/challenger test (``lib.models.promotion.SequentialRule``): ``significance``, the
+    chance of ever promoting a challenger that is no better (always-valid); ``min_sessions``, paired sessions since
+    the roles were set before a promotion may happen; ``planning_sessions``, the test's scale in sessions (its
+    boundary is tightest near it)."""
 
 
 PROMOTION_SCHEMA = {
@@ -366,11 +379,7 @@ def promotions(
     promote now and the gain detectable with 80% power; the MLflow aliases follow the run's last decision."""
     start, end = window_dates(*context.partition_time_window)
     lake = lake_store.lake
-    rule = SequentialRule(
-        alpha=config.significance,
-        min_sessions=config.min_sessions,
-        planning_sessions=config.planning_sessions,
-    )
+    rule: SequentialRule = config.lib()
     ics = _ensemble_ics(predictions, labels)
     earlier = (
         lake.read("models", "promotions", None, shift_sessions(start, -1))

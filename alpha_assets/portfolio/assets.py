@@ -35,9 +35,12 @@ from alpha_assets.keys import (
 )
 from alpha_assets.lib.portfolio import InfeasibleLimitsError, PortfolioLimits, check_limits, invested_share
 from alpha_assets.lib.portfolio.daily import COV_WINDOW, WEIGHT_SCHEMA, day_target_weights
+from alpha_assets.lib.settings import NAV_USD
+from alpha_assets.lib_config import config_of
 from alpha_assets.metadata import plot_metadata, run_partition
 from partitions import FEATURE_LOOKBACK_SESSIONS, feature_lookback, model_days, window_dates, window_overrun
 from partitions.calendar import sessions_between
+from resources.io_manager import input_versions
 from resources.lake_resource import DeltaLakeResource
 from resources.outbox import OutboxResource
 
@@ -47,8 +50,7 @@ previous_day = TimeWindowPartitionMapping(
 
 
 # The fund's book rules are PortfolioLimits' defaults (lib/portfolio/limits.py), defined there once; the launchpad
-# fields below take their defaults from it, so the asset and the lib cannot disagree.
-_FUND_LIMITS = PortfolioLimits()
+# fields are derived from it (lib_config.config_of), so the asset and the lib cannot disagree.
 # The PortfolioLimits fields a PM tunes in the launchpad (the rest stay at the lib's values).
 TUNABLE_LIMITS = (
     "long_quantile",
@@ -64,29 +66,20 @@ TUNABLE_LIMITS = (
 )
 
 
-class PortfolioConfig(Config):
-    """Limits and book construction a PM tunes (shown in the launchpad); defaults are the fund's rules."""
+class PortfolioConfig(config_of(PortfolioLimits, TUNABLE_LIMITS)):
+    """Limits and book construction a PM tunes (shown in the launchpad); defaults are the fund's rules. The limits
+    (``PortfolioLimits``' fields in ``TUNABLE_LIMITS``) include ``hold_cash`` (when the limits cannot hold full
+    books: invest what they allow, dollar-neutral, the rest in cash) and ``hold_band`` (trading the forecast net of
+    costs: a name held yesterday keeps its side while it ranks within its side's quantile + hold_band; 0 rebuilds
+    the quantile books every day)."""
 
     # "alpha_scores": the model ensemble (models.alpha_scores). Any other value names a column of
     # features.price_features to trade instead: a research baseline, and how the portfolio tests run without models.
     alpha_source: str = "alpha_scores"
-    long_quantile: float = _FUND_LIMITS.long_quantile
-    short_quantile: float = _FUND_LIMITS.short_quantile
-    max_name_weight: float = _FUND_LIMITS.max_name_weight
-    max_sector_weight: float = _FUND_LIMITS.max_sector_weight
-    max_country_weight: float = _FUND_LIMITS.max_country_weight
-    max_corr_group_weight: float = _FUND_LIMITS.max_corr_group_weight
-    min_adv_usd: float = _FUND_LIMITS.min_adv_usd
-    gross_leverage: float = _FUND_LIMITS.gross_leverage
     cov_window: int = COV_WINDOW
-    # When the limits cannot hold full books: invest what they allow (dollar-neutral), the rest in cash.
-    hold_cash: bool = _FUND_LIMITS.hold_cash
-    # Trading the forecast net of costs: a name held yesterday keeps its side while it ranks within its side's
-    # quantile + hold_band (a no-trade band on the ranking; 0 = rebuild the quantile books every day).
-    hold_band: float = _FUND_LIMITS.hold_band
 
     def limits(self) -> PortfolioLimits:
-        return PortfolioLimits(**{name: getattr(self, name) for name in TUNABLE_LIMITS})
+        return self.lib()
 
 
 def alpha_table_of(alpha_source: str) -> tuple[str, str]:
@@ -247,11 +240,12 @@ def target_weights(
             f"{'.'.join(alpha_table)} does not exist yet: materialize it first"
             + (" (train the models: `alpha train --alpha`)" if alpha_table[1] == "alpha_scores" else "")
         )
-    versions = {
-        f"{layer}.{name}": lake.version(layer, name)
-        for layer, name in (alpha_table, ("raw", "prices"), ("raw", "universe"))
-    }
-    alpha = read_alpha(lake, config.alpha_source, start, end, versions[".".join(alpha_table)])
+    # The versions the rows were actually read at: prices and universe by the IO manager before this body ran (a
+    # version asked of the lake now could be a newer one committed since), the alpha pinned here and read at it.
+    versions = input_versions(context.run.run_id, context.op_def.name)
+    alpha_version = lake.version(*alpha_table)
+    versions[".".join(alpha_table)] = alpha_version
+    alpha = read_alpha(lake, config.alpha_source, start, end, alpha_version)
     # The same for every day of the run: computed once (code_version runs git).
     provenance = {
         "input_versions": json.dumps(versions, sort_keys=True),
@@ -448,7 +442,7 @@ def cap_to_liquidity(o: pl.DataFrame, universe: pl.DataFrame) -> tuple[pl.DataFr
 
 
 class OrdersConfig(Config):
-    nav_usd: float = 10_000_000.0  # capital the weights are applied to when sizing shares
+    nav_usd: float = NAV_USD  # capital the weights are applied to when sizing shares (the fund's NAV)
 
 
 ORDERS_SCHEMA = {

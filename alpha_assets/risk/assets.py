@@ -9,7 +9,6 @@ from dagster import (
     AssetExecutionContext,
     AssetIn,
     BackfillPolicy,
-    Config,
     Failure,
     Output,
     asset,
@@ -20,21 +19,25 @@ from alpha_assets.keys import PORTFOLIO_TARGET_WEIGHTS, RAW_PRICES, RISK_RISK_RE
 from alpha_assets.lib.backtest.costs import CostModel
 from alpha_assets.lib.risk import RiskLimits
 from alpha_assets.lib.risk_state import REPORT_SCHEMA, RiskState, advance, book_returns, day_trades
+from alpha_assets.lib.settings import NAV_USD
+from alpha_assets.lib_config import config_of
 from partitions import FEATURE_LOOKBACK_SESSIONS, feature_lookback, model_days, window_dates, window_overrun
 from partitions.calendar import sessions_between, shift_sessions
 from resources.lake_resource import DeltaLakeResource
 
 
-class RiskConfig(Config):
-    level: float = 0.99
-    daily_var_limit: float = 0.02
-    weekly_var_limit: float = 0.05
-    drawdown_threshold: float = 0.10
-    reduce_factor: float = 0.5
+class RiskConfig(
+    config_of(
+        RiskLimits, ("level", "daily_var_limit", "weekly_var_limit", "drawdown_threshold", "reduce_factor")
+    )
+):
+    """The risk limits (``lib.risk.RiskLimits``: VaR level and limits, the drawdown control) and the report's own
+    settings."""
+
     var_window: int = 120  # sessions of book returns behind the VaR figures
-    # The fund's NAV at inception, in dollars (the same as the orders' nav_usd and the backtest's initial capital):
-    # costs are charged on it, so drawdown follows the fund's net P&L. The costs are the backtest's CostModel.
-    nav_usd: float = 10_000_000.0
+    # The fund's NAV at inception (the orders' and the backtest's too): costs are charged on it, so drawdown follows
+    # the fund's net P&L. The costs are the backtest's CostModel.
+    nav_usd: float = NAV_USD
 
 
 @asset(
@@ -76,13 +79,7 @@ def risk_report(
     ):
         raise Failure(why)
     start, end = window_dates(*context.partition_time_window)
-    limits = RiskLimits(
-        level=config.level,
-        daily_var_limit=config.daily_var_limit,
-        weekly_var_limit=config.weekly_var_limit,
-        drawdown_threshold=config.drawdown_threshold,
-        reduce_factor=config.reduce_factor,
-    )
+    limits: RiskLimits = config.lib()
     state = RiskState()
     lake = lake_store.lake
     if lake.exists("risk", "risk_report"):

@@ -326,14 +326,15 @@ def test_the_fused_embeddings_asset_refuses_an_embedding_that_is_tomorrows_retur
         "model_registry": object(),
     }  # the registry is only passed to ModelBook
     ctx = build_asset_context(partition_key=day.isoformat(), resources=resources)
-    honest = scoring.fused_embeddings(ctx, feature_matrix=matrix)
-    assert honest.value.height == 40 and "leakage_horizons_tested" in honest.metadata
+    output, check = list(scoring.fused_embeddings(ctx, feature_matrix=matrix))
+    assert output.value.height == 40 and "leakage_horizons_tested" in output.metadata
+    assert check.check_name == "no_leakage" and check.passed and "horizons_tested" in check.metadata
 
     monkeypatch.setattr(scoring, "embed_frame", lambda f, r, m: embed(f, r, m, leak=True))
     with pytest.raises(
         Failure, match="features.fused_embeddings .* refused .*emb_001 has mean IC \\+1.00 with fwd_ret_1"
     ):
-        scoring.fused_embeddings(ctx, feature_matrix=matrix)
+        list(scoring.fused_embeddings(ctx, feature_matrix=matrix))
 
 
 def test_without_a_fusion_encoder_the_fused_embeddings_are_the_keys_and_nothing_fails(tmp_path, monkeypatch):
@@ -361,7 +362,8 @@ def test_without_a_fusion_encoder_the_fused_embeddings_are_the_keys_and_nothing_
     ctx = build_asset_context(
         partition_key=day.isoformat(), resources={"lake_store": lake_res, "model_registry": object()}
     )
-    out = scoring.fused_embeddings(ctx, feature_matrix=matrix)
+    out, check = list(scoring.fused_embeddings(ctx, feature_matrix=matrix))
+    assert check.passed and check.metadata["gate"].value == "no embeddings to test"
     assert out.value.columns == [*KEYS, "fusion_version"] and out.value.height == 40
     assert out.value["fusion_version"].null_count() == 40 and out.metadata["days_without_encoder"].value == 1
 
@@ -371,7 +373,7 @@ def test_without_a_fusion_encoder_the_fused_embeddings_are_the_keys_and_nothing_
     lake_res.lake.write_window(
         "features", "fused_embeddings", earlier.select(*KEYS, "emb_000", "fusion_version"), day, day
     )
-    again = scoring.fused_embeddings(ctx, feature_matrix=matrix).value
+    again = next(iter(scoring.fused_embeddings(ctx, feature_matrix=matrix))).value
     assert again.columns == [*KEYS, "emb_000", "fusion_version"] and again["emb_000"].null_count() == 40
 
 

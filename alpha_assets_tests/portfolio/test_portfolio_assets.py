@@ -36,7 +36,9 @@ def book_home(tmp_path, monkeypatch):
     return home
 
 
-def test_books_respect_limits_orders_are_written_and_a_past_day_rebuilds_exactly(book_home, instance):
+def test_books_respect_limits_orders_are_written_and_a_past_day_rebuilds_exactly(
+    book_home, instance, monkeypatch
+):
     res = _books(book_home, instance, CONFIG)
     assert res["success"], res["failed_steps"]
     # The asset page shows the HRP cluster tree of the run's last long book as an embedded picture.
@@ -101,6 +103,33 @@ def test_books_respect_limits_orders_are_written_and_a_past_day_rebuilds_exactly
     meta = _latest_metadata(instance, "reports", "backtest_pnl")
     for key in ("equity", "drawdown", "monthly_returns"):
         assert "data:image/png;base64," in meta[key].value, key
+    # The audit names the prices version the book was built from, even when another run commits a newer one after
+    # the IO manager read them and before the book is written.
+    import alpha_assets.portfolio.assets as portfolio_assets
+
+    answer = portfolio_assets.input_versions
+
+    def commit_then_answer(run_id: str, op_name: str) -> dict:
+        read = answer(run_id, op_name)
+        same = lake.read("raw", "prices", days[-1], days[-1])
+        lake.write_window("raw", "prices", same, days[-1], days[-1])
+        return read
+
+    monkeypatch.setattr(portfolio_assets, "input_versions", commit_then_answer)
+    read_at = lake.version("raw", "prices")
+    res = materialize(
+        book_home,
+        days[-1],
+        days[-1],
+        select=BOOK[:2],
+        quiet=True,
+        instance=instance,
+        run_config=CONFIG,
+        refresh_dependents=False,
+    )
+    assert res["success"], res["failed_steps"]
+    row = lake.read("portfolio", "weights_audit", days[-1], days[-1]).row(0, named=True)
+    assert json.loads(row["input_versions"])["raw.prices"] == read_at < lake.version("raw", "prices")
 
 
 def _latest_metadata(instance, *key: str) -> dict:

@@ -143,3 +143,26 @@ def test_a_new_column_is_added_with_nulls_before_it_and_then_required(tmp_path):
     with pytest.raises(SchemaDriftError, match="lacks column"):
         lake.write_window("raw", "t", _frame([D[1]]), D[1], D[1])
     assert lake.version("raw", "t") == v
+
+
+def test_a_scan_reads_the_version_it_was_built_at_and_reports_it(tmp_path):
+    """A lazy scan is pinned when built: a write committed before ``collect`` is not seen. Every read, in any thread,
+    is reported to an open ``recording_reads`` with the table version it read."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from resources.lake import TableRead, recording_reads
+
+    lake = DeltaLake(tmp_path)
+    lake.write_window("raw", "t", _frame(D[:3]), D[0], D[2])
+    lake.write_window("features", "u", _frame(D[:3]), D[0], D[2])
+    with recording_reads() as reads:
+        lf, version = lake.scan_pinned("raw", "t")
+        lake.write_window("raw", "t", _frame([D[1]], value=9.0), D[1], D[1])  # version 1, after the scan
+        assert version == 0 and lf.collect()["close"].to_list() == [1.0] * 6
+        with ThreadPoolExecutor(1) as pool:
+            rows, read_at = pool.submit(lake.read_pinned, "features", "u", D[1], D[1]).result()
+        assert rows.height == 2 and read_at == 0
+        assert lake.read("raw", "t", D[1], D[1])["close"].to_list() == [9.0, 9.0]
+    assert reads == [TableRead("raw.t", 0), TableRead("features.u", 0), TableRead("raw.t", 1)]
+    lake.read("raw", "t")
+    assert len(reads) == 3  # closed: no longer recording
