@@ -372,15 +372,11 @@ class DeltaLake:
         table = self.table(layer, asset, version)
         pinned = table.version()
         _record_read(f"{layer}.{asset}", pinned)
-        return (
-            pl.scan_delta(
-                uri,
-                version=pinned,
-                storage_options=self.storage_options,
-                use_pyarrow=_needs_pyarrow_scan(uri),
-            ),
-            pinned,
-        )
+        if _is_remote(uri):  # object storage: polars opens it with the credentials, at the pinned version
+            lf = pl.scan_delta(uri, version=pinned, storage_options=self.storage_options)
+        else:  # the table just opened: its log is not read a second time
+            lf = pl.scan_delta(table, use_pyarrow=_needs_pyarrow_scan(uri))
+        return lf, pinned
 
     def read(
         self,
