@@ -18,7 +18,7 @@ export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS := true
 
 .PHONY: setup lock demo test test-fast test-all lint ui bench clean
 
-$(VENV)/bin/alpha: requirements.lock .ci/setup-venv.sh
+$(VENV)/bin/alpha: requirements.lock .ci/setup-venv.sh pyproject.toml
 	bash .ci/setup-venv.sh
 
 setup:

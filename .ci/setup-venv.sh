@@ -54,8 +54,8 @@ if ! out=$(.venv/bin/python -m pip install -q --no-deps --no-build-isolation --d
 then
   echo "$out" >&2; exit 1
 fi
-.venv/bin/python -c 'import alpha_assets, sys; sys.exit(not alpha_assets.__file__.startswith(sys.argv[1]))' "$HERE" \
-  || { echo "setup: .venv does not import this checkout's alpha_assets" >&2; exit 1; }
+.venv/bin/python -c 'import alpha_assets, alpha_world, sys; sys.exit(not all(m.__file__.startswith(sys.argv[1]) for m in (alpha_assets, alpha_world)))' "$HERE" \
+  || { echo "setup: .venv does not import this checkout's alpha_assets and alpha_world" >&2; exit 1; }
 # The cached tools (pytest, dagster, ruff, ...) run with this checkout's python, so they import its code too.
 for tool in "$VENV"/bin/*; do
   name=$(basename "$tool")

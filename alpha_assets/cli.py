@@ -150,10 +150,23 @@ def _default_world_start(days: int) -> date:
 
 
 # --------------------------------------------------------------------------------------------- world
+def require_world() -> None:
+    """The demo world is its own package (``alpha_world``), installed with a development checkout and absent from
+    the production image: a command that needs it says so in one line there."""
+    import importlib.util
+
+    if importlib.util.find_spec("alpha_world") is None:
+        raise UserError(
+            "the demo world (package alpha_world) is not installed here: it comes with a development checkout "
+            "(`make setup`), not with the production image"
+        )
+
+
 def cmd_world_generate(args) -> int:
-    from alpha_assets.world.altdata import write_alt_data
-    from alpha_assets.world.simulate import WorldConfig, simulate_world
-    from alpha_assets.world.vendors import write_world
+    require_world()
+    from alpha_world.altdata import write_alt_data
+    from alpha_world.simulate import WorldConfig, simulate_world
+    from alpha_world.vendors import write_world
 
     out = Path(args.out).resolve()
     start = parse_day(args.start, "--start") or _default_world_start(args.days)
@@ -222,10 +235,11 @@ def cmd_world_generate(args) -> int:
 def serve_vendor_site(home: AlphaHome, port: int = 0):
     """Serve the demo world's vendor web site on 127.0.0.1 and point the platform at it (ALPHA_WEB_VENDOR_URL);
     returns the running server, or None when the world has no site."""
-    from alpha_assets.world.vendor_site import serve_site
-
     if not (home.vendor_site / "index.html").exists():
         return None
+    require_world()
+    from alpha_world.vendor_site import serve_site
+
     server = serve_site(home.vendor_site, port=port)
     os.environ["ALPHA_WEB_VENDOR_URL"] = server.url
     return server
@@ -1236,6 +1250,7 @@ def data_layer_in_two_lanes(home: AlphaHome, lane: ImageryLane) -> dict:
 
 
 def cmd_demo(args) -> int:
+    require_world()
     if args.days < MIN_DEMO_SESSIONS:
         print(
             f"alpha demo: --days {args.days} is too short for the model layer: the models train on a year "
@@ -1544,7 +1559,7 @@ def _oracle_ic(home: AlphaHome, start: date, end: date) -> dict | None:
     if not path.exists() or not lake.exists("raw", "prices"):
         return None
     try:
-        from alpha_assets.world.oracle import oracle_ic
+        from alpha_world.oracle import oracle_ic
 
         px = lake.read("raw", "prices", start, None, columns=["trade_date", "ticker", "close"])
         res = oracle_ic(pl.read_parquet(path), px, start, end)

@@ -21,8 +21,8 @@ WORLD_START = date(2024, 1, 2)
 
 
 def make_world(home: Path, tickers: int = 12, days: int = 40, seed: int = 3, signal: float = 0.05):
-    from alpha_assets.world.simulate import WorldConfig, simulate_world
-    from alpha_assets.world.vendors import write_world
+    from alpha_world.simulate import WorldConfig, simulate_world
+    from alpha_world.vendors import write_world
 
     world = simulate_world(
         WorldConfig(tickers=tickers, start=WORLD_START, days=days, seed=seed, signal_strength=signal)

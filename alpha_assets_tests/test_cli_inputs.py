@@ -48,3 +48,24 @@ def test_a_missing_or_mistyped_home_is_an_error_and_creates_nothing(tmp_path, mo
         assert main(argv) == 2
         assert "is not an alpha home" in capsys.readouterr().err
     assert not missing.exists()
+
+
+@pytest.mark.parametrize("command", ["world", "demo"])
+def test_without_the_demo_world_package_a_world_command_says_so_in_one_line(
+    tmp_path, monkeypatch, capsys, command
+):
+    """The production image leaves the simulator (alpha_world) out: there, asking for a world is one line, exit 2,
+    and nothing is created."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "alpha_world" else real(name, *a)
+    )
+    target = tmp_path / "alpha"
+    monkeypatch.setenv("ALPHA_HOME", str(target))
+    argv = ["world", "generate", "--out", str(target)] if command == "world" else ["demo"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "the demo world (package alpha_world) is not installed here" in err[0], err
+    assert not target.exists()

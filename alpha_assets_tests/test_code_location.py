@@ -52,6 +52,7 @@ if {load!r}:
     result["checks"] = sorted(k.name for k in graph.asset_check_keys)
     result["assets"] = len(graph.get_all_asset_keys())
     result["load_reads"] = reads[len(after_import):]
+result["world_imported"] = any(m == "alpha_world" or m.startswith("alpha_world.") for m in sys.modules)
 print("AUDIT " + json.dumps(result))
 """
 
@@ -107,6 +108,7 @@ def test_prod_definitions_load_with_an_empty_environment_and_hold_no_demo_parts(
     assert not truth_checks & set(result["checks"])
     assert {"parking_counts_valid", "tank_levels_valid"} <= set(result["checks"])  # the real checks stay
     assert result["cwd_after"] == []  # loading prod wrote nothing either
+    assert not result["world_imported"]  # the simulator (absent from the image) is never needed to load
 
 
 def test_local_definitions_hold_the_demo_parts_and_create_no_folder(tmp_path):
@@ -120,3 +122,4 @@ def test_local_definitions_hold_the_demo_parts_and_create_no_folder(tmp_path):
         "web_prices_match_site",
     } <= set(result["checks"])
     assert result["cwd_after"] == []  # ALPHA_HOME defaults to ./.alpha: still nothing made until a write
+    assert not result["world_imported"]  # the demo's truth checks read its files, not the simulator

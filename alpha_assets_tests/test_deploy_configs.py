@@ -374,3 +374,14 @@ def test_the_models_image_builds_on_the_base_image_and_the_context_is_small():
     assert "FROM python:3.11-slim" in (DEPLOY / "docker" / "Dockerfile.base").read_text()
     ignored = (REPO / ".dockerignore").read_text().splitlines()
     assert {".git", ".venv", ".alpha", "alpha_assets_tests"} <= set(ignored)
+
+
+def test_the_production_image_leaves_the_demo_world_out():
+    """The simulator is its own package (alpha_world): the image copies the pipeline's packages only, the build
+    context leaves the world out, and the code location of a production deployment never imports it."""
+    import re
+
+    base = (DEPLOY / "docker" / "Dockerfile.base").read_text()
+    copied = set(re.findall(r"^COPY (\S+) ", base, flags=re.M))
+    assert {"alpha_assets", "resources", "partitions"} <= copied and "alpha_world" not in copied
+    assert "alpha_world" in (REPO / ".dockerignore").read_text().splitlines()

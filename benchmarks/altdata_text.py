@@ -41,7 +41,7 @@ from alpha_assets.lib.altdata.nlp import (  # noqa: E402
 from alpha_assets.lib.altdata.nlp._offline import prepare_offline_torch  # noqa: E402
 from alpha_assets.lib.altdata.nlp.sentiment import _cached_encoder, default_encoder_dir  # noqa: E402
 from alpha_assets.lib.altdata.nlp.text import gunning_fog  # noqa: E402
-from alpha_assets.world.texts import generate_filings, generate_transcripts  # noqa: E402
+from alpha_world.texts import generate_filings, generate_transcripts  # noqa: E402
 
 
 def _world(n_tickers: int, n_sessions: int, seed: int = 17) -> tuple[pl.DataFrame, pl.DataFrame, list[date]]:

@@ -46,7 +46,7 @@ def measure(quick: bool = False, weights: Path | None = None, threads: int = 2) 
     from alpha_assets.lib.altdata.vision.car_detector import count_cars, load_car_detector, new_car_detector
     from alpha_assets.lib.altdata.vision.tank_analyzer import analyze_tank_image
     from alpha_assets.lib.altdata.vision.torchvision_shim import ensure_torchvision_ops
-    from alpha_assets.world.imagery import generate_parking_images, generate_tank_images
+    from alpha_world.imagery import generate_parking_images, generate_tank_images
 
     # --quick: a smoke run (make bench, CI): the same calls and peers on a handful of images, one round
     n_parking = 4 if quick else 48

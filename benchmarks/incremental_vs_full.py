@@ -39,8 +39,8 @@ def run(n_names: int, n_days: int, seed: int = 1, cov_window: int = 60) -> dict:
 
     from alpha_assets.cli import materialize
     from alpha_assets.home import AlphaHome
-    from alpha_assets.world.simulate import WorldConfig, simulate_world
-    from alpha_assets.world.vendors import write_world
+    from alpha_world.simulate import WorldConfig, simulate_world
+    from alpha_world.vendors import write_world
     from partitions.calendar import sessions_from
     from resources.lake import DeltaLake
 

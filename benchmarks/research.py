@@ -68,7 +68,7 @@ def _env(home: Path) -> None:
 def world_key(seed: int, strength: float, tickers: int, days: int) -> str:
     """The cache folder of a world: its seed, strength, size and the simulator's version (a world built by an older
     simulator is built again, never reused)."""
-    from alpha_assets.world.simulate import SIMULATOR_VERSION
+    from alpha_world.simulate import SIMULATOR_VERSION
 
     return f"seed{seed}_k{strength:g}_{tickers}x{days}_sim{SIMULATOR_VERSION}"
 
@@ -90,9 +90,9 @@ def build_world(seed: int, strength: float, tickers: int, days: int, cache: Path
 
         from alpha_assets.cli import materialize
         from alpha_assets.home import AlphaHome
-        from alpha_assets.world.altdata import AltDataConfig, write_alt_data
-        from alpha_assets.world.simulate import WorldConfig, simulate_world
-        from alpha_assets.world.vendors import write_world
+        from alpha_world.altdata import AltDataConfig, write_alt_data
+        from alpha_world.simulate import WorldConfig, simulate_world
+        from alpha_world.vendors import write_world
         from resources.lake import DeltaLake
 
         home = AlphaHome(tmp).ensure()

@@ -196,9 +196,9 @@ def _rows_written(run_id: str) -> dict:
 
 
 def _make_world(home, n_names: int, n_sessions: int, quick: bool, prices_only: bool = False) -> dict:
-    from alpha_assets.world.altdata import AltDataConfig, write_alt_data
-    from alpha_assets.world.simulate import WorldConfig, simulate_world
-    from alpha_assets.world.vendors import write_world
+    from alpha_world.altdata import AltDataConfig, write_alt_data
+    from alpha_world.simulate import WorldConfig, simulate_world
+    from alpha_world.vendors import write_world
     from partitions import configure_partitions_start
     from partitions.calendar import sessions_from
 

@@ -14,7 +14,7 @@ ALT_TICKERS, ALT_DAYS, ALT_SEED = 12, 60, 3
 
 
 def alt_config():
-    from alpha_assets.world.altdata import AltDataConfig
+    from alpha_world.altdata import AltDataConfig
 
     return AltDataConfig(
         image_sessions=4,
@@ -29,9 +29,9 @@ def alt_config():
 
 @pytest.fixture(scope="session")
 def alt_template(tmp_path_factory) -> Path:
-    from alpha_assets.world.altdata import write_alt_data
-    from alpha_assets.world.simulate import WorldConfig, simulate_world
-    from alpha_assets.world.vendors import write_world
+    from alpha_world.altdata import write_alt_data
+    from alpha_world.simulate import WorldConfig, simulate_world
+    from alpha_world.vendors import write_world
 
     root = tmp_path_factory.mktemp("alt_world")
     world = simulate_world(WorldConfig(tickers=ALT_TICKERS, start=WORLD_START, days=ALT_DAYS, seed=ALT_SEED))

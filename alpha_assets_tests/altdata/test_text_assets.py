@@ -33,7 +33,7 @@ TONE_SPEARMAN_FLOOR = 0.6
 
 @pytest.fixture(scope="module")
 def text_world(tmp_path_factory):
-    from alpha_assets.world.altdata import AltDataConfig, write_alt_data
+    from alpha_world.altdata import AltDataConfig, write_alt_data
 
     root = tmp_path_factory.mktemp("text_world")
     world, _ = make_world(root, tickers=12, days=SESSIONS)

@@ -8,9 +8,9 @@ from datetime import datetime, timedelta, timezone
 import polars as pl
 import pytest
 
-from alpha_assets.world.vendor_site import serve_site
 from alpha_assets_tests.altdata.test_web_assets import _lake, _resources, _run
 from alpha_assets_tests.altdata.test_web_assets import site as site  # noqa: F401 (the fixture)
+from alpha_world.vendor_site import serve_site
 
 
 def _frozen_clock(at: datetime):

@@ -26,7 +26,7 @@ from alpha_assets.altdata.web_assets import (
 )
 from alpha_assets.home import AlphaHome
 from alpha_assets.lib.altdata.web.products import normalise_availability
-from alpha_assets.world.vendor_site import SiteFaults, build_site, serve_site
+from alpha_world.vendor_site import SiteFaults, build_site, serve_site
 from resources.altdata import GroundTruthResource, WebVendorResource
 from resources.lake import DeltaLake
 from resources.landing import S3VendorLanding
@@ -37,7 +37,7 @@ PRODUCTS, SIGNALS = AssetKey(["raw", "web_products"]), AssetKey(["raw", "web_sig
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     """A 4-session vendor site for a small world (about 7 live tickers a day) and its true prices."""
-    from alpha_assets.world.simulate import WorldConfig, simulate_world
+    from alpha_world.simulate import WorldConfig, simulate_world
 
     root = tmp_path_factory.mktemp("web_world")
     world = simulate_world(WorldConfig(tickers=8, start=date(2024, 1, 2), days=8, seed=3))

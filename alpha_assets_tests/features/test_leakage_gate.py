@@ -426,8 +426,8 @@ def test_single_past_days_of_a_24_name_world_are_never_refused(tmp_path, monkeyp
     from alpha_assets.cli import materialize
     from alpha_assets.home import AlphaHome
     from alpha_assets.lib.features.matrix import feature_columns, source_of
-    from alpha_assets.world.altdata import AltDataConfig, write_alt_data
     from alpha_assets_tests.conftest import make_world
+    from alpha_world.altdata import AltDataConfig, write_alt_data
     from resources.lake import DeltaLake
 
     root = tmp_path / "alpha"

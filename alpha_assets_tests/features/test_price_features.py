@@ -12,8 +12,8 @@ from alpha_assets.lib.features.price_features import (
     compute_price_features,
     feature_columns,
 )
-from alpha_assets.world.simulate import WorldConfig, simulate_world
 from alpha_assets_tests.conftest import WORLD_START
+from alpha_world.simulate import WorldConfig, simulate_world
 from partitions import FEATURE_LOOKBACK_SESSIONS
 from partitions.calendar import shift_sessions
 

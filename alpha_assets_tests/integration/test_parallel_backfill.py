@@ -36,7 +36,7 @@ mutation Launch($params: LaunchBackfillParams!) {
 def text_home(tmp_path, monkeypatch):
     """A home over a small world with earnings calls and filings (no images, no web site)."""
     from alpha_assets.home import AlphaHome
-    from alpha_assets.world.altdata import AltDataConfig, write_alt_data
+    from alpha_world.altdata import AltDataConfig, write_alt_data
 
     root = tmp_path / "alpha"
     world, _ = make_world(root, tickers=12, days=VENDOR_BACKFILL_SESSIONS + 10)

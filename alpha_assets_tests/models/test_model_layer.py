@@ -68,9 +68,9 @@ def planted(tmp_path_factory):
     from dagster import DagsterInstance
 
     from alpha_assets.home import AlphaHome
-    from alpha_assets.world.altdata import AltDataConfig, write_alt_data
-    from alpha_assets.world.simulate import WorldConfig, simulate_world
-    from alpha_assets.world.vendors import write_world
+    from alpha_world.altdata import AltDataConfig, write_alt_data
+    from alpha_world.simulate import WorldConfig, simulate_world
+    from alpha_world.vendors import write_world
     from partitions.calendar import sessions_from
 
     root = tmp_path_factory.mktemp("planted") / "alpha"
@@ -106,7 +106,7 @@ def _traded_ic(home, start: date, end: date) -> dict:
 
 
 def test_ensemble_finds_at_least_half_the_oracle_ic_out_of_sample(planted) -> None:
-    from alpha_assets.world.oracle import oracle_ic
+    from alpha_world.oracle import oracle_ic
     from partitions.calendar import shift_sessions
     from resources.lake import DeltaLake
 

@@ -24,7 +24,7 @@ from alpha_assets.lib.altdata.web import (
     parse_retry_after,
 )
 from alpha_assets.lib.altdata.web.products import normalise_availability
-from alpha_assets.world.vendor_site import SiteFaults, build_site, product_page_url, serve_site
+from alpha_world.vendor_site import SiteFaults, build_site, product_page_url, serve_site
 
 TICKERS = ["AAA", "BBB", "CCC"]
 DAYS = [date(2024, 3, 4) + timedelta(days=i) for i in range(4)]

@@ -222,7 +222,7 @@ def test_learner_scores_of_rows_do_not_depend_on_the_other_rows_scored_with_them
 
 def test_car_counts_of_an_image_do_not_depend_on_the_images_detected_with_it(tmp_path):
     from alpha_assets.lib.altdata.vision.car_detector import count_cars, new_car_detector
-    from alpha_assets.world.imagery import generate_detector_training_set
+    from alpha_world.imagery import generate_detector_training_set
 
     generate_detector_training_set(tmp_path / "ds", n_images=5, seed=2)
     images = sorted((tmp_path / "ds" / "images").rglob("*.png"))

@@ -84,7 +84,7 @@ def test_ensure_torchvision_ops_is_idempotent() -> None:
 
 @pytest.fixture(scope="module")
 def tank_images(tmp_path_factory) -> Path:
-    from alpha_assets.world.imagery import generate_tank_images
+    from alpha_world.imagery import generate_tank_images
 
     root = tmp_path_factory.mktemp("tank_images")
     farms = pl.DataFrame({"farm_id": [f"F{i}" for i in range(4)], "ticker": ["AAA", "BBB", "CCC", "DDD"]})
@@ -177,7 +177,7 @@ def test_count_cars_gives_one_row_per_image_and_rejects_a_corrupt_one(
     tmp_path: Path, corrupt_png: Path
 ) -> None:
     from alpha_assets.lib.altdata.vision.car_detector import count_cars, new_car_detector
-    from alpha_assets.world.imagery import generate_detector_training_set
+    from alpha_world.imagery import generate_detector_training_set
 
     generate_detector_training_set(tmp_path / "ds", n_images=3, seed=1)
     images = sorted((tmp_path / "ds" / "images").rglob("*.png"))

@@ -11,7 +11,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from alpha_assets.world.altdata import (
+from alpha_world.altdata import (
     RETAIL_SECTORS,
     TANK_SECTORS,
     AltDataConfig,
@@ -19,8 +19,8 @@ from alpha_assets.world.altdata import (
     delivery_days,
     write_alt_data,
 )
-from alpha_assets.world.simulate import WorldConfig, simulate_world
-from alpha_assets.world.vendors import write_world
+from alpha_world.simulate import WorldConfig, simulate_world
+from alpha_world.vendors import write_world
 
 START = date(2024, 1, 2)
 # small and cheap: a few images, no detector set, one render process

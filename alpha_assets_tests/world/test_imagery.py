@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from alpha_assets.world import imagery
+from alpha_world import imagery
 
 DATES = [date(2024, 1, 2) + timedelta(days=i) for i in range(3)]
 

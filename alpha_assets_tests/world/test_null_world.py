@@ -8,8 +8,8 @@ from datetime import date
 import polars as pl
 import pytest
 
-from alpha_assets.world import simulate
-from alpha_assets.world.simulate import DRIFT, Calibration, WorldConfig, simulate_world
+from alpha_world import simulate
+from alpha_world.simulate import DRIFT, Calibration, WorldConfig, simulate_world
 
 
 @pytest.fixture

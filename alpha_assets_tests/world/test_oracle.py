@@ -11,16 +11,16 @@ import polars as pl
 import pytest
 
 from alpha_assets.lib.altdata import point_in_time as pit
-from alpha_assets.world.altdata import DELIVERY_SCHEMA, AltDataConfig, write_alt_data
-from alpha_assets.world.oracle import ORACLE_SOURCES, build_oracle, oracle_ic
-from alpha_assets.world.simulate import (
+from alpha_world.altdata import DELIVERY_SCHEMA, AltDataConfig, write_alt_data
+from alpha_world.oracle import ORACLE_SOURCES, build_oracle, oracle_ic
+from alpha_world.simulate import (
     DRIVER_LOADINGS,
     DRIVER_PERSISTENCE,
     DRIVERS,
     WorldConfig,
     simulate_world,
 )
-from alpha_assets.world.texts import call_published_at
+from alpha_world.texts import call_published_at
 
 START = date(2024, 1, 2)
 NORM = math.sqrt(sum(DRIVER_LOADINGS[d] ** 2 for d in DRIVERS))

@@ -22,9 +22,9 @@ from alpha_assets.lib.altdata.nlp import (
 )
 from alpha_assets.lib.altdata.nlp.filings import filing_features_frame
 from alpha_assets.lib.altdata.web import parse_product_page
-from alpha_assets.world import texts
-from alpha_assets.world.texts import generate_filings, generate_transcripts
-from alpha_assets.world.vendor_site import SiteFaults, build_site, serve_site
+from alpha_world import texts
+from alpha_world.texts import generate_filings, generate_transcripts
+from alpha_world.vendor_site import SiteFaults, build_site, serve_site
 
 TICKERS = ["ALFA", "BRVO", "CHRL", "DLTA", "ECHO", "FXT", "GOLF", "HTL"]
 SECTORS = [

@@ -1,7 +1,7 @@
 """The oracle: how much of the planted alpha the delivered alternative data can reveal, day by day.
 
 A model can only be as good as its inputs. The world plants ``alpha[i,t] = k * sigma_i * z[i,t]`` with
-``z = sum_k loading_k * driver_k[i,t] / norm`` (``alpha_assets.world.simulate``), but the fund sees a driver only
+``z = sum_k loading_k * driver_k[i,t] / norm`` (``alpha_world.simulate``), but the fund sees a driver only
 through a vendor's deliveries. Under the drivers' AR(1) law the best forecast of ``driver_k[i,t]`` from the latest
 observation published by t's cut-off, taken s sessions earlier, is ``phi^s * driver_k[i,t-s]``; with no usable
 observation (a name the vendor does not cover, before its first delivery, or a value older than the pipeline's
@@ -30,7 +30,7 @@ import numpy as np
 import polars as pl
 
 from alpha_assets.lib.altdata.point_in_time import MAX_AGE_DAYS, session_cutoffs
-from alpha_assets.world.simulate import DRIVER_LOADINGS, DRIVER_PERSISTENCE, DRIVERS, World, regime_multiplier
+from alpha_world.simulate import DRIVER_LOADINGS, DRIVER_PERSISTENCE, DRIVERS, World, regime_multiplier
 
 __all__ = ["ORACLE_SOURCES", "SIGNAL_COLUMNS", "build_oracle", "oracle_ic", "write_oracle"]
 
@@ -43,7 +43,7 @@ ORACLE_SOURCES: dict[str, tuple[str, str]] = {
     "oracle_web": ("web", "web_price"),
 }
 # the columns oracle_ic scores: the combined oracle, each source's share of it, the full planted alpha
-# oracle_all_z: every delivered channel, the price history included (alpha_assets/world/oracle_prices.py)
+# oracle_all_z: every delivered channel, the price history included (alpha_world/oracle_prices.py)
 SIGNAL_COLUMNS = ["oracle_z", *ORACLE_SOURCES, "oracle_all_z", "planted_z"]
 
 
@@ -112,7 +112,7 @@ def build_oracle(
             "trade_date", "ticker", pl.when(usable).then(value).otherwise(0.0).fill_null(0.0).alias(column)
         )
         out = out.join(seen, on=["trade_date", "ticker"], how="left")
-    from alpha_assets.world.oracle_prices import kalman_oracle
+    from alpha_world.oracle_prices import kalman_oracle
 
     out = out.join(kalman_oracle(world, deliveries), on=["trade_date", "ticker"], how="left")
     vol = world.universe.select("ticker", "daily_vol")

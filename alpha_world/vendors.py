@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from alpha_assets.world.simulate import World
+from alpha_world.simulate import World
 
 
 def _publish_time(d, late: bool) -> datetime:

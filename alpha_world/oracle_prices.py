@@ -27,7 +27,7 @@ import numpy as np
 import polars as pl
 
 from alpha_assets.lib.altdata.point_in_time import session_cutoffs
-from alpha_assets.world.simulate import DRIVER_LOADINGS, DRIVER_PERSISTENCE, DRIVERS, World, regime_multiplier
+from alpha_world.simulate import DRIVER_LOADINGS, DRIVER_PERSISTENCE, DRIVERS, World, regime_multiplier
 
 SOURCE_DRIVER = {
     "parking": "store_traffic",

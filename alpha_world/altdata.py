@@ -16,7 +16,7 @@ Coverage is a world parameter: each source follows a share of the names (parking
 energy and materials, each topped up with other names to reach its share) for the whole span the name is listed.
 Cadences anchor on the world's last session, so the newest session always has fresh imagery and pages. Truth
 (counts, fills, tones, risks, prices, who was covered, every delivery's publication time) goes to
-``home/ground_truth`` only, and so does the oracle (``alpha_assets.world.oracle``): the part of the planted alpha
+``home/ground_truth`` only, and so does the oracle (``alpha_world.oracle``): the part of the planted alpha
 the delivered data can reveal.
 """
 
@@ -33,15 +33,15 @@ import numpy as np
 import polars as pl
 
 from alpha_assets.lib.altdata import point_in_time as pit
-from alpha_assets.world.imagery import (
+from alpha_world.imagery import (
     generate_detector_training_set,
     generate_parking_images,
     generate_tank_images,
 )
-from alpha_assets.world.oracle import build_oracle, write_oracle
-from alpha_assets.world.simulate import World
-from alpha_assets.world.texts import generate_filings, generate_transcripts
-from alpha_assets.world.vendor_site import build_site
+from alpha_world.oracle import build_oracle, write_oracle
+from alpha_world.simulate import World
+from alpha_world.texts import generate_filings, generate_transcripts
+from alpha_world.vendor_site import build_site
 
 RETAIL_SECTORS = ("Consumer Discretionary", "Consumer Staples")
 TANK_SECTORS = ("Energy", "Materials")
