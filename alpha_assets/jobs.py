@@ -51,7 +51,7 @@ book_job = _daily_job(
     "start at the first session a trained model can exist).",
 )
 explain_job = _daily_job("explain", EXPLAIN_ASSETS, "SHAP and LIME for the days' books.")
-# The CLI's `main`: these jobs in order over one range (alpha_assets.cli.materialize).
+# The CLI's `main`: these jobs in order over one range (alpha_assets.app.runs.materialize).
 MAIN_PARTS = ("daily_data", "daily_book")
 
 train_alpha_job = _job(

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from alpha_assets.cli import main, resolve_selection
+from alpha_assets.app.runs import resolve_selection
+from alpha_assets.cli import main
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import pytest
 from dagster import AssetKey, DailyPartitionsDefinition, asset, materialize
 
 from alpha_assets import cli
+from alpha_assets.app import runs as app_runs
 
 DAYS = [date(2024, 3, 4), date(2024, 3, 5), date(2024, 3, 6)]
 
@@ -27,13 +28,13 @@ def test_book_days_are_the_partitions_of_portfolio_materializations():
 
     result = materialize([book, prices], partition_key="2024-03-05")
     mats = [e for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"]
-    assert len(mats) == 2 and cli.book_days(mats) == [date(2024, 3, 5)]
-    assert cli.book_days([e for e in mats if e.asset_key.path[0] == "raw"]) == []
+    assert len(mats) == 2 and app_runs.book_days(mats) == [date(2024, 3, 5)]
+    assert app_runs.book_days([e for e in mats if e.asset_key.path[0] == "raw"]) == []
 
 
 @pytest.fixture
 def runs(monkeypatch, tmp_path):
-    """``cli.materialize`` replaced by a recorder: the job given changes the book of DAYS unless it is daily_data
+    """``materialize`` (the CLI's and the application layer's, which republish calls) replaced by a recorder: the job given changes the book of DAYS unless it is daily_data
     or serving."""
     (tmp_path / "landing").mkdir()
     monkeypatch.setenv("ALPHA_HOME", str(tmp_path))
@@ -45,6 +46,7 @@ def runs(monkeypatch, tmp_path):
         return {"success": True, "book_days": book, "run_id": "x"}
 
     monkeypatch.setattr(cli, "materialize", fake)
+    monkeypatch.setattr(app_runs, "materialize", fake)
     return calls
 
 

@@ -37,7 +37,7 @@ def run(n_names: int, n_days: int, seed: int = 1, cov_window: int = 60) -> dict:
 
     from dagster import DagsterInstance
 
-    from alpha_assets.cli import materialize
+    from alpha_assets.app.runs import materialize
     from alpha_assets.home import AlphaHome
     from alpha_world.simulate import WorldConfig, simulate_world
     from alpha_world.vendors import write_world

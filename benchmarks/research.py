@@ -88,7 +88,7 @@ def build_world(seed: int, strength: float, tickers: int, days: int, cache: Path
         _env(tmp)
         from dagster import DagsterInstance
 
-        from alpha_assets.cli import materialize
+        from alpha_assets.app.runs import materialize
         from alpha_assets.home import AlphaHome
         from alpha_world.altdata import AltDataConfig, write_alt_data
         from alpha_world.simulate import WorldConfig, simulate_world

@@ -104,7 +104,9 @@ def stage(home: Path, name: str, *args: str, resume: bool = False, saved_as: str
 
 
 def _child(name: str, home_dir: str, args: list[str]) -> None:
-    from alpha_assets.cli import _home, materialize, serve_vendor_site, train_alpha, train_models
+    from alpha_assets.app.demo import serve_vendor_site
+    from alpha_assets.app.runs import materialize, train_alpha, train_models
+    from alpha_assets.cli import _home
 
     ns = argparse.Namespace(home=home_dir)
     home = _home(ns, create=name == "world")

@@ -368,8 +368,15 @@ class DeltaLake:
 
     def scan_pinned(self, layer: str, asset: str, version: int | None = None) -> tuple[pl.LazyFrame, int]:
         """``scan`` and the version it reads."""
+        from deltalake.exceptions import TableNotFoundError
+
         uri = self.uri(layer, asset)
-        table = self.table(layer, asset, version)
+        try:
+            table = self.table(layer, asset, version)
+        except (
+            TableNotFoundError
+        ) as e:  # as a path scan says it (callers treat a missing table as a missing file)
+            raise FileNotFoundError(f"no Delta table {layer}.{asset} at {uri}") from e
         pinned = table.version()
         _record_read(f"{layer}.{asset}", pinned)
         if _is_remote(uri):  # object storage: polars opens it with the credentials, at the pinned version

@@ -46,7 +46,7 @@ def trained_alt(tmp_path_factory, alt_template):
     recipe, then the daily data job (vendor files to features) over every session of the world."""
     from dagster import DagsterInstance
 
-    from alpha_assets.cli import materialize
+    from alpha_assets.app.runs import materialize
     from alpha_assets.definitions import build_definitions, local_resources
     from alpha_assets.home import AlphaHome
 

@@ -123,7 +123,7 @@ def test_an_unchanged_detector_is_reused_and_user_weights_replace_training(train
 
 
 def test_bad_imagery_is_quarantined_with_a_reason_and_earlier_rows_survive(trained_alt, tmp_path) -> None:
-    from alpha_assets.cli import materialize
+    from alpha_assets.app.runs import materialize
     from alpha_assets.home import AlphaHome
 
     src, instance, _, _ = trained_alt

@@ -36,7 +36,7 @@ def _sessions() -> list[date]:
 
 
 def _materialize(home, instance, start: date | None = None, end: date | None = None) -> dict:
-    from alpha_assets.cli import materialize
+    from alpha_assets.app.runs import materialize
 
     days = _sessions()
     return materialize(

@@ -384,7 +384,7 @@ def test_a_fifo_or_a_directory_named_like_a_delivery_is_refused_with_a_reason(ba
 
 
 def test_a_future_dated_file_does_not_stretch_the_default_to(home):
-    from alpha_assets.cli import landing_date_range
+    from alpha_assets.app.runs import landing_date_range
 
     lo, hi = landing_date_range(home)
     future = date.today() + timedelta(days=45)

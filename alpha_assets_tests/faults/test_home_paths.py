@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from alpha_assets.cli import main, materialize
+from alpha_assets.app.runs import materialize
+from alpha_assets.cli import main
 from alpha_assets.home import AlphaHome
 from alpha_assets_tests.conftest import WORLD_START
 from partitions.calendar import sessions_from

@@ -34,7 +34,7 @@ def lake_template(tmp_path_factory, world_template):
     """A home with raw.prices and raw.universe over five sessions, materialized once for the module."""
     from dagster import DagsterInstance
 
-    from alpha_assets.cli import materialize
+    from alpha_assets.app.runs import materialize
 
     root = tmp_path_factory.mktemp("sql") / "alpha"
     shutil.copytree(world_template, root)

@@ -29,7 +29,7 @@ SELECT = ["raw/prices", "raw/price_reconciliation", "features/labels"]
 
 @pytest.mark.slow
 def test_a_one_day_rerun_refreshes_the_labels_of_the_days_before_it(home, instance):
-    from alpha_assets.cli import materialize as cli_materialize
+    from alpha_assets.app.runs import materialize as cli_materialize
     from resources.lake import DeltaLake
 
     first = cli_materialize(home, select=SELECT, quiet=True, instance=instance, job_name="daily_data")

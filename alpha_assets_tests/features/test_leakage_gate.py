@@ -379,7 +379,7 @@ def test_without_a_fusion_encoder_the_fused_embeddings_are_the_keys_and_nothing_
 
 @pytest.mark.slow
 def test_a_leaky_price_feature_makes_the_feature_matrix_fail_and_write_nothing(home, instance):
-    from alpha_assets.cli import materialize
+    from alpha_assets.app.runs import materialize
     from resources.lake import DeltaLake
 
     price_layer = ["raw/universe", "raw/prices", "raw/price_reconciliation", "features/price_features"]
@@ -423,7 +423,7 @@ def test_single_past_days_of_a_24_name_world_are_never_refused(tmp_path, monkeyp
     """The issue's failure: re-materializing one past day of a 24-name world refused it at random (one day's IC has a
     standard error of ~0.2 on 24 names). Every single day of a simulated 24-name world passes the gate, the whole
     window too, and re-runs of single past days through the asset succeed."""
-    from alpha_assets.cli import materialize
+    from alpha_assets.app.runs import materialize
     from alpha_assets.home import AlphaHome
     from alpha_assets.lib.features.matrix import feature_columns, source_of
     from alpha_assets_tests.conftest import make_world

@@ -33,7 +33,7 @@ def _home(tmp_path, name, prices, monkeypatch) -> AlphaHome:
 
 
 def _run(home, instance, start, end) -> None:
-    from alpha_assets.cli import materialize
+    from alpha_assets.app.runs import materialize
 
     res = materialize(
         home,
@@ -118,7 +118,7 @@ def test_a_bad_chunk_size_is_one_clear_error(tmp_path, panel, instance, monkeypa
 
 @pytest.mark.slow
 def test_the_finite_check_counts_every_chunk(tmp_path, panel, instance, monkeypatch):
-    from alpha_assets.cli import materialize
+    from alpha_assets.app.runs import materialize
 
     days = panel["trade_date"].unique().sort().to_list()
     # A zero close makes the next session's return infinite, in the window's last chunk.

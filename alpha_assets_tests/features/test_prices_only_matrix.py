@@ -27,7 +27,7 @@ def _matrix_metadata(instance) -> dict:
 
 @pytest.mark.slow
 def test_a_prices_only_world_gets_a_price_only_matrix_through_daily_data(home, instance):
-    from alpha_assets.cli import materialize
+    from alpha_assets.app.runs import materialize
     from resources.lake import DeltaLake
 
     res = materialize(home, quiet=True, instance=instance, job_name="daily_data")
@@ -56,7 +56,7 @@ def test_a_prices_only_world_gets_a_price_only_matrix_through_daily_data(home, i
 
 @pytest.mark.slow
 def test_the_matrix_builds_when_the_alt_features_table_does_not_exist_yet(home, instance):
-    from alpha_assets.cli import materialize
+    from alpha_assets.app.runs import materialize
     from resources.lake import DeltaLake
 
     # the automation's order: the price layer and the matrix before features.alt_features ever ran

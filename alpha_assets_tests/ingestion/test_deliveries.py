@@ -110,7 +110,7 @@ def _reasons(home) -> dict[str, str]:
 
 def test_a_stray_copy_a_hidden_file_and_an_undated_file_never_demote_a_good_day(home, instance):
     """Issue 9 #4: `prices_a_<d> (copy).csv` (bad) used to count as the newest A delivery and push the day to B."""
-    from alpha_assets.cli import materialize
+    from alpha_assets.app.runs import materialize
     from alpha_assets_tests.conftest import WORLD_START
     from partitions.calendar import sessions_from
     from resources.lake import DeltaLake
@@ -179,7 +179,7 @@ def test_a_range_run_records_on_each_day_the_files_of_that_day(home, instance):
     what the landing sensors compare (test_vendor_sensors)."""
     from dagster import AssetRecordsFilter
 
-    from alpha_assets.cli import materialize
+    from alpha_assets.app.runs import materialize
     from alpha_assets_tests.conftest import WORLD_START
     from partitions.calendar import sessions_from
 

@@ -122,7 +122,7 @@ def test_a_future_dated_file_is_refused():
 
 
 def test_a_corrupt_file_is_quarantined_and_no_rows_are_lost(home, instance):
-    from alpha_assets.cli import materialize
+    from alpha_assets.app.runs import materialize
     from alpha_assets_tests.conftest import WORLD_START
     from partitions.calendar import sessions_from
     from resources.lake import DeltaLake

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from alpha_assets.cli import materialize
+from alpha_assets.app.runs import materialize
 from alpha_assets_tests.conftest import WORLD_START
 from partitions.calendar import sessions_from
 from resources.lake import DeltaLake

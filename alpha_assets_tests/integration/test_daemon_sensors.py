@@ -36,7 +36,7 @@ def test_the_daemon_over_a_cli_materialized_instance_requests_no_runs(home):
     from dagster import DagsterInstance, RunsFilter
     from dagster._core.scheduler.instigation import TickStatus
 
-    from alpha_assets.cli import materialize
+    from alpha_assets.app.runs import materialize
     from alpha_assets.ingestion.sensors import VENDOR_TARGETS
 
     shutil.copy(REPO / "deploy" / "local" / "dagster.yaml", home.dagster / "dagster.yaml")

@@ -68,7 +68,7 @@ def _document_days(landing: Path) -> Counter:
 
 @pytest.mark.slow
 def test_a_range_rerun_and_a_single_day_give_every_table_bit_for_bit(tmp_path, monkeypatch, instance):
-    from alpha_assets.cli import materialize
+    from alpha_assets.app.runs import materialize
     from alpha_assets.home import AlphaHome
     from alpha_assets_tests.conftest import make_world
     from alpha_world.altdata import AltDataConfig, write_alt_data

@@ -57,7 +57,7 @@ def test_a_ui_backfill_of_transcript_days_runs_as_chunked_runs_one_at_a_time(tex
     from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
     from dagster_graphql.test.utils import execute_dagster_graphql
 
-    from alpha_assets.cli import materialize
+    from alpha_assets.app.runs import materialize
 
     days = sessions_from(WORLD_START, VENDOR_BACKFILL_SESSIONS + 4)  # one full chunk and a short one
     # the call-sentiment content check reads the point-in-time universe: materialize it first

@@ -19,7 +19,7 @@ def test_a_postgres_backed_instance_materializes_a_partition(home, tmp_path):
 
     from dagster import DagsterInstance
 
-    from alpha_assets.cli import materialize
+    from alpha_assets.app.runs import materialize
     from alpha_assets_tests.conftest import WORLD_START
     from partitions.calendar import sessions_from
     from resources.lake import DeltaLake

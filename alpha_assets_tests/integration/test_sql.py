@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from alpha_assets.cli import main, materialize
+from alpha_assets.app.runs import materialize
+from alpha_assets.cli import main
 from alpha_assets_tests.conftest import WORLD_START
 from partitions.calendar import sessions_from
 from resources.lake import DeltaLake

@@ -42,7 +42,7 @@ def _post(url: str, query: str) -> dict:
 def test_graphql_lists_asset_keys_and_partition_statuses(home):
     from dagster import DagsterInstance
 
-    from alpha_assets.cli import materialize
+    from alpha_assets.app.runs import materialize
     from alpha_assets_tests.conftest import WORLD_START
     from partitions.calendar import sessions_from
 

@@ -39,13 +39,13 @@ BREAK_AT = 322
 
 
 def _run_world(home, instance, world):
-    from alpha_assets.cli import _block_first_session, materialize, run_job, train_alpha
+    from alpha_assets.app.runs import block_first_session, materialize, run_job, train_alpha
 
     data = materialize(home, quiet=True, instance=instance, job_name="daily_data", run_config=DATA_CONFIG)
     assert data["success"], data["failed_steps"]
     trained = train_alpha(home, instance=instance, quiet=True, run_config=TRAIN_CONFIG)
     assert trained["success"] and trained["blocks"], trained
-    first = _block_first_session(trained["blocks"][0])
+    first = block_first_session(trained["blocks"][0])
     book = materialize(
         home, first, data["end"], quiet=True, instance=instance, job_name="daily_book", run_config=BOOK_CONFIG
     )
@@ -223,7 +223,7 @@ def test_books_trade_the_ensemble_and_the_audit_names_the_model_versions(planted
 
 
 def test_shap_values_add_up_to_the_prediction_for_every_name_in_the_book(planted) -> None:
-    from alpha_assets.cli import materialize
+    from alpha_assets.app.runs import materialize
     from resources.lake import DeltaLake
 
     home, end = planted["home"], planted["end"]
@@ -265,7 +265,7 @@ def test_shap_values_add_up_to_the_prediction_for_every_name_in_the_book(planted
 
 
 def test_retraining_with_the_same_seed_gives_the_same_predictions(planted) -> None:
-    from alpha_assets.cli import train_alpha
+    from alpha_assets.app.runs import train_alpha
     from alpha_assets.definitions import local_resources
     from alpha_assets.lib.models.learners import Learner
     from resources.lake import DeltaLake
@@ -321,7 +321,7 @@ def test_a_feature_that_copies_tomorrows_return_fails_the_matrix_and_writes_noth
     planted, monkeypatch
 ) -> None:
     import alpha_assets.features.matrix as matrix_asset
-    from alpha_assets.cli import materialize
+    from alpha_assets.app.runs import materialize
     from resources.lake import DeltaLake
 
     home, end = planted["home"], planted["end"]
@@ -387,7 +387,7 @@ def test_a_null_world_shows_no_alpha_out_of_sample(null_world) -> None:
 def test_the_smoothed_score_of_a_day_is_the_same_run_alone_or_in_a_range(planted) -> None:
     """With smoothing on (score_halflife_sessions 5; the default is 0), alpha_scores carries its exponential average
     from the previous session's row: re-running the days one at a time gives the rows the range run wrote."""
-    from alpha_assets.cli import materialize
+    from alpha_assets.app.runs import materialize
     from partitions.calendar import shift_sessions
     from resources.lake import DeltaLake
 

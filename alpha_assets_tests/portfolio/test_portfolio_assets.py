@@ -8,7 +8,7 @@ import json
 import polars as pl
 import pytest
 
-from alpha_assets.cli import materialize, run_backtest
+from alpha_assets.app.runs import materialize, run_backtest
 from alpha_assets.lib.portfolio import PortfolioLimits, check_limits
 from alpha_assets.portfolio.assets import rebuild_weights
 from resources.lake import DeltaLake

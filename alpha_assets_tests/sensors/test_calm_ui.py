@@ -55,7 +55,7 @@ def test_every_sensor_that_can_launch_a_run_starts_stopped_or_acts_only_on_new_e
 def test_landing_sensors_launch_nothing_on_an_ingested_home(home, instance):
     """The CLI ingested every vendor file: each landing sensor, on its first tick (no cursor) against the instance,
     requests no run and quarantines nothing more; a corrected file then re-runs exactly its day."""
-    from alpha_assets.cli import materialize
+    from alpha_assets.app.runs import materialize
     from alpha_assets.ingestion.sensors import VENDOR_TARGETS, make_vendor_sensor
     from resources.landing import LocalVendorLanding
 

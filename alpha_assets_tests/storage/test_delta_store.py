@@ -166,3 +166,5 @@ def test_a_scan_reads_the_version_it_was_built_at_and_reports_it(tmp_path):
     assert reads == [TableRead("raw.t", 0), TableRead("features.u", 0), TableRead("raw.t", 1)]
     lake.read("raw", "t")
     assert len(reads) == 3  # closed: no longer recording
+    with pytest.raises(FileNotFoundError, match="no Delta table raw.absent"):
+        lake.read("raw", "absent")

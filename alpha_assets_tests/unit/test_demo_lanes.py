@@ -1,4 +1,4 @@
-"""The demo runs the data job in two lanes (alpha_assets.cli.data_layer_in_two_lanes): the car detector and the
+"""The demo runs the data job in two lanes (alpha_assets.app.demo.data_layer_in_two_lanes): the car detector and the
 parking lots in a second process beside everything that does not read them, then what reads both. The groups must
 cover the job exactly once, and no asset may run before something it reads."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 def test_the_demo_lanes_cover_the_data_job_once_and_in_dependency_order(tmp_path):
     from dagster import AssetKey
 
-    from alpha_assets.cli import demo_lanes
+    from alpha_assets.app.demo import demo_lanes
     from alpha_assets.definitions import build_definitions, local_resources
     from alpha_assets.home import AlphaHome
 
@@ -20,7 +20,7 @@ def test_the_demo_lanes_cover_the_data_job_once_and_in_dependency_order(tmp_path
     imagery, rest, after = demo_lanes(job)
     assert imagery == ["raw/parking_lot_counts", "raw/parking_lot_images"]
     # the second process selects the counts alone (it builds no Definitions): the selection adds the images
-    from alpha_assets.cli import resolve_selection
+    from alpha_assets.app.runs import resolve_selection
 
     assert sorted(k.to_user_string() for k in resolve_selection(job, ["raw/parking_lot_counts"])) == imagery
     assert {"features/alt_features", "features/feature_matrix"} <= set(after)
