@@ -35,6 +35,7 @@ from alpha_assets.keys import (
 )
 from alpha_assets.lib.portfolio import InfeasibleLimitsError, PortfolioLimits, check_limits, invested_share
 from alpha_assets.lib.portfolio.daily import COV_WINDOW, WEIGHT_SCHEMA, day_target_weights
+from alpha_assets.lib.portfolio.orders import ORDER_FILE_COLUMNS, ORDERS_SCHEMA, book_orders
 from alpha_assets.lib.settings import NAV_USD
 from alpha_assets.lib_config import config_of
 from alpha_assets.metadata import plot_metadata, run_partition
@@ -407,71 +408,8 @@ def rebuild_weights(lake, day, audit_row: dict) -> pl.DataFrame:
     return day_target_weights(day, scores, prices, uni, cfg.limits(), cfg.cov_window, held)
 
 
-# No order trades more than this multiple of the name's liquidity limit, its average daily dollar volume (raw.universe's
-# adv_usd): an order above it (a bad price, a runaway weight) is cut to it, never sent whole. A name the universe
-# gives no ADV for (one leaving it) is not cut, so that it can always be sold.
-MAX_ORDER_ADV_MULTIPLE = 1.0
-
-
-def cap_to_liquidity(o: pl.DataFrame, universe: pl.DataFrame) -> tuple[pl.DataFrame, list[dict]]:
-    """``o`` (one day's orders) with every order above ``MAX_ORDER_ADV_MULTIPLE`` x ADV cut to it (whole shares;
-    ``target_shares`` follows), and the cut orders as {"ticker", "order_value", "limit_usd"}."""
-    adv = universe.select("ticker", pl.col("adv_usd").cast(pl.Float64)).unique("ticker", keep="last")
-    o = o.join(adv, on="ticker", how="left").with_columns(
-        (pl.col("adv_usd") * MAX_ORDER_ADV_MULTIPLE).alias("_limit")
-    )
-    over = (
-        pl.col("_limit").is_not_null()
-        & (pl.col("close") > 0)
-        & (pl.col("order_value").abs() > pl.col("_limit"))
-    ).fill_null(False)
-    cut = o.filter(over).select("ticker", "order_value", pl.col("_limit").alias("limit_usd")).to_dicts()
-    shares = (pl.col("order_shares").sign() * (pl.col("_limit") / pl.col("close")).floor()).cast(pl.Int64)
-    o = o.with_columns(pl.when(over).then(shares).otherwise(pl.col("order_shares")).alias("order_shares"))
-    o = o.with_columns(
-        (pl.col("current_shares") + pl.col("order_shares")).alias("target_shares"),
-        (pl.col("order_shares") * pl.col("close")).alias("order_value"),
-        pl.when(pl.col("order_shares") > 0)
-        .then(pl.lit("buy"))
-        .when(pl.col("order_shares") < 0)
-        .then(pl.lit("sell"))
-        .otherwise(pl.lit("hold"))
-        .alias("side"),
-    ).drop("adv_usd", "_limit")
-    return o, cut
-
-
 class OrdersConfig(Config):
     nav_usd: float = NAV_USD  # capital the weights are applied to when sizing shares (the fund's NAV)
-
-
-ORDERS_SCHEMA = {
-    "trade_date": pl.Date,
-    "ticker": pl.Utf8,
-    "target_weight": pl.Float64,
-    "exec_weight": pl.Float64,
-    "close": pl.Float64,
-    "current_shares": pl.Int64,
-    "target_shares": pl.Int64,
-    "order_shares": pl.Int64,
-    "order_value": pl.Float64,
-    "rounding_residual_value": pl.Float64,
-    "side": pl.Utf8,
-}
-# The execution system's file: the trades only (no "hold" rows), whole shares.
-ORDER_FILE_COLUMNS = [
-    "trade_date",
-    "ticker",
-    "side",
-    "order_shares",
-    "close",
-    "order_value",
-    "target_shares",
-    "current_shares",
-    "target_weight",
-    "exec_weight",
-    "rounding_residual_value",
-]
 
 
 @asset(
@@ -506,70 +444,19 @@ def orders(
     ``MAX_ORDER_ADV_MULTIPLE`` times the name's liquidity (its ADV in USD): a larger one is cut to that and listed
     in ``orders_cut_to_liquidity``."""
     start, end = window_dates(*context.partition_time_window)
-    mult = (
+    multipliers = (
         dict(zip(risk["trade_date"].to_list(), risk["gross_multiplier_next"].to_list(), strict=True))
         if risk.height
         else {}
     )
-    closes = prices.select("trade_date", "ticker", "close")
-    w = (
-        weights.select("trade_date", "ticker", "weight")
-        .with_columns(
-            pl.col("trade_date").replace_strict(mult, default=1.0, return_dtype=pl.Float64).alias("mult")
-        )
-        .with_columns((pl.col("weight") * pl.col("mult")).alias("exec_weight"))
-        .join(closes, on=["trade_date", "ticker"], how="left")
+    frames, cut = book_orders(
+        weights, multipliers, prices, universe, config.nav_usd, sessions_between(start, end)
     )
-    exact = pl.col("exec_weight") * config.nav_usd / pl.col("close")
-    w = w.with_columns(
-        exact.round(0).cast(pl.Int64).alias("shares"),
-        ((exact - exact.round(0)) * pl.col("close")).alias("rounding_residual_value"),
-    )
-    days = sorted(set(w["trade_date"].to_list()))
-    previous_book_day = dict(zip(days[1:], days[:-1], strict=True))
-    frames, files, residuals, cut = [], [], {}, []
-    for day in sessions_between(start, end):
-        if day not in days:
-            continue
-        prev = previous_book_day.get(day)
-        cur = (
-            w.filter(pl.col("trade_date") == prev).select("ticker", pl.col("shares").alias("current_shares"))
-            if prev is not None
-            else pl.DataFrame(schema={"ticker": pl.Utf8, "current_shares": pl.Int64})
-        )
-        tgt = w.filter(pl.col("trade_date") == day)
-        o = (
-            tgt.join(cur, on="ticker", how="full", coalesce=True)
-            .with_columns(
-                pl.lit(day).alias("trade_date"),
-                pl.col("weight").fill_null(0.0).alias("target_weight"),
-                pl.col("exec_weight").fill_null(0.0),
-                pl.col("current_shares").fill_null(0),
-                pl.col("shares").fill_null(0).alias("target_shares"),
-                pl.col("rounding_residual_value").fill_null(0.0),
-            )
-            .with_columns((pl.col("target_shares") - pl.col("current_shares")).alias("order_shares"))
-        )
-        o = o.join(
-            closes.filter(pl.col("trade_date") == day).select("ticker", pl.col("close").alias("close_d")),
-            on="ticker",
-            how="left",
-        ).with_columns(pl.coalesce("close", "close_d").alias("close"))
-        o = o.with_columns(
-            (pl.col("order_shares") * pl.col("close")).alias("order_value"),
-            pl.when(pl.col("order_shares") > 0)
-            .then(pl.lit("buy"))
-            .when(pl.col("order_shares") < 0)
-            .then(pl.lit("sell"))
-            .otherwise(pl.lit("hold"))
-            .alias("side"),
-        )
-        o, day_cut = cap_to_liquidity(o, universe.filter(pl.col("trade_date") == day))
-        cut += [{"trade_date": str(day), **c} for c in day_cut]
-        o = o.select(list(ORDERS_SCHEMA)).cast(ORDERS_SCHEMA).sort("ticker")
+    files, residuals = [], {}
+    for o in frames:
+        day = o["trade_date"][0]
         files.append(outbox.write_orders(day, o.filter(pl.col("side") != "hold").select(ORDER_FILE_COLUMNS)))
         residuals[str(day)] = round(float(o["rounding_residual_value"].sum()), 2)
-        frames.append(o)
     df = pl.concat(frames) if frames else pl.DataFrame(schema=ORDERS_SCHEMA)
     trades = df.filter(pl.col("side") != "hold")
     return Output(

@@ -228,7 +228,7 @@ def test_a_bad_print_at_b_never_displaces_a_price_history_agrees_with(baseline):
 
 
 def test_no_order_exceeds_its_multiple_of_the_names_liquidity():
-    from alpha_assets.portfolio.assets import MAX_ORDER_ADV_MULTIPLE, cap_to_liquidity
+    from alpha_assets.lib.portfolio.orders import MAX_ORDER_ADV_MULTIPLE, cap_to_liquidity
 
     d = date(2026, 11, 20)
     orders = pl.DataFrame(
