@@ -43,10 +43,11 @@ def test_orders_are_the_whole_share_change_of_the_book_at_the_multiplier() -> No
     assert first["A"]["order_shares"] == 50 and first["B"]["order_shares"] == -25  # from nothing
     second = {r["ticker"]: r for r in frames[1].to_dicts()}
     # A: 0.5 x 0.5 x 1000 / 10 = 25 shares held from 50: sell 25
-    assert (second["A"]["target_shares"], second["A"]["order_shares"], second["A"]["side"]) == (25, -25, "sell")
+    a, b = second["A"], second["B"]
+    assert (a["target_shares"], a["order_shares"], a["side"]) == (25, -25, "sell")
     # B left the book: its 25 short shares are bought back at the day's close
-    assert (second["B"]["target_shares"], second["B"]["order_shares"], second["B"]["side"]) == (0, 25, "buy")
-    assert second["B"]["order_value"] == pytest.approx(500.0)
+    assert (b["target_shares"], b["order_shares"], b["side"]) == (0, 25, "buy")
+    assert b["order_value"] == pytest.approx(500.0)
     # C: -0.25 x 1000 / 30 = -8.33 -> -8 shares; the 1/3 share left out is the residual, in dollars
     assert second["C"]["order_shares"] == -8
     assert second["C"]["rounding_residual_value"] == pytest.approx(-10.0)
