@@ -648,6 +648,7 @@ def _book_weights(lake, day, alpha) -> dict[str, float] | None:
 
     from alpha_assets.lib.portfolio.daily import day_target_weights
     from alpha_assets.portfolio.assets import PortfolioConfig
+    from partitions import FEATURE_LOOKBACK_SESSIONS
     from partitions.calendar import shift_sessions
 
     if not lake.exists("portfolio", "weights_audit"):
@@ -659,7 +660,7 @@ def _book_weights(lake, day, alpha) -> dict[str, float] | None:
     cfg = PortfolioConfig(**_json.loads(row["config"]))
     if cfg.alpha_source != "alpha_scores":
         return None
-    prices = lake.read("raw", "prices", shift_sessions(day, -125), day)
+    prices = lake.read("raw", "prices", shift_sessions(day, -FEATURE_LOOKBACK_SESSIONS), day)
     uni = lake.read("raw", "universe", day, day)
     held = _json.loads(row.get("held_book") or "{}")
     w = day_target_weights(

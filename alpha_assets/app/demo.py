@@ -10,7 +10,8 @@ from pathlib import Path
 
 from alpha_assets.app.runs import UserError, materialize, train_models
 from alpha_assets.home import AlphaHome
-from alpha_assets.lib.settings import SESSIONS_PER_YEAR
+from alpha_assets.lib.settings import SESSIONS_PER_QUARTER, SESSIONS_PER_YEAR
+from partitions import PURGE_SESSIONS
 
 
 def require_world() -> None:
@@ -40,7 +41,7 @@ def serve_vendor_site(home: AlphaHome, port: int = 0):
 
 # A quarterly block needs a training year + the purge before it, and the first full quarter after that may start up
 # to a quarter later: below this the demo would have no out-of-sample book to show.
-MIN_DEMO_SESSIONS = SESSIONS_PER_YEAR + 5 + 63 + 20
+MIN_DEMO_SESSIONS = SESSIONS_PER_YEAR + PURGE_SESSIONS + SESSIONS_PER_QUARTER + 20
 
 
 def demo_lanes(job) -> tuple[list[str], list[str], list[str]]:

@@ -60,6 +60,7 @@ from alpha_assets.lib.models.promotion import (
     blend_books,
     sequential_decision,
 )
+from alpha_assets.lib.settings import IC_WINDOW_SESSIONS
 from alpha_assets.lib_config import config_of
 from alpha_assets.metadata import md_table
 from alpha_assets.models.common import (
@@ -78,7 +79,9 @@ from partitions.calendar import sessions_between, shift_sessions
 from resources.lake_resource import DeltaLakeResource
 from resources.model_registry import CHALLENGER, CHAMPION, ModelRegistry
 
-IC_WINDOW = 63  # sessions of trailing out-of-sample IC behind the ensemble weights
+IC_WINDOW = (
+    IC_WINDOW_SESSIONS  # sessions of trailing out-of-sample IC behind the ensemble weights (lib.settings)
+)
 ic_history = TimeWindowPartitionMapping(
     start_offset=-(IC_WINDOW + 2), end_offset=0, allow_nonexistent_upstream_partitions=True
 )

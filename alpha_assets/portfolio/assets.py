@@ -401,7 +401,9 @@ def rebuild_weights(lake, day, audit_row: dict) -> pl.DataFrame:
     cfg = PortfolioConfig(**json.loads(audit_row["config"]))
     table = alpha_table_of(cfg.alpha_source)
     alpha = read_alpha(lake, cfg.alpha_source, day, day, versions[".".join(table)])
-    prices = lake.read("raw", "prices", shift_sessions(day, -125), day, version=versions["raw.prices"])
+    prices = lake.read(
+        "raw", "prices", shift_sessions(day, -FEATURE_LOOKBACK_SESSIONS), day, version=versions["raw.prices"]
+    )
     uni = lake.read("raw", "universe", day, day, version=versions["raw.universe"])
     scores = alpha.select("ticker", "alpha_score").drop_nulls()
     held = json.loads(audit_row.get("held_book") or "{}")  # the previous book the hold band started from

@@ -21,7 +21,7 @@ from typing import cast
 import numpy as np
 import polars as pl
 
-from alpha_assets.lib.settings import SESSIONS_PER_YEAR
+from alpha_assets.lib.settings import SESSIONS_PER_QUARTER, SESSIONS_PER_YEAR
 
 EULER_MASCHERONI = 0.5772156649015329
 _STANDARD_NORMAL = NormalDist()
@@ -257,7 +257,7 @@ class WalkForwardWindow:
 def walk_forward_windows(
     sessions: Sequence[date],
     train_days: int = SESSIONS_PER_YEAR,
-    test_days: int = 63,
+    test_days: int = SESSIONS_PER_QUARTER,
     purge_days: int = 5,
     expanding: bool = False,
 ) -> list[WalkForwardWindow]:

@@ -28,6 +28,7 @@ from typing import cast
 import polars as pl
 
 from alpha_assets.lib.models.metrics import MIN_NAMES, cross_sectional_rank
+from alpha_assets.lib.settings import IC_WINDOW_SESSIONS
 
 SEED_WEIGHTS: dict[str, float] = {"xgboost": 0.3, "lightgbm": 0.3, "catboost": 0.2, "mlp": 0.2}
 BASELINE = "ridge"  # the model every other one must beat to get ensemble weight
@@ -150,7 +151,7 @@ def with_linear(preds: pl.DataFrame, by: Sequence[str] = ()) -> pl.DataFrame:
 def known_window(
     daily_ic_by_model: pl.DataFrame,
     day: date,
-    window: int = 63,
+    window: int = IC_WINDOW_SESSIONS,
     horizon: int = 1,
     sessions: Sequence[date] | None = None,
 ) -> pl.DataFrame:
@@ -172,7 +173,7 @@ def gated_weights_for_day(
     members: Sequence[str],
     baseline: str = BASELINE,
     min_history: int = 20,
-    window: int = 63,
+    window: int = IC_WINDOW_SESSIONS,
     horizon: int = 1,
     sessions: Sequence[date] | None = None,
     min_t: float = GATE_MIN_T,
@@ -188,7 +189,7 @@ def gated_weights_for_day(
 def trailing_ic(
     daily_ic_by_model: pl.DataFrame,
     day: date,
-    window: int = 63,
+    window: int = IC_WINDOW_SESSIONS,
     horizon: int = 1,
     sessions: Sequence[date] | None = None,
 ) -> dict[str, dict]:
@@ -223,7 +224,7 @@ def weights_for_day(
     daily_ic_by_model: pl.DataFrame,
     day: date,
     min_history: int = 20,
-    window: int = 63,
+    window: int = IC_WINDOW_SESSIONS,
     horizon: int = 1,
     sessions: Sequence[date] | None = None,
     seed_weights: dict[str, float] = SEED_WEIGHTS,

@@ -31,7 +31,7 @@ from alpha_assets.lib.backtest.validation import sharpe_ratio
 from alpha_assets.lib.models.ensemble import BASELINE, combine, gated_weights_for_day
 from alpha_assets.lib.models.metrics import cross_sectional_rank, daily_ic, ic_summary
 from alpha_assets.lib.models.walk_forward import BlockSplit, WalkForwardConfig, block_split
-from alpha_assets.lib.settings import SESSIONS_PER_YEAR
+from alpha_assets.lib.settings import IC_WINDOW_SESSIONS, SESSIONS_PER_YEAR
 
 
 def quarter_start(d: date) -> date:
@@ -161,7 +161,7 @@ def gated_ensemble(
     members: Sequence[str],
     baseline: str = BASELINE,
     min_history: int = 20,
-    window: int = 63,
+    window: int = IC_WINDOW_SESSIONS,
     **gate,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(trade_date, ticker, score; trade_date, model, weight): the gated ensemble, each day's weights from the

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from alpha_assets.lib.settings import SESSIONS_PER_YEAR
+from alpha_assets.lib.settings import SESSIONS_PER_QUARTER, SESSIONS_PER_YEAR
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,9 @@ def block_split(
 
 
 def walk_forward_blocks(
-    sessions: Sequence[date], test_sessions: int = 63, cfg: WalkForwardConfig = WalkForwardConfig()
+    sessions: Sequence[date],
+    test_sessions: int = SESSIONS_PER_QUARTER,
+    cfg: WalkForwardConfig = WalkForwardConfig(),
 ) -> list[BlockSplit]:
     """Consecutive test blocks of ``test_sessions`` sessions tiling everything after the first training window,
     each trained on the rolling window before it (the last block may be shorter)."""
