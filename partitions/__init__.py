@@ -19,13 +19,11 @@ from dagster import (
     TimeWindowPartitionsDefinition,
 )
 
-from alpha_assets.lib.settings import SESSIONS_PER_YEAR
+from alpha_assets.lib.settings import FEATURE_LOOKBACK_SESSIONS, LABEL_HORIZONS, SESSIONS_PER_YEAR
 from partitions.calendar import CALENDAR_END, holidays_between, sessions_between, sessions_from
 
 DEFAULT_START = "2015-01-02"
-# Features look back this many sessions (momentum 120 skipping 5, lag-60 of a 20-day return, rolling 60).
-FEATURE_LOOKBACK_SESSIONS = 125
-LABEL_HORIZONS = (1, 5, 20)
+# FEATURE_LOOKBACK_SESSIONS and LABEL_HORIZONS (lib.settings) build the lookback and label mappings below.
 
 
 # In ALPHA_HOME: {"start": "YYYY-MM-DD"}, the lake's first session (written when a world is generated into it).

@@ -42,6 +42,7 @@ from alpha_assets.lib.features.matrix import feature_columns
 from alpha_assets.lib.models.learners import MODEL_KINDS
 from alpha_assets.lib.models.walk_forward import WalkForwardConfig, block_split
 from alpha_assets.lib.monitoring.fit_memory import FitMemory
+from alpha_assets.lib.settings import label_horizon_of
 from alpha_assets.models.common import (
     CHAMPION_TAG,
     DEFAULT_RECIPES,
@@ -104,7 +105,7 @@ class BlockTrainingConfig(Config):
             train_sessions=self.train_sessions,
             purge_sessions=self.purge_sessions,
             embargo_sessions=self.embargo_sessions,
-            label_horizon=5,
+            label_horizon=label_horizon_of(TRAIN_LABEL),
             validation_sessions=self.validation_sessions,
             max_train_sessions=self.max_train_sessions,
         )

@@ -58,7 +58,7 @@ from alpha_assets.lib.monitoring.drift import (
 )
 from alpha_assets.lib.monitoring.health import HealthRule, health_by_day, ic_health
 from alpha_assets.models.common import ModelBook, block_bounds, champion_by_day
-from partitions import block_key, model_days, window_dates
+from partitions import LABEL_HORIZONS, block_key, model_days, window_dates
 from partitions.calendar import sessions_between, shift_sessions
 from resources.lake_resource import DeltaLakeResource
 from resources.model_registry import ModelRegistry
@@ -71,7 +71,7 @@ health_history = TimeWindowPartitionMapping(
     end_offset=0,
     allow_nonexistent_upstream_partitions=True,
 )
-HORIZONS = {"fwd_ret_1": 1, "fwd_ret_5": 5, "fwd_ret_20": 20}
+HORIZONS = {f"fwd_ret_{h}": h for h in LABEL_HORIZONS}
 HEALTH_SCHEMA = {
     "trade_date": pl.Date,
     "model": pl.String,

@@ -62,3 +62,23 @@ def test_the_fund_nav_is_one_number() -> None:
     from alpha_assets.risk.assets import RiskConfig
 
     assert BacktestConfig().initial_capital == OrdersConfig().nav_usd == RiskConfig().nav_usd == NAV_USD
+
+
+def test_the_calendar_rules_are_one_object_in_every_layer() -> None:
+    import partitions
+    from alpha_assets.lib.features import price_features
+    from alpha_assets.lib.settings import FEATURE_LOOKBACK_SESSIONS, LABEL_HORIZONS, label_horizon_of
+    from alpha_assets.models.common import TRAIN_LABEL
+    from alpha_assets.models.training import BlockTrainingConfig
+
+    assert partitions.LABEL_HORIZONS is price_features.LABEL_HORIZONS is LABEL_HORIZONS
+    assert (
+        partitions.FEATURE_LOOKBACK_SESSIONS == price_features.FEATURE_LOOKBACK == FEATURE_LOOKBACK_SESSIONS
+    )
+    # the walk-forward purge is checked against the horizon of the label the models train on
+    assert BlockTrainingConfig().walk_forward().label_horizon == label_horizon_of(TRAIN_LABEL)
+    assert [label_horizon_of(f"fwd_ret_{h}") for h in LABEL_HORIZONS] == list(LABEL_HORIZONS)
+    with pytest.raises(
+        ValueError, match="'fwd_ret_3' is not a label: one of fwd_ret_1, fwd_ret_5, fwd_ret_20"
+    ):
+        label_horizon_of("fwd_ret_3")

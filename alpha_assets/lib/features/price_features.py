@@ -28,13 +28,12 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from alpha_assets.lib.settings import SESSIONS_PER_YEAR
+from alpha_assets.lib.settings import FEATURE_LOOKBACK_SESSIONS, LABEL_HORIZONS, SESSIONS_PER_YEAR
 
 LAGS = (1, 5, 20, 60)
 WINDOWS = (5, 20, 60)
 RETURNS = (1, 5, 20)
-FEATURE_LOOKBACK = 125  # sessions: covers mom_120_5 (121) and ret_20 lagged 60 (80)
-LABEL_HORIZONS = (1, 5, 20)
+FEATURE_LOOKBACK = FEATURE_LOOKBACK_SESSIONS  # covers mom_120_5 (121) and ret_20 lagged 60 (80)
 ANNUALIZE = SESSIONS_PER_YEAR**0.5
 # Cells (sessions x tickers) computed together: 53 features of this many float64 cells is ~0.15 GB of working set.
 BATCH_CELLS = 320_000

@@ -11,12 +11,14 @@ import warnings
 
 import polars as pl
 
+from alpha_assets.lib.settings import LABEL_HORIZONS
+
 
 def alphalens_factor_data(
     scores: pl.DataFrame,
     prices: pl.DataFrame,
     score: str = "alpha_score",
-    periods: tuple[int, ...] = (1, 5, 20),
+    periods: tuple[int, ...] = LABEL_HORIZONS,
     quantiles: int = 5,
 ):
     """alphalens' clean factor data (factor, forward returns, quantile) for ``score`` over ``prices`` closes."""
@@ -42,7 +44,7 @@ def alphalens_summary(
     scores: pl.DataFrame,
     prices: pl.DataFrame,
     score: str = "alpha_score",
-    periods: tuple[int, ...] = (1, 5, 20),
+    periods: tuple[int, ...] = LABEL_HORIZONS,
     quantiles: int = 5,
 ) -> dict:
     """Mean daily IC and IC t-stat per period, and the mean forward return per quantile (period 1), by alphalens."""
