@@ -76,6 +76,7 @@ def local_resources(home: AlphaHome | None = None) -> dict:
         "sentiment": SentimentResource(
             model_dir=os.environ.get("ALPHA_SENTIMENT_MODEL_DIR", ""),
             cache_dir=str(home.models / "sentiment"),
+            encoder_dir=os.environ.get("ALPHA_NLP_ENCODER_DIR", ""),
         ),
         # The demo vendor site: `alpha demo` serves it and sets the URL; `alpha world serve-site` for the UI.
         "web_vendor": WebVendorResource(
@@ -110,6 +111,7 @@ def prod_resources() -> dict:
             artifact_root=dg.EnvVar("ALPHA_MLFLOW_ARTIFACT_ROOT"),
             cache_dir=dg.EnvVar("ALPHA_MODELS_DIR"),
         ),
+        # the default encoder comes from its pip package in the image (a fund's own model: ALPHA_SENTIMENT_MODEL_DIR)
         "sentiment": SentimentResource(
             model_dir=dg.EnvVar("ALPHA_SENTIMENT_MODEL_DIR"), cache_dir=dg.EnvVar("ALPHA_MODELS_DIR")
         ),

@@ -43,7 +43,7 @@ def run_partition(context) -> str | None:
 
 def plot_metadata(
     name: str,
-    path: Path,
+    png: bytes | Path,
     title: str,
     asset_key: str,
     *,
@@ -51,7 +51,7 @@ def plot_metadata(
     partition: str | None = None,
     day: date | None = None,
 ) -> dict:
-    """The metadata of one picture: under ``key`` (default ``name``) the PNG at ``path`` as Markdown, under
+    """The metadata of one picture: under ``key`` (default ``name``) the PNG (bytes, or the file at a path) as Markdown, under
     ``<key>_dashboard`` the link to it on the dashboard's Reports page; and the PNG stored in the serving store as
     the latest picture of the plot ``name`` (``store.write_plot``: ``asset_key`` drew it, for ``partition``,
     showing ``day``).
@@ -60,7 +60,8 @@ def plot_metadata(
     never a failed asset (the picture is still in the metadata; the dashboard keeps the previous one)."""
     from dagster import MetadataValue
 
-    png = Path(path).read_bytes()
+    if not isinstance(png, bytes):
+        png = Path(png).read_bytes()
     url = None
     try:
         from alpha_assets.serving.store import redacted_url, serving_engine, serving_url, write_plot

@@ -15,10 +15,12 @@ class SentimentResource(ConfigurableResource):
 
     ``model_dir`` is any local Hugging Face sequence-classification directory (a FinBERT copy works unchanged);
     empty means the offline default (all-MiniLM-L6-v2 from its pip package + a head trained on the shipped
-    labelled sentences, cached in ``cache_dir`` after the first use)."""
+    labelled sentences, cached in ``cache_dir`` after the first use); ``encoder_dir`` replaces that encoder by
+    another local all-MiniLM-L6-v2 directory."""
 
     model_dir: str = ""
     cache_dir: str = ""
+    encoder_dir: str = ""
     num_threads: int = 2
 
     _model: Any = PrivateAttr(default=None)
@@ -33,6 +35,8 @@ class SentimentResource(ConfigurableResource):
             else:
                 if self.cache_dir:
                     kwargs["cache_dir"] = self.cache_dir
+                if self.encoder_dir:
+                    kwargs["encoder_dir"] = self.encoder_dir
                 self._model = SentimentModel.default(**kwargs)
         return self._model
 

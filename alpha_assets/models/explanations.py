@@ -12,8 +12,6 @@ waterfall are embedded in the asset's metadata so the asset page shows them.
 """
 
 import json
-import tempfile
-from pathlib import Path
 
 import polars as pl
 from dagster import (
@@ -246,30 +244,27 @@ def shap_values(
     plots = {}
     drawn_by, partition = "/".join(MODELS_SHAP_VALUES.path), run_partition(context)
     if feats.height:
-        with tempfile.TemporaryDirectory() as tmp:
-            shap_long = feats.with_columns((pl.col("recipe") + "/" + pl.col("model")).alias("model"))
-            summary = summary_plot_png(
-                shap_long.filter(pl.col("trade_date") == last), Path(tmp) / "summary.png"
-            )
-            top = shap_long.filter((pl.col("trade_date") == last) & (pl.col("ticker") == top_long))
-            if top.height:
-                model0 = top["model"].unique().sort()[0]
-                waterfall = waterfall_png(shap_long, last, top_long, model0, Path(tmp) / "waterfall.png")
-                plots.update(
-                    plot_metadata(
-                        "waterfall_top_long",
-                        waterfall,
-                        f"{top_long} on {last} ({model0})",
-                        drawn_by,
-                        partition=partition,
-                        day=last,
-                    )
-                )
+        shap_long = feats.with_columns((pl.col("recipe") + "/" + pl.col("model")).alias("model"))
+        summary = summary_plot_png(shap_long.filter(pl.col("trade_date") == last))
+        top = shap_long.filter((pl.col("trade_date") == last) & (pl.col("ticker") == top_long))
+        if top.height:
+            model0 = top["model"].unique().sort()[0]
+            waterfall = waterfall_png(shap_long, last, top_long, model0)
             plots.update(
                 plot_metadata(
-                    "summary_plot", summary, f"mean |SHAP| on {last}", drawn_by, partition=partition, day=last
+                    "waterfall_top_long",
+                    waterfall,
+                    f"{top_long} on {last} ({model0})",
+                    drawn_by,
+                    partition=partition,
+                    day=last,
                 )
             )
+        plots.update(
+            plot_metadata(
+                "summary_plot", summary, f"mean |SHAP| on {last}", drawn_by, partition=partition, day=last
+            )
+        )
     yield Output(
         out,
         metadata={

@@ -132,7 +132,6 @@ def hrp_picture(
     """The metadata of the cluster tree HRP sized the run's last long book on: the picture (``hrp_dendrogram``,
     the asset page shows it) and its link on the dashboard's Reports page, where it is stored
     (``metadata.plot_metadata``). A long book of fewer than two names has no tree: a line says so."""
-    import tempfile
 
     import numpy as np
 
@@ -145,22 +144,20 @@ def hrp_picture(
     if len(longs) < 2:
         note = f"{day}: the long book holds {len(longs)} name(s), no tree to draw"
         return {"hrp_dendrogram": MetadataValue.md(note)}
-    with tempfile.TemporaryDirectory() as tmp:
-        png = hrp_dendrogram_png(
-            wide.select(longs).to_numpy().astype(np.float64),
-            longs,
-            Path(tmp) / "hrp.png",
-            f"HRP cluster tree of the long book, {day}",
-            linkage=limits.linkage,
-        )
-        return plot_metadata(
-            "hrp_dendrogram",
-            png,
-            f"HRP cluster tree, long book {day}",
-            "/".join(PORTFOLIO_TARGET_WEIGHTS.path),
-            partition=partition,
-            day=day,
-        )
+    png = hrp_dendrogram_png(
+        wide.select(longs).to_numpy().astype(np.float64),
+        longs,
+        f"HRP cluster tree of the long book, {day}",
+        linkage=limits.linkage,
+    )
+    return plot_metadata(
+        "hrp_dendrogram",
+        png,
+        f"HRP cluster tree, long book {day}",
+        "/".join(PORTFOLIO_TARGET_WEIGHTS.path),
+        partition=partition,
+        day=day,
+    )
 
 
 @multi_asset(

@@ -128,11 +128,10 @@ def test_the_dendrogram_picture_draws_every_name_and_cuts_large_trees(tmp_path):
     from alpha_assets.lib.portfolio.plots import hrp_dendrogram_png
 
     rng = np.random.default_rng(0)
-    small = hrp_dendrogram_png(rng.normal(size=(60, 8)), [f"T{i}" for i in range(8)], tmp_path / "a.png", "t")
-    big = hrp_dendrogram_png(
-        rng.normal(size=(60, 300)), [f"T{i}" for i in range(300)], tmp_path / "b.png", "t"
-    )
+    small = hrp_dendrogram_png(rng.normal(size=(60, 8)), [f"T{i}" for i in range(8)], "t")
+    big = hrp_dendrogram_png(rng.normal(size=(60, 300)), [f"T{i}" for i in range(300)], "t")
     for png in (small, big):
-        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert list(tmp_path.iterdir()) == []  # a picture, not a file
     with pytest.raises(ValueError, match="7 return columns for 8 tickers"):
-        hrp_dendrogram_png(rng.normal(size=(60, 7)), [f"T{i}" for i in range(8)], tmp_path / "c.png", "t")
+        hrp_dendrogram_png(rng.normal(size=(60, 7)), [f"T{i}" for i in range(8)], "t")

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -280,11 +279,18 @@ def _pyplot():
     return plt
 
 
-def summary_plot_png(shap_long: pl.DataFrame, path: Path, max_features: int = 15) -> Path:
-    """Mean |shap| per feature (bars, one colour per model) next to the spread of the values (dots)."""
+def _png(fig, plt) -> bytes:
+    import io
+
+    out = io.BytesIO()
+    fig.savefig(out, dpi=100, format="png")
+    plt.close(fig)
+    return out.getvalue()
+
+
+def summary_plot_png(shap_long: pl.DataFrame, max_features: int = 15) -> bytes:
+    """Mean |shap| per feature (bars, one colour per model) next to the spread of the values (dots), as PNG bytes."""
     plt = _pyplot()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     ranked = (
         shap_long.group_by("feature")
         .agg(pl.col("shap_value").abs().mean().alias("mean_abs"))
@@ -318,18 +324,15 @@ def summary_plot_png(shap_long: pl.DataFrame, path: Path, max_features: int = 15
     dots.set_xlabel("SHAP value (impact on the score)")
     fig.suptitle(f"Feature impact — {', '.join(models)}")
     fig.tight_layout()
-    fig.savefig(path, dpi=100, format="png")
-    plt.close(fig)
-    return path
+    return _png(fig, plt)
 
 
 def waterfall_png(
-    shap_long: pl.DataFrame, trade_date: date, ticker: str, model: str, path: Path, max_features: int = 12
-) -> Path:
-    """From the base value to the ticker-day's score, one step per feature (the smallest folded into 'other')."""
+    shap_long: pl.DataFrame, trade_date: date, ticker: str, model: str, max_features: int = 12
+) -> bytes:
+    """From the base value to the ticker-day's score, one step per feature (the smallest folded into 'other'), as
+    PNG bytes."""
     plt = _pyplot()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     rows = shap_long.filter(
         (pl.col("trade_date") == trade_date) & (pl.col("ticker") == ticker) & (pl.col("model") == model)
     )
@@ -361,9 +364,7 @@ def waterfall_png(
     ax.legend(fontsize=8, loc="lower right")
     ax.set_title(f"{ticker} {trade_date} — {model}")
     fig.tight_layout()
-    fig.savefig(path, dpi=100, format="png")
-    plt.close(fig)
-    return path
+    return _png(fig, plt)
 
 
 # ------------------------------------------------------------------------------------------------ what-if

