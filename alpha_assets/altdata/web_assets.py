@@ -56,16 +56,20 @@ from dagster import (
 
 from alpha_assets.intake import add_source_fingerprints, keep_table_rows
 from alpha_assets.keys import RAW_WEB_PRODUCTS, RAW_WEB_SIGNALS
-from alpha_assets.lib.altdata import point_in_time as pit
 from alpha_assets.lib.altdata.web import (
     CrawlPolicy,
     FetchResult,
     PoliteCrawler,
-    aggregate_web_signals,
-    extract_product_rows,
     meta_from_url,
 )
-from alpha_assets.lib.altdata.web.products import ROW_SCHEMA
+from alpha_assets.lib.altdata.web.signals import (
+    PRODUCTS_SCHEMA,
+    SIGNALS_SCHEMA,
+    WEB_UNIT,
+    crawl_page_rows,
+    error_kind,
+    web_signal_rows,
+)
 from partitions import trading_days, window_dates
 from partitions.calendar import sessions_between, shift_sessions
 from resources.altdata import WebVendorResource
@@ -75,34 +79,8 @@ from resources.landing import VendorLanding
 WEB_KEYS = [RAW_WEB_PRODUCTS, RAW_WEB_SIGNALS]
 QUARANTINE_PREFIX = "web"
 MIN_FETCHED_SHARE = 0.9
-WEB_UNIT = ["trade_date", "ticker"]  # a catalogue page: what one fetch replaces
 NO_SITE = "no vendor site configured (web_vendor.base_url is empty)"
 
-PRODUCTS_SCHEMA = {
-    "trade_date": pl.Date,
-    "ticker": pl.String,
-    "product": pl.String,
-    "price": pl.Float64,
-    "availability": pl.String,
-    "url": pl.String,
-    "sha256": pl.String,  # the page's raw HTML in web_vendor.raw_dir
-    "fetched_at": pit.TS,
-    "event_time": pit.TS,
-    "published_at": pit.TS,
-}
-SIGNALS_SCHEMA = {
-    "trade_date": pl.Date,
-    "ticker": pl.String,
-    "n_pages": pl.Int64,
-    "n_error_pages": pl.Int64,
-    "n_products": pl.Int64,
-    "mean_log_price": pl.Float64,
-    "web_price_change": pl.Float64,
-    "in_stock_share": pl.Float64,
-    "out_of_stock_share": pl.Float64,
-    "event_time": pit.TS,
-    "published_at": pit.TS,
-}
 _CATALOGUE_LINK = re.compile(r"/products/(\d{4}-\d{2}-\d{2})/index\.html?$")
 
 
@@ -119,12 +97,6 @@ def crawl_policy(web_vendor: WebVendorResource) -> CrawlPolicy:
         timeout_s=web_vendor.timeout_s,
         max_retries=web_vendor.max_retries,
     )
-
-
-def web_event_time(trade_date: date) -> datetime:
-    """When a dated page's content counts as observed: the scheduled crawl time of its date (module docstring).
-    It depends on the partition only, never on when the page was fetched."""
-    return pit.event_time_of("web", trade_date)
 
 
 class _Links(HTMLParser):
@@ -154,23 +126,6 @@ def page_links(html: bytes, page_url: str) -> list[str]:
 
 def catalogue_url(base_url: str, d: date) -> str:
     return f"{base_url.rstrip('/')}/products/{d.isoformat()}/index.html"
-
-
-def _error_kind(result: FetchResult) -> str:
-    error = result.error or ""
-    if error.startswith("disallowed"):
-        return "disallowed"
-    if error.startswith("timeout"):
-        return "timeout"
-    if result.status == 404:
-        return "not_found"
-    if result.status == 429:
-        return "throttled"
-    if result.status is not None and result.status >= 500:
-        return "server_error"
-    if result.status is not None:
-        return f"http_{result.status}"
-    return "transport"
 
 
 @dataclass
@@ -212,7 +167,7 @@ def crawl_catalogues(crawler: PoliteCrawler, base_url: str, days: list[date]) ->
                 {
                     "trade_date": d.isoformat(),
                     "url": index.url,
-                    "kind": _error_kind(index),
+                    "kind": error_kind(index),
                     "error": index.error,
                 }
             )
@@ -229,10 +184,6 @@ def crawl_catalogues(crawler: PoliteCrawler, base_url: str, days: list[date]) ->
     out.seconds = time.monotonic() - t0
     out.requests_per_domain = crawler.request_counts()
     return out
-
-
-def _ts(iso: str) -> datetime:
-    return datetime.fromisoformat(iso).astimezone(timezone.utc)
 
 
 def _not_refreshed(context: AssetExecutionContext, lake, reason: str, start: date, end: date):
@@ -336,59 +287,12 @@ def web_products(
     lag = None if config.vendor_lag_minutes is None else timedelta(minutes=config.vendor_lag_minutes)
 
     # parse; quarantine pages that are not product pages
-    results = [r for _, _, r in crawl.pages]
-    meta = {r.url: {"trade_date": d, "ticker": t} for d, t, r in crawl.pages}
-    by_url: dict[str, list[dict]] = {r.url: [] for r in results}
-    for row in extract_product_rows(results, store, meta):
-        by_url[row["url"]].append(row)
-    rows: list[dict] = []
-    failed, quarantined, errors_by_kind = [], [], {}
-    for d, ticker, result in crawl.pages:
-        page_rows = by_url[result.url]
-        if result.ok and not page_rows:
-            page_rows = [
-                {
-                    **meta[result.url],
-                    "url": result.url,
-                    "status": result.status,
-                    "sha256": result.sha256,
-                    "product": None,
-                    "price": None,
-                    "availability": None,
-                    "error": "parse error: the page lists no products",
-                }
-            ]
-        error = next((r["error"] for r in page_rows if r["error"] is not None), None)
-        if error is not None:
-            kind = "malformed" if result.ok else _error_kind(result)
-            errors_by_kind[kind] = errors_by_kind.get(kind, 0) + 1
-            failed.append(
-                {
-                    "trade_date": d.isoformat(),
-                    "ticker": ticker,
-                    "url": result.url,
-                    "kind": kind,
-                    "error": error,
-                }
-            )
-            if kind == "malformed":
-                name = f"{d.isoformat()}/{ticker}.html"
-                quarantined.append(
-                    landing.quarantine_bytes(QUARANTINE_PREFIX, name, store.get(result.sha256), error)
-                )
-                context.log.error(f"quarantined {name}: {error}")
-            page_rows = page_rows[:1]  # one error row per page for the page counts
-        fetched = _ts(result.fetched_at)
-        event = web_event_time(d)
-        stamps = {
-            "fetched_at": fetched,
-            "event_time": event,
-            "published_at": pit.published_at("web", event, lag),
-        }
-        rows.extend({**r, **stamps} for r in page_rows)
-    crawled = pl.DataFrame(
-        rows, schema={**ROW_SCHEMA, "fetched_at": pit.TS, "event_time": pit.TS, "published_at": pit.TS}
-    )
+    pages = crawl_page_rows(crawl.pages, store, lag)
+    crawled, failed, errors_by_kind = pages.crawled, pages.failed, pages.errors_by_kind
+    quarantined = []
+    for name, sha256, error in pages.malformed:
+        quarantined.append(landing.quarantine_bytes(QUARANTINE_PREFIX, name, store.get(sha256), error))
+        context.log.error(f"quarantined {name}: {error}")
     new_products = crawled.filter(pl.col("error").is_null()).select(list(PRODUCTS_SCHEMA))
 
     # ticker-days (or whole days) that could not be read now keep the rows the table already holds
@@ -415,24 +319,7 @@ def web_products(
         )
 
     # signals: error rows count as error pages; the previous session gives the first day its price change
-    as_rows = [
-        f.with_columns(pl.lit(200, pl.Int64).alias("status"), pl.lit(None, pl.String).alias("error")).select(
-            list(ROW_SCHEMA)
-        )
-        for f in (previous, kept)
-    ]
-    agg = aggregate_web_signals(pl.concat([crawled.select(list(ROW_SCHEMA)), *as_rows]))
-    stamps = products.group_by("trade_date", "ticker").agg(
-        pl.col("event_time").max(), pl.col("published_at").max()
-    )
-    signals = (
-        agg.filter(pl.col("trade_date").is_between(start, end) & (pl.col("n_products") > 0))
-        # only ticker-days with a page fetched now are recomputed; the others keep their rows (below)
-        .join(crawled.select(WEB_UNIT).unique(), on=WEB_UNIT, how="semi")
-        .join(stamps, on=["trade_date", "ticker"], how="left")
-        .select(list(SIGNALS_SCHEMA))
-        .cast(SIGNALS_SCHEMA)
-    )
+    signals = web_signal_rows(crawled, products, previous, kept, start, end)
     signals, kept_signals = keep_table_rows(lake, "raw", "web_signals", signals, start, end, on=WEB_UNIT)
     signals = signals.sort("trade_date", "ticker")
 
@@ -451,7 +338,7 @@ def web_products(
         "site": web_vendor.base_url,
         "sessions": len(days),
         "pages_linked": linked,
-        "pages_fetched": sum(r.ok for r in results),
+        "pages_fetched": sum(r.ok for _, _, r in crawl.pages),
         "pages_parsed": parsed,
         "errors_by_kind": MetadataValue.json(errors_by_kind),
         "failed_pages": MetadataValue.json(failed),

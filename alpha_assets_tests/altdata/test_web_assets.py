@@ -21,11 +21,11 @@ from alpha_assets.altdata.web_assets import (
     SIGNALS_SCHEMA,
     WEB_ASSETS,
     evaluate_web_vendor,
-    web_event_time,
     web_vendor_sensor,
 )
 from alpha_assets.home import AlphaHome
 from alpha_assets.lib.altdata.web.products import normalise_availability
+from alpha_assets.lib.altdata.web.signals import web_event_time
 from alpha_world.vendor_site import SiteFaults, build_site, serve_site
 from resources.altdata import GroundTruthResource, WebVendorResource
 from resources.lake import DeltaLake
