@@ -26,6 +26,7 @@ from alpha_assets.app.demo import (
     require_world,
     serve_vendor_site,
 )
+from alpha_assets.app.explain import explain_traded
 from alpha_assets.app.report import lake_sql, model_summary, summary
 from alpha_assets.app.runs import (
     UserError,
@@ -631,130 +632,19 @@ def cmd_dashboard(args) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- explain
-def _range_words(feature: str, lo: float, hi: float, day) -> str:
-    from alpha_assets.lib.models.explain import RANK_RANGE
-
-    if feature.endswith("__missing"):
-        return "a 0/1 missing-data flag in [0, 1]"
-    if (lo, hi) == RANK_RANGE:
-        return "a per-day rank in [-0.5, 0.5]"
-    return f"observed in [{lo:+.4g}, {hi:+.4g}] on {day}"
-
-
-def _book_weights(lake, day, alpha) -> dict[str, float] | None:
-    """ticker -> target weight of ``day``'s book rebuilt from ``alpha`` (ticker, alpha_score) with the config and
-    held book its audit row recorded; None when the day has no book built from models.alpha_scores."""
-    import json as _json
-
-    from alpha_assets.lib.portfolio.daily import day_target_weights
-    from alpha_assets.portfolio.assets import PortfolioConfig
-    from partitions import FEATURE_LOOKBACK_SESSIONS
-    from partitions.calendar import shift_sessions
-
-    if not lake.exists("portfolio", "weights_audit"):
-        return None
-    audit = lake.read("portfolio", "weights_audit", day, day)
-    if audit.height == 0:
-        return None
-    row = audit.row(0, named=True)
-    cfg = PortfolioConfig(**_json.loads(row["config"]))
-    if cfg.alpha_source != "alpha_scores":
-        return None
-    prices = lake.read("raw", "prices", shift_sessions(day, -FEATURE_LOOKBACK_SESSIONS), day)
-    uni = lake.read("raw", "universe", day, day)
-    held = _json.loads(row.get("held_book") or "{}")
-    w = day_target_weights(
-        day, alpha.select("ticker", "alpha_score"), prices, uni, cfg.limits(), cfg.cov_window, held
-    )
-    return dict(zip(w["ticker"], w["weight"], strict=True))
-
-
 def cmd_explain(args) -> int:
     """Why TICKER trades the score it trades on DATE: the traded alpha_score as the part carried over from earlier
     sessions plus, per recipe in the book and model with ensemble weight, its features' SHAP values in traded-score
     units; a what-if (--set) answered in traded score, rank and book weight."""
-    import difflib
-
     import polars as pl
 
-    from alpha_assets.definitions import local_resources
-    from alpha_assets.lib.features.matrix import feature_columns
-    from alpha_assets.lib.models.explain import feature_range, traded_scores
-    from alpha_assets.models.common import ModelBook
-    from alpha_assets.models.explanations import traded_explanations
-    from resources.lake import DeltaLake
-
     home = _home(args)
-    try:
-        day = date.fromisoformat(args.date)
-    except ValueError:
-        print(f"error: --date {args.date!r} is not a date (YYYY-MM-DD)", file=sys.stderr)
-        return 2
-    lake = DeltaLake(home.lake)
-    if not lake.exists("features", "feature_matrix"):
-        print(
-            "error: no features.feature_matrix yet: run `alpha demo` or `alpha materialize` first",
-            file=sys.stderr,
-        )
-        return 2
-    rows = lake.read("features", "feature_matrix", day, day)
-    if lake.exists("features", "fused_embeddings"):
-        emb = lake.read("features", "fused_embeddings", day, day)
-        if emb.height:
-            rows = rows.join(emb, on=["trade_date", "ticker"], how="left")
-    if rows.height == 0:
-        print(f"error: no feature rows on {day} (not a session, or not materialized)", file=sys.stderr)
-        return 2
-    ticker = args.ticker.upper()
-    if ticker not in rows["ticker"].to_list():
-        close = difflib.get_close_matches(ticker, rows["ticker"].to_list(), n=5)
-        print(
-            f"error: {ticker} has no row on {day}" + (f"; did you mean {', '.join(close)}?" if close else ""),
-            file=sys.stderr,
-        )
-        return 2
-    feats = [c for c in feature_columns(rows) if c != "fusion_version"]
-    changes: dict[str, float] = {}
-    for item in args.set or []:
-        name, _, value = item.partition("=")
-        name = name.strip()
-        try:
-            changes[name] = float(value)
-        except ValueError:
-            print(f"error: --set {item!r}: expected feature=number", file=sys.stderr)
-            return 2
-        if name not in feats:
-            hint = difflib.get_close_matches(name, feats, n=3)
-            print(
-                f"error: --set {item}: no feature {name!r} on {day}"
-                + (f"; did you mean {', '.join(hint)}?" if hint else ""),
-                file=sys.stderr,
-            )
-            return 2
-        lo, hi = feature_range(name, rows[name].cast(pl.Float64).to_numpy())
-        if not lo <= changes[name] <= hi:
-            print(f"error: --set {item}: {name} is {_range_words(name, lo, hi, day)}", file=sys.stderr)
-            return 2
-    book = ModelBook(local_resources(home)["model_registry"])
-    try:
-        terms, skipped, explained = traded_explanations(lake, book, day, rows, [ticker])
-    except Exception as e:  # dagster.Failure and the decomposition's own check: one line, no traceback
-        print(f"error: {getattr(e, 'description', None) or e}", file=sys.stderr)
-        return 2
-    if terms.height == 0:
-        print(f"error: {ticker} has no traded score on {day} (models.alpha_scores)", file=sys.stderr)
-        return 2
-    scores = lake.read("models", "alpha_scores", day, day)
-    me = scores.filter(pl.col("ticker") == ticker).row(0, named=True)
-    alpha, n = float(me["alpha_score"]), scores.height
-    rank = int((scores["alpha_score"] > alpha).sum()) + 1
-    weights = _book_weights(lake, day, scores)
-    stored = (
-        lake.read("portfolio", "target_weights", day, day).filter(pl.col("ticker") == ticker)["weight"]
-        if lake.exists("portfolio", "target_weights")
-        else pl.Series([], dtype=pl.Float64)
+    day = parse_day(args.date, "--date")
+    ex = explain_traded(home, args.ticker, day, args.set)
+    ticker, alpha, rank, n, me, terms = ex.ticker, ex.alpha, ex.rank, ex.names, ex.row, ex.terms
+    in_book = (
+        f"; book weight {ex.stored_weight:+.2%}" if ex.stored_weight is not None else "; not in the book"
     )
-    in_book = f"; book weight {stored[0]:+.2%}" if stored.len() else "; not in the book"
     print(f"{ticker} on {day}: traded alpha_score {alpha:+.4f} (rank {rank} of {n} from the top{in_book})")
     carried = float(terms.filter(pl.col("term") == "carried")["contribution"][0])
     if float(me["smoothing_weight"]) < 1.0:  # a smoothed score (score_halflife_sessions > 0)
@@ -778,7 +668,7 @@ def cmd_explain(args) -> int:
         print(f"    {recipe} ({role}, {book_share:.0%} of the blend): {r['contribution'].sum():+.4f}")
         for kind in r.filter(pl.col("model").is_not_null())["model"].unique(maintain_order=True):
             k = r.filter(pl.col("model") == kind)
-            m = explained[(recipe, kind)]
+            m = ex.explained[(recipe, kind)]
             print(f"      {kind} v{m.version} (weight {k['weight'][0]:.2f}): {k['contribution'].sum():+.4f}")
             f = k.filter(pl.col("term") == "feature").sort(pl.col("contribution").abs(), descending=True)
             for t in f.head(top).to_dicts():
@@ -796,43 +686,26 @@ def cmd_explain(args) -> int:
             )
         rerank = r.filter(pl.col("term") == "ensemble_rerank")["contribution"].sum()
         print(f"      {rerank:+.4f}  (the ensemble ranked across names)")
-    if skipped:
-        print(f"  not explained, zero ensemble weight on {day}: {', '.join(skipped)}")
+    if ex.skipped:
+        print(f"  not explained, zero ensemble weight on {day}: {', '.join(ex.skipped)}")
     print(f"  sum of the parts {terms['contribution'].sum():+.6f} = traded alpha_score {alpha:+.6f}")
-    if changes:
-        preds = lake.read("models", "predictions", day, day)
-        changed = rows.filter(pl.col("ticker") == ticker).with_columns(
-            *[pl.lit(v, dtype=pl.Float64).cast(rows.schema[c]).alias(c) for c, v in changes.items()]
-        )
-        new_scores = {
-            (recipe, kind, ticker): float(m.learner.predict(m.inputs(changed))[0])
-            for (recipe, kind), m in explained.items()
-        }
-        after = traded_scores(scores, preds, new_scores)
-        new_alpha = float(after.filter(pl.col("ticker") == ticker)["alpha_score"][0])
-        new_rank = int((after["alpha_score"] > new_alpha).sum()) + 1
-        desc = ", ".join(f"{c}={v:+g}" for c, v in changes.items())
+    w = ex.what_if
+    if w is None:
+        return 0
+    desc = ", ".join(f"{c}={v:+g}" for c, v in w.changes.items())
+    print(
+        f"\n  what-if {desc}: traded alpha_score {alpha:+.4f} -> {w.alpha:+.4f}, rank {rank} -> {w.rank} of {n}"
+    )
+    if w.book_error is not None:
+        print(f"  book weight: not recomputed ({w.book_error})")
+    elif w.weight_before is None or w.weight_after is None:
+        print("  book weight: no book from models.alpha_scores on this day (materialize the daily_book job)")
+    else:
         print(
-            f"\n  what-if {desc}: traded alpha_score {alpha:+.4f} -> {new_alpha:+.4f}, rank {rank} -> {new_rank} "
-            f"of {n}"
+            f"  book weight {w.weight_before:+.2%} -> {w.weight_after:+.2%} "
+            f"({(w.weight_after - w.weight_before) * 100:+.2f} points; the day's book rebuilt with its recorded "
+            "limits and held names, the other names' scores unchanged)"
         )
-        try:
-            w_after = _book_weights(lake, day, after)
-        except (
-            Exception
-        ) as e:  # the book's limits may refuse the changed scores: say so, keep the answer above
-            print(f"  book weight: not recomputed ({str(e).splitlines()[0][:120]})")
-            return 0
-        if weights is None or w_after is None:
-            print(
-                "  book weight: no book from models.alpha_scores on this day (materialize the daily_book job)"
-            )
-        else:
-            before_w, after_w = weights.get(ticker, 0.0), w_after.get(ticker, 0.0)
-            print(
-                f"  book weight {before_w:+.2%} -> {after_w:+.2%} ({(after_w - before_w) * 100:+.2f} points; the day's "
-                "book rebuilt with its recorded limits and held names, the other names' scores unchanged)"
-            )
     return 0
 
 

@@ -188,7 +188,7 @@ def test_explain_refuses_a_value_outside_the_features_range_with_one_line(tmp_pa
     code = main(["explain", TICKERS[0], "--date", day.isoformat(), "--set", "call_sentiment=0.9"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
-    assert err == ["error: --set call_sentiment=0.9: call_sentiment is a per-day rank in [-0.5, 0.5]"]
+    assert err == ["alpha explain: --set call_sentiment=0.9: call_sentiment is a per-day rank in [-0.5, 0.5]"]
     code = main(["explain", TICKERS[0], "--date", day.isoformat(), "--set", "call__missing=2"])
     assert code == 2 and "call__missing is a 0/1 missing-data flag in [0, 1]" in capsys.readouterr().err
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import shutil
 from datetime import date
 
@@ -262,6 +263,42 @@ def test_shap_values_add_up_to_the_prediction_for_every_name_in_the_book(planted
     for (day,), g in lime.partition_by("trade_date", as_dict=True).items():
         w = json.loads(scores.filter(pl.col("trade_date") == day)["champion_weights"][0])
         assert set(g["model"]) == {max(sorted(w), key=lambda k: w[k])}, (day, w)
+
+
+def test_alpha_explain_decomposes_a_traded_name_and_answers_a_what_if(planted, capsys) -> None:
+    """`alpha explain` end to end on the planted world (after the explain job of the SHAP test): the traded score's
+    parts add up to it, and a what-if gives the new score, rank and book weight."""
+    from alpha_assets.cli import main
+    from alpha_assets.lib.features.matrix import feature_columns
+    from resources.lake import DeltaLake
+
+    home, end = planted["home"], planted["end"]
+    lake = DeltaLake(home.lake)
+    book = lake.read("portfolio", "target_weights", end, end).sort("weight", descending=True)
+    ticker = book["ticker"][0]
+    matrix = lake.read("features", "feature_matrix", end, end)
+    feature = next(c for c in feature_columns(matrix) if not c.endswith("__missing"))
+    top = float(matrix[feature].max())
+    argv = [
+        "--home",
+        str(home.root),
+        "explain",
+        ticker,
+        "--date",
+        end.isoformat(),
+        "--set",
+        f"{feature}={top}",
+    ]
+    assert main(argv) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    traded = float(re.search(r"traded alpha_score ([+-][0-9.]+) \(rank", out).group(1))
+    parts = re.search(r"sum of the parts ([+-][0-9.]+) = traded alpha_score ([+-][0-9.]+)", out)
+    assert (
+        abs(float(parts.group(1)) - float(parts.group(2))) < 1e-6
+        and abs(float(parts.group(2)) - traded) < 1e-4
+    )
+    assert f"what-if {feature}=" in out and "-> " in out
+    assert re.search(r"book weight [+-][0-9.]+% -> [+-][0-9.]+%", out) or "book weight: not recomputed" in out
 
 
 def test_retraining_with_the_same_seed_gives_the_same_predictions(planted) -> None:
