@@ -31,6 +31,7 @@ from alpha_assets.app.report import lake_sql, model_summary, summary
 from alpha_assets.app.runs import (
     UserError,
     block_first_session,
+    budget_run_config,
     materialize,
     republish,
     run_backtest,
@@ -192,9 +193,8 @@ def cmd_serve_site(args) -> int:
 def cmd_train(args) -> int:
     home = _home(args)
     if args.alpha:
-        if args.budget:
-            os.environ["ALPHA_MODEL_BUDGET"] = args.budget
-        return 0 if train_alpha(home)["success"] else 1
+        run_config = budget_run_config(args.budget) if args.budget else None
+        return 0 if train_alpha(home, run_config=run_config)["success"] else 1
     cfg = (
         {"ops": {"models__car_detector": {"config": {"weights_path": args.weights}}}}
         if args.weights
@@ -402,7 +402,8 @@ def cmd_demo(args) -> int:
         return 2
     home = _home(args, create=True)
     t0 = time.perf_counter()
-    os.environ.setdefault("ALPHA_MODEL_BUDGET", "demo")  # budgets that fit the demo's 10 minutes on 2 cores
+    # budgets that fit the demo's 10 minutes on 2 cores, unless the deployment's environment names one
+    budget = os.environ.get("ALPHA_MODEL_BUDGET") or "demo"
     stages: list[tuple[str, float]] = []
 
     def cpu_seconds() -> float:  # this process and its finished children (the world's render workers, pools)
@@ -455,7 +456,7 @@ def cmd_demo(args) -> int:
     if not ok:
         print("demo stopped: the data run failed (see the failed steps above)")
         return 1
-    trained = train_alpha(home)
+    trained = train_alpha(home, run_config=budget_run_config(budget))
     t = stage("alpha models", t)
     if trained["blocks"] and trained["success"]:
         first = block_first_session(trained["blocks"][0])

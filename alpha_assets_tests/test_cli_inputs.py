@@ -70,3 +70,22 @@ def test_without_the_demo_world_package_a_world_command_says_so_in_one_line(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "the demo world (package alpha_world) is not installed here" in err[0], err
     assert not target.exists()
+
+
+def test_the_model_budget_reaches_the_training_ops_as_run_config_not_the_environment(tmp_path, monkeypatch):
+    """`alpha train --alpha --budget B` hands B to the training ops' config; the process environment (the
+    deployment's default budget) is left as it was."""
+    from alpha_assets import cli
+
+    (tmp_path / "landing").mkdir()
+    monkeypatch.setenv("ALPHA_HOME", str(tmp_path))
+    monkeypatch.setenv("ALPHA_MODEL_BUDGET", "demo")
+    seen = []
+    monkeypatch.setattr(cli, "train_alpha", lambda home, **kw: seen.append(kw) or {"success": True})
+    assert main(["train", "--alpha", "--budget", "seed"]) == 0
+    ops = seen[0]["run_config"]["ops"]
+    assert set(ops) == {"models__fusion_encoder", "models__alpha_models"}
+    assert {o["config"]["budget"] for o in ops.values()} == {"seed"}
+    import os
+
+    assert os.environ["ALPHA_MODEL_BUDGET"] == "demo"

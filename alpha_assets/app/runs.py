@@ -161,6 +161,16 @@ def trainable_blocks(
     return blocks, ""
 
 
+# The ops of train_alpha's job that take a model budget (models.training.BlockTrainingConfig.budget).
+TRAINING_OPS = ("models__fusion_encoder", "models__alpha_models")
+
+
+def budget_run_config(budget: str) -> dict:
+    """The run config that trains at ``budget`` ("seed": the design's hyper-parameters; "demo": budgets that fit 2
+    cores): passed to the training ops, not set in the environment (which stays the deployment's default)."""
+    return {"ops": {op: {"config": {"budget": budget}} for op in TRAINING_OPS}}
+
+
 def train_alpha(
     home: AlphaHome,
     blocks: list[str] | None = None,
