@@ -87,6 +87,30 @@ def cli_tags() -> dict[str, str]:
     return {"alpha/launched_by": "alpha-cli", HOST_TAG: this_host()}
 
 
+def execute(
+    job,
+    instance,
+    run_config: dict | None = None,
+    *,
+    quiet: bool = True,
+    run_id: str | None = None,
+    tags: dict | None = None,
+    partition_key: str | None = None,
+):
+    """Run ``job`` in this process on ``instance`` with the CLI's tags and console log level (never raising on a
+    failed step: the result says so), printing each step as it finishes unless ``quiet``."""
+    run_id = run_id or make_run_id()
+    with progress(instance, run_id, quiet):
+        return job.execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            run_id=run_id,
+            run_config=_run_config(run_config),
+            tags=tags or cli_tags(),
+            partition_key=partition_key,
+        )
+
+
 def train_models(home: AlphaHome, instance=None, quiet: bool = False, run_config: dict | None = None) -> dict:
     """Materialize models/car_detector: trains on the labelled sample, or reuses the weights when the sample and
     the recipe are unchanged."""
@@ -99,15 +123,7 @@ def train_models(home: AlphaHome, instance=None, quiet: bool = False, run_config
     instance = instance or DagsterInstance.get()
     if not quiet:
         print("car detector: training or reusing (about 1.5 minutes when it trains)", flush=True)
-    run_id = make_run_id()
-    with progress(instance, run_id, quiet):
-        result = job.execute_in_process(
-            instance=instance,
-            raise_on_error=False,
-            run_id=run_id,
-            run_config=_run_config(run_config),
-            tags=cli_tags(),
-        )
+    result = execute(job, instance, run_config, quiet=quiet)
     meta: dict = {}
     for e in result.all_events:
         if e.event_type_value == "ASSET_MATERIALIZATION":
@@ -195,13 +211,7 @@ def train_alpha(
     ok, t0 = True, time.perf_counter()
     for i, block in enumerate(blocks, 1):
         tb = time.perf_counter()
-        res = job.execute_in_process(
-            instance=instance,
-            partition_key=block,
-            raise_on_error=False,
-            run_config=_run_config(run_config),
-            tags=cli_tags(),
-        )
+        res = execute(job, instance, run_config, partition_key=block)
         ok &= res.success
         if not quiet:
             ics = {}
@@ -478,14 +488,7 @@ def _run_job_range(
             except DaskUnavailable as e:
                 raise UserError(str(e)) from None
     else:
-        with progress(instance, run_id, quiet):
-            result = job.execute_in_process(
-                instance=instance,
-                tags=tags,
-                raise_on_error=False,
-                run_config=_run_config(run_config),
-                run_id=run_id,
-            )
+        result = execute(job, instance, run_config, quiet=quiet, run_id=run_id, tags=tags)
     secs = time.perf_counter() - t0
     mats = [e for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"]
     failures = {
@@ -687,12 +690,7 @@ def run_backtest(
     job = defs.resolve_job_def("backtest_report")
     cfg = {"ops": {"backtest": {"config": {k: v for k, v in (("start", start), ("end", end)) if v}}}}
     t0 = time.perf_counter()
-    result = job.execute_in_process(
-        instance=instance or DagsterInstance.get(),
-        run_config=_run_config(cfg),
-        raise_on_error=False,
-        tags=cli_tags(),
-    )
+    result = execute(job, instance or DagsterInstance.get(), cfg)
     out = {"success": result.success, "seconds": time.perf_counter() - t0, "run_id": result.run_id}
     if not quiet:
         summary_file = home.outbox / "reports" / "backtest" / "summary.json"
@@ -719,12 +717,7 @@ def run_job(home: AlphaHome, job_name: str, instance=None, quiet: bool = False) 
 
     job = build_definitions(local_resources(home)).resolve_job_def(job_name)
     t0 = time.perf_counter()
-    res = job.execute_in_process(
-        instance=instance or DagsterInstance.get(),
-        raise_on_error=False,
-        run_config=_run_config(None),
-        tags=cli_tags(),
-    )
+    res = execute(job, instance or DagsterInstance.get())
     out = {"success": res.success, "seconds": time.perf_counter() - t0, "run_id": res.run_id}
     if not quiet and not res.success:
         print(f"{job_name} FAILED after {out['seconds']:.0f}s (run {res.run_id[:8]}; see its logs in the UI)")

@@ -156,20 +156,29 @@ class ExplainConfig(Config):
     lime_features: int = 10
 
 
-@asset(
-    key=MODELS_SHAP_VALUES,
-    ins={
+def explained_inputs() -> dict[str, AssetIn]:
+    """The rows an explanation reads through the IO manager: the day's feature matrix and embeddings."""
+    return {
         "feature_matrix": AssetIn(key=FEATURES_FEATURE_MATRIX),
         "fused_embeddings": AssetIn(key=FEATURES_FUSED_EMBEDDINGS),
-    },
-    # the day's predictions and scores (the traded decomposition), the promotion decision in force on the day
-    deps=[
-        MODELS_ALPHA_MODELS,
-        MODELS_ALPHA_SCORES,
-        MODELS_PREDICTIONS,
-        MODELS_PROMOTIONS,
-        PORTFOLIO_TARGET_WEIGHTS,
-    ],
+    }
+
+
+# What an explanation reads itself: the day's predictions and scores (the traded decomposition), the models, the
+# promotion decision in force on the day and the day's book (the names explained).
+EXPLAINED_DEPS = [
+    MODELS_ALPHA_MODELS,
+    MODELS_ALPHA_SCORES,
+    MODELS_PREDICTIONS,
+    MODELS_PROMOTIONS,
+    PORTFOLIO_TARGET_WEIGHTS,
+]
+
+
+@asset(
+    key=MODELS_SHAP_VALUES,
+    ins=explained_inputs(),
+    deps=EXPLAINED_DEPS,
     partitions_def=model_days,
     backfill_policy=BackfillPolicy.single_run(),
     metadata={"partition_expr": "trade_date"},
@@ -308,18 +317,8 @@ def _heaviest_model_by_day(lake, start, end) -> dict:
 
 @asset(
     key=MODELS_LIME_EXPLANATIONS,
-    ins={
-        "feature_matrix": AssetIn(key=FEATURES_FEATURE_MATRIX),
-        "fused_embeddings": AssetIn(key=FEATURES_FUSED_EMBEDDINGS),
-    },
-    # the day's predictions and scores (the traded decomposition), the promotion decision in force on the day
-    deps=[
-        MODELS_ALPHA_MODELS,
-        MODELS_ALPHA_SCORES,
-        MODELS_PREDICTIONS,
-        MODELS_PROMOTIONS,
-        PORTFOLIO_TARGET_WEIGHTS,
-    ],
+    ins=explained_inputs(),
+    deps=EXPLAINED_DEPS,
     partitions_def=model_days,
     backfill_policy=BackfillPolicy.single_run(),
     metadata={"partition_expr": "trade_date"},
