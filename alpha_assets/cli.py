@@ -40,6 +40,7 @@ from alpha_assets.app.runs import (
     train_models,
 )
 from alpha_assets.home import AlphaHome
+from alpha_assets.lib.settings import PURGE_SESSIONS, SESSIONS_PER_YEAR
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -387,7 +388,8 @@ def cmd_demo(args) -> int:
     if args.days < MIN_DEMO_SESSIONS:
         print(
             f"alpha demo: --days {args.days} is too short for the model layer: the models train on a year "
-            f"(252 sessions + a 5-session purge) before each quarter they score, so the demo needs at least "
+            f"({SESSIONS_PER_YEAR} sessions + a {PURGE_SESSIONS}-session purge) before each quarter they score, "
+            f"so the demo needs at least "
             f"{MIN_DEMO_SESSIONS} sessions (default 504). For the data layer alone: "
             f"`alpha world generate --days {args.days} --out DIR` and `alpha materialize --job daily_data`.",
             file=sys.stderr,

@@ -19,7 +19,12 @@ from dagster import (
     TimeWindowPartitionsDefinition,
 )
 
-from alpha_assets.lib.settings import FEATURE_LOOKBACK_SESSIONS, LABEL_HORIZONS, SESSIONS_PER_YEAR
+from alpha_assets.lib.settings import (
+    FEATURE_LOOKBACK_SESSIONS,
+    LABEL_HORIZONS,
+    PURGE_SESSIONS,
+    SESSIONS_PER_YEAR,
+)
 from partitions.calendar import CALENDAR_END, holidays_between, sessions_between, sessions_from
 
 DEFAULT_START = "2015-01-02"
@@ -84,7 +89,6 @@ def _next_quarter(q: date) -> date:
 # quarter short does not).
 TRAIN_SESSIONS = SESSIONS_PER_YEAR  # a training year
 MAX_TRAIN_SESSIONS = 756  # the window expands up to 3 years of the lake's history (models.training)
-PURGE_SESSIONS = 5
 MIN_HISTORY_SHARE = 0.9
 
 

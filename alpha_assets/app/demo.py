@@ -10,8 +10,7 @@ from pathlib import Path
 
 from alpha_assets.app.runs import UserError, materialize, train_models
 from alpha_assets.home import AlphaHome
-from alpha_assets.lib.settings import SESSIONS_PER_QUARTER, SESSIONS_PER_YEAR
-from partitions import PURGE_SESSIONS
+from alpha_assets.lib.settings import PURGE_SESSIONS, SESSIONS_PER_QUARTER, SESSIONS_PER_YEAR
 
 
 def require_world() -> None:

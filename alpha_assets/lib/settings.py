@@ -6,6 +6,8 @@ them; ``partitions`` builds the training window from them."""
 from __future__ import annotations
 
 SESSIONS_PER_YEAR = 252  # trading sessions in a year (US equities)
+# Sessions between a training window's last label and the first session it scores (no overlapping labels).
+PURGE_SESSIONS = 5
 SESSIONS_PER_QUARTER = 63  # a quarter: the walk-forward test block and the CPCV test fold
 # Sessions of trailing out-of-sample IC behind the ensemble weights (and the research benchmark's gate).
 IC_WINDOW_SESSIONS = SESSIONS_PER_QUARTER
