@@ -51,8 +51,8 @@ def plot_metadata(
     partition: str | None = None,
     day: date | None = None,
 ) -> dict:
-    """The metadata of one picture: under ``key`` (default ``name``) the PNG (bytes, or the file at a path) as Markdown, under
-    ``<key>_dashboard`` the link to it on the dashboard's Reports page; and the PNG stored in the serving store as
+    """The metadata of one picture: under ``key`` (default ``name``) the PNG (bytes, or the file at a path) as
+    Markdown, under ``<key>_dashboard`` the link to it on the dashboard's Reports page; and the PNG stored in the serving store as
     the latest picture of the plot ``name`` (``store.write_plot``: ``asset_key`` drew it, for ``partition``,
     showing ``day``).
 

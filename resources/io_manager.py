@@ -79,31 +79,44 @@ class DeltaIOManager(ConfigurableIOManager):
     def load_input(self, context: InputContext) -> pl.DataFrame:
         key = context.upstream_output.asset_key if context.upstream_output else context.asset_key
         layer, asset = self._table(key)
-        if not self.lake.exists(layer, asset):
-            raise FileNotFoundError(f"Delta table {layer}.{asset} does not exist yet: materialize it first")
         start = end = None
         if context.has_asset_partitions:
             tw = context.asset_partitions_time_window
             start, end = window_dates(tw.start, tw.end)
-        df, version = self.lake.read_pinned(layer, asset, start, end)
+        try:  # one open of the table: the read itself finds a missing one
+            df, version = self.lake.read_pinned(layer, asset, start, end)
+        except FileNotFoundError:
+            if self.lake.exists(layer, asset):  # a file missing inside a table: not "materialize it first"
+                raise
+            raise FileNotFoundError(
+                f"Delta table {layer}.{asset} does not exist yet: materialize it first"
+            ) from None
         _remember_input_version(context, f"{layer}.{asset}", version)
         return df
 
 
-# The Delta version each input of a running step was read at, by (run id, op name). The IO manager reads an
+# The Delta version each input of a running step was read at, per op (for its run). The IO manager reads an
 # asset's inputs before its body runs; an asset that records its inputs' versions (the weights audit) takes them
 # from here (``input_versions``) rather than asking the lake afterwards, when another run may have committed a
-# newer version. Loading and computing a step happen in one process under every executor used here.
-_INPUT_VERSIONS: dict[tuple[str, str], dict[str, int]] = {}
+# newer version. Loading and computing a step happen in one process under every executor used here. One entry per
+# op: an op's entry from an earlier run in this process (most ops never ask) is dropped when it loads again.
+_INPUT_VERSIONS: dict[str, tuple[str, dict[str, int]]] = {}
 
 
 def _remember_input_version(context: InputContext, table: str, version: int) -> None:
     # (not add_input_metadata: it makes an asset observation for one partition, and a range run's input has many)
-    _INPUT_VERSIONS.setdefault((context.step_context.run_id, context.op_def.name), {})[table] = version
+    run_id, op = context.step_context.run_id, context.op_def.name
+    if op not in _INPUT_VERSIONS or _INPUT_VERSIONS[op][0] != run_id:
+        _INPUT_VERSIONS[op] = (run_id, {})
+    _INPUT_VERSIONS[op][1][table] = version
     context.log.debug(f"read {table} at Delta version {version}")
 
 
 def input_versions(run_id: str, op_name: str) -> dict[str, int]:
     """``layer.asset`` -> the Delta version each IO-manager input of this run's op was read at (forgotten once
     asked). An asset calls it with ``context.run.run_id, context.op_def.name``."""
-    return _INPUT_VERSIONS.pop((run_id, op_name), {})
+    entry = _INPUT_VERSIONS.get(op_name)
+    if entry is None or entry[0] != run_id:
+        return {}
+    del _INPUT_VERSIONS[op_name]
+    return entry[1]

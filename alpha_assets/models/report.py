@@ -142,8 +142,8 @@ def _plots(ev: dict, weights: pl.DataFrame, tmp: Path, day=None) -> dict[str, Me
         MODELS_PREDICTIONS,
         MODELS_ALPHA_SCORES,
         FEATURES_LABELS,
-        RAW_PRICES,
-    ],  # prices: the oracle's returns
+        RAW_PRICES,  # the oracle's returns
+    ],
     group_name="reports",
     kinds={"polars", "delta"},
 )

@@ -168,3 +168,17 @@ def test_a_scan_reads_the_version_it_was_built_at_and_reports_it(tmp_path):
     assert len(reads) == 3  # closed: no longer recording
     with pytest.raises(FileNotFoundError, match="no Delta table raw.absent"):
         lake.read("raw", "absent")
+
+
+def test_an_input_whose_table_does_not_exist_yet_says_materialize_it_first(tmp_path):
+    from dagster import AssetKey, build_input_context, build_output_context
+
+    from resources.io_manager import DeltaIOManager
+
+    manager = DeltaIOManager(lake_root=str(tmp_path))
+    key = AssetKey(["raw", "absent"])
+    context = build_input_context(asset_key=key, upstream_output=build_output_context(asset_key=key))
+    with pytest.raises(
+        FileNotFoundError, match="Delta table raw.absent does not exist yet: materialize it first"
+    ):
+        manager.load_input(context)

@@ -50,10 +50,7 @@ SIGNALS_SCHEMA = pl.Schema(
     }
 )
 CRAWLED_SCHEMA = pl.Schema(
-    [
-        *pl.Schema(ROW_SCHEMA).items(),
-        *{"fetched_at": pit.TS, "event_time": pit.TS, "published_at": pit.TS}.items(),
-    ]
+    {**pl.Schema(ROW_SCHEMA), "fetched_at": pit.TS, "event_time": pit.TS, "published_at": pit.TS}
 )
 
 
